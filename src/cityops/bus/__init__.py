@@ -1,0 +1,1 @@
+"""Event buses: one backend per module behind the `Bus` protocol."""

@@ -1,0 +1,129 @@
+"""The city model: three-level areas, departments, device kinds and devices."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+
+class Level(enum.StrEnum):
+    DISTRICT = "district"
+    TOWN = "town"
+    VILLAGE = "village"
+
+
+LEVELS: tuple[Level, ...] = (Level.DISTRICT, Level.TOWN, Level.VILLAGE)
+
+# Grid codes as Chinese urban grids write them: 6-digit district, +3 street/town, +3 community.
+CODE_LENGTH = {Level.DISTRICT: 6, Level.TOWN: 9, Level.VILLAGE: 12}
+
+
+def level_of_code(code: str) -> Level:
+    for level, length in CODE_LENGTH.items():
+        if len(code) == length and code.isdigit():
+            return level
+    raise ValueError(f"area code {code!r} is not 6, 9 or 12 digits")
+
+
+class Area(msgspec.Struct, frozen=True):
+    code: str
+    name: str
+    level: Level
+    parent: str | None
+    geometry: dict[str, Any]  # GeoJSON geometry (Polygon or MultiPolygon), RFC 7946 lon/lat
+
+
+class AreaCodes(msgspec.Struct, frozen=True):
+    district: str
+    town: str
+    village: str
+
+    def within(self, scope_code: str) -> bool:
+        """True when this place lies inside the area with `scope_code` (any level)."""
+        return self.village.startswith(scope_code)
+
+
+class Department(msgspec.Struct, frozen=True):
+    code: str  # snake_case, e.g. "police", "fire", "city_management"
+    name: str
+    hotline: str | None = None
+    service_areas: list[str] = []  # area codes it serves; a district code means city-wide
+
+
+class ChannelSpec(msgspec.Struct, frozen=True):
+    name: str
+    unit: str
+    min: float
+    max: float
+
+
+class DeviceKind(msgspec.Struct, frozen=True):
+    name: str  # snake_case: noise, water_depth, rainfall, ...
+    title: str
+    channels: list[ChannelSpec]  # the first channel is what a plain `value` reports
+    period_s: float  # nominal reporting period
+    mobile: bool = False
+
+    @property
+    def primary(self) -> ChannelSpec:
+        return self.channels[0]
+
+    def channel_index(self, name: str) -> int:
+        for i, channel in enumerate(self.channels):
+            if channel.name == name:
+                return i
+        raise KeyError(name)
+
+
+class Device(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: str
+    kind: str
+    lat: float
+    lon: float
+    name: str = ""
+    owner: str | None = None  # department code responsible for the device
+    areas: AreaCodes | None = None  # resolved once, at registration
+    cell: str | None = None  # H3 cell at the city's resolution, resolved at registration
+    meta: dict[str, Any] = {}
+
+
+class Staff(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: str
+    name: str
+    department: str
+    device_id: str  # the GPS device the person carries
+    home_area: str  # village or town code of the person's beat
+    skills: list[str] = []
+
+
+class Vehicle(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: str
+    plate: str
+    role: str  # muck_truck, bus, patrol_car ...
+    device_id: str
+    company: str = ""
+
+
+class CityInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    timezone: str
+    center: tuple[float, float]  # lat, lon
+    h3_resolution: int = 9
+    country: str = ""
+    version: int = 1
+    generator: dict[str, Any] = {}
+
+
+class CityPack(msgspec.Struct, kw_only=True):
+    """A whole city as data, as loaded from a city-pack folder (see docs/city-packs.md)."""
+
+    info: CityInfo
+    areas: list[Area]
+    departments: list[Department]
+    kinds: dict[str, DeviceKind]
+    devices: list[Device]
+    staff: list[Staff] = []
+    vehicles: list[Vehicle] = []
+    cell_owners: dict[str, str] = {}  # H3 cell -> responsible unit (department code)

@@ -1,0 +1,70 @@
+"""Readings as columns: the unit that flows from ingest through the bus to detection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEVICE_DTYPE = np.int32
+CHANNEL_DTYPE = np.int8
+TS_DTYPE = np.int64  # microseconds since the Unix epoch, UTC
+VALUE_DTYPE = np.float64
+
+US = 1_000_000
+
+
+@dataclass(slots=True)
+class ReadingBatch:
+    """A batch of readings, one row per (device, channel, ts, value).
+
+    `device` is the index of the device in the registry (stable for the life of the city:
+    devices are never removed from the registry, only decommissioned), `channel` the index
+    of the channel within the device's kind.
+    """
+
+    device: np.ndarray
+    channel: np.ndarray
+    ts: np.ndarray
+    value: np.ndarray
+    received_ns: int = 0  # time.monotonic_ns() when the batch arrived, for latency figures
+    source: str = "http"
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.device.shape[0])
+
+    @classmethod
+    def empty(cls) -> "ReadingBatch":
+        return cls(
+            np.empty(0, DEVICE_DTYPE),
+            np.empty(0, CHANNEL_DTYPE),
+            np.empty(0, TS_DTYPE),
+            np.empty(0, VALUE_DTYPE),
+        )
+
+    def take(self, index: np.ndarray) -> "ReadingBatch":
+        return ReadingBatch(
+            self.device[index],
+            self.channel[index],
+            self.ts[index],
+            self.value[index],
+            self.received_ns,
+            self.source,
+            self.meta,
+        )
+
+    @classmethod
+    def concat(cls, batches: list["ReadingBatch"]) -> "ReadingBatch":
+        if not batches:
+            return cls.empty()
+        if len(batches) == 1:
+            return batches[0]
+        return cls(
+            np.concatenate([b.device for b in batches]),
+            np.concatenate([b.channel for b in batches]),
+            np.concatenate([b.ts for b in batches]),
+            np.concatenate([b.value for b in batches]),
+            min(b.received_ns for b in batches),
+            batches[0].source,
+        )

@@ -1,0 +1,116 @@
+"""The state-store contract. Raw reading history is not here: it lives in `cityops.history`.
+
+Every adapter (memory, SQLite, PostgreSQL) passes the same contract tests in
+`tests/store/test_contract.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from cityops.domain.city import Device
+
+
+class ApiKeyRecord(msgspec.Struct, frozen=True):
+    id: str  # public id, shown in lists and audit trails ("k_3f9a...")
+    hash: str  # sha256 hex of the secret; the secret itself is never stored
+    role: str
+    scope: str  # "*", an area code, or a department code
+    name: str = ""
+    created_at: float = 0.0
+    revoked: bool = False
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    source: str  # "mqtt", "http"
+    where: str  # topic, or request path
+    reason: str
+    payload: str  # text as received, truncated; undecodable bytes shown as hex
+    received_at: float
+    index: int | None = None  # which element of an array payload was bad
+    id: int = 0  # assigned by the store
+
+
+class LatestRows(msgspec.Struct):
+    """The latest reading per (device, channel), column-wise."""
+
+    device_id: list[str]
+    channel: list[str]
+    ts_us: list[int]
+    value: list[float]
+
+    def __len__(self) -> int:
+        return len(self.device_id)
+
+
+@runtime_checkable
+class Store(Protocol):
+    url: str
+
+    async def open(self) -> None:
+        """Connect and create the schema if it is missing."""
+
+    async def close(self) -> None: ...
+
+    def queue_depth(self) -> int:
+        """Writes accepted but not yet committed (0 for stores that write synchronously)."""
+
+    # Devices. Registration order is kept: `load_devices` returns devices in the order they
+    # were first registered, and re-registering a device updates it in place.
+    async def upsert_devices(self, devices: Sequence[Device]) -> None: ...
+
+    async def load_devices(self) -> list[Device]: ...
+
+    # API keys.
+    async def add_key(self, record: ApiKeyRecord) -> None: ...
+
+    async def find_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    async def list_keys(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke_key(self, key_id: str) -> bool: ...
+
+    # Latest value per (device, channel); a row only replaces a stored one with a newer ts.
+    async def save_latest(self, rows: LatestRows) -> None: ...
+
+    async def load_latest(self) -> LatestRows: ...
+
+    # Dead letters: input that could not be taken, kept with the reason.
+    async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
+
+    async def list_dead_letters(
+        self, *, limit: int = 100, before_id: int | None = None
+    ) -> list[DeadLetter]:
+        """Newest first; `before_id` pages backwards."""
+
+    async def count_dead_letters(self) -> int: ...
+
+    # Small key/value settings (schema version, last snapshot time ...).
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+
+def open_store(url: str, data_dir: str | None = None) -> Store:
+    """Make the store named by `url`: `memory://`, `sqlite:///path.db` or `postgresql://...`.
+
+    A bare data directory with no URL means the embedded default, `DATA/state.db`.
+    """
+    if url.startswith("memory:"):
+        from cityops.store.memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith("sqlite:"):
+        from cityops.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        from cityops.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(
+        f"store URL {url!r} is not understood: use memory://, sqlite:///PATH or postgresql://..."
+    )
