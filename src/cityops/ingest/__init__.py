@@ -1,0 +1,1 @@
+"""Ingest: decode and validate readings from any source, store them durably, publish them."""
