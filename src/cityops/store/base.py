@@ -14,6 +14,19 @@ import msgspec
 from cityops.domain.city import Device
 
 
+class StoreBusy(RuntimeError):
+    """The store's write backlog is full; the write was not taken. Retry after `retry_after`
+    seconds (the HTTP layer answers 503 with a Retry-After header)."""
+
+    def __init__(self, message: str = "store is busy", retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DuplicateKey(ValueError):
+    """`add_key` was given a key whose id or hash is already stored."""
+
+
 class ApiKeyRecord(msgspec.Struct, frozen=True):
     id: str  # public id, shown in lists and audit trails ("k_3f9a...")
     hash: str  # sha256 hex of the secret; the secret itself is never stored
@@ -53,10 +66,14 @@ class Store(Protocol):
     async def open(self) -> None:
         """Connect and create the schema if it is missing."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Commit every write already accepted, then release connections and threads."""
 
     def queue_depth(self) -> int:
-        """Writes accepted but not yet committed (0 for stores that write synchronously)."""
+        """Writes accepted but not yet committed (0 for stores that write synchronously).
+
+        A store with a bounded write backlog raises `StoreBusy` from any write when it is full.
+        """
 
     # Devices. Registration order is kept: `load_devices` returns devices in the order they
     # were first registered, and re-registering a device updates it in place.
@@ -64,7 +81,9 @@ class Store(Protocol):
 
     async def load_devices(self) -> list[Device]: ...
 
-    # API keys.
+    # API keys. Ids and hashes are unique: `add_key` raises `DuplicateKey` on a clash.
+    # `find_key` returns revoked keys too (the caller checks `revoked`); `list_keys` returns
+    # keys in the order they were added; `revoke_key` is False only when no key has that id.
     async def add_key(self, record: ApiKeyRecord) -> None: ...
 
     async def find_key(self, key_hash: str) -> ApiKeyRecord | None: ...
@@ -73,7 +92,8 @@ class Store(Protocol):
 
     async def revoke_key(self, key_id: str) -> bool: ...
 
-    # Latest value per (device, channel); a row only replaces a stored one with a newer ts.
+    # Latest value per (device, channel); a row only replaces a stored one with a newer ts
+    # (an equal ts keeps what is stored). `load_latest` is ordered by (device_id, channel).
     async def save_latest(self, rows: LatestRows) -> None: ...
 
     async def load_latest(self) -> LatestRows: ...
