@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 from typing import Any
 
@@ -33,6 +34,9 @@ class Area(msgspec.Struct, frozen=True):
     level: Level
     parent: str | None
     geometry: dict[str, Any]  # GeoJSON geometry (Polygon or MultiPolygon), RFC 7946 lon/lat
+    # The area's identifier in the data it came from (e.g. a New York NTA code "BK0301"),
+    # so that records keyed the source's way can be joined; empty for synthetic areas.
+    ref: str = ""
 
 
 class AreaCodes(msgspec.Struct, frozen=True):
@@ -116,6 +120,29 @@ class CityInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     generator: dict[str, Any] = {}
 
 
+class WorkPeriod(msgspec.Struct, frozen=True):
+    start: datetime.time
+    end: datetime.time
+
+
+def _default_working_hours() -> list[WorkPeriod]:
+    return [
+        WorkPeriod(datetime.time(9, 0), datetime.time(12, 0)),
+        WorkPeriod(datetime.time(13, 30), datetime.time(18, 0)),
+    ]
+
+
+class WorkCalendar(msgspec.Struct, frozen=True, kw_only=True):
+    """When the city's offices work: time limits of cases are counted on it (SPEC section 4)."""
+
+    timezone: str  # IANA name, e.g. "Asia/Shanghai"
+    working_hours: list[WorkPeriod] = msgspec.field(default_factory=_default_working_hours)
+    weekend: list[int] = msgspec.field(default_factory=lambda: [6, 7])  # ISO: Monday 1 .. Sunday 7
+    holidays: list[datetime.date] = []  # days off that would otherwise be working days
+    # Weekend days declared working days; China moves weekends around its public holidays.
+    working_days: list[datetime.date] = []
+
+
 class CityPack(msgspec.Struct, kw_only=True):
     """A whole city as data, as loaded from a city-pack folder (see docs/city-packs.md)."""
 
@@ -127,3 +154,4 @@ class CityPack(msgspec.Struct, kw_only=True):
     staff: list[Staff] = []
     vehicles: list[Vehicle] = []
     cell_owners: dict[str, str] = {}  # H3 cell -> responsible unit (department code)
+    calendar: WorkCalendar | None = None  # load_pack fills a default when the file is absent
