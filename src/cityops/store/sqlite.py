@@ -1,0 +1,517 @@
+"""The embedded store: one SQLite file in WAL mode, written by a single group-committing thread.
+
+Every write is a closure handed to the one writer thread through a bounded queue. The writer
+takes everything queued at once and commits it in one `BEGIN IMMEDIATE` transaction, so a burst
+of small writes costs one fsync, not one each. A caller's await returns only after the commit,
+which with `synchronous=FULL` means the write survives a power cut, not just a process crash.
+A full queue refuses the write with `StoreBusy` instead of letting memory and latency grow.
+
+Reads go to read-only connections on a small thread pool of their own; in WAL mode they read
+the last committed snapshot and never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+from cityops.domain.city import Device
+from cityops.store.base import ApiKeyRecord, DeadLetter, DuplicateKey, LatestRows, StoreBusy
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    village TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS devices_kind ON devices (kind);
+CREATE INDEX IF NOT EXISTS devices_village ON devices (village);
+CREATE TABLE IF NOT EXISTS api_keys (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS latest (
+    device_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    ts_us INTEGER NOT NULL,
+    value REAL,  -- SQLite stores NaN as NULL, so NULL reads back as NaN
+    PRIMARY KEY (device_id, channel)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    place TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    item INTEGER
+);
+"""
+
+UPSERT_DEVICE = """
+INSERT INTO devices (id, kind, village, doc) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, village = excluded.village, doc = excluded.doc
+"""
+UPSERT_LATEST = """
+INSERT INTO latest (device_id, channel, ts_us, value) VALUES (?, ?, ?, ?)
+ON CONFLICT (device_id, channel) DO UPDATE SET ts_us = excluded.ts_us, value = excluded.value
+WHERE excluded.ts_us > latest.ts_us
+"""
+INSERT_KEY = """
+INSERT INTO api_keys (id, hash, role, scope, name, created_at, revoked)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+KEY_COLUMNS = "id, hash, role, scope, name, created_at, revoked"
+INSERT_DEAD_LETTER = """
+INSERT INTO dead_letters (source, place, reason, payload, received_at, item)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+DEAD_LETTER_COLUMNS = "source, place, reason, payload, received_at, item, id"
+
+_device_encoder = msgspec.json.Encoder()
+_devices_decoder = msgspec.json.Decoder(list[Device])
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///abs/path/state.db` -> /abs/path/state.db (a relative path is taken as given)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    raw = unquote(parts.netloc + parts.path)
+    if raw.startswith("//"):  # sqlite:////abs/path, the other common spelling
+        raw = "/" + raw.lstrip("/")
+    if not raw:
+        raise ValueError(f"sqlite URL {url!r} names no file")
+    return Path(raw)
+
+
+class _Write:
+    __slots__ = ("apply", "loop", "future")
+
+    def __init__(
+        self, apply: Callable[[sqlite3.Connection], Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.apply = apply
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+
+_STOP = object()
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        if future.done():  # the caller gave up waiting; the write stands regardless
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
+class GroupWriter:
+    """The only thread, and the only connection, that writes to the database file."""
+
+    def __init__(self, path: Path, queue_size: int) -> None:
+        self.path = path
+        self.commits = 0  # group commits so far: writes / commits is the batching factor
+        self._queue: queue.Queue[_Write | object] = queue.Queue(maxsize=queue_size)
+        self._pending = 0  # accepted and not yet committed, including the batch in flight
+        self._pending_lock = threading.Lock()
+        self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._run, name=f"cityops-sqlite-writer:{path.name}", daemon=True
+        )
+
+    async def start(self) -> None:
+        self._thread.start()
+        await asyncio.wrap_future(self._ready)
+
+    def submit(self, apply: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        write = _Write(apply, asyncio.get_running_loop())
+        with self._pending_lock:
+            try:
+                self._queue.put_nowait(write)
+            except queue.Full:
+                raise StoreBusy(
+                    f"SQLite write queue is full ({self._queue.maxsize} writes waiting)"
+                ) from None
+            self._pending += 1
+        return write.future
+
+    def depth(self) -> int:
+        return self._pending
+
+    def stop(self) -> None:
+        """Blocking: waits for room in the queue, then for the last commit."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+        # FULL fsyncs the WAL at every commit: an acknowledged write survives power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Statement by statement: executescript() would commit the open transaction first.
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has store schema version {row[0]}, newer than this "
+                    f"CityOps knows ({SCHEMA_VERSION}); upgrade CityOps to open it"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _run(self) -> None:
+        try:
+            conn = self._connect()
+            self._create_schema(conn)
+        except BaseException as error:
+            self._ready.set_exception(error)
+            return
+        self._ready.set_result(None)
+        try:
+            stopping = False
+            while not stopping or not self._queue.empty():
+                batch = [self._queue.get()] if not stopping else []
+                while True:  # group commit: take everything already waiting
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                writes = [item for item in batch if item is not _STOP]
+                stopping = stopping or len(writes) < len(batch)
+                if writes:
+                    self._commit(conn, writes)
+            conn.execute("PRAGMA optimize")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, writes: list[_Write]) -> None:
+        outcomes: list[tuple[_Write, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            # Another process holds the write lock past busy_timeout.
+            busy = StoreBusy(f"{self.path} is locked by another writer: {error}")
+            outcomes = [(write, None, busy) for write in writes]
+        else:
+            for write in writes:
+                # A savepoint per write: one failing write (a duplicate key, say) is undone
+                # alone and the rest of the group still commits.
+                conn.execute("SAVEPOINT one_write")
+                try:
+                    result = write.apply(conn)
+                except Exception as error:
+                    conn.execute("ROLLBACK TO one_write")
+                    conn.execute("RELEASE one_write")
+                    outcomes.append((write, None, error))
+                else:
+                    conn.execute("RELEASE one_write")
+                    outcomes.append((write, result, None))
+            try:
+                conn.execute("COMMIT")
+                self.commits += 1
+            except sqlite3.Error as error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                outcomes = [(write, None, error) for write in writes]
+        with self._pending_lock:
+            self._pending -= len(writes)
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for write, result, error in outcomes:
+            by_loop.setdefault(write.loop, []).append((write.future, result, error))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # that loop is closed; nobody is waiting any more
+                pass
+
+
+class SQLiteStore:
+    def __init__(self, url: str, *, queue_size: int = 1024, readers: int = 4) -> None:
+        self.url = url
+        self.path = sqlite_path(url).absolute()
+        self._queue_size = queue_size
+        self._reader_count = readers
+        self._writer: GroupWriter | None = None
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._read_conns_lock = threading.Lock()
+
+    @property
+    def commits(self) -> int:
+        return self._writer.commits if self._writer else 0
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = GroupWriter(self.path, self._queue_size)
+        await writer.start()
+        self._writer = writer
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self._reader_count, thread_name_prefix="cityops-sqlite-read"
+        )
+
+    async def close(self) -> None:
+        writer, readers = self._writer, self._readers
+        if writer is None or readers is None:
+            return
+        self._writer = None
+        self._readers = None
+        await asyncio.to_thread(writer.stop)
+        await asyncio.to_thread(readers.shutdown, True)
+        with self._read_conns_lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns.clear()
+
+    def queue_depth(self) -> int:
+        return self._writer.depth() if self._writer else 0
+
+    # -- plumbing
+
+    async def _write(self, apply: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise RuntimeError(f"store {self.url} is not open")
+        return await self._writer.submit(apply)
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        if self._readers is None:
+            raise RuntimeError(f"store {self.url} is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read_here, query)
+
+    def _read_here(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect_reader()
+            self._local.conn = conn
+        return query(conn)
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        # mode=ro: the writer thread's connection stays the only one able to write.
+        conn = sqlite3.connect(
+            f"{self.path.as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,  # used by one reader thread only; closed by close()
+        )
+        with self._read_conns_lock:
+            self._read_conns.append(conn)
+        return conn
+
+    # -- devices
+
+    async def upsert_devices(self, devices: Sequence[Device]) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                UPSERT_DEVICE,
+                (
+                    (
+                        d.id,
+                        d.kind,
+                        d.areas.village if d.areas else None,
+                        _device_encoder.encode(d).decode(),
+                    )
+                    for d in devices
+                ),
+            )
+
+        await self._write(apply)
+
+    async def load_devices(self) -> list[Device]:
+        def query(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute("SELECT doc FROM devices ORDER BY seq")]
+
+        docs = await self._read(query)
+        # One decode of a JSON array is much faster than one decode per device.
+        return _devices_decoder.decode("[" + ",".join(docs) + "]")
+
+    # -- API keys
+
+    async def add_key(self, record: ApiKeyRecord) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    INSERT_KEY,
+                    (
+                        record.id,
+                        record.hash,
+                        record.role,
+                        record.scope,
+                        record.name,
+                        record.created_at,
+                        int(record.revoked),
+                    ),
+                )
+            except sqlite3.IntegrityError as error:
+                raise DuplicateKey(f"API key {record.id!r} clashes with a stored key") from error
+
+        await self._write(apply)
+
+    async def find_key(self, key_hash: str) -> ApiKeyRecord | None:
+        def query(conn: sqlite3.Connection) -> ApiKeyRecord | None:
+            row = conn.execute(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,)
+            ).fetchone()
+            return None if row is None else _key_record(row)
+
+        return await self._read(query)
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        def query(conn: sqlite3.Connection) -> list[ApiKeyRecord]:
+            rows = conn.execute(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY seq")
+            return [_key_record(row) for row in rows]
+
+        return await self._read(query)
+
+    async def revoke_key(self, key_id: str) -> bool:
+        def apply(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?", (key_id,))
+            return cursor.rowcount > 0
+
+        return await self._write(apply)
+
+    # -- latest values
+
+    async def save_latest(self, rows: LatestRows) -> None:
+        if not len(rows):
+            return
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                UPSERT_LATEST, zip(rows.device_id, rows.channel, rows.ts_us, rows.value, strict=True)
+            )
+
+        await self._write(apply)
+
+    async def load_latest(self) -> LatestRows:
+        def query(conn: sqlite3.Connection) -> list[tuple[str, str, int, float | None]]:
+            return conn.execute(
+                "SELECT device_id, channel, ts_us, value FROM latest ORDER BY device_id, channel"
+            ).fetchall()
+
+        rows = await self._read(query)
+        if not rows:
+            return LatestRows([], [], [], [])
+        device_id, channel, ts_us, value = (list(column) for column in zip(*rows))
+        if None in value:
+            value = [float("nan") if v is None else v for v in value]
+        return LatestRows(device_id, channel, ts_us, value)
+
+    # -- dead letters
+
+    async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                INSERT_DEAD_LETTER,
+                (
+                    (d.source, d.where, d.reason, d.payload, d.received_at, d.index)
+                    for d in letters
+                ),
+            )
+
+        await self._write(apply)
+
+    async def list_dead_letters(
+        self, *, limit: int = 100, before_id: int | None = None
+    ) -> list[DeadLetter]:
+        def query(conn: sqlite3.Connection) -> list[DeadLetter]:
+            if before_id is None:
+                rows = conn.execute(
+                    f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT ?",
+                    (limit,),
+                )
+            else:
+                rows = conn.execute(
+                    f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id < ? "
+                    "ORDER BY id DESC LIMIT ?",
+                    (before_id, limit),
+                )
+            return [DeadLetter(*row) for row in rows]
+
+        return await self._read(query)
+
+    async def count_dead_letters(self) -> int:
+        return await self._read(
+            lambda conn: conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        )
+
+    # -- meta
+
+    async def set_meta(self, key: str, value: str) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+        await self._write(apply)
+
+    async def get_meta(self, key: str) -> str | None:
+        def query(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else row[0]
+
+        return await self._read(query)
+
+
+def _key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
+    key_id, key_hash, role, scope, name, created_at, revoked = row
+    return ApiKeyRecord(key_id, key_hash, role, scope, name, created_at, bool(revoked))
+
+
+__all__ = ["SQLiteStore", "StoreBusy", "sqlite_path"]
