@@ -1,0 +1,392 @@
+"""The PostgreSQL store: the same contract as SQLite, for a deployment that already runs a server.
+
+Everything lives in one PostgreSQL schema (default `cityops`, or `?schema=NAME` in the URL), so
+several CityOps instances, or test runs, can share a database. Bulk writes go through COPY into
+a per-connection temporary staging table and are merged with one INSERT ... ON CONFLICT, which
+is an order of magnitude faster than row-by-row statements for 100k rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
+
+from cityops.domain.city import Device
+from cityops.store.base import ApiKeyRecord, DeadLetter, DuplicateKey, LatestRows, StoreBusy
+
+SCHEMA_VERSION = 1
+DEFAULT_SCHEMA = "cityops"
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+_device_encoder = msgspec.json.Encoder()
+_devices_decoder = msgspec.json.Decoder(list[Device])
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """Split `postgresql://...?schema=NAME` into (libpq URL without `schema`, NAME)."""
+    parts = urlsplit(url)
+    schema = DEFAULT_SCHEMA
+    kept = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema":
+            schema = value
+        else:
+            kept.append((key, value))
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(f"schema name {schema!r} must be a plain SQL identifier")
+    return urlunsplit(parts._replace(query=urlencode(kept))), schema
+
+
+def schema_sql(s: str) -> str:
+    # `s` is the quoted schema name; columns that are sorted or joined on use the "C" collation
+    # so the order matches Python's and the other backends', whatever the database's locale.
+    return f"""
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.meta (
+    key text PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.devices (
+    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id text COLLATE "C" PRIMARY KEY,
+    kind text NOT NULL,
+    village text,
+    doc json NOT NULL
+);
+CREATE INDEX IF NOT EXISTS devices_kind ON {s}.devices (kind);
+CREATE INDEX IF NOT EXISTS devices_village ON {s}.devices (village);
+CREATE TABLE IF NOT EXISTS {s}.api_keys (
+    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id text PRIMARY KEY,
+    hash text NOT NULL UNIQUE,
+    role text NOT NULL,
+    scope text NOT NULL,
+    name text NOT NULL,
+    created_at double precision NOT NULL,
+    revoked boolean NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.latest (
+    device_id text COLLATE "C" NOT NULL,
+    channel text COLLATE "C" NOT NULL,
+    ts_us bigint NOT NULL,
+    value double precision NOT NULL,
+    PRIMARY KEY (device_id, channel)
+);
+CREATE TABLE IF NOT EXISTS {s}.dead_letters (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source text NOT NULL,
+    place text NOT NULL,
+    reason text NOT NULL,
+    payload text NOT NULL,
+    received_at double precision NOT NULL,
+    item bigint
+);
+"""
+
+
+# Created once per pooled connection. ON COMMIT DELETE ROWS empties them at each commit, and
+# the identity column `n` records the order rows arrived in through COPY.
+STAGING_SQL = """
+CREATE TEMP TABLE IF NOT EXISTS stage_latest (
+    n bigint GENERATED ALWAYS AS IDENTITY,
+    device_id text COLLATE "C" NOT NULL,
+    channel text COLLATE "C" NOT NULL,
+    ts_us bigint NOT NULL,
+    value double precision NOT NULL
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_devices (
+    n bigint GENERATED ALWAYS AS IDENTITY,
+    id text COLLATE "C" NOT NULL,
+    kind text NOT NULL,
+    village text,
+    doc json NOT NULL
+) ON COMMIT DELETE ROWS;
+"""
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text cannot hold U+0000; write it the way payloads already show odd bytes.
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, pool_size: int = 4, max_waiting: int = 1024) -> None:
+        self.url = url
+        self.conninfo, self.schema = split_url(url)
+        s = f'"{self.schema}"'
+        self._schema_quoted = s
+        self._pool_size = pool_size
+        self._max_waiting = max_waiting
+        self._pool: AsyncConnectionPool | None = None
+        self._writes_in_flight = 0
+        self._sql = _statements(s)
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        pool = AsyncConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=self._pool_size,
+            max_waiting=self._max_waiting,
+            timeout=10.0,
+            open=False,
+            configure=_create_staging,
+            name=f"cityops-{self.schema}",
+        )
+        await pool.open(wait=True, timeout=10.0)
+        try:
+            async with pool.connection() as conn:
+                # Two processes opening a fresh schema at once would race on CREATE ... IF NOT
+                # EXISTS (it is not atomic); the lock makes the second wait for the first.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cityops.schema:{self.schema}",)
+                )
+                await conn.execute(schema_sql(self._schema_quoted))
+                cursor = await conn.execute(
+                    f"SELECT value FROM {self._schema_quoted}.meta WHERE key = 'schema_version'"
+                )
+                row = await cursor.fetchone()
+                if row is None:
+                    await conn.execute(
+                        f"INSERT INTO {self._schema_quoted}.meta (key, value) "
+                        "VALUES ('schema_version', %s)",
+                        (str(SCHEMA_VERSION),),
+                    )
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"PostgreSQL schema {self.schema!r} has store schema version {row[0]}, "
+                        f"newer than this CityOps knows ({SCHEMA_VERSION})"
+                    )
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def queue_depth(self) -> int:
+        return self._writes_in_flight
+
+    # -- plumbing
+
+    @asynccontextmanager
+    async def _connection(self, *, write: bool = False):  # type: ignore[no-untyped-def]
+        if self._pool is None:
+            raise RuntimeError(f"store {self.schema!r} is not open")
+        if write:
+            self._writes_in_flight += 1
+        try:
+            # The pool's context commits on success and rolls back on error.
+            async with self._pool.connection() as conn:
+                yield conn
+        except (TooManyRequests, PoolTimeout) as error:
+            raise StoreBusy(f"PostgreSQL pool is exhausted: {error}") from error
+        finally:
+            if write:
+                self._writes_in_flight -= 1
+
+    # -- devices
+
+    async def upsert_devices(self, devices: Sequence[Device]) -> None:
+        # Position of first sight, content of last sight: what one-by-one upserts would give.
+        unique = {device.id: device for device in devices}
+        if not unique:
+            return
+        async with self._connection(write=True) as conn:
+            # Serialise registrations so that concurrent batches can neither deadlock on each
+            # other's rows nor interleave their registration order.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cityops.devices:{self.schema}",)
+            )
+            async with conn.cursor() as cursor:
+                async with cursor.copy(
+                    "COPY pg_temp.stage_devices (id, kind, village, doc) FROM STDIN"
+                ) as copy:
+                    for d in unique.values():
+                        await copy.write_row(
+                            (
+                                d.id,
+                                d.kind,
+                                d.areas.village if d.areas else None,
+                                _device_encoder.encode(d).decode(),
+                            )
+                        )
+                await cursor.execute(self._sql["merge_devices"])
+
+    async def load_devices(self) -> list[Device]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql["load_devices"])
+            docs = [row[0] for row in await cursor.fetchall()]
+        return _devices_decoder.decode("[" + ",".join(docs) + "]")
+
+    # -- API keys
+
+    async def add_key(self, record: ApiKeyRecord) -> None:
+        try:
+            async with self._connection(write=True) as conn:
+                await conn.execute(
+                    self._sql["insert_key"],
+                    (
+                        record.id,
+                        record.hash,
+                        record.role,
+                        record.scope,
+                        record.name,
+                        record.created_at,
+                        record.revoked,
+                    ),
+                )
+        except psycopg.errors.UniqueViolation as error:
+            raise DuplicateKey(f"API key {record.id!r} clashes with a stored key") from error
+
+    async def find_key(self, key_hash: str) -> ApiKeyRecord | None:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql["find_key"], (key_hash,))
+            row = await cursor.fetchone()
+        return None if row is None else ApiKeyRecord(*row)
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql["list_keys"])
+            return [ApiKeyRecord(*row) for row in await cursor.fetchall()]
+
+    async def revoke_key(self, key_id: str) -> bool:
+        async with self._connection(write=True) as conn:
+            cursor = await conn.execute(self._sql["revoke_key"], (key_id,))
+            return cursor.rowcount > 0
+
+    # -- latest values
+
+    async def save_latest(self, rows: LatestRows) -> None:
+        if not len(rows):
+            return
+        async with self._connection(write=True) as conn:
+            async with conn.cursor() as cursor:
+                async with cursor.copy(
+                    "COPY pg_temp.stage_latest (device_id, channel, ts_us, value) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types(["text", "text", "int8", "float8"])
+                    for row in zip(rows.device_id, rows.channel, rows.ts_us, rows.value, strict=True):
+                        await copy.write_row(row)
+                await cursor.execute(self._sql["merge_latest"])
+
+    async def load_latest(self) -> LatestRows:
+        async with self._connection() as conn:
+            async with conn.cursor(binary=True) as cursor:
+                await cursor.execute(self._sql["load_latest"])
+                rows = await cursor.fetchall()
+        if not rows:
+            return LatestRows([], [], [], [])
+        device_id, channel, ts_us, value = (list(column) for column in zip(*rows))
+        return LatestRows(device_id, channel, ts_us, value)
+
+    # -- dead letters
+
+    async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        async with self._connection(write=True) as conn:
+            async with conn.cursor() as cursor:
+                async with cursor.copy(self._sql["copy_dead_letters"]) as copy:
+                    for d in letters:
+                        await copy.write_row(
+                            (
+                                _no_nul(d.source),
+                                _no_nul(d.where),
+                                _no_nul(d.reason),
+                                _no_nul(d.payload),
+                                d.received_at,
+                                d.index,
+                            )
+                        )
+
+    async def list_dead_letters(
+        self, *, limit: int = 100, before_id: int | None = None
+    ) -> list[DeadLetter]:
+        async with self._connection() as conn:
+            if before_id is None:
+                cursor = await conn.execute(self._sql["list_dead_letters"], (limit,))
+            else:
+                cursor = await conn.execute(
+                    self._sql["list_dead_letters_before"], (before_id, limit)
+                )
+            return [DeadLetter(*row) for row in await cursor.fetchall()]
+
+    async def count_dead_letters(self) -> int:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql["count_dead_letters"])
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- meta
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._connection(write=True) as conn:
+            await conn.execute(self._sql["set_meta"], (key, value))
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql["get_meta"], (key,))
+            row = await cursor.fetchone()
+        return None if row is None else row[0]
+
+
+async def _create_staging(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(STAGING_SQL)
+    await conn.commit()
+
+
+def _statements(s: str) -> dict[str, str]:
+    key_columns = "id, hash, role, scope, name, created_at, revoked"
+    dead_letter_columns = "source, place, reason, payload, received_at, item, id"
+    return {
+        # ORDER BY n hands out `seq` in the order devices were given; existing ids keep theirs.
+        "merge_devices": f"""
+            INSERT INTO {s}.devices AS d (id, kind, village, doc)
+            SELECT id, kind, village, doc FROM pg_temp.stage_devices ORDER BY n
+            ON CONFLICT (id) DO UPDATE
+            SET kind = excluded.kind, village = excluded.village, doc = excluded.doc""",
+        "load_devices": f"SELECT doc::text FROM {s}.devices ORDER BY seq",
+        "insert_key": f"""
+            INSERT INTO {s}.api_keys ({key_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        "find_key": f"SELECT {key_columns} FROM {s}.api_keys WHERE hash = %s",
+        "list_keys": f"SELECT {key_columns} FROM {s}.api_keys ORDER BY seq",
+        "revoke_key": f"UPDATE {s}.api_keys SET revoked = true WHERE id = %s",
+        # DISTINCT ON keeps one row per key (the newest; the first given on a tie), because
+        # ON CONFLICT may not touch a row twice in one statement. Merging in key order also
+        # makes concurrent merges lock rows in the same order, so they cannot deadlock.
+        "merge_latest": f"""
+            INSERT INTO {s}.latest AS l (device_id, channel, ts_us, value)
+            SELECT DISTINCT ON (device_id, channel) device_id, channel, ts_us, value
+            FROM pg_temp.stage_latest
+            ORDER BY device_id, channel, ts_us DESC, n
+            ON CONFLICT (device_id, channel) DO UPDATE
+            SET ts_us = excluded.ts_us, value = excluded.value
+            WHERE excluded.ts_us > l.ts_us""",
+        "load_latest": f"""
+            SELECT device_id, channel, ts_us, value FROM {s}.latest ORDER BY device_id, channel""",
+        "copy_dead_letters": f"""
+            COPY {s}.dead_letters (source, place, reason, payload, received_at, item) FROM STDIN""",
+        "list_dead_letters": f"""
+            SELECT {dead_letter_columns} FROM {s}.dead_letters ORDER BY id DESC LIMIT %s""",
+        "list_dead_letters_before": f"""
+            SELECT {dead_letter_columns} FROM {s}.dead_letters WHERE id < %s
+            ORDER BY id DESC LIMIT %s""",
+        "count_dead_letters": f"SELECT count(*) FROM {s}.dead_letters",
+        "set_meta": f"""
+            INSERT INTO {s}.meta (key, value) VALUES (%s, %s)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+        "get_meta": f"SELECT value FROM {s}.meta WHERE key = %s",
+    }
