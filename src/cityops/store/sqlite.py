@@ -208,10 +208,13 @@ class GroupWriter:
             raise
 
     def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
         try:
             conn = self._connect()
             self._create_schema(conn)
         except BaseException as error:
+            if conn is not None:
+                conn.close()
             self._ready.set_exception(error)
             return
         self._ready.set_result(None)
