@@ -1,0 +1,52 @@
+"""The Starlette application of a node."""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from cityops.api import areas, devices, ops, readings, status
+from cityops.api.errors import HANDLERS, json_response
+from cityops.api.openapi import document
+
+
+def create_app(node, *, manage_node: bool = True) -> Starlette:
+    """`manage_node`: start and stop the node with the app (off when the caller does it)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if manage_node:
+            await node.start()
+        try:
+            yield
+        finally:
+            if manage_node:
+                await node.stop()
+
+    spec = document()
+
+    async def openapi(request):
+        return json_response(spec)
+
+    routes = [
+        Route("/", status.status_page),
+        Route("/status.json", status.status_json),
+        Route("/healthz", ops.healthz),
+        Route("/metrics", ops.metrics),
+        Route("/openapi.json", openapi),
+        Route("/api/v1/me", ops.whoami),
+        Route("/api/v1/readings", readings.post_readings, methods=["POST"]),
+        Route("/api/v1/areas", areas.list_areas),
+        Route("/api/v1/areas/{code}", areas.get_area),
+        Route("/api/v1/devices", devices.list_devices),
+        Route("/api/v1/devices", devices.post_devices, methods=["POST"]),
+        Route("/api/v1/devices/{device_id}", devices.get_device),
+        Route("/api/v1/devices/{device_id}/readings", readings.get_device_readings),
+        Route("/api/v1/dead-letters", ops.dead_letters),
+        Route("/api/v1/history/count", ops.history_count),
+    ]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    app.state.node = node
+    return app

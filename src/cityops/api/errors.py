@@ -1,0 +1,70 @@
+"""Errors as JSON: `{"error": "...", "detail": ...}` with a status, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityops.ingest.pipeline import Overloaded
+from cityops.store.base import StoreBusy
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(msgspec.json.encode(content), status, headers, media_type="application/json")
+
+
+def error_response(status: int, error: str, detail: Any = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"error": error}
+    if detail is not None:
+        body["detail"] = detail
+    return json_response(body, status, headers)
+
+
+async def on_api_error(request: Request, exc: ApiError) -> Response:
+    return error_response(exc.status, exc.error, exc.detail, exc.headers)
+
+
+async def on_overloaded(request: Request, exc: Overloaded) -> Response:
+    retry = str(max(1, round(exc.retry_after)))
+    return error_response(exc.status, f"overloaded: {exc.reason}", headers={"Retry-After": retry})
+
+
+async def on_store_busy(request: Request, exc: StoreBusy) -> Response:
+    retry = str(max(1, round(exc.retry_after)))
+    return error_response(503, f"overloaded: {exc}", headers={"Retry-After": retry})
+
+
+async def on_http_error(request: Request, exc: HTTPException) -> Response:
+    return error_response(exc.status_code, exc.detail or "error", headers=exc.headers)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal error; it has been logged")
+
+
+HANDLERS = {
+    ApiError: on_api_error,
+    Overloaded: on_overloaded,
+    StoreBusy: on_store_busy,
+    HTTPException: on_http_error,
+    Exception: on_unexpected,
+}

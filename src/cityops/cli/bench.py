@@ -1,0 +1,45 @@
+"""`cityops bench ...`: benchmarks, each ending with one JSON object on its last line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+bench_app = typer.Typer(help="Benchmarks (each prints one JSON object on its last line).",
+                        no_args_is_help=True)
+err = Console(stderr=True)
+
+
+@bench_app.command("ingest")
+def ingest(
+    readings: int = typer.Option(3_000_000, "--readings", min=1000),
+    batch: int = typer.Option(10_000, "--batch", min=1, max=200_000),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=256),
+    devices: int = typer.Option(40_000, "--devices", min=1),
+    store: str = typer.Option(None, "--store", help="Store URL; default SQLite in the work dir."),
+    workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+) -> None:
+    """Readings/s ingested, validated and durably stored by one node, over loopback."""
+    from cityops.bench import ingest as bench
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("preparing", total=readings)
+        result = bench.run(
+            readings=readings, batch=batch, concurrency=concurrency, devices=devices,
+            store=store, workdir=workdir,
+            progress=lambda n: progress.advance(task, n),
+            note=lambda s: progress.update(task, description=s),
+        )
+    if not as_json:
+        table = Table("figure", "value", title="ingest benchmark")
+        for k, v in result.items():
+            table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+        err.print(table)
+    print(json.dumps(result))

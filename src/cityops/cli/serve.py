@@ -1,0 +1,60 @@
+"""`cityops serve`: run one node."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from cityops.cli.config import remember, store_url_for
+from cityops.cli.errors import fail
+
+
+def load_city(city: Path):
+    from cityops.packs.format import PackError, load_pack
+
+    if not city.is_dir():
+        raise fail(f"city pack {city} is not a folder; make one with "
+                   "`cityops city generate --preset pudong --out DIR`")
+    try:
+        return load_pack(city)
+    except PackError as exc:
+        raise fail(str(exc)) from None
+
+
+def serve(
+    city: Path = typer.Option(..., "--city", help="City pack folder."),
+    data: Path = typer.Option(Path("var/data"), "--data", help="Data directory."),
+    port: int = typer.Option(8080, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    mqtt: str = typer.Option(None, "--mqtt", help="MQTT broker, e.g. mqtt://127.0.0.1:1883"),
+    store: str = typer.Option(None, "--store", help="sqlite:///PATH or postgresql://..."),
+    no_fsync: bool = typer.Option(False, "--no-fsync", help="Do not fsync (tests only: "
+                                                            "acknowledged readings may be lost)."),
+    log_level: str = typer.Option("warning", "--log-level"),
+) -> None:
+    """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
+    import uvicorn
+
+    from cityops.api.app import create_app
+    from cityops.node import Node
+    from cityops.settings import Settings
+
+    if mqtt and not mqtt.startswith("mqtt://"):
+        raise fail(f"--mqtt {mqtt!r} must look like mqtt://host:port")
+    pack = load_city(city)
+    try:
+        url = store_url_for(data, store)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    remember(data, url)
+    settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync)
+    try:
+        node = Node(pack, settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
+                                                        "%(message)s")
+    uvicorn.run(create_app(node), host=host, port=port, log_level=log_level,
+                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5)

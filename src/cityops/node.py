@@ -1,0 +1,138 @@
+"""One CityOps node: the city, the store, the history, the bus and the ingest pipeline, wired.
+
+Data flows one way: sources -> ingest -> history (durable) -> bus -> consumers; the state store
+sits beside it holding devices, keys, the latest values and dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from cityops.auth import KeyResolver
+from cityops.bus.memory import MemoryBus
+from cityops.domain.city import CityPack
+from cityops.domain.geo import CityMap
+from cityops.domain.registry import DeviceRegistry
+from cityops.history.log import HistoryLog
+from cityops.history.query import HistoryReader
+from cityops.ingest.pipeline import Ingestor
+from cityops.metrics import NodeMetrics
+from cityops.settings import Settings
+from cityops.store.base import open_store
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(self, pack: CityPack, settings: Settings) -> None:
+        self.pack = pack
+        self.settings = settings
+        self.metrics = NodeMetrics()
+        self.city = CityMap.from_pack(pack)
+        self.registry = DeviceRegistry(pack.kinds)
+        self.store = open_store(settings.resolved_store_url())
+        self.keys = KeyResolver(self.store)
+        self.bus = MemoryBus()
+        self.history = HistoryLog(
+            settings.data_dir / "history",
+            self.registry,
+            fsync=settings.fsync,
+            queue_batches=settings.history_queue,
+            seal_after_s=settings.seal_after_s,
+        )
+        self.reader = HistoryReader(self.history)
+        self.ingestor = Ingestor(self.registry, self.history, self.bus, self.metrics,
+                                 max_in_flight=settings.max_in_flight)
+        self.dead_letters = None
+        self.mqtt = None
+        self.started_at = 0.0
+        self.registration_errors: list[tuple[int, str]] = []
+        self._tasks: list[asyncio.Task] = []
+        self.department_areas = {d.code: list(d.service_areas) for d in pack.departments}
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        self.registry.add(await self.store.load_devices())
+        await self._register_pack_devices()
+        snapshot = await self.store.load_latest()
+        await asyncio.to_thread(self.history.open, snapshot)
+        self.metrics.devices.set_function(lambda: len(self.registry))
+        self.metrics.watch_queue("history_writer", self.history.queue_depth)
+        self.metrics.watch_queue("store_writer", self.store.queue_depth)
+        self.metrics.watch_queue("ingest_in_flight", lambda: self.ingestor.in_flight)
+        self.metrics.watch_queue("bus", lambda: sum(self.bus.depths().values()))
+        self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="latest-snapshot"))
+        from cityops.ingest.deadletters import DeadLetterSink
+
+        self.dead_letters = DeadLetterSink(self.store)
+        await self.dead_letters.start()
+        if self.settings.mqtt_url:
+            from cityops.ingest.mqtt import MqttIntake
+
+            self.mqtt = MqttIntake(self.settings.mqtt_url, self.ingestor.ingest, self.dead_letters,
+                                   topic=self.settings.mqtt_topic)
+            await self.mqtt.start()
+        self.started_at = time.time()
+
+    async def stop(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await asyncio.to_thread(self.history.close)
+        await self.save_snapshot()
+        await asyncio.to_thread(self.history.compact_ready)
+        if self.dead_letters is not None:
+            await self.dead_letters.stop()
+        await self.bus.close()
+        await self.store.close()
+
+    async def _register_pack_devices(self) -> None:
+        """Devices of the pack not yet in the store are registered: areas and cell resolved
+        once, here, never per reading."""
+        new = [d for d in self.pack.devices if d.id not in self.registry.index]
+        if not new:
+            return
+        resolved, errors = self.city.resolve_devices(new)
+        for index, message in errors:
+            log.warning("pack device %s not registered: %s", new[index].id, message)
+        self.registration_errors = errors
+        await self.store.upsert_devices(resolved)
+        self.registry.add(resolved)
+
+    async def register_devices(self, devices) -> list:
+        resolved = [self.city.resolve_device(d) for d in devices]
+        for device in resolved:
+            self.registry.kind(device.kind)
+        await self.store.upsert_devices(resolved)
+        self.registry.add(resolved)
+        return resolved
+
+    async def save_snapshot(self) -> None:
+        rows, mark = self.history.take_dirty_latest()
+        if len(rows) == 0 and mark < 0:
+            return
+        started = time.perf_counter()
+        try:
+            if len(rows):
+                await self.store.save_latest(rows)
+        except Exception:
+            self.history.restore_dirty(rows)
+            raise
+        self.metrics.store_seconds.labels("save_latest").observe(time.perf_counter() - started)
+        self.history.snapshot_saved(mark)
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.snapshot_every_s)
+            try:
+                await self.save_snapshot()
+            except Exception:
+                log.exception("saving the latest values failed; will retry")

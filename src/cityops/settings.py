@@ -1,0 +1,24 @@
+"""Settings of a node, with the embedded defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, kw_only=True):
+    data_dir: Path
+    store_url: str | None = None  # default: sqlite:///DATA/state.db
+    mqtt_url: str | None = None
+    mqtt_topic: str = "cityops/readings/+"
+    max_body_bytes: int = 16 << 20
+    max_in_flight: int = 64  # concurrent ingest batches before 429
+    history_queue: int = 256  # batches waiting for the history writer before 503
+    bus_queue: int = 1024
+    fsync: bool = True
+    snapshot_every_s: float = 2.0
+    seal_after_s: float = 60.0
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(Path(self.data_dir) / 'state.db').resolve()}"
