@@ -62,7 +62,8 @@ async def test_bulk_devices_round_trip(store: Store) -> None:
 async def test_keys_add_find_list_revoke(store: Store) -> None:
     assert await store.list_keys() == []
     assert await store.find_key(samples.key(1).hash) is None
-    first, second, third = samples.key(3), samples.key(1), samples.key(2, role="viewer", scope="310115")
+    first, second = samples.key(3), samples.key(1)
+    third = samples.key(2, role="viewer", scope="310115")
     for record in (first, second, third):
         await store.add_key(record)
 
@@ -208,7 +209,9 @@ async def test_many_concurrent_writers_all_commit(store: Store) -> None:
         await store.upsert_devices([devices[i]])
 
     clash = store.add_key(samples.key(1, hash=samples.key(0).hash))
-    results = await asyncio.gather(clash, *(writer(i) for i in range(writers)), return_exceptions=True)
+    results = await asyncio.gather(
+        clash, *(writer(i) for i in range(writers)), return_exceptions=True
+    )
     assert isinstance(results[0], DuplicateKey)
     assert results[1:] == [None] * writers  # one failing write spoils nothing else
 

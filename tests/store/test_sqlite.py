@@ -1,4 +1,5 @@
-"""What only the SQLite store promises: WAL, one writer, group commit, back-pressure, durable acks."""
+"""What only the SQLite store promises: WAL, one writer, group commit, back-pressure and
+acknowledged writes that are already committed."""
 
 from __future__ import annotations
 
@@ -163,7 +164,9 @@ async def test_close_commits_every_accepted_write(db_path: Path) -> None:
     url = f"sqlite://{db_path}"
     store = SQLiteStore(url)
     await store.open()
-    tasks = [asyncio.create_task(store.add_dead_letters([samples.dead_letter(i)])) for i in range(50)]
+    tasks = [
+        asyncio.create_task(store.add_dead_letters([samples.dead_letter(i)])) for i in range(50)
+    ]
     await asyncio.sleep(0)
     await store.close()
     await asyncio.gather(*tasks)

@@ -278,7 +278,8 @@ class PostgresStore:
                     "FROM STDIN (FORMAT BINARY)"
                 ) as copy:
                     copy.set_types(["text", "text", "int8", "float8"])
-                    for row in zip(rows.device_id, rows.channel, rows.ts_us, rows.value, strict=True):
+                    columns = (rows.device_id, rows.channel, rows.ts_us, rows.value)
+                    for row in zip(*columns, strict=True):
                         await copy.write_row(row)
                 await cursor.execute(self._sql["merge_latest"])
 

@@ -431,9 +431,8 @@ class SQLiteStore:
             return
 
         def apply(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                UPSERT_LATEST, zip(rows.device_id, rows.channel, rows.ts_us, rows.value, strict=True)
-            )
+            columns = (rows.device_id, rows.channel, rows.ts_us, rows.value)
+            conn.executemany(UPSERT_LATEST, zip(*columns, strict=True))
 
         await self._write(apply)
 
