@@ -137,8 +137,9 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
 class GroupWriter:
     """The only thread, and the only connection, that writes to the database file."""
 
-    def __init__(self, path: Path, queue_size: int) -> None:
+    def __init__(self, path: Path, queue_size: int, busy_timeout: float) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout
         self.commits = 0  # group commits so far: writes / commits is the batching factor
         self._queue: queue.Queue[_Write | object] = queue.Queue(maxsize=queue_size)
         self._pending = 0  # accepted and not yet committed, including the batch in flight
@@ -175,7 +176,8 @@ class GroupWriter:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
+        # How long to wait for another process's write lock before failing with StoreBusy.
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
@@ -237,34 +239,20 @@ class GroupWriter:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, writes: list[_Write]) -> None:
-        outcomes: list[tuple[_Write, Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            # Another process holds the write lock past busy_timeout.
-            busy = StoreBusy(f"{self.path} is locked by another writer: {error}")
-            outcomes = [(write, None, busy) for write in writes]
-        else:
-            for write in writes:
-                # A savepoint per write: one failing write (a duplicate key, say) is undone
-                # alone and the rest of the group still commits.
-                conn.execute("SAVEPOINT one_write")
+            outcomes = self._apply_group(conn, writes)
+        except Exception as error:
+            # The transaction as a whole failed (another process holds the lock, disk full,
+            # I/O error): nothing in it was committed, so every write in it failed.
+            if conn.in_transaction:
                 try:
-                    result = write.apply(conn)
-                except Exception as error:
-                    conn.execute("ROLLBACK TO one_write")
-                    conn.execute("RELEASE one_write")
-                    outcomes.append((write, None, error))
-                else:
-                    conn.execute("RELEASE one_write")
-                    outcomes.append((write, result, None))
-            try:
-                conn.execute("COMMIT")
-                self.commits += 1
-            except sqlite3.Error as error:
-                if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                outcomes = [(write, None, error) for write in writes]
+                except sqlite3.Error:
+                    pass
+            code = getattr(error, "sqlite_errorcode", None)
+            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                error = StoreBusy(f"{self.path} is locked by another writer: {error}")
+            outcomes = [(write, None, error) for write in writes]
         with self._pending_lock:
             self._pending -= len(writes)
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
@@ -276,10 +264,36 @@ class GroupWriter:
             except RuntimeError:  # that loop is closed; nobody is waiting any more
                 pass
 
+    def _apply_group(
+        self, conn: sqlite3.Connection, writes: list[_Write]
+    ) -> list[tuple[_Write, Any, BaseException | None]]:
+        outcomes: list[tuple[_Write, Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for write in writes:
+            # A savepoint per write: one failing write (a duplicate key, say) is undone
+            # alone and the rest of the group still commits.
+            conn.execute("SAVEPOINT one_write")
+            try:
+                result = write.apply(conn)
+            except Exception as error:
+                if not conn.in_transaction:
+                    raise  # SQLite itself rolled the whole transaction back
+                conn.execute("ROLLBACK TO one_write")
+                outcomes.append((write, None, error))
+            else:
+                outcomes.append((write, result, None))
+            conn.execute("RELEASE one_write")
+        conn.execute("COMMIT")
+        self.commits += 1
+        return outcomes
+
 
 class SQLiteStore:
-    def __init__(self, url: str, *, queue_size: int = 1024, readers: int = 4) -> None:
+    def __init__(
+        self, url: str, *, queue_size: int = 1024, readers: int = 4, busy_timeout: float = 5.0
+    ) -> None:
         self.url = url
+        self._busy_timeout = busy_timeout
         self.path = sqlite_path(url).absolute()
         self._queue_size = queue_size
         self._reader_count = readers
@@ -297,7 +311,7 @@ class SQLiteStore:
         if self._writer is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = GroupWriter(self.path, self._queue_size)
+        writer = GroupWriter(self.path, self._queue_size, self._busy_timeout)
         await writer.start()
         self._writer = writer
         self._readers = concurrent.futures.ThreadPoolExecutor(
