@@ -53,3 +53,59 @@ def shared_data() -> Path:
             pytest.fail(f"real data folder {SHARED_DATA} is missing")
         pytest.skip(f"real data folder {SHARED_DATA} is missing")
     return SHARED_DATA
+
+
+# -- a small live node, in-process ------------------------------------------------------------
+
+import contextlib  # noqa: E402
+
+import httpx  # noqa: E402
+
+from cityops.auth import new_key  # noqa: E402
+from cityops.packs.grid import generate as grid_city  # noqa: E402
+
+
+@pytest.fixture
+def grid_pack():
+    """2 towns x 2 villages; 20 noise meters, 5 air-quality stations, 3 GPS trackers."""
+    return grid_city(devices={"noise": 20, "air_quality": 5, "gps": 3})
+
+
+class LiveNode:
+    """A started node and an HTTP client on its ASGI app, with helpers to make keys."""
+
+    def __init__(self, node, app) -> None:
+        self.node = node
+        self.app = app
+
+    async def key(self, role: str, scope: str | None = None) -> str:
+        secret, record = new_key(role, scope)
+        await self.node.store.add_key(record)
+        return secret
+
+    def client(self, secret: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
+                                 base_url="http://cityops.test", headers=headers)
+
+
+@pytest.fixture
+async def live(tmp_path, grid_pack):
+    """A node on the grid city with the embedded SQLite store, started and stopped around the
+    test."""
+    async with start_live(grid_pack, tmp_path / "data") as node:
+        yield node
+
+
+@contextlib.asynccontextmanager
+async def start_live(pack, data_dir, **settings):
+    from cityops.api.app import create_app
+    from cityops.node import Node
+    from cityops.settings import Settings
+
+    node = Node(pack, Settings(data_dir=data_dir, **settings))
+    await node.start()
+    try:
+        yield LiveNode(node, create_app(node, manage_node=False))
+    finally:
+        await node.stop()

@@ -76,6 +76,7 @@ class HistoryLog:
         self._writer: threading.Thread | None = None
         self._compactor: threading.Thread | None = None
         self._wake_compactor = threading.Event()
+        self._compacting = threading.Lock()  # the compactor thread and close() may both try
         self._closing = False
         self._channel_code: np.ndarray | None = None
         self._names_cache: tuple[int, pa.Array] | None = None
@@ -283,6 +284,10 @@ class HistoryLog:
 
     def compact_ready(self) -> int:
         """Compact every sealed segment the last snapshot covers; returns how many."""
+        with self._compacting:
+            return self._compact_covered()
+
+    def _compact_covered(self) -> int:
         done = 0
         while True:
             with self._lock:

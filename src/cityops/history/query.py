@@ -91,7 +91,7 @@ class HistoryReader:
         union = " UNION ALL ".join(parts)
         query = f"SELECT count(*) FROM (SELECT DISTINCT d, c, ts FROM ({union}) {cond})"
         try:
-            return int(con.execute(query).fetchone()[0])
+            return int(con.execute(query).fetchall()[0][0])
         finally:
             if len(recent):
                 con.unregister("recent_rows")
