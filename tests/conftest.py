@@ -109,3 +109,10 @@ async def start_live(pack, data_dir, **settings):
         yield LiveNode(node, create_app(node, manage_node=False))
     finally:
         await node.stop()
+
+
+@pytest.fixture
+def live_node():
+    """`async with live_node(pack, data_dir, **settings) as live:` for tests that need their
+    own settings."""
+    return start_live

@@ -1,0 +1,42 @@
+async def test_the_hierarchy_and_one_area(live):
+    key = await live.key("citizen")
+    async with live.client(key) as c:
+        all_areas = (await c.get("/api/v1/areas")).json()["items"]
+        towns = (await c.get("/api/v1/areas", params={"level": "town"})).json()["items"]
+        one = (await c.get(f"/api/v1/areas/{towns[0]['code']}")).json()
+        missing = await c.get("/api/v1/areas/123456789")
+        bad = await c.get("/api/v1/areas", params={"level": "planet"})
+    assert len(all_areas) == 1 + 2 + 4
+    assert [t["level"] for t in towns] == ["town", "town"]
+    assert one["ancestors"] == ["990001"] and len(one["children"]) == 2
+    assert one["geometry"]["type"] == "Polygon"
+    assert missing.status_code == 404 and bad.status_code == 400
+
+
+async def test_a_village_key_sees_its_branch_only(live):
+    key = await live.key("station", "990001001001")
+    async with live.client(key) as c:
+        codes = [a["code"] for a in (await c.get("/api/v1/areas")).json()["items"]]
+        sibling = await c.get("/api/v1/areas/990001002001")
+    assert codes == ["990001", "990001001", "990001001001"]
+    assert sibling.status_code == 404
+
+
+async def test_openapi_document_is_valid_and_lists_the_api(live):
+    from openapi_spec_validator import validate
+
+    async with live.client() as c:
+        spec = (await c.get("/openapi.json")).json()
+    validate(spec)
+    assert spec["openapi"] == "3.1.0"
+    assert {"/api/v1/readings", "/api/v1/devices/{device_id}", "/api/v1/areas"} <= set(
+        spec["paths"])
+
+
+async def test_metrics_speak_prometheus(live):
+    async with live.client() as c:
+        text = (await c.get("/metrics")).text
+    for name in ("cityops_readings_accepted_total", "cityops_readings_rejected_total",
+                 'cityops_queue_depth{queue="history_writer"}', "cityops_store_seconds",
+                 "cityops_ingest_rate", "cityops_devices 28.0"):
+        assert name in text

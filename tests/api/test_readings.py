@@ -1,0 +1,176 @@
+import asyncio
+import contextlib
+import threading
+import time
+
+import msgspec
+import pytest
+
+
+
+def reading(device="noise-000001", ts=None, value=55.0, **extra):
+    return {"device_id": device, "ts": time.time() - 10 if ts is None else ts, "value": value,
+            **extra}
+
+
+async def post(client, rows, **kw):
+    return await client.post("/api/v1/readings", content=msgspec.json.encode(rows), **kw)
+
+
+async def count(live):
+    admin = await live.key("admin")
+    async with live.client(admin) as c:
+        return (await c.get("/api/v1/history/count")).json()["readings"]
+
+
+async def test_a_batch_with_bad_readings_stores_the_good_ones(live):
+    key = await live.key("device")
+    now = time.time()
+    rows = [reading(ts=now - 3), reading("ghost"), reading(value=999), reading(ts=now - 2),
+            reading(ts="not a time"), {"device_id": "air_quality-000000", "ts": now,
+                                       "values": {"pm25": 12, "pm10": 20}}]
+    async with live.client(key) as c:
+        r = await post(c, rows)
+    assert r.status_code == 202
+    body = r.json()
+    assert body["accepted"] == 3 and body["duplicates"] == 0
+    assert [x["index"] for x in body["rejected"]] == [1, 2, 4]
+    assert "unknown device 'ghost'" in body["rejected"][0]["error"]
+    assert "outside the valid range" in body["rejected"][1]["error"]
+    assert "RFC3339" in body["rejected"][2]["error"]
+    assert await count(live) == 4  # three readings, one of them with two channels
+
+
+async def test_duplicates_are_idempotent(live):
+    key = await live.key("device")
+    rows = [reading(ts=time.time() - i) for i in range(5)]
+    async with live.client(key) as c:
+        first = (await post(c, rows)).json()
+        again = (await post(c, rows)).json()
+    assert first == {"accepted": 5, "duplicates": 0, "rejected": []}
+    assert again == {"accepted": 5, "duplicates": 5, "rejected": []}
+    assert await count(live) == 5
+
+
+async def test_ndjson_and_single_objects(live):
+    key = await live.key("device")
+    now = time.time()
+    lines = b"\n".join(msgspec.json.encode(reading(ts=now - i)) for i in range(3)) + b"\n{bad}\n"
+    async with live.client(key) as c:
+        r = await c.post("/api/v1/readings", content=lines,
+                         headers={"Content-Type": "application/x-ndjson"})
+        one = await post(c, reading(ts=now - 10))
+    assert r.status_code == 202 and r.json()["accepted"] == 3
+    assert r.json()["rejected"][0]["index"] == 3
+    assert one.json()["accepted"] == 1
+
+
+async def test_a_body_that_is_not_readings_is_a_400_with_the_reason(live):
+    key = await live.key("device")
+    async with live.client(key) as c:
+        r = await c.post("/api/v1/readings", content=b"hello")
+    assert r.status_code == 400
+    assert "not a JSON array of readings" in r.json()["error"]
+
+
+async def test_a_body_over_the_limit_is_413(tmp_path, grid_pack, live_node):
+    async with live_node(grid_pack, tmp_path / "d", max_body_bytes=1000) as live:
+        key = await live.key("device")
+        async with live.client(key) as c:
+            r = await post(c, [reading(ts=time.time() - i) for i in range(100)])
+            small = await post(c, [reading()])
+    assert r.status_code == 413 and "over the limit of 1000 bytes" in r.json()["error"]
+    assert small.status_code == 202
+
+
+async def test_keys_decide_who_may_write(live):
+    async with live.client() as anonymous:
+        assert (await post(anonymous, [reading()])).status_code == 401
+    async with live.client("co_made_up") as wrong:
+        assert (await post(wrong, [reading()])).status_code == 401
+    citizen = await live.key("citizen")
+    async with live.client(citizen) as c:
+        r = await post(c, [reading()])
+    assert r.status_code == 403 and "citizen key may not" in r.json()["error"]
+
+
+async def test_a_gateway_key_writes_only_for_devices_in_its_area(live):
+    device = live.node.registry.get("noise-000001")
+    inside = device.areas.village
+    other = next(d for d in live.node.registry.devices
+                 if d.kind == "noise" and d.areas.village != inside)
+    key = await live.key("device", inside)
+    async with live.client(key) as c:
+        r = await post(c, [reading(device.id), reading(other.id)])
+    assert r.json()["accepted"] == 1
+    assert r.json()["rejected"][0] == {"index": 1, "error": f"device {other.id!r} is outside "
+                                                           f"this key's area {inside}"}
+
+
+@contextlib.contextmanager
+def stalled_disk(history):
+    """Hold the history writer inside its write, as a stalled disk would."""
+    gate = threading.Event()
+    segment = history._segment
+    original = segment.append
+
+    def slow(frames):
+        gate.wait(30)
+        original(frames)
+
+    segment.append = slow
+    try:
+        yield
+    finally:
+        gate.set()
+        segment.append = original
+
+
+async def test_overload_answers_429_with_retry_after(tmp_path, grid_pack, live_node):
+    async with live_node(grid_pack, tmp_path / "d", max_in_flight=1) as live:
+        key = await live.key("device")
+        async with live.client(key) as c:
+            with stalled_disk(live.node.history):
+                first = asyncio.create_task(post(c, [reading()]))
+                await asyncio.sleep(0.3)
+                r = await post(c, [reading(ts=time.time() - 50)])
+            assert (await first).status_code == 202
+            after = await post(c, [reading(ts=time.time() - 50)])
+    assert r.status_code == 429
+    assert r.headers["Retry-After"] == "1"
+    assert "in progress" in r.json()["error"]
+    assert after.status_code == 202  # it recovers once the stall is over
+
+
+async def test_a_stalled_disk_answers_503_with_retry_after(tmp_path, grid_pack, live_node):
+    async with live_node(grid_pack, tmp_path / "d", history_queue=1) as live:
+        key = await live.key("device")
+        now = time.time()
+        async with live.client(key) as c:
+            with stalled_disk(live.node.history):
+                held = asyncio.create_task(post(c, [reading(ts=now - 1)]))  # in the writer
+                await asyncio.sleep(0.3)
+                queued = asyncio.create_task(post(c, [reading(ts=now - 2)]))  # fills the queue
+                await asyncio.sleep(0.3)
+                r = await post(c, [reading(ts=now - 3)])
+            assert (await held).status_code == 202
+            assert (await queued).status_code == 202
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1
+    assert "history writer queue is full" in r.json()["error"]
+
+
+async def test_many_concurrent_batches_all_land(live):
+    key = await live.key("device")
+    devices = [d.id for d in live.node.registry.devices if d.kind == "noise"]
+    now = int(time.time()) - 100
+    async with live.client(key) as c:
+        replies = await asyncio.gather(*(
+            post(c, [reading(d, ts=now + k) for d in devices]) for k in range(20)))
+    assert all(r.status_code == 202 for r in replies)
+    assert await count(live) == 20 * len(devices)
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz"])
+async def test_operations_endpoints_are_open(live, path):
+    async with live.client() as c:
+        assert (await c.get(path)).status_code == 200
