@@ -69,13 +69,14 @@ class MemoryStore:
                 latest[key] = (int(ts_us), float(value))
 
     async def load_latest(self) -> LatestRows:
-        out = LatestRows([], [], [], [])
-        for (device_id, channel), (ts_us, value) in sorted(self._latest.items()):
-            out.device_id.append(device_id)
-            out.channel.append(channel)
-            out.ts_us.append(ts_us)
-            out.value.append(value)
-        return out
+        keys = sorted(self._latest)  # sorting keys alone is much cheaper than whole items
+        stored = [self._latest[key] for key in keys]
+        return LatestRows(
+            [device_id for device_id, _ in keys],
+            [channel for _, channel in keys],
+            [ts_us for ts_us, _ in stored],
+            [value for _, value in stored],
+        )
 
     async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:

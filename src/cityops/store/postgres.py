@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS {s}.latest (
     ts_us bigint NOT NULL,
     value double precision NOT NULL,
     PRIMARY KEY (device_id, channel)
-);
+) WITH (fillfactor = 70);  -- room on each page, so rewriting a value can be a HOT update
 CREATE TABLE IF NOT EXISTS {s}.dead_letters (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     source text NOT NULL,
