@@ -34,17 +34,26 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[Callable[[], str]]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
+def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "memory":
         return "memory://"
-    if request.param == "sqlite":
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path}/data/state.db"
     return request.getfixturevalue("fresh_postgres_url")()
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url_for(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def durable_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url_for(request.param, request, tmp_path)
+
+
 @pytest.fixture
-async def open_stores(store_url: str) -> AsyncIterator[OpenStore]:
+async def open_stores() -> AsyncIterator[OpenStore]:
     """Opens stores by URL (the same URL twice for reopen tests) and closes them afterwards."""
     opened: list[Store] = []
 

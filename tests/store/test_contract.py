@@ -168,9 +168,8 @@ async def test_meta(store: Store) -> None:
     assert await store.get_meta("city") == "浦东"
 
 
-async def test_reopen_keeps_everything(store_url: str, open_stores: OpenStore) -> None:
-    if store_url.startswith("memory:"):
-        pytest.skip("the memory store keeps nothing by design")
+async def test_reopen_keeps_everything(durable_store_url: str, open_stores: OpenStore) -> None:
+    store_url = durable_store_url
     first = await open_stores(store_url)
     devices = samples.devices(300)
     await first.upsert_devices(devices)
