@@ -206,7 +206,8 @@ class GroupWriter:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def _run(self) -> None:
@@ -233,8 +234,11 @@ class GroupWriter:
                 stopping = stopping or len(writes) < len(batch)
                 if writes:
                     self._commit(conn, writes)
-            conn.execute("PRAGMA optimize")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:  # tidy-up only: leave a compact file and an empty WAL behind
+                conn.execute("PRAGMA optimize")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
         finally:
             conn.close()
 
