@@ -197,7 +197,9 @@ class HistoryLog:
 
     def _reserve_for(self, batch: ReadingBatch) -> None:
         if len(batch) and int(batch.device.max()) >= self.state.capacity // MAX_CHANNELS:
-            self.state.reserve(max(len(self.registry), int(batch.device.max()) + 1))
+            # Growing swaps the arrays; a commit must not write into the old ones meanwhile.
+            with self._lock:
+                self.state.reserve(max(len(self.registry), int(batch.device.max()) + 1))
 
     def _open_segment(self) -> None:
         self._segment = wal.SegmentWriter(wal.segment_path(self.wal_dir, self._seq), self.fsync)

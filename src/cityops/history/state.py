@@ -96,4 +96,6 @@ class SeriesState:
 
     def latest(self, device: int) -> tuple[np.ndarray, np.ndarray]:
         base = device * MAX_CHANNELS
+        if base >= self.capacity:  # registered after the last reserve: nothing stored yet
+            return np.full(MAX_CHANNELS, NEVER, np.int64), np.full(MAX_CHANNELS, np.nan)
         return self.latest_ts[base : base + MAX_CHANNELS], self.latest_value[base : base + MAX_CHANNELS]
