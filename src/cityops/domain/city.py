@@ -138,7 +138,7 @@ class WorkCalendar(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str  # IANA name, e.g. "Asia/Shanghai"
     working_hours: list[WorkPeriod] = msgspec.field(default_factory=_default_working_hours)
     weekend: list[int] = msgspec.field(default_factory=lambda: [6, 7])  # ISO: Monday 1 .. Sunday 7
-    holidays: list[datetime.date] = []  # days off that would otherwise be working days
+    holidays: list[datetime.date] = []  # public holidays: days off even on a weekday
     # Weekend days declared working days; China moves weekends around its public holidays.
     working_days: list[datetime.date] = []
 
