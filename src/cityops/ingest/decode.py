@@ -15,7 +15,7 @@ import msgspec
 AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
 
-class Reading(msgspec.Struct, frozen=True, omit_defaults=True):
+class Reading(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """One reading as devices send it.
 
     `ts` is an RFC 3339 timestamp with a zone (`2024-05-26T23:10:00Z`) or a number of seconds
