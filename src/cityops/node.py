@@ -87,8 +87,9 @@ class Node:
                 await task
         self._tasks.clear()
         await asyncio.to_thread(self.history.close)
+        # The newest segment stays WAL (no final compaction): replaying it at the next start
+        # restores the dedup memory, so a client retrying its last batch is told "duplicate".
         await self.save_snapshot()
-        await asyncio.to_thread(self.history.compact_ready)
         if self.dead_letters is not None:
             await self.dead_letters.stop()
         await self.bus.close()
