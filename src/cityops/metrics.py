@@ -46,8 +46,10 @@ class NodeMetrics:
                                 ["source"], registry=r)
         self.overloaded = Counter("cityops_ingest_overloaded", "Ingest requests refused (429/503)",
                                   ["reason"], registry=r)
-        self.dead_letters = Counter("cityops_dead_letters", "Messages kept as dead letters",
-                                    ["source"], registry=r)
+        self.dead_letters = Gauge("cityops_dead_letters", "Dead letters by state (added, "
+                                  "written, dropped for overload, pending)", ["state"], registry=r)
+        self.mqtt = Gauge("cityops_mqtt", "MQTT intake figures (connected is 0/1)", ["figure"],
+                          registry=r)
         self.ingest_seconds = Histogram("cityops_ingest_batch_seconds",
                                         "Arrival of a batch to its durable acknowledgement",
                                         buckets=LATENCY_BUCKETS, registry=r)
@@ -59,11 +61,15 @@ class NodeMetrics:
                                  registry=r)
         self.devices = Gauge("cityops_devices", "Registered devices", registry=r)
         self.rate = RateMeter()
-        self._probes: dict[str, object] = {}
 
     def watch_queue(self, name: str, depth) -> None:
         """Sample `depth()` at every scrape."""
         self.queue_depth.labels(name).set_function(depth)
+
+    def watch_fields(self, gauge: Gauge, stats) -> None:
+        """One labelled series per numeric field of the struct that `stats()` returns."""
+        for name in stats().__struct_fields__:
+            gauge.labels(name).set_function(lambda name=name: float(getattr(stats(), name)))
 
     def render(self) -> bytes:
         self.ingest_rate.set(self.rate.rate())

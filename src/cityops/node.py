@@ -70,12 +70,14 @@ class Node:
 
         self.dead_letters = DeadLetterSink(self.store)
         await self.dead_letters.start()
+        self.metrics.watch_fields(self.metrics.dead_letters, lambda: self.dead_letters.stats)
         if self.settings.mqtt_url:
             from cityops.ingest.mqtt import MqttIntake
 
             self.mqtt = MqttIntake(self.settings.mqtt_url, self.ingestor.ingest, self.dead_letters,
                                    topic=self.settings.mqtt_topic)
             await self.mqtt.start()
+            self.metrics.watch_fields(self.metrics.mqtt, lambda: self.mqtt.stats)
         self.started_at = time.time()
 
     async def stop(self) -> None:

@@ -42,8 +42,7 @@ def _figures(node) -> dict:
                  if s.name.endswith("_total"))
     rejected = sum(s.value for metric in m.rejected.collect() for s in metric.samples
                    if s.name.endswith("_total"))
-    dead = sum(s.value for metric in m.dead_letters.collect() for s in metric.samples
-               if s.name.endswith("_total"))
+    dead = node.dead_letters.stats.added if node.dead_letters is not None else 0
     return {"rate": round(m.rate.rate()), "stored": int(stored), "rejected": int(rejected),
             "dead": int(dead)}
 
