@@ -1,0 +1,468 @@
+"""MQTT intake: readings from a broker, micro-batched into the ingest pipeline.
+
+Topics are `<prefix>/<device_id>` (one reading, or an array, per message; a single reading may
+leave out `device_id`, which the topic then gives) and `<prefix>/batch` (arrays). Messages are
+gathered for up to `batch_ms` or `batch_max` readings and ingested in one call; every message
+that cannot be taken, or every element of an array that cannot, becomes a dead letter with the
+reason. Nothing a device sends can stop the subscriber.
+
+Flow control is the broker's: the subscription is QoS 1 over MQTT 5, messages are acknowledged
+only once ingested (or dead-lettered), and the connection announces a Receive Maximum, so the
+broker never has more than that many unacknowledged messages out to us. When the node is
+overloaded the intake stops acknowledging and the backlog waits in the broker, not in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+import msgspec
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cityops.ingest.deadletters import DeadLetterSink
+from cityops.ingest.decode import AwareDatetime, BodyError, Reading, decode_array
+from cityops.ingest.pipeline import IngestResult, Overloaded
+from cityops.store.base import DeadLetter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOPIC_PREFIX = "cityops/readings"
+DEFAULT_TOPIC_FILTER = f"{DEFAULT_TOPIC_PREFIX}/+"
+BATCH_TOPIC = "batch"
+MAX_PAYLOAD = 256 * 1024
+SHOWN_PAYLOAD = 4096  # characters of a bad payload kept in its dead letter
+
+Ingest = Callable[..., Awaitable[IngestResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class MqttAddress:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    path: str = ""  # without the leading slash
+    query: str = ""
+
+
+def parse_mqtt_url(url: str) -> MqttAddress:
+    """`mqtt://[user:pass@]host[:port][/path][?query]` (mqtts:// for TLS)."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("mqtt", "mqtts", "tcp"):
+        raise ValueError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ValueError(f"MQTT URL {url!r} has no host: use mqtt://HOST:PORT")
+    tls = scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ValueError(f"MQTT URL {url!r} has a bad port") from None
+    return MqttAddress(
+        host=parts.hostname,
+        port=port,
+        username=urllib.parse.unquote(parts.username) if parts.username else None,
+        password=urllib.parse.unquote(parts.password) if parts.password else None,
+        tls=tls,
+        path=parts.path.strip("/"),
+        query=parts.query,
+    )
+
+
+class _TopicReading(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A reading on a device's own topic, where `device_id` may be left to the topic."""
+
+    ts: AwareDatetime | float
+    device_id: str | None = None
+    value: float | None = None
+    values: dict[str, float] | None = None
+
+
+_topic_reading = msgspec.json.Decoder(_TopicReading)
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def show_payload(payload: bytes, limit: int = SHOWN_PAYLOAD) -> str:
+    """Payload text for a dead letter: UTF-8 as is, anything else as hex; cut to `limit` bytes."""
+    cut = len(payload) > limit
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        cut = len(payload) > limit // 2
+        text = "hex:" + payload[: limit // 2].hex()
+    else:
+        # Cutting may split a character; dropping its stray bytes keeps the text valid.
+        text = payload[:limit].decode("utf-8", "ignore")
+    return f"{text}…[{len(payload)} bytes in all]" if cut else text
+
+
+class IntakeStats(msgspec.Struct):
+    connected: bool
+    messages: int
+    readings: int  # decoded and passed to ingest
+    accepted: int
+    duplicates: int
+    dead_letters: int  # letters made: bad messages, and bad elements of arrays
+    batches: int
+    failed_batches: int  # ingest raised something other than Overloaded
+    overloaded_retries: int
+    reconnects: int
+    dropped: int  # QoS 0 messages that found the local queue full
+
+
+@dataclass(slots=True)
+class _Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: float
+    is_array: bool = False
+    first: int = 0  # index of its first reading in the micro-batch
+    count: int = 0
+
+
+@dataclass(slots=True)
+class _Batch:
+    messages: list[_Message] = field(default_factory=list)
+    readings: list[tuple[int, Reading]] = field(default_factory=list)
+    origin: list[tuple[int, int]] = field(default_factory=list)  # per reading: message, element
+
+
+class _CountingQueue(asyncio.Queue):
+    """aiomqtt's incoming queue, bounded, counting what it has to turn away."""
+
+    def __init__(self, maxsize: int, on_drop: Callable[[], None]) -> None:
+        super().__init__(maxsize=maxsize)
+        self._on_drop = on_drop
+
+    def put_nowait(self, item) -> None:
+        if self.full():
+            self._on_drop()
+        super().put_nowait(item)  # raises QueueFull, which aiomqtt logs and survives
+
+
+class MqttIntake:
+    def __init__(
+        self,
+        url: str,
+        ingest: Ingest,
+        sink: DeadLetterSink,
+        *,
+        topic: str = DEFAULT_TOPIC_FILTER,
+        topic_prefix: str | None = None,
+        batch_max: int = 5000,
+        batch_ms: float = 50.0,
+        max_payload: int = MAX_PAYLOAD,
+        receive_maximum: int = 10_000,
+        client_id: str | None = None,
+        session_expiry_s: int = 0,
+        backoff_s: tuple[float, float] = (0.5, 30.0),
+    ) -> None:
+        self.url = url
+        self.address = parse_mqtt_url(url)
+        self.ingest = ingest
+        self.sink = sink
+        # `topic_prefix` is the shorthand for the usual filter `<prefix>/+`.
+        self.topic_filter = f"{topic_prefix.strip('/')}/+" if topic_prefix else topic
+        self.batch_max = batch_max
+        self.batch_s = batch_ms / 1000.0
+        self.max_payload = max_payload
+        self.receive_maximum = max(1, min(receive_maximum, 65535))
+        self.client_id = client_id
+        self.session_expiry_s = session_expiry_s
+        self.backoff_s = backoff_s
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._queue: _CountingQueue | None = None
+        self._messages = 0
+        self._readings = 0
+        self._accepted = 0
+        self._duplicates = 0
+        self._dead = 0
+        self._batches = 0
+        self._failed = 0
+        self._overloaded = 0
+        self._reconnects = 0
+        self._dropped = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start subscribing in the background; a broker that is away is retried, not fatal."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="mqtt-intake")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._ready.clear()
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until the subscription is in place (useful before publishing in tests and demos)."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def stats(self) -> IntakeStats:
+        return IntakeStats(
+            connected=self._ready.is_set(),
+            messages=self._messages,
+            readings=self._readings,
+            accepted=self._accepted,
+            duplicates=self._duplicates,
+            dead_letters=self._dead,
+            batches=self._batches,
+            failed_batches=self._failed,
+            overloaded_retries=self._overloaded,
+            reconnects=self._reconnects,
+            dropped=self._dropped,
+        )
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _make_queue(self, maxsize: int) -> _CountingQueue:
+        self._queue = _CountingQueue(maxsize, self._count_drop)
+        return self._queue
+
+    def _count_drop(self) -> None:
+        self._dropped += 1
+
+    def _client(self) -> aiomqtt.Client:
+        a = self.address
+        props = Properties(PacketTypes.CONNECT)
+        props.ReceiveMaximum = self.receive_maximum
+        persistent = self.client_id is not None and self.session_expiry_s > 0
+        if persistent:
+            props.SessionExpiryInterval = self.session_expiry_s
+        client = aiomqtt.Client(
+            a.host,
+            a.port,
+            username=a.username,
+            password=a.password,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            properties=props,
+            clean_start=False if persistent else True,
+            queue_type=self._make_queue,  # type: ignore[arg-type]
+            # QoS 1 is bounded by Receive Maximum; the margin is for QoS 0 bursts.
+            max_queued_incoming_messages=self.receive_maximum + self.batch_max,
+            tls_params=aiomqtt.TLSParameters() if a.tls else None,
+            timeout=10.0,
+        )
+        # aiomqtt has no public switch for paho's application-controlled acknowledgements yet
+        # (empicano/aiomqtt#345); without them a QoS 1 message would be acknowledged before it
+        # is stored, and lost if the node stopped in between.
+        client._client.manual_ack_set(True)  # noqa: SLF001
+        return client
+
+    async def _run(self) -> None:
+        delay = self.backoff_s[0]
+        first = True
+        while True:
+            if not first:
+                self._reconnects += 1
+            first = False
+            try:
+                async with self._client() as client:
+                    await client.subscribe(self.topic_filter, qos=1)
+                    log.info("MQTT intake subscribed to %s on %s", self.topic_filter, self.url)
+                    self._ready.set()
+                    delay = self.backoff_s[0]
+                    await self._consume(client)
+            except aiomqtt.MqttError as exc:
+                was_up = self._ready.is_set()
+                self._ready.clear()
+                log.warning(
+                    "MQTT broker %s %s (%s); retrying in %.1f s",
+                    self.url, "lost" if was_up else "unreachable", exc, delay,
+                )
+            # Jitter keeps a fleet of nodes from reconnecting in lockstep after a broker restart.
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2.0, self.backoff_s[1])
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        messages = client.messages
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = _Batch()
+            self._take(await anext(messages), batch)
+            deadline = loop.time() + self.batch_s
+            try:
+                queue = self._queue
+                assert queue is not None  # made by the client this connection uses
+                while len(batch.readings) < self.batch_max:
+                    # Under load the queue is never empty: drain it without a task per message.
+                    while not queue.empty():
+                        self._take(queue.get_nowait(), batch)
+                        if len(batch.readings) >= self.batch_max:
+                            break
+                    remaining = deadline - loop.time()
+                    if len(batch.readings) >= self.batch_max or remaining <= 0:
+                        break
+                    # Wait on the queue itself, not on `messages`: cancelling aiomqtt's
+                    # iterator at the timeout can drop a message it had just taken, while
+                    # a cancelled Queue.get leaves the item in the queue. A disconnect in this
+                    # short wait is noticed by the next `anext`.
+                    try:
+                        self._take(await asyncio.wait_for(queue.get(), remaining), batch)
+                    except TimeoutError:
+                        break
+            except aiomqtt.MqttError:
+                # The connection went while gathering: still ingest what arrived.
+                await self._process(client, batch)
+                raise
+            await self._process(client, batch)
+
+    def _take(self, message: aiomqtt.Message, batch: _Batch) -> None:
+        self._messages += 1
+        payload = message.payload
+        if isinstance(payload, str):
+            payload = payload.encode()
+        elif not isinstance(payload, bytes | bytearray):
+            payload = b"" if payload is None else str(payload).encode()
+        m = _Message(
+            message.topic.value, bytes(payload), message.mid, message.qos, time.time()
+        )
+        batch.messages.append(m)
+        try:
+            self._decode(m, batch, len(batch.messages) - 1)
+        except Exception as exc:  # the subscriber must outlive anything a device sends
+            log.exception("unexpected error decoding a message on %s", m.topic)
+            self._dead_nowait(m, f"could not be read: {type(exc).__name__}: {exc}")
+
+    def _decode(self, m: _Message, batch: _Batch, message_no: int) -> None:
+        if len(m.payload) > self.max_payload:
+            self._dead_nowait(
+                m, f"payload of {len(m.payload)} bytes is over the {self.max_payload} byte limit"
+            )
+            return
+        device = m.topic.rsplit("/", 1)[-1]
+        head = m.payload.lstrip()[:1]
+        if head == b"{" and device != BATCH_TOPIC:
+            self._decode_on_device_topic(m, batch, message_no, device)
+            return
+        try:
+            good, bad = decode_array(m.payload)
+        except BodyError as exc:
+            self._dead_nowait(m, str(exc))
+            return
+        m.is_array = head == b"["
+        for rejection in bad:
+            if m.is_array:
+                self._dead_nowait(
+                    m, rejection.error, index=rejection.index, payload=_element(m, rejection.index)
+                )
+            else:
+                self._dead_nowait(m, rejection.error)
+        m.first = len(batch.readings)
+        for index, reading in good:
+            batch.origin.append((message_no, index))
+            batch.readings.append((len(batch.readings), reading))
+        m.count = len(good)
+
+    def _decode_on_device_topic(self, m: _Message, batch: _Batch, message_no: int, device: str):
+        try:
+            r = _topic_reading.decode(m.payload)
+        except msgspec.ValidationError as exc:
+            self._dead_nowait(m, str(exc))
+            return
+        except msgspec.DecodeError as exc:
+            self._dead_nowait(m, f"payload is not valid JSON ({exc})")
+            return
+        if r.device_id is not None and r.device_id != device:
+            self._dead_nowait(
+                m, f"device_id {r.device_id!r} does not match the topic's device {device!r}"
+            )
+            return
+        m.first = len(batch.readings)
+        m.count = 1
+        batch.origin.append((message_no, 0))
+        batch.readings.append((len(batch.readings), Reading(device, r.ts, r.value, r.values)))
+
+    async def _process(self, client: aiomqtt.Client, batch: _Batch) -> None:
+        if batch.readings:
+            self._readings += len(batch.readings)
+            self._batches += 1
+            result = await self._ingest(batch)
+            if result is not None:
+                self._accepted += result.accepted
+                self._duplicates += result.duplicates
+                for rejection in result.rejected:
+                    message_no, element = batch.origin[rejection.index]
+                    m = batch.messages[message_no]
+                    self._dead_nowait(
+                        m,
+                        rejection.error,
+                        index=element if m.is_array else None,
+                        payload=_element(m, element) if m.is_array else None,
+                    )
+        # Acknowledge only now: every message is stored or dead-lettered.
+        paho = client._client  # noqa: SLF001 (see _client)
+        for m in batch.messages:
+            if m.qos > 0:
+                paho.ack(m.mid, m.qos)
+
+    async def _ingest(self, batch: _Batch) -> IngestResult | None:
+        """Ingest the batch, waiting out overload; None when ingest failed (dead-lettered)."""
+        while True:
+            try:
+                return await self.ingest(batch.readings, source="mqtt")
+            except Overloaded as exc:
+                self._overloaded += 1
+                log.info("node overloaded (%s); retrying MQTT batch in %.2f s", exc.reason,
+                         exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+            except Exception as exc:
+                self._failed += 1
+                log.exception("ingest failed for a batch of %d MQTT readings", len(batch.readings))
+                reason = f"ingest failed: {type(exc).__name__}: {exc}"
+                for m in batch.messages:
+                    if m.count:
+                        self._dead_nowait(m, reason)
+                return None
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    def _letter(self, m: _Message, reason: str, index: int | None, payload: str | None):
+        self._dead += 1
+        return DeadLetter(
+            source="mqtt",
+            where=m.topic,
+            reason=reason,
+            payload=show_payload(m.payload) if payload is None else payload,
+            received_at=m.received_at,
+            index=index,
+        )
+
+    def _dead_nowait(
+        self, m: _Message, reason: str, index: int | None = None, payload: str | None = None
+    ) -> None:
+        # The sink is bounded and counts what it must drop, so adding never waits on the store.
+        self.sink.add_nowait(self._letter(m, reason, index, payload))
+
+
+def _element(m: _Message, index: int) -> str:
+    """The text of one element of an array payload (for the dead letter of that element)."""
+    try:
+        return show_payload(bytes(_raw_list.decode(m.payload)[index]))
+    except (msgspec.MsgspecError, IndexError):
+        return show_payload(m.payload)
