@@ -191,3 +191,10 @@ def test_resolve_devices_reports_failures_by_input_index(city: CityMap) -> None:
 def test_a_city_without_villages_is_refused() -> None:
     with pytest.raises(ValueError, match="no villages"):
         CityMap(AREAS[:3])
+
+
+def test_floating_point_slivers_along_borders_still_resolve(city: CityMap) -> None:
+    lat, lon = at(1.5, 0.5)
+    east_edge = X0 + 2 * S
+    assert city.resolve(lat, east_edge + 1e-13).village == V21  # noise-sized: inside
+    assert city.resolve(lat, east_edge + 1e-6) is None  # 10 cm out: outside

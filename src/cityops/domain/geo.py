@@ -34,6 +34,10 @@ from cityops.domain.city import (
 
 ArrayLike = np.ndarray | Sequence[float]
 
+# How far outside every village polygon a point may lie and still count as inside the nearest:
+# about 0.1 mm, far below any survey's precision, far above floating-point noise.
+BORDER_TOLERANCE_DEG = 1e-9
+
 AUTHORITY_ROLES: dict[Level, str] = {
     Level.VILLAGE: "station",
     Level.TOWN: "subcentre",
@@ -190,10 +194,18 @@ class CityMap:
             )
         points = shapely.points(lons, lats)
         hits_in, hits_tree = self._tree.query(points, predicate="intersects")
-        missing = len(self._village_codes)
-        out = np.full(len(lats), missing, dtype=np.int64)
+        none = len(self._village_codes)
+        out = np.full(len(lats), none, dtype=np.int64)
         np.minimum.at(out, hits_in, hits_tree)
-        out[out == missing] = -1
+        missed = np.flatnonzero((out == none) & np.isfinite(lats) & np.isfinite(lons))
+        if len(missed):
+            # Neighbours computed separately can leave slivers a few ulps wide along a shared
+            # border; a point in one still belongs to the village a hair's breadth away.
+            near_in, near_tree = self._tree.query_nearest(
+                points[missed], max_distance=BORDER_TOLERANCE_DEG, all_matches=True
+            )
+            np.minimum.at(out, missed[near_in], near_tree)
+        out[out == none] = -1
         return out
 
     @property

@@ -98,8 +98,9 @@ class Sites:
 
     def in_villages(self, weights: np.ndarray, count: int) -> np.ndarray:
         counts = self.rng.multinomial(count, weights / weights.sum())
-        found = [points_in(self.rng, self.shapes[i], int(counts[i])) for i in np.flatnonzero(counts)]
-        return np.concatenate(found)
+        return np.concatenate(
+            [points_in(self.rng, self.shapes[i], int(counts[i])) for i in np.flatnonzero(counts)]
+        )
 
     def on_roads(self, count: int) -> tuple[np.ndarray, list[str]]:
         lonlat, which = points_along(self.rng, self.roads, count)
