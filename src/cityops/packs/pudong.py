@@ -28,7 +28,14 @@ from cityops.domain.kinds import BUILTIN_KINDS
 from cityops.packs import pudong_people, pudong_sensors
 from cityops.packs.calendars import shanghai_calendar
 from cityops.packs.naming import place_names
-from cityops.packs.tiling import KM_PER_DEG_LAT, disk, km2, relaxed_seeds, voronoi_tiling
+from cityops.packs.tiling import (
+    KM_PER_DEG_LAT,
+    KM_PER_DEG_LON_AT_31N,
+    disk,
+    km2,
+    relaxed_seeds,
+    voronoi_tiling,
+)
 
 DISTRICT = "310115"
 FORMAT_VERSION = 1
@@ -75,6 +82,7 @@ TOWNS = [
     ("Laogang", 121.835, 31.060), ("Nanhui Xincheng", 121.910, 30.905),
 ]
 LUJIAZUI = (121.507, 31.238)
+KM_PER_DEG = np.array([KM_PER_DEG_LON_AT_31N, KM_PER_DEG_LAT])
 
 DEPARTMENTS = [
     ("police", "Pudong Public Security Sub-bureau", "110"),
@@ -194,7 +202,7 @@ def _villages(rng: np.random.Generator, towns: list[shapely.Geometry]) -> list[V
         anchor = np.array((STREETS + TOWNS)[t][1:])
         distance = np.linalg.norm(seeds - anchor, axis=1)
         # Towns are urbanised round their centre and nearer Lujiazui; the rest is countryside.
-        from_lujiazui_km = float(np.linalg.norm(anchor - LUJIAZUI)) * KM_PER_DEG_LAT
+        from_lujiazui_km = float(np.linalg.norm((anchor - LUJIAZUI) * KM_PER_DEG))
         share = 1.0 if urban_street else float(np.clip(1.1 - from_lujiazui_km / 35.0, 0.25, 0.85))
         community = np.zeros(count, dtype=bool)
         community[np.argsort(distance, kind="stable")[: max(1, round(share * count))]] = True
