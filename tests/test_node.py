@@ -85,3 +85,21 @@ def test_an_unknown_store_url_is_a_clear_error(bad):
 
     with pytest.raises(ValueError, match="is not understood"):
         open_store(bad)
+
+
+async def test_stored_batches_are_published_on_the_bus(live):
+    from cityops.ingest.pipeline import READINGS
+
+    sub = live.node.bus.subscribe(READINGS)
+    now = time.time() - 5
+    rows = [{"device_id": "noise-000001", "ts": now, "value": 61.0},
+            {"device_id": "noise-000001", "ts": now, "value": 61.0},  # a repeat: not republished
+            {"device_id": "ghost", "ts": now, "value": 1.0}]
+    await _post(live, rows)
+    await _post(live, rows[:1])  # a retry: nothing new, nothing published
+    batches = await sub.get_batch(10, timeout=1.0)
+    assert len(batches) == 1
+    batch = batches[0]
+    assert batch.source == "http" and batch.received_ns > 0
+    assert batch.device.tolist() == [live.node.registry.index["noise-000001"]]
+    assert batch.value.tolist() == [61.0]
