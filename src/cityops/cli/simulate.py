@@ -1,0 +1,111 @@
+"""`cityops simulate`: send realistic readings for every device of a city pack to a node."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cityops.cli.errors import fail
+
+out = Console()
+
+
+def simulate(
+    city: Path = typer.Option(..., "--city", help="City pack folder."),
+    target: str = typer.Option(
+        "http://127.0.0.1:8080",
+        "--target",
+        help="http://HOST:PORT (a node), or mqtt://HOST:PORT (a broker; add ?mode=batch "
+        "to send arrays to cityops/readings/batch instead of one message per reading).",
+    ),
+    key: str = typer.Option(
+        None, "--key", envvar="CITYOPS_KEY", help="API key with the device role (HTTP only)."
+    ),
+    rate: int = typer.Option(1000, "--rate", min=1, help="Readings per second."),
+    duration: float = typer.Option(
+        60.0, "--duration", help="Seconds to run; 0 runs until Ctrl-C."
+    ),
+    batch: int = typer.Option(
+        1000,
+        "--batch",
+        min=1,
+        help="Readings per request at most; smaller at low rates so that no reading waits "
+        "more than 0.1 s for its batch.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same readings."),
+) -> None:
+    """Simulate the city's devices: noise, rain and flood gauges, bins, lamps, cameras, and
+    field staff and muck trucks moving about, at a steady rate."""
+    from cityops.packs.errors import PackError
+    from cityops.packs.format import load_pack
+    from cityops.sim.run import SimulationReport, simulate as run_simulation
+    from cityops.sim.senders import TargetError, open_sender
+
+    if not city.is_dir():
+        raise fail(f"city pack {city} is not a folder; make one with "
+                   "`cityops city generate --preset pudong --out DIR`")
+    try:
+        sender = open_sender(target, key)
+    except TargetError as exc:
+        raise fail(str(exc)) from None
+    try:
+        pack = load_pack(city)
+    except PackError as exc:
+        raise fail(str(exc)) from None
+    if not pack.devices:
+        raise fail(f"city pack {city} has no devices to simulate")
+
+    planned = round(rate * duration) if duration > 0 else None
+    columns = [
+        TextColumn("[bold]simulating[/]"),
+        BarColumn() if planned else TextColumn(""),
+        TextColumn("{task.fields[sent]:>12,} sent"),
+        TextColumn("{task.fields[rate]:>9,.0f}/s"),
+        TextColumn("[red]{task.fields[rejected]:,} rejected[/]"),
+        TextColumn("{task.fields[retried]:,} retried"),
+        TimeElapsedColumn(),
+    ]
+    last: list[SimulationReport] = []
+    with Progress(*columns, console=out, transient=False) as bar:
+        task = bar.add_task("sim", total=planned, sent=0, rate=0.0, rejected=0, retried=0)
+
+        def show(report: SimulationReport) -> None:
+            last[:] = [report]
+            bar.update(
+                task,
+                completed=report.sent,
+                sent=report.sent,
+                rate=report.rate,
+                rejected=report.rejected,
+                retried=report.retried,
+            )
+
+        try:
+            report = asyncio.run(
+                run_simulation(pack, sender, key, rate, duration, batch, seed, show)
+            )
+        except TargetError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            report = last[0] if last else None
+            if report is None:
+                raise typer.Exit(130) from None
+    _summary(report)
+
+
+def _summary(report) -> None:
+    out.print(
+        f"sent {report.sent:,} readings in {report.elapsed_s:.1f} s ({report.rate:,.0f}/s): "
+        f"{report.accepted:,} accepted, {report.duplicates:,} duplicates, "
+        f"{report.rejected:,} rejected, {report.retried:,} retried, {report.errors:,} errors"
+    )
+    for example in report.rejections:
+        out.print(f"  [red]rejected:[/] {example}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate)
