@@ -34,7 +34,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self.registry = DeviceRegistry(BUILTIN_KINDS)
-        self.registry.add([Device(NOISE, "noise", 31.2, 121.5), Device(AIR, "air_quality", 31.2, 121.5)])
+        self.registry.add(
+            [Device(NOISE, "noise", 31.2, 121.5), Device(AIR, "air_quality", 31.2, 121.5)]
+        )
         self.taken: list[Reading] = []
         self.calls = 0
         self.overload_first = 0  # answer Overloaded to this many calls first
