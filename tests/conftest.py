@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(
+    os.environ.get("CITYOPS_SHARED_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 POSTGRES_URL = os.environ.get("CITYOPS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 MQTT_URL = os.environ.get("CITYOPS_TEST_MQTT", "mqtt://127.0.0.1:1883")
 NATS_URL = os.environ.get("CITYOPS_TEST_NATS", "nats://127.0.0.1:4222")
