@@ -40,6 +40,8 @@ class NodeMetrics:
         r = self.registry
         self.accepted = Counter("cityops_readings_accepted", "Readings stored durably",
                                 ["source"], registry=r)
+        self.values = Counter("cityops_values_stored", "Channel values stored (a reading of "
+                              "several channels stores several)", ["source"], registry=r)
         self.duplicates = Counter("cityops_readings_duplicate", "Readings already stored",
                                   ["source"], registry=r)
         self.rejected = Counter("cityops_readings_rejected", "Readings refused at intake",

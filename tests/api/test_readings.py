@@ -174,3 +174,17 @@ async def test_many_concurrent_batches_all_land(live):
 async def test_operations_endpoints_are_open(live, path):
     async with live.client() as c:
         assert (await c.get(path)).status_code == 200
+
+
+async def test_multichannel_readings_count_as_readings(live):
+    key = await live.key("device")
+    now = time.time() - 5
+    aq = {"device_id": "air_quality-000000", "ts": now, "values": {"pm25": 10, "pm10": 20}}
+    async with live.client(key) as c:
+        first = (await post(c, [aq])).json()
+        again = (await post(c, [aq, {**aq, "ts": now + 1}])).json()
+        metrics = (await c.get("/metrics")).text
+    assert first == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert again == {"accepted": 2, "duplicates": 1, "rejected": []}
+    assert 'cityops_readings_accepted_total{source="http"} 2.0' in metrics
+    assert 'cityops_values_stored_total{source="http"} 4.0' in metrics

@@ -20,7 +20,7 @@ a{{color:#58a6ff}}
 </style></head><body>
 <h1>CityOps · {city}</h1><div class="muted">{areas} areas · {devices} devices · store {store}</div>
 <table>
-<tr><td>Readings stored per second</td><td class="n" id="rate">{rate}</td></tr>
+<tr><td>Readings stored per second (10 s)</td><td class="n" id="rate">{rate}</td></tr>
 <tr><td>Readings stored since start</td><td class="n" id="stored">{stored}</td></tr>
 <tr><td>Readings rejected</td><td class="n" id="rejected">{rejected}</td></tr>
 <tr><td>Dead letters</td><td class="n" id="dead">{dead}</td></tr>

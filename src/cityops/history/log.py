@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class Appended:
     stored: ReadingBatch  # the rows that were new, now durable
-    duplicates: int
+    duplicates: int  # rows already stored
+    fresh: np.ndarray  # per row of the appended batch: was it new
 
 
 @dataclass(slots=True)
@@ -190,7 +191,7 @@ class HistoryLog:
             n = len(job.batch)
             mask = fresh[offset : offset + n]
             offset += n
-            result = Appended(job.batch.take(np.flatnonzero(mask)), int(n - mask.sum()))
+            result = Appended(job.batch.take(np.flatnonzero(mask)), int(n - mask.sum()), mask)
             result.stored.received_ns = job.batch.received_ns
             result.stored.source = job.batch.source
             job.loop.call_soon_threadsafe(_resolve, job.future, result)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 
 import msgspec
+import numpy as np
 
 from cityops.ingest.decode import Reading, Rejection
 
 
 class IngestResult(msgspec.Struct):
     accepted: int  # stored (durably) or already stored (duplicates)
-    duplicates: int  # readings whose (device, channel, ts) was already stored
+    duplicates: int  # readings already stored: every value of theirs was there
     rejected: list[Rejection]
 
 
@@ -67,8 +68,8 @@ class Ingestor:
         started = time.monotonic_ns()
         self.in_flight += 1
         try:
-            batch, invalid, _ = to_batch(readings, self.registry, int(self.clock() * 1e6),
-                                         self.limits)
+            batch, invalid, origin = to_batch(readings, self.registry,
+                                              int(self.clock() * 1e6), self.limits)
             refused = sorted((rejected or []) + invalid, key=lambda r: r.index)
             batch.received_ns = started
             batch.source = source
@@ -80,10 +81,13 @@ class Ingestor:
                 except Overloaded:
                     self.metrics.overloaded.labels("history").inc()
                     raise
-                duplicates = appended.duplicates
-                stored = len(appended.stored)
-                if stored:
+                # A reading of several channels is new if any of its values is new.
+                taken = len(np.unique(origin))
+                stored = len(np.unique(origin[appended.fresh]))
+                duplicates = taken - stored
+                if len(appended.stored):
                     await self.bus.publish(READINGS, appended.stored)
+                self.metrics.values.labels(source).inc(len(appended.stored))
             self.metrics.accepted.labels(source).inc(stored)
             self.metrics.duplicates.labels(source).inc(duplicates)
             self.metrics.rejected.labels(source).inc(len(refused))
