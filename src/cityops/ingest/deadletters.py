@@ -14,6 +14,8 @@ import time
 
 import msgspec
 
+from cityops.background import Background
+
 from cityops.store.base import DeadLetter, Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class DeadLetterSink:
         self._pending: list[DeadLetter] = []
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._worker = Background("dead-letter-sink", self._run)
         self._added = 0
         self._written = 0
         self._dropped = 0
@@ -77,7 +79,7 @@ class DeadLetterSink:
 
     async def add(self, letter: DeadLetter) -> bool:
         kept = self.add_nowait(letter)
-        if kept and self._task is None and len(self._pending) >= self.batch_size:
+        if kept and not self._worker.running and len(self._pending) >= self.batch_size:
             # Nobody flushes in the background: do it here. A failure is logged and counted,
             # and the letters stay pending; the sender of a bad message is not to blame.
             with contextlib.suppress(Exception):
@@ -100,15 +102,10 @@ class DeadLetterSink:
                 self._written += len(batch)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="dead-letter-sink")
+        self._worker.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._worker.stop()
         with contextlib.suppress(Exception):
             await self.flush()
 

@@ -15,7 +15,6 @@ overloaded the intake stops acknowledging and the backlog waits in the broker, n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -28,6 +27,7 @@ import msgspec
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from cityops.background import Background
 from cityops.ingest.deadletters import DeadLetterSink
 from cityops.ingest.decode import AwareDatetime, BodyError, Reading, decode_array
 from cityops.ingest.pipeline import IngestResult, Overloaded
@@ -182,7 +182,7 @@ class MqttIntake:
         self.client_id = client_id
         self.session_expiry_s = session_expiry_s
         self.backoff_s = backoff_s
-        self._task: asyncio.Task[None] | None = None
+        self._worker = Background("mqtt-intake", self._run)
         self._ready = asyncio.Event()
         self._queue: _CountingQueue | None = None
         self._messages = 0
@@ -200,15 +200,10 @@ class MqttIntake:
 
     async def start(self) -> None:
         """Start subscribing in the background; a broker that is away is retried, not fatal."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="mqtt-intake")
+        self._worker.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._worker.stop()
         self._ready.clear()
 
     async def wait_ready(self, timeout: float | None = None) -> None:
