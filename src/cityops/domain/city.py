@@ -143,6 +143,17 @@ class WorkCalendar(msgspec.Struct, frozen=True, kw_only=True):
     working_days: list[datetime.date] = []
 
 
+class Zone(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A named place rules refer to: a muck trucks' forbidden zone or approved route, a fire
+    lane, a park. Polygons for zones, LineStrings for routes (GeoJSON, lon/lat)."""
+
+    id: str
+    kind: str  # muck_forbidden, muck_route, fire_lane ...
+    name: str
+    geometry: dict[str, Any]
+    meta: dict[str, Any] = {}  # e.g. {"hours": "07:00-22:00"} for a zone closed at those hours
+
+
 class CityPack(msgspec.Struct, kw_only=True):
     """A whole city as data, as loaded from a city-pack folder (see docs/city-packs.md)."""
 
@@ -155,3 +166,4 @@ class CityPack(msgspec.Struct, kw_only=True):
     vehicles: list[Vehicle] = []
     cell_owners: dict[str, str] = {}  # H3 cell -> responsible unit (department code)
     calendar: WorkCalendar | None = None  # load_pack fills a default when the file is absent
+    zones: list[Zone] = []

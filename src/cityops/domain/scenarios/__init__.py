@@ -1,0 +1,1 @@
+"""Scenarios, the detect side of the domain core: rule specs, evaluators, alert episodes."""

@@ -1,0 +1,1 @@
+"""One module per rule primitive; each class is built as `Cls(pack, rule, ctx)`."""
