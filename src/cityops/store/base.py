@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
 
 
@@ -57,6 +58,19 @@ class LatestRows(msgspec.Struct):
 
     def __len__(self) -> int:
         return len(self.device_id)
+
+
+class AuditEntry(msgspec.Struct, frozen=True):
+    """One line of the append-only audit trail: who did what to which subject, and when."""
+
+    actor: str  # key id ("k_...") or "system"
+    action: str  # e.g. "area.state"
+    subject: str  # e.g. "area:310115001"
+    before: str | None
+    after: str | None
+    reason: str
+    at: float  # epoch seconds
+    id: int = 0  # assigned by the store
 
 
 @runtime_checkable
@@ -107,6 +121,37 @@ class Store(Protocol):
         """Newest first; `before_id` pages backwards."""
 
     async def count_dead_letters(self) -> int: ...
+
+    # Alerts (the detect side). `upsert_alerts` replaces by id. `list_alerts` is newest
+    # `first_seen` first (ties by id), filtered by pack name, area code prefix of the alert's
+    # village (or exact match of its district/town), and active; `before` is the (first_seen,
+    # id) of the last alert of the previous page.
+    async def upsert_alerts(self, alerts: Sequence[Alert]) -> None: ...
+
+    async def get_alert(self, alert_id: str) -> Alert | None: ...
+
+    async def list_alerts(
+        self,
+        *,
+        scenario: str | None = None,
+        area: str | None = None,
+        active: bool | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[Alert]: ...
+
+    # Operating states per area code ("daily", "special", "emergency"); each change is
+    # written together with its audit entry, in one transaction.
+    async def set_area_state(self, code: str, state: str, entry: AuditEntry) -> None: ...
+
+    async def load_area_states(self) -> dict[str, str]: ...
+
+    # The audit trail: append-only; newest first, paged by id, optionally for one subject.
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    async def list_audit(
+        self, *, subject: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]: ...
 
     # Small key/value settings (schema version, last snapshot time ...).
     async def set_meta(self, key: str, value: str) -> None: ...

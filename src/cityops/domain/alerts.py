@@ -1,0 +1,49 @@
+"""Alerts: one per episode of a scenario rule at one place, raised once, updated while it
+lasts, cleared when the condition clears."""
+
+from __future__ import annotations
+
+import msgspec
+
+from cityops.domain.city import AreaCodes
+
+
+class Evidence(msgspec.Struct, frozen=True, array_like=True):
+    device_id: str
+    channel: str
+    ts: float  # epoch seconds
+    value: float
+
+
+class Alert(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str  # deterministic per episode: scenario rule + subject + first_seen
+    scenario: str  # pack name
+    rule: str  # "<pack>.<rule id>"
+    category: str  # the pack's category code
+    severity: str
+    urgency: str
+    departments: list[str]
+    subject: str  # device id, "cell:<h3>", "area:<code>", ...
+    title: str
+    detail: str = ""
+    areas: AreaCodes | None = None
+    cell: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    first_seen: float  # epoch seconds (reading time)
+    last_seen: float
+    cleared_at: float | None = None
+    active: bool = True
+    value: float | None = None
+    updates: int = 0  # signals folded into this episode after the first
+    evidence: list[Evidence] = []
+    state: str = "daily"  # operating state in force where it fired
+    auto_register: bool = True
+
+
+class AlertEvent(msgspec.Struct, frozen=True):
+    """What the bus carries to the act side: an alert and what just happened to it."""
+
+    change: str  # "raised", "updated", "cleared"
+    alert: Alert
+    published_ns: int = 0  # time.monotonic_ns() at publication, for latency figures
