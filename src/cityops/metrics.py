@@ -61,6 +61,12 @@ class NodeMetrics:
                                  ["queue"], registry=r)
         self.ingest_rate = Gauge("cityops_ingest_rate", "Readings stored per second (10 s window)",
                                  registry=r)
+        self.alerts = Counter("cityops_alerts", "Alert events by change", ["change"], registry=r)
+        self.alert_latency = Histogram("cityops_alert_latency_seconds",
+                                       "Reading arrival to alert published",
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.rule_errors = Counter("cityops_rule_errors", "Rule evaluations that failed",
+                                   ["rule"], registry=r)
         self.devices = Gauge("cityops_devices", "Registered devices", registry=r)
         self.rate = RateMeter()
 

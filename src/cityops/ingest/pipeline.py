@@ -32,6 +32,7 @@ class Overloaded(Exception):
 
 
 READINGS = "readings"
+REJECTIONS = "rejections"  # readings of known devices refused for their value
 
 
 class Ingestor:
@@ -68,8 +69,11 @@ class Ingestor:
         started = time.monotonic_ns()
         self.in_flight += 1
         try:
+            wild: list = []
             batch, invalid, origin = to_batch(readings, self.registry,
-                                              int(self.clock() * 1e6), self.limits)
+                                              int(self.clock() * 1e6), self.limits, wild)
+            if wild and self.bus.has_room(REJECTIONS):  # best effort: health signal only
+                await self.bus.publish(REJECTIONS, wild[0])
             refused = sorted((rejected or []) + invalid, key=lambda r: r.index)
             batch.received_ns = started
             batch.source = source

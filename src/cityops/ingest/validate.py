@@ -41,11 +41,13 @@ def to_batch(
     registry: DeviceRegistry,
     now_us: int,
     limits: Limits = Limits(),
+    out_of_range: list[ReadingBatch] | None = None,
 ) -> tuple[ReadingBatch, list[Rejection], np.ndarray]:
     """Turn decoded readings into a batch of valid rows.
 
     Returns the batch, the rejections (by the reading's index in the body) and, per row of the
-    batch, the index of the reading it came from.
+    batch, the index of the reading it came from. Rows of known devices refused only for their
+    value are appended to `out_of_range` when given (device health watches such storms).
     """
     rejections: list[Rejection] = []
     get = registry.index.get
@@ -101,6 +103,11 @@ def to_batch(
     in_range = (val >= lo) & (val <= hi)  # NaN (missing value, absent channel) fails both
     ts_ok = (tsa <= now_us + limits.max_future_s * US) & (tsa >= now_us - limits.max_age_s * US)
     ok = known & in_range & ts_ok
+    if out_of_range is not None:
+        wild = np.flatnonzero(known & ts_ok & ~in_range)
+        if len(wild):
+            out_of_range.append(ReadingBatch(dev[wild], ch[wild], np.round(tsa[wild]).astype(
+                TS_DTYPE), val[wild], source="rejections"))
 
     if not ok.all():
         missing = set(missing_value)

@@ -1,0 +1,1 @@
+"""Detection: scenario rules evaluated on the readings as they leave the bus."""

@@ -1,0 +1,245 @@
+"""The detect engine: readings from the bus through every active scenario rule, alerts out.
+
+It runs in the node's event loop: a batch is evaluated by every rule (vectorised), the signals
+become alert episodes, and alert events are published on the bus (`alerts`) and stored. A rule
+that throws is logged and counted; it never stops detection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+
+from cityops.background import Background
+from cityops.domain.alerts import AlertEvent
+from cityops.domain.readings import ReadingBatch
+from cityops.domain.scenarios.build import build
+from cityops.domain.scenarios.context import STATE_CODES, Context, Places
+from cityops.domain.scenarios.episodes import Episodes
+from cityops.domain.scenarios.signals import Evaluator, Signal
+from cityops.domain.scenarios.spec import ScenarioPack
+from cityops.domain.states import device_states
+from cityops.ingest.pipeline import READINGS, REJECTIONS
+
+log = logging.getLogger(__name__)
+
+ALERTS = "alerts"
+US = 1_000_000
+
+
+class _PackRules:
+    def __init__(self, pack: ScenarioPack, evaluators: list[Evaluator]) -> None:
+        self.pack = pack
+        self.codes = np.array([STATE_CODES[s] for s in pack.states], np.int8)
+        self.readings = [e for e in evaluators if getattr(e, "source", "readings") == "readings"
+                         and not hasattr(e, "on_signals")]
+        self.rejections = [e for e in evaluators if getattr(e, "source", "") == "rejections"]
+        self.composites = [e for e in evaluators if hasattr(e, "on_signals")]
+        self.active = np.zeros(0, bool)  # per device: is the pack on where the device is
+
+    def refresh(self, state: np.ndarray) -> None:
+        self.active = np.isin(state, self.codes)
+
+
+class DetectEngine:
+    def __init__(self, node, scenarios: list[ScenarioPack], *, tick_s: float = 1.0,
+                 clock=time.time) -> None:
+        self.node = node
+        self.scenarios = scenarios
+        self.tick_s = tick_s
+        self.clock = clock
+        self.area_states: dict[str, str] = {}
+        self.ctx: Context | None = None
+        self.packs: list[_PackRules] = []
+        self.episodes: Episodes | None = None
+        self._devices_seen = 0
+        self._readings = None
+        self._rejections = None
+        self._loop = Background("detect", self._run)
+        self._ticker = Background("detect-tick", self._tick_loop)
+        self.stats = {"batches": 0, "rows": 0, "signals": 0, "raised": 0, "cleared": 0,
+                      "rule_errors": 0}
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from cityops.domain.calendar import LocalClock
+
+        node = self.node
+        self.area_states = await node.store.load_area_states()
+        clock = LocalClock(node.pack.info.timezone, node.pack.calendar)
+        self.ctx = Context(node.registry, Places.build(node.registry, node.pack), clock,
+                           now_us=int(self.clock() * US), zones=list(node.pack.zones))
+        self._devices_seen = len(node.registry)
+        self._refresh_state()
+        rules = {}
+        for pack in self.scenarios:
+            evaluators = []
+            for rule in pack.rules:
+                evaluators.append(build(pack, rule, self.ctx))
+                rules[f"{pack.name}.{rule.id}"] = (pack, rule)
+            self.packs.append(_PackRules(pack, evaluators))
+        for p in self.packs:
+            p.refresh(self.ctx.state)
+        self.episodes = Episodes(rules, node.registry, self._locate)
+        self.episodes.restore(await node.store.list_alerts(active=True, limit=100_000),
+                              now_us=int(self.clock() * US))
+        self._readings = node.bus.subscribe(READINGS, maxsize=node.settings.bus_queue)
+        self._rejections = node.bus.subscribe(REJECTIONS, maxsize=node.settings.bus_queue)
+        self._loop.start()
+        self._ticker.start()
+
+    async def stop(self) -> None:
+        await self._ticker.stop()
+        await self._loop.stop()
+        for sub in (self._readings, self._rejections):
+            if sub is not None:
+                await sub.close()
+
+    def vital_signs(self) -> list[dict]:
+        """What the baseline rules know of each KPI series (see BaselineEvaluator.snapshot)."""
+        out = []
+        for p in self.packs:
+            for evaluator in p.readings:
+                if hasattr(evaluator, "snapshot"):
+                    out += [{**s, "rule": evaluator.rule} for s in evaluator.snapshot()]
+        return out
+
+    # -- operating states -------------------------------------------------------------------
+
+    def set_area_state(self, code: str, state: str) -> None:
+        """Takes effect for the next batch."""
+        self.area_states[code] = state
+        self._refresh_state()
+
+    def _refresh_state(self) -> None:
+        ctx = self.ctx
+        ctx.state = device_states(self.area_states, ctx.places)
+        for p in self.packs:
+            p.refresh(ctx.state)
+
+    def _grow(self) -> None:
+        """Devices registered since the context was built get places and states."""
+        if len(self.node.registry) != self._devices_seen:
+            self.ctx.places = Places.build(self.node.registry, self.node.pack)
+            self._devices_seen = len(self.node.registry)
+            self._refresh_state()
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._readings.get_batch(64)
+            rejected = await self._rejections.get_batch(64, timeout=0) if \
+                self._rejections.depth() else []
+            try:
+                await self.evaluate(ReadingBatch.concat(batches), ReadingBatch.concat(rejected))
+            except Exception:
+                log.exception("detection failed on a batch")
+
+    async def evaluate(self, batch: ReadingBatch, rejected: ReadingBatch | None = None) -> list:
+        """Run every active rule on `batch`; publish and store the alert events."""
+        self._grow()
+        ctx = self.ctx
+        ctx.now_us = int(self.clock() * US)
+        signals: list[Signal] = []
+        for p in self.packs:
+            rows = _active_rows(batch, p.active)
+            if len(rows):
+                for evaluator in p.readings:
+                    signals += self._call(evaluator, "on_batch", rows, ctx)
+            if rejected is not None and len(rejected) and p.rejections:
+                bad = _active_rows(rejected, p.active)
+                for evaluator in p.rejections:
+                    signals += self._call(evaluator, "on_batch", bad, ctx)
+        signals += self._composites(signals)
+        self.stats["batches"] += 1
+        self.stats["rows"] += len(batch)
+        return await self._emit(signals, batch.received_ns)
+
+    async def tick(self) -> list:
+        if self._rejections is not None and self._rejections.depth():
+            # Batches refused whole never come with readings; take them here.
+            bad = await self._rejections.get_batch(64, timeout=0)
+            await self.evaluate(ReadingBatch.empty(), ReadingBatch.concat(bad))
+        self._grow()
+        ctx = self.ctx
+        ctx.now_us = int(self.clock() * US)
+        ctx.last_seen_us = self._last_seen()
+        signals: list[Signal] = []
+        for p in self.packs:
+            for evaluator in p.readings + p.rejections:
+                signals += self._call(evaluator, "on_tick", ctx)
+        signals += self._composites(signals)
+        events = self.episodes.expire_unconfirmed(ctx.now_us)
+        return await self._emit(signals, 0, events)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("detection tick failed")
+
+    def _composites(self, signals: list[Signal]) -> list[Signal]:
+        out: list[Signal] = []
+        for p in self.packs:
+            for evaluator in p.composites:
+                out += self._call(evaluator, "on_signals", signals, self.ctx)
+        return out
+
+    def _call(self, evaluator, method: str, *args) -> list[Signal]:
+        try:
+            return getattr(evaluator, method)(*args) or []
+        except Exception:
+            self.stats["rule_errors"] += 1
+            self.node.metrics.rule_errors.labels(evaluator.rule).inc()
+            log.exception("rule %s failed in %s", evaluator.rule, method)
+            return []
+
+    def _last_seen(self) -> np.ndarray:
+        from cityops.domain.kinds import MAX_CHANNELS
+
+        latest = self.node.history.state.latest_ts
+        n = len(self.node.registry)
+        have = min(n, latest.shape[0] // MAX_CHANNELS)
+        out = np.full(n, np.iinfo(np.int64).min, np.int64)
+        out[:have] = latest[: have * MAX_CHANNELS].reshape(have, MAX_CHANNELS).max(axis=1)
+        return out
+
+    def _locate(self, lat: float, lon: float):
+        city = self.node.city
+        return city.resolve(lat, lon), city.cell_of(lat, lon)
+
+    async def _emit(self, signals: list[Signal], received_ns: int,
+                    events: list[AlertEvent] | None = None) -> list[AlertEvent]:
+        self.stats["signals"] += len(signals)
+        state = self.ctx.state
+        events = (events or []) + self.episodes.apply(
+            signals, lambda d: int(state[d]) if 0 <= d < state.shape[0] else 0)
+        if not events:
+            return events
+        now_ns = time.monotonic_ns()
+        metrics = self.node.metrics
+        for event in events:
+            self.stats[event.change] = self.stats.get(event.change, 0) + 1
+            metrics.alerts.labels(event.change).inc()
+            if event.change == "raised" and received_ns:
+                metrics.alert_latency.observe((now_ns - received_ns) / 1e9)
+        published = [AlertEvent(e.change, e.alert, now_ns) for e in events]
+        await self.node.bus.publish(ALERTS, published)
+        await self.node.store.upsert_alerts([e.alert for e in events])
+        return published
+
+
+def _active_rows(batch: ReadingBatch, active: np.ndarray) -> ReadingBatch:
+    if not len(batch) or active.all():
+        return batch
+    inside = batch.device < active.shape[0]
+    keep = np.zeros(len(batch), bool)
+    keep[inside] = active[batch.device[inside]]
+    return batch.take(np.flatnonzero(keep))
