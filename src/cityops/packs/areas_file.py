@@ -88,11 +88,11 @@ def _area_of(index: int, feature: Any) -> Area:
     if not isinstance(ref, str):
         raise PackError(f"{where}: property 'ref' must be a string, got {ref!r}")
     geometry = feature.get("geometry")
-    _check_geometry_shape(geometry, where)
+    check_polygonal(geometry, where)
     return Area(code=code, name=name, level=level, parent=parent, geometry=geometry, ref=ref)
 
 
-def _check_geometry_shape(geometry: Any, where: str) -> None:
+def check_polygonal(geometry: Any, where: str) -> None:
     """Structure and coordinate ranges; whether the polygons are valid is checked later, with
     shapely, over all areas at once."""
     if not isinstance(geometry, dict) or geometry.get("type") not in _GEOMETRY_TYPES:
@@ -112,7 +112,14 @@ def _check_geometry_shape(geometry: Any, where: str) -> None:
 def _check_ring(ring: Any, where: str) -> None:
     if not isinstance(ring, list) or len(ring) < 4:
         raise PackError(f"{where}: geometry 'coordinates': a ring needs at least 4 positions")
-    for position in ring:
+    check_positions(ring, where)
+    if ring[0][:2] != ring[-1][:2]:
+        raise PackError(f"{where}: geometry 'coordinates': a ring must end where it starts")
+
+
+def check_positions(positions: list, where: str) -> None:
+    """Every position is a finite [lon, lat] on Earth (also used for the lines of zones)."""
+    for position in positions:
         if (
             not isinstance(position, list)
             or len(position) < 2
@@ -127,5 +134,3 @@ def _check_ring(ring: Any, where: str) -> None:
                 f"{where}: geometry 'coordinates': position [{lon}, {lat}] is outside "
                 f"lon -180..180, lat -90..90 (GeoJSON is [lon, lat])"
             )
-    if ring[0][:2] != ring[-1][:2]:
-        raise PackError(f"{where}: geometry 'coordinates': a ring must end where it starts")

@@ -7,6 +7,7 @@ files from 1 (what an editor shows).
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 import re
@@ -15,6 +16,7 @@ import zoneinfo
 import h3
 import numpy as np
 import shapely
+from shapely.geometry import shape
 
 from cityops.domain.city import CODE_LENGTH, LEVELS, Area, CityPack, Level
 from cityops.domain.geo import AUTHORITY_ROLES, geometry_of
@@ -36,6 +38,7 @@ def check_pack(pack: CityPack) -> None:
     _check_staff(pack, device_ids, codes)
     _check_vehicles(pack, device_ids)
     _check_cell_owners(pack, codes)
+    _check_zones(pack, device_ids)
     if pack.calendar is not None:
         _check_timezone(pack.calendar.timezone, "calendar.yaml")
 
@@ -235,3 +238,53 @@ def _check_cell_owners(pack: CityPack, codes: set[str]) -> None:
             f"{name}: cell {cell}: owner {owner!r} is neither a department code nor a local "
             f"authority like 'station:<village code>'"
         )
+
+
+def _check_zones(pack: CityPack, device_ids: set[str]) -> None:
+    name = "zones.geojson"
+    position: dict[str, int] = {}
+    for i, zone in enumerate(pack.zones):
+        where = f"{name}: feature {i} ({zone.id})"
+        if zone.id in position:
+            raise PackError(
+                f"{where}: property 'id' is already used by feature {position[zone.id]}"
+            )
+        position[zone.id] = i
+        if not _SNAKE.match(zone.kind):
+            raise PackError(f"{where}: property 'kind' must be snake_case, like muck_forbidden")
+        hours = zone.meta.get("hours")
+        if hours is not None and not _is_hours(hours):
+            raise PackError(
+                f"{where}: property 'meta.hours': {hours!r} is not a period like \"07:00-22:00\""
+            )
+        vehicles = zone.meta.get("vehicles")
+        if vehicles is not None:
+            if not isinstance(vehicles, list) or not all(isinstance(v, str) for v in vehicles):
+                raise PackError(f"{where}: property 'meta.vehicles' must be a list of device ids")
+            unknown = [v for v in vehicles if v not in device_ids]
+            if unknown:
+                raise PackError(
+                    f"{where}: property 'meta.vehicles': {unknown[0]!r} is not in devices.jsonl"
+                )
+    if not pack.zones:
+        return
+    geometries = np.array([shape(z.geometry) for z in pack.zones], dtype=object)
+    valid = shapely.is_valid(geometries) & (shapely.length(geometries) > 0)
+    if not valid.all():
+        i = int(np.flatnonzero(~valid)[0])
+        reason = shapely.is_valid_reason(geometries[i])
+        if reason == "Valid Geometry":
+            reason = "it has no extent"
+        raise PackError(f"{name}: feature {i} ({pack.zones[i].id}): 'geometry' is invalid: "
+                        f"{reason}")
+
+
+def _is_hours(text: object) -> bool:
+    """"HH:MM-HH:MM", possibly wrapping past midnight ("22:00-06:00"), as rules' `hours`."""
+    if not isinstance(text, str) or text.count("-") != 1:
+        return False
+    try:
+        start, end = (datetime.time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        return False
+    return start != end

@@ -9,6 +9,7 @@
     vehicles.jsonl    one Vehicle per line                                     optional
     cell_owners.json  {H3 cell: responsible unit}                              optional
     calendar.yaml     working hours, weekend, public holidays                  optional
+    zones.geojson     places rules refer to: forbidden zones, routes, lanes   optional
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from cityops.domain.city import (
     Vehicle,
 )
 from cityops.domain.kinds import BUILTIN_KINDS
-from cityops.packs import areas_file, calendar_file
+from cityops.packs import areas_file, calendar_file, zones_file
 from cityops.packs.checks import check_pack
 from cityops.packs.codec import (
     convert,
@@ -54,7 +55,9 @@ STAFF = "staff.jsonl"
 VEHICLES = "vehicles.jsonl"
 CELL_OWNERS = "cell_owners.json"
 CALENDAR = calendar_file.NAME
-PACK_FILES = (CITY, AREAS, DEPARTMENTS, KINDS, DEVICES, STAFF, VEHICLES, CELL_OWNERS, CALENDAR)
+ZONES = zones_file.NAME
+PACK_FILES = (CITY, AREAS, DEPARTMENTS, KINDS, DEVICES, STAFF, VEHICLES, CELL_OWNERS, CALENDAR,
+              ZONES)
 
 
 def load_pack(path: str | os.PathLike[str]) -> CityPack:
@@ -71,6 +74,7 @@ def load_pack(path: str | os.PathLike[str]) -> CityPack:
     calendar = calendar_file.calendar_from_yaml_obj(
         load_yaml(calendar_data, CALENDAR) if calendar_data is not None else None, info.timezone
     )
+    zones_data = read_bytes(folder, ZONES, required=False)
     pack = CityPack(
         info=info,
         areas=areas,
@@ -81,6 +85,7 @@ def load_pack(path: str | os.PathLike[str]) -> CityPack:
         vehicles=_jsonl(folder, VEHICLES, Vehicle),
         cell_owners=_cell_owners(folder),
         calendar=calendar,
+        zones=zones_file.zones_from_geojson(zones_data) if zones_data is not None else [],
     )
     check_pack(pack)
     return pack
@@ -112,6 +117,7 @@ def save_pack(pack: CityPack, path: str | os.PathLike[str], *, check: bool = Tru
             if pack.calendar is not None
             else None
         ),
+        ZONES: zones_file.zones_to_geojson(pack.zones) if pack.zones else None,
     }
     for name, data in files.items():
         target = folder / name
