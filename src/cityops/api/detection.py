@@ -58,3 +58,8 @@ async def vital_signs(request: Request) -> Response:
         items.append({**series, "kpi": device.meta.get("kpi", device.name), "level": level,
                       "area": device.meta.get("area") or (device.areas and device.areas.district)})
     return json_response({"items": items, "next": None})
+
+
+async def detect_stats(request: Request) -> Response:
+    await principal(request, READ_OPERATIONS)
+    return json_response(request.app.state.node.detect.summary())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 
 import numpy as np
 
@@ -56,10 +57,12 @@ class DetectEngine:
         self.packs: list[_PackRules] = []
         self.episodes: Episodes | None = None
         self._devices_seen = 0
+        self._busy = False
         self._readings = None
         self._rejections = None
         self._loop = Background("detect", self._run)
         self._ticker = Background("detect-tick", self._tick_loop)
+        self.latencies = deque(maxlen=100_000)  # seconds, reading arrival -> alert published
         self.stats = {"batches": 0, "rows": 0, "signals": 0, "raised": 0, "cleared": 0,
                       "rule_errors": 0}
 
@@ -99,6 +102,14 @@ class DetectEngine:
             if sub is not None:
                 await sub.close()
 
+    def summary(self) -> dict:
+        """Counters and the alert latency percentiles of the recent raises."""
+        lat = np.array(self.latencies) * 1000
+        pct = {f"alert_latency_p{p}_ms": round(float(np.percentile(lat, p)), 2) if len(lat)
+               else None for p in (50, 99)}
+        return {**self.stats, **pct, "latency_samples": len(lat),
+                "open_alerts": len(self.episodes.open) if self.episodes else 0}
+
     def vital_signs(self) -> list[dict]:
         """What the baseline rules know of each KPI series (see BaselineEvaluator.snapshot)."""
         out = []
@@ -133,12 +144,24 @@ class DetectEngine:
     async def _run(self) -> None:
         while True:
             batches = await self._readings.get_batch(64)
-            rejected = await self._rejections.get_batch(64, timeout=0) if \
-                self._rejections.depth() else []
+            self._busy = True
             try:
+                rejected = await self._rejections.get_batch(64, timeout=0) if \
+                    self._rejections.depth() else []
                 await self.evaluate(ReadingBatch.concat(batches), ReadingBatch.concat(rejected))
             except Exception:
                 log.exception("detection failed on a batch")
+            finally:
+                self._busy = False
+
+    async def caught_up(self, timeout: float = 10.0) -> bool:
+        """Wait until every batch published so far has been evaluated (replays, tests)."""
+        deadline = time.monotonic() + timeout
+        while self._readings.depth() or self._busy:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.001)
+        return True
 
     async def evaluate(self, batch: ReadingBatch, rejected: ReadingBatch | None = None) -> list:
         """Run every active rule on `batch`; publish and store the alert events."""
@@ -229,7 +252,9 @@ class DetectEngine:
             self.stats[event.change] = self.stats.get(event.change, 0) + 1
             metrics.alerts.labels(event.change).inc()
             if event.change == "raised" and received_ns:
-                metrics.alert_latency.observe((now_ns - received_ns) / 1e9)
+                latency = (now_ns - received_ns) / 1e9
+                metrics.alert_latency.observe(latency)
+                self.latencies.append(latency)
         published = [AlertEvent(e.change, e.alert, now_ns) for e in events]
         await self.node.bus.publish(ALERTS, published)
         await self.node.store.upsert_alerts([e.alert for e in events])
