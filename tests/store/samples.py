@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 
+from cityops.domain.alerts import Alert, Evidence
 from cityops.domain.city import AreaCodes, Device
-from cityops.store.base import ApiKeyRecord, DeadLetter
+from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter
 
 KINDS = ("noise", "water_depth", "rainfall", "air_quality")
 
@@ -54,3 +55,56 @@ def dead_letter(n: int) -> DeadLetter:
         received_at=1_700_000_000.0 + n / 10,
         index=n % 4 if n % 2 else None,
     )
+
+
+SCENARIOS = ("flood", "noise", "air")
+# Two towns in one district, one in another; the fifth "place" is an alert with no areas.
+VILLAGES = ("310115001001", "310115001002", "310115002001", "310116001001", None)
+
+
+def alert(n: int, **changes: object) -> Alert:
+    """Alert number `n`: pairs share a first_seen (ties go by id), and ids do not follow `n`."""
+    village = VILLAGES[n % len(VILLAGES)]
+    scenario = SCENARIOS[n % len(SCENARIOS)]
+    first_seen = 1_700_000_000.0 + (n // 2) * 60.5
+    fields: dict[str, object] = {
+        "id": f"{scenario}.r{n % 2}:{(n * 7919) % 10007:05d}",
+        "scenario": scenario,
+        "rule": f"{scenario}.r{n % 2}",
+        "category": "env",
+        "severity": ("minor", "moderate", "severe")[n % 3],
+        "urgency": "expected",
+        "departments": ["city_management"] if n % 2 else ["police", "fire"],
+        "subject": f"dev-{n:05d}",
+        "title": f"alert {n} \u4e2d",
+        "detail": "with detail" if n % 4 == 0 else "",
+        "areas": AreaCodes(village[:6], village[:9], village) if village else None,
+        "cell": f"8930{n:011x}" if n % 3 == 0 else None,
+        "lat": 31.2 + n / 1e4,
+        "lon": 121.4 + n / 1e4,
+        "first_seen": first_seen,
+        "last_seen": first_seen + 30.25,
+        "active": n % 4 != 1,
+        "cleared_at": None if n % 4 != 1 else first_seen + 90.0,
+        "value": n * 0.5 if n % 5 else None,
+        "updates": n % 6,
+        "evidence": [Evidence(f"dev-{n:05d}", "level", first_seen + i, i * 1.5) for i in range(3)],
+        "state": "emergency" if n % 7 == 0 else "daily",
+        "auto_register": n % 9 != 0,
+    }
+    fields.update(changes)
+    return Alert(**fields)  # type: ignore[arg-type]
+
+
+def audit(n: int, **changes: object) -> AuditEntry:
+    fields: dict[str, object] = {
+        "actor": "system" if n % 3 == 0 else f"k_{n % 5:04d}",
+        "action": "area.state" if n % 2 else "alert.ack",
+        "subject": f"area:31011500{n % 3}",
+        "before": None if n % 4 == 0 else "daily",
+        "after": "emergency" if n % 2 else None,
+        "reason": f"reason #{n} \u4e2d",
+        "at": 1_700_000_000.0 + n * 1.25,
+    }
+    fields.update(changes)
+    return AuditEntry(**fields)  # type: ignore[arg-type]

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
+import re
+import sqlite3
+from contextlib import closing
 
 import msgspec
+import psycopg
 import pytest
 
-from cityops.domain.city import Device
-from cityops.store.base import DeadLetter, DuplicateKey, LatestRows, Store
+from cityops.domain.alerts import Alert
+from cityops.domain.city import AreaCodes, Device
+from cityops.store.base import AuditEntry, DeadLetter, DuplicateKey, LatestRows, Store
+from cityops.store.postgres import split_url
+from cityops.store.sqlite import sqlite_path
 
 from . import samples
 from .conftest import OpenStore
@@ -28,7 +36,7 @@ def one(device_id: str, channel: str, ts_us: int, value: float) -> LatestRows:
 async def test_is_a_store(store: Store) -> None:
     assert isinstance(store, Store)
     assert store.queue_depth() == 0
-    assert await store.get_meta("schema_version") == "1"
+    assert await store.get_meta("schema_version") == "2"
 
 
 async def test_devices_keep_first_registration_order_and_update_in_place(store: Store) -> None:
@@ -187,7 +195,7 @@ async def test_reopen_keeps_everything(durable_store_url: str, open_stores: Open
     assert latest_dict(await again.load_latest()) == {("a", "x"): (1, 1.5), ("b", "y"): (2, 2.5)}
     assert await again.count_dead_letters() == 3
     assert await again.get_meta("k") == "v"
-    assert await again.get_meta("schema_version") == "1"
+    assert await again.get_meta("schema_version") == "2"
     # Ids keep counting after a reopen, so paging by id stays sound.
     old_ids = [d.id for d in await again.list_dead_letters()]
     await again.add_dead_letters([samples.dead_letter(9)])
@@ -229,3 +237,275 @@ async def test_load_devices_returns_device_structs(store: Store) -> None:
     await store.upsert_devices([device])
     (loaded,) = await store.load_devices()
     assert type(loaded) is Device and loaded == device
+
+
+# -- alerts
+
+
+def expected_alerts(
+    alerts: list[Alert],
+    *,
+    scenario: str | None = None,
+    area: str | None = None,
+    active: bool | None = None,
+) -> list[Alert]:
+    """What `list_alerts` must answer, worked out the slow and obvious way."""
+    found = [
+        a
+        for a in alerts
+        if (scenario is None or a.scenario == scenario)
+        and (area is None or (a.areas is not None and a.areas.village.startswith(area)))
+        and (active is None or a.active is active)
+    ]
+    return sorted(found, key=lambda a: (a.first_seen, a.id), reverse=True)
+
+
+async def test_alert_upsert_replaces_by_id(store: Store) -> None:
+    assert await store.get_alert("missing") is None
+    assert await store.list_alerts() == []
+    a, b = samples.alert(1), samples.alert(2)
+    await store.upsert_alerts([a, b])
+    loaded = await store.get_alert(a.id)
+    assert type(loaded) is Alert and loaded == a
+
+    # An episode is updated many times, then cleared: each upsert replaces the whole alert.
+    a2 = msgspec.structs.replace(
+        a, updates=a.updates + 1, last_seen=a.last_seen + 60, evidence=[*a.evidence][:1]
+    )
+    a3 = msgspec.structs.replace(a2, active=False, cleared_at=a2.last_seen + 5)
+    await store.upsert_alerts([a2])
+    await store.upsert_alerts([a3])
+    assert await store.get_alert(a.id) == a3
+    assert await store.list_alerts() == expected_alerts([a3, b])
+    assert await store.list_alerts(active=False) == [a3]
+
+    # One batch holding an id twice: the last one given wins.
+    b2 = msgspec.structs.replace(b, title="second", areas=None)
+    await store.upsert_alerts([b, b2])
+    assert await store.get_alert(b.id) == b2
+    await store.upsert_alerts([])
+
+    # What was stored is a copy: changing the caller's alert afterwards changes nothing.
+    b2.evidence.append(samples.alert(9).evidence[0])
+    b2.title = "changed after the upsert"
+    assert (await store.get_alert(b.id)).title == "second"  # type: ignore[union-attr]
+
+
+async def test_alert_filters_each_and_combined(store: Store) -> None:
+    alerts = [samples.alert(n) for n in range(90)]
+    await store.upsert_alerts(alerts)
+    for scenario in (None, "flood", "noise", "nothing"):
+        for area in (None, "310115", "310115001", "310115001001", "310116", "310117", "3101"):
+            for active in (None, True, False):
+                got = await store.list_alerts(
+                    scenario=scenario, area=area, active=active, limit=1000
+                )
+                want = expected_alerts(alerts, scenario=scenario, area=area, active=active)
+                assert got == want, (scenario, area, active)
+    assert len(await store.list_alerts(scenario="flood", area="310115", active=True)) > 0
+    assert len(await store.list_alerts(limit=7)) == 7
+    assert await store.list_alerts(limit=0) == []
+
+
+async def test_alert_area_prefix_at_each_level(store: Store) -> None:
+    places = {
+        "a": AreaCodes("310115", "310115001", "310115001001"),
+        "b": AreaCodes("310115", "310115001", "310115001002"),
+        "c": AreaCodes("310115", "310115002", "310115002001"),
+        "d": AreaCodes("310116", "310116001", "310116001001"),
+        "e": None,  # a city-wide alert, or one whose place is not known
+    }
+    alerts = [samples.alert(n, id=id, areas=areas) for n, (id, areas) in enumerate(places.items())]
+    await store.upsert_alerts(alerts)
+
+    async def ids(area: str | None) -> set[str]:
+        return {a.id for a in await store.list_alerts(area=area)}
+
+    assert await ids(None) == {"a", "b", "c", "d", "e"}  # only here do alerts without areas show
+    assert await ids("310115") == {"a", "b", "c"}
+    assert await ids("310116") == {"d"}
+    assert await ids("310115001") == {"a", "b"}
+    assert await ids("310115002") == {"c"}
+    assert await ids("310115001002") == {"b"}
+    assert await ids("310117") == set()
+    assert await ids("310115003") == set()
+    assert await ids("310115001003") == set()
+    # Not a whole code, still a prefix: the same rule, without an index to help.
+    assert await ids("3101") == {"a", "b", "c", "d"}
+    assert await ids("3101150010") == {"a", "b"}
+
+
+async def test_alert_paging_by_before(store: Store) -> None:
+    alerts = [samples.alert(n) for n in range(250)]  # pairs share first_seen: ties go by id
+    for batch in (alerts[:1], alerts[1:120], alerts[120:]):
+        await store.upsert_alerts(batch)
+
+    for scenario in (None, "noise"):
+        want = expected_alerts(alerts, scenario=scenario)
+        seen: list[Alert] = []
+        before = None
+        sizes = []
+        while page := await store.list_alerts(scenario=scenario, limit=70, before=before):
+            sizes.append(len(page))
+            seen += page
+            before = (page[-1].first_seen, page[-1].id)
+        assert seen == want
+        assert sizes == [70] * (len(want) // 70) + ([len(want) % 70] if len(want) % 70 else [])
+
+    # `before` is exclusive, and falls between two alerts sharing a first_seen.
+    newest = expected_alerts(alerts)
+    tie = next(i for i in range(1, 250) if newest[i].first_seen == newest[i - 1].first_seen)
+    cut = (newest[tie - 1].first_seen, newest[tie - 1].id)
+    assert await store.list_alerts(limit=3, before=cut) == newest[tie : tie + 3]
+
+
+async def test_bulk_alert_upsert(store: Store) -> None:
+    alerts = [samples.alert(n) for n in range(10_000)]
+    await store.upsert_alerts(alerts)
+    assert await store.list_alerts(limit=20_000) == expected_alerts(alerts)
+
+    # The whole lot again, every alert changed: replaced in place, none added.
+    again = [
+        msgspec.structs.replace(a, active=not a.active, updates=a.updates + 1) for a in alerts
+    ]
+    await store.upsert_alerts(again)
+    assert await store.list_alerts(limit=20_000) == expected_alerts(again)
+    want = expected_alerts(again, scenario="air", area="310115001", active=True)[:50]
+    assert await store.list_alerts(scenario="air", area="310115001", active=True, limit=50) == want
+
+
+# -- operating states and the audit trail
+
+
+async def test_area_state_is_written_with_its_audit_entry(store: Store) -> None:
+    assert await store.load_area_states() == {}
+    first = samples.audit(1, subject="area:310115", before="daily", after="emergency")
+    await store.set_area_state("310115", "emergency", first)
+    await store.set_area_state("310116001", "special", samples.audit(2, subject="area:310116001"))
+    assert await store.load_area_states() == {"310115": "emergency", "310116001": "special"}
+    (newest, oldest) = await store.list_audit()
+    assert msgspec.structs.replace(oldest, id=0) == first and oldest.id > 0
+    assert newest.subject == "area:310116001" and newest.id > oldest.id
+
+    # Back to daily: the row stays, explicitly daily (forgetting it is the caller's choice).
+    await store.set_area_state("310115", "daily", samples.audit(3, subject="area:310115"))
+    assert await store.load_area_states() == {"310115": "daily", "310116001": "special"}
+
+
+async def test_area_state_is_not_changed_when_its_audit_entry_fails(store: Store) -> None:
+    await store.set_area_state("310115", "special", samples.audit(1))
+    before_audit = await store.list_audit()
+
+    # An audit line must name who did it; refused by the database after the state was written,
+    # so only one transaction for both keeps the state as it was.
+    with pytest.raises(ValueError):
+        await store.set_area_state("310115", "emergency", samples.audit(2, actor=""))
+    with pytest.raises(ValueError):
+        await store.set_area_state("310116", "emergency", samples.audit(3, action=""))
+    assert await store.load_area_states() == {"310115": "special"}
+    assert await store.list_audit() == before_audit
+
+    # The store is fine afterwards.
+    await store.set_area_state("310115", "emergency", samples.audit(4))
+    assert await store.load_area_states() == {"310115": "emergency"}
+
+
+async def test_audit_newest_first_with_paging_and_subject(store: Store) -> None:
+    assert await store.list_audit() == []
+    sent = [samples.audit(n) for n in range(250)]
+    for batch in (sent[:1], sent[1:120], sent[120:]):
+        await store.append_audit(batch)
+    await store.append_audit([])
+
+    newest = await store.list_audit()
+    assert [msgspec.structs.replace(e, id=0) for e in newest] == sent[::-1][:100]
+
+    for subject in (None, "area:310115001"):
+        want = [e for e in sent if subject is None or e.subject == subject][::-1]
+        pages: list[list[AuditEntry]] = []
+        before = None
+        while page := await store.list_audit(subject=subject, limit=70, before_id=before):
+            pages.append(page)
+            before = page[-1].id
+        seen = [e for p in pages for e in p]
+        ids = [e.id for e in seen]
+        assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(want) and min(ids) > 0
+        assert [msgspec.structs.replace(e, id=0) for e in seen] == want
+        assert all(len(p) == 70 for p in pages[:-1])
+    assert await store.list_audit(subject="area:nowhere") == []
+    assert await store.list_audit(limit=0) == []
+
+    # A bad entry refuses its whole batch.
+    with pytest.raises(ValueError):
+        await store.append_audit([samples.audit(900), samples.audit(901, actor="")])
+    assert len(await store.list_audit(limit=1000)) == 250
+
+
+async def test_audit_rows_can_only_be_appended(store: Store) -> None:
+    # The protocol's only audit methods are append and list, and no adapter adds any method
+    # beyond the protocol through which rows could be changed or removed.
+    protocol = {name for name in dir(Store) if not name.startswith("_")}
+    assert {name for name in protocol if "audit" in name} == {"append_audit", "list_audit"}
+    extra = {
+        name
+        for name in dir(store)
+        if not name.startswith("_") and name not in protocol and callable(getattr(store, name))
+    }
+    assert extra == set()
+
+    # Nor does any statement in the adapter's source name the audit table as its target.
+    source = inspect.getsource(inspect.getmodule(type(store)))  # type: ignore[arg-type]
+    mutation = re.compile(
+        r"\b(UPDATE|DELETE\s+FROM|TRUNCATE(\s+TABLE)?|ALTER\s+TABLE|DROP\s+TABLE(\s+IF\s+EXISTS)?"
+        r"|INSERT\s+OR\s+REPLACE\s+INTO|REPLACE\s+INTO)\s+(\S+\.)?\"?audit\b",
+        re.IGNORECASE,
+    )
+    assert not mutation.search(source)
+
+
+# -- schema versions
+
+
+def run_sql(url: str, statements: list[str]) -> None:
+    """Runs statements on a durable store's database from outside the store, committed."""
+    if url.startswith("sqlite:"):
+        with closing(sqlite3.connect(sqlite_path(url))) as conn, conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        for statement in statements:
+            conn.execute(statement)
+
+
+async def test_version_1_store_gets_the_new_tables(
+    durable_store_url: str, open_stores: OpenStore
+) -> None:
+    first = await open_stores(durable_store_url)
+    devices = samples.devices(20)
+    await first.upsert_devices(devices)
+    await first.add_key(samples.key(1))
+    await first.close()
+    # What a store made by CityOps with schema version 1 looks like.
+    run_sql(
+        durable_store_url,
+        [
+            "DROP TABLE alerts",
+            "DROP TABLE area_states",
+            "DROP TABLE audit",
+            "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+        ],
+    )
+
+    again = await open_stores(durable_store_url)
+    assert await again.get_meta("schema_version") == "2"
+    assert await again.load_devices() == devices
+    assert await again.list_keys() == [samples.key(1)]
+    assert await again.list_alerts() == [] and await again.list_audit() == []
+    await again.upsert_alerts([samples.alert(1)])
+    await again.set_area_state("310115", "special", samples.audit(1))
+    assert await again.list_alerts(area="310115") == [samples.alert(1)]
+    assert await again.load_area_states() == {"310115": "special"}
+    assert len(await again.list_audit()) == 1

@@ -94,7 +94,7 @@ async def test_schemas_are_separate(fresh_postgres_url: Callable[[], str]) -> No
         tables = conn.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (a.schema,)
         ).fetchone()
-    assert tables == (5,)
+    assert tables == (8,)
 
 
 async def test_nul_characters_are_written_out(store: PostgresStore) -> None:

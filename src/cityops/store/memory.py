@@ -1,4 +1,9 @@
-"""The in-memory store: the same contract as the durable ones, kept in dicts, lost on exit."""
+"""The in-memory store: the same contract as the durable ones, kept in dicts, lost on exit.
+
+Alerts are kept as their JSON, as the durable stores keep them, so that a caller changing an
+`Alert` it was handed (they are mutable) cannot change what is stored, and what comes back is
+exactly what a round trip through SQLite or PostgreSQL would give.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,29 @@ from collections.abc import Sequence
 
 import msgspec
 
+from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
-from cityops.store.base import ApiKeyRecord, DeadLetter, DuplicateKey, LatestRows
+from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, DuplicateKey, LatestRows
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+_alert_encoder = msgspec.json.Encoder()
+_alert_decoder = msgspec.json.Decoder(Alert)
+
+
+class _StoredAlert(msgspec.Struct, frozen=True):
+    first_seen: float
+    id: str
+    scenario: str
+    village: str | None
+    active: bool
+    doc: bytes
+
+
+def check_audit_entry(entry: AuditEntry) -> None:
+    """What the durable stores' CHECK constraints refuse: a line must say who did what."""
+    if not entry.actor or not entry.action:
+        raise ValueError(f"audit entry needs an actor and an action: {entry!r}")
 
 
 class MemoryStore:
@@ -20,6 +44,9 @@ class MemoryStore:
         self._key_ids_by_hash: dict[str, str] = {}
         self._latest: dict[tuple[str, str], tuple[int, float]] = {}
         self._dead: list[DeadLetter] = []
+        self._alerts: dict[str, _StoredAlert] = {}
+        self._area_states: dict[str, str] = {}
+        self._audit: list[AuditEntry] = []  # appended to, never changed: ids are 1..n
         self._meta: dict[str, str] = {}
 
     async def open(self) -> None:
@@ -92,6 +119,73 @@ class MemoryStore:
 
     async def count_dead_letters(self) -> int:
         return len(self._dead)
+
+    async def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
+        for alert in alerts:
+            self._alerts[alert.id] = _StoredAlert(
+                alert.first_seen,
+                alert.id,
+                alert.scenario,
+                alert.areas.village if alert.areas else None,
+                alert.active,
+                _alert_encoder.encode(alert),
+            )
+
+    async def get_alert(self, alert_id: str) -> Alert | None:
+        stored = self._alerts.get(alert_id)
+        return None if stored is None else _alert_decoder.decode(stored.doc)
+
+    async def list_alerts(
+        self,
+        *,
+        scenario: str | None = None,
+        area: str | None = None,
+        active: bool | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[Alert]:
+        found = [
+            a
+            for a in self._alerts.values()
+            if (scenario is None or a.scenario == scenario)
+            and (area is None or (a.village is not None and a.village.startswith(area)))
+            and (active is None or a.active == active)
+            and (before is None or (a.first_seen, a.id) < before)
+        ]
+        found.sort(key=lambda a: (a.first_seen, a.id), reverse=True)
+        return [_alert_decoder.decode(a.doc) for a in found[: max(0, limit)]]
+
+    async def set_area_state(self, code: str, state: str, entry: AuditEntry) -> None:
+        check_audit_entry(entry)  # before anything changes: both land, or neither
+        self._area_states[code] = state
+        self._append_audit_entry(entry)
+
+    async def load_area_states(self) -> dict[str, str]:
+        return dict(sorted(self._area_states.items()))
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        for entry in entries:  # a bad entry refuses the whole batch, as a transaction would
+            check_audit_entry(entry)
+        for entry in entries:
+            self._append_audit_entry(entry)
+
+    def _append_audit_entry(self, entry: AuditEntry) -> None:
+        self._audit.append(msgspec.structs.replace(entry, id=len(self._audit) + 1))
+
+    async def list_audit(
+        self, *, subject: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        # ids are 1..n, so an id is also its position plus one
+        end = len(self._audit)
+        if before_id is not None:
+            end = max(0, min(before_id - 1, end))
+        found: list[AuditEntry] = []
+        for entry in reversed(self._audit[:end]):
+            if len(found) >= limit:
+                break
+            if subject is None or entry.subject == subject:
+                found.append(entry)
+        return found
 
     async def set_meta(self, key: str, value: str) -> None:
         self._meta[key] = value

@@ -18,15 +18,31 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
+from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
-from cityops.store.base import ApiKeyRecord, DeadLetter, DuplicateKey, LatestRows, StoreBusy
+from cityops.store.base import (
+    ApiKeyRecord,
+    AuditEntry,
+    DeadLetter,
+    DuplicateKey,
+    LatestRows,
+    StoreBusy,
+)
 
-SCHEMA_VERSION = 1
+# 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "cityops"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 _device_encoder = msgspec.json.Encoder()
 _devices_decoder = msgspec.json.Decoder(list[Device])
+_alert_encoder = msgspec.json.Encoder()
+_alert_decoder = msgspec.json.Decoder(Alert)
+_alerts_decoder = msgspec.json.Decoder(list[Alert])
+
+# Area codes nest (a town's code starts with its district's, see cityops.domain.city), so a
+# whole district, town or village code matches its own column exactly: an index equality.
+AREA_COLUMN_BY_LENGTH = {6: "district", 9: "town", 12: "village"}
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -88,6 +104,42 @@ CREATE TABLE IF NOT EXISTS {s}.dead_letters (
     received_at double precision NOT NULL,
     item bigint
 );
+-- Alerts are kept whole as JSON: the columns beside `doc` exist to be filtered and sorted on.
+-- Each filter has an index that ends in (first_seen, id), so a page newest first is read off
+-- the index in order instead of being sorted.
+CREATE TABLE IF NOT EXISTS {s}.alerts (
+    id text COLLATE "C" PRIMARY KEY,
+    scenario text NOT NULL,
+    district text,
+    town text,
+    village text,
+    active boolean NOT NULL,
+    first_seen double precision NOT NULL,
+    doc json NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_recent ON {s}.alerts (first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_scenario ON {s}.alerts (scenario, first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_district ON {s}.alerts (district, first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_town ON {s}.alerts (town, first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_village ON {s}.alerts (village, first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_active ON {s}.alerts (active, first_seen, id);
+CREATE TABLE IF NOT EXISTS {s}.area_states (
+    code text PRIMARY KEY,
+    state text NOT NULL,
+    changed_at double precision NOT NULL
+);
+-- Append-only: the store has no statement that updates or deletes a row here.
+CREATE TABLE IF NOT EXISTS {s}.audit (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor text NOT NULL CHECK (actor <> ''),
+    action text NOT NULL CHECK (action <> ''),
+    subject text NOT NULL,
+    before_value text,
+    after_value text,
+    reason text NOT NULL,
+    at double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_subject ON {s}.audit (subject, id);
 """
 
 
@@ -106,6 +158,17 @@ CREATE TEMP TABLE IF NOT EXISTS stage_devices (
     id text COLLATE "C" NOT NULL,
     kind text NOT NULL,
     village text,
+    doc json NOT NULL
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_alerts (
+    n bigint GENERATED ALWAYS AS IDENTITY,
+    id text COLLATE "C" NOT NULL,
+    scenario text NOT NULL,
+    district text,
+    town text,
+    village text,
+    active boolean NOT NULL,
+    first_seen double precision NOT NULL,
     doc json NOT NULL
 ) ON COMMIT DELETE ROWS;
 """
@@ -164,6 +227,14 @@ class PostgresStore:
                     raise RuntimeError(
                         f"PostgreSQL schema {self.schema!r} has store schema version {row[0]}, "
                         f"newer than this CityOps knows ({SCHEMA_VERSION})"
+                    )
+                elif int(row[0]) < SCHEMA_VERSION:
+                    # Up to version 2 each version only added tables and indexes, which the
+                    # CREATE ... IF NOT EXISTS above has just made; nothing else to migrate.
+                    await conn.execute(
+                        f"UPDATE {self._schema_quoted}.meta SET value = %s "
+                        "WHERE key = 'schema_version'",
+                        (str(SCHEMA_VERSION),),
                     )
         except BaseException:
             await pool.close()
@@ -331,6 +402,99 @@ class PostgresStore:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    # -- alerts
+
+    async def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
+        if not alerts:
+            return
+        async with self._connection(write=True) as conn:
+            async with conn.cursor() as cursor:
+                async with cursor.copy(self._sql["copy_alerts"]) as copy:
+                    for alert in alerts:
+                        areas = alert.areas
+                        await copy.write_row(
+                            (
+                                alert.id,
+                                alert.scenario,
+                                areas.district if areas else None,
+                                areas.town if areas else None,
+                                areas.village if areas else None,
+                                alert.active,
+                                alert.first_seen,
+                                _alert_encoder.encode(alert).decode(),
+                            )
+                        )
+                await cursor.execute(self._sql["merge_alerts"])
+
+    async def get_alert(self, alert_id: str) -> Alert | None:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql["get_alert"], (alert_id,))
+            row = await cursor.fetchone()
+        return None if row is None else _alert_decoder.decode(row[0])
+
+    async def list_alerts(
+        self,
+        *,
+        scenario: str | None = None,
+        area: str | None = None,
+        active: bool | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[Alert]:
+        sql, params = alerts_query(self._schema_quoted, scenario, area, active, limit, before)
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            docs = [row[0] for row in await cursor.fetchall()]
+        return _alerts_decoder.decode("[" + ",".join(docs) + "]")
+
+    # -- operating states and the audit trail
+
+    async def set_area_state(self, code: str, state: str, entry: AuditEntry) -> None:
+        # An explicit row is kept whatever the state, "daily" included: whether an area back
+        # to daily is forgotten is the caller's decision, not the store's.
+        try:
+            async with self._connection(write=True) as conn:  # one transaction for both
+                await conn.execute(self._sql["set_area_state"], (code, state, entry.at))
+                await conn.execute(self._sql["insert_audit"], _audit_row(entry))
+        except psycopg.errors.IntegrityError as error:
+            raise ValueError(f"audit entry refused: {error}") from error
+
+    async def load_area_states(self) -> dict[str, str]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql["load_area_states"])
+            return dict(await cursor.fetchall())
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        if not entries:
+            return
+        try:
+            async with self._connection(write=True) as conn:
+                async with conn.cursor() as cursor:
+                    async with cursor.copy(self._sql["copy_audit"]) as copy:
+                        for entry in entries:
+                            await copy.write_row(_audit_row(entry))
+        except psycopg.errors.IntegrityError as error:
+            raise ValueError(f"audit entry refused: {error}") from error
+
+    async def list_audit(
+        self, *, subject: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        where: list[str] = []
+        params: list[Any] = []
+        if subject is not None:
+            where.append("subject = %s")
+            params.append(subject)
+        if before_id is not None:
+            where.append("id < %s")
+            params.append(before_id)
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                f"SELECT {AUDIT_COLUMNS} FROM {self._schema_quoted}.audit "
+                f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id DESC LIMIT %s",
+                (*params, max(0, limit)),
+            )
+            return [AuditEntry(*row) for row in await cursor.fetchall()]
+
     # -- meta
 
     async def set_meta(self, key: str, value: str) -> None:
@@ -342,6 +506,49 @@ class PostgresStore:
             cursor = await conn.execute(self._sql["get_meta"], (key,))
             row = await cursor.fetchone()
         return None if row is None else row[0]
+
+
+AUDIT_COLUMNS = "actor, action, subject, before_value, after_value, reason, at, id"
+
+
+def _audit_row(e: AuditEntry) -> tuple[Any, ...]:
+    text = (e.actor, e.action, e.subject, e.before, e.after, e.reason)
+    return (*(None if t is None else _no_nul(t) for t in text), e.at)
+
+
+def alerts_query(
+    s: str,
+    scenario: str | None,
+    area: str | None,
+    active: bool | None,
+    limit: int,
+    before: tuple[float, str] | None,
+) -> tuple[str, list[Any]]:
+    """The SELECT of `list_alerts` in the quoted schema `s`, and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if scenario is not None:
+        where.append("scenario = %s")
+        params.append(scenario)
+    if area is not None:
+        column = AREA_COLUMN_BY_LENGTH.get(len(area))
+        if column is not None:
+            where.append(f"{column} = %s")
+            params.append(area)
+        else:  # not a whole code: no index, but the same prefix rule
+            where.append("starts_with(village, %s)")
+            params.append(area)
+    if active is not None:
+        where.append("active = %s")
+        params.append(active)
+    if before is not None:
+        where.append("(first_seen, id) < (%s, %s)")
+        params += [before[0], before[1]]
+    sql = (
+        f"SELECT doc::text FROM {s}.alerts {'WHERE ' + ' AND '.join(where) if where else ''} "
+        "ORDER BY first_seen DESC, id DESC LIMIT %s"
+    )
+    return sql, [*params, max(0, limit)]
 
 
 async def _create_staging(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -390,4 +597,31 @@ def _statements(s: str) -> dict[str, str]:
             INSERT INTO {s}.meta (key, value) VALUES (%s, %s)
             ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
         "get_meta": f"SELECT value FROM {s}.meta WHERE key = %s",
+        "copy_alerts": """
+            COPY pg_temp.stage_alerts
+            (id, scenario, district, town, village, active, first_seen, doc) FROM STDIN""",
+        # The last given wins when one batch holds an id twice (an episode updated again);
+        # merging in id order makes concurrent merges lock rows in the same order.
+        "merge_alerts": f"""
+            INSERT INTO {s}.alerts AS a
+                (id, scenario, district, town, village, active, first_seen, doc)
+            SELECT DISTINCT ON (id) id, scenario, district, town, village, active, first_seen, doc
+            FROM pg_temp.stage_alerts
+            ORDER BY id, n DESC
+            ON CONFLICT (id) DO UPDATE
+            SET scenario = excluded.scenario, district = excluded.district,
+                town = excluded.town, village = excluded.village, active = excluded.active,
+                first_seen = excluded.first_seen, doc = excluded.doc""",
+        "get_alert": f"SELECT doc::text FROM {s}.alerts WHERE id = %s",
+        "set_area_state": f"""
+            INSERT INTO {s}.area_states (code, state, changed_at) VALUES (%s, %s, %s)
+            ON CONFLICT (code) DO UPDATE
+            SET state = excluded.state, changed_at = excluded.changed_at""",
+        "load_area_states": f"SELECT code, state FROM {s}.area_states ORDER BY code COLLATE \"C\"",
+        "insert_audit": f"""
+            INSERT INTO {s}.audit (actor, action, subject, before_value, after_value, reason, at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        "copy_audit": f"""
+            COPY {s}.audit (actor, action, subject, before_value, after_value, reason, at)
+            FROM STDIN""",
     }

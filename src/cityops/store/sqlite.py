@@ -24,12 +24,21 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
+from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
-from cityops.store.base import ApiKeyRecord, DeadLetter, DuplicateKey, LatestRows, StoreBusy
+from cityops.store.base import (
+    ApiKeyRecord,
+    AuditEntry,
+    DeadLetter,
+    DuplicateKey,
+    LatestRows,
+    StoreBusy,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+# 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -71,6 +80,42 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     received_at REAL NOT NULL,
     item INTEGER
 );
+-- Alerts are kept whole as JSON: the columns beside `doc` exist to be filtered and sorted on.
+-- Each filter has an index that ends in (first_seen, id), so a page newest first is read off
+-- the index in order instead of being sorted.
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    scenario TEXT NOT NULL,
+    district TEXT,
+    town TEXT,
+    village TEXT,
+    active INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_recent ON alerts (first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_scenario ON alerts (scenario, first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_district ON alerts (district, first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_town ON alerts (town, first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_village ON alerts (village, first_seen, id);
+CREATE INDEX IF NOT EXISTS alerts_active ON alerts (active, first_seen, id);
+CREATE TABLE IF NOT EXISTS area_states (
+    code TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    changed_at REAL NOT NULL
+) WITHOUT ROWID;
+-- Append-only: the store has no statement that updates or deletes a row here.
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    actor TEXT NOT NULL CHECK (actor <> ''),
+    action TEXT NOT NULL CHECK (action <> ''),
+    subject TEXT NOT NULL,
+    before_value TEXT,
+    after_value TEXT,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, id);
 """
 
 UPSERT_DEVICE = """
@@ -92,9 +137,31 @@ INSERT INTO dead_letters (source, place, reason, payload, received_at, item)
 VALUES (?, ?, ?, ?, ?, ?)
 """
 DEAD_LETTER_COLUMNS = "source, place, reason, payload, received_at, item, id"
+UPSERT_ALERT = """
+INSERT INTO alerts (id, scenario, district, town, village, active, first_seen, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET scenario = excluded.scenario, district = excluded.district,
+    town = excluded.town, village = excluded.village, active = excluded.active,
+    first_seen = excluded.first_seen, doc = excluded.doc
+"""
+SET_AREA_STATE = """
+INSERT INTO area_states (code, state, changed_at) VALUES (?, ?, ?)
+ON CONFLICT (code) DO UPDATE SET state = excluded.state, changed_at = excluded.changed_at
+"""
+INSERT_AUDIT = """
+INSERT INTO audit (actor, action, subject, before_value, after_value, reason, at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+AUDIT_COLUMNS = "actor, action, subject, before_value, after_value, reason, at, id"
+# Area codes nest (a town's code starts with its district's, see cityops.domain.city), so a
+# whole district, town or village code matches its own column exactly: an index equality.
+AREA_COLUMN_BY_LENGTH = {6: "district", 9: "town", 12: "village"}
 
 _device_encoder = msgspec.json.Encoder()
 _devices_decoder = msgspec.json.Decoder(list[Device])
+_alert_encoder = msgspec.json.Encoder()
+_alert_decoder = msgspec.json.Decoder(Alert)
+_alerts_decoder = msgspec.json.Decoder(list[Alert])
 
 
 def sqlite_path(url: str) -> Path:
@@ -203,6 +270,13 @@ class GroupWriter:
                 raise RuntimeError(
                     f"{self.path} has store schema version {row[0]}, newer than this "
                     f"CityOps knows ({SCHEMA_VERSION}); upgrade CityOps to open it"
+                )
+            elif int(row[0]) < SCHEMA_VERSION:
+                # Up to version 2 each version only added tables and indexes, which the
+                # CREATE ... IF NOT EXISTS above has just made; nothing else to migrate.
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -509,6 +583,87 @@ class SQLiteStore:
             lambda conn: conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
         )
 
+    # -- alerts
+
+    async def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
+        if not alerts:
+            return
+        # Encoded now: alerts are mutable, and the caller's may change while this write waits.
+        rows = [_alert_row(alert) for alert in alerts]
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.executemany(UPSERT_ALERT, rows)
+
+        await self._write(apply)
+
+    async def get_alert(self, alert_id: str) -> Alert | None:
+        def query(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT doc FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            return None if row is None else row[0]
+
+        doc = await self._read(query)
+        return None if doc is None else _alert_decoder.decode(doc)
+
+    async def list_alerts(
+        self,
+        *,
+        scenario: str | None = None,
+        area: str | None = None,
+        active: bool | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[Alert]:
+        sql, params = alerts_query(scenario, area, active, limit, before)
+
+        def query(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute(sql, params)]
+
+        docs = await self._read(query)
+        return _alerts_decoder.decode("[" + ",".join(docs) + "]")
+
+    # -- operating states and the audit trail
+
+    async def set_area_state(self, code: str, state: str, entry: AuditEntry) -> None:
+        # An explicit row is kept whatever the state, "daily" included: whether an area back
+        # to daily is forgotten is the caller's decision, not the store's.
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute(SET_AREA_STATE, (code, state, entry.at))
+            _insert_audit(conn, [entry])  # failing, it undoes the state too (one savepoint)
+
+        await self._write(apply)
+
+    async def load_area_states(self) -> dict[str, str]:
+        def query(conn: sqlite3.Connection) -> dict[str, str]:
+            return dict(conn.execute("SELECT code, state FROM area_states ORDER BY code"))
+
+        return await self._read(query)
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        if not entries:
+            return
+        await self._write(lambda conn: _insert_audit(conn, entries))
+
+    async def list_audit(
+        self, *, subject: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        where: list[str] = []
+        params: list[Any] = []
+        if subject is not None:
+            where.append("subject = ?")
+            params.append(subject)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        sql = (
+            f"SELECT {AUDIT_COLUMNS} FROM audit "
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id DESC LIMIT ?"
+        )
+
+        def query(conn: sqlite3.Connection) -> list[AuditEntry]:
+            return [AuditEntry(*row) for row in conn.execute(sql, (*params, max(0, limit)))]
+
+        return await self._read(query)
+
     # -- meta
 
     async def set_meta(self, key: str, value: str) -> None:
@@ -532,6 +687,64 @@ class SQLiteStore:
 def _key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
     key_id, key_hash, role, scope, name, created_at, revoked = row
     return ApiKeyRecord(key_id, key_hash, role, scope, name, created_at, bool(revoked))
+
+
+def _alert_row(alert: Alert) -> tuple[Any, ...]:
+    areas = alert.areas
+    return (
+        alert.id,
+        alert.scenario,
+        areas.district if areas else None,
+        areas.town if areas else None,
+        areas.village if areas else None,
+        int(alert.active),
+        alert.first_seen,
+        _alert_encoder.encode(alert).decode(),
+    )
+
+
+def alerts_query(
+    scenario: str | None,
+    area: str | None,
+    active: bool | None,
+    limit: int,
+    before: tuple[float, str] | None,
+) -> tuple[str, list[Any]]:
+    """The SELECT of `list_alerts` and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if scenario is not None:
+        where.append("scenario = ?")
+        params.append(scenario)
+    if area is not None:
+        column = AREA_COLUMN_BY_LENGTH.get(len(area))
+        if column is not None:
+            where.append(f"{column} = ?")
+            params.append(area)
+        else:  # not a whole code: no index, but the same prefix rule
+            where.append("substr(village, 1, ?) = ?")
+            params += [len(area), area]
+    if active is not None:
+        where.append("active = ?")
+        params.append(int(active))
+    if before is not None:
+        where.append("(first_seen, id) < (?, ?)")
+        params += [before[0], before[1]]
+    sql = (
+        f"SELECT doc FROM alerts {'WHERE ' + ' AND '.join(where) if where else ''} "
+        "ORDER BY first_seen DESC, id DESC LIMIT ?"
+    )
+    return sql, [*params, max(0, limit)]
+
+
+def _insert_audit(conn: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
+    try:
+        conn.executemany(
+            INSERT_AUDIT,
+            ((e.actor, e.action, e.subject, e.before, e.after, e.reason, e.at) for e in entries),
+        )
+    except sqlite3.IntegrityError as error:
+        raise ValueError(f"audit entry refused: {error}") from error
 
 
 __all__ = ["SQLiteStore", "StoreBusy", "sqlite_path"]
