@@ -187,6 +187,10 @@ async def test_reopen_keeps_everything(durable_store_url: str, open_stores: Open
     await first.save_latest(LatestRows(["a", "b"], ["x", "y"], [1, 2], [1.5, 2.5]))
     await first.add_dead_letters([samples.dead_letter(n) for n in range(3)])
     await first.set_meta("k", "v")
+    alerts = [samples.alert(n) for n in range(40)]
+    await first.upsert_alerts(alerts)
+    await first.set_area_state("310115", "emergency", samples.audit(1))
+    await first.append_audit([samples.audit(2), samples.audit(3)])
     await first.close()
 
     again = await open_stores(store_url)
@@ -203,6 +207,22 @@ async def test_reopen_keeps_everything(durable_store_url: str, open_stores: Open
     assert newest.where == samples.dead_letter(9).where
     assert newest.id > max(old_ids)
 
+    assert await again.list_alerts(limit=100) == expected_alerts(alerts)
+    assert await again.get_alert(alerts[7].id) == alerts[7]
+    assert await again.list_alerts(area="310116", active=True) == expected_alerts(
+        alerts, area="310116", active=True
+    )
+    assert await again.load_area_states() == {"310115": "emergency"}
+    audit = await again.list_audit()
+    assert [msgspec.structs.replace(e, id=0) for e in audit] == [
+        samples.audit(3),
+        samples.audit(2),
+        samples.audit(1),
+    ]
+    await again.append_audit([samples.audit(4)])
+    (latest,) = await again.list_audit(limit=1)
+    assert latest.reason == samples.audit(4).reason and latest.id > audit[0].id
+
 
 async def test_many_concurrent_writers_all_commit(store: Store) -> None:
     writers = 200
@@ -214,6 +234,9 @@ async def test_many_concurrent_writers_all_commit(store: Store) -> None:
         await store.save_latest(one(f"dev-{i:03d}", "level", i, float(i)))
         await store.add_dead_letters([samples.dead_letter(i)])
         await store.upsert_devices([devices[i]])
+        await store.upsert_alerts([samples.alert(i), samples.alert(i + writers)])
+        await store.set_area_state(f"310115{i:03d}", "special", samples.audit(i))
+        await store.append_audit([samples.audit(i + writers)])
 
     clash = store.add_key(samples.key(1, hash=samples.key(0).hash))
     results = await asyncio.gather(
@@ -230,6 +253,10 @@ async def test_many_concurrent_writers_all_commit(store: Store) -> None:
     assert await store.count_dead_letters() == writers
     assert sorted(d.id for d in await store.load_devices()) == sorted(d.id for d in devices)
     assert await store.list_keys() == [samples.key(0)]
+    alerts = [samples.alert(n) for n in range(2 * writers)]
+    assert await store.list_alerts(limit=1000) == expected_alerts(alerts)
+    assert len(await store.load_area_states()) == writers
+    assert len(await store.list_audit(limit=1000)) == 2 * writers
 
 
 async def test_load_devices_returns_device_structs(store: Store) -> None:
