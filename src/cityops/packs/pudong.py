@@ -25,7 +25,7 @@ from cityops.domain.city import (
 )
 from cityops.domain.geo import CityMap, to_geojson_geometry
 from cityops.domain.kinds import BUILTIN_KINDS
-from cityops.packs import pudong_people, pudong_sensors
+from cityops.packs import pudong_people, pudong_sensors, pudong_zones
 from cityops.packs.calendars import shanghai_calendar
 from cityops.packs.naming import place_names
 from cityops.packs.tiling import (
@@ -140,6 +140,8 @@ def generate(seed: int, progress: Progress | None = None) -> CityPack:
     vehicles, truck_gps = pudong_people.muck_trucks(rng, villages)
     step("grid cell owners")
     cell_owners = _cell_owners(rng, city, villages, road_cameras)
+    step("zones")
+    zones, devices = pudong_zones.zones(seed, district, villages, sensors + staff_gps + truck_gps)
 
     return CityPack(
         info=CityInfo(
@@ -156,11 +158,12 @@ def generate(seed: int, progress: Progress | None = None) -> CityPack:
             Department(code, name, hotline, [DISTRICT]) for code, name, hotline in DEPARTMENTS
         ],
         kinds=dict(BUILTIN_KINDS),
-        devices=sensors + staff_gps + truck_gps,
+        devices=devices,
         staff=staff,
         vehicles=vehicles,
         cell_owners=cell_owners,
         calendar=shanghai_calendar(),
+        zones=zones,
     )
 
 
