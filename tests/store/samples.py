@@ -108,3 +108,22 @@ def audit(n: int, **changes: object) -> AuditEntry:
     }
     fields.update(changes)
     return AuditEntry(**fields)  # type: ignore[arg-type]
+
+
+# `list_alerts` filters that must be answered off an index, newest first, without a sort.
+LIST_FILTERS: list[dict[str, object]] = [
+    {},
+    {"scenario": "air"},
+    {"area": "310115"},
+    {"area": "310115001"},
+    {"area": "310115001001"},
+    {"active": True},
+    {"active": False},
+    {"before": (1_700_030_000.0, "m")},
+    {"scenario": "air", "area": "310115001", "active": True, "before": (1_700_030_000.0, "m")},
+]
+
+
+def list_filter_args(filters: dict[str, object]) -> dict[str, object]:
+    """All of `list_alerts`'s arguments, as the adapters' query builders take them."""
+    return {"scenario": None, "area": None, "active": None, "limit": 100, "before": None, **filters}

@@ -6,11 +6,14 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 
+import msgspec
 import psycopg
 import pytest
 
 from cityops.store.base import DeadLetter, LatestRows
-from cityops.store.postgres import PostgresStore, split_url
+from cityops.store.postgres import PostgresStore, alerts_query, split_url
+
+from . import samples
 
 ROWS = 100_000
 
@@ -102,3 +105,31 @@ async def test_nul_characters_are_written_out(store: PostgresStore) -> None:
     await store.add_dead_letters([DeadLetter("http", "/a\x00b", "bad", "x\x00y", 1.0)])
     (letter,) = await store.list_dead_letters()
     assert (letter.where, letter.payload) == ("/a\\x00b", "x\\x00y")
+
+
+async def test_alert_lists_are_read_off_an_index(store: PostgresStore) -> None:
+    await store.upsert_alerts([samples.alert(n) for n in range(5_000)])
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:
+        conn.execute(f'ANALYZE "{store.schema}".alerts')
+        for filters in samples.LIST_FILTERS:
+            sql, params = alerts_query(
+                f'"{store.schema}"', **samples.list_filter_args(filters)  # type: ignore[arg-type]
+            )
+            plan = " / ".join(row[0] for row in conn.execute("EXPLAIN " + sql, params))
+            assert "Index Scan" in plan and "Seq Scan" not in plan, (filters, plan)
+            if "before" not in filters:  # a narrow `before` may make a small sort cheaper
+                assert "Sort" not in plan, (filters, plan)
+
+
+async def test_overlapping_concurrent_alert_upserts_do_not_deadlock(store: PostgresStore) -> None:
+    alerts = [samples.alert(n) for n in range(2_000)]
+
+    async def upsert(seed: int) -> None:
+        order = [msgspec.structs.replace(a, updates=seed) for a in alerts]
+        random.Random(seed).shuffle(order)
+        await store.upsert_alerts(order)
+
+    await asyncio.wait_for(asyncio.gather(*(upsert(seed) for seed in range(1, 9))), timeout=30)
+    stored = await store.list_alerts(limit=5_000)
+    assert len(stored) == len(alerts)
+    assert {a.id for a in stored} == {a.id for a in alerts}

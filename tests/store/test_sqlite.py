@@ -8,14 +8,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
 from cityops.store import sqlite as sqlite_module
 from cityops.store.base import LatestRows, StoreBusy
-from cityops.store.sqlite import SQLiteStore, sqlite_path
+from cityops.store.sqlite import SQLiteStore, alerts_query, sqlite_path
 
 from . import samples
 
@@ -206,3 +206,14 @@ async def test_newer_schema_is_refused(db_path: Path) -> None:
     await store.close()
     with pytest.raises(RuntimeError, match="schema version 99"):
         await SQLiteStore(f"sqlite://{db_path}").open()
+
+
+async def test_alert_lists_are_read_off_an_index(store: SQLiteStore, db_path: Path) -> None:
+    await store.upsert_alerts([samples.alert(n) for n in range(2_000)])
+    with closing(sqlite3.connect(db_path)) as conn:
+        for filters in samples.LIST_FILTERS:
+            args = samples.list_filter_args(filters)
+            sql, params = alerts_query(**args)  # type: ignore[arg-type]
+            plan = " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (filters, plan)
+
