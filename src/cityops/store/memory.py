@@ -30,8 +30,9 @@ class _StoredAlert(msgspec.Struct, frozen=True):
     doc: bytes
 
 
-def check_audit_entry(entry: AuditEntry) -> None:
-    """What the durable stores' CHECK constraints refuse: a line must say who did what."""
+def _check_audit_entry(entry: AuditEntry) -> None:
+    """What the durable stores' CHECK constraints refuse: a line must say who did what.
+    Every adapter answers such an entry with ValueError."""
     if not entry.actor or not entry.action:
         raise ValueError(f"audit entry needs an actor and an action: {entry!r}")
 
@@ -156,7 +157,9 @@ class MemoryStore:
         return [_alert_decoder.decode(a.doc) for a in found[: max(0, limit)]]
 
     async def set_area_state(self, code: str, state: str, entry: AuditEntry) -> None:
-        check_audit_entry(entry)  # before anything changes: both land, or neither
+        # An explicit row is kept whatever the state, "daily" included: whether an area back
+        # to daily is forgotten is the caller's decision, not the store's.
+        _check_audit_entry(entry)  # before anything changes: both land, or neither
         self._area_states[code] = state
         self._append_audit_entry(entry)
 
@@ -165,7 +168,7 @@ class MemoryStore:
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:  # a bad entry refuses the whole batch, as a transaction would
-            check_audit_entry(entry)
+            _check_audit_entry(entry)
         for entry in entries:
             self._append_audit_entry(entry)
 

@@ -104,7 +104,8 @@ CREATE TABLE IF NOT EXISTS area_states (
     state TEXT NOT NULL,
     changed_at REAL NOT NULL
 ) WITHOUT ROWID;
--- Append-only: the store has no statement that updates or deletes a row here.
+-- Append-only: the store has no statement that updates or deletes a row here. An entry that
+-- does not say who did what is refused (ValueError), and with it the state change it records.
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     actor TEXT NOT NULL CHECK (actor <> ''),
