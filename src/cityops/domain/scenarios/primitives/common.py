@@ -1,0 +1,340 @@
+"""What every rule primitive needs: which rows of a batch a rule reads, its parameters in the
+operating state of each device, rows in device-and-time order, evidence and words for people.
+
+Selection is precomputed per device (kind, channel and `where`) so that choosing a rule's rows
+from a batch is one gather and one comparison, whatever the filters say.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from cityops.domain.readings import ReadingBatch
+from cityops.domain.scenarios.context import Context
+from cityops.domain.scenarios.signals import MAX_EVIDENCE
+from cityops.domain.scenarios.spec import STATES, Rule, param, seconds
+
+US = 1_000_000
+# A reading this far ahead of the engine's clock is not trusted: taken at its word it would
+# make every later, honest reading of the device look late. (Intake refuses beyond 300 s too.)
+FUTURE_LIMIT_US = 300 * US
+NEVER = np.iinfo(np.int64).min  # "no time yet" in int64 timestamp arrays
+
+
+def grown(array: np.ndarray, n: int, fill: Any) -> np.ndarray:
+    """`array` with at least `n` entries along its first axis, new ones set to `fill`."""
+    if array.shape[0] >= n:
+        return array
+    out = np.full((max(n, 2 * array.shape[0]), *array.shape[1:]), fill, array.dtype)
+    out[: array.shape[0]] = array
+    return out
+
+
+# -- selection ------------------------------------------------------------------------------
+
+
+class Selection:
+    """The devices a rule reads and, per device, the channel it reads (-1: none).
+
+    Rebuilt when the registry grows or the context gets new places; `version` counts rebuilds
+    so that evaluators can grow their per-device state with it.
+    """
+
+    def __init__(self, rule: Rule, ctx: Context, *, kind: str | None = None,
+                 channel: str | None = None, any_channel: bool = False) -> None:
+        self.rule = rule
+        self.kind = rule.kind or kind  # None: every kind
+        self.channel = rule.channel or channel  # None: each kind's primary channel
+        self.any_channel = any_channel  # every channel of the selected devices
+        registry = ctx.registry
+        if self.kind is not None:
+            spec = registry.kind(self.kind)
+            if self.channel is not None and self.channel not in [c.name for c in spec.channels]:
+                names = ", ".join(c.name for c in spec.channels)
+                raise ValueError(f"rule {rule.id!r}: kind {self.kind!r} has no channel "
+                                 f"{self.channel!r} (channels: {names})")
+        self.version = 0
+        self.channel_of = np.full(1, -1, np.int8)  # one more than devices: see rows()
+        self._key: tuple | None = None
+        self.refresh(ctx)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.channel_of[:-1] >= 0
+
+    def refresh(self, ctx: Context) -> bool:
+        places = ctx.places
+        key = (len(ctx.registry), id(places), len(places.roles))
+        if key == self._key:
+            return False
+        self._key = key
+        registry = ctx.registry
+        n = len(registry)
+        by_kind = np.full(max(len(registry.kinds), 1), -1, np.int8)
+        for k, spec in enumerate(registry.kinds):
+            if self.kind is not None and spec.name != self.kind:
+                continue
+            names = [c.name for c in spec.channels]
+            if self.channel is None or self.any_channel:
+                by_kind[k] = 0
+            elif self.channel in names:
+                by_kind[k] = names.index(self.channel)
+        channel = by_kind[registry.kind_of] if n else np.zeros(0, np.int8)
+        where = self.rule.where
+        if where is not None:
+            channel = np.where(self._where(where, ctx, channel >= 0), channel, -1).astype(np.int8)
+        self.channel_of = np.append(channel, np.int8(-1))
+        self.version += 1
+        return True
+
+    def _where(self, where, ctx: Context, keep: np.ndarray) -> np.ndarray:
+        keep = keep.copy()
+        n = keep.shape[0]
+        places = ctx.places
+        known = min(n, places.roles.shape[0])  # places may lag a growing registry
+        if where.role is not None:
+            roles = np.zeros(n, bool)
+            roles[:known] = places.roles[:known] == where.role
+            keep &= roles
+        if where.areas:
+            # A village code starts with its town's and district's codes.
+            inside = np.array([any(v.startswith(a) for a in where.areas)
+                               for v in places.villages] + [False], bool)
+            village = np.full(n, -1, np.int64)
+            village[:known] = places.village[:known]
+            keep &= inside[village]  # -1 (unresolved) picks the trailing False
+        if where.meta:
+            devices = ctx.registry.devices
+            for i in np.flatnonzero(keep).tolist():
+                keep[i] = _meta_matches(devices[i].meta, where.meta)
+        return keep
+
+    def rows(self, batch: ReadingBatch, ctx: Context) -> np.ndarray:
+        """Indices of the batch rows this rule reads, in batch order."""
+        self.refresh(ctx)
+        # Devices beyond the registry (clipped to the trailing -1) are not read.
+        channel = np.take(self.channel_of, batch.device, mode="clip")
+        keep = channel >= 0 if self.any_channel else channel == batch.channel
+        if ctx.now_us:
+            keep &= batch.ts <= ctx.now_us + FUTURE_LIMIT_US
+        return np.flatnonzero(keep)
+
+
+def _meta_matches(meta: dict[str, Any], wanted: dict[str, str | list[str]]) -> bool:
+    for key, allowed in wanted.items():
+        if key not in meta:
+            return False
+        value = str(meta[key])
+        choices = [allowed] if isinstance(allowed, str) else allowed
+        if value not in choices:
+            return False
+    return True
+
+
+# -- parameters per operating state ---------------------------------------------------------
+
+
+def number(value: Any) -> float:
+    """A numeric parameter; None (not given) as NaN, which every comparison finds false."""
+    return math.nan if value is None else float(value)
+
+
+def duration_us(value: Any) -> int:
+    return int(round(seconds(value) * US))
+
+
+class PerState:
+    """A rule parameter in each operating state (daily, special, emergency)."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+        self.array = np.array(values)
+        first = values[0]
+        self.uniform = all(v == first or (v != v and first != first) for v in values)
+
+    @classmethod
+    def of(cls, rule: Rule, name: str, convert: Callable[[Any], Any] = number) -> "PerState":
+        try:
+            return cls([convert(param(rule, name, state)) for state in STATES])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"rule {rule.id!r}: parameter {name!r}: {exc}") from None
+
+    def at(self, ctx: Context, devices: np.ndarray) -> Any:
+        """Per device, the value in the state in force there (a scalar when all agree)."""
+        if self.uniform:
+            return self.values[0]
+        return self.array[states_of(ctx, devices)]
+
+    def one(self, ctx: Context, device: int) -> Any:
+        """The value in force at one device."""
+        if self.uniform:
+            return self.values[0]
+        return self.values[int(states_of(ctx, np.array([device]))[0])]
+
+
+def states_of(ctx: Context, devices: np.ndarray) -> np.ndarray:
+    """Operating state codes of devices; daily for devices the state array does not cover."""
+    state = ctx.state
+    if devices.size == 0 or int(devices.max()) < state.shape[0]:
+        return state[devices].astype(np.intp)
+    out = np.zeros(devices.shape, np.intp)
+    inside = devices < state.shape[0]
+    out[inside] = state[devices[inside]]
+    return out
+
+
+# -- order ----------------------------------------------------------------------------------
+
+
+def in_time_order(keys: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The order that sorts rows by key (device, group), then by time."""
+    return np.lexsort((ts, keys))
+
+
+def runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and stop index of each run of equal keys in a sorted array."""
+    if sorted_keys.size == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    return starts, np.r_[starts[1:], sorted_keys.size]
+
+
+# -- signals --------------------------------------------------------------------------------
+
+
+def evidence(rows: Iterable[tuple[int, int, int, float]]) -> list[tuple[int, int, int, float]]:
+    """(device, channel, ts_us, value) rows as plain numbers, the newest MAX_EVIDENCE of them."""
+    out = [(int(d), int(c), int(t), float(v)) for d, c, t, v in rows]
+    out.sort(key=lambda row: row[2])
+    return out[-MAX_EVIDENCE:]
+
+
+def subject(ctx: Context, per: str, key: int | str) -> str:
+    """What an episode is about: a device id, "cell:<h3>" or "area:<code>"."""
+    if per == "device":
+        return ctx.device_id(int(key))
+    if per == "cell":
+        return f"cell:{key}"
+    return f"area:{key}"
+
+
+def unit(ctx: Context, device: int, channel: int) -> str:
+    registry = ctx.registry
+    channels = registry.kinds[registry.kind_of[device]].channels
+    return channels[channel].unit if 0 <= channel < len(channels) else ""
+
+
+def fmt_value(value: float, unit: str = "") -> str:
+    """61.2 dB(A), 0.004 cm, 3: short numbers with their unit."""
+    if value != value:
+        return "no value"
+    if value == int(value) and abs(value) < 1e15:
+        text = str(int(value))
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def fmt_duration(s: float) -> str:
+    """45 s, 12 min, 2 h 5 min, 3 d 4 h."""
+    s = max(0.0, s)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    if s < 172_800:
+        h, m = divmod(round(s / 60), 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(round(s / 3600), 24)
+    return f"{d} d {h} h" if h else f"{d} d"
+
+
+# -- recent rows per group ------------------------------------------------------------------
+
+
+class RecentRows:
+    """Per group (device, cell, area), every row still inside a sliding span, exactly.
+
+    A table of groups x capacity, unordered within a group: a new row takes the slot of a row
+    no evaluation can need any more, and the capacity doubles when a group has none left, so no
+    row inside anyone's window is ever lost."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        capacity = 1 << max(1, int(capacity - 1).bit_length())
+        self.ts = np.full((0, capacity), NEVER, np.int64)
+        self.value = np.zeros((0, capacity))
+        self.device = np.full((0, capacity), -1, np.int32)
+
+    @property
+    def capacity(self) -> int:
+        return self.ts.shape[1]
+
+    def add(self, group: np.ndarray, ts: np.ndarray, value: np.ndarray, device: np.ndarray,
+            keep_from: np.ndarray) -> None:
+        """Rows sorted by group; `keep_from` per row (equal within a group): the earliest time
+        any evaluation from now on may look at in that group."""
+        if group.size == 0:
+            return
+        starts, stops = runs(group)
+        groups, new = group[starts], stops - starts
+        oldest = keep_from[starts][:, None]
+        if int(groups.max()) >= self.ts.shape[0]:
+            n = int(groups.max()) + 1
+            self.ts, self.value = grown(self.ts, n, NEVER), grown(self.value, n, 0.0)
+            self.device = grown(self.device, n, -1)
+        free = self.ts[groups] < oldest
+        needed = int((self.capacity - free.sum(axis=1) + new).max())
+        if needed > self.capacity:
+            self._widen(1 << (needed - 1).bit_length())
+            free = self.ts[groups] < oldest
+        # The first `new` free slots of each group, in group order: the rows' own order.
+        take = free & (np.cumsum(free, axis=1) <= new[:, None])
+        r, c = np.nonzero(take)
+        g = groups[r]
+        self.ts[g, c], self.value[g, c], self.device[g, c] = ts, value, device
+
+    def _widen(self, capacity: int) -> None:
+        extra = capacity - self.capacity
+        n = self.ts.shape[0]
+        self.ts = np.hstack([self.ts, np.full((n, extra), NEVER, np.int64)])
+        self.value = np.hstack([self.value, np.zeros((n, extra))])
+        self.device = np.hstack([self.device, np.full((n, extra), -1, np.int32)])
+
+    def stats(self, group: np.ndarray, lo: np.ndarray, hi: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per query: count, sum, min and max of the group's values with lo <= ts <= hi
+        (min +inf and max -inf when nothing is inside)."""
+        n = group.size
+        count = np.zeros(n, np.int64)
+        total, low, high = np.zeros(n), np.full(n, np.inf), np.full(n, -np.inf)
+        known = self.ts.shape[0]
+        step = max(1, (1 << 22) // self.capacity)  # bounds the temporaries to some 32 MB
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            g = group[a:b]
+            ok = g < known
+            g = np.where(ok, g, 0)
+            t = self.ts[g]
+            inside = (t >= lo[a:b, None]) & (t <= hi[a:b, None]) & ok[:, None]
+            v = self.value[g]
+            count[a:b] = inside.sum(axis=1)
+            total[a:b] = np.where(inside, v, 0.0).sum(axis=1)
+            low[a:b] = np.where(inside, v, np.inf).min(axis=1)
+            high[a:b] = np.where(inside, v, -np.inf).max(axis=1)
+        return count, total, low, high
+
+    def rows(self, group: int, lo: int, hi: int) -> list[tuple[int, int, float]]:
+        """(device, ts, value) of one group's rows with lo <= ts <= hi, oldest first."""
+        if group >= self.ts.shape[0]:
+            return []
+        t = self.ts[group]
+        idx = np.flatnonzero((t >= lo) & (t <= hi))
+        idx = idx[np.argsort(t[idx], kind="stable")]
+        return list(zip(self.device[group, idx].tolist(), t[idx].tolist(),
+                        self.value[group, idx].tolist(), strict=True))
