@@ -266,7 +266,7 @@ class RecentRows:
     row inside anyone's window is ever lost."""
 
     def __init__(self, capacity: int = 4) -> None:
-        capacity = 1 << max(1, int(capacity - 1).bit_length())
+        capacity = max(2, capacity)
         self.ts = np.full((0, capacity), NEVER, np.int64)
         self.value = np.zeros((0, capacity))
         self.device = np.full((0, capacity), -1, np.int32)
@@ -288,7 +288,15 @@ class RecentRows:
             n = int(groups.max()) + 1
             self.ts, self.value = grown(self.ts, n, NEVER), grown(self.value, n, 0.0)
             self.device = grown(self.device, n, -1)
-        free = self.ts[groups] < oldest
+        table = self.ts[groups]
+        if int(new.max()) == 1:
+            # The usual case, one new row per group: it takes the group's oldest slot.
+            slot = table.argmin(axis=1)
+            if (table[np.arange(groups.size), slot] < oldest[:, 0]).all():
+                self.ts[groups, slot], self.value[groups, slot] = ts, value
+                self.device[groups, slot] = device
+                return
+        free = table < oldest
         needed = int((self.capacity - free.sum(axis=1) + new).max())
         if needed > self.capacity:
             self._widen(1 << (needed - 1).bit_length())
@@ -306,28 +314,35 @@ class RecentRows:
         self.value = np.hstack([self.value, np.zeros((n, extra))])
         self.device = np.hstack([self.device, np.full((n, extra), -1, np.int32)])
 
-    def stats(self, group: np.ndarray, lo: np.ndarray, hi: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def stats(self, group: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, total: bool = True,
+              extremes: bool = True) -> tuple[np.ndarray, ...]:
         """Per query: count, sum, min and max of the group's values with lo <= ts <= hi
-        (min +inf and max -inf when nothing is inside)."""
+        (min +inf and max -inf when nothing is inside; sum and extremes only if asked)."""
         n = group.size
         count = np.zeros(n, np.int64)
-        total, low, high = np.zeros(n), np.full(n, np.inf), np.full(n, -np.inf)
+        sums, low, high = np.zeros(n), np.full(n, np.inf), np.full(n, -np.inf)
         known = self.ts.shape[0]
-        step = max(1, (1 << 22) // self.capacity)  # bounds the temporaries to some 32 MB
+        step = max(1, (1 << 15) // self.capacity)  # temporaries that stay in the CPU's cache
         for a in range(0, n, step):
             b = min(n, a + step)
             g = group[a:b]
-            ok = g < known
-            g = np.where(ok, g, 0)
+            if int(g.max()) >= known:
+                g = np.where(g < known, g, 0)  # unknown groups: made empty by the bounds below
+                lo_, hi_ = np.where(group[a:b] < known, lo[a:b], 1), np.where(
+                    group[a:b] < known, hi[a:b], 0)
+            else:
+                lo_, hi_ = lo[a:b], hi[a:b]
             t = self.ts[g]
-            inside = (t >= lo[a:b, None]) & (t <= hi[a:b, None]) & ok[:, None]
-            v = self.value[g]
+            inside = (t >= lo_[:, None]) & (t <= hi_[:, None])
             count[a:b] = inside.sum(axis=1)
-            total[a:b] = np.where(inside, v, 0.0).sum(axis=1)
-            low[a:b] = np.where(inside, v, np.inf).min(axis=1)
-            high[a:b] = np.where(inside, v, -np.inf).max(axis=1)
-        return count, total, low, high
+            if total or extremes:
+                v = self.value[g]
+                if total:
+                    sums[a:b] = np.where(inside, v, 0.0).sum(axis=1)
+                if extremes:
+                    low[a:b] = np.where(inside, v, np.inf).min(axis=1)
+                    high[a:b] = np.where(inside, v, -np.inf).max(axis=1)
+        return count, sums, low, high
 
     def rows(self, group: int, lo: int, hi: int) -> list[tuple[int, int, float]]:
         """(device, ts, value) of one group's rows with lo <= ts <= hi, oldest first."""
