@@ -114,7 +114,8 @@ class BaselineEvaluator:
         for i in np.flatnonzero(last).tolist():
             self.latest[int(dev[i])] = {
                 "device_id": ctx.device_id(int(dev[i])), "ts": int(ts[i]),
-                "value": float(value[i]), "baseline": float(baseline[i]), "z": float(z[i]), "status": str(status[i]), "history": int(count[i]),
+                "value": float(value[i]), "baseline": float(baseline[i]), "z": float(z[i]),
+                "status": str(status[i]), "history": int(count[i]),
             }
         # Only series with an open episode or an anomaly in this batch have anything to decide.
         busy = np.concatenate([np.fromiter(self.active, np.int64, len(self.active)),
