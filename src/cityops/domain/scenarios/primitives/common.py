@@ -135,6 +135,56 @@ def _meta_matches(meta: dict[str, Any], wanted: dict[str, str | list[str]]) -> b
     return True
 
 
+class Groups:
+    """Dense ids for what a rule aggregates over (devices, cells, villages ...), stable while
+    the registry grows: an id, once given to a device or an area code, stays its id."""
+
+    def __init__(self, per: str = "device") -> None:
+        self.per = per
+        self.names: list[int | str] = []  # per id: device index, or cell / area code
+        self._ids: dict[int | str, int] = {}
+        self.of = np.zeros(0, np.int64)  # per device: its group id, -1 when not read
+        self.version = -1
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def refresh(self, sel: Selection, ctx: Context) -> bool:
+        """Follow the selection's devices; True when they changed."""
+        sel.refresh(ctx)
+        if self.version == sel.version:
+            return False
+        self.version = sel.version
+        mask = sel.mask
+        n = mask.shape[0]
+        if self.per == "device":
+            key, table = np.arange(n), None
+        else:
+            ids, table = ctx.places.group(self.per)
+            key = np.full(n, -1, np.int64)
+            key[: min(n, ids.shape[0])] = ids[:n]
+        members = np.flatnonzero(mask & (key >= 0))
+        uniq, inverse = np.unique(key[members], return_inverse=True)
+        names = uniq.tolist() if table is None else [table[k] for k in uniq.tolist()]
+        ids = np.array([self._ids.setdefault(name, len(self._ids)) for name in names], np.int64)
+        self.names = list(self._ids)
+        self.of = np.full(n, -1, np.int64)
+        if members.size:
+            self.of[members] = ids[inverse]
+        return True
+
+    def capacity(self, ctx: Context, span_us: int) -> int:
+        """Readings a group's window of `span_us` holds at its kinds' nominal reporting rates,
+        with some room (a RecentRows table grows past it when a group needs more)."""
+        members = np.flatnonzero(self.of >= 0)
+        if not members.size:
+            return 4
+        registry = ctx.registry
+        period = np.array([k.period_s for k in registry.kinds])[registry.kind_of[members]]
+        per_group = np.bincount(self.of[members], weights=span_us / US / period)
+        return int(per_group.max() * 1.1) + 2
+
+
 # -- parameters per operating state ---------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from cityops.domain.scenarios.context import Context
 from cityops.domain.scenarios.primitives.common import (
     NEVER,
     US,
+    Groups,
     PerState,
     RecentRows,
     Selection,
@@ -72,53 +73,22 @@ class WindowEvaluator:
         self.min_count = PerState.of(rule, "min_count", int)
         self.table = RecentRows(4)
         self._sized = False
-        self.version = -1
-        self.group_of = np.zeros(0, np.int64)  # per device: its group (-1: not read)
-        self.names: list[int | str] = []  # per group: device index, or cell / area code
-        self._ids: dict[int | str, int] = {}
+        self.groups = Groups(self.per)
         self.active = np.zeros(0, bool)  # per group
         self.newest = np.zeros(0, np.int64)  # per group: end of the latest window evaluated
         self.device = np.zeros(0, np.int32)  # per group: device of the newest reading
 
-    # -- groups ---------------------------------------------------------------------------
-
     def _refresh(self, ctx: Context) -> None:
-        self.sel.refresh(ctx)
-        if self.version == self.sel.version:
+        if not self.groups.refresh(self.sel, ctx):
             return
-        self.version = self.sel.version
-        mask = self.sel.mask
-        n = mask.shape[0]
-        if self.per == "device":
-            key, table = np.arange(n), None
-        else:
-            ids, table = ctx.places.group(self.per)
-            key = np.full(n, -1, np.int64)
-            key[: min(n, ids.shape[0])] = ids[:n]
-        members = np.flatnonzero(mask & (key >= 0))
-        uniq, inverse = np.unique(key[members], return_inverse=True)
-        names = uniq.tolist() if table is None else [table[k] for k in uniq.tolist()]
-        gids = np.array([self._ids.setdefault(name, len(self._ids)) for name in names], np.int64)
-        self.names = list(self._ids)
-        self.group_of = np.full(n, -1, np.int64)
-        self.group_of[members] = gids[inverse] if gids.size else 0
-        g = len(self.names)
+        g = len(self.groups)
         self.active = grown(self.active, g, False)
         self.newest = grown(self.newest, g, NEVER)
         self.device = grown(self.device, g, -1)
         if not self._sized:
             self._sized = True
-            self.table = RecentRows(self._capacity(ctx, members))
-
-    def _capacity(self, ctx: Context, members: np.ndarray) -> int:
-        """Readings a group's window holds at the kinds' nominal rates, with some room; the
-        table grows past it when a group needs more."""
-        if self.spec.value_above is not None or self.source == "rejections" or not members.size:
-            return 4  # only exceptional readings are kept
-        registry = ctx.registry
-        period = np.array([k.period_s for k in registry.kinds])[registry.kind_of[members]]
-        per_group = np.bincount(self.group_of[members], weights=self.span / US / period)
-        return int(per_group.max() * 1.1) + 2
+            sparse = self.spec.value_above is not None or self.source == "rejections"
+            self.table = RecentRows(4 if sparse else self.groups.capacity(ctx, self.span))
 
     # -- evaluation -----------------------------------------------------------------------
 
@@ -132,7 +102,7 @@ class WindowEvaluator:
         if self.spec.value_above is not None or not self.value_above.uniform:
             passes = ~(value <= self.value_above.at(ctx, dev))  # no level (NaN): all pass
             rows, dev, value = rows[passes], dev[passes], value[passes]
-        group = self.group_of[dev]
+        group = self.groups.of[dev]
         ok = group >= 0
         if not ok.all():
             rows, dev, value, group = rows[ok], dev[ok], value[ok], group[ok]
@@ -155,7 +125,7 @@ class WindowEvaluator:
         if not ctx.now_us:
             return []
         self._refresh(ctx)
-        groups = np.flatnonzero(self.active[: len(self.names)])
+        groups = np.flatnonzero(self.active[: len(self.groups)])
         if groups.size == 0:
             return []
         end = np.maximum(self.newest[groups], ctx.now_us)
@@ -192,7 +162,8 @@ class WindowEvaluator:
         channel = max(0, int(self.sel.channel_of[d]))
         rows = self.table.rows(g, start, end) if active else []
         shown = agg if self.spec.agg != "count" else float(count)
-        return Signal(self.rule, subject(ctx, self.per, self.names[g]), active, end, d, shown,
+        name = subject(ctx, self.per, self.groups.names[g])
+        return Signal(self.rule, name, active, end, d, shown,
                       evidence=evidence((dv, channel, t, v) for dv, t, v in rows),
                       detail=self._detail(ctx, d, channel, agg, count, end - start, active))
 
