@@ -248,7 +248,7 @@ def reference(on: str, dwell_s: float, zones: list[Zone], walk) -> list[tuple[st
                         s["active"] = False
                         out.append((subject, False, ts))
                 if on != "exit" and s["in"] and not s["active"]:
-                    held = on == "inside" or ts - s["since"] >= dwell_s * US
+                    held = ts - s["since"] >= dwell_s * US
                     if held and (on != "enter" or s["crossed"]):
                         s["active"] = True
                         out.append((subject, True, ts))
@@ -299,3 +299,9 @@ def _changes(signals: list[tuple[str, bool, int]]) -> list[tuple[str, bool, int]
             open_.discard(subject)
             out.append((subject, False, ts))
     return sorted(out)
+
+
+def test_inside_waits_its_dwell_too() -> None:
+    ev, ctx = setup("inside", dwell="30s")
+    assert ev.on_batch(fixes((0, t(0), IN), (0, t(0.25), IN)), ctx) == []
+    assert kinds_of(ev.on_batch(fixes((0, t(0.5), IN)), ctx)) == [("gps-000@z1", True)]

@@ -10,11 +10,11 @@ so a truck parked in a school zone at 06:55 is "entering" it at 07:00.
 
 `on` says which episode is raised, per (device, zone), subject "<device id>@<zone id>":
 
-- `inside`: from the first fix inside until the first fix outside;
-- `dwell`: once inside without a break for `dwell` (measured on fix times), until outside;
-- `enter`: like `dwell` (default 0 s), but only after a crossing actually seen: a fix outside
-  followed by one inside. A device whose very first fix is inside did not enter, as far as
-  anyone knows (use `inside` for "must not be there at all");
+- `inside` and `dwell`: once inside without a break for `dwell` (default 0 s: from the first
+  fix inside; measured on fix times), until the first fix outside;
+- `enter`: the same, but only after a crossing actually seen: a fix outside followed by one
+  inside. A device whose very first fix is inside did not enter, as far as anyone knows (use
+  `inside` for "must not be there at all");
 - `exit`: from a crossing out (a fix inside followed by one outside) until back inside.
 
 Fixes are taken in time order per device; a fix not newer than the newest already evaluated
@@ -79,7 +79,7 @@ class GeofenceEvaluator:
             self.hours.append((when, np.array(members, np.int64)))
         if rule.when is not None:
             ctx.clock.compile(rule.when)
-        # Plain `inside` and `exit` need no time inside; the others wait `dwell`.
+        # `exit` counts time outside, not inside: `dwell` is not for it.
         self.dwell_us = PerState.of(rule, "dwell", duration_us)
         self.runs = Runs(len(self.zones))
         self.active: set[int] = set()  # keys (device * zones + zone) with an open episode
@@ -97,7 +97,7 @@ class GeofenceEvaluator:
         keep = self._applies(fixes, pf, pz, ctx)
         pf, pz = pf[keep], pz[keep]
         on = self.spec.on
-        hold = 0 if on in ("inside", "exit") else self.dwell_us.at(ctx, fixes.device[pf])
+        hold = 0 if on == "exit" else self.dwell_us.at(ctx, fixes.device[pf])
         events = self.runs.step(fixes, pf, pz, hold, need_crossing=on == "enter")
         changed, touched = self._signals(events, fixes, ctx)
         return changed + self._updates(fixes, ctx, touched)
