@@ -7,7 +7,6 @@ files from 1 (what an editor shows).
 
 from __future__ import annotations
 
-import datetime
 import functools
 import math
 import re
@@ -18,6 +17,7 @@ import numpy as np
 import shapely
 from shapely.geometry import shape
 
+from cityops.domain.calendar import parse_hours
 from cityops.domain.city import CODE_LENGTH, LEVELS, Area, CityPack, Level
 from cityops.domain.geo import AUTHORITY_ROLES, geometry_of
 from cityops.domain.kinds import MAX_CHANNELS
@@ -280,11 +280,11 @@ def _check_zones(pack: CityPack, device_ids: set[str]) -> None:
 
 
 def _is_hours(text: object) -> bool:
-    """"HH:MM-HH:MM", possibly wrapping past midnight ("22:00-06:00"), as rules' `hours`."""
-    if not isinstance(text, str) or text.count("-") != 1:
+    """Hours as rules write them ("07:00-22:00", may wrap past midnight, comma-separated)."""
+    if not isinstance(text, str):
         return False
     try:
-        start, end = (datetime.time.fromisoformat(part.strip()) for part in text.split("-"))
+        parse_hours(text)
     except ValueError:
         return False
-    return start != end
+    return True
