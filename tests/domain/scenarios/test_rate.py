@@ -108,3 +108,13 @@ def test_only_inside_when():
 def test_a_rate_rule_needs_rise_or_fall():
     with pytest.raises(ValueError, match="rise"):
         make(RateOfChange(id="x", kind="water_depth"))
+
+
+def test_a_gauge_at_one_hertz_is_watched_in_panes():
+    ev, ctx = make(n=1)
+    depth = [40.0] * 1200 + [40.0 + i * 0.01 for i in range(1, 601)]  # +6 cm over 10 min
+    out = ev.on_batch(series(0, T0, 1, depth), ctx)
+    assert not ev.table.exact
+    raised = [s for s in out if s.active]
+    assert (raised[0].ts_us - T0) // US == pytest.approx(1700, abs=15)  # 5 cm after 500 s
+    assert raised[0].evidence[-1][2] == raised[0].ts_us

@@ -145,12 +145,16 @@ def test_levels_per_operating_state_follow_the_newest_device():
     assert changes(out) == [("cell:cellB", True, 2)]
 
 
-def test_a_group_with_far_more_rows_than_expected_is_counted_exactly():
-    rule = Window(id="w", kind="noise", agg="count", per="device", over="10m", above=1000)
+def test_a_group_with_far_more_rows_than_expected_is_still_counted():
+    rule = Window(id="w", kind="noise", agg="count", per="device", over="10m", above=100)
     ev, ctx = make(rule, [device(0)])
-    start = ev.table.capacity
-    out = ev.on_batch(series(0, T0, 0.5, [40.0] * 1001), ctx)
-    assert changes(out) == [("noise-000", True, 1001)] and ev.table.capacity > start
+    out = ev.on_batch(series(0, T0, 1, [40.0] * 100), ctx)  # a noise meter at 1 Hz
+    assert out == [] and ev.table.exact
+    out = ev.on_batch(series(0, T0 + 100 * US, 1, [40.0] * 900), ctx)
+    # Past 128 readings in a window the rule keeps panes of 10 s, and a window's ends are exact
+    # to one pane: at 100 s the pane 100-109 s counts whole, at 999 s the pane 390-399 s does.
+    assert changes(out) == [("noise-000", True, 110), ("noise-000", True, 610)]
+    assert not ev.table.exact and out[0].evidence[-1] == (0, 0, T0 + 100 * US, 40.0)
 
 
 def test_refused_readings_of_any_channel():
@@ -220,3 +224,18 @@ def test_matches_a_brute_force_window(gaps, values, cuts, agg, level, below, min
             transitions.append((a, t))
             active = a
     assert transitions == want
+
+
+def test_a_long_replay_batch_at_one_hertz_in_panes():
+    """Two hours of a 1 Hz meter in one batch: the panes are filled as the windows move, so
+    every window sees its own five minutes (to a pane), not the end of the batch."""
+    rule = Window(id="loud", kind="noise", agg="mean", per="device", over="5m", above=60,
+                  min_count=10)
+    ev, ctx = make(rule, [device(0)])
+    values = [50.0] * 3600 + [70.0] * 600 + [50.0] * 3000
+    out = ev.on_batch(series(0, T0, 1, values), ctx)
+    assert not ev.table.exact
+    assert [(s.active, (s.ts_us - T0) // US) for s in out][:1] == [
+        (True, pytest.approx(3750, abs=10))]
+    cleared = [(s.ts_us - T0) // US for s in out if not s.active]
+    assert cleared == [pytest.approx(4350, abs=10)]

@@ -326,11 +326,12 @@ class RecentRows:
         return self.ts.shape[1]
 
     def add(self, group: np.ndarray, ts: np.ndarray, value: np.ndarray, device: np.ndarray,
-            keep_from: np.ndarray) -> None:
+            keep_from: np.ndarray, limit: int | None = None) -> bool:
         """Rows sorted by group; `keep_from` per row (equal within a group): the earliest time
-        any evaluation from now on may look at in that group."""
+        any evaluation from now on may look at in that group. False, with nothing added, when
+        the capacity would have to grow past `limit`."""
         if group.size == 0:
-            return
+            return True
         starts, stops = runs(group)
         groups, new = group[starts], stops - starts
         oldest = keep_from[starts][:, None]
@@ -345,10 +346,12 @@ class RecentRows:
             if (table[np.arange(groups.size), slot] < oldest[:, 0]).all():
                 self.ts[groups, slot], self.value[groups, slot] = ts, value
                 self.device[groups, slot] = device
-                return
+                return True
         free = table < oldest
         needed = int((self.capacity - free.sum(axis=1) + new).max())
         if needed > self.capacity:
+            if limit is not None and needed > limit:
+                return False
             self._widen(1 << (needed - 1).bit_length())
             free = self.ts[groups] < oldest
         # The first `new` free slots of each group, in group order: the rows' own order.
@@ -356,6 +359,7 @@ class RecentRows:
         r, c = np.nonzero(take)
         g = groups[r]
         self.ts[g, c], self.value[g, c], self.device[g, c] = ts, value, device
+        return True
 
     def _widen(self, capacity: int) -> None:
         extra = capacity - self.capacity
@@ -403,3 +407,131 @@ class RecentRows:
         idx = idx[np.argsort(t[idx], kind="stable")]
         return list(zip(self.device[group, idx].tolist(), t[idx].tolist(),
                         self.value[group, idx].tolist(), strict=True))
+
+
+class Panes:
+    """Per group, count, sum, min and max of the readings in each pane of time (a 60th of the
+    span), for the last 64 panes: memory and work per window that do not grow with the rate."""
+
+    SLOTS = 64
+
+    def __init__(self, span_us: int) -> None:
+        # Whole seconds, a 60th of the span or more: a window covers at most 61 panes, and the
+        # rows of one batch are added two panes at a time (WindowStore.add_and_query).
+        self.width = max(1, -(-span_us // ((self.SLOTS - 4) * US))) * US
+        self.pane = np.full((0, self.SLOTS), NEVER, np.int64)
+        self.count = np.zeros((0, self.SLOTS), np.int64)
+        self.sum = np.zeros((0, self.SLOTS))
+        self.low = np.full((0, self.SLOTS), np.inf)
+        self.high = np.full((0, self.SLOTS), -np.inf)
+
+    def add(self, group: np.ndarray, ts: np.ndarray, value: np.ndarray) -> None:
+        if group.size == 0:
+            return
+        n = int(group.max()) + 1
+        if n > self.pane.shape[0]:
+            self.pane, self.count = grown(self.pane, n, NEVER), grown(self.count, n, 0)
+            self.sum, self.low = grown(self.sum, n, 0.0), grown(self.low, n, np.inf)
+            self.high = grown(self.high, n, -np.inf)
+        pane = ts // self.width
+        flat = group * self.SLOTS + pane % self.SLOTS
+        # A slot holds one pane: the newest one that maps to it wins, older rows there are lost
+        # (they are more than 64 panes older than a reading of their group).
+        slots, row_slot = np.unique(flat, return_inverse=True)
+        newest = np.full(slots.size, NEVER, np.int64)
+        np.maximum.at(newest, row_slot, pane)
+        held = self.pane.ravel()[slots]
+        fresh = slots[newest > held]
+        for table, empty in ((self.count, 0), (self.sum, 0.0), (self.low, np.inf),
+                             (self.high, -np.inf)):
+            table.ravel()[fresh] = empty
+        newest = np.maximum(newest, held)
+        self.pane.ravel()[slots] = newest
+        keep = pane == newest[row_slot]
+        flat, value = flat[keep], value[keep]
+        np.add.at(self.count.ravel(), flat, 1)
+        np.add.at(self.sum.ravel(), flat, value)
+        np.minimum.at(self.low.ravel(), flat, value)
+        np.maximum.at(self.high.ravel(), flat, value)
+
+    def stats(self, group, lo, hi, total: bool = True, extremes: bool = True):
+        """As RecentRows.stats, over the panes that overlap [lo, hi]."""
+        n = group.size
+        count = np.zeros(n, np.int64)
+        sums, low, high = np.zeros(n), np.full(n, np.inf), np.full(n, -np.inf)
+        step = 1 << 10
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            known = group[a:b] < self.pane.shape[0]
+            g = np.where(known, group[a:b], 0)
+            pane = self.pane[g]
+            inside = ((pane >= (lo[a:b] // self.width)[:, None])
+                      & (pane <= (hi[a:b] // self.width)[:, None]) & known[:, None])
+            count[a:b] = np.where(inside, self.count[g], 0).sum(axis=1)
+            if total:
+                sums[a:b] = np.where(inside, self.sum[g], 0.0).sum(axis=1)
+            if extremes:
+                low[a:b] = np.where(inside, self.low[g], np.inf).min(axis=1)
+                high[a:b] = np.where(inside, self.high[g], -np.inf).max(axis=1)
+        return count, sums, low, high
+
+
+class WindowStore:
+    """What sliding windows of up to `span_us` per group need to know.
+
+    Every reading, exactly, while no group holds more than `exact_limit` readings in a span (the
+    nominal rates of most kinds); past that, for the whole rule, counts, sums and extremes per
+    pane of span/60 (whole seconds), so that a window's ends are then exact to a pane or two
+    (the panes holding its start and its end count whole). Readings themselves (`rows`) are
+    only known while exact.
+    """
+
+    def __init__(self, span_us: int, capacity: int, exact_limit: int = 128) -> None:
+        self.span_us = span_us
+        self.exact_limit = exact_limit
+        self.table: RecentRows | None = RecentRows(min(capacity, exact_limit))
+        self.panes: Panes | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.table is not None
+
+    def add_and_query(self, rows: tuple, keep_from: np.ndarray, ask: tuple, *,
+                      total: bool = True, extremes: bool = True) -> tuple[np.ndarray, ...]:
+        """Add `rows` (group, ts, value, device; sorted by group) and answer window queries
+        `ask` (group, lo, hi) as RecentRows.stats does, each seeing the rows up to its end."""
+        group, ts, value, device = rows
+        if self.table is not None:
+            if self.table.add(group, ts, value, device, keep_from, limit=self.exact_limit):
+                return self.table.stats(*ask, total=total, extremes=extremes)
+            self._to_panes()
+        # Panes hold 64 slots: add and ask in time order, two panes at a time, so that a
+        # batch spanning hours (a replay) never laps the ring before its queries are answered.
+        ask_group, lo, hi = ask
+        width = 2 * self.panes.width
+        row_slice, ask_slice = ts // width, hi // width
+        n = ask_group.size
+        out = (np.zeros(n, np.int64), np.zeros(n), np.full(n, np.inf), np.full(n, -np.inf))
+        for k in np.union1d(row_slice, ask_slice).tolist():
+            r = np.flatnonzero(row_slice == k)
+            self.panes.add(group[r], ts[r], value[r])
+            q = np.flatnonzero(ask_slice == k)
+            if q.size:
+                part = self.panes.stats(ask_group[q], lo[q], hi[q], total, extremes)
+                for whole, piece in zip(out, part, strict=True):
+                    whole[q] = piece
+        return out
+
+    def _to_panes(self) -> None:
+        table = self.table
+        self.panes = Panes(self.span_us)
+        held = np.flatnonzero(table.ts.ravel() != NEVER)
+        self.panes.add(held // table.capacity, table.ts.ravel()[held], table.value.ravel()[held])
+        self.table = None
+
+    def stats(self, group, lo, hi, *, total: bool = True, extremes: bool = True):
+        source = self.table if self.table is not None else self.panes
+        return source.stats(group, lo, hi, total=total, extremes=extremes)
+
+    def rows(self, group: int, lo: int, hi: int) -> list[tuple[int, int, float]]:
+        return self.table.rows(group, lo, hi) if self.table is not None else []

@@ -7,7 +7,9 @@ counts). A reading qualifies when the rise is strictly more than `rise` (the fal
 it clears at the first reading, or tick, `clear_after` after the last qualifying reading (on
 reading time; ticks use the engine's clock).
 
-A late reading (older than the newest one evaluated for its device) is kept as history for the
+Devices reporting much faster than their kind's period (over 128 readings within `within`) make
+the rule keep minima and maxima per pane of within/60: the window's start is then exact to one
+pane. A late reading (older than the newest one evaluated for its device) is kept as history for the
 readings after it but is not evaluated itself. Signals carry the change (positive: rise,
 negative: fall) as their value: active on the raise, inactive on the clear, and at most one
 active update per device and batch while qualifying readings keep coming.
@@ -27,8 +29,8 @@ from cityops.domain.scenarios.primitives.common import (
     US,
     Groups,
     PerState,
-    RecentRows,
     Selection,
+    WindowStore,
     duration_us,
     evidence,
     fmt_duration,
@@ -60,7 +62,7 @@ class RateOfChangeEvaluator:
         if rule.when is not None:
             ctx.clock.compile(rule.when)
         self.groups = Groups("device")
-        self.table = RecentRows(4)
+        self.table = WindowStore(self.span, 4)
         self._sized = False
         self.active = np.zeros(0, bool)  # per device group
         self.newest = np.zeros(0, np.int64)  # per group: newest reading evaluated
@@ -76,7 +78,7 @@ class RateOfChangeEvaluator:
         self.last = grown(self.last, n, NEVER)
         if not self._sized:
             self._sized = True
-            self.table = RecentRows(self.groups.capacity(ctx, self.span))
+            self.table = WindowStore(self.span, self.groups.capacity(ctx, self.span))
 
     def on_batch(self, batch: ReadingBatch, ctx: Context) -> list[Signal]:
         self._refresh(ctx)
@@ -92,12 +94,12 @@ class RateOfChangeEvaluator:
         fresh = ts >= before
         starts, stops = runs(group)
         keep_from = np.repeat(np.maximum(ts[starts], before[starts]) - self.span, stops - starts)
-        self.table.add(group, ts, value, dev, keep_from)
         np.maximum.at(self.newest, group, ts)
         pick = np.flatnonzero(fresh)
+        start = ts[pick] - self.within.at(ctx, dev[pick])
+        _, _, low, high = self.table.add_and_query(
+            (group, ts, value, dev), keep_from, (group[pick], start, ts[pick]), total=False)
         rows, dev, group, ts, value = rows[pick], dev[pick], group[pick], ts[pick], value[pick]
-        start = ts - self.within.at(ctx, dev)
-        _, _, low, high = self.table.stats(group, start, ts, total=False)
         up, down = value - low, high - value
         rising, falling = up > self.rise.at(ctx, dev), down > self.fall.at(ctx, dev)
         qualifies = rising | falling
@@ -165,7 +167,7 @@ class RateOfChangeEvaluator:
             return Signal(self.rule, ctx.device_id(d), False, t, d, amount,
                           detail=f"no qualifying change for "
                                  f"{fmt_duration((t - int(self.last[g])) / US)}")
-        rows = self.table.rows(g, int(start[i]), t)
+        rows = self.table.rows(g, int(start[i]), t) or [(d, t, float(value[i]))]
         u = unit(ctx, d, ch)
         verb = "rose" if amount >= 0 else "fell"
         limit = self.rise.one(ctx, d) if amount >= 0 else self.fall.one(ctx, d)

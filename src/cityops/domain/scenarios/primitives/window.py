@@ -11,6 +11,10 @@ it does not hold, fewer readings than `min_count` included. Time passing is noti
 running episodes are evaluated again at the engine's clock, so a cluster of alarms clears once
 they fall out of the window even if nothing else arrives.
 
+A group whose windows hold more than 128 readings (a meter at 1 Hz over 30 min) makes the rule
+keep counts, sums and extremes per pane of over/60 instead of the readings: memory and work per
+window no longer grow with the rate, and windows are then exact to one pane at either end.
+
 A window never ends earlier than one already evaluated: a late reading is added to the group's
 rows (it counts wherever its time falls inside a window) and is evaluated at the group's newest
 time, not at its own. Parameters in force are those of the device of the newest reading.
@@ -36,8 +40,8 @@ from cityops.domain.scenarios.primitives.common import (
     US,
     Groups,
     PerState,
-    RecentRows,
     Selection,
+    WindowStore,
     duration_us,
     evidence,
     fmt_duration,
@@ -71,7 +75,8 @@ class WindowEvaluator:
             raise ValueError(f"rule {rule.id!r}: a window needs `above` or `below`")
         self.value_above = PerState.of(rule, "value_above")
         self.min_count = PerState.of(rule, "min_count", int)
-        self.table = RecentRows(4)
+        self.table = WindowStore(self.span, 4)
+        self._batch: tuple = ()  # this batch's rows in group order, for evidence
         self._sized = False
         self.groups = Groups(self.per)
         self.active = np.zeros(0, bool)  # per group
@@ -88,7 +93,8 @@ class WindowEvaluator:
         if not self._sized:
             self._sized = True
             sparse = self.spec.value_above is not None or self.source == "rejections"
-            self.table = RecentRows(4 if sparse else self.groups.capacity(ctx, self.span))
+            capacity = 4 if sparse else self.groups.capacity(ctx, self.span)
+            self.table = WindowStore(self.span, capacity)
 
     # -- evaluation -----------------------------------------------------------------------
 
@@ -114,12 +120,15 @@ class WindowEvaluator:
         group, ts, end, value, dev = group[order], ts[order], end[order], value[order], dev[order]
         starts, stops = runs(group)
         keep_from = np.repeat(end[starts] - self.span, stops - starts)
-        self.table.add(group, ts, value, dev, keep_from)
         # Evaluate at the last reading of each group and second.
         second = end // SECOND
         last = np.flatnonzero(np.r_[(group[1:] != group[:-1]) | (second[1:] != second[:-1]),
                                     True])
-        return self._evaluate(ctx, group[last], end[last], dev[last], tick=False)
+        g, e, d = group[last], end[last], dev[last]
+        stats = self.table.add_and_query((group, ts, value, dev), keep_from,
+                                         (g, e - self.over.at(ctx, d), e), **self._wanted())
+        self._batch = (group, ts, value, dev)
+        return self._evaluate(ctx, g, e, d, tick=False, stats=stats)
 
     def on_tick(self, ctx: Context) -> list[Signal]:
         if not ctx.now_us:
@@ -129,16 +138,20 @@ class WindowEvaluator:
         if groups.size == 0:
             return []
         end = np.maximum(self.newest[groups], ctx.now_us)
+        self._batch = ()
         return self._evaluate(ctx, groups, end, self.device[groups], tick=True)
 
+    def _wanted(self) -> dict[str, bool]:
+        return {"total": self.spec.agg in ("sum", "mean"),
+                "extremes": self.spec.agg in ("min", "max", "range")}
+
     def _evaluate(self, ctx: Context, group: np.ndarray, end: np.ndarray, dev: np.ndarray,
-                  tick: bool) -> list[Signal]:
+                  tick: bool, stats: tuple | None = None) -> list[Signal]:
         """Windows ending at `end` for `group` (sorted by group, then time)."""
         start = end - self.over.at(ctx, dev)
-        agg_ = self.spec.agg
-        count, total, low, high = self.table.stats(
-            group, start, end, total=agg_ in ("sum", "mean"),
-            extremes=agg_ in ("min", "max", "range"))
+        if stats is None:
+            stats = self.table.stats(group, start, end, **self._wanted())
+        count, total, low, high = stats
         agg = _aggregate(self.spec.agg, count, total, low, high)
         holds = ((count >= self.min_count.at(ctx, dev))
                  & ((agg > self.above.at(ctx, dev)) | (agg < self.below.at(ctx, dev))))
@@ -160,12 +173,23 @@ class WindowEvaluator:
     def _signal(self, ctx: Context, g: int, active: bool, start: int, end: int, d: int,
                 agg: float, count: int) -> Signal:
         channel = max(0, int(self.sel.channel_of[d]))
-        rows = self.table.rows(g, start, end) if active else []
+        rows = []
+        if active:
+            rows = self.table.rows(g, start, end) if self.table.exact else self._batch_rows(
+                g, start, end)
         shown = agg if self.spec.agg != "count" else float(count)
         name = subject(ctx, self.per, self.groups.names[g])
         return Signal(self.rule, name, active, end, d, shown,
                       evidence=evidence((dv, channel, t, v) for dv, t, v in rows),
                       detail=self._detail(ctx, d, channel, agg, count, end - start, active))
+
+    def _batch_rows(self, g: int, start: int, end: int) -> list[tuple[int, int, float]]:
+        """Once the store keeps panes only, the evidence is what this batch brought."""
+        if not self._batch:
+            return []
+        group, ts, value, dev = self._batch
+        idx = np.flatnonzero((group == g) & (ts >= start) & (ts <= end))
+        return list(zip(dev[idx].tolist(), ts[idx].tolist(), value[idx].tolist(), strict=True))
 
     def _detail(self, ctx: Context, d: int, channel: int, agg: float, count: int, over: int,
                 active: bool) -> str:
