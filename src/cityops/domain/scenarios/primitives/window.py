@@ -13,7 +13,8 @@ they fall out of the window even if nothing else arrives.
 
 A group whose windows hold more than 128 readings (a meter at 1 Hz over 30 min) makes the rule
 keep counts, sums and extremes per pane of over/60 instead of the readings: memory and work per
-window no longer grow with the rate, and windows are then exact to one pane at either end.
+window no longer grow with the rate, and a window's ends are then exact to a pane or two (the
+panes holding them count whole); the evidence is then the batch's readings of the group.
 
 A window never ends earlier than one already evaluated: a late reading is added to the group's
 rows (it counts wherever its time falls inside a window) and is evaluated at the group's newest
