@@ -101,12 +101,13 @@ async def live(tmp_path, grid_pack):
 
 
 @contextlib.asynccontextmanager
-async def start_live(pack, data_dir, **settings):
+async def start_live(pack, data_dir, clock=None, **settings):
     from cityops.api.app import create_app
     from cityops.node import Node
     from cityops.settings import Settings
 
-    node = Node(pack, Settings(data_dir=data_dir, **settings))
+    node = Node(pack, Settings(data_dir=data_dir, **settings), **({"clock": clock} if clock
+                                                                   else {}))
     await node.start()
     try:
         yield LiveNode(node, create_app(node, manage_node=False))

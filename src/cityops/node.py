@@ -13,13 +13,16 @@ import time
 
 from cityops.auth import KeyResolver
 from cityops.bus.memory import MemoryBus
+from cityops.detect.engine import DetectEngine
 from cityops.domain.city import CityPack
 from cityops.domain.geo import CityMap
 from cityops.domain.registry import DeviceRegistry
 from cityops.history.log import HistoryLog
 from cityops.history.query import HistoryReader
 from cityops.ingest.pipeline import Ingestor
+from cityops.ingest.validate import Limits
 from cityops.metrics import NodeMetrics
+from cityops.scenarios.loader import load_scenarios
 from cityops.settings import Settings
 from cityops.store.base import open_store
 
@@ -27,8 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class Node:
-    def __init__(self, pack: CityPack, settings: Settings) -> None:
+    def __init__(self, pack: CityPack, settings: Settings, clock=time.time) -> None:
+        """`clock` is what the node takes for now (wall time; a replay passes its own)."""
         self.pack = pack
+        self.clock = clock
         self.settings = settings
         self.metrics = NodeMetrics()
         self.city = CityMap.from_pack(pack)
@@ -45,7 +50,14 @@ class Node:
         )
         self.reader = HistoryReader(self.history)
         self.ingestor = Ingestor(self.registry, self.history, self.bus, self.metrics,
-                                 max_in_flight=settings.max_in_flight)
+                                 limits=Limits(max_age_s=settings.max_age_s),
+                                 max_in_flight=settings.max_in_flight, clock=clock)
+        self.detect = None
+        if settings.detect:
+            scenarios = load_scenarios(list(settings.scenario_dirs), kinds=pack.kinds)
+            _warn_missing_departments(scenarios, pack)
+            self.detect = DetectEngine(self, scenarios, tick_s=settings.detect_tick_s,
+                                       clock=clock)
         self.dead_letters = None
         self.mqtt = None
         self.started_at = 0.0
@@ -65,6 +77,8 @@ class Node:
         self.metrics.watch_queue("store_writer", self.store.queue_depth)
         self.metrics.watch_queue("ingest_in_flight", lambda: self.ingestor.in_flight)
         self.metrics.watch_queue("bus", lambda: sum(self.bus.depths().values()))
+        if self.detect is not None:
+            await self.detect.start()
         self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="latest-snapshot"))
         from cityops.ingest.deadletters import DeadLetterSink
 
@@ -83,6 +97,8 @@ class Node:
     async def stop(self) -> None:
         if self.mqtt is not None:
             await self.mqtt.stop()
+        if self.detect is not None:
+            await self.detect.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -139,3 +155,14 @@ class Node:
                 await self.save_snapshot()
             except Exception:
                 log.exception("saving the latest values failed; will retry")
+
+
+def _warn_missing_departments(scenarios, pack: CityPack) -> None:
+    """A scenario may name a department this city does not have; its work then falls to the
+    local authority of the place (act side), so this is worth a warning, not a refusal."""
+    have = {d.code for d in pack.departments}
+    for scenario in scenarios:
+        missing = sorted(set(scenario.departments) - have)
+        if missing:
+            log.warning("scenario %s names departments this city lacks: %s", scenario.name,
+                        ", ".join(missing))

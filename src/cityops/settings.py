@@ -19,6 +19,10 @@ class Settings(msgspec.Struct, kw_only=True):
     fsync: bool = True
     snapshot_every_s: float = 2.0
     seal_after_s: float = 60.0
+    detect: bool = True  # run the scenario rules on this node
+    detect_tick_s: float = 1.0  # how often time-driven rules (absence, quiet) are evaluated
+    scenario_dirs: list[Path] = []  # the city's own scenario packs, besides the built-in ones
+    max_age_s: float = 7 * 86400.0  # oldest reading taken (raise it to replay history)
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(Path(self.data_dir) / 'state.db').resolve()}"

@@ -7,7 +7,7 @@ import contextlib
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from cityops.api import areas, devices, ops, readings, status
+from cityops.api import alerts, areas, detection, devices, ops, readings, states, status
 from cityops.api.errors import HANDLERS, json_response
 from cityops.api.openapi import document
 
@@ -44,6 +44,16 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/devices", devices.post_devices, methods=["POST"]),
         Route("/api/v1/devices/{device_id}", devices.get_device),
         Route("/api/v1/devices/{device_id}/readings", readings.get_device_readings),
+        Route("/api/v1/areas/{code}/state", states.get_area_state),
+        Route("/api/v1/areas/{code}/state", states.put_area_state, methods=["PUT"]),
+        Route("/api/v1/state", states.get_city_state),
+        Route("/api/v1/state", states.put_city_state, methods=["PUT"]),
+        Route("/api/v1/alerts", alerts.list_alerts),
+        Route("/api/v1/alerts/{alert_id}", alerts.get_alert),
+        Route("/api/v1/scenarios", detection.list_scenarios),
+        Route("/api/v1/vital-signs", detection.vital_signs),
+        Route("/api/v1/audit", detection.list_audit),
+        Route("/api/v1/detect/stats", detection.detect_stats),
         Route("/api/v1/dead-letters", ops.dead_letters),
         Route("/api/v1/history/count", ops.history_count),
     ]

@@ -15,7 +15,7 @@ class Evidence(msgspec.Struct, frozen=True, array_like=True):
     value: float
 
 
-class Alert(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Alert(msgspec.Struct, kw_only=True):
     id: str  # deterministic per episode: scenario rule + subject + first_seen
     scenario: str  # pack name
     rule: str  # "<pack>.<rule id>"
