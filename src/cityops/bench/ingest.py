@@ -127,8 +127,10 @@ def run(*, readings: int, batch: int, concurrency: int, devices: int, store: str
         elapsed, latencies, rejected, retried, accepted = asyncio.run(
             _send(server.url, device_secret, payloads, concurrency, progress))
         note("counting back from the store")
+        admin = {"Authorization": f"Bearer {admin_secret}"}
         count = httpx.get(server.url + "/api/v1/history/count", timeout=600,
-                          headers={"Authorization": f"Bearer {admin_secret}"}).json()
+                          headers=admin).json()
+        detect = _detect_stats(server.url, admin)
     finally:
         server.stop()
     lat = np.array(latencies) * 1000
@@ -147,4 +149,22 @@ def run(*, readings: int, batch: int, concurrency: int, devices: int, store: str
         "concurrency": concurrency,
         "seconds": round(elapsed, 2),
         "store": store_url.split(":")[0],
+        # Detection ran on the same node: every stored row went through every active pack.
+        "detect_rules": detect.get("rules"),
+        "detect_rows": detect.get("rows"),
     }
+
+
+def _detect_stats(url: str, headers: dict, timeout: float = 60.0) -> dict:
+    """The engine's counters once it has caught up with what was stored."""
+    deadline = time.monotonic() + timeout
+    stats: dict = {}
+    while time.monotonic() < deadline:
+        r = httpx.get(url + "/api/v1/detect/stats", headers=headers, timeout=30)
+        if r.status_code != 200:
+            return {}
+        stats = r.json()
+        if stats.get("backlog", 0) == 0:
+            break
+        time.sleep(0.2)
+    return stats

@@ -108,6 +108,8 @@ class DetectEngine:
         pct = {f"alert_latency_p{p}_ms": round(float(np.percentile(lat, p)), 2) if len(lat)
                else None for p in (50, 99)}
         return {**self.stats, **pct, "latency_samples": len(lat),
+                "rules": sum(len(p.pack.rules) for p in self.packs),
+                "backlog": (self._readings.depth() if self._readings else 0) + int(self._busy),
                 "open_alerts": len(self.episodes.open) if self.episodes else 0}
 
     def vital_signs(self) -> list[dict]:
