@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,6 +38,27 @@ def simulate(
         "more than 0.1 s for its batch.",
     ),
     seed: int = typer.Option(0, "--seed", help="Same seed, same readings."),
+    anomalies: bool = typer.Option(
+        False, "--anomalies",
+        help="Inject labelled anomalies for every scenario rule the city can exercise "
+        "(noise at night, rising water, a blocked fire lane, a truck in a forbidden zone ...).",
+    ),
+    anomaly_rate: float = typer.Option(
+        2.0, "--anomaly-rate", min=0.0, help="Anomalies started per minute, with --anomalies."
+    ),
+    labels: Path = typer.Option(
+        None, "--labels",
+        help="Write one JSON line per rule each injected anomaly sets off: "
+        '{"rule": "pack.rule", "subject": ..., "start": ts, "end": ts, "anomaly": n}.',
+    ),
+    scenarios: list[Path] = typer.Option(
+        None, "--scenarios", help="Extra scenario pack folders (besides the built-in packs)."
+    ),
+    state: str = typer.Option(
+        "daily", "--state",
+        help="Operating state the anomalies assume (daily, special, emergency): typhoon "
+        "anomalies need special or emergency.",
+    ),
 ) -> None:
     """Simulate the city's devices: noise, rain and flood gauges, bins, lamps, cameras, and
     field staff and muck trucks moving about, at a steady rate."""
@@ -58,6 +80,11 @@ def simulate(
         raise fail(str(exc)) from None
     if not pack.devices:
         raise fail(f"city pack {city} has no devices to simulate")
+    plan = None
+    if labels is not None and not anomalies:
+        raise fail("--labels needs --anomalies (there is nothing to label without them)")
+    if anomalies:
+        plan = _plan(pack, scenarios or [], seed, anomaly_rate, state, duration)
 
     planned = round(rate * duration) if duration > 0 else None
     columns = [
@@ -85,8 +112,19 @@ def simulate(
             )
 
         try:
+            sink = labels.open("w", encoding="utf-8") if labels is not None else None
+        except OSError as exc:
+            raise fail(f"cannot write labels to {labels}: {exc.strerror}") from None
+
+        def write(found) -> None:
+            if sink is not None:
+                sink.write("".join(msgspec.json.encode(x).decode() + "\n" for x in found))
+                sink.flush()
+
+        try:
             report = asyncio.run(
-                run_simulation(pack, sender, key, rate, duration, batch, seed, show)
+                run_simulation(pack, sender, key, rate, duration, batch, seed, show,
+                               plan=plan, on_labels=write)
             )
         except TargetError as exc:
             raise fail(str(exc)) from None
@@ -94,7 +132,38 @@ def simulate(
             report = last[0] if last else None
             if report is None:
                 raise typer.Exit(130) from None
+        finally:
+            if sink is not None:
+                sink.close()
     _summary(report)
+    if plan is not None:
+        _anomaly_summary(report, plan, labels)
+
+
+def _plan(pack, folders: list[Path], seed: int, per_min: float, state: str, duration: float):
+    import time
+
+    from cityops.scenarios.loader import ScenarioError, load_scenarios
+    from cityops.sim.anomalies import AnomalyPlan
+
+    if state not in ("daily", "special", "emergency"):
+        raise fail(f"--state {state!r} is not one of daily, special, emergency")
+    try:
+        packs = load_scenarios(folders, kinds=pack.kinds,
+                               departments={d.code for d in pack.departments})
+    except ScenarioError as exc:
+        raise fail(str(exc)) from None
+    start = time.time()
+    return AnomalyPlan(pack, packs, seed, start, per_min, state=state,
+                       end_ts=start + duration if duration > 0 else None)
+
+
+def _anomaly_summary(report, plan, labels: Path | None) -> None:
+    where = f", labels in {labels}" if labels is not None else ""
+    out.print(f"injected {report.anomalies:,} anomalies ({report.labels:,} labels{where}); "
+              f"{len(plan.injectable)} rules can be exercised in this city")
+    for rule, why in sorted(plan.skipped.items()):
+        out.print(f"  [yellow]not injected:[/] {rule}: {why}")
 
 
 def _summary(report) -> None:

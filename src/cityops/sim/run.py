@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cityops.domain.city import CityPack
+from cityops.sim.anomalies import AnomalousSimulator, AnomalyPlan, Label
 from cityops.sim.pacing import Clock, Pacer, Sleep, batch_for_rate
 from cityops.sim.senders import Outcome, Sender, TargetError, open_sender
 from cityops.sim.simulator import Simulator
@@ -26,6 +27,8 @@ class SimulationReport:
     errors: int = 0
     elapsed_s: float = 0.0
     rejections: list[str] = field(default_factory=list)  # a few examples
+    anomalies: int = 0  # injected anomalies that ran to their end (and were labelled)
+    labels: int = 0  # labels written for them: one per rule each sets off
 
     @property
     def rate(self) -> float:
@@ -60,6 +63,8 @@ async def simulate(
     sleep: Sleep = asyncio.sleep,
     wall: Callable[[], float] = time.time,
     progress_every_s: float = 0.25,
+    plan: AnomalyPlan | None = None,
+    on_labels: Callable[[list[Label]], None] | None = None,
 ) -> SimulationReport:
     """Send `rate` readings/s for `duration` seconds (0 or less: until cancelled).
 
@@ -67,6 +72,9 @@ async def simulate(
     fall due, up to the sender's concurrency in flight; a `TargetError` (unreachable, refused)
     ends the run and is raised. The counts come back in the report, and `progress_cb` sees the
     report as it grows.
+
+    With a `plan`, the readings carry its anomalies; the labels of each anomaly go to
+    `on_labels` once it has ended (anomalies still running when the run ends are dropped).
     """
     if isinstance(target, str):
         sender = open_sender(target, key, concurrency=concurrency)
@@ -101,7 +109,16 @@ async def simulate(
             slots.release()
             progress()
 
-    simulator = Simulator(pack, seed, wall())
+    def labelled(labels: list[Label]) -> None:
+        report.labels += len(labels)
+        report.anomalies += len({label.anomaly for label in labels})
+        if on_labels is not None:
+            on_labels(labels)
+
+    if plan is None:
+        simulator: Simulator = Simulator(pack, seed, wall())
+    else:
+        simulator = AnomalousSimulator(pack, seed, wall(), plan=plan, on_labels=labelled)
     await sender.open()
     try:
         while not failures and (planned is None or report.made < planned):
@@ -126,5 +143,7 @@ async def simulate(
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*in_flight, return_exceptions=True)
         await sender.close()
+        if isinstance(simulator, AnomalousSimulator):
+            simulator.finish(wall())
         progress(force=True)
     return report
