@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from cityops.domain.calendar import LocalClock
 from cityops.domain.city import Device, Vehicle, Zone
 from cityops.domain.geo import CityMap
-from cityops.domain.kinds import BUILTIN_KINDS, CAMERA_EVENTS
+from cityops.domain.kinds import CAMERA_EVENTS
 from cityops.domain.readings import ReadingBatch
 from cityops.domain.registry import DeviceRegistry
 from cityops.domain.scenarios import spec

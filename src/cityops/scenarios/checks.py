@@ -31,7 +31,7 @@ POSITIVE_DURATIONS = ("within", "over")
 # What a rule is about is fixed when it is built (which devices, channels, zones, rules it
 # reads); only how strict it is may change with the operating state.
 FIXED = frozenset({"id", "title", "kind", "channel", "states", "where", "event", "zones",
-                   "routes", "all_of", "source", "per", "agg", "method"})
+                   "routes", "all_of", "source", "per", "agg", "method", "weeks", "alpha"})
 
 # Rule types that read one channel of one device kind and cannot guess which.
 NEEDS_KIND = (spec.Threshold, spec.RateOfChange, spec.Quiet, spec.Baseline)

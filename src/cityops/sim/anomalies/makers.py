@@ -28,7 +28,6 @@ from cityops.sim.anomalies.shapes import (
     Hold,
     Path,
     Ramp,
-    Shape,
     Sighting,
     Silence,
     Track,
@@ -870,5 +869,3 @@ def maker_for(env: Env, pack: spec.ScenarioPack, rule: spec.AnyRule) -> Maker:
     }
     return makers[type(rule)](env, pack, rule)
 
-
-__all__ = ["Anomaly", "Env", "Maker", "Shape", "maker_for"]
