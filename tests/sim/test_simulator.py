@@ -165,3 +165,24 @@ def test_an_empty_pack_gives_nothing(make_pack):
     pack = make_pack(per_kind=0, movers=0)
     sim = Simulator(pack, seed=1, start_ts=T0)
     assert sim.next_batch(100, T0 + 1) == b"[]"
+
+
+def test_a_calm_city_makes_no_incidents_of_its_own(make_pack):
+    from cityops.domain.kinds import CAMERA_EVENTS
+
+    fire_lane = next(c for c, name in CAMERA_EVENTS.items() if name == "vehicle_in_fire_lane")
+    pack = make_pack(per_kind=40, movers=4)
+    seen = {False: Counter(), True: Counter()}
+    for calm in (False, True):
+        sim = Simulator(pack, seed=3, start_ts=T0, calm=calm)
+        for hour in range(0, 24 * 14, 3):  # two weeks, every three hours, day and night
+            for r in sim.next_readings(2000, T0 + hour * 3600.0):
+                kind = r.device_id.rsplit("-", 1)[0]
+                if kind == "smoke" and r.value > 1.0:
+                    seen[calm]["smoke spike"] += 1
+                if kind == "manhole_tilt" and r.value > 10.0:
+                    seen[calm]["displaced cover"] += 1
+                if kind == "camera" and r.values["event"] == fire_lane:
+                    seen[calm]["fire lane"] += 1
+    assert sum(seen[True].values()) == 0, seen[True]
+    assert sum(seen[False].values()) > 0  # the lively city does have them

@@ -17,6 +17,10 @@ from cityops.domain.kinds import CAMERA_EVENTS
 from cityops.sim.randomness import normal, stream_key, uniform
 from cityops.sim.weather import Weather
 
+_CODE = {name: code for code, name in CAMERA_EVENTS.items()}
+FIRE_LANE = float(_CODE["vehicle_in_fire_lane"])
+ILLEGAL_PARKING = float(_CODE["illegal_parking"])
+
 DAY_S = 86400.0
 
 # How busy the city is by local hour, 0 (dead of night) to 1 (working day). The shape follows the
@@ -47,6 +51,11 @@ def device_keys(devices: Sequence[Device]) -> np.ndarray:
 
 class Model:
     """Values for the devices of one kind. `member` indexes this model's own device list."""
+
+    # A calm city has no incidents of its own (no nuisance, spikes, displaced covers, failed
+    # lamps, silent households, blocked fire lanes): when anomalies are injected and scored,
+    # every alert must be one the plan put there.
+    calm = False
 
     def __init__(self, kind: DeviceKind, devices: Sequence[Device], seed: int, weather: Weather):
         self.kind = kind
@@ -117,6 +126,7 @@ class Noise(Model):
         slot = np.floor(local_s / self.NUISANCE_SLOT_S)
         at_night = (hour >= 22.0) | (hour < 5.0)
         episode = at_night & (self.draw("nuisance", d, slot) < self.nuisance_chance[member])
+        episode &= not self.calm
         loud = 68.0 + 17.0 * self.draw("loudness", d, slot) + 2.0 * normal(self.key("nj"), d, tick)
         return np.where(episode, np.maximum(level, loud), level)[:, None]
 
@@ -176,7 +186,7 @@ class Smoke(Model):
         d = self.dev[member]
         level = 0.05 * np.abs(normal(self.key("jitter"), d, np.floor(t)))
         slot = np.floor(t / self.SLOT_S)
-        spike = self.draw("spike", d, slot) < self.SPIKE_CHANCE
+        spike = (self.draw("spike", d, slot) < self.SPIKE_CHANCE) & (not self.calm)
         spiked = 5.0 + 35.0 * self.draw("height", d, slot)
         return np.where(spike, spiked, level)[:, None]
 
@@ -193,7 +203,7 @@ class ManholeTilt(Model):
         d = self.dev[member]
         tilt = self.seat[member] + 0.2 * np.abs(normal(self.key("jitter"), d, np.floor(t)))
         slot = np.floor(t / self.SLOT_S)
-        displaced = self.draw("displaced", d, slot) < self.DISPLACED_CHANCE
+        displaced = (self.draw("displaced", d, slot) < self.DISPLACED_CHANCE) & (not self.calm)
         since = slot * self.SLOT_S + self.SLOT_S * self.draw("when", d, slot)
         angle = 12.0 + 70.0 * self.draw("angle", d, slot)
         return np.where(displaced & (t >= since), angle, tilt)[:, None]
@@ -263,6 +273,7 @@ class WaterMeter(Model):
         flow = 2.0 + 10.0 * self.draw("flow", d, slot)
         block = np.floor(local_s / self.SILENCE_S)
         silent = self.quiet_prone[member] & (self.draw("silent", d, block) < 0.4)
+        silent &= not self.calm
         return np.where(running & ~silent, flow, 0.0)[:, None]
 
 
@@ -284,8 +295,8 @@ class StreetLamp(Model):
         # A lamp's "night" starts at noon, so one night keeps one fault across midnight.
         night = np.floor((local_s - 12 * 3600.0) / DAY_S)
         lit = (hour >= self.on_h[member]) | (hour < self.off_h[member])
-        dead = self.draw("dead", d, night) < 0.003
-        stuck = self.draw("stuck", d, night) < 0.001
+        dead = (self.draw("dead", d, night) < 0.003) & (not self.calm)
+        stuck = (self.draw("stuck", d, night) < 0.001) & (not self.calm)
         on = (lit & ~dead) | stuck
         power = self.rated[member] * (1.0 + 0.02 * normal(self.key("jitter"), d, np.floor(t)))
         return np.where(on, power, 0.0)[:, None]
@@ -321,6 +332,8 @@ class Camera(Model):
             active = happens & (t >= start) & (t < start + length)
             pick = np.searchsorted(self.cum, self.draw("code", d, slot), side="right")
             code = self.codes[np.minimum(pick, len(self.codes) - 1)]
+            if self.calm:  # parking elsewhere, never in a fire lane
+                code = np.where(code == FIRE_LANE, ILLEGAL_PARKING, code)
             event = np.where(active, code, event)
             dwell = np.where(active, t - start, dwell)
         return np.stack([event, dwell], axis=1)

@@ -1,5 +1,10 @@
 """GPS movers: field staff on their beats and muck trucks on night runs.
 
+A muck truck that the city pack gives an approved route (a `muck_route` zone listing it in
+`meta.vehicles`) drives that route, vertex to vertex and back, only in its night duty hours,
+and parks where it is when they end: the way a licensed spoil truck is meant to run, so any
+alert about it is one the anomaly plan put there.
+
 Each mover travels in legs: wait at a waypoint, then go in a straight line to the next one at a
 steady speed. Waypoints are points inside areas (between an area's centroid and its boundary),
 so movers stay inside the city. Leg k of mover m is drawn from (seed, m, k) alone: the path is
@@ -53,6 +58,9 @@ HABITS: dict[Role, Habits] = {
     Role.BUS: Habits((15.0, 35.0), (20.0, 90.0), (5.5, 23.0), 0.0),
     Role.VEHICLE: Habits((15.0, 50.0), (60.0, 600.0), (0.0, 24.0), 0.0),
 }
+# Trucks on an approved route: night duty ending well before the 06:30 cut-off, no day trips.
+ROUTE_HABITS = Habits((20.0, 35.0), (30.0, 120.0), (20.0, 5.0), 0.0)
+ROUTE_END_STOP_S = (300.0, 1500.0)  # loading at the site, tipping at the disposal point
 NIGHT_SHIFT_SHARE = 0.2  # staff who patrol round the clock
 CATCH_UP_LIMIT_S = 6 * 3600.0
 
@@ -97,6 +105,12 @@ class Movers:
             role = Role(v.role) if v.role in Role._value2member_map_ else Role.VEHICLE
             by_device_role[v.device_id] = role
         beat_of = {s.device_id: s.home_area for s in pack.staff}
+        route_of: dict[str, list[tuple[float, float]]] = {}
+        for zone in pack.zones:
+            if zone.kind == "muck_route" and zone.geometry.get("type") == "LineString":
+                vertices = [(lat, lon) for lon, lat in zone.geometry["coordinates"]]
+                for device_id in zone.meta.get("vehicles", []):
+                    route_of[device_id] = vertices
         beats: dict[str | None, list[Place]] = {}
 
         n = len(self.devices)
@@ -104,6 +118,9 @@ class Movers:
         self.beats: list[list[Place]] = []
         self.bases: list[tuple[float, float]] = []
         self.night_shift: list[bool] = []
+        self.routes: list[list[tuple[float, float]] | None] = []
+        self._stop = np.zeros(n, dtype=np.int64)  # route vertex a route truck is at
+        self._step = np.ones(n, dtype=np.int64)  # +1 out to the disposal point, -1 back
         self._leg_no = np.zeros(n, dtype=np.int64)
         self.lat0 = np.zeros(n)
         self.lon0 = np.zeros(n)
@@ -125,8 +142,12 @@ class Movers:
             base = point_in_place(beat[int(rng.random() * len(beat))], *rng.random(3))
             self.bases.append(base)
             self.night_shift.append(role is Role.STAFF and rng.random() < NIGHT_SHIFT_SHARE)
+            route = route_of.get(device.id) if role is Role.TRUCK else None
+            self.routes.append(route if route and len(route) > 1 else None)
             # Start somewhere on the beat, part-way through a wait, so movers are out of step.
             start = point_in_place(beat[int(rng.random() * len(beat))], *rng.random(3))
+            if self.routes[m] is not None:
+                start = self.routes[m][0]
             self.lat1[m], self.lon1[m] = start
             self.arrive[m] = start_ts - rng.random() * 600.0
             self.heading[m] = rng.random() * 360.0
@@ -162,6 +183,9 @@ class Movers:
 
     def _next_leg(self, m: int) -> None:
         """Start the leg after the one mover `m` has just finished."""
+        if self.routes[m] is not None:
+            self._next_route_leg(m)
+            return
         k = int(self._leg_no[m]) + 1
         self._leg_no[m] = k
         rng = self._rng(m, k)
@@ -181,6 +205,40 @@ class Movers:
                 # Parked at base: sit out the off-duty hours.
                 dwell = max(dwell, _until_duty(habits.duty, hour))
         speed = habits.speed_kmh[0] + (habits.speed_kmh[1] - habits.speed_kmh[0]) * rng.random()
+        metres = distance_m(*here, *there)
+        self.lat0[m], self.lon0[m] = here
+        self.lat1[m], self.lon1[m] = there
+        self.depart[m] = t0 + dwell
+        self.arrive[m] = self.depart[m] + metres / (speed / 3.6)
+        self.speed[m] = speed
+        if metres >= 1.0:
+            self.heading[m] = bearing_deg(*here, *there)
+
+    def _next_route_leg(self, m: int) -> None:
+        """On duty: to the next vertex of the route (turning round at either end). Off duty:
+        stay parked where the truck is until duty starts again."""
+        route = self.routes[m]
+        k = int(self._leg_no[m]) + 1
+        self._leg_no[m] = k
+        rng = self._rng(m, k)
+        t0 = float(self.arrive[m])
+        here = (float(self.lat1[m]), float(self.lon1[m]))
+        hour = ((t0 + self.clock.offset_s(t0)) % DAY_S) / 3600.0
+        stop = int(self._stop[m])
+        at_end = stop in (0, len(route) - 1)
+        low, high = ROUTE_END_STOP_S if at_end else ROUTE_HABITS.dwell_s
+        dwell = low + (high - low) * rng.random()
+        if not _on_duty(ROUTE_HABITS.duty, hour):
+            dwell = max(dwell, _until_duty(ROUTE_HABITS.duty, hour))
+            there = here
+        else:
+            if not 0 <= stop + self._step[m] < len(route):
+                self._step[m] = -self._step[m]
+            stop += int(self._step[m])
+            self._stop[m] = stop
+            there = route[stop]
+        speed = ROUTE_HABITS.speed_kmh[0] + (
+            ROUTE_HABITS.speed_kmh[1] - ROUTE_HABITS.speed_kmh[0]) * rng.random()
         metres = distance_m(*here, *there)
         self.lat0[m], self.lon0[m] = here
         self.lat1[m], self.lon1[m] = there

@@ -12,7 +12,8 @@ import numpy as np
 
 from cityops.sim.randomness import stream_key, uniform
 
-MAX_REPEATS = 120  # a cap on the fastest-to-slowest ratio, which bounds the cycle's length
+MAX_REPEATS = 400  # a cap on the fastest-to-slowest ratio, which bounds the cycle's length;
+# it must cover hourly KPI series beside 10 s GPS fixes (360x)
 
 
 def build_cycle(periods_s: np.ndarray, seed: int) -> np.ndarray:

@@ -56,7 +56,9 @@ class Simulator:
     forward; devices are taken round robin, each at its kind's share of the rate.
     """
 
-    def __init__(self, pack: CityPack, seed: int = 0, start_ts: float | None = None) -> None:
+    def __init__(self, pack: CityPack, seed: int = 0, start_ts: float | None = None, *,
+                 calm: bool = False) -> None:
+        """`calm`: the models make no incidents of their own (see `Model.calm`)."""
         self.pack = pack
         self.seed = seed
         self.start_ts = time.time() if start_ts is None else float(start_ts)
@@ -85,6 +87,7 @@ class Simulator:
                 )
             else:
                 model = model_for(kind, devices, seed, weather)
+                model.calm = calm
             self.groups.append(
                 _Group(
                     kind,

@@ -19,7 +19,7 @@ class AnomalousSimulator(Simulator):
     def __init__(self, pack: CityPack, seed: int = 0, start_ts: float | None = None, *,
                  plan: AnomalyPlan, on_labels: Callable[[list[Label]], None] | None = None,
                  ) -> None:
-        super().__init__(pack, seed, start_ts)
+        super().__init__(pack, seed, start_ts, calm=True)  # every alert is then the plan's
         self.plan = plan
         self.on_labels = on_labels
         self._groups = {g.kind.name: g for g in self.groups}
