@@ -15,14 +15,11 @@ import httpx
 import msgspec
 import numpy as np
 
-from cityops.auth import new_key
-from cityops.bench.server import ServerProcess
+from cityops.bench.server import BenchNode
 from cityops.domain.registry import DeviceRegistry
 from cityops.ingest.decode import decode_array
 from cityops.ingest.validate import to_batch
-from cityops.packs.format import save_pack
 from cityops.packs.grid import generate
-from cityops.store.base import open_store
 
 
 class Payload(msgspec.Struct):
@@ -97,21 +94,7 @@ def run(*, readings: int, batch: int, concurrency: int, devices: int, store: str
         workdir: Path | None, progress=lambda n: None, note=lambda s: None) -> dict:
     root = Path(workdir or tempfile.mkdtemp(prefix="cityops-bench-"))
     pack = generate(towns=6, villages=6, devices={"noise": devices})
-    save_pack(pack, root / "city")
-    data = root / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    store_url = store or f"sqlite:///{(data / 'state.db').resolve()}"
-    device_secret, device_key = new_key("device", None, "bench")
-    admin_secret, admin_key = new_key("admin", None, "bench")
-
-    async def add_keys():
-        s = open_store(store_url)
-        await s.open()
-        await s.add_key(device_key)
-        await s.add_key(admin_key)
-        await s.close()
-
-    asyncio.run(add_keys())
+    node = BenchNode(root, pack, store)
     start_ts = float(int(time.time()) - readings // devices - 60)
     note("encoding batches")
     payloads = make_batches([d.id for d in pack.devices], readings, batch, start_ts)
@@ -120,17 +103,17 @@ def run(*, readings: int, batch: int, concurrency: int, devices: int, store: str
     registry.add(pack.devices)
     limit = decode_limit(payloads, registry, int(time.time() * 1e6))
     note("starting the node")
-    server = ServerProcess(root / "city", data, store_url)
+    server = node.server
     server.start()
     try:
         note("sending")
         elapsed, latencies, rejected, retried, accepted = asyncio.run(
-            _send(server.url, device_secret, payloads, concurrency, progress))
+            _send(server.url, node.device_key, payloads, concurrency, progress))
         note("counting back from the store")
-        admin = {"Authorization": f"Bearer {admin_secret}"}
+        admin = node.admin
         count = httpx.get(server.url + "/api/v1/history/count", timeout=600,
                           headers=admin).json()
-        detect = _detect_stats(server.url, admin)
+        detect = detect_stats(server.url, admin)
     finally:
         server.stop()
     lat = np.array(latencies) * 1000
@@ -148,14 +131,14 @@ def run(*, readings: int, batch: int, concurrency: int, devices: int, store: str
         "batch": batch,
         "concurrency": concurrency,
         "seconds": round(elapsed, 2),
-        "store": store_url.split(":")[0],
+        "store": node.store_url.split(":")[0],
         # Detection ran on the same node: every stored row went through every active pack.
         "detect_rules": detect.get("rules"),
         "detect_rows": detect.get("rows"),
     }
 
 
-def _detect_stats(url: str, headers: dict, timeout: float = 60.0) -> dict:
+def detect_stats(url: str, headers: dict, timeout: float = 60.0) -> dict:
     """The engine's counters once it has caught up with what was stored."""
     deadline = time.monotonic() + timeout
     stats: dict = {}

@@ -17,15 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from cityops.auth import new_key
-from cityops.bench.ingest import _detect_stats
-from cityops.bench.server import ServerProcess
-from cityops.packs.format import save_pack
+from cityops.bench.ingest import detect_stats
+from cityops.bench.server import BenchNode
 from cityops.packs.pudong import generate
 from cityops.scenarios.loader import load_scenarios
 from cityops.sim.anomalies import AnomalyPlan, Label
 from cityops.sim.run import simulate
-from cityops.store.base import open_store
 
 SLACK_S = 5.0  # clock and batching slack when matching alerts to labels
 
@@ -64,25 +61,11 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
     root = Path(workdir or tempfile.mkdtemp(prefix="cityops-pipeline-"))
     note("generating the Pudong city")
     pack = generate(seed)
-    save_pack(pack, root / "city")
-    data = root / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    store_url = store or f"sqlite:///{(data / 'state.db').resolve()}"
-    device_secret, device_key = new_key("device", None, "bench")
-    admin_secret, admin_key = new_key("admin", None, "bench")
-
-    async def add_keys():
-        s = open_store(store_url)
-        await s.open()
-        await s.add_key(device_key)
-        await s.add_key(admin_key)
-        await s.close()
-
-    asyncio.run(add_keys())
+    node = BenchNode(root, pack, store)
     note("starting the node")
-    server = ServerProcess(root / "city", data, store_url)
+    server = node.server
     server.start()
-    admin = {"Authorization": f"Bearer {admin_secret}"}
+    admin = node.admin
     labels: list[Label] = []
     try:
         scenarios = load_scenarios(None, kinds=pack.kinds)
@@ -96,14 +79,14 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
             progress(report.sent - sent[0])
             sent[0] = report.sent
 
-        report = asyncio.run(simulate(pack, server.url, device_secret, rate=rate,
+        report = asyncio.run(simulate(pack, server.url, node.device_key, rate=rate,
                                       duration=duration, batch_size=2000, seed=seed,
                                       progress_cb=on_progress, concurrency=4, plan=plan,
                                       on_labels=labels.extend))
         note("letting detection catch up")
-        stats = _detect_stats(server.url, admin)
+        stats = detect_stats(server.url, admin)
         time.sleep(3)  # a few ticks for the time-driven rules
-        stats = _detect_stats(server.url, admin)
+        stats = detect_stats(server.url, admin)
         alerts = _all_alerts(server.url, admin)
     finally:
         server.stop()

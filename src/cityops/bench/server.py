@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,6 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+
+from cityops.auth import new_key
+from cityops.packs.format import save_pack
+from cityops.store.base import open_store
 
 
 def free_port() -> int:
@@ -58,3 +63,36 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+class BenchNode:
+    """A city saved under `root`, its store holding a device key and an admin key, and a node
+    serving it from its own process (not yet started)."""
+
+    def __init__(self, root: Path, pack, store_url: str | None = None) -> None:
+        self.city = root / "city"
+        self.data = root / "data"
+        save_pack(pack, self.city)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.store_url = store_url or f"sqlite:///{(self.data / 'state.db').resolve()}"
+        self.device_key, device = new_key("device", None, "bench")
+        self.admin_key, admin = new_key("admin", None, "bench")
+        asyncio.run(self._add_keys([device, admin]))
+        self.server = ServerProcess(self.city, self.data, self.store_url)
+
+    async def _add_keys(self, records) -> None:
+        store = open_store(self.store_url)
+        await store.open()
+        try:
+            for record in records:
+                await store.add_key(record)
+        finally:
+            await store.close()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}

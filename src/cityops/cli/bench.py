@@ -15,6 +15,22 @@ bench_app = typer.Typer(help="Benchmarks (each prints one JSON object on its las
 err = Console(stderr=True)
 
 
+def _report(title: str, total: int, as_json: bool, run) -> None:
+    """Run `run(progress, note)` under a progress bar; print a table (unless --json) and the
+    result as one JSON object on the last line."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("preparing", total=total)
+        result = run(lambda n: progress.advance(task, n),
+                     lambda s: progress.update(task, description=s))
+    if not as_json:
+        table = Table("figure", "value", title=title)
+        for k, v in result.items():
+            table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+        err.print(table)
+    print(json.dumps(result))
+
+
 @bench_app.command("ingest")
 def ingest(
     readings: int = typer.Option(3_000_000, "--readings", min=1000),
@@ -28,21 +44,9 @@ def ingest(
     """Readings/s ingested, validated and durably stored by one node, over loopback."""
     from cityops.bench import ingest as bench
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as progress:
-        task = progress.add_task("preparing", total=readings)
-        result = bench.run(
-            readings=readings, batch=batch, concurrency=concurrency, devices=devices,
-            store=store, workdir=workdir,
-            progress=lambda n: progress.advance(task, n),
-            note=lambda s: progress.update(task, description=s),
-        )
-    if not as_json:
-        table = Table("figure", "value", title="ingest benchmark")
-        for k, v in result.items():
-            table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
-        err.print(table)
-    print(json.dumps(result))
+    _report("ingest benchmark", readings, as_json, lambda progress, note: bench.run(
+        readings=readings, batch=batch, concurrency=concurrency, devices=devices, store=store,
+        workdir=workdir, progress=progress, note=note))
 
 
 @bench_app.command("pipeline")
@@ -58,17 +62,6 @@ def pipeline(
     """Reading -> alert latency and detection of injected anomalies, Pudong at 40,000/s."""
     from cityops.bench import pipeline as bench
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as progress:
-        task = progress.add_task("preparing", total=int(duration * rate))
-        result = bench.run(
-            duration=duration, rate=rate, seed=seed, anomalies_per_min=anomalies, store=store,
-            workdir=workdir, progress=lambda n: progress.advance(task, n),
-            note=lambda s: progress.update(task, description=s),
-        )
-    if not as_json:
-        table = Table("figure", "value", title="pipeline benchmark")
-        for k, v in result.items():
-            table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
-        err.print(table)
-    print(json.dumps(result))
+    _report("pipeline benchmark", int(duration * rate), as_json, lambda progress, note: bench.run(
+        duration=duration, rate=rate, seed=seed, anomalies_per_min=anomalies, store=store,
+        workdir=workdir, progress=progress, note=note))
