@@ -31,7 +31,7 @@ def test_generate_writes_the_pack_and_counts_it(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "pudong" / "devices.jsonl").exists()
     text = said(result)
-    assert "camera" in text and "8,000" in text and "48,700" in text and "712" in text
+    assert "camera" in text and "8,000" in text and "49,560" in text and "712" in text
 
 
 def test_generate_refuses_unknown_presets(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_info_counts_a_pack(pudong_dir: Path) -> None:
     result = runner.invoke(city_app, ["info", str(pudong_dir)])
     assert result.exit_code == 0, result.output
     text = said(result)
-    assert "Pudong New Area (synthetic)" in text and "48,700" in text and "muck_truck" in text
+    assert "Pudong New Area (synthetic)" in text and "49,560" in text and "muck_truck" in text
     assert "outside every area" not in text
 
 

@@ -111,7 +111,7 @@ def test_points_on_town_borders_resolve(pudong: CityPack, city: CityMap) -> None
 
 def test_sensor_counts_and_kinds(pudong: CityPack) -> None:
     kinds = collections.Counter(d.kind for d in pudong.devices)
-    sensors = {k: n for k, n in kinds.items() if k not in ("camera", "gps")}
+    sensors = {k: n for k, n in kinds.items() if k not in ("camera", "gps", "kpi")}
     assert sum(sensors.values()) == 40_000
     assert len(sensors) >= 8
     assert kinds["camera"] == 8_000
@@ -120,11 +120,25 @@ def test_sensor_counts_and_kinds(pudong: CityPack) -> None:
     assert sensors["rainfall"] < sensors["noise"] < sensors["bin_fill"]
 
 
+def test_vital_sign_series_for_the_district_every_town_and_community(pudong: CityPack) -> None:
+    kpis = [d for d in pudong.devices if d.kind == "kpi"]
+    hourly = collections.Counter(d.meta["kpi"] for d in kpis if d.meta["level"] != "village")
+    assert hourly == {"calls_110": 37, "visits_120": 37, "traffic_accidents": 37,
+                      "orders_12345": 37}
+    villages = [a for a in pudong.areas if a.level.value == "village"]
+    daily = [d for d in kpis if d.meta["kpi"] == "sorting_accuracy"]
+    assert sorted(d.meta["area"] for d in daily) == sorted(a.code for a in villages)
+    city = CityMap.from_pack(pudong)
+    for device in kpis:  # each series sits inside the area it is about
+        assert city.resolve(device.lat, device.lon).village.startswith(device.meta["area"])
+
+
 def test_device_ids_are_readable_and_unique(pudong: CityPack) -> None:
     ids = [d.id for d in pudong.devices]
     assert len(set(ids)) == len(ids)
     for device in pudong.devices:
-        assert re.fullmatch(rf"{device.kind}-(\d{{6}}|staff-\d{{4}}|truck-\d{{4}})", device.id)
+        assert re.fullmatch(rf"{device.kind}-(\d{{6}}|staff-\d{{4}}|truck-\d{{4}}"
+                            r"|[a-z0-9_]+-\d{6}(\d{3}){0,2})", device.id), device.id
     assert "noise-000001" in ids and "camera-008000" in ids
 
 

@@ -186,3 +186,28 @@ def test_a_calm_city_makes_no_incidents_of_its_own(make_pack):
                     seen[calm]["fire lane"] += 1
     assert sum(seen[True].values()) == 0, seen[True]
     assert sum(seen[False].values()) > 0  # the lively city does have them
+
+
+def test_kpi_series_keep_one_value_per_hour_and_a_plausible_scale():
+    from cityops.packs.pudong import generate
+
+    pack = generate(1)
+    sim = Simulator(pack, seed=2, start_ts=T0)
+    group = next(g for g in sim.groups if g.kind.name == "kpi")
+    model = group.model
+    members = np.arange(len(group.ids))
+    hour = 3600.0 * np.floor(T0 / 3600.0)
+    first = model.values(members, np.full(len(members), hour + 60.0),
+                         np.full(len(members), hour + 60.0 + 8 * 3600))
+    again = model.values(members, np.full(len(members), hour + 3000.0),
+                         np.full(len(members), hour + 3000.0 + 8 * 3600))
+    assert (first == again).all()  # a running hour reports one count
+    by_kind = {}
+    for device_id, value in zip(group.ids, first[:, 0]):
+        kpi = device_id.split("-")[1]
+        level = "town" if len(device_id.rsplit("-", 1)[1]) == 9 else "other"
+        by_kind.setdefault((kpi, level), []).append(value)
+    assert all(0 <= v <= 100 for v in by_kind[("sorting_accuracy", "other")])
+    district_calls = by_kind[("calls_110", "other")][0]
+    town_calls = np.mean(by_kind[("calls_110", "town")])
+    assert district_calls > 5 * town_calls > 0

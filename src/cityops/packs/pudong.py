@@ -25,7 +25,7 @@ from cityops.domain.city import (
 )
 from cityops.domain.geo import CityMap, to_geojson_geometry
 from cityops.domain.kinds import BUILTIN_KINDS
-from cityops.packs import pudong_people, pudong_sensors, pudong_zones
+from cityops.packs import pudong_kpis, pudong_people, pudong_sensors, pudong_zones
 from cityops.packs.calendars import shanghai_calendar
 from cityops.packs.naming import place_names
 from cityops.packs.tiling import (
@@ -142,6 +142,8 @@ def generate(seed: int, progress: Progress | None = None) -> CityPack:
     cell_owners = _cell_owners(rng, city, villages, road_cameras)
     step("zones")
     zones, devices = pudong_zones.zones(seed, district, villages, sensors + staff_gps + truck_gps)
+    step("vital-sign series")
+    devices = devices + pudong_kpis.series(areas)
 
     return CityPack(
         info=CityInfo(

@@ -339,6 +339,41 @@ class Camera(Model):
         return np.stack([event, dwell], axis=1)
 
 
+class Kpi(Model):
+    """Vital-sign series: hourly counts with the day's rhythm (one value per local hour, however
+    often it is reported), and communities' daily garbage-sorting accuracy in percent."""
+
+    # Illustrative counts in an average hour for a district of a few million people; a street
+    # or town carries a 36th. Not official figures: they only give the series a plausible scale.
+    DISTRICT_PER_HOUR = {"calls_110": 180.0, "visits_120": 60.0, "traffic_accidents": 25.0,
+                         "orders_12345": 220.0}
+    TOWN_SHARE = 1 / 36
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        kpi = [d.meta.get("kpi", "") for d in self.devices]
+        level = [d.meta.get("level", "district") for d in self.devices]
+        self.mean = np.array([self.DISTRICT_PER_HOUR.get(k, 10.0)
+                              * (self.TOWN_SHARE if lv == "town" else 1.0)
+                              for k, lv in zip(kpi, level)])
+        self.accuracy_series = np.array([k == "sorting_accuracy" for k in kpi])
+        self.usual_accuracy = self.param("usual_accuracy", 91.0, 99.0)
+
+    def raw(self, member, t, local_s):
+        d = self.dev[member]
+        hour_no = np.floor(local_s / 3600.0)
+        rhythm = 0.4 + 1.2 * activity(np.floor((local_s % DAY_S) / 3600.0))
+        mean = self.mean[member] * rhythm
+        count = np.maximum(0.0, np.round(mean + np.sqrt(mean) * normal(self.key("count"), d,
+                                                                          hour_no)))
+        day_no = np.floor(local_s / DAY_S)
+        accuracy = self.usual_accuracy[member] + 1.5 * normal(self.key("accuracy"), d, day_no)
+        if self.calm:  # no community slips under the 90 % line on its own
+            accuracy = np.maximum(accuracy, 90.5)
+        return np.where(self.accuracy_series[member], np.clip(accuracy, 0.0, 100.0),
+                        count)[:, None]
+
+
 SENSOR_MODELS: dict[str, type[Model]] = {
     "noise": Noise,
     "water_depth": WaterDepth,
@@ -351,6 +386,7 @@ SENSOR_MODELS: dict[str, type[Model]] = {
     "water_meter": WaterMeter,
     "street_lamp": StreetLamp,
     "camera": Camera,
+    "kpi": Kpi,
 }
 
 # Decimal places worth sending per channel; more would be noise the instrument cannot resolve.
