@@ -51,7 +51,7 @@ def score(labels: list[Label], alerts: list[dict]) -> dict:
     false = [a for a in alerts if not any(matches(a, label) for label in labels)]
     missed = sorted({primary[n].rule for n in primary if n not in found})
     return {"injected": len(primary), "detected": len(found), "false_alerts": len(false),
-            "injected_rules": len({label.rule for label in primary.values()}),
+            "injected_rules": sorted({label.rule for label in primary.values()}),
             "missed_rules": missed,
             "false_rules": sorted({a["rule"] for a in false})}
 
@@ -100,7 +100,8 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
         "false_alerts": scored["false_alerts"],
         "missed_rules": scored["missed_rules"],
         "false_rules": scored["false_rules"],
-        "injected_rules": scored["injected_rules"],
+        "injected_rules": len(scored["injected_rules"]),
+        "injected_rule_names": scored["injected_rules"],
         "rules_injectable": len(plan.injectable),
         "rules_skipped": plan.skipped,
         "sent": report.sent,
