@@ -20,6 +20,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
+from cityops.store.alert_query import Dialect
+from cityops.store.alert_query import alerts_query as shared_alerts_query
 from cityops.store.base import (
     ApiKeyRecord,
     AuditEntry,
@@ -42,7 +44,7 @@ _alerts_decoder = msgspec.json.Decoder(list[Alert])
 
 # Area codes nest (a town's code starts with its district's, see cityops.domain.city), so a
 # whole district, town or village code matches its own column exactly: an index equality.
-AREA_COLUMN_BY_LENGTH = {6: "district", 9: "town", 12: "village"}
+POSTGRES = Dialect("%s", lambda code: ("starts_with(village, %s)", [code]), bool)
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -526,30 +528,8 @@ def alerts_query(
     before: tuple[float, str] | None,
 ) -> tuple[str, list[Any]]:
     """The SELECT of `list_alerts` in the quoted schema `s`, and its parameters."""
-    where: list[str] = []
-    params: list[Any] = []
-    if scenario is not None:
-        where.append("scenario = %s")
-        params.append(scenario)
-    if area is not None:
-        column = AREA_COLUMN_BY_LENGTH.get(len(area))
-        if column is not None:
-            where.append(f"{column} = %s")
-            params.append(area)
-        else:  # not a whole code: no index, but the same prefix rule
-            where.append("starts_with(village, %s)")
-            params.append(area)
-    if active is not None:
-        where.append("active = %s")
-        params.append(active)
-    if before is not None:
-        where.append("(first_seen, id) < (%s, %s)")
-        params += [before[0], before[1]]
-    sql = (
-        f"SELECT doc::text FROM {s}.alerts {'WHERE ' + ' AND '.join(where) if where else ''} "
-        "ORDER BY first_seen DESC, id DESC LIMIT %s"
-    )
-    return sql, [*params, max(0, limit)]
+    return shared_alerts_query(POSTGRES, f"{s}.alerts", "doc::text", scenario, area, active,
+                               limit, before)
 
 
 async def _create_staging(conn: psycopg.AsyncConnection[Any]) -> None:

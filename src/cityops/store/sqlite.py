@@ -26,6 +26,8 @@ import msgspec
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
+from cityops.store.alert_query import Dialect
+from cityops.store.alert_query import alerts_query as shared_alerts_query
 from cityops.store.base import (
     ApiKeyRecord,
     AuditEntry,
@@ -156,7 +158,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 AUDIT_COLUMNS = "actor, action, subject, before_value, after_value, reason, at, id"
 # Area codes nest (a town's code starts with its district's, see cityops.domain.city), so a
 # whole district, town or village code matches its own column exactly: an index equality.
-AREA_COLUMN_BY_LENGTH = {6: "district", 9: "town", 12: "village"}
+SQLITE = Dialect("?", lambda code: ("substr(village, 1, ?) = ?", [len(code), code]), int)
 
 _device_encoder = msgspec.json.Encoder()
 _devices_decoder = msgspec.json.Decoder(list[Device])
@@ -712,30 +714,7 @@ def alerts_query(
     before: tuple[float, str] | None,
 ) -> tuple[str, list[Any]]:
     """The SELECT of `list_alerts` and its parameters."""
-    where: list[str] = []
-    params: list[Any] = []
-    if scenario is not None:
-        where.append("scenario = ?")
-        params.append(scenario)
-    if area is not None:
-        column = AREA_COLUMN_BY_LENGTH.get(len(area))
-        if column is not None:
-            where.append(f"{column} = ?")
-            params.append(area)
-        else:  # not a whole code: no index, but the same prefix rule
-            where.append("substr(village, 1, ?) = ?")
-            params += [len(area), area]
-    if active is not None:
-        where.append("active = ?")
-        params.append(int(active))
-    if before is not None:
-        where.append("(first_seen, id) < (?, ?)")
-        params += [before[0], before[1]]
-    sql = (
-        f"SELECT doc FROM alerts {'WHERE ' + ' AND '.join(where) if where else ''} "
-        "ORDER BY first_seen DESC, id DESC LIMIT ?"
-    )
-    return sql, [*params, max(0, limit)]
+    return shared_alerts_query(SQLITE, "alerts", "doc", scenario, area, active, limit, before)
 
 
 def _insert_audit(conn: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
