@@ -16,6 +16,7 @@ class Role(enum.StrEnum):
     STATION = "station"
     DEVICE = "device"
     CITIZEN = "citizen"
+    FIELD = "field"  # field staff and grid inspectors; the key's name is the person's staff id
 
 
 class Scope(msgspec.Struct, frozen=True):

@@ -13,6 +13,10 @@ import msgspec
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
+from cityops.domain.incidents.model import Event, Incident, Report
+from cityops.store.incident_rows import IncidentFilter, StaleVersion
+
+__all__ = ["StaleVersion", "IncidentFilter"]
 
 
 class StoreBusy(RuntimeError):
@@ -152,6 +156,49 @@ class Store(Protocol):
     async def list_audit(
         self, *, subject: str | None = None, limit: int = 100, before_id: int | None = None
     ) -> list[AuditEntry]: ...
+
+    # Incidents (the act side). An incident is saved whole, with the timeline events and the
+    # reports of the move that changed it, in one transaction. `expect_version=None` creates
+    # it (DuplicateKey if the id, or a report's key, is already stored); otherwise the stored
+    # version must equal `expect_version` (else StaleVersion) and the saved copy, returned,
+    # carries version + 1. The timeline is append-only: no method changes or removes an event.
+    async def save_incident(
+        self,
+        incident: Incident,
+        events: Sequence[Event] = (),
+        reports: Sequence[Report] = (),
+        *,
+        expect_version: int | None = None,
+    ) -> Incident: ...
+
+    async def insert_incidents(self, incidents: Sequence[Incident]) -> None:
+        """Bulk load (imports, benchmarks): no events, no reports."""
+
+    async def get_incident(self, incident_id: str) -> Incident | None: ...
+
+    async def incident_of_report(self, key: str) -> str | None: ...
+
+    async def list_incidents(
+        self, f: IncidentFilter, *, limit: int = 100, before: tuple[float, str] | None = None
+    ) -> list[Incident]:
+        """Newest `reported_at` first (ties by id); `before` is the last row of the previous
+        page as (reported_at, id)."""
+
+    async def open_incidents_in_cells(
+        self, category: str, cells: Sequence[str], since: float
+    ) -> list[Incident]:
+        """Open cases of `category` in these grid cells, updated at or after `since`: the
+        candidates a new report may be merged into."""
+
+    async def due_incidents(self, now: float, limit: int = 100) -> list[str]:
+        """Ids of cases with a deadline (`Incident.next_due`) at or before `now`, soonest first."""
+
+    async def incident_events(self, incident_id: str) -> list[Event]: ...
+
+    async def incident_reports(self, incident_id: str) -> list[Report]: ...
+
+    async def incidents_for_period(self, start: float, end: float) -> list[Incident]:
+        """Cases reported before `end` that were still open at `start` or changed since."""
 
     # Small key/value settings (schema version, last snapshot time ...).
     async def set_meta(self, key: str, value: str) -> None: ...

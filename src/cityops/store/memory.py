@@ -14,8 +14,9 @@ import msgspec
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
 from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, DuplicateKey, LatestRows
+from cityops.store.memory_incidents import MemoryIncidents
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _alert_encoder = msgspec.json.Encoder()
 _alert_decoder = msgspec.json.Decoder(Alert)
@@ -37,8 +38,9 @@ def _check_audit_entry(entry: AuditEntry) -> None:
         raise ValueError(f"audit entry needs an actor and an action: {entry!r}")
 
 
-class MemoryStore:
+class MemoryStore(MemoryIncidents):
     def __init__(self, url: str = "memory://") -> None:
+        super().__init__()
         self.url = url
         self._devices: dict[str, Device] = {}  # dicts keep first-insertion order
         self._keys: dict[str, ApiKeyRecord] = {}

@@ -20,7 +20,6 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
-from cityops.store.alert_query import Dialect
 from cityops.store.alert_query import alerts_query as shared_alerts_query
 from cityops.store.base import (
     ApiKeyRecord,
@@ -30,9 +29,11 @@ from cityops.store.base import (
     LatestRows,
     StoreBusy,
 )
+from cityops.store.postgres_incidents import POSTGRES, PostgresIncidents, incident_schema_sql
 
 # 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
-SCHEMA_VERSION = 2
+# 3: incidents, their departments, timeline and reports.
+SCHEMA_VERSION = 3
 DEFAULT_SCHEMA = "cityops"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -44,7 +45,6 @@ _alerts_decoder = msgspec.json.Decoder(list[Alert])
 
 # Area codes nest (a town's code starts with its district's, see cityops.domain.city), so a
 # whole district, town or village code matches its own column exactly: an index equality.
-POSTGRES = Dialect("%s", lambda code: ("starts_with(village, %s)", [code]), bool)
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -182,7 +182,7 @@ def _no_nul(text: str) -> str:
     return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
-class PostgresStore:
+class PostgresStore(PostgresIncidents):
     def __init__(self, url: str, *, pool_size: int = 4, max_waiting: int = 1024) -> None:
         self.url = url
         self.conninfo, self.schema = split_url(url)
@@ -216,6 +216,7 @@ class PostgresStore:
                     "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cityops.schema:{self.schema}",)
                 )
                 await conn.execute(schema_sql(self._schema_quoted))
+                await conn.execute(incident_schema_sql(self._schema_quoted))
                 cursor = await conn.execute(
                     f"SELECT value FROM {self._schema_quoted}.meta WHERE key = 'schema_version'"
                 )
@@ -232,7 +233,7 @@ class PostgresStore:
                         f"newer than this CityOps knows ({SCHEMA_VERSION})"
                     )
                 elif int(row[0]) < SCHEMA_VERSION:
-                    # Up to version 2 each version only added tables and indexes, which the
+                    # Up to version 3 each version only added tables and indexes, which the
                     # CREATE ... IF NOT EXISTS above has just made; nothing else to migrate.
                     await conn.execute(
                         f"UPDATE {self._schema_quoted}.meta SET value = %s "

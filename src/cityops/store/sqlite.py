@@ -26,7 +26,6 @@ import msgspec
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
-from cityops.store.alert_query import Dialect
 from cityops.store.alert_query import alerts_query as shared_alerts_query
 from cityops.store.base import (
     ApiKeyRecord,
@@ -36,11 +35,13 @@ from cityops.store.base import (
     LatestRows,
     StoreBusy,
 )
+from cityops.store.sqlite_incidents import INCIDENT_SCHEMA, SQLITE, SQLiteIncidents
 
 T = TypeVar("T")
 
 # 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
-SCHEMA_VERSION = 2
+# 3: incidents, their departments, timeline and reports.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -158,7 +159,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 AUDIT_COLUMNS = "actor, action, subject, before_value, after_value, reason, at, id"
 # Area codes nest (a town's code starts with its district's, see cityops.domain.city), so a
 # whole district, town or village code matches its own column exactly: an index equality.
-SQLITE = Dialect("?", lambda code: ("substr(village, 1, ?) = ?", [len(code), code]), int)
 
 _device_encoder = msgspec.json.Encoder()
 _devices_decoder = msgspec.json.Decoder(list[Device])
@@ -260,7 +260,7 @@ class GroupWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Statement by statement: executescript() would commit the open transaction first.
-            for statement in SCHEMA.split(";"):
+            for statement in [*SCHEMA.split(";"), *INCIDENT_SCHEMA]:
                 if statement.strip():
                     conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -275,7 +275,7 @@ class GroupWriter:
                     f"CityOps knows ({SCHEMA_VERSION}); upgrade CityOps to open it"
                 )
             elif int(row[0]) < SCHEMA_VERSION:
-                # Up to version 2 each version only added tables and indexes, which the
+                # Up to version 3 each version only added tables and indexes, which the
                 # CREATE ... IF NOT EXISTS above has just made; nothing else to migrate.
                 conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
@@ -369,7 +369,7 @@ class GroupWriter:
         return outcomes
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteIncidents):
     def __init__(
         self, url: str, *, queue_size: int = 1024, readers: int = 4, busy_timeout: float = 5.0
     ) -> None:

@@ -1,0 +1,212 @@
+"""The incident tables of the PostgreSQL store (the same contract as SQLite's).
+
+The timeline is append-only here too: a trigger refuses UPDATE and DELETE. Bulk loads go
+through COPY. The escalation scheduler's claim of due cases uses `FOR UPDATE SKIP LOCKED` so
+that several act processes never escalate the same order twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import psycopg
+
+from cityops.domain.incidents.model import Event, Incident, Report
+from cityops.store import incident_sql as q
+from cityops.store.alert_query import Dialect
+from cityops.store.base import DuplicateKey
+from cityops.store.incident_rows import (
+    IncidentFilter,
+    StaleVersion,
+    columns_of,
+    decode_event,
+    decode_incident,
+    decode_report,
+    encode,
+)
+
+POSTGRES = Dialect("%s", lambda code: ("starts_with(village, %s)", [code]), bool)
+
+
+def incident_schema_sql(s: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {s}.incidents (
+    id text COLLATE "C" PRIMARY KEY,
+    status text NOT NULL,
+    category text NOT NULL,
+    district text,
+    town text,
+    village text COLLATE "C",
+    cell text,
+    reported_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    next_due double precision,
+    late_at double precision,
+    version integer NOT NULL,
+    doc json NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_recent ON {s}.incidents (reported_at, id);
+CREATE INDEX IF NOT EXISTS incidents_status ON {s}.incidents (status, reported_at, id);
+CREATE INDEX IF NOT EXISTS incidents_category ON {s}.incidents (category, reported_at, id);
+CREATE INDEX IF NOT EXISTS incidents_district ON {s}.incidents (district, reported_at, id);
+CREATE INDEX IF NOT EXISTS incidents_town ON {s}.incidents (town, reported_at, id);
+CREATE INDEX IF NOT EXISTS incidents_village ON {s}.incidents (village, reported_at, id);
+CREATE INDEX IF NOT EXISTS incidents_due ON {s}.incidents (next_due) WHERE next_due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS incidents_late ON {s}.incidents (late_at) WHERE late_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS incidents_open_cell ON {s}.incidents (cell, category)
+    WHERE status NOT IN ('closed', 'cancelled');
+CREATE TABLE IF NOT EXISTS {s}.incident_departments (
+    department text COLLATE "C" NOT NULL,
+    reported_at double precision NOT NULL,
+    incident_id text COLLATE "C" NOT NULL,
+    PRIMARY KEY (department, reported_at, incident_id)
+);
+CREATE INDEX IF NOT EXISTS incident_departments_incident
+    ON {s}.incident_departments (incident_id);
+CREATE TABLE IF NOT EXISTS {s}.incident_events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    incident_id text COLLATE "C" NOT NULL,
+    at double precision NOT NULL,
+    doc json NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_events_incident ON {s}.incident_events (incident_id, id);
+CREATE OR REPLACE FUNCTION {s}.refuse_timeline_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the incident timeline is append-only'; END $$;
+DROP TRIGGER IF EXISTS incident_events_append_only ON {s}.incident_events;
+CREATE TRIGGER incident_events_append_only BEFORE UPDATE OR DELETE ON {s}.incident_events
+    FOR EACH ROW EXECUTE FUNCTION {s}.refuse_timeline_change();
+CREATE TABLE IF NOT EXISTS {s}.incident_reports (
+    key text COLLATE "C" PRIMARY KEY,
+    incident_id text COLLATE "C" NOT NULL,
+    at double precision NOT NULL,
+    doc json NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_reports_incident ON {s}.incident_reports (incident_id, at);
+"""
+
+
+class PostgresIncidents:
+    """Mixed into `PostgresStore`: uses its `_connection` and `_schema_quoted`."""
+
+    @property
+    def _p(self) -> str:
+        return f"{self._schema_quoted}."
+
+    async def save_incident(
+        self,
+        incident: Incident,
+        events: Sequence[Event] = (),
+        reports: Sequence[Report] = (),
+        *,
+        expect_version: int | None = None,
+    ) -> Incident:
+        saved = msgspec.structs.replace(incident, version=(expect_version or 0) + 1)
+        c = columns_of(saved)
+        doc = encode(saved).decode()
+        p = self._p
+        async with self._connection(write=True) as conn:
+            try:
+                if expect_version is None:
+                    await conn.execute(q.insert_incident(POSTGRES, p), q.row_of(c, doc))
+                else:
+                    cur = await conn.execute(q.update_incident(POSTGRES, p),
+                                             q.update_params(c, doc, expect_version))
+                    if cur.rowcount != 1:
+                        raise StaleVersion(
+                            f"incident {saved.id} was changed by someone else; read it again")
+                    await conn.execute(f"DELETE FROM {p}incident_departments "
+                                       "WHERE incident_id = %s", (saved.id,))
+                async with conn.cursor() as cur:
+                    if c.departments:
+                        await cur.executemany(_insert_dept(p),
+                                              [(d, c.reported_at, c.id) for d in c.departments])
+                    if events:
+                        await cur.executemany(
+                            f"INSERT INTO {p}incident_events (incident_id, at, doc) "
+                            "VALUES (%s, %s, %s)",
+                            [(saved.id, e.at, encode(e).decode()) for e in events])
+                    if reports:
+                        await cur.executemany(
+                            f"INSERT INTO {p}incident_reports (key, incident_id, at, doc) "
+                            "VALUES (%s, %s, %s, %s)",
+                            [(r.key, saved.id, r.at, encode(r).decode()) for r in reports])
+            except psycopg.errors.UniqueViolation as error:
+                raise DuplicateKey(f"incident {saved.id} or one of its reports exists: "
+                                   f"{error.diag.message_detail or error}") from None
+        return saved
+
+    async def insert_incidents(self, incidents: Sequence[Incident]) -> None:
+        p = self._p
+        async with self._connection(write=True) as conn:
+            async with conn.cursor() as cur:
+                try:
+                    async with cur.copy(f"COPY {p}incidents ({q.INCIDENT_COLUMNS}) "
+                                        "FROM STDIN") as copy:
+                        for inc in incidents:
+                            inc = msgspec.structs.replace(inc, version=max(1, inc.version))
+                            c = columns_of(inc)
+                            await copy.write_row(q.row_of(c, encode(inc).decode()))
+                    async with cur.copy(f"COPY {p}incident_departments "
+                                        "(department, reported_at, incident_id) FROM STDIN") as copy:
+                        for inc in incidents:
+                            for d in inc.departments:
+                                await copy.write_row((d, inc.reported_at, inc.id))
+                except psycopg.errors.UniqueViolation as error:
+                    raise DuplicateKey(f"an incident id is already stored: {error}") from None
+
+    async def _docs(self, sql: str, params) -> list:
+        async with self._connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        rows = await self._docs(f"SELECT doc::text FROM {self._p}incidents WHERE id = %s",
+                                (incident_id,))
+        return decode_incident(rows[0][0]) if rows else None
+
+    async def incident_of_report(self, key: str) -> str | None:
+        rows = await self._docs(
+            f"SELECT incident_id FROM {self._p}incident_reports WHERE key = %s", (key,))
+        return rows[0][0] if rows else None
+
+    async def list_incidents(
+        self, f: IncidentFilter, *, limit: int = 100, before: tuple[float, str] | None = None
+    ) -> list[Incident]:
+        sql, params = q.list_query(POSTGRES, self._p, f, limit, before)
+        rows = await self._docs(sql.replace("SELECT i.doc ", "SELECT i.doc::text ", 1), params)
+        return [decode_incident(doc) for (doc,) in rows]
+
+    async def open_incidents_in_cells(
+        self, category: str, cells: Sequence[str], since: float
+    ) -> list[Incident]:
+        if not cells:
+            return []
+        sql = q.cells_query(POSTGRES, self._p, len(cells)).replace("SELECT doc ",
+                                                                   "SELECT doc::text ", 1)
+        rows = await self._docs(sql, [*cells, category, since])
+        return [decode_incident(doc) for (doc,) in rows]
+
+    async def due_incidents(self, now: float, limit: int = 100) -> list[str]:
+        rows = await self._docs(q.due_query(POSTGRES, self._p), (now, limit))
+        return [incident_id for (incident_id,) in rows]
+
+    async def incident_events(self, incident_id: str) -> list[Event]:
+        rows = await self._docs(f"SELECT doc::text FROM {self._p}incident_events "
+                                "WHERE incident_id = %s ORDER BY id", (incident_id,))
+        return [decode_event(doc) for (doc,) in rows]
+
+    async def incident_reports(self, incident_id: str) -> list[Report]:
+        rows = await self._docs(f"SELECT doc::text FROM {self._p}incident_reports "
+                                "WHERE incident_id = %s ORDER BY at, key", (incident_id,))
+        return [decode_report(doc) for (doc,) in rows]
+
+    async def incidents_for_period(self, start: float, end: float) -> list[Incident]:
+        sql = q.period_query(POSTGRES, self._p).replace("SELECT doc ", "SELECT doc::text ", 1)
+        rows = await self._docs(sql, (end, start))
+        return [decode_incident(doc) for (doc,) in rows]
+
+
+def _insert_dept(p: str) -> str:
+    return (f"INSERT INTO {p}incident_departments (department, reported_at, incident_id) "
+            "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING")
