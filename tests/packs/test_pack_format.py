@@ -27,6 +27,7 @@ from cityops.domain.city import (
 )
 from cityops.domain.geo import to_geojson_geometry
 from cityops.domain.kinds import BUILTIN_KINDS
+from cityops.packs.categories_file import default_categories
 from cityops.packs.format import PackError, load_pack, save_pack
 
 
@@ -68,6 +69,7 @@ def small_pack() -> CityPack:
             holidays=[datetime.date(2025, 1, 1)],
             working_days=[datetime.date(2025, 1, 26)],
         ),
+        categories=default_categories(["police", "greening"]),
     )
 
 
@@ -95,7 +97,7 @@ def test_only_kinds_beyond_the_builtins_are_written(folder: Path) -> None:
 def test_the_files_are_what_the_docs_say(folder: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == sorted([
         "city.yaml", "areas.geojson", "departments.yaml", "kinds.yaml", "devices.jsonl",
-        "staff.jsonl", "vehicles.jsonl", "cell_owners.json", "calendar.yaml"])
+        "staff.jsonl", "vehicles.jsonl", "cell_owners.json", "calendar.yaml", "categories.yaml"])
     collection = json.loads((folder / "areas.geojson").read_text())
     assert collection["type"] == "FeatureCollection"
     first = collection["features"][0]
@@ -114,7 +116,7 @@ def test_the_files_are_what_the_docs_say(folder: Path) -> None:
 
 def test_optional_files_may_be_left_out(folder: Path) -> None:
     for name in ["kinds.yaml", "staff.jsonl", "vehicles.jsonl", "cell_owners.json",
-                 "calendar.yaml"]:
+                 "calendar.yaml", "categories.yaml"]:
         (folder / name).unlink()
     (folder / "devices.jsonl").write_text(
         '{"id":"noise-000001","kind":"noise","lat":31.005,"lon":121.005}\n\n')
@@ -365,3 +367,24 @@ def test_required_files_must_exist(folder: Path, tmp_path: Path) -> None:
         load_pack(folder)
     with pytest.raises(PackError, match="not a city-pack folder"):
         load_pack(tmp_path / "nowhere")
+
+
+def test_categories_default_to_the_typical_set_fitted_to_the_departments(folder: Path) -> None:
+    (folder / "categories.yaml").unlink()
+    pack = load_pack(folder)
+    by_code = {c.code: c for c in pack.categories}
+    # The default set knows fire lanes; this city has no fire brigade or city management.
+    assert by_code["event.street_order.fire_lane_blocked"].departments == ["police"]
+    assert by_code["event.greening.maintenance"].departments == ["greening"]
+    assert by_code["event.sanitation.exposed_garbage"].departments == ["police"]  # first dept
+    assert by_code["event.sanitation.exposed_garbage"].limits.finish == "4wh"
+
+
+def test_a_bad_category_is_named_with_its_field(folder: Path) -> None:
+    text = (folder / "categories.yaml").read_text()
+    (folder / "categories.yaml").write_text(text.replace("departments:\n  - police", "departments:\n  - navy", 1))
+    with pytest.raises(PackError, match=r"categories.yaml: category '.*': unknown department 'navy'"):
+        load_pack(folder)
+    (folder / "categories.yaml").write_text("- code: event.x.y\n  name: X\n  kind: event\n  major: x\n  minor: y\n  departments: [police]\n  urgency: soon\n")
+    with pytest.raises(PackError, match="urgency 'soon'"):
+        load_pack(folder)

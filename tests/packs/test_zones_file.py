@@ -11,6 +11,7 @@ import shapely
 from cityops.domain.city import Area, CityInfo, CityPack, Department, Device, Level, Zone
 from cityops.domain.geo import to_geojson_geometry
 from cityops.domain.kinds import BUILTIN_KINDS
+from cityops.packs.categories_file import default_categories
 from cityops.packs.format import PackError, load_pack, save_pack
 
 SQUARE = to_geojson_geometry(shapely.box(121.0, 31.0, 121.02, 31.01))
@@ -40,6 +41,7 @@ def pack_with_zones() -> CityPack:
         kinds=dict(BUILTIN_KINDS),
         devices=[Device("gps-truck-0001", "gps", 31.008, 121.018)],
         zones=zones(),
+        categories=default_categories(["police"]),
     )
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from cityops.domain.incidents.categories import Category
+
 
 class Level(enum.StrEnum):
     DISTRICT = "district"
@@ -167,3 +169,4 @@ class CityPack(msgspec.Struct, kw_only=True):
     cell_owners: dict[str, str] = {}  # H3 cell -> responsible unit (department code)
     calendar: WorkCalendar | None = None  # load_pack fills a default when the file is absent
     zones: list[Zone] = []
+    categories: list[Category] = []  # load_pack fills the default set when the file is absent

@@ -20,6 +20,7 @@ from shapely.geometry import shape
 from cityops.domain.calendar import parse_hours
 from cityops.domain.city import CODE_LENGTH, LEVELS, Area, CityPack, Level
 from cityops.domain.geo import AUTHORITY_ROLES, geometry_of
+from cityops.domain.incidents.categories import CategoryError, check_categories
 from cityops.domain.kinds import MAX_CHANNELS
 from cityops.packs.codec import line_of
 from cityops.packs.errors import PackError
@@ -39,8 +40,16 @@ def check_pack(pack: CityPack) -> None:
     _check_vehicles(pack, device_ids)
     _check_cell_owners(pack, codes)
     _check_zones(pack, device_ids)
+    _check_categories(pack)
     if pack.calendar is not None:
         _check_timezone(pack.calendar.timezone, "calendar.yaml")
+
+
+def _check_categories(pack: CityPack) -> None:
+    try:
+        check_categories(pack.categories, {d.code for d in pack.departments})
+    except CategoryError as error:
+        raise PackError(f"categories.yaml: {error}") from None
 
 
 @functools.cache

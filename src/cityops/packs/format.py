@@ -10,6 +10,7 @@
     cell_owners.json  {H3 cell: responsible unit}                              optional
     calendar.yaml     working hours, weekend, public holidays                  optional
     zones.geojson     places rules refer to: forbidden zones, routes, lanes   optional
+    categories.yaml   case categories: departments, urgency, time limits     optional
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cityops.domain.city import (
     Vehicle,
 )
 from cityops.domain.kinds import BUILTIN_KINDS
-from cityops.packs import areas_file, calendar_file, zones_file
+from cityops.packs import areas_file, calendar_file, categories_file, zones_file
 from cityops.packs.checks import check_pack
 from cityops.packs.codec import (
     convert,
@@ -56,8 +57,9 @@ VEHICLES = "vehicles.jsonl"
 CELL_OWNERS = "cell_owners.json"
 CALENDAR = calendar_file.NAME
 ZONES = zones_file.NAME
+CATEGORIES = categories_file.NAME
 PACK_FILES = (CITY, AREAS, DEPARTMENTS, KINDS, DEVICES, STAFF, VEHICLES, CELL_OWNERS, CALENDAR,
-              ZONES)
+              ZONES, CATEGORIES)
 
 
 def load_pack(path: str | os.PathLike[str]) -> CityPack:
@@ -75,6 +77,12 @@ def load_pack(path: str | os.PathLike[str]) -> CityPack:
         load_yaml(calendar_data, CALENDAR) if calendar_data is not None else None, info.timezone
     )
     zones_data = read_bytes(folder, ZONES, required=False)
+    categories_data = read_bytes(folder, CATEGORIES, required=False)
+    categories = (
+        categories_file.categories_from_yaml(categories_data)
+        if categories_data is not None
+        else categories_file.default_categories([d.code for d in departments])
+    )
     pack = CityPack(
         info=info,
         areas=areas,
@@ -86,6 +94,7 @@ def load_pack(path: str | os.PathLike[str]) -> CityPack:
         cell_owners=_cell_owners(folder),
         calendar=calendar,
         zones=zones_file.zones_from_geojson(zones_data) if zones_data is not None else [],
+        categories=categories,
     )
     check_pack(pack)
     return pack
@@ -118,6 +127,8 @@ def save_pack(pack: CityPack, path: str | os.PathLike[str], *, check: bool = Tru
             else None
         ),
         ZONES: zones_file.zones_to_geojson(pack.zones) if pack.zones else None,
+        CATEGORIES: (categories_file.categories_to_yaml(pack.categories)
+                     if pack.categories else None),
     }
     for name, data in files.items():
         target = folder / name

@@ -10,6 +10,7 @@ import numpy as np
 
 from cityops.domain.city import Area, CityInfo, CityPack, Department, Device, Level
 from cityops.domain.kinds import BUILTIN_KINDS
+from cityops.packs.categories_file import default_categories
 
 DISTRICT = "990001"
 
@@ -63,4 +64,5 @@ def generate(
         departments=departments,
         kinds=dict(BUILTIN_KINDS),
         devices=out,
+        categories=default_categories([d.code for d in departments]),
     )

@@ -25,6 +25,7 @@ from cityops.domain.city import (
 )
 from cityops.domain.geo import CityMap, to_geojson_geometry
 from cityops.domain.kinds import BUILTIN_KINDS
+from cityops.packs.categories_file import default_categories
 from cityops.packs import pudong_kpis, pudong_people, pudong_sensors, pudong_zones
 from cityops.packs.calendars import shanghai_calendar
 from cityops.packs.naming import place_names
@@ -166,6 +167,7 @@ def generate(seed: int, progress: Progress | None = None) -> CityPack:
         cell_owners=cell_owners,
         calendar=shanghai_calendar(),
         zones=zones,
+        categories=default_categories([code for code, _, _ in DEPARTMENTS]),
     )
 
 
