@@ -41,6 +41,7 @@ _ALL_WEEK = frozenset(range(1, 8))
 # twice within three hours.
 _SAMPLE = 3 * 3600
 _CACHE_DAYS = 4096
+_ROUNDING = 1e-6  # seconds; epoch seconds as floats resolve about 2e-7 s today
 
 _SHORT = {"minutes": "min", "hours": "h", "working_hours": "wh", "working_days": "wd"}
 _UNIT_NAMES = {
@@ -269,9 +270,14 @@ class WorkClock:
         left = seconds
         for a, b in self._spans_from(ts):
             length = b - a
-            if left < length or (left == length and not late):
-                return a + left
-            left -= length
+            # The tolerance keeps rounding in `left` from moving a count that ends at a
+            # period's end to the next period's start, or the other way round.
+            if late:
+                if left < length - _ROUNDING:
+                    return a + left
+            elif left <= length + _ROUNDING:
+                return min(a + left, b)
+            left = max(left - length, 0.0)
         raise self._no_working_time(ts)
 
     def _add_working_days(self, start: float, days: int) -> float:
