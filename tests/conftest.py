@@ -81,8 +81,8 @@ class LiveNode:
         self.node = node
         self.app = app
 
-    async def key(self, role: str, scope: str | None = None) -> str:
-        secret, record = new_key(role, scope)
+    async def key(self, role: str, scope: str | None = None, name: str = "") -> str:
+        secret, record = new_key(role, scope, name)
         await self.node.store.add_key(record)
         return secret
 

@@ -58,6 +58,11 @@ class Node:
             _warn_missing_departments(scenarios, pack)
             self.detect = DetectEngine(self, scenarios, tick_s=settings.detect_tick_s,
                                        clock=clock)
+        self.act = None
+        if settings.act:
+            from cityops.act.side import ActSide
+
+            self.act = ActSide(self)
         self.dead_letters = None
         self.mqtt = None
         self.started_at = 0.0
@@ -77,6 +82,8 @@ class Node:
         self.metrics.watch_queue("store_writer", self.store.queue_depth)
         self.metrics.watch_queue("ingest_in_flight", lambda: self.ingestor.in_flight)
         self.metrics.watch_queue("bus", lambda: sum(self.bus.depths().values()))
+        if self.act is not None:
+            await self.act.start()  # before detection, so no raised alert goes unheard
         if self.detect is not None:
             await self.detect.start()
         self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="latest-snapshot"))
@@ -99,6 +106,8 @@ class Node:
             await self.mqtt.stop()
         if self.detect is not None:
             await self.detect.stop()
+        if self.act is not None:
+            await self.act.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

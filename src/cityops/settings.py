@@ -23,6 +23,10 @@ class Settings(msgspec.Struct, kw_only=True):
     detect_tick_s: float = 1.0  # how often time-driven rules (absence, quiet) are evaluated
     scenario_dirs: list[Path] = []  # the city's own scenario packs, besides the built-in ones
     max_age_s: float = 7 * 86400.0  # oldest reading taken (raise it to replay history)
+    act: bool = True  # run the incident desk, alert intake and escalation scheduler here
+    notify_url: str = "log:"  # see cityops.notify.open_notifier
+    escalate_tick_s: float = 5.0  # how often deadlines are checked
+    ack_timeout_s: float = 90.0  # a field person's time to acknowledge an assignment
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(Path(self.data_dir) / 'state.db').resolve()}"

@@ -7,7 +7,18 @@ import contextlib
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from cityops.api import alerts, areas, detection, devices, ops, readings, states, status
+from cityops.api import (
+    alerts,
+    areas,
+    detection,
+    devices,
+    evaluation,
+    incidents,
+    ops,
+    readings,
+    states,
+    status,
+)
 from cityops.api.errors import HANDLERS, json_response
 from cityops.api.openapi import document
 
@@ -54,6 +65,17 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/vital-signs", detection.vital_signs),
         Route("/api/v1/audit", detection.list_audit),
         Route("/api/v1/detect/stats", detection.detect_stats),
+        Route("/api/v1/incidents", incidents.list_incidents),
+        Route("/api/v1/incidents", incidents.post_incident, methods=["POST"]),
+        Route("/api/v1/incidents/{incident_id}", incidents.get_incident),
+        Route("/api/v1/incidents/{incident_id}/actions/{action}", incidents.incident_action,
+              methods=["POST"]),
+        Route("/api/v1/incidents/{incident_id}/cap", incidents.incident_cap),
+        Route("/api/v1/work-orders/{order_id}/actions/{action}", incidents.order_action,
+              methods=["POST"]),
+        Route("/api/v1/work-orders/{order_id}/assign", incidents.assign_order, methods=["POST"]),
+        Route("/api/v1/categories", incidents.list_categories),
+        Route("/api/v1/evaluation", evaluation.get_evaluation),
         Route("/api/v1/dead-letters", ops.dead_letters),
         Route("/api/v1/history/count", ops.history_count),
     ]

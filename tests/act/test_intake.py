@@ -1,0 +1,93 @@
+"""Alerts from detection become incidents by themselves: dispatched at once when the pack
+says so, waiting for an operator otherwise; a redelivered alert never opens a second case."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+
+from cityops.domain.alerts import AlertEvent
+from cityops.store.base import IncidentFilter
+
+PACKS = {
+    "loud": """
+name: loud
+version: 1
+title: Very loud
+category: {code: event.test.loud, kind: event, major: test, minor: loud, name: Loud}
+departments: [environment, police]
+urgency: high
+rules:
+  - id: over_80
+    type: threshold
+    kind: noise
+    above: 80
+    clear_below: 70
+    severity: major
+    title: Noise over 80 dB(A)
+""",
+    "hum": """
+name: hum
+version: 1
+title: Low hum, checked by an operator first
+category: {code: event.test.hum, kind: event, major: test, minor: hum, name: Hum}
+departments: [environment]
+auto_register: false
+rules:
+  - id: over_60
+    type: threshold
+    kind: noise
+    above: 60
+    clear_below: 50
+""",
+}
+
+
+async def wait_for(check, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        if time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def test_alerts_become_incidents(tmp_path, grid_pack, live_node):
+    packs = tmp_path / "packs"
+    for name, text in PACKS.items():
+        (packs / name).mkdir(parents=True)
+        (packs / name / "manifest.yaml").write_text(text)
+    async with live_node(grid_pack, tmp_path / "data", scenario_dirs=[packs],
+                         notify_url="memory:") as live:
+        store = live.node.store
+        device = live.node.registry.get("noise-000003")
+        key = await live.key("device")
+        now = time.time() - 30
+        async with live.client(key) as c:
+            r = await c.post("/api/v1/readings", content=msgspec.json.encode(
+                [{"device_id": device.id, "ts": now + i, "value": 85.0} for i in range(3)]))
+            assert r.status_code == 202
+
+        async def both():
+            found = await store.list_incidents(IncidentFilter())
+            return found if len(found) == 2 else None
+
+        found = {i.category: i for i in await wait_for(both)}
+        loud, hum = found["event.test.loud"], found["event.test.hum"]
+        assert loud.status == "dispatched" and hum.status == "collected"
+        assert sorted(o.department for o in loud.orders) == ["environment", "police"]
+        assert loud.source == "sensor" and loud.alert_id is not None
+        assert loud.areas == device.areas and loud.lat == device.lat
+        notifier = live.node.act.notifier
+        assert sorted(n.recipient for n in notifier.sent if n.kind == "order.dispatched") == [
+            "environment", "police"]
+        summary = live.node.act.intake.summary()
+        assert summary["filed"] == 2 and summary["dispatch_latency_p99_ms"] is not None
+
+        # The bus may deliver an alert again (a restart, a redelivery): still one case.
+        alert = await store.get_alert(loud.alert_id)
+        await live.node.act.intake.take(AlertEvent("raised", alert))
+        assert len(await store.list_incidents(IncidentFilter())) == 2
+        assert live.node.act.desk.stats["repeated"] == 1
