@@ -16,6 +16,7 @@ from cityops.api import (
     incidents,
     ops,
     readings,
+    staff,
     states,
     status,
 )
@@ -74,6 +75,9 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/work-orders/{order_id}/actions/{action}", incidents.order_action,
               methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/assign", incidents.assign_order, methods=["POST"]),
+        Route("/api/v1/work-orders", staff.list_work_orders),
+        Route("/api/v1/staff", staff.list_staff),
+        Route("/api/v1/staff/{staff_id}/status", staff.put_staff_status, methods=["PUT"]),
         Route("/api/v1/categories", incidents.list_categories),
         Route("/api/v1/evaluation", evaluation.get_evaluation),
         Route("/api/v1/dead-letters", ops.dead_letters),

@@ -9,47 +9,12 @@ import msgspec
 
 from cityops import __version__
 from cityops.api.devices import DeviceIn
+from cityops.api.openapi_act import act_paths
+from cityops.api.openapi_parts import CURSOR, LIMIT, list_of, p, q, responses
 from cityops.ingest.decode import Reading
 
-ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _responses(ok: tuple[str, str, dict | None], *errors: str) -> dict[str, Any]:
-    status, text, schema = ok
-    out: dict[str, Any] = {status: {"description": text, **(_json(schema) if schema else {})}}
-    texts = {
-        "400": "Malformed request", "401": "Missing or unknown API key",
-        "403": "The key's role may not do this", "404": "Not found (or outside the key's scope)",
-        "413": "Body over the size limit", "422": "Valid JSON that cannot be taken",
-        "429": "Too many batches in progress; see Retry-After",
-        "503": "Overloaded; see Retry-After",
-    }
-    for code in errors:
-        out[code] = {"description": texts[code], **_json(ERROR)}
-    return out
-
-
-def _list(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["items", "next"],
-            "properties": {"items": {"type": "array", "items": item},
-                           "next": {"type": ["string", "null"]}}}
-
-
-def _q(name: str, text: str, schema: dict | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": text,
-            "schema": schema or {"type": "string"}}
-
-
-def _p(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-LIMIT = _q("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 1000})
-CURSOR = _q("cursor", "The `next` of the previous page")
+def _json_obj() -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 def document() -> dict[str, Any]:
@@ -97,66 +62,70 @@ def document() -> dict[str, Any]:
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": batch},
                 "application/x-ndjson": {"schema": {"type": "string"}}}},
-            "responses": _responses(("202", "Stored; bad readings listed by index",
+            "responses": responses(("202", "Stored; bad readings listed by index",
                                      ref("IngestResult")),
                                     "400", "401", "403", "413", "429", "503"),
         }},
         "/api/v1/areas": {"get": {
             "summary": "The area hierarchy",
-            "parameters": [_q("level", "district, town or village"),
-                           _q("parent", "Only the children of this area")],
-            "responses": _responses(("200", "Areas", _list(ref("Area"))), "400", "401", "403"),
+            "parameters": [q("level", "district, town or village"),
+                           q("parent", "Only the children of this area")],
+            "responses": responses(("200", "Areas", list_of(ref("Area"))), "400", "401", "403"),
         }},
         "/api/v1/areas/{code}": {"get": {
-            "summary": "One area with its polygon", "parameters": [_p("code")],
-            "responses": _responses(("200", "The area", ref("Area")), "401", "403", "404"),
+            "summary": "One area with its polygon", "parameters": [p("code")],
+            "responses": responses(("200", "The area", ref("Area")), "401", "403", "404"),
         }},
         "/api/v1/devices": {
             "get": {"summary": "Devices the key may see",
-                    "parameters": [_q("kind", "Device kind"), _q("area", "Area code"),
+                    "parameters": [q("kind", "Device kind"), q("area", "Area code"),
                                    LIMIT, CURSOR],
-                    "responses": _responses(("200", "Devices", _list(ref("Device"))),
+                    "responses": responses(("200", "Devices", list_of(ref("Device"))),
                                             "400", "401", "403")},
             "post": {"summary": "Register a device (or an array of them)",
                      "requestBody": {"required": True, "content": {"application/json": {
                          "schema": {"oneOf": [device_in,
                                               {"type": "array", "items": device_in}]}}}},
-                     "responses": _responses(("201", "Registered", {}),
+                     "responses": responses(("201", "Registered", {}),
                                              "400", "401", "403", "422")},
         },
         "/api/v1/devices/{device_id}": {"get": {
             "summary": "One device with its areas, cell and latest reading",
-            "parameters": [_p("device_id")],
-            "responses": _responses(("200", "The device", ref("Device")), "401", "403", "404"),
+            "parameters": [p("device_id")],
+            "responses": responses(("200", "The device", ref("Device")), "401", "403", "404"),
         }},
         "/api/v1/devices/{device_id}/readings": {"get": {
             "summary": "A device's reading history, oldest first",
-            "parameters": [_p("device_id"), _q("from", "RFC 3339 or epoch seconds"),
-                           _q("to", "RFC 3339 or epoch seconds (exclusive)"),
-                           _q("limit", "Page size", {"type": "integer", "minimum": 1,
+            "parameters": [p("device_id"), q("from", "RFC 3339 or epoch seconds"),
+                           q("to", "RFC 3339 or epoch seconds (exclusive)"),
+                           q("limit", "Page size", {"type": "integer", "minimum": 1,
                                                      "maximum": 10000}), CURSOR],
-            "responses": _responses(("200", "Readings", _list({"type": "object"})),
+            "responses": responses(("200", "Readings", list_of({"type": "object"})),
                                     "400", "401", "403", "404"),
         }},
         "/api/v1/dead-letters": {"get": {
             "summary": "Input that could not be taken, with the reason; newest first",
             "parameters": [LIMIT, CURSOR],
-            "responses": _responses(("200", "Dead letters", _list({"type": "object"})),
+            "responses": responses(("200", "Dead letters", list_of({"type": "object"})),
                                     "400", "401", "403"),
         }},
         "/api/v1/history/count": {"get": {
             "summary": "Distinct readings stored",
-            "parameters": [_q("from", "RFC 3339 or epoch seconds"),
-                           _q("to", "RFC 3339 or epoch seconds")],
-            "responses": _responses(("200", "Count", {"type": "object"}), "400", "401", "403"),
+            "parameters": [q("from", "RFC 3339 or epoch seconds"),
+                           q("to", "RFC 3339 or epoch seconds")],
+            "responses": responses(("200", "Count", {"type": "object"}), "400", "401", "403"),
         }},
         "/api/v1/me": {"get": {"summary": "The calling key's role and scope",
-                               "responses": _responses(("200", "Key", {"type": "object"}),
+                               "responses": responses(("200", "Key", {"type": "object"}),
                                                        "401")}},
+        "/status.json": {"get": {"summary": "The node's live status for the status page",
+                                 "security": [],
+                                 "responses": {"200": {"description": "Status", **_json_obj()}}}},
         "/healthz": {"get": {"summary": "Liveness", "security": [],
                              "responses": {"200": {"description": "Alive"}}}},
         "/metrics": {"get": {"summary": "Prometheus text format", "security": [],
                              "responses": {"200": {"description": "Metrics"}}}},
+        **act_paths(components),
     }
     return {
         "openapi": "3.1.0",

@@ -1,0 +1,138 @@
+"""The detect- and act-side paths of the OpenAPI document (alerts, states, incidents, work
+orders, staff, evaluation); `openapi.document` merges them with the sense-side paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from cityops.api.incidents import ActionBody, NewIncident
+from cityops.api.openapi_parts import CURSOR, LIMIT, json_body, list_of, p, q, responses
+from cityops.api.staff import StatusBody
+from cityops.api.states import StateIn
+from cityops.domain.incidents.model import Status
+
+OBJ = {"type": "object"}
+INCIDENT_ACTIONS = ["register", "cancel", "dispatch", "redispatch", "verify", "rework", "close",
+                    "reopen"]
+ORDER_ACTIONS = ["accept", "return", "request_park", "approve_park", "deny_park", "resume",
+                 "progress", "finish", "escalate", "assign", "acknowledge"]
+
+
+def act_paths(components: dict[str, Any]) -> dict[str, Any]:
+    schemas, more = msgspec.json.schema_components(
+        [NewIncident, ActionBody, StatusBody, StateIn], ref_template="#/components/schemas/{name}")
+    components.update(more)
+    new_incident, action_body, status_body, state_in = schemas
+    ref = {"$ref": "#/components/schemas/Incident"}
+    components["Incident"] = {"type": "object", "required": ["id", "status", "category"],
+                              "properties": {"id": {"type": "string"},
+                                             "status": {"enum": [s.value for s in Status]},
+                                             "category": {"type": "string"},
+                                             "orders": {"type": "array", "items": OBJ}}}
+    action = {"name": "action", "in": "path", "required": True,
+              "schema": {"enum": INCIDENT_ACTIONS}}
+    order_action = {"name": "action", "in": "path", "required": True,
+                    "schema": {"enum": ORDER_ACTIONS}}
+    moves = ("400", "401", "403", "404", "409", "503")
+    return {
+        "/api/v1/alerts": {"get": {
+            "summary": "Alerts raised by detection, newest first",
+            "parameters": [q("scenario", "Scenario pack name"), q("area", "Area code"),
+                           q("active", "true or false", {"type": "boolean"}), LIMIT, CURSOR],
+            "responses": responses(("200", "Alerts", list_of(OBJ)), "400", "401", "403")}},
+        "/api/v1/alerts/{alert_id}": {"get": {
+            "summary": "One alert with its evidence", "parameters": [p("alert_id")],
+            "responses": responses(("200", "The alert", OBJ), "401", "403", "404")}},
+        "/api/v1/areas/{code}/state": {
+            "get": {"summary": "The operating state in force in an area",
+                    "parameters": [p("code")],
+                    "responses": responses(("200", "State", OBJ), "401", "403", "404")},
+            "put": {"summary": "Switch an area's operating state (audited)",
+                    "parameters": [p("code")], "requestBody": json_body(state_in),
+                    "responses": responses(("200", "State", OBJ), "400", "401", "403", "404")}},
+        "/api/v1/state": {
+            "get": {"summary": "The city's operating state and every area's",
+                    "responses": responses(("200", "States", OBJ), "401", "403")},
+            "put": {"summary": "Switch the whole city's operating state (audited)",
+                    "requestBody": json_body(state_in),
+                    "responses": responses(("200", "State", OBJ), "400", "401", "403")}},
+        "/api/v1/scenarios": {"get": {
+            "summary": "Scenario packs loaded, with their rules",
+            "responses": responses(("200", "Packs", OBJ), "401", "403")}},
+        "/api/v1/vital-signs": {"get": {
+            "summary": "City KPI series: value, baseline, status",
+            "responses": responses(("200", "Vital signs", OBJ), "401", "403")}},
+        "/api/v1/audit": {"get": {
+            "summary": "The audit trail, newest first",
+            "parameters": [q("subject", "e.g. area:310115001"), LIMIT, CURSOR],
+            "responses": responses(("200", "Entries", list_of(OBJ)), "400", "401", "403")}},
+        "/api/v1/detect/stats": {"get": {
+            "summary": "Detection counters and alert latency",
+            "responses": responses(("200", "Stats", OBJ), "401", "403")}},
+        "/api/v1/incidents": {
+            "get": {"summary": "Incidents the key may see, newest report first",
+                    "parameters": [q("status", "Comma-separated statuses"),
+                                   q("category", "Category code"), q("area", "Area code"),
+                                   q("department", "Department code"),
+                                   q("overdue", "true: open cases past a deadline",
+                                     {"type": "boolean"}),
+                                   q("open", "true or false", {"type": "boolean"}),
+                                   LIMIT, CURSOR],
+                    "responses": responses(("200", "Incidents", list_of(ref)),
+                                           "400", "401", "403", "503")},
+            "post": {"summary": "Report an incident (merged into a nearby open one if any)",
+                     "requestBody": json_body(new_incident),
+                     "responses": responses(("201", "Opened", ref), "400", "401", "403",
+                                            "503")}},
+        "/api/v1/incidents/{incident_id}": {"get": {
+            "summary": "An incident with its work orders, reports and timeline",
+            "parameters": [p("incident_id")],
+            "responses": responses(("200", "The incident", ref), "401", "403", "404", "503")}},
+        "/api/v1/incidents/{incident_id}/actions/{action}": {"post": {
+            "summary": "Move an incident on (refused with 409 and the reason)",
+            "parameters": [p("incident_id"), action],
+            "requestBody": json_body(action_body, required=False),
+            "responses": responses(("200", "The incident after the move", ref), *moves)}},
+        "/api/v1/incidents/{incident_id}/cap": {"get": {
+            "summary": "The incident as an OASIS CAP 1.2 public warning (emergencies)",
+            "parameters": [p("incident_id")],
+            "responses": {**responses(("200", "CAP 1.2 XML", None), "401", "403", "404", "409",
+                                      "503"),
+                          "200": {"description": "CAP 1.2 XML", "content": {
+                              "application/cap+xml": {"schema": {"type": "string"}}}}}}},
+        "/api/v1/work-orders": {"get": {
+            "summary": "Live work orders (a field key: its own)",
+            "parameters": [q("mine", "true: assigned or offered to me", {"type": "boolean"}),
+                           q("department", "Department code"), q("status", "Order status"),
+                           LIMIT],
+            "responses": responses(("200", "Work orders", list_of(OBJ)), "400", "401", "403",
+                                   "503")}},
+        "/api/v1/work-orders/{order_id}/actions/{action}": {"post": {
+            "summary": "Move a work order on (refused with 409 and the reason)",
+            "parameters": [p("order_id"), order_action],
+            "requestBody": json_body(action_body, required=False),
+            "responses": responses(("200", "The incident after the move", ref), *moves)}},
+        "/api/v1/work-orders/{order_id}/assign": {"post": {
+            "summary": "Propose the nearest available qualified person (or the one named)",
+            "parameters": [p("order_id")],
+            "requestBody": json_body(action_body, required=False),
+            "responses": responses(("200", "The incident with the offer", ref), *moves)}},
+        "/api/v1/staff": {"get": {
+            "summary": "Field staff with their latest position and status",
+            "responses": responses(("200", "Staff", list_of(OBJ)), "401", "403", "503")}},
+        "/api/v1/staff/{staff_id}/status": {"put": {
+            "summary": "Set a field person's status", "parameters": [p("staff_id")],
+            "requestBody": json_body(status_body),
+            "responses": responses(("200", "Status", OBJ), "400", "401", "403", "404")}},
+        "/api/v1/categories": {"get": {
+            "summary": "The city's case categories",
+            "responses": responses(("200", "Categories", OBJ), "401", "403", "503")}},
+        "/api/v1/evaluation": {"get": {
+            "summary": "Closure, on-time, rework, dispatch and registration figures",
+            "parameters": [q("period", "YYYY, YYYY-MM, YYYY-MM-DD, YYYY-Www or A..B"),
+                           q("group_by", "department, area or category",
+                             {"enum": ["department", "area", "category"]})],
+            "responses": responses(("200", "Figures", OBJ), "400", "401", "403")}},
+    }
