@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, kw_only=True):
     notify_url: str = "log:"  # see cityops.notify.open_notifier
     escalate_tick_s: float = 5.0  # how often deadlines are checked
     ack_timeout_s: float = 90.0  # a field person's time to acknowledge an assignment
+    street_network: Path | None = None  # an OSM .pbf extract: propose staff by travel time
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(Path(self.data_dir) / 'state.db').resolve()}"

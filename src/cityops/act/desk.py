@@ -186,8 +186,9 @@ class IncidentDesk:
         distance = 0.0
         if order is not None and not staff_id and self.staff is not None \
                 and inc.lat is not None and inc.lon is not None:
+            # Ten by air, so that street routing (when configured) has some to choose from.
             found = self.staff.candidates(inc.lat, inc.lon, order.department, now,
-                                          exclude=order.offers_tried, limit=1)
+                                          exclude=order.offers_tried, limit=10)
             if found:
                 staff_id, distance = found[0].staff_id, found[0].distance_m
         if staff_id and self.staff is not None and staff_id not in self.staff:

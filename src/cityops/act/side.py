@@ -3,6 +3,8 @@ intake from the bus, the escalation scheduler, the notifier and the field staff 
 
 from __future__ import annotations
 
+import asyncio
+
 from cityops.act.desk import IncidentDesk
 from cityops.act.intake import AlertIntake
 from cityops.act.scheduler import EscalationScheduler
@@ -27,6 +29,7 @@ def rules_for(node) -> Rules:
 class ActSide:
     def __init__(self, node, *, notifier=None) -> None:
         settings = node.settings
+        self.settings = settings
         self.notifier = notifier or open_notifier(settings.notify_url)
         state = node.history.state
         self.staff = StaffBoard(
@@ -40,6 +43,11 @@ class ActSide:
         self.scheduler = EscalationScheduler(self.desk, tick_s=settings.escalate_tick_s)
 
     async def start(self) -> None:
+        path = self.settings.street_network
+        if path is not None:
+            from cityops.routing.network import StreetNetwork
+
+            self.staff.network = await asyncio.to_thread(StreetNetwork.from_pbf, path)
         await self.notifier.async_start()
         await self.intake.start()
         self.scheduler.start()

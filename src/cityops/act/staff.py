@@ -33,12 +33,16 @@ class StaffBoard:
         latest: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
         *,
         max_age_s: float = MAX_POSITION_AGE_S,
+        network=None,
     ) -> None:
         self.staff = {s.id: s for s in staff}
         self._ids = [s.id for s in staff]
         self._device_index = device_index
         self._latest = latest
         self.max_age_s = max_age_s
+        # A StreetNetwork (cityops.routing), when the city configured one: the nearest few by
+        # air are then re-ranked by travel time on the streets.
+        self.network = network
         self.status: dict[str, StaffStatus] = {s.id: StaffStatus.AVAILABLE for s in staff}
 
     def __contains__(self, staff_id: object) -> bool:
@@ -52,8 +56,8 @@ class StaffBoard:
     def table(self) -> StaffTable:
         """Everyone's latest position (lat channel 0, lon channel 1 of their GPS device)."""
         n = len(self._ids)
-        index = np.array([self._device_index(self.staff[s].device_id) or -1 for s in self._ids],
-                         dtype=np.int64)
+        found = [self._device_index(self.staff[s].device_id) for s in self._ids]
+        index = np.array([-1 if i is None else i for i in found], dtype=np.int64)
         lat = np.full(n, np.nan)
         lon = np.full(n, np.nan)
         at = np.full(n, np.nan)
@@ -76,8 +80,13 @@ class StaffBoard:
     def candidates(self, lat: float, lon: float, department: str, now: float, *,
                    exclude: Collection[str] = (), skill: str | None = None,
                    limit: int = 10) -> list[Candidate]:
-        return nearest_candidates(self.table(), lat, lon, department, now=now, skill=skill,
-                                  exclude=exclude, max_age_s=self.max_age_s, limit=limit)
+        found = nearest_candidates(self.table(), lat, lon, department, now=now, skill=skill,
+                                   exclude=exclude, max_age_s=self.max_age_s, limit=limit)
+        if self.network is not None and found:
+            from cityops.routing.rerank import rerank_by_travel_time
+
+            found = rerank_by_travel_time(self.network, found, lat, lon, k=limit)
+        return found
 
     def positions(self) -> list[dict]:
         """For the screen: every person with a fix, and their status."""
