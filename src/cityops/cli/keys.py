@@ -41,11 +41,12 @@ async def _with_store(data: Path, store: str | None, work):
 
 @keys_app.command("create")
 def create(
-    role: str = typer.Option(..., "--role", help="admin, operator, department, station, device "
-                                                 "or citizen"),
+    role: str = typer.Option(..., "--role", help="admin, operator, department, station, "
+                                                 "field, device or citizen"),
     scope: str = typer.Option(None, "--scope", help="Area code (6/9/12 digits) or department "
                                                     "code; default: the whole city"),
-    name: str = typer.Option("", "--name", help="Who or what the key is for."),
+    name: str = typer.Option("", "--name", help="Who or what the key is for (a field key: "
+                                                "the person's staff id)."),
     data: Path = DATA,
     store: str = STORE,
 ) -> None:

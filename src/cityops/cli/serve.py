@@ -32,6 +32,12 @@ def serve(
     store: str = typer.Option(None, "--store", help="sqlite:///PATH or postgresql://..."),
     no_fsync: bool = typer.Option(False, "--no-fsync", help="Do not fsync (tests only: "
                                                             "acknowledged readings may be lost)."),
+    notify: str = typer.Option("log:", "--notify", help="Where notifications go: log:, "
+                                                         "webhook+https://..., sms+https://..."),
+    notify_secret: str = typer.Option(None, "--notify-secret", envvar="CITYOPS_NOTIFY_SECRET",
+                                      help="HMAC secret of the webhook notifier."),
+    street_network: Path = typer.Option(None, "--street-network", help="OSM .pbf extract: "
+                                        "propose field staff by travel time on its streets."),
     log_level: str = typer.Option("warning", "--log-level"),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
@@ -39,6 +45,7 @@ def serve(
 
     from cityops.api.app import create_app
     from cityops.node import Node
+    from cityops.notify import open_notifier
     from cityops.settings import Settings
 
     if mqtt and not mqtt.startswith("mqtt://"):
@@ -49,9 +56,13 @@ def serve(
     except ValueError as exc:
         raise fail(str(exc)) from None
     remember(data, url)
-    settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync)
+    if street_network is not None and not street_network.is_file():
+        raise fail(f"--street-network {street_network} is not a file (an OSM .pbf extract)")
+    settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync,
+                        notify_url=notify, street_network=street_network)
     try:
-        node = Node(pack, settings)
+        notifier = open_notifier(notify, **({"secret": notify_secret} if notify_secret else {}))
+        node = Node(pack, settings, notifier=notifier)
     except ValueError as exc:
         raise fail(str(exc)) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
