@@ -111,6 +111,8 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
         "alerts": len(alerts),
         "latency_samples": stats.get("latency_samples"),
         "detect_rows": stats.get("rows"),
+        "detect_rejected_rows": stats.get("rejected_rows"),
+        "rejections_dropped": stats.get("rejections_dropped"),
         "duration_s": duration,
         "devices": len(pack.devices),
     }

@@ -63,8 +63,8 @@ class DetectEngine:
         self._loop = Background("detect", self._run)
         self._ticker = Background("detect-tick", self._tick_loop)
         self.latencies = deque(maxlen=100_000)  # seconds, reading arrival -> alert published
-        self.stats = {"batches": 0, "rows": 0, "signals": 0, "raised": 0, "cleared": 0,
-                      "rule_errors": 0}
+        self.stats = {"batches": 0, "rows": 0, "rejected_rows": 0, "signals": 0, "raised": 0,
+                      "cleared": 0, "rule_errors": 0}
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -108,6 +108,7 @@ class DetectEngine:
         pct = {f"alert_latency_p{p}_ms": round(float(np.percentile(lat, p)), 2) if len(lat)
                else None for p in (50, 99)}
         return {**self.stats, **pct, "latency_samples": len(lat),
+                "rejections_dropped": self.node.ingestor.rejections_dropped,
                 "rules": sum(len(p.pack.rules) for p in self.packs),
                 "backlog": (self._readings.depth() if self._readings else 0) + int(self._busy),
                 "open_alerts": len(self.episodes.open) if self.episodes else 0}
@@ -148,13 +149,24 @@ class DetectEngine:
             batches = await self._readings.get_batch(64)
             self._busy = True
             try:
-                rejected = await self._rejections.get_batch(64, timeout=0) if \
-                    self._rejections.depth() else []
+                rejected = await self._waiting_rejections()
                 await self.evaluate(ReadingBatch.concat(batches), ReadingBatch.concat(rejected))
             except Exception:
                 log.exception("detection failed on a batch")
             finally:
                 self._busy = False
+
+    async def _waiting_rejections(self) -> list[ReadingBatch]:
+        """Every batch of refused rows queued now, without waiting for more.
+
+        Not `get_batch(timeout=0)`: before Python 3.12, `asyncio.wait_for` with a zero timeout
+        gives up before the queue's getter has run, so it returns nothing even from a full
+        queue, and the refused rows would never be seen."""
+        sub = self._rejections
+        out: list[ReadingBatch] = []
+        while sub is not None and sub.depth():
+            out += await sub.get_batch(64)  # returns at once: the queue is not empty
+        return out
 
     async def caught_up(self, timeout: float = 10.0) -> bool:
         """Wait until every batch published so far has been evaluated (replays, tests)."""
@@ -183,12 +195,13 @@ class DetectEngine:
         signals += self._composites(signals)
         self.stats["batches"] += 1
         self.stats["rows"] += len(batch)
+        self.stats["rejected_rows"] += len(rejected) if rejected is not None else 0
         return await self._emit(signals, batch.received_ns)
 
     async def tick(self) -> list:
-        if self._rejections is not None and self._rejections.depth():
+        bad = await self._waiting_rejections()
+        if bad:
             # Batches refused whole never come with readings; take them here.
-            bad = await self._rejections.get_batch(64, timeout=0)
             await self.evaluate(ReadingBatch.empty(), ReadingBatch.concat(bad))
         self._grow()
         ctx = self.ctx

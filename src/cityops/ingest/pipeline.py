@@ -7,12 +7,16 @@ without bound.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import msgspec
 import numpy as np
 
+from cityops.domain.readings import ReadingBatch
 from cityops.ingest.decode import Reading, Rejection
+
+log = logging.getLogger(__name__)
 
 
 class IngestResult(msgspec.Struct):
@@ -48,6 +52,9 @@ class Ingestor:
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.clock = clock
+        # Out-of-range rows not handed to detection because its queue was full. The queue
+        # stays bounded; what it could not take is counted here and shown in detect stats.
+        self.rejections_dropped = 0
 
     def admit(self) -> None:
         """Raise Overloaded if this node should not take another batch now."""
@@ -72,8 +79,6 @@ class Ingestor:
             wild: list = []
             batch, invalid, origin = to_batch(readings, self.registry,
                                               int(self.clock() * 1e6), self.limits, wild)
-            if wild and self.bus.has_room(REJECTIONS):  # best effort: health signal only
-                await self.bus.publish(REJECTIONS, wild[0])
             refused = sorted((rejected or []) + invalid, key=lambda r: r.index)
             batch.received_ns = started
             batch.source = source
@@ -92,6 +97,10 @@ class Ingestor:
                 if len(appended.stored):
                     await self.bus.publish(READINGS, appended.stored)
                 self.metrics.values.labels(source).inc(len(appended.stored))
+            if wild:
+                # Only once the batch is taken: a batch answered 503 comes again, and its
+                # refused rows must not be counted twice by the rules that count them.
+                await self._publish_rejections(ReadingBatch.concat(wild))
             self.metrics.accepted.labels(source).inc(stored)
             self.metrics.duplicates.labels(source).inc(duplicates)
             self.metrics.rejected.labels(source).inc(len(refused))
@@ -101,3 +110,14 @@ class Ingestor:
             return IngestResult(accepted=accepted, duplicates=duplicates, rejected=refused)
         finally:
             self.in_flight -= 1
+
+    async def _publish_rejections(self, rows: ReadingBatch) -> None:
+        """Never waits: a full queue means detection is behind, and intake must not stall for
+        a health signal. Rows that find no room are dropped and counted."""
+        if self.bus.has_room(REJECTIONS):
+            await self.bus.publish(REJECTIONS, rows)
+            return
+        if not self.rejections_dropped:
+            log.warning("detection is behind: out-of-range readings are being dropped "
+                        "(counted in rejections_dropped)")
+        self.rejections_dropped += len(rows)
