@@ -156,6 +156,11 @@ class CityView:
         x, y = self.to_xy(lat, lon)
         return shapely.LineString(np.column_stack([x, y]))
 
+    def route_xy(self, zone: Zone) -> shapely.Geometry:
+        """A route as the rule measures it, every part of it, in metres."""
+        return shapely.transform(self.geometry(zone), lambda c: np.column_stack(
+            self.to_xy(c[:, 1], c[:, 0])))
+
     def polygon_xy(self, zone: Zone) -> shapely.Geometry:
         geometry = self.geometry(zone)
         return shapely.transform(geometry, lambda c: np.column_stack(

@@ -700,6 +700,7 @@ class RouteMaker(MoverMaker):
     longer than the rule allows, and is then done."""
 
     KMH = 12.0
+    PLACES = 6  # turn-off points (and sides) tried per truck
 
     def _candidates(self):
         view = self.env.view
@@ -718,9 +719,29 @@ class RouteMaker(MoverMaker):
         hold = env.seconds(rule, "for_")
         routes = view.routes_of(device.id, rule.routes)
         lines = [view.line_xy(r) for r in routes]
-        line = lines[int(rng.integers(len(lines)))]
-        if line.length < 200.0:
+        # What the rule measures against: every part of every route the truck may use.
+        held_to = shapely.union_all([view.route_xy(r) for r in routes])
+        step = min(env.kind(device).period_s, 10.0)
+        for _ in range(self.PLACES):
+            line = lines[int(rng.integers(len(lines)))]
+            if line.length < 200.0:
+                continue
+            path = self._detour(device, line, limit, hold, number, rng)
+            if path is None:
+                return []
+            # Routes bend and come back near themselves: a detour that ends far away may
+            # still pass within the limit of another stretch on its way, which restarts the
+            # rule's clock. The whole detour must be off route long enough, with room.
+            if _longest_off(path, held_to, view, 1.1 * limit, step) >= hold + 6 * step:
+                break
+        else:
             return []
+        duration = float(path.times[-1])
+        if not env.fits(rule.when, now, duration):
+            return []
+        return [Track(device.id, device.kind, path, duration, step, arm_s=0.0)]
+
+    def _detour(self, device, line, limit, hold, number, rng) -> Path | None:
         v = self.KMH / 3.6
         at = float(rng.uniform(0.2, 0.8)) * line.length
         on = [line.interpolate(at + d) for d in (0.0, v * 60.0)]
@@ -734,19 +755,20 @@ class RouteMaker(MoverMaker):
         stay = hold + max(120.0, 0.5 * hold)
         run = v * stay
         d = (c[0] + run * dx / norm, c[1] + run * dy / norm)
-        path = self.path(device, [a, b, c, d], [self.KMH] * 3, number)
-        if path is None:
-            return []
-        far = shapely.distance(shapely.MultiLineString([list(x.coords) for x in lines]),
-                               shapely.Point(d))
-        if far <= 1.5 * limit:
-            return []  # another of its routes runs there
-        duration = float(path.times[-1])
-        if not env.fits(rule.when, now, duration):
-            return []
-        kind = env.kind(device)
-        return [Track(device.id, device.kind, path, duration, min(kind.period_s, 10.0),
-                      arm_s=0.0)]
+        return self.path(device, [a, b, c, d], [self.KMH] * 3, number)
+
+
+def _longest_off(path: Path, route: shapely.Geometry, view: CityView, limit: float,
+                 step: float) -> float:
+    """The longest time the path stays farther than `limit` from `route`, sampled as the
+    tracker reports (every `step` seconds)."""
+    dt = np.arange(0.0, float(path.times[-1]) + step / 2, step)
+    values = path.values(dt, None)
+    x, y = view.to_xy(values[path.lat_channel], values[path.lon_channel])
+    off = shapely.distance(route, shapely.points(x, y)) > limit
+    edges = np.diff(np.r_[0, off.astype(np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return float((dt[stops] - dt[starts]).max()) if starts.size else -1.0
 
 
 # -- composites and the rest ----------------------------------------------------------------

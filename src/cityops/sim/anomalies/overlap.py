@@ -232,7 +232,7 @@ class Overlap:
         routes = self.view.routes_of(device.id, rule.routes)
         if not routes:
             return Verdict()
-        lines = [self.view.line_xy(r) for r in routes]
+        lines = [self.view.route_xy(r) for r in routes]  # every part, as the rule measures
         distance = np.min([shapely.distance(line, points) for line in lines], axis=0)
         limit = _param(rule, "max_distance_m", self.state)
         hold = spec.seconds(_param(rule, "for_", self.state))
