@@ -98,8 +98,8 @@ async def test_schemas_are_separate(fresh_postgres_url: Callable[[], str]) -> No
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (a.schema,)
         ).fetchone()
     # 8 tables of the sense and detect sides, 4 of incidents (cases, departments, timeline,
-    # reports)
-    assert tables == (12,)
+    # reports), 1 of records
+    assert tables == (13,)
 
 
 async def test_nul_characters_are_written_out(store: PostgresStore) -> None:

@@ -15,8 +15,9 @@ from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
 from cityops.domain.incidents.model import Event, Incident, Report
 from cityops.store.incident_rows import IncidentFilter, StaleVersion
+from cityops.store.record_rows import Record
 
-__all__ = ["StaleVersion", "IncidentFilter"]
+__all__ = ["StaleVersion", "IncidentFilter", "Record"]
 
 
 class StoreBusy(RuntimeError):
@@ -199,6 +200,21 @@ class Store(Protocol):
 
     async def incidents_for_period(self, start: float, end: float) -> list[Incident]:
         """Cases reported before `end` that were still open at `start` or changed since."""
+
+    # Records: the serve side's small versioned documents (see record_rows.py). `put_record`
+    # creates with `expect_version=None` (DuplicateKey if the id, or the unique key within the
+    # kind, is taken) or replaces version `expect_version` (else StaleVersion); the saved copy,
+    # returned, carries the next version. `find_records` is newest `created` first, or soonest
+    # `due` first when `due_before` is given.
+    async def put_record(self, rec: Record, *, expect_version: int | None = None) -> Record: ...
+
+    async def get_record(self, kind: str, record_id: str) -> Record | None: ...
+
+    async def find_records(
+        self, kind: str, *, owner: str | None = None, status: str | None = None,
+        due_before: float | None = None, unique: str | None = None, limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[Record]: ...
 
     # Small key/value settings (schema version, last snapshot time ...).
     async def set_meta(self, key: str, value: str) -> None: ...

@@ -15,8 +15,9 @@ from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
 from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, DuplicateKey, LatestRows
 from cityops.store.memory_incidents import MemoryIncidents
+from cityops.store.memory_records import MemoryRecords
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _alert_encoder = msgspec.json.Encoder()
 _alert_decoder = msgspec.json.Decoder(Alert)
@@ -38,9 +39,10 @@ def _check_audit_entry(entry: AuditEntry) -> None:
         raise ValueError(f"audit entry needs an actor and an action: {entry!r}")
 
 
-class MemoryStore(MemoryIncidents):
+class MemoryStore(MemoryIncidents, MemoryRecords):
     def __init__(self, url: str = "memory://") -> None:
-        super().__init__()
+        MemoryIncidents.__init__(self)
+        MemoryRecords.__init__(self)
         self.url = url
         self._devices: dict[str, Device] = {}  # dicts keep first-insertion order
         self._keys: dict[str, ApiKeyRecord] = {}

@@ -30,10 +30,11 @@ from cityops.store.base import (
     StoreBusy,
 )
 from cityops.store.postgres_incidents import POSTGRES, PostgresIncidents, incident_schema_sql
+from cityops.store.postgres_records import PostgresRecords, record_schema_sql
 
 # 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
-# 3: incidents, their departments, timeline and reports.
-SCHEMA_VERSION = 3
+# 3: incidents, their departments, timeline and reports. 4: records (the serve side).
+SCHEMA_VERSION = 4
 DEFAULT_SCHEMA = "cityops"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -182,7 +183,7 @@ def _no_nul(text: str) -> str:
     return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
-class PostgresStore(PostgresIncidents):
+class PostgresStore(PostgresIncidents, PostgresRecords):
     def __init__(self, url: str, *, pool_size: int = 4, max_waiting: int = 1024) -> None:
         self.url = url
         self.conninfo, self.schema = split_url(url)
@@ -217,6 +218,7 @@ class PostgresStore(PostgresIncidents):
                 )
                 await conn.execute(schema_sql(self._schema_quoted))
                 await conn.execute(incident_schema_sql(self._schema_quoted))
+                await conn.execute(record_schema_sql(self._schema_quoted))
                 cursor = await conn.execute(
                     f"SELECT value FROM {self._schema_quoted}.meta WHERE key = 'schema_version'"
                 )
@@ -233,7 +235,7 @@ class PostgresStore(PostgresIncidents):
                         f"newer than this CityOps knows ({SCHEMA_VERSION})"
                     )
                 elif int(row[0]) < SCHEMA_VERSION:
-                    # Up to version 3 each version only added tables and indexes, which the
+                    # Up to version 4 each version only added tables and indexes, which the
                     # CREATE ... IF NOT EXISTS above has just made; nothing else to migrate.
                     await conn.execute(
                         f"UPDATE {self._schema_quoted}.meta SET value = %s "

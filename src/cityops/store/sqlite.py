@@ -36,12 +36,13 @@ from cityops.store.base import (
     StoreBusy,
 )
 from cityops.store.sqlite_incidents import INCIDENT_SCHEMA, SQLITE, SQLiteIncidents
+from cityops.store.sqlite_records import RECORD_SCHEMA, SQLiteRecords
 
 T = TypeVar("T")
 
 # 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
-# 3: incidents, their departments, timeline and reports.
-SCHEMA_VERSION = 3
+# 3: incidents, their departments, timeline and reports. 4: records (the serve side).
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -260,7 +261,7 @@ class GroupWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Statement by statement: executescript() would commit the open transaction first.
-            for statement in [*SCHEMA.split(";"), *INCIDENT_SCHEMA]:
+            for statement in [*SCHEMA.split(";"), *INCIDENT_SCHEMA, *RECORD_SCHEMA]:
                 if statement.strip():
                     conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -275,7 +276,7 @@ class GroupWriter:
                     f"CityOps knows ({SCHEMA_VERSION}); upgrade CityOps to open it"
                 )
             elif int(row[0]) < SCHEMA_VERSION:
-                # Up to version 3 each version only added tables and indexes, which the
+                # Up to version 4 each version only added tables and indexes, which the
                 # CREATE ... IF NOT EXISTS above has just made; nothing else to migrate.
                 conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
@@ -369,7 +370,7 @@ class GroupWriter:
         return outcomes
 
 
-class SQLiteStore(SQLiteIncidents):
+class SQLiteStore(SQLiteIncidents, SQLiteRecords):
     def __init__(
         self, url: str, *, queue_size: int = 1024, readers: int = 4, busy_timeout: float = 5.0
     ) -> None:
