@@ -5,7 +5,7 @@ from cityops.domain.citizens import Citizen, mask_id_number, mask_phone, masked
 
 def test_masks_keep_only_the_ends() -> None:
     assert mask_phone("13812345678") == "138****5678"
-    assert mask_phone("+86 138-1234-5678") == "861*****5678"
+    assert mask_phone("+86 138-1234-5678") == "861******5678"  # 13 digits: 6 hidden
     assert mask_phone("110") == "***"
     assert mask_id_number("310115198001011234") == "310115********1234"
     assert mask_id_number("12345") == "*****"
