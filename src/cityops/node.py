@@ -124,6 +124,22 @@ class Node:
         await self.bus.close()
         await self.store.close()
 
+    async def readiness(self) -> dict[str, dict]:
+        """Each dependency with `ok` and what was seen; used by /readyz."""
+        checks: dict[str, dict] = {}
+        try:
+            await asyncio.wait_for(self.store.get_meta("schema_version"), timeout=2.0)
+            checks["store"] = {"ok": True, "queue": self.store.queue_depth()}
+        except Exception as error:  # any failure to answer is "down", whatever its kind
+            checks["store"] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:200]}
+        depth, limit = self.history.queue_depth(), self.settings.history_queue
+        checks["history"] = {"ok": depth < limit, "queue": depth, "limit": limit}
+        checks["bus"] = {"ok": self.bus.has_room("readings"), "depths": self.bus.depths()}
+        if self.mqtt is not None:
+            checks["mqtt"] = {"ok": bool(self.mqtt.connected),
+                              "state": "connected" if self.mqtt.connected else "reconnecting"}
+        return checks
+
     async def _register_pack_devices(self) -> None:
         """Devices of the pack not yet in the store are registered: areas and cell resolved
         once, here, never per reading."""

@@ -40,3 +40,18 @@ async def test_metrics_speak_prometheus(live):
                  'cityops_queue_depth{queue="history_writer"}', "cityops_store_seconds",
                  "cityops_ingest_rate", "cityops_devices 28.0"):
         assert name in text
+
+
+async def test_readyz_says_ready_then_degraded_when_mqtt_is_unreachable(tmp_path, grid_pack,
+                                                                        live_node):
+    async with live_node(grid_pack, tmp_path / "a") as live:
+        async with live.client() as c:
+            r = await c.get("/readyz")
+        assert r.status_code == 200 and r.json()["status"] == "ready"
+        assert set(r.json()["checks"]) == {"store", "history", "bus"}
+    # A broker nobody listens on: the node starts, keeps retrying, and says it is degraded.
+    async with live_node(grid_pack, tmp_path / "b", mqtt_url="mqtt://127.0.0.1:1") as live:
+        async with live.client() as c:
+            r = await c.get("/readyz")
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert r.json()["checks"]["mqtt"] == {"ok": False, "state": "reconnecting"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from cityops.api import (
     alerts,
@@ -13,8 +14,13 @@ from cityops.api import (
     detection,
     devices,
     evaluation,
+    field,
     incidents,
+    live,
+    mapdata,
     ops,
+    pages,
+    photos,
     readings,
     staff,
     states,
@@ -34,6 +40,9 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         try:
             yield
         finally:
+            hub = getattr(app.state, "live", None)
+            if hub is not None:
+                await hub.stop()
             if manage_node:
                 await node.stop()
 
@@ -46,11 +55,13 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/", status.status_page),
         Route("/status.json", status.status_json),
         Route("/healthz", ops.healthz),
+        Route("/readyz", ops.readyz),
         Route("/metrics", ops.metrics),
         Route("/openapi.json", openapi),
         Route("/api/v1/me", ops.whoami),
         Route("/api/v1/readings", readings.post_readings, methods=["POST"]),
         Route("/api/v1/areas", areas.list_areas),
+        Route("/api/v1/areas.geojson", mapdata.areas_geojson),
         Route("/api/v1/areas/{code}", areas.get_area),
         Route("/api/v1/devices", devices.list_devices),
         Route("/api/v1/devices", devices.post_devices, methods=["POST"]),
@@ -82,6 +93,14 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/evaluation", evaluation.get_evaluation),
         Route("/api/v1/dead-letters", ops.dead_letters),
         Route("/api/v1/history/count", ops.history_count),
+        Route("/api/v1/live", live.live),
+        Route("/api/v1/staff/me/position", field.post_my_position, methods=["POST"]),
+        Route("/api/v1/work-orders/{order_id}/photos", photos.post_photo, methods=["POST"]),
+        Route("/api/v1/work-orders/{order_id}/photos/{name}", photos.get_photo),
+        Route("/screen", pages.screen),
+        Route("/console", pages.console),
+        Route("/field", pages.field),
+        Mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.node = node

@@ -27,6 +27,17 @@ async def healthz(request: Request) -> Response:
     })
 
 
+async def readyz(request: Request) -> Response:
+    """Ready to take traffic? Each dependency is checked; any down answers 503 so a load
+    balancer sends readings elsewhere while this node reconnects (with backoff)."""
+    node = request.app.state.node
+    checks = await node.readiness()
+    ok = all(c["ok"] for c in checks.values())
+    headers = None if ok else {"Retry-After": "5"}
+    return json_response({"status": "ready" if ok else "degraded", "checks": checks},
+                         200 if ok else 503, headers)
+
+
 async def metrics(request: Request) -> Response:
     node = request.app.state.node
     return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
