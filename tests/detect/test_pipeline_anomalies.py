@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from cityops.domain.city import Vehicle, Zone
+from cityops.domain.city import Device, Vehicle, Zone
 from cityops.packs import grid
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -43,3 +43,34 @@ async def test_trucks_off_a_hairpin_route_are_detected(replay):
     assert verdict["detected"] == verdict["injected"], verdict
     assert verdict["injected"] >= 3
     assert verdict["false_alerts"] == 0, verdict
+
+
+def flood_city():
+    """Four places 8 km apart, each with two underpass gauges and a rain gauge within a
+    kilometre of them: rain there is "near" those underpasses for the waterlogging composite
+    (3 km), and far from the others."""
+    city = grid.generate(devices={}, center=(31.2, 121.5), size_deg=0.3)
+    devices = []
+    for place in range(4):
+        lat, lon = 31.08 + 0.06 * place, 121.38 + 0.06 * place
+        devices.append(Device(f"rainfall-{place:06d}", "rainfall", lat, lon))
+        for j in range(2):
+            devices.append(Device(f"water_depth-{2 * place + j:06d}", "water_depth",
+                                  lat + 0.004 * (j + 1), lon - 0.003, meta={"site": "underpass"}))
+    return msgspec.structs.replace(city, devices=devices)
+
+
+async def test_waterlogging_fires_only_where_it_was_injected(replay):
+    """Deep water at an underpass rises fast too (a `rising` companion), and a rising episode
+    stays open for half an hour after the water stops rising: heavy rain injected nearby in
+    that time makes a waterlogging alert that no anomaly was labelled with, unless the plan
+    keeps such anomalies apart."""
+    rules = {"flood.deep_water", "flood.rising", "flood.heavy_rain", "flood.waterlogging"}
+    async with replay(flood_city(), at(10), rules=rules, per_min=1.0, minutes=60,
+                      rate_factor=2.0) as r:
+        await r.run(60, step_s=5.0)
+        verdict = r.score()
+    assert verdict["false_alerts"] == 0, verdict
+    assert verdict["detected"] == verdict["injected"], verdict
+    assert {"flood.deep_water", "flood.heavy_rain", "flood.waterlogging"} <= set(
+        verdict["injected_rules"]), verdict

@@ -117,6 +117,9 @@ class Env:
     busy: Busy = field(default_factory=Busy)
     end_ts: float | None = None
     running: list[Anomaly] = field(default_factory=list)
+    # Anomalies that have ended, with the time until which alerts they set off may still be
+    # open (a rate-of-change episode waits `clear_after` before it clears).
+    settling: list[tuple[Anomaly, float]] = field(default_factory=list)
 
     def composites(self) -> list[tuple[str, set[str], float]]:
         """(composite, its member rules, its distance) of every active composite rule."""
@@ -127,17 +130,40 @@ class Env:
                 out.append((ref, members, float(self.param(rule, "distance_m"))))
         return out
 
-    def joins(self, ref: str, devices: list[str], own: set[str] | None = None) -> bool:
-        """Would an anomaly of `ref` on `devices` complete a composite with a running anomaly
-        of another member nearby (an alert nobody labelled)?"""
+    def settle_s(self, anomaly: Anomaly, kind: DeviceKind) -> float:
+        """How long after its end a device of the anomaly must rest: until the episodes of
+        every rule it set off have cleared, and the rules have seen it normal again."""
+        linger = 0.0
+        for ref, _ in anomaly.labels:
+            found = self.rules.get(ref)
+            if found is not None and isinstance(found[1], spec.RateOfChange):
+                linger = max(linger, self.seconds(found[1], "clear_after"))
+        return linger + rest_s(kind)
+
+    def ended(self, anomaly: Anomaly) -> None:
+        until = anomaly.end + max(self.settle_s(anomaly, self.view.kinds[t.kind])
+                                  for t in anomaly.tracks)
+        self.settling.append((anomaly, until))
+
+    def joins(self, refs: set[str], devices: list[str], own: set[int] | None = None) -> bool:
+        """Would an anomaly setting off `refs` (its rule and companions) on `devices` complete
+        a composite together with another anomaly nearby, running or ended with its alerts
+        still open (an alert nobody labelled)?"""
         own = own or set()
         view = self.view
+        self.settling = [(a, until) for a, until in self.settling if until > self.busy.now]
+        others = self.running + [a for a, _ in self.settling]
         for _, members, distance in self.composites():
-            if ref not in members:
+            mine = refs & members
+            if not mine:
                 continue
-            others = members - {ref}
-            for anomaly in self.running:
-                if anomaly.number in own or not others & {r for r, _ in anomaly.labels}:
+            for anomaly in others:
+                if anomaly.number in own:
+                    continue
+                theirs = {r for r, _ in anomaly.labels} & members
+                # Members of each side, together all of them: the composite can take some
+                # from this anomaly and the rest from that one.
+                if not theirs or not members <= mine | theirs:
                     continue
                 for track in anomaly.tracks:
                     there = view.by_id[track.device]
@@ -234,8 +260,6 @@ class Maker:
         """An anomaly of these tracks if no other rule might fire from them; with the rules
         that certainly do as companions."""
         labels = [(self.ref, subject)]
-        if self.env.joins(self.ref, [t.device for t in tracks]):
-            return None
         for track in tracks:
             track.armed_at = now
             track.fallback = _fallback(self.env, self.env.view.by_id[track.device])
@@ -243,6 +267,9 @@ class Maker:
             if verdict.maybe:
                 return None
             labels += [c for c in verdict.certain if c not in labels]
+        # Companions count: deep water at an underpass is water rising there too.
+        if self.env.joins({ref for ref, _ in labels}, [t.device for t in tracks]):
+            return None
         return Anomaly(number, self.ref, labels, tracks, now)
 
     # -- shared pieces --------------------------------------------------------------------
@@ -845,8 +872,6 @@ class CompositeMaker(Maker):
         tracks = []
         exclude = {self.ref} | {ref for ref, *_ in parts}
         for ref, maker, device, track in parts:
-            if self.env.joins(ref, [track.device]):
-                return None
             track.armed_at = now
             track.fallback = _fallback(self.env, device)
             labels.append((ref, maker.subject(device, [track])))
@@ -856,6 +881,10 @@ class CompositeMaker(Maker):
             labels += [c for c in verdict.certain if c not in labels]
             tracks.append(track)
         if not all(self.env.fits(m.rule.when, now, longest) for _, m, _, _ in parts):
+            return None
+        # The composite pairs each member with the nearest fitting episode of the others, so
+        # another anomaly's member nearby would make a pair nobody labelled.
+        if self.env.joins({ref for ref, _ in labels}, [t.device for t in tracks]):
             return None
         return Anomaly(number, self.ref, labels, tracks, now)
 

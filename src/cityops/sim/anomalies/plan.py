@@ -23,7 +23,7 @@ import numpy as np
 from cityops.domain.city import CityPack, DeviceKind
 from cityops.domain.scenarios import spec
 from cityops.sim.anomalies.city import CityView
-from cityops.sim.anomalies.makers import Anomaly, Env, Maker, maker_for, rest_s
+from cityops.sim.anomalies.makers import Anomaly, Env, Maker, maker_for
 from cityops.sim.anomalies.overlap import Overlap
 from cityops.sim.anomalies.shapes import Track
 from cityops.sim.models import CIRCULAR, DECIMALS
@@ -206,10 +206,15 @@ class AnomalyPlan:
                 continue
             own = {ref for ref, _ in anomaly.labels}
             verdict = self.env.overlap.check(track, track.start, own)
-            if verdict.maybe:
+            new = [c for c in verdict.certain if c not in anomaly.labels]
+            # Companions found only now, with the device's real level, may complete a
+            # composite with another anomaly nearby: call it off before it changes anything.
+            if verdict.maybe or (new and self.env.joins(
+                    {ref for ref, _ in anomaly.labels + new},
+                    [t.device for t in anomaly.tracks], own={anomaly.number})):
                 cancel.append(anomaly)
             else:
-                anomaly.labels += [c for c in verdict.certain if c not in anomaly.labels]
+                anomaly.labels += new
         for anomaly in cancel:
             if anomaly in self.running:
                 self.running.remove(anomaly)
@@ -278,8 +283,9 @@ class AnomalyPlan:
                 out += [Label(rule, subject, start, end, anomaly.number)
                         for rule, subject in anomaly.labels]
                 for track in anomaly.tracks:
-                    self.env.busy.release([track.device],
-                                          anomaly.end + rest_s(self._kinds[track.kind]))
+                    self.env.busy.release([track.device], anomaly.end + self.env.settle_s(
+                        anomaly, self._kinds[track.kind]))
+                self.env.ended(anomaly)
             else:
                 still.append(anomaly)
         self.running[:] = still
