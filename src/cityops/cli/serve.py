@@ -38,6 +38,9 @@ def serve(
                                       help="HMAC secret of the webhook notifier."),
     street_network: Path = typer.Option(None, "--street-network", help="OSM .pbf extract: "
                                         "propose field staff by travel time on its streets."),
+    scenarios: list[Path] = typer.Option([], "--scenarios", help="A folder of the city's own "
+                                         "scenario packs (repeatable), besides the built-in "
+                                         "ones."),
     log_level: str = typer.Option("warning", "--log-level"),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
@@ -58,12 +61,16 @@ def serve(
     remember(data, url)
     if street_network is not None and not street_network.is_file():
         raise fail(f"--street-network {street_network} is not a file (an OSM .pbf extract)")
+    for folder in scenarios:
+        if not folder.is_dir():
+            raise fail(f"--scenarios {folder} is not a folder of scenario packs")
     settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync,
-                        notify_url=notify, street_network=street_network)
+                        notify_url=notify, street_network=street_network,
+                        scenario_dirs=list(scenarios))
     try:
         notifier = open_notifier(notify, **({"secret": notify_secret} if notify_secret else {}))
         node = Node(pack, settings, notifier=notifier)
-    except ValueError as exc:
+    except ValueError as exc:  # a bad pack, scenario folder or notifier URL, named
         raise fail(str(exc)) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                                                         "%(message)s")
