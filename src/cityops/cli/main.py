@@ -20,10 +20,12 @@ def _mount_optional() -> None:
     from cityops.cli.bench import bench_app
     from cityops.cli.city import city_app
     from cityops.cli.demo import demo
+    from cityops.cli.replay import replay_app
     from cityops.cli.simulate import register
 
     app.add_typer(city_app, name="city")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(replay_app, name="replay")
     app.command("demo")(demo)
     register(app)
 

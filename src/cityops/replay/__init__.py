@@ -1,0 +1,1 @@
+"""Replays of real records through the node's own doors (`cityops replay ...`)."""
