@@ -3,6 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The web pages' libraries (MapLibre GL JS, uPlot), pinned in web/package-lock.json; npm ci
+# copies their dist files into src/cityops/web/static/vendor/ (web/vendor.mjs).
+WEBSTAMP := web/node_modules/.installed
 PACK := var/packs/pudong
 DATA := var/demo
 PORT ?= 8080
@@ -16,7 +19,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[all]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(WEBSTAMP): web/package.json web/package-lock.json web/vendor.mjs
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEBSTAMP)
+
+# The browser tests drive Debian's Chromium; it is installed only when missing (needs root).
+/usr/bin/chromium:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	else echo "Chromium is missing: sudo apt-get install chromium (the browser tests need it)"; fi
+
+install: $(STAMP) $(WEBSTAMP) /usr/bin/chromium
 
 demo: install
 	$(BIN)/cityops demo --pack $(PACK) --data $(DATA) --port $(PORT) --rate $(RATE)
