@@ -90,6 +90,7 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/staff", staff.list_staff),
         Route("/api/v1/staff/{staff_id}/status", staff.put_staff_status, methods=["PUT"]),
         Route("/api/v1/categories", incidents.list_categories),
+        Route("/api/v1/act/stats", incidents.act_stats),
         Route("/api/v1/evaluation", evaluation.get_evaluation),
         Route("/api/v1/dead-letters", ops.dead_letters),
         Route("/api/v1/history/count", ops.history_count),

@@ -303,3 +303,13 @@ async def list_categories(request: Request) -> Response:
     await principal(request, READ | {Role.CITIZEN})
     desk = desk_of(request)
     return json_response({"items": [msgspec.to_builtins(c) for c in desk.rules.categories]})
+
+
+async def act_stats(request: Request) -> Response:
+    """The desk's counters and the dispatch latency (alert published -> every work order
+    created and its notification handed to the notifier)."""
+    from cityops.domain.access import READ_OPERATIONS
+
+    await principal(request, READ_OPERATIONS)
+    desk_of(request)
+    return json_response(request.app.state.node.act.summary())

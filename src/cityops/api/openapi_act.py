@@ -126,6 +126,9 @@ def act_paths(components: dict[str, Any]) -> dict[str, Any]:
             "summary": "Set a field person's status", "parameters": [p("staff_id")],
             "requestBody": json_body(status_body),
             "responses": responses(("200", "Status", OBJ), "400", "401", "403", "404")}},
+        "/api/v1/act/stats": {"get": {
+            "summary": "Incident desk counters and dispatch latency p50/p99",
+            "responses": responses(("200", "Stats", OBJ), "401", "403", "503")}},
         "/api/v1/categories": {"get": {
             "summary": "The city's case categories",
             "responses": responses(("200", "Categories", OBJ), "401", "403", "503")}},
