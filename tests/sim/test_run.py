@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
+from cityops.domain.kinds import BUILTIN_KINDS
 from cityops.domain.readings import US
 from cityops.domain.registry import DeviceRegistry
 from cityops.ingest.deadletters import DeadLetterSink
@@ -18,6 +19,7 @@ from cityops.ingest.mqtt import MqttIntake
 from cityops.ingest.pipeline import IngestResult
 from cityops.ingest.validate import to_batch
 from cityops.packs.format import save_pack
+from cityops.sim.pacing import batch_for_rate
 from cityops.sim.run import SimulationReport, simulate
 from cityops.sim.senders import Outcome, TargetRefused
 from cityops.store.memory import MemoryStore
@@ -195,3 +197,122 @@ def test_cli_reports_an_unreachable_server_in_one_line(tmp_path, make_pack):
     assert result.exit_code == 2
     assert f"cannot reach http://127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output
+
+
+# -- the report adds up: every reading made is accepted, rejected, failed or unsent ----------
+
+
+def _balanced(report: SimulationReport) -> None:
+    assert report.sent == report.accepted + report.rejected, report
+    assert report.made == report.sent + report.failed + report.unsent, report
+    assert report.made == report.accepted + report.rejected + report.failed + report.unsent
+
+
+class CountingSender(RecordingSender):
+    """Counts the readings really in each payload, and answers for them as a node would."""
+
+    def __init__(self, concurrency: int = 2, refuse_after: int | None = None) -> None:
+        super().__init__(concurrency, refuse_after)
+        self.delivered = 0
+        self.wild = 0
+        self.kinds = BUILTIN_KINDS
+
+    async def send(self, payload, n):
+        if self.refuse_after is not None and len(self.batches) >= self.refuse_after:
+            raise TargetRefused("the node refused the key (401)")
+        rows = msgspec.json.decode(payload)
+        assert len(rows) == n  # what the run says it sends is what it sends
+        await asyncio.sleep(0)
+        self.batches.append(n)
+        self.delivered += n
+        # Out-of-range readings (the plan's garbage) are refused by a node.
+        wild = sum(1 for r in rows if r.get("value") is not None
+                   and r["value"] > self.kinds[r["device_id"].rsplit("-", 1)[0]].primary.max)
+        self.wild += wild
+        return Outcome(sent=n, accepted=n - wild, rejected=wild)
+
+
+async def test_readings_an_anomaly_withholds_or_adds_are_not_counted_as_sent(make_pack):
+    """A silent device sends nothing and a broken one sends extra readings: the run counts the
+    readings that went out, and says how many the plan withheld and added."""
+    from cityops.scenarios.loader import load_scenarios
+    from cityops.sim.anomalies import AnomalyPlan
+
+    pack = make_pack()
+    clock = FakeClock()
+    wall = lambda: 1.7e9 + clock.now  # noqa: E731
+    plan = AnomalyPlan(pack, load_scenarios(kinds=pack.kinds), 3, wall(), 0.0)
+    plan.start("device_health.offline_noise", wall())
+    plan.start("device_health.out_of_range", wall())
+    sender = CountingSender()
+    report = await simulate(pack, sender, rate=50, duration=1500, batch_size=50, seed=3,
+                            clock=clock, sleep=clock.sleep, wall=wall, plan=plan)
+    assert report.planned == 75_000
+    assert report.withheld > 0 and report.added > 0
+    assert report.made == report.planned - report.withheld + report.added
+    assert report.sent == sender.delivered == report.made
+    assert report.rejected == sender.wild > 5
+    _balanced(report)
+
+
+async def test_batches_given_up_or_refused_whole_are_counted(make_pack, node):
+    """Five server errors give a batch up (failed); a 400 refuses one whole (sent, rejected);
+    429 and 503 are waited out and sent again (retried, then accepted)."""
+    from cityops.sim.senders import HttpSender
+
+    node.script = ([(500, {})] * 5 + [(400, {})] + [(429, {"Retry-After": "0"}),
+                                                    (503, {"Retry-After": "0"})])
+
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    sender = HttpSender(node.url, "device-key", concurrency=1, sleep=no_wait)
+    report = await simulate(make_pack(), sender, rate=4000, duration=0.5, batch_size=500,
+                            seed=2)
+    batch = batch_for_rate(4000, 500)
+    assert report.made == 2000
+    assert report.failed == batch and report.rejected == batch
+    assert report.accepted == 2000 - 2 * batch
+    assert report.retried == 4 + 2 and report.errors == 5
+    _balanced(report)
+
+
+async def test_a_batch_the_target_refuses_is_counted_failed(make_pack):
+    clock = FakeClock()
+    sender = CountingSender(concurrency=4, refuse_after=3)
+    reports: list[SimulationReport] = []
+    with pytest.raises(TargetRefused):
+        await simulate(make_pack(), sender, rate=1000, duration=10.0, batch_size=100,
+                       clock=clock, sleep=clock.sleep, progress_cb=reports.append)
+    report = reports[-1]
+    assert report.accepted == 300 and report.failed >= 100
+    _balanced(report)
+
+
+class StallingSender(CountingSender):
+    """Answers two batches, then never answers again."""
+
+    def __init__(self) -> None:
+        super().__init__(concurrency=3)
+        self.waiting = 0
+
+    async def send(self, payload, n):
+        if len(self.batches) >= 2:
+            self.waiting += 1
+            await asyncio.Event().wait()
+        return await super().send(payload, n)
+
+
+async def test_batches_in_flight_when_a_run_is_stopped_are_counted_unsent(make_pack):
+    sender = StallingSender()
+    reports: list[SimulationReport] = []
+    run = asyncio.create_task(simulate(make_pack(), sender, rate=1000, duration=10.0,
+                                       batch_size=100, progress_cb=reports.append))
+    while sender.waiting < 3:
+        await asyncio.sleep(0.01)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    report = reports[-1]
+    assert report.accepted == 200 and report.unsent == 300
+    _balanced(report)

@@ -17,18 +17,27 @@ from cityops.sim.simulator import Simulator
 
 @dataclass(slots=True)
 class SimulationReport:
+    """What a run did with its readings. Every reading made ends up in exactly one of
+    accepted, rejected, failed and unsent: `made == sent + failed + unsent` and
+    `sent == accepted + rejected` (as far as the target's answers add up)."""
+
     planned: int | None  # readings the run was asked for (None: until cancelled)
-    made: int = 0  # generated and handed to the sender
-    sent: int = 0  # delivered (HTTP 2xx, or acknowledged by the MQTT broker)
-    accepted: int = 0
+    made: int = 0  # put in payloads and handed to the sender
+    sent: int = 0  # delivered and answered for (HTTP 2xx or 4xx, or acknowledged by MQTT)
+    accepted: int = 0  # duplicates included
     duplicates: int = 0
-    rejected: int = 0
+    rejected: int = 0  # refused one by one, or in a batch refused whole
+    failed: int = 0  # in batches given up: server errors, or the target lost
+    unsent: int = 0  # made but still in flight when the run was stopped
     retried: int = 0
     errors: int = 0
     elapsed_s: float = 0.0
     rejections: list[str] = field(default_factory=list)  # a few examples
     anomalies: int = 0  # injected anomalies that ran to their end (and were labelled)
     labels: int = 0  # labels written for them: one per rule each sets off
+    # With an anomaly plan, made = planned - withheld + added (for a run that ran its course).
+    withheld: int = 0  # readings of devices an anomaly silenced
+    added: int = 0  # readings an anomaly added
 
     @property
     def rate(self) -> float:
@@ -40,6 +49,7 @@ class SimulationReport:
         self.accepted = outcome.accepted
         self.duplicates = outcome.duplicates
         self.rejected = outcome.rejected
+        self.failed = outcome.failed
         self.retried = outcome.retried
         self.errors = outcome.errors
         self.rejections = list(outcome.rejections)
@@ -90,21 +100,31 @@ async def simulate(
     failures: list[BaseException] = []
     started = clock()
     last_progress = -1e9
+    unsent = 0
 
     def progress(force: bool = False) -> None:
         nonlocal last_progress
         now = clock()
         report.elapsed_s = now - started
         report.absorb(totals)
+        report.unsent = unsent
+        if plan is not None:
+            report.withheld, report.added = plan.withheld, plan.added
         if progress_cb is not None and (force or now - last_progress >= progress_every_s):
             last_progress = now
             progress_cb(report)
 
     async def deliver(payload, n: int) -> None:
+        nonlocal unsent
         try:
             totals.add(await sender.send(payload, n))
         except TargetError as exc:
+            totals.add(exc.outcome or Outcome())
+            totals.failed += n
             failures.append(exc)
+        except asyncio.CancelledError:
+            unsent += n  # the run was stopped with this batch unanswered
+            raise
         finally:
             slots.release()
             progress()
@@ -120,17 +140,24 @@ async def simulate(
     else:
         simulator = AnomalousSimulator(pack, seed, wall(), plan=plan, on_labels=labelled)
     await sender.open()
+    taken = 0  # readings asked of the simulator; a plan makes a few more or fewer
     try:
-        while not failures and (planned is None or report.made < planned):
-            n = batch if planned is None else min(batch, planned - report.made)
+        while not failures and (planned is None or taken < planned):
+            n = batch if planned is None else min(batch, planned - taken)
             await pacer.take(n)
             await slots.acquire()
             if failures:
                 slots.release()
                 break
+            before = simulator.made
             payload = sender.payload(simulator, n, wall())
-            report.made += n
-            task = asyncio.create_task(deliver(payload, n))
+            taken += n
+            made = simulator.made - before
+            report.made += made
+            if not made:
+                slots.release()
+                continue
+            task = asyncio.create_task(deliver(payload, made))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
         if in_flight:

@@ -42,7 +42,10 @@ SAMPLE_REJECTIONS = 5
 
 class TargetError(Exception):
     """The target cannot be used: a bad URL, a server that is not there, a refused key.
-    The message is one line meant for the person running the simulator."""
+    The message is one line meant for the person running the simulator. `outcome`: what the
+    attempts at the batch that ran into it came to (retries, errors), when there were any."""
+
+    outcome: Outcome | None = None
 
 
 class TargetUnreachable(TargetError):
@@ -57,10 +60,13 @@ class TargetRefused(TargetError):
 class Outcome:
     """What became of readings sent (summed over batches)."""
 
-    sent: int = 0  # delivered to the target (HTTP answered 2xx, or MQTT broker acknowledged)
+    # Readings delivered and answered for: accepted or rejected one by one (HTTP 2xx), refused
+    # whole (HTTP 4xx), or acknowledged by the MQTT broker. sent == accepted + rejected.
+    sent: int = 0
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    failed: int = 0  # readings of batches given up after repeated server errors
     retried: int = 0  # batches sent again after 429/503 or a transient failure
     errors: int = 0  # failed attempts (connection lost, server errors) and batches given up
     rejections: list[str] = field(default_factory=list)  # a few examples, for the operator
@@ -70,6 +76,7 @@ class Outcome:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.failed += other.failed
         self.retried += other.retried
         self.errors += other.errors
         room = SAMPLE_REJECTIONS - len(self.rejections)
@@ -184,8 +191,15 @@ class HttpSender:
         return sim.next_batch(n, now_ts)
 
     async def send(self, payload: bytes, n: int) -> Outcome:
-        assert self._client is not None, "open() the sender first"
         out = Outcome()
+        try:
+            return await self._send(payload, n, out)
+        except TargetError as exc:
+            exc.outcome = out
+            raise
+
+    async def _send(self, payload: bytes, n: int, out: Outcome) -> Outcome:
+        assert self._client is not None, "open() the sender first"
         backoff = Backoff(give_up_s=self.give_up_s)
         server_errors = 0
         while True:
@@ -225,6 +239,7 @@ class HttpSender:
                 raise TargetRefused(f"{self.url} says the batch is too large (413): lower --batch")
             if 400 <= status < 500:
                 # The node read the body and refused it whole; sending it again will not help.
+                out.sent += n
                 out.rejected += n
                 out.rejections.append(f"{status}: {_detail(response)}")
                 return out
@@ -232,6 +247,7 @@ class HttpSender:
             out.errors += 1
             if server_errors >= 5:
                 log.warning("giving up a batch of %d after %d server errors", n, server_errors)
+                out.failed += n
                 return out
             out.retried += 1
             await self.sleep(min(0.25 * 2**server_errors, 5.0))
@@ -337,6 +353,13 @@ class MqttSender:
 
     async def send(self, payload: list[tuple[str, bytes]], n: int) -> Outcome:
         out = Outcome()
+        try:
+            return await self._send(payload, n, out)
+        except TargetError as exc:
+            exc.outcome = out
+            raise
+
+    async def _send(self, payload: list[tuple[str, bytes]], n: int, out: Outcome) -> Outcome:
         backoff = Backoff(give_up_s=self.give_up_s)
         while True:
             client = self._client

@@ -107,6 +107,9 @@ class Simulator:
         self._schedule = RoundRobin(cat(periods) if periods else np.empty(0), seed)
         self._last_ts = self.start_ts
         self._encoder = msgspec.json.Encoder()
+        # Readings really made: an anomaly plan may withhold some of the `n` asked for, or
+        # add some, so senders count these, not `n`.
+        self.made = 0
 
     @property
     def device_count(self) -> int:
@@ -157,6 +160,7 @@ class Simulator:
                     Reading(i, t, None, dict(zip(names, row)))
                     for i, t, row in zip(idl, tsl, values.tolist())
                 )
+        self.made += len(out)
         return out
 
     def _wire(self, n: int, now_ts: float) -> list:
@@ -169,6 +173,7 @@ class Simulator:
             else:
                 vals = group.values
                 out.extend(map(wire, idl, tsl, [vals(*row) for row in values.tolist()]))
+        self.made += len(out)
         return out
 
     def next_batch(self, n: int, now_ts: float) -> bytes:

@@ -108,6 +108,8 @@ class AnomalyPlan:
         self.labels: list[Label] = []  # every label returned so far
         self.started = 0
         self.cancelled = 0  # called off when the devices' own levels made them ambiguous
+        self.withheld = 0  # readings of silent devices taken out of the stream
+        self.added = 0  # readings added where a device in an anomaly was due one
         self._next_due = self.start_ts + (60.0 / self.rate_per_min if self.rate_per_min > 0
                                           else math.inf)
         self._number = 0
@@ -237,6 +239,7 @@ class AnomalyPlan:
             if shape.silent:
                 keep[rows] = False
                 track.changed += rows.size
+                self.withheld += rows.size
                 continue
             if shape.keeps_natural:
                 track.natural = max(track.natural, float(group.ts[rows].max()))
@@ -269,6 +272,7 @@ class AnomalyPlan:
             track.made += 1
         if not ids:
             return
+        self.added += len(ids)
         group = KindRows(kind, np.array(ids, dtype=object), np.full(len(ids), ts),
                          np.array(values, dtype=np.float64))
         _round(group, self._kinds[kind])
