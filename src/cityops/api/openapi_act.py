@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from cityops.api.field import PositionIn
 from cityops.api.incidents import ActionBody, NewIncident
 from cityops.api.openapi_parts import CURSOR, LIMIT, json_body, list_of, p, q, responses
 from cityops.api.staff import StatusBody
@@ -37,6 +38,7 @@ def act_paths(components: dict[str, Any]) -> dict[str, Any]:
                     "schema": {"enum": ORDER_ACTIONS}}
     moves = ("400", "401", "403", "404", "409", "503")
     return {
+        **see_paths(components),
         "/api/v1/alerts": {"get": {
             "summary": "Alerts raised by detection, newest first",
             "parameters": [q("scenario", "Scenario pack name"), q("area", "Area code"),
@@ -138,4 +140,64 @@ def act_paths(components: dict[str, Any]) -> dict[str, Any]:
                            q("group_by", "department, area or category",
                              {"enum": ["department", "area", "category"]})],
             "responses": responses(("200", "Figures", OBJ), "400", "401", "403")}},
+    }
+
+
+def _page(summary: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "security": [], "responses": {
+        "200": {"description": "The page (it asks for a key and reads the API with it)",
+                "content": {"text/html": {"schema": {"type": "string"}}}},
+        "503": {"description": "The pinned browser libraries are not installed "
+                               "(run make install)",
+                "content": {"text/html": {"schema": {"type": "string"}}}}}}}
+
+
+def see_paths(components: dict[str, Any]) -> dict[str, Any]:
+    """The views: the live feed, the field page's position and photos, and the pages."""
+    (position_in,), more = msgspec.json.schema_components(
+        [PositionIn], ref_template="#/components/schemas/{name}")
+    components.update(more)
+    photo = {"type": "object", "required": ["url"],
+             "properties": {"url": {"type": "string"}, "bytes": {"type": "integer"},
+                            "type": {"type": "string"}}}
+    images = {m: {"schema": {"type": "string", "format": "binary"}}
+              for m in ("image/jpeg", "image/png", "image/webp")}
+    return {
+        "/api/v1/live": {"get": {
+            "summary": "Live updates as server-sent events: a `snapshot` of everything in the "
+                       "key's scope, then `delta` events with only what changed (incidents, "
+                       "alerts raised and cleared, positions that moved as integers of 1e-5 "
+                       "degree, staff statuses, KPI values), at most a few per second; a "
+                       "client too slow to keep up is sent a new snapshot, and the updates "
+                       "it lost are counted in the snapshot's `dropped`",
+            "responses": {**responses(("200", "The event stream", None), "401", "403", "503"),
+                          "200": {"description": "The event stream", "content": {
+                              "text/event-stream": {"schema": {"type": "string"}}}}}}},
+        "/api/v1/areas.geojson": {"get": {
+            "summary": "Every area the key may see, as one GeoJSON FeatureCollection (polygons "
+                       "simplified for display; `label` is a point inside each)",
+            "parameters": [q("level", "district, town or village")],
+            "responses": responses(("200", "FeatureCollection", OBJ), "400", "401", "403")}},
+        "/api/v1/staff/me/position": {"post": {
+            "summary": "A field key reports its person's position (from the phone): stored as "
+                       "a reading of the person's GPS device",
+            "requestBody": json_body(position_in),
+            "responses": responses(("202", "Stored", OBJ), "400", "401", "403", "404", "422",
+                                   "429", "503")}},
+        "/api/v1/work-orders/{order_id}/photos": {"post": {
+            "summary": "Upload an evidence photo (JPEG, PNG or WebP, at most 8 MiB); pass the "
+                       "answer's url in `finish` photos",
+            "parameters": [p("order_id")],
+            "requestBody": {"required": True, "content": images},
+            "responses": {**responses(("201", "Stored", photo), "400", "401", "403", "404",
+                                      "409", "413"),
+                          "415": {"description": "Not a JPEG, PNG or WebP image"}}}},
+        "/api/v1/work-orders/{order_id}/photos/{name}": {"get": {
+            "summary": "One evidence photo of a work order",
+            "parameters": [p("order_id"), p("name")],
+            "responses": {**responses(("200", "The photo", None), "401", "403", "404"),
+                          "200": {"description": "The photo", "content": images}}}},
+        "/screen": _page("The big screen (1920x1080 wall)"),
+        "/console": _page("The operator console"),
+        "/field": _page("The field staff page (phones)"),
     }

@@ -1,0 +1,85 @@
+"""The web pages: /screen (the wall), /console (operators) and /field (phones).
+
+They are static HTML, CSS and ES modules from `cityops/web/`, with the browser libraries under
+`/static/vendor/` (MapLibre GL JS and uPlot, pinned in `web/package.json`; `make install` runs
+`npm ci` there, whose postinstall copies their dist files into `cityops/web/static/vendor/`,
+inside the Python package, so an installed wheel built after that carries them too).
+
+Nothing is loaded from another host: the base map is the city's own area polygons, and the
+Content-Security-Policy sent with every page forbids any other origin, except the tile server
+named by `CITYOPS_TILE_URL` when one is configured (raster tiles `https://HOST/{z}/{x}/{y}.png`).
+The pages hold no data and need no key; everything they show comes from the API with the key
+the person signs in with (kept in sessionStorage, sent as `Authorization: Bearer`).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+STATIC = WEB / "static"
+VENDOR = STATIC / "vendor"
+# What the pages import; a node started without them says how to get them.
+VENDOR_FILES = ("maplibre-gl.mjs", "maplibre-gl-worker.mjs", "maplibre-gl.css",
+                "uPlot.esm.js", "uPlot.min.css")
+
+MISSING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CityOps</title>
+<style>body{font:18px/1.5 system-ui,sans-serif;background:#0b1220;color:#e6edf3;margin:3rem}
+code{background:#1c2636;padding:.1rem .4rem;border-radius:4px}</style></head><body>
+<h1>The web pages' libraries are not installed</h1>
+<p>Missing in <code>%s</code>: %s.</p>
+<p>Run <code>make install</code> (it runs <code>npm ci</code> in <code>web/</code>, which copies
+MapLibre GL JS and uPlot there from the pinned npm packages), then reload.</p></body></html>"""
+
+
+def tile_url(node) -> str:
+    return (getattr(node.settings, "tile_url", None) or os.environ.get("CITYOPS_TILE_URL")
+            or "").strip()
+
+
+def _csp(tiles: str) -> str:
+    extra = ""
+    if tiles:
+        parts = urlsplit(tiles)
+        extra = f" {parts.scheme}://{parts.netloc}"
+    return ("default-src 'self'; script-src 'self'; worker-src 'self' blob:; "
+            "child-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; "
+            "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'")
+
+
+_templates: dict[str, str] = {}
+
+
+def _page(name: str, request: Request) -> HTMLResponse:
+    missing = [f for f in VENDOR_FILES if not (VENDOR / f).is_file()]
+    if missing:
+        return HTMLResponse(MISSING % (html.escape(str(VENDOR)), ", ".join(missing)), 503)
+    text = _templates.get(name)
+    if text is None:
+        text = _templates[name] = (WEB / f"{name}.html").read_text(encoding="utf-8")
+    node = request.app.state.node
+    tiles = tile_url(node)
+    body = (text.replace("{{city}}", html.escape(node.pack.info.name))
+            .replace("{{tiles}}", html.escape(tiles, quote=True)))
+    return HTMLResponse(body, headers={"Content-Security-Policy": _csp(tiles),
+                                       "Cache-Control": "no-cache",
+                                       "Referrer-Policy": "no-referrer"})
+
+
+async def screen(request: Request) -> HTMLResponse:
+    return _page("screen", request)
+
+
+async def console(request: Request) -> HTMLResponse:
+    return _page("console", request)
+
+
+async def field(request: Request) -> HTMLResponse:
+    return _page("field", request)

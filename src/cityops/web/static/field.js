@@ -1,0 +1,200 @@
+// The field page: my work orders on a phone, and where I am when I allow it.
+import { api, signIn, LiveStream, el, relative, toast, STATUS_LABEL } from "/static/common.js";
+
+const state = { me: null, person: null, orders: [], position: null, lastSent: 0, watch: null, busy: new Set() };
+window.cityops = { state };
+const SEND_EVERY_MS = 10000; // a fix at most this often: enough for the nearest-staff proposal
+
+async function main() {
+  const me = await signIn("CityOps · Field", ["field"]);
+  state.me = me;
+  const staff = await api("/api/v1/staff");
+  state.person = staff.items.find((p) => p.id === me.name) || { id: me.name, name: me.name, department: "", status: "available" };
+  document.getElementById("me-name").textContent = state.person.name;
+  document.getElementById("me-dept").textContent = `${state.person.id} · ${state.person.department.replace(/_/g, " ")}`;
+  const status = document.getElementById("my-status");
+  status.value = state.person.status;
+  status.addEventListener("change", () => setStatus(status.value));
+  document.getElementById("share").addEventListener("click", share);
+  if (navigator.permissions) {
+    try {
+      const p = await navigator.permissions.query({ name: "geolocation" });
+      if (p.state === "granted") share();
+    } catch { /* ask on the button only */ }
+  }
+  await load();
+  new LiveStream({ onSnapshot: () => load(), onDelta: (d) => { if (d.incidents) load(); },
+    onState: (s) => { document.getElementById("conn").textContent = s === "live" ? "● live" : "○ offline"; } }).start();
+  setInterval(load, 20000);
+}
+
+async function load() {
+  try {
+    const r = await api("/api/v1/work-orders?mine=true");
+    state.orders = r.items;
+    render();
+  } catch (e) {
+    toast(e.readable || String(e));
+  }
+}
+
+function mine(o) { return o.assignee === state.me.name; }
+function offered(o) { return o.offer && o.offer.staff_id === state.me.name && !mine(o); }
+
+function render() {
+  const box = document.getElementById("orders");
+  if (!state.orders.length) {
+    box.replaceChildren(el("p", { class: "quiet", text: "No work orders for you right now." }));
+    return;
+  }
+  const now = Date.now() / 1000;
+  box.replaceChildren(...state.orders.map((o) => {
+    const inc = o.incident;
+    const due = o.status === "dispatched" ? (o.offer ? o.offer.ack_due : o.accept_due) : o.finish_due;
+    const card = el("article", { class: `order ${o.status} ${inc.urgency}`, "data-order": o.id },
+      el("div", { class: "top" }, el("span", { class: `urg ${inc.urgency}`, text: inc.urgency }),
+        el("span", { class: "st", text: offered(o) ? "offered to you" : o.progress ? o.progress.replace("_", " ") : o.status.replace("_", " ") })),
+      el("h2", { text: inc.title || inc.category }),
+      el("p", { class: "meta", text: `${inc.category} · ${o.department.replace(/_/g, " ")}` }),
+      el("p", { class: "meta", text: [due ? `due ${relative(due, now)}` : null, distanceText(inc)].filter(Boolean).join(" · ") }),
+      el("div", { class: "buttons" }, ...buttons(o)));
+    return card;
+  }));
+}
+
+function distanceText(inc) {
+  if (!state.position || inc.lat === null) return `at ${inc.lat?.toFixed(4)}, ${inc.lon?.toFixed(4)}`;
+  const [lat, lon] = state.position;
+  const r = 6371000, k = Math.PI / 180;
+  const a = Math.sin(((inc.lat - lat) * k) / 2) ** 2 + Math.cos(lat * k) * Math.cos(inc.lat * k) * Math.sin(((inc.lon - lon) * k) / 2) ** 2;
+  const d = 2 * r * Math.asin(Math.sqrt(a));
+  return d < 1000 ? `${Math.round(d)} m away` : `${(d / 1000).toFixed(1)} km away`;
+}
+
+function buttons(o) {
+  const out = [];
+  const b = (label, cls, fn) => el("button", { class: cls, "data-action": label.toLowerCase().replace(/ /g, "_"),
+    disabled: state.busy.has(o.id), onclick: fn }, label);
+  if (offered(o)) out.push(b("Accept", "primary", () => move(o, "acknowledge")));
+  else if (mine(o) && o.status === "dispatched") out.push(b("Accept", "primary", () => move(o, "accept")));
+  if (mine(o) && o.status === "accepted") {
+    if (o.progress !== "en_route" && o.progress !== "on_site") out.push(b("En route", "primary", () => progress(o, "en_route")));
+    if (o.progress !== "on_site") out.push(b("On site", o.progress === "en_route" ? "primary" : "", () => progress(o, "on_site")));
+    out.push(b("Done", o.progress === "on_site" ? "primary" : "", (ev) => finishForm(o, ev.target.closest("article"))));
+  }
+  if (o.status === "park_requested") out.push(el("span", { class: "quiet", text: "Postponement asked; waiting for the centre" }));
+  return out;
+}
+
+async function move(o, action, body = {}) {
+  state.busy.add(o.id);
+  render();
+  try {
+    await api(`/api/v1/work-orders/${encodeURIComponent(o.id)}/actions/${action}`, { method: "POST", body });
+    toast(action === "acknowledge" || action === "accept" ? "Accepted" : "Saved", "ok");
+    return true;
+  } catch (e) {
+    toast(e.readable || String(e));
+    return false;
+  } finally {
+    state.busy.delete(o.id);
+    await load();
+  }
+}
+
+async function progress(o, step) {
+  if (await move(o, "progress", { progress: step })) await setStatus(step, true);
+}
+
+async function setStatus(value, quiet) {
+  try {
+    await api(`/api/v1/staff/${encodeURIComponent(state.me.name)}/status`, { method: "PUT", body: { status: value } });
+    document.getElementById("my-status").value = value;
+    if (!quiet) toast(`You are ${value.replace("_", " ")}`, "ok");
+  } catch (e) {
+    toast(e.readable || String(e));
+  }
+}
+
+function finishForm(o, card) {
+  const form = document.getElementById("finish-form").content.firstElementChild.cloneNode(true);
+  card.querySelector(".buttons").replaceWith(form);
+  form.querySelector(".cancel").addEventListener("click", render);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const error = form.querySelector(".error");
+    const submit = form.querySelector("button[type=submit]");
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      const photos = [];
+      const file = form.photo.files[0];
+      if (file) {
+        error.textContent = "Sending the photo…";
+        const blob = await shrink(file);
+        const r = await api(`/api/v1/work-orders/${encodeURIComponent(o.id)}/photos`, { method: "POST",
+          body: blob, raw: true, headers: { "Content-Type": blob.type } });
+        photos.push(r.url);
+      }
+      await api(`/api/v1/work-orders/${encodeURIComponent(o.id)}/actions/finish`, { method: "POST",
+        body: { note: form.note.value.trim(), photos } });
+      await setStatus("available", true);
+      toast("Reported done", "ok");
+      await load();
+    } catch (e) {
+      error.textContent = e.readable || String(e);
+      submit.disabled = false;
+    }
+  });
+}
+
+// A phone photo is often 4-8 MB; 1600 px on the long side is plenty as evidence and goes
+// through a weak signal. Images the browser cannot decode are sent as they are.
+async function shrink(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+    if (scale === 1 && file.size < 1.5e6) return file;
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    return await new Promise((ok) => canvas.toBlob((b) => ok(b || file), "image/jpeg", 0.85));
+  } catch {
+    return file;
+  }
+}
+
+function share() {
+  const text = document.getElementById("where-text");
+  if (!navigator.geolocation) { text.textContent = "This browser cannot tell where you are"; return; }
+  if (state.watch !== null) return;
+  text.textContent = "Finding your position…";
+  state.watch = navigator.geolocation.watchPosition(sendPosition, (err) => {
+    text.textContent = err.code === 1 ? "Position not shared (not allowed)" : `No position: ${err.message}`;
+    navigator.geolocation.clearWatch(state.watch);
+    state.watch = null;
+  }, { enableHighAccuracy: true, maximumAge: 5000, timeout: 30000 });
+  document.getElementById("share").hidden = true;
+}
+
+async function sendPosition(pos) {
+  const c = pos.coords;
+  state.position = [c.latitude, c.longitude];
+  const now = Date.now();
+  if (now - state.lastSent < SEND_EVERY_MS) return;
+  state.lastSent = now;
+  const text = document.getElementById("where-text");
+  try {
+    await api("/api/v1/staff/me/position", { method: "POST", body: { lat: c.latitude, lon: c.longitude,
+      accuracy: c.accuracy, speed: c.speed ?? undefined, heading: c.heading ?? undefined } });
+    text.textContent = `Position shared (±${Math.round(c.accuracy)} m) at ${new Date().toLocaleTimeString("en-GB")}`;
+  } catch (e) {
+    text.textContent = `Position not taken: ${e.message}`;
+  }
+}
+
+main().catch((e) => {
+  document.body.append(el("div", { class: "fatal", text: `The page could not start: ${e.readable || e.message}` }));
+  throw e;
+});

@@ -1,0 +1,323 @@
+// The city map: the pack's own area polygons as the base map (no tiles unless the node names a
+// tile server), three levels with drill-down, and fast point layers for the live objects.
+import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
+
+const STATE_FILL = { daily: "#14304f", special: "#5a4614", emergency: "#5c1a1f" };
+const STATE_LINE = { daily: "#3d7cc9", special: "#f0b429", emergency: "#ff5c5c" };
+
+export function mercator(lon, lat) {
+  const x = (lon + 180) / 360;
+  const s = Math.sin((lat * Math.PI) / 180);
+  const y = 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI);
+  return [x, y];
+}
+
+export function bboxOf(geometry) {
+  let [w, s, e, n] = [Infinity, Infinity, -Infinity, -Infinity];
+  const walk = (c) => {
+    if (typeof c[0] === "number") {
+      w = Math.min(w, c[0]); e = Math.max(e, c[0]); s = Math.min(s, c[1]); n = Math.max(n, c[1]);
+    } else c.forEach(walk);
+  };
+  walk(geometry.coordinates);
+  return [[w, s], [e, n]];
+}
+
+// Many moving dots drawn by one WebGL draw call: positions live in a Float32Array indexed by
+// the object's number on the server, so an update writes a few floats and uploads one buffer,
+// instead of rebuilding a GeoJSON source (which stalls at tens of thousands of points).
+export class PointsLayer {
+  constructor(id, { size = 7, square = false, outline = [8, 14, 24] } = {}) {
+    this.id = id;
+    this.type = "custom";
+    this.renderingMode = "2d";
+    this.size = size;
+    this.square = square;
+    this.outline = outline;
+    this.capacity = 0;
+    this.count = 0;
+    this.pos = new Float32Array(0);
+    this.color = new Uint8Array(0);
+    this.dirty = true;
+    this.onRender = null; // told at every frame drawn, to time updates to the screen
+    this.visible = true;
+  }
+
+  reserve(n) {
+    if (n <= this.capacity) return;
+    const cap = Math.max(n, this.capacity * 2, 64);
+    const pos = new Float32Array(cap * 2).fill(NaN);
+    pos.set(this.pos);
+    const color = new Uint8Array(cap * 4);
+    color.set(this.color);
+    this.pos = pos;
+    this.color = color;
+    this.capacity = cap;
+  }
+
+  set(i, lon, lat) {
+    if (i >= this.capacity) this.reserve(i + 1);
+    if (i >= this.count) this.count = i + 1;
+    if (lon === null || lat === null || lon === undefined) {
+      this.pos[2 * i] = NaN;
+      this.pos[2 * i + 1] = NaN;
+    } else {
+      const [x, y] = mercator(lon, lat);
+      this.pos[2 * i] = x;
+      this.pos[2 * i + 1] = y;
+    }
+  }
+
+  // Integer positions of 1e-5 degree, as the live feed sends them: the hot path.
+  setMany(index, lats, lons, q) {
+    let top = 0;
+    for (let k = 0; k < index.length; k++) if (index[k] > top) top = index[k];
+    if (top >= this.capacity) this.reserve(top + 1);
+    if (top >= this.count) this.count = top + 1;
+    const pos = this.pos;
+    const k180 = Math.PI / 180;
+    const k4pi = 1 / (4 * Math.PI);
+    for (let k = 0; k < index.length; k++) {
+      const i = index[k];
+      const s = Math.sin(lats[k] / q * k180);
+      pos[2 * i] = (lons[k] / q + 180) / 360;
+      pos[2 * i + 1] = 0.5 - Math.log((1 + s) / (1 - s)) * k4pi;
+    }
+  }
+
+  hide(i) {
+    if (i < this.capacity) { this.pos[2 * i] = NaN; this.pos[2 * i + 1] = NaN; }
+  }
+
+  paint(i, rgb, alpha = 255) {
+    if (i >= this.capacity) this.reserve(i + 1);
+    this.color.set([rgb[0], rgb[1], rgb[2], alpha], i * 4);
+  }
+
+  position(i) {
+    if (i >= this.count || Number.isNaN(this.pos[2 * i])) return null;
+    const x = this.pos[2 * i], y = this.pos[2 * i + 1];
+    const lon = x * 360 - 180;
+    const lat = (360 / Math.PI) * Math.atan(Math.exp((0.5 - y) * 2 * Math.PI)) - 90;
+    return [lon, lat];
+  }
+
+  changed() {
+    this.dirty = true;
+    if (this.map) this.map.triggerRepaint();
+  }
+
+  onAdd(map, gl) {
+    this.map = map;
+    const vs = `#version 300 es
+      uniform mat4 u_matrix; uniform float u_size;
+      in vec2 a_pos; in vec4 a_color; out vec4 v_color;
+      void main() {
+        if (isnan(a_pos.x) || a_color.a == 0.0) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); return; }
+        gl_Position = u_matrix * vec4(a_pos, 0.0, 1.0);
+        gl_PointSize = u_size; v_color = a_color;
+      }`;
+    const fs = `#version 300 es
+      precision mediump float; uniform float u_square; uniform vec3 u_outline;
+      in vec4 v_color; out vec4 color;
+      void main() {
+        vec2 c = gl_PointCoord * 2.0 - 1.0;
+        float d = u_square > 0.5 ? max(abs(c.x), abs(c.y)) : length(c);
+        if (d > 1.0) discard;
+        color = d > 0.7 ? vec4(u_outline, 1.0) : v_color;
+      }`;
+    const shader = (type, src) => {
+      const s = gl.createShader(type);
+      gl.shaderSource(s, src);
+      gl.compileShader(s);
+      if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(s));
+      return s;
+    };
+    const p = gl.createProgram();
+    gl.attachShader(p, shader(gl.VERTEX_SHADER, vs));
+    gl.attachShader(p, shader(gl.FRAGMENT_SHADER, fs));
+    gl.linkProgram(p);
+    this.program = p;
+    this.u = { matrix: gl.getUniformLocation(p, "u_matrix"), size: gl.getUniformLocation(p, "u_size"),
+      square: gl.getUniformLocation(p, "u_square"), outline: gl.getUniformLocation(p, "u_outline") };
+    this.a = { pos: gl.getAttribLocation(p, "a_pos"), color: gl.getAttribLocation(p, "a_color") };
+    this.posBuffer = gl.createBuffer();
+    this.colorBuffer = gl.createBuffer();
+  }
+
+  render(gl, args) {
+    if (this.onRender) this.onRender();
+    if (!this.visible || !this.count) return;
+    gl.useProgram(this.program);
+    gl.bindBuffer(gl.ARRAY_BUFFER, this.posBuffer);
+    if (this.dirty) gl.bufferData(gl.ARRAY_BUFFER, this.pos.subarray(0, this.count * 2), gl.DYNAMIC_DRAW);
+    gl.enableVertexAttribArray(this.a.pos);
+    gl.vertexAttribPointer(this.a.pos, 2, gl.FLOAT, false, 0, 0);
+    gl.bindBuffer(gl.ARRAY_BUFFER, this.colorBuffer);
+    if (this.dirty) gl.bufferData(gl.ARRAY_BUFFER, this.color.subarray(0, this.count * 4), gl.DYNAMIC_DRAW);
+    gl.enableVertexAttribArray(this.a.color);
+    gl.vertexAttribPointer(this.a.color, 4, gl.UNSIGNED_BYTE, true, 0, 0);
+    this.dirty = false;
+    const m = args.defaultProjectionData ? args.defaultProjectionData.mainMatrix : args.modelViewProjectionMatrix;
+    gl.uniformMatrix4fv(this.u.matrix, false, m);
+    const zoom = this.map.getZoom();
+    const scale = Math.max(0.6, Math.min(1.8, 0.6 + (zoom - 9) * 0.25));
+    gl.uniform1f(this.u.size, this.size * scale * (window.devicePixelRatio || 1));
+    gl.uniform1f(this.u.square, this.square ? 1 : 0);
+    gl.uniform3f(this.u.outline, this.outline[0] / 255, this.outline[1] / 255, this.outline[2] / 255);
+    gl.enable(gl.BLEND);
+    gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
+    gl.drawArrays(gl.POINTS, 0, this.count);
+    gl.disableVertexAttribArray(this.a.pos);
+    gl.disableVertexAttribArray(this.a.color);
+  }
+}
+
+export class CityMapView {
+  constructor(container, { tiles = "", onFocus = () => {}, interactive = true, labels = true } = {}) {
+    this.onFocus = onFocus;
+    this.labels = labels;
+    this.markers = [];
+    this.states = {};
+    const style = { version: 8, sources: {}, layers: [
+      { id: "bg", type: "background", paint: { "background-color": "#070d18" } }] };
+    if (tiles) {
+      style.sources.tiles = { type: "raster", tiles: [tiles], tileSize: 256 };
+      style.layers.push({ id: "tiles", type: "raster", source: "tiles",
+        paint: { "raster-opacity": 0.35, "raster-saturation": -0.8 } });
+    }
+    this.map = new maplibregl.Map({ container, style, center: [121.5, 31.2], zoom: 9,
+      attributionControl: false, interactive, dragRotate: false, pitchWithRotate: false,
+      fadeDuration: 0 });
+    this.ready = new Promise((ok) => this.map.on("load", ok));
+  }
+
+  async setAreas(fc) {
+    await this.ready;
+    this.features = new Map(fc.features.map((f) => [f.properties.code, f]));
+    this.children = new Map();
+    for (const f of fc.features) {
+      const p = f.properties.parent;
+      if (!this.children.has(p)) this.children.set(p, []);
+      this.children.get(p).push(f.properties.code);
+    }
+    const m = this.map;
+    m.addSource("areas", { type: "geojson", data: fc, promoteId: "code" });
+    const stateColor = (table, fallback) => ["match", ["coalesce", ["feature-state", "opstate"], "daily"],
+      "special", table.special, "emergency", table.emergency, fallback];
+    m.addLayer({ id: "areas-fill", type: "fill", source: "areas", filter: ["==", ["get", "parent"], "-"],
+      paint: { "fill-color": stateColor(STATE_FILL, STATE_FILL.daily),
+        "fill-opacity": ["case", ["boolean", ["feature-state", "hover"], false], 0.95, 0.7] } });
+    m.addLayer({ id: "areas-context", type: "line", source: "areas", filter: ["==", ["get", "level"], "town"],
+      paint: { "line-color": "#23344d", "line-width": 1 } });
+    m.addLayer({ id: "areas-line", type: "line", source: "areas", filter: ["==", ["get", "parent"], "-"],
+      paint: { "line-color": stateColor(STATE_LINE, "#3d6da8"), "line-width": 1.2 } });
+    m.addLayer({ id: "focus-line", type: "line", source: "areas", filter: ["==", ["get", "code"], "-"],
+      paint: { "line-color": "#9cc8ff", "line-width": 3 } });
+    let hovered = null;
+    m.on("mousemove", "areas-fill", (e) => {
+      const code = e.features[0] && e.features[0].properties.code;
+      if (code === hovered) return;
+      if (hovered) m.setFeatureState({ source: "areas", id: hovered }, { hover: false });
+      hovered = code;
+      if (code) m.setFeatureState({ source: "areas", id: code }, { hover: true });
+      m.getCanvas().style.cursor = "pointer";
+    });
+    m.on("mouseleave", "areas-fill", () => {
+      if (hovered) m.setFeatureState({ source: "areas", id: hovered }, { hover: false });
+      hovered = null;
+      m.getCanvas().style.cursor = "";
+    });
+    m.on("click", "areas-fill", (e) => {
+      const f = e.features[0];
+      if (f && f.properties.code !== this.focusCode) this.focus(f.properties.code);
+    });
+    const roots = fc.features.filter((f) => !f.properties.parent || !this.features.has(f.properties.parent));
+    this.root = roots.length ? roots[0].properties.code : null;
+    this.applyStates(this.states);
+  }
+
+  name(code) {
+    const f = this.features && this.features.get(code);
+    return f ? f.properties.name : code;
+  }
+
+  trail(code) {
+    const out = [];
+    let c = code;
+    while (c && this.features.has(c)) {
+      out.unshift({ code: c, name: this.name(c), level: this.features.get(c).properties.level });
+      c = this.features.get(c).properties.parent;
+    }
+    return out;
+  }
+
+  focus(code, { animate = true } = {}) {
+    if (!this.features || !this.features.has(code)) return;
+    this.focusCode = code;
+    const kids = this.children.get(code) || [];
+    const shown = kids.length ? kids : [code];
+    this.map.setFilter("areas-fill", ["in", ["get", "code"], ["literal", shown]]);
+    this.map.setFilter("areas-line", ["in", ["get", "code"], ["literal", shown]]);
+    this.map.setFilter("focus-line", ["==", ["get", "code"], code]);
+    const bounds = bboxOf(this.features.get(code).geometry);
+    this.map.fitBounds(bounds, { padding: 40, duration: animate ? 600 : 0 });
+    this.drawLabels(kids.length ? kids : []);
+    this.onFocus(code, this.trail(code));
+  }
+
+  up() {
+    const f = this.features.get(this.focusCode);
+    if (f && f.properties.parent && this.features.has(f.properties.parent)) this.focus(f.properties.parent);
+  }
+
+  drawLabels(codes) {
+    for (const m of this.markers) m.remove();
+    this.markers = [];
+    if (!this.labels) return;
+    for (const code of codes) {
+      const f = this.features.get(code);
+      const c = f.properties.label;
+      if (!c) continue;
+      const node = document.createElement("div");
+      node.className = "area-label";
+      node.textContent = f.properties.name;
+      this.markers.push(new maplibregl.Marker({ element: node }).setLngLat(c).addTo(this.map));
+    }
+  }
+
+  applyStates(states) {
+    this.states = states || {};
+    if (!this.features) return;
+    for (const code of this.features.keys()) {
+      this.map.setFeatureState({ source: "areas", id: code }, { opstate: this.stateAt(code) });
+    }
+  }
+
+  // The most specific setting wins, as on the server.
+  stateAt(code) {
+    let best = this.states.city || "daily";
+    let len = 0;
+    for (const [c, s] of Object.entries(this.states)) {
+      if (c !== "city" && code.startsWith(c) && c.length > len) { best = s; len = c.length; }
+    }
+    return best;
+  }
+
+  addPoints(layer, before) {
+    this.map.addLayer(layer, before);
+    return layer;
+  }
+
+  addGeoJSON(id, layers) {
+    this.map.addSource(id, { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    for (const l of layers) this.map.addLayer({ source: id, ...l });
+  }
+
+  setGeoJSON(id, features) {
+    const src = this.map.getSource(id);
+    if (src) src.setData({ type: "FeatureCollection", features });
+  }
+}
+
+export { maplibregl };
