@@ -206,6 +206,10 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
             timeout=10.0,
             open=False,
             configure=_create_staging,
+            # A pooled connection that died with a server restart is found out and replaced
+            # before a caller gets it, instead of failing that caller's query.
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=3600.0,
             name=f"cityops-{self.schema}",
         )
         await pool.open(wait=True, timeout=10.0)
@@ -269,6 +273,11 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
                 yield conn
         except (TooManyRequests, PoolTimeout) as error:
             raise StoreBusy(f"PostgreSQL pool is exhausted: {error}") from error
+        except psycopg.OperationalError as error:
+            # The server went away (restart, failover, network). The caller is told to come
+            # back (503); every write here is safe to repeat, since ids and report keys are
+            # unique. The pool reconnects on its own, with backoff.
+            raise StoreBusy(f"PostgreSQL is unreachable: {error}", retry_after=5.0) from error
         finally:
             if write:
                 self._writes_in_flight -= 1
