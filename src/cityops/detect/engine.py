@@ -157,15 +157,19 @@ class DetectEngine:
                 self._busy = False
 
     async def _waiting_rejections(self) -> list[ReadingBatch]:
-        """Every batch of refused rows queued now, without waiting for more.
+        """The batches of refused rows queued now, hardly waiting for more.
 
         Not `get_batch(timeout=0)`: before Python 3.12, `asyncio.wait_for` with a zero timeout
-        gives up before the queue's getter has run, so it returns nothing even from a full
-        queue, and the refused rows would never be seen."""
+        gives up before the queue's getter has run, so it returned nothing even from a full
+        queue and the refused rows were never seen. A short timeout lets the getter run; it
+        only expires when `depth()` counted messages not yet here (a NATS server's backlog)."""
         sub = self._rejections
         out: list[ReadingBatch] = []
         while sub is not None and sub.depth():
-            out += await sub.get_batch(64)  # returns at once: the queue is not empty
+            got = await sub.get_batch(64, timeout=0.001)
+            if not got:
+                break
+            out += got
         return out
 
     async def caught_up(self, timeout: float = 10.0) -> bool:
