@@ -97,6 +97,7 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/dead-letters", ops.dead_letters),
         Route("/api/v1/history/count", ops.history_count),
         Route("/api/v1/live", live.live),
+        Route("/api/v1/staff/me", field.get_me),
         Route("/api/v1/staff/me/position", field.post_my_position, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos", photos.post_photo, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos/{name}", photos.get_photo),

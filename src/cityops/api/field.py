@@ -1,4 +1,7 @@
-"""POST /api/v1/staff/me/position: a field person's phone reports where they are.
+"""The field page's own calls:
+
+    GET  /api/v1/staff/me             the person behind a field key: id, name, status, position
+    POST /api/v1/staff/me/position    the phone reports where they are
 
 A field key may not write readings (its person's GPS device is the one that does), but the
 field page can read the phone's own position when the person allows it. This turns that into
@@ -29,12 +32,31 @@ class PositionIn(msgspec.Struct, forbid_unknown_fields=True):
 MAX_ACCURACY_M = 500.0  # a fix vaguer than this would put the person in the wrong village
 
 
-async def post_my_position(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, {Role.FIELD})
+def _person(node, who):
     person = next((s for s in node.pack.staff if s.id == who.name), None)
     if person is None:
         raise ApiError(404, f"this key's name {who.name!r} is no field person of this city")
+    return person
+
+
+async def get_me(request: Request) -> Response:
+    node = request.app.state.node
+    who = await principal(request, {Role.FIELD})
+    person = _person(node, who)
+    board = node.act.staff if node.act is not None else None
+    where = next((p for p in board.positions() if p["id"] == person.id), None) if board else None
+    return json_response({
+        "id": person.id, "name": person.name, "department": person.department,
+        "home_area": person.home_area, "skills": person.skills,
+        "status": board.status[person.id].value if board else "available",
+        "lat": where["lat"] if where else None, "lon": where["lon"] if where else None,
+        "at": where["at"] if where else None})
+
+
+async def post_my_position(request: Request) -> Response:
+    node = request.app.state.node
+    who = await principal(request, {Role.FIELD})
+    person = _person(node, who)
     try:
         body = msgspec.json.decode(await request.body(), type=PositionIn)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:

@@ -178,6 +178,10 @@ def see_paths(components: dict[str, Any]) -> dict[str, Any]:
                        "simplified for display; `label` is a point inside each)",
             "parameters": [q("level", "district, town or village")],
             "responses": responses(("200", "FeatureCollection", OBJ), "400", "401", "403")}},
+        "/api/v1/staff/me": {"get": {
+            "summary": "The field person behind the calling field key: id, name, department, "
+                       "status and latest position",
+            "responses": responses(("200", "The person", OBJ), "401", "403", "404")}},
         "/api/v1/staff/me/position": {"post": {
             "summary": "A field key reports its person's position (from the phone): stored as "
                        "a reading of the person's GPS device",

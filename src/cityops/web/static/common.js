@@ -227,7 +227,7 @@ export function relative(t, now = Date.now() / 1000) {
   let text;
   if (a < 60) text = `${Math.round(a)} s`;
   else if (a < 3600) text = `${Math.round(a / 60)} min`;
-  else if (a < 86400) text = `${Math.floor(a / 3600)} h ${Math.round((a % 3600) / 60)} min`;
+  else if (a < 86400) text = `${Math.floor(a / 3600)} h ${Math.floor((a % 3600) / 60)} min`;
   else text = `${Math.round(a / 86400)} d`;
   return d >= 0 ? `in ${text}` : `${text} ago`;
 }

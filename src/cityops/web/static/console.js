@@ -34,8 +34,12 @@ async function main() {
   setupDialogs();
   setupKeys();
   new LiveStream({ onSnapshot: snapshot, onDelta: delta, onState: connection }).start();
-  const wanted = new URLSearchParams(location.hash.slice(1)).get("incident");
-  if (wanted) open(wanted);
+  const fromHash = () => {
+    const wanted = new URLSearchParams(location.hash.slice(1)).get("incident");
+    if (wanted && wanted !== state.selected) open(wanted);
+  };
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
 }
 
 function connection(s) {

@@ -1,15 +1,16 @@
 // The field page: my work orders on a phone, and where I am when I allow it.
 import { api, signIn, LiveStream, el, relative, toast, STATUS_LABEL } from "/static/common.js";
 
-const state = { me: null, person: null, orders: [], position: null, lastSent: 0, watch: null, busy: new Set() };
+// Open "done" forms by order: a refresh redraws the cards but must not lose what is typed.
+const state = { me: null, person: null, orders: [], position: null, lastSent: 0, watch: null, busy: new Set(),
+  forms: new Map() };
 window.cityops = { state };
 const SEND_EVERY_MS = 10000; // a fix at most this often: enough for the nearest-staff proposal
 
 async function main() {
   const me = await signIn("CityOps · Field", ["field"]);
-  state.me = me;
-  const staff = await api("/api/v1/staff");
-  state.person = staff.items.find((p) => p.id === me.name) || { id: me.name, name: me.name, department: "", status: "available" };
+  state.person = await api("/api/v1/staff/me");
+  state.me = { ...me, name: state.person.id };
   document.getElementById("me-name").textContent = state.person.name;
   document.getElementById("me-dept").textContent = `${state.person.id} · ${state.person.department.replace(/_/g, " ")}`;
   const status = document.getElementById("my-status");
@@ -53,11 +54,12 @@ function render() {
     const due = o.status === "dispatched" ? (o.offer ? o.offer.ack_due : o.accept_due) : o.finish_due;
     const card = el("article", { class: `order ${o.status} ${inc.urgency}`, "data-order": o.id },
       el("div", { class: "top" }, el("span", { class: `urg ${inc.urgency}`, text: inc.urgency }),
-        el("span", { class: "st", text: offered(o) ? "offered to you" : o.progress ? o.progress.replace("_", " ") : o.status.replace("_", " ") })),
+        el("span", { class: "st", text: offered(o) ? "offered to you" : o.status === "done" ? "done · waiting for the check"
+          : o.progress ? o.progress.replace("_", " ") : o.status.replace("_", " ") })),
       el("h2", { text: inc.title || inc.category }),
       el("p", { class: "meta", text: `${inc.category} · ${o.department.replace(/_/g, " ")}` }),
       el("p", { class: "meta", text: [due ? `due ${relative(due, now)}` : null, distanceText(inc)].filter(Boolean).join(" · ") }),
-      el("div", { class: "buttons" }, ...buttons(o)));
+      state.forms.get(o.id) || el("div", { class: "buttons" }, ...buttons(o)));
     return card;
   }));
 }
@@ -82,6 +84,7 @@ function buttons(o) {
     if (o.progress !== "on_site") out.push(b("On site", o.progress === "en_route" ? "primary" : "", () => progress(o, "on_site")));
     out.push(b("Done", o.progress === "on_site" ? "primary" : "", (ev) => finishForm(o, ev.target.closest("article"))));
   }
+  if (o.status === "done") out.push(el("span", { class: "quiet", text: "Reported done; waiting for the check on site" }));
   if (o.status === "park_requested") out.push(el("span", { class: "quiet", text: "Postponement asked; waiting for the centre" }));
   return out;
 }
@@ -118,8 +121,9 @@ async function setStatus(value, quiet) {
 
 function finishForm(o, card) {
   const form = document.getElementById("finish-form").content.firstElementChild.cloneNode(true);
+  state.forms.set(o.id, form);
   card.querySelector(".buttons").replaceWith(form);
-  form.querySelector(".cancel").addEventListener("click", render);
+  form.querySelector(".cancel").addEventListener("click", () => { state.forms.delete(o.id); render(); });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const error = form.querySelector(".error");
@@ -138,6 +142,7 @@ function finishForm(o, card) {
       }
       await api(`/api/v1/work-orders/${encodeURIComponent(o.id)}/actions/finish`, { method: "POST",
         body: { note: form.note.value.trim(), photos } });
+      state.forms.delete(o.id);
       await setStatus("available", true);
       toast("Reported done", "ok");
       await load();
