@@ -65,6 +65,9 @@ class Node:
             from cityops.act.side import ActSide
 
             self.act = ActSide(self, notifier=notifier)
+        from cityops.serve.side import ServeSide
+
+        self.serve = ServeSide(self, notifier=notifier if self.act is None else None)
         self.dead_letters = None
         self.mqtt = None
         self.started_at = 0.0
@@ -86,6 +89,7 @@ class Node:
         self.metrics.watch_queue("bus", lambda: sum(self.bus.depths().values()))
         if self.act is not None:
             await self.act.start()  # before detection, so no raised alert goes unheard
+        await self.serve.start()
         if self.detect is not None:
             await self.detect.start()
         self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="latest-snapshot"))
@@ -108,6 +112,7 @@ class Node:
             await self.mqtt.stop()
         if self.detect is not None:
             await self.detect.stop()
+        await self.serve.stop()
         if self.act is not None:
             await self.act.stop()
         for task in self._tasks:

@@ -1,0 +1,37 @@
+"""The serve side's routes (citizens, 12345 hotline orders, reviews, smart filing cabinets),
+kept here so that `app.py` takes them in one line. Fixed paths come before the `{id}` ones
+that would otherwise swallow them (`/citizens/me`)."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from cityops.api import cabinets, citizens, hotline, reviews
+
+POST = ["POST"]
+
+ROUTES = [
+    Route("/api/v1/citizens", citizens.post_citizen, methods=POST),
+    Route("/api/v1/citizens/me", citizens.get_me),
+    Route("/api/v1/citizens/{citizen_id}", citizens.get_citizen),
+    Route("/api/v1/hotline/orders", hotline.list_orders),
+    Route("/api/v1/hotline/orders", hotline.post_order, methods=POST),
+    Route("/api/v1/hotline/orders/{number}", hotline.get_order),
+    Route("/api/v1/hotline/orders/{number}/actions/{action}", hotline.order_action,
+          methods=POST),
+    Route("/api/v1/reviews", reviews.list_reviews),
+    Route("/api/v1/reviews", reviews.post_review, methods=POST),
+    Route("/api/v1/reviews/{review_id}", reviews.get_review),
+    Route("/api/v1/review-tasks", reviews.list_tasks),
+    Route("/api/v1/review-tasks/{task_id}/actions/done", reviews.task_done, methods=POST),
+    Route("/api/v1/evaluation/reviews", reviews.review_figures),
+    Route("/api/v1/cabinets", cabinets.list_cabinets),
+    Route("/api/v1/cabinets", cabinets.post_cabinet, methods=POST),
+    Route("/api/v1/cabinets/{cabinet_id}", cabinets.get_cabinet),
+    Route("/api/v1/cabinets/{cabinet_id}/dropoff", cabinets.dropoff, methods=POST),
+    Route("/api/v1/cabinets/{cabinet_id}/pickup", cabinets.pickup, methods=POST),
+    Route("/api/v1/cabinet-items", cabinets.list_items),
+    Route("/api/v1/cabinet-items/{item_id}", cabinets.get_item),
+    Route("/api/v1/cabinet-items/{item_id}/actions/return", cabinets.return_item,
+          methods=POST),
+]

@@ -1,0 +1,53 @@
+"""The serve side of a node, wired: the citizen registry, 12345 hotline orders, reviews,
+smart filing cabinets, and the scheduler that watches their deadlines. Everything persists
+as records in the node's store; notices go through the act side's notifier when the node runs
+one, else through a notifier of its own made from the same setting."""
+
+from __future__ import annotations
+
+from cityops.domain.city import WorkCalendar
+from cityops.domain.workclock import WorkClock
+from cityops.notify import open_notifier
+from cityops.serve.cabinets import CabinetService
+from cityops.serve.citizens import CitizenRegistry
+from cityops.serve.hotline import HotlineService
+from cityops.serve.logmask import install_log_masking
+from cityops.serve.reviews import ReviewService
+from cityops.serve.scheduler import ServeScheduler
+
+
+class ServeSide:
+    def __init__(self, node, *, notifier=None) -> None:
+        pack = node.pack
+        install_log_masking()
+        act = node.act
+        self._own_notifier = act is None  # else the act side starts and stops it
+        if notifier is None:
+            notifier = act.notifier if act is not None else open_notifier(
+                node.settings.notify_url)
+        self.notifier = notifier
+        self.clock = WorkClock(pack.calendar or WorkCalendar(timezone=pack.info.timezone))
+        departments = {d.code for d in pack.departments}
+        store, now = node.store, node.clock
+        self.citizens = CitizenRegistry(store, now)
+        self.hotline = HotlineService(store, self.clock, now=now, notifier=notifier,
+                                      desk=act.desk if act is not None else None,
+                                      citizens=self.citizens, city=node.city,
+                                      departments=departments)
+        self.reviews = ReviewService(store, self.clock, now=now, notifier=notifier,
+                                     citizens=self.citizens, departments=departments)
+        self.cabinets = CabinetService(store, now=now, notifier=notifier,
+                                       citizens=self.citizens)
+        self.scheduler = ServeScheduler(self, tick_s=getattr(node.settings,
+                                                              "escalate_tick_s", 5.0))
+
+    async def start(self) -> None:
+        install_log_masking()  # again: the CLI sets up its handlers after the node is made
+        if self._own_notifier:
+            await self.notifier.async_start()
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        if self._own_notifier:
+            await self.notifier.async_stop()
