@@ -39,6 +39,21 @@ def _all_alerts(url: str, headers: dict) -> list[dict]:
             return out
 
 
+def act_stats(url: str, headers: dict) -> dict:
+    """The incident desk's counters and dispatch latency, once every raised alert is filed."""
+    deadline = time.monotonic() + 60
+    stats: dict = {}
+    while time.monotonic() < deadline:
+        r = httpx.get(url + "/api/v1/act/stats", headers=headers, timeout=30)
+        if r.status_code != 200:
+            return {}
+        stats = r.json()
+        if stats.get("alerts", 0) == stats.get("filed", 0) + stats.get("failed", 0):
+            return stats
+        time.sleep(0.2)
+    return stats
+
+
 def score(labels: list[Label], alerts: list[dict]) -> dict:
     def matches(alert: dict, label: Label) -> bool:
         return (alert["rule"] == label.rule and alert["subject"] == label.subject
@@ -88,6 +103,7 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
         time.sleep(3)  # a few ticks for the time-driven rules
         stats = detect_stats(server.url, admin)
         alerts = _all_alerts(server.url, admin)
+        act = act_stats(server.url, admin)
     finally:
         server.stop()
     scored = score(labels, alerts)
@@ -95,6 +111,13 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
         "readings_per_s": round(report.accepted / report.elapsed_s) if report.elapsed_s else 0,
         "alert_latency_p50_ms": stats.get("alert_latency_p50_ms"),
         "alert_latency_p99_ms": stats.get("alert_latency_p99_ms"),
+        # alert published -> every work order created and its notification handed over
+        "dispatch_latency_p50_ms": act.get("dispatch_latency_p50_ms"),
+        "dispatch_latency_p99_ms": act.get("dispatch_latency_p99_ms"),
+        "incidents_created": act.get("created"),
+        "incidents_merged": act.get("merged"),
+        "notifications": act.get("notices"),
+        "dispatch_samples": act.get("latency_samples"),
         "injected": scored["injected"],
         "detected": scored["detected"],
         "false_alerts": scored["false_alerts"],
