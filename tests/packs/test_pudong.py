@@ -21,6 +21,7 @@ DEPARTMENTS = {
     "police", "fire", "ambulance", "city_management", "environment", "water_affairs",
     "transport", "housing_construction", "market_regulation", "civil_affairs", "sanitation",
     "greening", "utilities_power", "utilities_gas", "utilities_water", "hotline_12345",
+    "health", "human_resources_social_security", "medical_insurance",
 }
 
 
@@ -169,7 +170,7 @@ def test_field_staff_and_muck_trucks(pudong: CityPack, city: CityMap) -> None:
     assert len({t.plate for t in trucks}) == len(trucks)
 
 
-def test_all_sixteen_departments_serve_the_district(pudong: CityPack) -> None:
+def test_all_nineteen_departments_serve_the_district(pudong: CityPack) -> None:
     assert {d.code for d in pudong.departments} == DEPARTMENTS
     assert all(d.service_areas == ["310115"] for d in pudong.departments)
     hotlines = {d.code: d.hotline for d in pudong.departments}

@@ -9,6 +9,8 @@ from typing import Any
 import msgspec
 
 from cityops.domain.incidents.categories import Category
+from cityops.domain.onestop.catalogue import Catalogue
+from cityops.domain.onestop.policies import Policy
 
 
 class Level(enum.StrEnum):
@@ -170,3 +172,7 @@ class CityPack(msgspec.Struct, kw_only=True):
     calendar: WorkCalendar | None = None  # load_pack fills a default when the file is absent
     zones: list[Zone] = []
     categories: list[Category] = []  # load_pack fills the default set when the file is absent
+    # One-stop services and eligibility policies; None (no services.yaml / policies.yaml): the
+    # default sets fitted to the departments, see packs/services_file.services_of.
+    services: Catalogue | None = None
+    policies: list[Policy] | None = None

@@ -22,6 +22,8 @@ from cityops.domain.city import CODE_LENGTH, LEVELS, Area, CityPack, Level
 from cityops.domain.geo import AUTHORITY_ROLES, geometry_of
 from cityops.domain.incidents.categories import CategoryError, check_categories
 from cityops.domain.kinds import MAX_CHANNELS
+from cityops.domain.onestop.catalogue import CatalogueError, check_catalogue
+from cityops.domain.onestop.policies import PolicyError, check_policies
 from cityops.packs.codec import line_of
 from cityops.packs.errors import PackError
 
@@ -41,6 +43,7 @@ def check_pack(pack: CityPack) -> None:
     _check_cell_owners(pack, codes)
     _check_zones(pack, device_ids)
     _check_categories(pack)
+    _check_services(pack)
     if pack.calendar is not None:
         _check_timezone(pack.calendar.timezone, "calendar.yaml")
 
@@ -50,6 +53,22 @@ def _check_categories(pack: CityPack) -> None:
         check_categories(pack.categories, {d.code for d in pack.departments})
     except CategoryError as error:
         raise PackError(f"categories.yaml: {error}") from None
+
+
+def _check_services(pack: CityPack) -> None:
+    departments = {d.code for d in pack.departments}
+    types = None
+    if pack.services is not None:
+        try:
+            check_catalogue(pack.services, departments)
+        except CatalogueError as error:
+            raise PackError(f"services.yaml: {error}") from None
+        types = {t.code for t in pack.services.licences}
+    if pack.policies is not None:
+        try:
+            check_policies(pack.policies, departments, types)
+        except PolicyError as error:
+            raise PackError(f"policies.yaml: {error}") from None
 
 
 @functools.cache

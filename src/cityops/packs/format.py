@@ -11,6 +11,8 @@
     calendar.yaml     working hours, weekend, public holidays                  optional
     zones.geojson     places rules refer to: forbidden zones, routes, lanes   optional
     categories.yaml   case categories: departments, urgency, time limits     optional
+    services.yaml     one-stop service items, e-licence types, bundles        optional
+    policies.yaml     eligibility policies: benefits granted without applying optional
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from cityops.domain.city import (
     Vehicle,
 )
 from cityops.domain.kinds import BUILTIN_KINDS
-from cityops.packs import areas_file, calendar_file, categories_file, zones_file
+from cityops.packs import (
+    areas_file,
+    calendar_file,
+    categories_file,
+    policies_file,
+    services_file,
+    zones_file,
+)
 from cityops.packs.checks import check_pack
 from cityops.packs.codec import (
     convert,
@@ -58,8 +67,10 @@ CELL_OWNERS = "cell_owners.json"
 CALENDAR = calendar_file.NAME
 ZONES = zones_file.NAME
 CATEGORIES = categories_file.NAME
+SERVICES = services_file.NAME
+POLICIES = policies_file.NAME
 PACK_FILES = (CITY, AREAS, DEPARTMENTS, KINDS, DEVICES, STAFF, VEHICLES, CELL_OWNERS, CALENDAR,
-              ZONES, CATEGORIES)
+              ZONES, CATEGORIES, SERVICES, POLICIES)
 
 
 def load_pack(path: str | os.PathLike[str]) -> CityPack:
@@ -96,6 +107,14 @@ def load_pack(path: str | os.PathLike[str]) -> CityPack:
         zones=zones_file.zones_from_geojson(zones_data) if zones_data is not None else [],
         categories=categories,
     )
+    # Without the files, None: the default sets, fitted to the departments when used
+    # (services_file.services_of, policies_file.policies_of).
+    services_data = read_bytes(folder, SERVICES, required=False)
+    if services_data is not None:
+        pack.services = services_file.services_from_yaml(services_data)
+    policies_data = read_bytes(folder, POLICIES, required=False)
+    if policies_data is not None:
+        pack.policies = policies_file.policies_from_yaml(policies_data)
     check_pack(pack)
     return pack
 
@@ -129,6 +148,10 @@ def save_pack(pack: CityPack, path: str | os.PathLike[str], *, check: bool = Tru
         ZONES: zones_file.zones_to_geojson(pack.zones) if pack.zones else None,
         CATEGORIES: (categories_file.categories_to_yaml(pack.categories)
                      if pack.categories else None),
+        SERVICES: (services_file.services_to_yaml(pack.services)
+                   if pack.services is not None else None),
+        POLICIES: (policies_file.policies_to_yaml(pack.policies)
+                   if pack.policies is not None else None),
     }
     for name, data in files.items():
         target = folder / name

@@ -102,6 +102,11 @@ DEPARTMENTS = [
     ("utilities_gas", "Pudong Gas Company", None),
     ("utilities_water", "Pudong Water Supply Company", None),
     ("hotline_12345", "Pudong 12345 Citizen Service Hotline Office", "12345"),
+    # The one-stop services' own departments: birth certificates, pensions, medical insurance.
+    ("health", "Pudong Health Commission", None),
+    ("human_resources_social_security", "Pudong Human Resources and Social Security Bureau",
+     None),
+    ("medical_insurance", "Pudong Medical Security Bureau", None),
 ]
 
 
