@@ -131,7 +131,7 @@ async def test_items_wait_seven_days_then_go_back(tmp_path, city, live_node) -> 
         r = await me.post("/api/v1/cabinets/cab-1/pickup", json={"code": first["code"]})
         assert r.status_code == 410 and "7 days" in r.json()["error"]
         scheduler = live.node.serve.scheduler
-        assert (await scheduler.tick())["cabinet_items_flagged"] == 1
+        await scheduler.tick()  # the node's own loop may get there first: both are fine
         assert (await scheduler.tick())["cabinet_items_flagged"] == 0
         kinds = [n.kind for n in live.node.act.notifier.sent]
         assert "cabinet.return_due" in kinds and "cabinet.expired" in kinds

@@ -156,8 +156,7 @@ async def test_overdue_lists_and_scheduler_flags(tmp_path, city, live_node) -> N
         assert [o["number"] for o in r.json()["items"]] == [numbers["help"]]
 
         scheduler = live.node.serve.scheduler
-        counts = await scheduler.tick()
-        assert counts["hotline_overdue"] == 1
+        await scheduler.tick()  # the node's own loop may get there first: both are fine
         assert (await scheduler.tick())["hotline_overdue"] == 0  # flagged once
         sent = [n for n in live.node.act.notifier.sent if n.kind == "hotline.overdue"]
         assert {n.recipient for n in sent} == {"sanitation", "hotline_centre"}

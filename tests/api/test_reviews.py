@@ -86,7 +86,7 @@ async def test_rate_rerate_follow_ups_and_figures(tmp_path, city, live_node) -> 
         # The rectification runs late: the scheduler flags it once and tells sanitation.
         clock.now = MONDAY_10 + 16 * 86400
         scheduler = live.node.serve.scheduler
-        assert (await scheduler.tick())["review_tasks_overdue"] == 1
+        await scheduler.tick()  # the node's own loop may get there first: both are fine
         assert (await scheduler.tick())["review_tasks_overdue"] == 0
         assert any(n.kind == "review.task_overdue" and n.recipient == "sanitation"
                    for n in live.node.act.notifier.sent)

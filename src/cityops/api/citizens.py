@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -30,7 +31,7 @@ class CitizenIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     birth_date: dt.date | None = None
     area: str = ""
     address: str = ""
-    attributes: dict[str, object] = {}
+    attributes: dict[str, Any] = {}
 
 
 def citizen_view(citizen: Citizen, who: Principal) -> dict:

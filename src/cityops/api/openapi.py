@@ -11,6 +11,7 @@ from cityops import __version__
 from cityops.api.devices import DeviceIn
 from cityops.api.openapi_act import act_paths
 from cityops.api.openapi_parts import CURSOR, LIMIT, list_of, p, q, responses
+from cityops.api.openapi_serve import serve_paths
 from cityops.ingest.decode import Reading
 
 def _json_obj() -> dict[str, Any]:
@@ -131,6 +132,7 @@ def document() -> dict[str, Any]:
         "/metrics": {"get": {"summary": "Prometheus text format", "security": [],
                              "responses": {"200": {"description": "Metrics"}}}},
         **act_paths(components),
+        **serve_paths(components),
     }
     return {
         "openapi": "3.1.0",

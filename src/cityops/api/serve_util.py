@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 from starlette.requests import Request
 
@@ -58,7 +60,7 @@ def cursor_of(raw: str | None) -> tuple[float, str] | None:
         return None
     at, sep, rid = raw.partition("~")
     try:
-        if not sep or not rid:
+        if not sep or not rid or not math.isfinite(float(at)):
             raise ValueError
         return float(at), rid
     except ValueError:

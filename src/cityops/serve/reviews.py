@@ -148,7 +148,9 @@ class ReviewService:
     async def _any_open(self, task_ids: list[str]) -> bool:
         for task_id in task_ids:
             rec = await self.store.get_record(TASK_KIND, task_id)
-            if rec is not None and rec.status == "open":
+            # A task named by the review but not stored yet is being made by the rating that
+            # named it, a moment ago: it is as open as can be.
+            if rec is None or rec.status == "open":
                 return True
         return False
 
