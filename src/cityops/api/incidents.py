@@ -35,6 +35,7 @@ from cityops.domain.incidents.workflow import (
     Refused,
     Rules,
 )
+from cityops.domain.privacy import mask_data, mask_text
 from cityops.store.base import IncidentFilter
 
 READ = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION, Role.FIELD})
@@ -135,6 +136,7 @@ def _status_list(raw: str | None) -> tuple[str, ...]:
 
 def incident_json(inc: Incident, now: float) -> dict:
     doc = msgspec.to_builtins(inc)
+    doc["title"], doc["description"] = mask_text(inc.title), mask_text(inc.description)
     doc["departments"] = inc.departments
     doc["parked"] = inc.parked
     late = [d for d in (inc.close_due,) if d is not None]
@@ -227,13 +229,24 @@ async def _visible_incident(request: Request, who: Principal, incident_id: str) 
     return inc
 
 
+def report_json(report: Report) -> dict:
+    """A report as operators see it: a caller's phone number (an Open311 request's contact)
+    masked, since only the citizen's own key may see it whole; so are phone and ID numbers
+    written into its text or anywhere in its data."""
+    doc = msgspec.to_builtins(report)
+    if "text" in doc:
+        doc["text"] = mask_text(doc["text"])
+    if "data" in doc:
+        doc["data"] = mask_data(doc["data"])
+    return doc
+
+
 async def get_incident(request: Request) -> Response:
     node = request.app.state.node
     who = await principal(request, READ)
     inc = await _visible_incident(request, who, request.path_params["incident_id"])
     doc = incident_json(inc, node.clock())
-    doc["reports_filed"] = [msgspec.to_builtins(r) for r in
-                            await node.store.incident_reports(inc.id)]
+    doc["reports_filed"] = [report_json(r) for r in await node.store.incident_reports(inc.id)]
     doc["timeline"] = [msgspec.to_builtins(e) for e in await node.store.incident_events(inc.id)]
     return json_response(doc)
 
