@@ -126,3 +126,15 @@ def test_refusals_reach_the_client_as_http_errors(served, keys):
     with pytest.raises(requests.HTTPError) as raised:
         client.get_service_request("100000000000")
     assert raised.value.response.status_code == 404
+
+
+def test_what_georeport_cannot_read(served):
+    """xmltodict gives an empty `<service_requests />` as None, which georeport indexes: a
+    search with no result fails in the client, in XML only (the answer itself is valid)."""
+    xml = _client(served, "xml")
+    with pytest.raises(TypeError):
+        xml.get_service_requests(service_code="no-such-service")
+    assert _client(served, "json").get_service_requests(service_code="no-such-service") == []
+    r = requests.get(f"{served.url}/open311/v2/requests.xml",
+                     params={"service_code": "no-such-service"}, timeout=10)
+    assert r.status_code == 200 and r.text.endswith("<service_requests />")

@@ -13,6 +13,7 @@ from cityops.api.openapi_act import act_paths
 from cityops.api.openapi_parts import CURSOR, LIMIT, list_of, p, q, responses
 from cityops.api.openapi_serve import serve_paths
 from cityops.ingest.decode import Reading
+from cityops.open311.openapi import open311_paths
 
 def _json_obj() -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {"type": "object"}}}}
@@ -133,6 +134,7 @@ def document() -> dict[str, Any]:
                              "responses": {"200": {"description": "Metrics"}}}},
         **act_paths(components),
         **serve_paths(components),
+        **open311_paths(components),
     }
     return {
         "openapi": "3.1.0",
