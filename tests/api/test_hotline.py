@@ -115,7 +115,7 @@ async def test_refused_calls(live) -> None:
     assert (await citizen.post("/api/v1/hotline/orders", json=base)).status_code == 403
     for bad in ({"type": "gossip"}, {"title": " "}, {"phone": ""}, {"citizen_id": "nobody"},
                 {"department": "wizards"}, {"lat": 31.15}, {"lat": 10.0, "lon": 10.0},
-                {"extra": 1}):
+                {"phone": "call me"}, {"title": "x" * 201}, {"extra": 1}):
         r = await op.post("/api/v1/hotline/orders", json={**base, **bad})
         assert r.status_code == 400, (bad, r.text)
     r = await op.post("/api/v1/hotline/orders", json=base)

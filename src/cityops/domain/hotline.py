@@ -12,7 +12,7 @@ Time limits, counted on the city's working-hours clock from the moment the call 
 | what | limit |
 |---|---|
 | answer a consultation or suggestion | 1 working day |
-| answer a request for help or a complaint | 5 working days; 15 for a complex case, once the centre approves an extension |
+| answer a request for help or a complaint | 5 working days (15, complex, once approved) |
 | answer a warning order (supervision) | 3 working days from the re-opening |
 | revisit after the answer | 3 working days from the answer |
 | first contact with the citizen | 1 working day, never later than the answer is due |

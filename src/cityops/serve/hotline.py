@@ -85,6 +85,10 @@ class HotlineService:
             phone = phone or citizen.phone
             caller_name = caller_name or citizen.name
             area = area or citizen.area
+        if phone and sum(ch.isdigit() for ch in phone) < 7:
+            raise Invalid(f"phone {phone!r} is not a phone number")
+        if len(title) > 200 or len(content) > 5000:
+            raise Invalid("title is at most 200 characters and content 5000")
         if (lat is None) != (lon is None):
             raise Invalid("give both lat and lon, or neither")
         if lat is not None and self.city is not None:
