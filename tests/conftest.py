@@ -50,6 +50,12 @@ def mqtt_url() -> str:
 
 
 @pytest.fixture
+def nats_url() -> str:
+    require_service("NATS (JetStream)", "127.0.0.1", 4222)
+    return NATS_URL
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         if os.environ.get("CITYOPS_REQUIRE_SERVICES") == "1":
