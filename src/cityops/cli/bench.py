@@ -65,3 +65,17 @@ def pipeline(
     _report("pipeline benchmark", int(duration * rate), as_json, lambda progress, note: bench.run(
         duration=duration, rate=rate, seed=seed, anomalies_per_min=anomalies, store=store,
         workdir=workdir, progress=progress, note=note))
+
+
+@bench_app.command("screen")
+def screen(
+    objects: int = typer.Option(10_000, "--objects", min=1, help="Moving objects on the map."),
+    duration: float = typer.Option(30.0, "--duration", min=5.0, help="Seconds measured."),
+    workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+) -> None:
+    """The big screen in headless Chromium with N objects moving at 1 Hz, measured in the page."""
+    from cityops.bench import screen as bench
+
+    _report("screen benchmark", int(duration), as_json, lambda progress, note: bench.run(
+        objects=objects, duration=duration, workdir=workdir, progress=progress, note=note))
