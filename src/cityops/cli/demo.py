@@ -30,20 +30,27 @@ def _ensure_pack(pack_dir: Path, seed: int):
     return pack
 
 
-async def _keys(data: Path, store_url: str):
+async def _keys(data: Path, store_url: str, field_person: str | None):
     from cityops.auth import new_key
     from cityops.store.base import open_store
 
     admin, admin_record = new_key("admin", None, "demo admin")
     device, device_record = new_key("device", None, "demo simulator")
+    # The wall and the console sign in with an operator key, not the admin one.
+    operator, operator_record = new_key("operator", None, "demo operator")
+    records = [admin_record, device_record, operator_record]
+    field = None
+    if field_person:  # a field key is named by its person's staff id
+        field, field_record = new_key("field", None, field_person)
+        records.append(field_record)
     store = open_store(store_url)
     await store.open()
     try:
-        await store.add_key(admin_record)
-        await store.add_key(device_record)
+        for record in records:
+            await store.add_key(record)
     finally:
         await store.close()
-    return admin, device
+    return admin, device, operator, field
 
 
 def demo(
@@ -68,12 +75,16 @@ def demo(
     city = _ensure_pack(pack, seed)
     url = store_url_for(data, None)
     remember(data, url)
-    admin, device = asyncio.run(_keys(data, url))
+    admin, device, operator, field = asyncio.run(
+        _keys(data, url, city.staff[0].id if city.staff else None))
     node = Node(city, Settings(data_dir=data, store_url=url))
     base = f"http://{host}:{port}"
-    server = uvicorn.Server(uvicorn.Config(create_app(node), host=host, port=port,
-                                           log_level="warning", loop="uvloop",
-                                           http="httptools", access_log=False))
+    from cityops.api.live import graceful_server
+
+    server = graceful_server(uvicorn.Config(create_app(node), host=host, port=port,
+                                            log_level="warning", loop="uvloop",
+                                            http="httptools", access_log=False,
+                                            timeout_graceful_shutdown=3))
 
     async def main():
         serving = asyncio.create_task(server.serve())
@@ -86,11 +97,19 @@ def demo(
             sys.executable, "-m", "cityops", "simulate", "--city", str(pack), "--target", base,
             "--key", device, "--rate", str(rate), "--duration", str(10 * 365 * 86400),
         ], stdout=subprocess.DEVNULL)
+        # The key rides in the fragment, which the browser never sends to the server; the page
+        # moves it into sessionStorage and wipes it from the address bar at once.
+        screen = f"{base}/screen#key={operator}"
+        console = f"{base}/console#key={operator}"
         out.print(Panel.fit(
             f"[bold]{city.info.name}[/] is live: {len(city.devices):,} devices, "
             f"{len(city.areas):,} areas, simulator at {rate:,} readings/s\n\n"
-            f"Open      [link={base}]{base}[/link]\n"
-            f"Admin key {admin}\n\n"
+            f"Big screen [link={screen}]{screen}[/link]\n"
+            f"Console    [link={console}]{console}[/link]\n"
+            + (f"Field page [link={base}/field#key={field}]{base}/field#key={field}[/link] "
+               f"({city.staff[0].name})\n" if field else "")
+            + f"Status     [link={base}]{base}[/link]\n"
+            f"Admin key  {admin}\n\n"
             f"Try: curl -H 'Authorization: Bearer {admin}' {base}/api/v1/devices?limit=2\n"
             "Ctrl-C stops the demo.",
             title="CityOps demo"))

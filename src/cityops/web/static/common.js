@@ -160,11 +160,16 @@ export class LiveStream {
       if (done) return;
       this.bytes += value.byteLength;
       const arrived = performance.now();
-      buffer += decoder.decode(value, { stream: true });
+      const text = decoder.decode(value, { stream: true });
+      // Only the new text (and the one character before it) can end an event: a snapshot of
+      // a few megabytes arrives in many chunks and must not be rescanned for each of them.
+      let from = Math.max(0, buffer.length - 1);
+      buffer += text;
       let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      while ((cut = buffer.indexOf("\n\n", from)) >= 0) {
         const block = buffer.slice(0, cut);
         buffer = buffer.slice(cut + 2);
+        from = 0;
         this.dispatch(block, arrived);
       }
     }

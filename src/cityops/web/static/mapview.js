@@ -162,7 +162,10 @@ export class PointsLayer {
     gl.uniformMatrix4fv(this.u.matrix, false, m);
     const zoom = this.map.getZoom();
     const scale = Math.max(0.6, Math.min(1.8, 0.6 + (zoom - 9) * 0.25));
-    gl.uniform1f(this.u.size, this.size * scale * (window.devicePixelRatio || 1));
+    // Tens of thousands of full-size dots would only cover each other, and their pixels are
+    // what a software renderer spends its frame on: dots shrink as their number grows.
+    const density = Math.max(0.35, Math.min(1, Math.sqrt(4000 / Math.max(1, this.count))));
+    gl.uniform1f(this.u.size, Math.max(3, this.size * scale * density * (window.devicePixelRatio || 1)));
     gl.uniform1f(this.u.square, this.square ? 1 : 0);
     gl.uniform3f(this.u.outline, this.outline[0] / 255, this.outline[1] / 255, this.outline[2] / 255);
     gl.enable(gl.BLEND);
@@ -190,6 +193,7 @@ export class CityMapView {
       attributionControl: false, interactive, dragRotate: false, pitchWithRotate: false,
       fadeDuration: 0 });
     this.ready = new Promise((ok) => this.map.on("load", ok));
+    this.map.on("moveend", () => this.declutter());
   }
 
   async setAreas(fc) {
@@ -275,6 +279,9 @@ export class CityMapView {
     for (const m of this.markers) m.remove();
     this.markers = [];
     if (!this.labels) return;
+    // Biggest areas first: when labels collide, the small area's name gives way.
+    const size = (code) => { const [[w, s], [e, n]] = bboxOf(this.features.get(code).geometry); return (e - w) * (n - s); };
+    codes = [...codes].sort((a, b) => size(b) - size(a));
     for (const code of codes) {
       const f = this.features.get(code);
       const c = f.properties.label;
@@ -283,6 +290,19 @@ export class CityMapView {
       node.className = "area-label";
       node.textContent = f.properties.name;
       this.markers.push(new maplibregl.Marker({ element: node }).setLngLat(c).addTo(this.map));
+    }
+    requestAnimationFrame(() => this.declutter());
+  }
+
+  declutter() {
+    const kept = [];
+    for (const m of this.markers) {
+      const e = m.getElement();
+      e.style.visibility = "visible";
+      const r = e.getBoundingClientRect();
+      const hit = kept.some((k) => r.left < k.right + 6 && r.right > k.left - 6 && r.top < k.bottom + 2 && r.bottom > k.top - 2);
+      if (hit) e.style.visibility = "hidden";
+      else kept.push(r);
     }
   }
 

@@ -25,18 +25,28 @@ let focus = null;
 let trail = [];
 
 async function main() {
+  performance.mark("cityops:start");
   const me = await signIn("CityOps · Big screen", ["admin", "operator", "department", "station", "field"]);
   world.me = me;
+  performance.mark("cityops:signed-in");
   document.getElementById("who").textContent = `${me.role}${me.scope && me.scope !== "*" ? " · " + me.scope : ""}`;
   const tiles = document.querySelector('meta[name="cityops-tiles"]').content;
+  // The map's start-up (a WebGL context, its workers) is the slowest part of the first
+  // render, so the areas and the live snapshot are fetched while it happens; the snapshot
+  // fills the point buffers, which join the map as soon as it is ready.
   view = new CityMapView(document.getElementById("map"), { tiles, onFocus: focused });
   window.cityops.view = view;
-  const areas = await api("/api/v1/areas.geojson");
-  await view.setAreas(areas);
-  staffLayer = view.addPoints(new PointsLayer("staff", { size: 12 }));
-  vehicleLayer = view.addPoints(new PointsLayer("vehicles", { size: 10, square: true }));
+  staffLayer = new PointsLayer("staff", { size: 12 });
+  vehicleLayer = new PointsLayer("vehicles", { size: 10, square: true });
   staffLayer.onRender = rendered;
   window.cityops.layers = { staff: staffLayer, vehicles: vehicleLayer };
+  const areas = api("/api/v1/areas.geojson");
+  stream = new LiveStream({ onSnapshot: snapshot, onDelta: delta, onState: connection }).start();
+  window.cityops.stream = stream;
+  await view.setAreas(await areas);
+  performance.mark("cityops:map-ready");
+  view.addPoints(vehicleLayer);
+  view.addPoints(staffLayer);
   view.addGeoJSON("alarms", [{ id: "alarms", type: "circle", paint: {
     "circle-radius": 6, "circle-color": "rgba(255,77,79,0.25)", "circle-stroke-color": "#ff4d4f",
     "circle-stroke-width": 2 } }]);
@@ -46,11 +56,11 @@ async function main() {
       URGENCY_COLOR.high, "low", URGENCY_COLOR.low, URGENCY_COLOR.normal],
     "circle-stroke-width": 3,
     "circle-stroke-color": ["match", ["get", "status"], ...Object.entries(STATUS_STROKE).flat(), "#ffffff"] } }]);
+  drawIncidents();
+  drawAlarms();
   // Only the areas the key covers: a scoped key starts (and stops) at its own area.
   const start = me.scope && /^\d+$/.test(me.scope) ? me.scope : view.root;
   view.focus(start, { animate: false });
-  stream = new LiveStream({ onSnapshot: snapshot, onDelta: delta, onState: connection }).start();
-  window.cityops.stream = stream;
   setInterval(() => { document.getElementById("clock").textContent = clockTime(Date.now() / 1000, world.tz); }, 1000);
   setInterval(loadEvaluation, 30000);
   setInterval(loadSparklines, 300000);
@@ -71,6 +81,7 @@ function connection(state) {
 
 function snapshot(s, arrived) {
   const t0 = performance.now();
+  if (!stats.snapshots) performance.mark("cityops:snapshot");
   stats.snapshots += 1;
   stats.dropped = s.dropped;
   stats.lastSnapshotAt = arrived;
@@ -170,7 +181,7 @@ function rendered() {
   pending = null;
   requestAnimationFrame(() => {
     const now = performance.now();
-    if (kind === "first") stats.firstRender = now;
+    if (kind === "first") { stats.firstRender = now; performance.mark("cityops:first-render"); }
     else if (kind === "update") stats.updates.push(now - since);
     if (stats.updates.length > 5000) stats.updates.splice(0, 1000);
   });
@@ -401,7 +412,11 @@ async function loadEvaluation() {
       if (focus && focus.length > 6 && !(row.group || "").startsWith(focus)) continue;
       due += row.due; onTime += row.closed_on_time; closed += row.closed;
     }
-    document.getElementById("ontime-rate").textContent = due ? `${((100 * onTime) / due).toFixed(1)}%` : "–";
+    const rate = due ? (100 * onTime) / due : null;
+    const shown = document.getElementById("ontime-rate");
+    shown.textContent = rate === null ? "–" : `${rate.toFixed(1)}%`;
+    // Green at or above 90 % (a typical target for on-time closure), amber above 70 %, red under.
+    shown.className = `big ${rate === null ? "" : rate >= 90 ? "good" : rate >= 70 ? "fair" : "poor"}`;
     document.getElementById("ontime-detail").textContent = due
       ? `${fmt.format(onTime)} on time of ${fmt.format(due)} due this month · ${fmt.format(closed)} closed`
       : "No case due to close this month yet";
