@@ -184,6 +184,11 @@ def test_a_calm_city_makes_no_incidents_of_its_own(make_pack):
                     seen[calm]["displaced cover"] += 1
                 if kind == "camera" and r.values["event"] == fire_lane:
                     seen[calm]["fire lane"] += 1
+                if kind == "bin_fill" and r.value > 90.0:
+                    seen[calm]["bin full"] += 1
+                local_hour = (T0 + hour * 3600.0 + 8 * 3600.0) % 86400 / 3600.0  # Shanghai
+                if kind == "noise" and r.value > 55.0 and (local_hour >= 22 or local_hour < 6):
+                    seen[calm]["loud night"] += 1
     assert sum(seen[True].values()) == 0, seen[True]
     assert sum(seen[False].values()) > 0  # the lively city does have them
 

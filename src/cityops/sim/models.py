@@ -128,6 +128,8 @@ class Noise(Model):
         episode = at_night & (self.draw("nuisance", d, slot) < self.nuisance_chance[member])
         episode &= not self.calm
         loud = 68.0 + 17.0 * self.draw("loudness", d, slot) + 2.0 * normal(self.key("nj"), d, tick)
+        if self.calm:  # a calm evening winds down under the night limit (50 dB(A) clears)
+            level = np.where(at_night | (hour >= 21.0), np.minimum(level, 48.0), level)
         return np.where(episode, np.maximum(level, loud), level)[:, None]
 
 
@@ -224,6 +226,8 @@ class BinFill(Model):
         day = np.floor((local_s - self.collect_h[member] * 3600.0) / DAY_S)
         busy = 0.7 + 0.6 * self.draw("busy", self.dev[member], day)  # market days, holidays
         fill = self.left[member] + self.rate[member] * busy * since
+        if self.calm:  # every bin is emptied before it is full: no overflow of its own
+            fill = np.minimum(fill, 80.0)
         return (fill + 1.5 * normal(self.key("jitter"), self.dev[member], np.floor(t)))[:, None]
 
 
