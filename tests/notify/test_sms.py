@@ -89,3 +89,12 @@ def test_bad_gateway_settings():
         SmsGatewayNotifier("ftp://gw/send", phones={})
     with pytest.raises(ValueError, match="no room"):
         SmsGatewayNotifier("https://gw/send", phones={}, max_chars=5, prefix="【浦东城运】")
+
+
+async def test_a_citizen_notice_goes_to_the_number_it_names(hooks, note):
+    notifier = gateway(hooks.url("sms"))
+    await notifier.async_start()
+    await notifier.async_send(note(recipient="+8613812345678"))
+    got = await hooks.wait_for("sms", 1)
+    await notifier.async_stop()
+    assert msgspec.json.decode(got[0].body)["to"] == "+8613812345678"

@@ -14,6 +14,8 @@ work order, so one segment is the safe default.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +51,9 @@ def sms_text(n: Notification, max_units: int, prefix: str = "") -> str:
     return trim_text(prefix + " ".join(text.split()), max_units)
 
 
+_PHONE = re.compile(r"\+?\d{6,15}")
+
+
 class SmsGatewayNotifier:
     def __init__(
         self,
@@ -79,6 +84,10 @@ class SmsGatewayNotifier:
 
     async def async_send(self, n: Notification) -> None:
         numbers = self._phones.get(n.recipient)
+        if not numbers and _PHONE.fullmatch(n.recipient):
+            # A citizen's notice names the number itself (the citizen is no unit with a table
+            # entry): send to it.
+            numbers = [n.recipient]
         if not numbers:
             self._deliverer.unroutable(n.id, f"no phone number for recipient {n.recipient!r}")
             return
