@@ -115,6 +115,10 @@ async def test_refusals_in_the_spec_format(tmp_path, city, live_node):
         assert "ask for .json or .xml" in etree.fromstring(r.content)[0].findtext("description")
         r = await c.get(f"{BASE}/services")
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/xml")
+        # Any character may come percent-encoded, a newline too: still the spec's answer.
+        for path in ("services/a%0Ab.json", "requests/%0A.json", "tokens/x%0A/y.json"):
+            r = await c.get(f"{BASE}/{path}")
+            assert r.status_code == 404 and r.json()[0]["code"] == 404, path
         r = await c.get(f"{BASE}/nothing.json")
         assert r.status_code == 404 and r.json()[0]["code"] == 404
         r = await c.delete(f"{BASE}/requests.json")

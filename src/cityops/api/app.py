@@ -29,7 +29,7 @@ from cityops.api import (
 from cityops.api.errors import HANDLERS, json_response
 from cityops.api.openapi import document
 from cityops.api.serve_routes import ROUTES as SERVE_ROUTES
-from cityops.open311.routes import ROUTES as OPEN311_ROUTES
+from cityops.open311.routes import mount as open311_mount
 
 
 def create_app(node, *, manage_node: bool = True) -> Starlette:
@@ -101,7 +101,7 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/staff/me/position", field.post_my_position, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos", photos.post_photo, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos/{name}", photos.get_photo),
-        Mount("/open311/v2", routes=OPEN311_ROUTES),
+        open311_mount(),
         *SERVE_ROUTES,
         Route("/screen", pages.screen),
         Route("/console", pages.console),

@@ -20,9 +20,10 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 
 from cityops.domain.access import Principal
+from cityops.open311 import PREFIX
 from cityops.open311.formats import (
     DEFAULT_FORMAT,
     FORMATS,
@@ -257,3 +258,20 @@ async def not_here(request: Request) -> Response:
 
 EVERY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ROUTES = [*RESOURCES, Route("/{rest:path}", not_here, methods=EVERY_METHOD)]
+
+
+def _any_character(route: BaseRoute) -> BaseRoute:
+    # A path may carry any character percent-encoded, a newline too, which Starlette's `.*`
+    # stops at: the request would fall out of the mount and be answered in the JSON API's
+    # error format instead of the spec's.
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
+
+
+for _route in ROUTES:
+    _any_character(_route)
+
+
+def mount() -> Mount:
+    """The routes at /open311/v2, for the app's route list."""
+    return _any_character(Mount(PREFIX, routes=ROUTES))
