@@ -28,6 +28,7 @@ from cityops.api import (
 )
 from cityops.api.errors import HANDLERS, json_response
 from cityops.api.openapi import document
+from cityops.api.onestop_routes import ROUTES as ONESTOP_ROUTES
 from cityops.api.serve_routes import ROUTES as SERVE_ROUTES
 from cityops.open311.routes import mount as open311_mount
 
@@ -103,6 +104,7 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/work-orders/{order_id}/photos/{name}", photos.get_photo),
         open311_mount(),
         *SERVE_ROUTES,
+        *ONESTOP_ROUTES,
         Route("/screen", pages.screen),
         Route("/console", pages.console),
         Route("/field", pages.field),

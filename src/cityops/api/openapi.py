@@ -12,6 +12,7 @@ from cityops.api.devices import DeviceIn
 from cityops.api.openapi_act import act_paths
 from cityops.api.openapi_parts import CURSOR, LIMIT, list_of, p, q, responses
 from cityops.api.openapi_serve import serve_paths
+from cityops.api.openapi_services import onestop_paths
 from cityops.ingest.decode import Reading
 from cityops.open311.openapi import open311_paths
 
@@ -134,6 +135,7 @@ def document() -> dict[str, Any]:
                              "responses": {"200": {"description": "Metrics"}}}},
         **act_paths(components),
         **serve_paths(components),
+        **onestop_paths(components),
         **open311_paths(components),
     }
     return {

@@ -87,20 +87,20 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     data: dict[str, Any] = {}
 
 
-class Result(msgspec.Struct, frozen=True, omit_defaults=True):
+class Result(msgspec.Struct, frozen=True):
     outcome: str  # approved or rejected
     note: str = ""
     licence_id: str = ""
     licence_number: str = ""
 
 
-class Application(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Application(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     submission: str
     item: str
     item_name: str
     department: str
-    citizen: str
+    applicant: str  # the citizen's id
     status: Status
     submitted_at: float
     time_limit: str
@@ -110,6 +110,7 @@ class Application(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     materials: list[MaterialState] = []
     channel: str = "online"
     bundle: str = ""
+    area: str = ""  # the applicant's village, for area-scoped views
     asked: list[str] = []  # what the department asked for in need_more
     paused_at: float | None = None
     decision: str = ""  # approved / rejected, once decided
@@ -142,25 +143,26 @@ def citizen_recipient(citizen_id: str) -> str:
 
 
 def new_application(*, id: str, submission: str, item_code: str, item_name: str,
-                    department: str, citizen: str, now: float, limit: Limit, clock: WorkClock,
+                    department: str, applicant: str, now: float, limit: Limit, clock: WorkClock,
                     answers: Mapping[str, Any], fields: list[str],
                     materials: list[MaterialState], channel: str, bundle: str = "",
-                    actor: Actor | None = None) -> Application:
-    event = Event(at=now, action="submit", actor=actor.key_id if actor else citizen,
+                    area: str = "", actor: Actor | None = None) -> Application:
+    event = Event(at=now, action="submit", actor=actor.key_id if actor else applicant,
                   role=(actor.role if actor else Role.CITIZEN).value,
                   after=Status.SUBMITTED.value)
     return Application(
         id=id, submission=submission, item=item_code, item_name=item_name,
-        department=department, citizen=citizen, status=Status.SUBMITTED, submitted_at=now,
+        department=department, applicant=applicant, status=Status.SUBMITTED, submitted_at=now,
         time_limit=str(limit), due=clock.deadline(now, limit), answers=dict(answers),
-        fields=list(fields), materials=materials, channel=channel, bundle=bundle, timeline=[event])
+        fields=list(fields), materials=materials, channel=channel, bundle=bundle, area=area,
+        timeline=[event])
 
 
 def check_actor(app: Application, actor: Actor, action: str) -> None:
     if action not in MOVES:
         raise Refused(f"unknown action {action!r}; one of: {', '.join(MOVES)}")
     if actor.role is Role.CITIZEN:
-        if actor.name != app.citizen:
+        if actor.name != app.applicant:
             raise OutOfScope(f"no application {app.id!r}")
         if action not in CITIZEN_MOVES:
             raise NotAllowed(f"a citizen may not {action} an application; the department "
@@ -180,7 +182,7 @@ def check_actor(app: Application, actor: Actor, action: str) -> None:
 
 def can_see(app: Application, actor: Actor) -> bool:
     if actor.role is Role.CITIZEN:
-        return actor.name == app.citizen
+        return actor.name == app.applicant
     if actor.role is Role.DEPARTMENT:
         return actor.scope.department == app.department
     return actor.role in (Role.ADMIN, Role.OPERATOR)
@@ -203,7 +205,7 @@ def act(app: Application, action: str, actor: Actor, now: float, clock: WorkCloc
     changes: dict[str, Any] = {"status": target}
     notices: list[Notice] = []
     data: dict[str, Any] = {}
-    citizen = citizen_recipient(app.citizen)
+    citizen = citizen_recipient(app.applicant)
     if action == "need_more":
         asked = [a for a in asked if a]
         if not reason.strip():
@@ -221,8 +223,11 @@ def act(app: Application, action: str, actor: Actor, now: float, clock: WorkCloc
         materials = []
         for m in app.materials:
             ref = provided.get(m.code)
-            if ref and m.status not in EXEMPT:
-                m = msgspec.structs.replace(m, status="provided", ref=ref)
+            # What the government holds is never taken from the citizen, unless the department
+            # asked for it (an awaited licence that will not come).
+            if ref and (m.status not in EXEMPT or m.code in app.asked):
+                m = msgspec.structs.replace(m, status="provided", ref=ref, pending_item="",
+                                            reason="")
             materials.append(m)
         missing = [a for a in app.asked
                    if a in {m.code for m in app.materials}
@@ -300,3 +305,22 @@ def combined_status(statuses: Iterable[Status | str]) -> str:
     if all(s is Status.SUBMITTED for s in got):
         return "submitted"
     return "in_progress"
+
+
+class Submission(msgspec.Struct, frozen=True, kw_only=True):
+    """One submission of one form: a single item, or a bundle's items (one application per
+    item, each with its department). Its status is derived from theirs."""
+
+    id: str
+    applicant: str
+    title: str  # the item's or the bundle's name
+    items: list[str]
+    applications: list[str]  # ids, in the order of `items`
+    submitted_at: float
+    answers: dict[str, Any] = {}
+    materials: list[MaterialState] = []
+    channel: str = "online"
+    bundle: str = ""
+    key: str = ""  # the client's idempotency key
+    status: str = "submitted"
+    result_notice_at: float | None = None  # the one result notice, once every result is out

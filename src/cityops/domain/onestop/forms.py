@@ -135,7 +135,9 @@ def check_answers(form: MergedForm, answers: Mapping[str, Any],
         f = mf.field
         value = answers.get(f.code)
         if _blank(value) and defaults and not _blank(defaults.get(f.code)):
-            value = defaults[f.code]
+            # The registry's own facts are its to check, not the form's: taken as held.
+            clean[f.code] = defaults[f.code]
+            continue
         if _blank(value):
             if mf.required:
                 problems.append(f"field {f.code!r} ({f.label}) is required")
@@ -185,12 +187,12 @@ def _check_value(f: FormField, value: Any) -> Any:
         return value.strip()
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
+                or (isinstance(value, float) and not math.isfinite(value)):
             raise ValueError(f"{value!r} is not a number")
         return value
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not float(value).is_integer():
+                or (isinstance(value, float) and not value.is_integer()):
             raise ValueError(f"{value!r} is not a whole number")
         return int(value)
     if kind == "boolean":

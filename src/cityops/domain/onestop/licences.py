@@ -25,7 +25,7 @@ MaterialStatus = Literal["attached", "shared", "pending", "provided", "asked"]
 EXEMPT = frozenset({"attached", "shared", "pending"})
 
 
-class Licence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Licence(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     holder: str  # citizen id
     issuer: str  # department code
@@ -49,7 +49,7 @@ class Licence(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return "valid"
 
 
-class MaterialState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class MaterialState(msgspec.Struct, frozen=True, kw_only=True):
     """One material of an application and how it is satisfied."""
 
     code: str
