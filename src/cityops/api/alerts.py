@@ -9,6 +9,7 @@ from starlette.responses import Response
 from cityops.api.access import principal
 from cityops.api.errors import ApiError, json_response
 from cityops.api.paging import limit_of
+from cityops.api.params import cursor_for, cursor_of, flag
 from cityops.domain.access import READ_DEVICES, Principal, can_see_place
 from cityops.domain.alerts import Alert
 
@@ -17,28 +18,6 @@ def may_see(node, who: Principal, alert: Alert) -> bool:
     if who.scope.department is not None and who.scope.department in alert.departments:
         return True
     return can_see_place(who, alert.areas, None, node.department_areas)
-
-
-def _cursor(raw: str | None) -> tuple[float, str] | None:
-    if not raw:
-        return None
-    first_seen, sep, alert_id = raw.partition("~")
-    try:
-        if not sep or not alert_id:
-            raise ValueError
-        return float(first_seen), alert_id
-    except ValueError:
-        raise ApiError(400, f"cursor {raw!r} is not a cursor this API gave out") from None
-
-
-def _flag(raw: str | None, name: str) -> bool | None:
-    if raw is None:
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise ApiError(400, f"{name}={raw!r} is not true or false")
 
 
 async def list_alerts(request: Request) -> Response:
@@ -55,8 +34,8 @@ async def list_alerts(request: Request) -> Response:
         elif not area.startswith(scope_area):
             return json_response({"items": [], "next": None})
     limit = limit_of(request)
-    before = _cursor(q.get("cursor"))
-    active = _flag(q.get("active"), "active")
+    before = cursor_of(q.get("cursor"))
+    active = flag(q.get("active"), "active")
     items: list[Alert] = []
     # A department key filters after the query; page on until the page is full.
     while len(items) < limit + 1:
@@ -68,7 +47,7 @@ async def list_alerts(request: Request) -> Response:
         before = (page[-1].first_seen, page[-1].id)
     more = len(items) > limit
     items = items[:limit]
-    next_cursor = f"{items[-1].first_seen!r}~{items[-1].id}" if more and items else None
+    next_cursor = cursor_for(items[-1].first_seen, items[-1].id) if more and items else None
     return json_response({"items": [msgspec.to_builtins(a) for a in items], "next": next_cursor})
 
 

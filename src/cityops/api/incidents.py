@@ -26,6 +26,7 @@ from cityops.act.warning import warning_of
 from cityops.api.access import principal
 from cityops.api.errors import ApiError, json_response
 from cityops.api.paging import limit_of
+from cityops.api.params import body_of, cursor_for, cursor_of, flag
 from cityops.domain.access import Principal, Role
 from cityops.domain.incidents.model import Incident, Report, Status
 from cityops.domain.incidents.workflow import (
@@ -101,28 +102,6 @@ def scope_filter(node, who: Principal) -> dict:
     return {}
 
 
-def _cursor(raw: str | None) -> tuple[float, str] | None:
-    if not raw:
-        return None
-    at, sep, incident_id = raw.partition("~")
-    try:
-        if not sep or not incident_id:
-            raise ValueError
-        return float(at), incident_id
-    except ValueError:
-        raise ApiError(400, f"cursor {raw!r} is not a cursor this API gave out") from None
-
-
-def _flag(raw: str | None, name: str) -> bool | None:
-    if raw is None:
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise ApiError(400, f"{name}={raw!r} is not true or false")
-
-
 def _status_list(raw: str | None) -> tuple[str, ...]:
     if not raw:
         return ()
@@ -152,42 +131,30 @@ async def list_incidents(request: Request) -> Response:
     area = q.get("area")
     if area is not None and (not area.isdigit() or not 1 <= len(area) <= 12):
         raise ApiError(400, f"area {area!r} is not an area code (6, 9 or 12 digits, or a prefix)")
-    overdue = _flag(q.get("overdue"), "overdue")
+    overdue = flag(q.get("overdue"), "overdue")
     f = IncidentFilter(
         status=_status_list(q.get("status")),
         category=q.get("category") or None,
         area=area,
         department=q.get("department") or None,
         overdue_at=node.clock() if overdue else None,
-        open=_flag(q.get("open"), "open"),
+        open=flag(q.get("open"), "open"),
         **scope_filter(node, who),
     )
     limit = limit_of(request)
-    page = await node.store.list_incidents(f, limit=limit + 1, before=_cursor(q.get("cursor")))
+    page = await node.store.list_incidents(f, limit=limit + 1, before=cursor_of(q.get("cursor")))
     more = len(page) > limit
     page = page[:limit]
     now = node.clock()
-    next_cursor = f"{page[-1].reported_at!r}~{page[-1].id}" if more and page else None
+    next_cursor = cursor_for(page[-1].reported_at, page[-1].id) if more and page else None
     return json_response({"items": [incident_json(i, now) for i in page], "next": next_cursor})
-
-
-async def _body(request: Request, kind: type, *, empty_ok: bool = False):
-    raw = await request.body()
-    if not raw.strip() and empty_ok:
-        return kind()
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as error:
-        raise ApiError(400, f"invalid body: {error}") from None
-    except msgspec.DecodeError as error:
-        raise ApiError(400, f"body is not JSON: {error}") from None
 
 
 async def post_incident(request: Request) -> Response:
     node = request.app.state.node
     who = await principal(request, REPORT)
     desk = desk_of(request)
-    body: NewIncident = await _body(request, NewIncident)
+    body: NewIncident = await body_of(request, NewIncident)
     if not (-90 <= body.lat <= 90 and -180 <= body.lon <= 180):
         raise ApiError(400, f"lat/lon ({body.lat}, {body.lon}) are not a place on Earth")
     if body.source not in SOURCES:
@@ -273,7 +240,7 @@ def _args(body: ActionBody) -> dict:
 async def incident_action(request: Request) -> Response:
     who = await principal(request, ACT)
     desk = desk_of(request)
-    body: ActionBody = await _body(request, ActionBody, empty_ok=True)
+    body: ActionBody = await body_of(request, ActionBody, empty_ok=True)
     incident_id, action = request.path_params["incident_id"], request.path_params["action"]
     return await _run_move(request, lambda: desk.async_act(incident_id, action, actor_of(who),
                                                            **_args(body)))
@@ -282,7 +249,7 @@ async def incident_action(request: Request) -> Response:
 async def order_action(request: Request) -> Response:
     who = await principal(request, ACT)
     desk = desk_of(request)
-    body: ActionBody = await _body(request, ActionBody, empty_ok=True)
+    body: ActionBody = await body_of(request, ActionBody, empty_ok=True)
     order_id, action = request.path_params["order_id"], request.path_params["action"]
     return await _run_move(request, lambda: desk.async_act_on_order(
         order_id, action, actor_of(who), **_args(body)))
@@ -291,7 +258,7 @@ async def order_action(request: Request) -> Response:
 async def assign_order(request: Request) -> Response:
     who = await principal(request, ACT)
     desk = desk_of(request)
-    body: ActionBody = await _body(request, ActionBody, empty_ok=True)
+    body: ActionBody = await body_of(request, ActionBody, empty_ok=True)
     order_id = request.path_params["order_id"]
     return await _run_move(request, lambda: desk.async_act_on_order(
         order_id, "assign", actor_of(who), staff_id=body.staff_id))

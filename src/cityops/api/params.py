@@ -1,8 +1,12 @@
-"""Query parameters: times as RFC 3339 or epoch seconds."""
+"""Request parameters: times (RFC 3339 or epoch seconds), flags, page cursors, JSON bodies."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+
+import msgspec
+from starlette.requests import Request
 
 from cityops.api.errors import ApiError
 
@@ -25,3 +29,43 @@ def time_us(raw: str | None, name: str, default: int) -> int:
 
 def iso(ts_us: int) -> str:
     return dt.datetime.fromtimestamp(ts_us / 1_000_000, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def flag(raw: str | None, name: str) -> bool | None:
+    if raw is None:
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"{name}={raw!r} is not true or false")
+
+
+def cursor_of(raw: str | None) -> tuple[float, str] | None:
+    """A `next` cursor of a list ordered by (time, id), as `cursor_for` wrote it."""
+    if not raw:
+        return None
+    at, sep, rid = raw.partition("~")
+    try:
+        if not sep or not rid or not math.isfinite(float(at)):
+            raise ValueError
+        return float(at), rid
+    except ValueError:
+        raise ApiError(400, f"cursor {raw!r} is not a cursor this API gave out") from None
+
+
+def cursor_for(at: float, rid: str) -> str:
+    return f"{at!r}~{rid}"
+
+
+async def body_of(request: Request, kind: type, *, empty_ok: bool = False):
+    """The JSON body as `kind`; a clear 400 naming the field at fault otherwise."""
+    raw = await request.body()
+    if not raw.strip() and empty_ok:
+        return kind()
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as error:
+        raise ApiError(400, f"invalid body: {error}") from None
+    except msgspec.DecodeError as error:
+        raise ApiError(400, f"body is not JSON: {error}") from None

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
-import msgspec
 from starlette.requests import Request
 
 from cityops.api.errors import ApiError
+from cityops.api.params import body_of, cursor_for, cursor_of, flag
 from cityops.domain.access import Principal, Role
 
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION})
 CENTRE = frozenset({Role.ADMIN, Role.OPERATOR})
+__all__ = ["body_of", "cursor_for", "cursor_of", "flag", "serve_of", "is_citizen",
+           "in_area_scope", "STAFF", "CENTRE"]
 
 
 def serve_of(request: Request):
@@ -19,18 +19,6 @@ def serve_of(request: Request):
     if side is None:
         raise ApiError(503, "this node does not run the citizen services")
     return side
-
-
-async def body_of(request: Request, kind: type, *, empty_ok: bool = False):
-    raw = await request.body()
-    if not raw.strip() and empty_ok:
-        return kind()
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as error:
-        raise ApiError(400, f"invalid body: {error}") from None
-    except msgspec.DecodeError as error:
-        raise ApiError(400, f"body is not JSON: {error}") from None
 
 
 def is_citizen(who: Principal, citizen_id: str) -> bool:
@@ -43,29 +31,3 @@ def in_area_scope(who: Principal, area: str) -> bool:
     if who.scope.area is None:
         return True
     return bool(area) and area.startswith(who.scope.area)
-
-
-def flag(raw: str | None, name: str) -> bool | None:
-    if raw is None:
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise ApiError(400, f"{name}={raw!r} is not true or false")
-
-
-def cursor_of(raw: str | None) -> tuple[float, str] | None:
-    if not raw:
-        return None
-    at, sep, rid = raw.partition("~")
-    try:
-        if not sep or not rid or not math.isfinite(float(at)):
-            raise ValueError
-        return float(at), rid
-    except ValueError:
-        raise ApiError(400, f"cursor {raw!r} is not a cursor this API gave out") from None
-
-
-def cursor_for(created: float, rid: str) -> str:
-    return f"{created!r}~{rid}"

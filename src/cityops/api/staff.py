@@ -15,6 +15,7 @@ from cityops.api.access import principal
 from cityops.api.errors import ApiError, json_response
 from cityops.api.incidents import READ, desk_of, scope_filter
 from cityops.api.paging import limit_of
+from cityops.api.params import body_of
 from cityops.domain.access import Principal, Role
 from cityops.domain.incidents.model import OrderStatus
 from cityops.domain.nearest import StaffStatus
@@ -67,11 +68,9 @@ async def put_staff_status(request: Request) -> Response:
         raise ApiError(403, "a field key sets only its own status")
     if who.scope.department is not None and who.scope.department != person.department:
         raise ApiError(404, f"no field person {staff_id!r}")
+    body: StatusBody = await body_of(request, StatusBody)
     try:
-        body = msgspec.json.decode(await request.body(), type=StatusBody)
         board.set_status(staff_id, body.status)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise ApiError(400, f"invalid body: {error}") from None
     except ValueError:
         known = ", ".join(s.value for s in StaffStatus)
         raise ApiError(400, f"status {body.status!r} is not one of: {known}") from None
