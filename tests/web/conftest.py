@@ -177,8 +177,10 @@ def web_node(tmp_path_factory):
         node.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Per module: Playwright's sync API runs an event loop in this thread while it lives,
+    which the asyncio tests of other modules could not run beside."""
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium; make install does it)"
         if os.environ.get("CITYOPS_REQUIRE_SERVICES") == "1":

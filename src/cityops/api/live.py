@@ -12,7 +12,8 @@ viewer can never hold up detection or the incident desk.
 Events: `snapshot` (everything in scope; sent first, after a drop, and every
 `snapshot_every_s`), `delta` (only what changed), and comment pings to keep proxies open.
 The stream needs `Authorization: Bearer`; the pages read it with `fetch`, which can send that
-header (EventSource cannot), so a key never appears in a URL.
+header (EventSource cannot), so a key never appears in a URL. A request that does not accept
+`text/event-stream` gets the snapshot alone, as JSON.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from starlette.responses import StreamingResponse
 
 from cityops.api.access import principal
 from cityops.api.alerts import may_see
-from cityops.api.errors import ApiError
+from cityops.api.errors import ApiError, json_response
 from cityops.api.incidents import READ, actor_of, scope_filter
 from cityops.domain.access import Principal, Role, can_see_area, can_see_place
 from cityops.domain.alerts import Alert, AlertEvent
@@ -298,6 +299,11 @@ class LiveHub:
     # -- snapshots ---------------------------------------------------------------------------
 
     async def snapshot(self, viewer: Viewer, reason: str) -> bytes:
+        return _event("snapshot", await self.snapshot_body(viewer, reason))
+
+    async def snapshot_body(self, viewer: Viewer, reason: str, *, track: bool = True) -> dict:
+        """Everything in the viewer's scope. `track`: the deltas that follow build on it (a
+        one-off snapshot must not move what the group's live viewers were last sent)."""
         node = self.node
         who = viewer.who
         group = self._group(who, viewer.group)
@@ -339,7 +345,8 @@ class LiveHub:
             vehicles["role"] = [self.vehicles[i].role for i in idx.tolist()]
             vehicles["lat"] = lat[idx].tolist()
             vehicles["lon"] = lon[idx].tolist()
-            group["vehicles"] = seen.copy()
+            if track:
+                group["vehicles"] = seen.copy()
         kpi = self._kpi or self._kpis()
         body = {
             "type": "snapshot", "reason": reason, "t": now, "q": Q,
@@ -355,7 +362,7 @@ class LiveHub:
             "dropped": viewer.dropped,
             "tick_s": self.tick_s,
         }
-        return _event("snapshot", body)
+        return body
 
     # -- deltas ------------------------------------------------------------------------------
 
@@ -601,6 +608,11 @@ async def live(request: Request) -> StreamingResponse:
     hub = hub_of(request)
     if request.app.state.node.act is None and who.role is Role.FIELD:
         raise ApiError(503, "this node does not run the incident desk")
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        # A client that does not ask for the stream (curl, a script, a fuzzer) gets the
+        # snapshot once, as plain JSON, instead of a response that never ends.
+        once = Viewer(who, (who.role.value, str(who.scope), who.name), asyncio.Queue(1))
+        return json_response(await hub.snapshot_body(once, "once", track=False))
     await hub.ensure_started()
 
     async def stream():

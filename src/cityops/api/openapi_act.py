@@ -171,8 +171,11 @@ def see_paths(components: dict[str, Any]) -> dict[str, Any]:
                        "client too slow to keep up is sent a new snapshot, and the updates "
                        "it lost are counted in the snapshot's `dropped`",
             "responses": {**responses(("200", "The event stream", None), "401", "403", "503"),
-                          "200": {"description": "The event stream", "content": {
-                              "text/event-stream": {"schema": {"type": "string"}}}}}}},
+                          "200": {"description": "The event stream (when the request accepts "
+                                                 "text/event-stream), else the snapshot once",
+                                  "content": {
+                                      "text/event-stream": {"schema": {"type": "string"}},
+                                      "application/json": {"schema": OBJ}}}}}},
         "/api/v1/areas.geojson": {"get": {
             "summary": "Every area the key may see, as one GeoJSON FeatureCollection (polygons "
                        "simplified for display; `label` is a point inside each)",
