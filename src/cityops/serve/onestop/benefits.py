@@ -29,6 +29,7 @@ BENEFIT = "benefit"
 RUN = "policy_run"
 CITIZEN = "citizen"
 PAGE = 2000
+CHUNK = 128
 _citizen = msgspec.json.Decoder(Citizen).decode
 
 
@@ -92,21 +93,20 @@ class BenefitRunner:
         already = 0
         tells: list[Tell] = []
         benefit = msgspec.to_builtins(policy.benefit)
-        for q in qualified:
-            grant = Grant(id=f"ben-{policy.id}-{q.citizen}", policy=policy.id,
-                          policy_name=policy.name, department=policy.department,
-                          citizen=q.citizen, benefit=benefit, granted_at=self.now(),
-                          day=day.isoformat(), run=run_id, audit=q.audit)
-            try:
-                await self.store.put_record(Record(
-                    kind=BENEFIT, id=grant.id, doc=msgspec.json.encode(grant), owner=q.citizen,
-                    status="granted", unique=f"{q.citizen}:{policy.id}",
-                    created=grant.granted_at, updated=grant.granted_at))
-            except DuplicateKey:
-                already += 1
-                continue
-            granted.append(q.citizen)
-            tells.append(_notice(policy, by_id[q.citizen], grant))
+        grants = [Grant(id=f"ben-{policy.id}-{q.citizen}", policy=policy.id,
+                        policy_name=policy.name, department=policy.department,
+                        citizen=q.citizen, benefit=benefit, granted_at=self.now(),
+                        day=day.isoformat(), run=run_id, audit=q.audit) for q in qualified]
+        # In chunks at once: the store's writer commits what is waiting together.
+        for i in range(0, len(grants), CHUNK):
+            chunk = grants[i:i + CHUNK]
+            saved = await asyncio.gather(*(self._grant(g) for g in chunk))
+            for grant, new in zip(chunk, saved, strict=True):
+                if not new:
+                    already += 1
+                    continue
+                granted.append(grant.citizen)
+                tells.append(_notice(policy, by_id[grant.citizen], grant))
         sent = await tell_all(self.notifier, tells, self.now(), policy=policy.id)
         run = Run(id=run_id, policy=policy.id, by=by, started=started, finished=self.now(),
                   day=day.isoformat(), citizens=len(citizens), qualified=len(qualified),
@@ -115,6 +115,17 @@ class BenefitRunner:
                                            owner=policy.id, status="done", created=started,
                                            updated=run.finished))
         return run
+
+    async def _grant(self, grant: Grant) -> bool:
+        """False when the citizen was granted this policy before (the unique key holds)."""
+        try:
+            await self.store.put_record(Record(
+                kind=BENEFIT, id=grant.id, doc=msgspec.json.encode(grant),
+                owner=grant.citizen, status="granted", unique=f"{grant.citizen}:{grant.policy}",
+                created=grant.granted_at, updated=grant.granted_at))
+        except DuplicateKey:
+            return False
+        return True
 
     async def _citizens(self) -> list[Citizen]:
         out: list[Citizen] = []
