@@ -9,47 +9,28 @@ left out of a category's list, and a category left with none goes to the city's 
 from __future__ import annotations
 
 import functools
-from importlib import resources
 
 import msgspec
 
 from cityops.domain.incidents.categories import Category, CategoryError, check_categories
-from cityops.packs.codec import dump_yaml, load_yaml
-from cityops.packs.errors import PackError
+from cityops.packs.items_file import bundled, items_from_yaml, items_to_yaml
 
 NAME = "categories.yaml"
 CATCH_ALL = ("city_management", "hotline_12345")
 
 
 def categories_from_yaml(data: bytes, name: str = NAME) -> list[Category]:
-    doc = load_yaml(data, name)
-    if doc is None:
-        return []
-    if not isinstance(doc, list):
-        raise PackError(f"{name}: must be a list of categories")
-    out = []
-    for i, item in enumerate(doc):
-        label = item.get("code") if isinstance(item, dict) else None
-        where = f"{name}: category {i}" + (f" ({label})" if isinstance(label, str) else "")
-        try:
-            out.append(msgspec.convert(item, Category))
-        except msgspec.ValidationError as error:
-            raise PackError(f"{where}: {error}") from None
-    try:
-        check_categories(out)
-    except CategoryError as error:
-        raise PackError(f"{name}: {error}") from None
-    return out
+    return items_from_yaml(data, name, Category, noun="category", label="code",
+                           check=check_categories, errors=CategoryError)
 
 
 def categories_to_yaml(categories: list[Category]) -> bytes:
-    return dump_yaml([msgspec.to_builtins(c) for c in categories])
+    return items_to_yaml(categories)
 
 
 @functools.cache
 def _defaults() -> tuple[Category, ...]:
-    data = resources.files("cityops.packs").joinpath(NAME).read_bytes()
-    return tuple(categories_from_yaml(data, f"cityops/packs/{NAME}"))
+    return tuple(categories_from_yaml(*bundled(NAME)))
 
 
 def default_categories(departments: list[str]) -> list[Category]:

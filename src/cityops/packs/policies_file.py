@@ -8,60 +8,33 @@ departments the city lacks or naming licence types its catalogue does not have.
 from __future__ import annotations
 
 import functools
-from importlib import resources
-
-import msgspec
 
 from cityops.domain.city import CityPack
 from cityops.domain.onestop.policies import Policy, PolicyError, check_policies
-from cityops.packs.codec import describe, dump_yaml, load_yaml
-from cityops.packs.errors import PackError
+from cityops.packs.items_file import bundled, items_from_yaml, items_to_yaml
 from cityops.packs.services_file import services_of
 
 NAME = "policies.yaml"
 
-
 def policies_from_yaml(data: bytes, name: str = NAME) -> list[Policy]:
-    doc = load_yaml(data, name)
-    if doc is None:
-        return []
-    if not isinstance(doc, list):
-        raise PackError(f"{name}: must be a list of policies")
-    out = []
-    for i, item in enumerate(doc):
-        label = item.get("id") if isinstance(item, dict) else None
-        where = f"{name}: policy {i}" + (f" ({label})" if isinstance(label, str) else "")
-        try:
-            out.append(msgspec.convert(item, Policy))
-        except msgspec.ValidationError as error:
-            raise PackError(f"{where}: {describe(error)}") from None
-    try:
-        check_policies(out)
-    except PolicyError as error:
-        raise PackError(f"{name}: {error}") from None
-    return out
-
+    return items_from_yaml(data, name, Policy, noun="policy", label="id",
+                           check=check_policies, errors=PolicyError)
 
 def policies_to_yaml(policies: list[Policy]) -> bytes:
-    return dump_yaml([msgspec.to_builtins(p) for p in policies])
-
+    return items_to_yaml(policies)
 
 @functools.cache
 def _defaults() -> tuple[Policy, ...]:
-    data = resources.files("cityops.packs").joinpath(NAME).read_bytes()
-    return tuple(policies_from_yaml(data, f"cityops/packs/{NAME}"))
-
+    return tuple(policies_from_yaml(*bundled(NAME)))
 
 def default_policies(departments: list[str], licence_types: set[str]) -> list[Policy]:
     have = set(departments)
     return [p for p in _defaults()
             if p.department in have and p.condition.licence_types() <= licence_types]
 
-
 def default_for(pack: CityPack) -> list[Policy]:
     types = {t.code for t in services_of(pack).licences}
     return default_policies([d.code for d in pack.departments], types)
-
 
 def policies_of(pack: CityPack) -> list[Policy]:
     """The pack's policies, or the default ones for a pack made in code without them."""
