@@ -97,6 +97,11 @@ class MemoryIncidents:
                      if c.next_due is not None and c.next_due <= now)
         return [incident_id for _, incident_id in due[:limit]]
 
+    async def claim_due_incidents(self, now: float, limit: int = 100,
+                                  lease_s: float = 30.0) -> list[str]:
+        """One process owns this store, so there is no other scheduler to keep out."""
+        return await self.due_incidents(now, limit)
+
     async def incident_events(self, incident_id: str) -> list[Event]:
         return [decode_event(e) for e in self._events.get(incident_id, [])]
 

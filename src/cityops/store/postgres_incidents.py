@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS {s}.incident_reports (
     doc json NOT NULL
 );
 CREATE INDEX IF NOT EXISTS incident_reports_incident ON {s}.incident_reports (incident_id, at);
+ALTER TABLE {s}.incidents ADD COLUMN IF NOT EXISTS claimed_until double precision;
 """
 
 
@@ -190,6 +191,25 @@ class PostgresIncidents:
     async def due_incidents(self, now: float, limit: int = 100) -> list[str]:
         rows = await self._docs(q.due_query(POSTGRES, self._p), (now, limit))
         return [incident_id for (incident_id,) in rows]
+
+    async def claim_due_incidents(self, now: float, limit: int = 100,
+                                  lease_s: float = 30.0) -> list[str]:
+        """Due cases no other scheduler holds, each now held by the caller for `lease_s`.
+
+        SKIP LOCKED lets two act nodes that claim at the same moment take disjoint sets
+        instead of queueing on each other's rows; the lease keeps a case from being taken
+        again while its escalation is under way (a node that dies holding one only delays
+        it by the lease). The version check on save still refuses a double move."""
+        p = self._p
+        sql = (f"UPDATE {p}incidents AS i SET claimed_until = %s FROM ("
+               f"SELECT id FROM {p}incidents WHERE next_due IS NOT NULL AND next_due <= %s "
+               "AND (claimed_until IS NULL OR claimed_until <= %s) "
+               "ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED) AS d "
+               "WHERE i.id = d.id RETURNING i.id, i.next_due")
+        async with self._connection(write=True) as conn:
+            cur = await conn.execute(sql, (now + lease_s, now, now, limit))
+            rows = await cur.fetchall()
+        return [incident_id for incident_id, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
 
     async def incident_events(self, incident_id: str) -> list[Event]:
         rows = await self._docs(f"SELECT doc::text FROM {self._p}incident_events "
