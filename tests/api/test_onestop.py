@@ -5,7 +5,6 @@ an expired one refused with the reason), and an eligibility batch run twice."""
 
 from __future__ import annotations
 
-import datetime as dt
 
 import msgspec
 import pytest
@@ -190,8 +189,15 @@ async def test_open_a_restaurant_one_form_four_departments_one_notice(
         clock.now += 86_400  # Tuesday 11:00
         r = await move(li, food_app, "resubmit")
         assert r.status_code == 409 and "kitchen_layout" in r.json()["error"]
-        r = await move(li, food_app, "resubmit", materials={"kitchen_layout": "upload-4"})
+        r = await move(li, food_app, "resubmit", materials={"kitchen_layout": "upload-4"},
+                       answers={"floor_area": "ninety"})
+        assert r.status_code == 400 and "'ninety' is not a number" in r.json()["error"]
+        r = await move(li, food_app, "resubmit", materials={"kitchen_layout": "upload-4"},
+                       answers={"floor_area": 90})
         assert r.status_code == 200, r.text
+        assert r.json()["answers"]["floor_area"] == 90
+        assert {m["code"]: m for m in r.json()["materials"]}["kitchen_layout"]["ref"] == \
+            "upload-4"
         assert r.json()["due"] == MONDAY_10 + 15 * 86_400  # one working day later than before
         assert (await move(market, food_app, "approve")).status_code == 409  # not accepted yet
         assert not any(n.kind == "onestop.result" for n in sent)

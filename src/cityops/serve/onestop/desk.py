@@ -322,11 +322,14 @@ class ApplicationDesk:
         if item is None:
             raise Refused(f"item {app.item!r} is no longer in the catalogue; ask the "
                           f"department {app.department}")
+        # Only what is given now is checked: the rest was taken at submission, registry
+        # facts included.
         form = merge_form([item])
-        clean, problems = check_answers(form, {**app.answers, **answers})
+        given = MergedForm(form.items, [f for f in form.fields if f.field.code in answers], [])
+        clean, problems = check_answers(given, answers)
         if problems:
             raise FormProblems(problems)
-        return {k: clean[k] for k in answers if k in clean}
+        return clean
 
     async def _issue(self, app: Application, now: float
                      ) -> tuple[Application, Licence | None]:
