@@ -38,7 +38,7 @@ OPERATOR = Actor("k-op", Role.OPERATOR)
 def application(materials=()):
     return new_application(
         id="app-1", submission="sub-1", item_code="food_operating_permit",
-        item_name="Food operating permit", department="market_regulation", citizen="c-1",
+        item_name="Food operating permit", department="market_regulation", applicant="c-1",
         now=MONDAY_10, limit=Limit.parse("10wd"), clock=CLOCK, answers={"business_name": "X"},
         fields=["business_name", "floor_area"], materials=list(materials), channel="online")
 
