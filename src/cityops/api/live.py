@@ -156,7 +156,8 @@ class LiveHub:
         async with self._lock:
             if self._tasks:
                 return
-            bus = self.node.bus
+            # Each web node's hub reads in a group of its own: every node sees every change.
+            bus = self.node.bus_for("live") if hasattr(self.node, "bus_for") else self.node.bus
             incidents = bus.subscribe("incidents", maxsize=self.bus_queue)
             alerts = bus.subscribe("alerts", maxsize=self.bus_queue)
             self._subs = [incidents, alerts]
@@ -474,7 +475,9 @@ class LiveHub:
         if self.vehicles:
             updates += self._vehicle_delta(group, body, veh_moved, veh_lat, veh_lon)
         if kpi is not None:
-            body["kpi"] = self._kpi_for(kpi, group)
+            changed_kpi = self._kpi_changes(group, self._kpi_for(kpi, group))
+            if changed_kpi:
+                body["kpi"] = changed_kpi
         if not body:
             return None
         body["type"] = "delta"
@@ -557,6 +560,21 @@ class LiveHub:
                 reporting[c] = reporting.get(c, 0) + int(rep[i])
                 total[c] = total.get(c, 0) + int(tot[i])
         return reporting, total
+
+    @staticmethod
+    def _kpi_changes(group: dict, shown: dict) -> dict:
+        """Only the figures that differ from what this group was last sent; the health
+        counts entry by entry (one per area: most stay the same from one second to the next)."""
+        sent = group.get("kpi_sent")
+        group["kpi_sent"] = shown
+        if sent is None:
+            return shown
+        out = {k: v for k, v in shown.items() if k != "health" and sent.get(k) != v}
+        before = sent.get("health", {})
+        health = {c: v for c, v in shown["health"].items() if before.get(c) != v}
+        if health:
+            out["health"] = health
+        return out
 
     def _kpi_for(self, kpi: dict, group: dict) -> dict:
         who = group["who"]

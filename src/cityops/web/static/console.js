@@ -76,7 +76,7 @@ function delta(d) {
     d.staff_status.i.forEach((i, k) => staffLayer.paint(i, STAFF_COLORS[d.staff_status.s[k]] || STAFF_COLORS.available));
     staffLayer.changed();
   }
-  if (d.kpi) { state.states = d.kpi.states || {}; view.applyStates(state.states); showState(); }
+  if (d.kpi && d.kpi.states) { state.states = d.kpi.states; view.applyStates(state.states); showState(); }
   if (d.incidents) {
     for (const i of d.incidents) state.incidents.set(i.id, i);
     renderQueue();

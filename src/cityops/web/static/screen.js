@@ -26,16 +26,16 @@ let trail = [];
 
 async function main() {
   performance.mark("cityops:start");
+  // The map's start-up (a WebGL context, its workers) is the slowest part of the first
+  // render, so it begins before the sign-in, and the areas and the live snapshot are fetched
+  // while it runs; the snapshot fills the point buffers, which join the map when it is ready.
+  const tiles = document.querySelector('meta[name="cityops-tiles"]').content;
+  view = new CityMapView(document.getElementById("map"), { tiles, onFocus: focused });
+  window.cityops.view = view;
   const me = await signIn("CityOps · Big screen", ["admin", "operator", "department", "station", "field"]);
   world.me = me;
   performance.mark("cityops:signed-in");
   document.getElementById("who").textContent = `${me.role}${me.scope && me.scope !== "*" ? " · " + me.scope : ""}`;
-  const tiles = document.querySelector('meta[name="cityops-tiles"]').content;
-  // The map's start-up (a WebGL context, its workers) is the slowest part of the first
-  // render, so the areas and the live snapshot are fetched while it happens; the snapshot
-  // fills the point buffers, which join the map as soon as it is ready.
-  view = new CityMapView(document.getElementById("map"), { tiles, onFocus: focused });
-  window.cityops.view = view;
   staffLayer = new PointsLayer("staff", { size: 12 });
   vehicleLayer = new PointsLayer("vehicles", { size: 10, square: true });
   staffLayer.onRender = rendered;
@@ -158,11 +158,12 @@ function delta(d, arrived) {
   if (d.alerts) { for (const a of d.alerts) world.alerts.set(a.id, a); drawAlarms(); }
   if (d.alerts_cleared) { for (const id of d.alerts_cleared) world.alerts.delete(id); drawAlarms(); }
   if (d.kpi) {
-    world.kpi = d.kpi;
+    // Only the figures that changed arrive; the health counts area by area.
+    world.kpi = { ...world.kpi, ...d.kpi, health: { ...world.kpi.health, ...(d.kpi.health || {}) } };
     const last = world.history[world.history.length - 1];
-    if (!last || d.t - last[0] >= 5) world.history.push([d.t, d.kpi.ingest_rate]);
+    if (!last || d.t - last[0] >= 5) world.history.push([d.t, world.kpi.ingest_rate]);
     if (world.history.length > 720) world.history.shift();
-    view.applyStates(d.kpi.states);
+    if (d.kpi.states) view.applyStates(d.kpi.states);
   }
   if (incidents) drawIncidents();
   schedulePanels();
