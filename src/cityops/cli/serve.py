@@ -41,6 +41,10 @@ def serve(
     scenarios: list[Path] = typer.Option([], "--scenarios", help="A folder of the city's own "
                                          "scenario packs (repeatable), besides the built-in "
                                          "ones."),
+    max_in_flight: int = typer.Option(64, "--max-in-flight", min=1, help="Ingest batches in "
+                                      "progress at once; more are answered 429."),
+    history_queue: int = typer.Option(256, "--history-queue", min=1, help="Batches waiting for "
+                                      "the history writer; more are answered 503."),
     log_level: str = typer.Option("warning", "--log-level"),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
@@ -66,7 +70,8 @@ def serve(
             raise fail(f"--scenarios {folder} is not a folder of scenario packs")
     settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync,
                         notify_url=notify, street_network=street_network,
-                        scenario_dirs=list(scenarios))
+                        scenario_dirs=list(scenarios), max_in_flight=max_in_flight,
+                        history_queue=history_queue)
     try:
         notifier = open_notifier(notify, **({"secret": notify_secret} if notify_secret else {}))
         node = Node(pack, settings, notifier=notifier)
