@@ -194,6 +194,11 @@ class Store(Protocol):
     async def due_incidents(self, now: float, limit: int = 100) -> list[str]:
         """Ids of cases with a deadline (`Incident.next_due`) at or before `now`, soonest first."""
 
+    async def claim_due_incidents(self, now: float, limit: int = 100,
+                                  lease_s: float = 30.0) -> list[str]:
+        """Like `due_incidents`, but each case returned is held for the caller for `lease_s`:
+        another caller (an escalation scheduler on another node) is not given it meanwhile."""
+
     async def incident_events(self, incident_id: str) -> list[Event]: ...
 
     async def incident_reports(self, incident_id: str) -> list[Report]: ...
