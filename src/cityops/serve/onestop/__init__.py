@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import weakref
 
+import msgspec
+
 from cityops.domain.city import WorkCalendar
 from cityops.domain.citizens import Citizen
 from cityops.domain.workclock import WorkClock
@@ -26,8 +28,6 @@ class _Registry:
         self.store = store
 
     async def get(self, citizen_id: str) -> Citizen | None:
-        import msgspec
-
         rec = await self.store.get_record("citizen", citizen_id)
         return None if rec is None else msgspec.json.decode(rec.doc, type=Citizen)
 
