@@ -2,6 +2,19 @@
 
 Data flows one way: sources -> ingest -> history (durable) -> bus -> consumers; the state store
 sits beside it holding devices, keys, the latest values and dead letters.
+
+In cluster mode (`settings.bus_url`) the same parts are wired over NATS JetStream and the
+shared store, and a node builds what its roles need (docs/deploy.md):
+
+- ingest: validate, publish to the stream, answer once JetStream acknowledged (the stream is
+  the durable log; no WAL here); MQTT through a shared subscription;
+- detect: its worker's share of the readings partitions through the scenario rules;
+- history: the WAL and Parquet history written from the stream, and history reads;
+- act: alerts filed as incidents, escalation with claimed deadlines;
+- web: the API over the store, live updates from the stream.
+
+Every cluster node keeps the device registry in the store's order (indices on the stream
+mean the same device everywhere) and follows area states and new devices from the store.
 """
 
 from __future__ import annotations
@@ -9,10 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
+import socket
 import time
+import uuid
 
 from cityops.auth import KeyResolver
 from cityops.bus.memory import MemoryBus
+from cityops import cluster
 from cityops.detect.engine import DetectEngine
 from cityops.domain.city import CityPack
 from cityops.domain.geo import CityMap
@@ -42,29 +60,65 @@ class Node:
         self.registry = DeviceRegistry(pack.kinds)
         self.store = open_store(settings.resolved_store_url())
         self.keys = KeyResolver(self.store)
-        self.bus = MemoryBus()
-        self.history = HistoryLog(
-            settings.data_dir / "history",
-            self.registry,
-            fsync=settings.fsync,
-            queue_batches=settings.history_queue,
-            seal_after_s=settings.seal_after_s,
-        )
-        self.reader = HistoryReader(self.history)
-        self.ingestor = Ingestor(self.registry, self.history, self.bus, self.metrics,
-                                 limits=Limits(max_age_s=settings.max_age_s),
-                                 max_in_flight=settings.max_in_flight, clock=clock)
+        self.cluster = settings.cluster
+        if settings.roles != ["all"] and not self.cluster:
+            raise ValueError("roles other than all need a bus between the nodes (--bus nats://...)")
+        if self.cluster:
+            if not 0 <= settings.worker < settings.workers <= settings.partitions:
+                raise ValueError(f"--worker {settings.worker} --workers {settings.workers}: "
+                                 f"need 0 <= worker < workers <= partitions "
+                                 f"({settings.partitions})")
+            self.name = _safe_name(settings.node_name or f"{socket.gethostname()}-{os.getpid()}")
+            self.bus = cluster.open_bus(settings)
+        else:
+            self.name = ""
+            self.bus = MemoryBus()
+        self.runs = settings.runs
+        self.lag: cluster.StreamLag | None = None
+        self.history_feeder: cluster.HistoryFeeder | None = None
+        self.follower: cluster.LatestFollower | None = None
+        if not self.cluster or self.runs("history"):
+            self.history = HistoryLog(
+                settings.data_dir / "history",
+                self.registry,
+                fsync=settings.fsync,
+                queue_batches=settings.history_queue,
+                seal_after_s=settings.seal_after_s,
+            )
+            self.reader = HistoryReader(self.history)
+        else:
+            self.history = cluster.StreamHistory(self.registry)
+            self.reader = cluster.NoReader()
+        if not self.cluster:
+            self.ingestor = Ingestor(self.registry, self.history, self.bus, self.metrics,
+                                     limits=Limits(max_age_s=settings.max_age_s),
+                                     max_in_flight=settings.max_in_flight, clock=clock)
+        elif self.runs("ingest") or self.runs("web"):  # web: field staff post positions
+            self.lag = cluster.StreamLag(self.bus)
+            self.ingestor = Ingestor(self.registry, self.history,
+                                     cluster.IngestBus(self.bus, self.lag,
+                                                       settings.max_stream_lag),
+                                     self.metrics, limits=Limits(max_age_s=settings.max_age_s),
+                                     max_in_flight=settings.max_in_flight, clock=clock)
+        else:
+            self.ingestor = cluster.NoIngest()
         self.detect = None
         if settings.detect:
             scenarios = load_scenarios(list(settings.scenario_dirs), kinds=pack.kinds)
             _warn_missing_departments(scenarios, pack)
+            # A cluster node without the detect role keeps a passive engine: the operating
+            # states and the scenario list for the API, no rules evaluated.
             self.detect = DetectEngine(self, scenarios, tick_s=settings.detect_tick_s,
-                                       clock=clock)
+                                       clock=clock,
+                                       evaluate=not self.cluster or self.runs("detect"))
         self.act = None
         if settings.act:
             from cityops.act.side import ActSide
 
-            self.act = ActSide(self, notifier=notifier)
+            # Every cluster node has the incident desk (moves made through its API); only act
+            # nodes take alerts from the bus and run escalation.
+            working = not self.cluster or self.runs("act")
+            self.act = ActSide(self, notifier=notifier, intake=working, scheduler=working)
         from cityops.serve.side import ServeSide
 
         self.serve = ServeSide(self, notifier=notifier if self.act is None else None)
@@ -74,14 +128,36 @@ class Node:
         self.registration_errors: list[tuple[int, str]] = []
         self._tasks: list[asyncio.Task] = []
         self.department_areas = {d.code: list(d.service_areas) for d in pack.departments}
+        self._devices_version: str | None = None
+        self._devices_checked = 0.0
+        self._devices_lock = asyncio.Lock()
+        self.registry_diverged = ""  # set when this node's device order left the store's
+
+    def bus_for(self, component: str):
+        """The bus as one component sees it. In cluster mode each component reads in a
+        consumer group of its own: one per deployment where the work must be done once
+        (detect and history split the partitions by worker, act nodes share the alerts), one
+        per node where every node needs everything (live views, latest values)."""
+        if not self.cluster:
+            return self.bus
+        if component in ("detect", "history"):
+            return cluster.BusView(self.bus, component, cluster.owned_partitions(self.settings))
+        if component == "act":
+            return cluster.BusView(self.bus, cluster.ACT_GROUP)
+        return cluster.BusView(self.bus, f"{component}-{self.name}")
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
-        self.registry.add(await self.store.load_devices())
-        await self._register_pack_devices()
+        if self.cluster:
+            await self._register_pack_devices_shared()
+        else:
+            self.registry.add(await self.store.load_devices())
+            await self._register_pack_devices()
         snapshot = await self.store.load_latest()
         await asyncio.to_thread(self.history.open, snapshot)
+        if self.cluster:
+            await self.bus.start()
         self.metrics.devices.set_function(lambda: len(self.registry))
         self.metrics.watch_queue("history_writer", self.history.queue_depth)
         self.metrics.watch_queue("store_writer", self.store.queue_depth)
@@ -89,30 +165,67 @@ class Node:
         self.metrics.watch_queue("bus", lambda: sum(self.bus.depths().values()))
         if self.act is not None:
             await self.act.start()  # before detection, so no raised alert goes unheard
-        await self.serve.start()
+        if not self.cluster or self.runs("web"):
+            await self.serve.start()
         if self.detect is not None:
             await self.detect.start()
-        self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="latest-snapshot"))
+        if self.cluster:
+            await self._start_cluster_parts()
+        if not self.cluster or self.runs("history"):
+            self._tasks.append(asyncio.create_task(self._snapshot_loop(),
+                                                   name="latest-snapshot"))
         from cityops.ingest.deadletters import DeadLetterSink
 
         self.dead_letters = DeadLetterSink(self.store)
         await self.dead_letters.start()
         self.metrics.watch_fields(self.metrics.dead_letters, lambda: self.dead_letters.stats)
-        if self.settings.mqtt_url:
+        if self.settings.mqtt_url and (not self.cluster or self.runs("ingest")):
             from cityops.ingest.mqtt import MqttIntake
 
-            self.mqtt = MqttIntake(self.settings.mqtt_url, self.ingestor.ingest, self.dead_letters,
-                                   topic=self.settings.mqtt_topic)
+            if self.cluster:
+                # Every ingest node subscribes in one shared group: the broker deals each
+                # message to one of them. A named session lets a restarted node get back
+                # what it had been sent and not yet acknowledged.
+                topic = self.settings.mqtt_topic
+                if not topic.startswith("$share/"):
+                    topic = f"$share/{self.settings.mqtt_share}/{topic}"
+                self.mqtt = MqttIntake(self.settings.mqtt_url,
+                                       cluster.bus_unavailable_as_overload(self.ingestor.ingest),
+                                       self.dead_letters, topic=topic,
+                                       client_id=f"cityops-{self.name}", session_expiry_s=3600)
+            else:
+                self.mqtt = MqttIntake(self.settings.mqtt_url, self.ingestor.ingest,
+                                       self.dead_letters, topic=self.settings.mqtt_topic)
             await self.mqtt.start()
             self.metrics.watch_fields(self.metrics.mqtt, lambda: self.mqtt.stats)
         self.started_at = time.time()
+
+    async def _start_cluster_parts(self) -> None:
+        from cityops.ingest.pipeline import READINGS
+
+        if self.runs("history"):
+            view = self.bus_for("history")
+            await cluster.prepare_group(self.bus, cluster.HISTORY_GROUP, READINGS,
+                                        view.partitions, from_start=True, rewind=True)
+            self.history_feeder = cluster.HistoryFeeder(self, view)
+            await self.history_feeder.start()
+        elif self.runs("web") or self.runs("act"):
+            self.follower = cluster.LatestFollower(self, self.bus_for("latest"))
+            await self.follower.start()
+        if self.lag is not None:
+            self.lag.start()
+        self._tasks.append(asyncio.create_task(self._follow_store(), name="follow-store"))
 
     async def stop(self) -> None:
         if self.mqtt is not None:
             await self.mqtt.stop()
         if self.detect is not None:
             await self.detect.stop()
-        await self.serve.stop()
+        for part in (self.history_feeder, self.follower, self.lag):
+            if part is not None:
+                await part.stop()
+        if not self.cluster or self.runs("web"):
+            await self.serve.stop()
         if self.act is not None:
             await self.act.stop()
         for task in self._tasks:
@@ -138,12 +251,90 @@ class Node:
         except Exception as error:  # any failure to answer is "down", whatever its kind
             checks["store"] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:200]}
         depth, limit = self.history.queue_depth(), self.settings.history_queue
-        checks["history"] = {"ok": depth < limit, "queue": depth, "limit": limit}
-        checks["bus"] = {"ok": self.bus.has_room("readings"), "depths": self.bus.depths()}
+        if not self.cluster or self.runs("history"):
+            checks["history"] = {"ok": depth < limit, "queue": depth, "limit": limit}
+        if self.cluster:
+            checks["bus"] = self._bus_check()
+        else:
+            checks["bus"] = {"ok": self.bus.has_room("readings"), "depths": self.bus.depths()}
+        if self.registry_diverged:
+            checks["registry"] = {"ok": False, "error": self.registry_diverged}
         if self.mqtt is not None:
             checks["mqtt"] = {"ok": bool(self.mqtt.connected),
                               "state": "connected" if self.mqtt.connected else "reconnecting"}
         return checks
+
+    def _bus_check(self) -> dict:
+        bus = self.bus
+        check = {"ok": bool(bus.healthy), "url": bus.url, "stream": bus.stream,
+                 "connected": bus.connected, "in_flight": bus.in_flight,
+                 "roles": list(self.settings.roles), "node": self.name}
+        if bus.last_error:
+            check["last_error"] = bus.last_error
+        if self.lag is not None:
+            check["detect_lag"] = self.lag.messages if self.lag.known else None
+            check["max_lag"] = self.settings.max_stream_lag
+        subs = {f"{s.subject}/{s.group}": s.depth() for subs in bus._subs.values()  # noqa: SLF001
+                for s in subs}
+        if subs:
+            check["backlog"] = subs
+        return check
+
+    async def _register_pack_devices_shared(self) -> None:
+        """Cluster mode: the pack's devices the store lacks are registered there, and the
+        registry is then read back in the store's order, which is every node's order (the
+        store serialises registrations), so a device index on the stream means the same
+        device in every process."""
+        known = {d.id for d in await self.store.load_devices()}
+        new = [d for d in self.pack.devices if d.id not in known]
+        if new:
+            resolved, errors = self.city.resolve_devices(new)
+            for index, message in errors:
+                log.warning("pack device %s not registered: %s", new[index].id, message)
+            self.registration_errors = errors
+            await self.store.upsert_devices(resolved)
+        self._devices_version = await self.store.get_meta(DEVICES_VERSION)
+        self.registry.add(await self.store.load_devices())
+
+    async def reload_devices(self) -> int:
+        """Devices registered by other nodes since the last look, appended in store order;
+        returns how many were new."""
+        async with self._devices_lock:
+            devices = await self.store.load_devices()
+            have = self.registry.devices
+            n = len(have)
+            if len(devices) < n or any(a.id != b.id for a, b in zip(devices, have)):
+                self.registry_diverged = ("the store's device order differs from this node's: "
+                                          "restart it")
+                log.error("device registry diverged from the store; restart this node")
+                return 0
+            self.registry.add(devices[n:])
+            self._devices_checked = time.monotonic()
+            return len(devices) - n
+
+    async def ensure_devices(self, batch) -> None:
+        """A batch from the stream may name a device registered elsewhere a moment ago."""
+        if len(batch) and int(batch.device.max()) >= len(self.registry) \
+                and time.monotonic() - self._devices_checked > 0.5:
+            await self.reload_devices()
+
+    async def _follow_store(self) -> None:
+        """What other nodes change in the store and this one must see: operating states (set
+        through any web node) and newly registered devices."""
+        while True:
+            await asyncio.sleep(self.settings.snapshot_every_s)
+            try:
+                version = await self.store.get_meta(DEVICES_VERSION)
+                if version != self._devices_version:
+                    self._devices_version = version
+                    await self.reload_devices()
+                if self.detect is not None:
+                    states = await self.store.load_area_states()
+                    for code, state in states.items():
+                        if self.detect.area_states.get(code) != state:
+                            self.detect.set_area_state(code, state)
+            except Exception as exc:  # the store is down: readiness says so; try again
+                log.warning("following the store failed: %s", exc)
 
     async def _register_pack_devices(self) -> None:
         """Devices of the pack not yet in the store are registered: areas and cell resolved
@@ -163,7 +354,15 @@ class Node:
         for device in resolved:
             self.registry.kind(device.kind)
         await self.store.upsert_devices(resolved)
-        self.registry.add(resolved)
+        if self.cluster:
+            # Indices come from the store's order, never from this node's own count; the
+            # version tells the other nodes to read the new devices too.
+            await self.store.set_meta(DEVICES_VERSION, uuid.uuid4().hex)
+            await self.reload_devices()
+            for device in resolved:
+                self.registry.add([device])  # content of an existing device may have changed
+        else:
+            self.registry.add(resolved)
         return resolved
 
     async def save_snapshot(self) -> None:
@@ -187,6 +386,14 @@ class Node:
                 await self.save_snapshot()
             except Exception:
                 log.exception("saving the latest values failed; will retry")
+
+
+DEVICES_VERSION = "devices.version"
+
+
+def _safe_name(name: str) -> str:
+    """A node name usable in consumer and MQTT client names."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)[:60] or "node"
 
 
 def _warn_missing_departments(scenarios, pack: CityPack) -> None:

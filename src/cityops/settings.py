@@ -1,4 +1,10 @@
-"""Settings of a node, with the embedded defaults."""
+"""Settings of a node, with the embedded defaults.
+
+A node runs one or more roles. `all` (the default) is one process with everything in it, the
+in-process bus and the embedded store, as a laptop runs it. With `bus_url` set the node is a
+cluster node: its roles decide which parts it builds (see `cityops.node` and
+docs/deploy.md), and the parts talk over NATS JetStream and PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +34,23 @@ class Settings(msgspec.Struct, kw_only=True):
     escalate_tick_s: float = 5.0  # how often deadlines are checked
     ack_timeout_s: float = 90.0  # a field person's time to acknowledge an assignment
     street_network: Path | None = None  # an OSM .pbf extract: propose staff by travel time
+    # -- cluster mode --------------------------------------------------------------------------
+    roles: list[str] = msgspec.field(default_factory=lambda: ["all"])  # or ingest, detect,
+    # act, web, history: which parts this node runs (cluster mode)
+    bus_url: str | None = None  # nats://host:port[?stream=...&ack_wait=...]: cluster mode
+    node_name: str = ""  # stable per process: names its own consumer groups and MQTT session
+    worker: int = 0  # which share of the readings partitions this detect/history worker takes
+    workers: int = 1  # how many workers share them
+    partitions: int = 8  # readings partitions of the stream (fixed for a deployment)
+    max_stream_lag: int = 50_000  # detection backlog (messages) beyond which ingest says 503
+    mqtt_share: str = "cityops"  # shared-subscription group of the ingest nodes' MQTT intake
+
+    @property
+    def cluster(self) -> bool:
+        return self.bus_url is not None
+
+    def runs(self, role: str) -> bool:
+        return "all" in self.roles or role in self.roles
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(Path(self.data_dir) / 'state.db').resolve()}"

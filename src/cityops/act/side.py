@@ -1,9 +1,15 @@
 """The act side of a node, wired: the city's workflow rules, the incident desk, the alert
-intake from the bus, the escalation scheduler, the notifier and the field staff board."""
+intake from the bus, the escalation scheduler, the notifier and the field staff board.
+
+In cluster mode every node has the desk (the API's moves go through it) but only act nodes
+take alerts and escalate. Several act nodes share the alerts in one consumer group (filing is
+idempotent: the case id derives from the alert's id), and their schedulers claim due cases for
+a lease before escalating them, so each case is escalated by one of them."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from cityops.act.desk import IncidentDesk
 from cityops.act.intake import AlertIntake
@@ -14,6 +20,9 @@ from cityops.domain.incidents.categories import CategoryTable
 from cityops.domain.incidents.workflow import Rules
 from cityops.domain.workclock import WorkClock
 from cityops.notify import open_notifier
+from cityops.store.base import StoreBusy
+
+log = logging.getLogger(__name__)
 
 
 def rules_for(node) -> Rules:
@@ -26,20 +35,76 @@ def rules_for(node) -> Rules:
                  departments={d.code for d in pack.departments})
 
 
+class _ClaimingStore:
+    """The store as a clustered desk sees it: asking for due cases claims them (see
+    `claim_due_incidents`); everything else goes straight through."""
+
+    def __init__(self, store, lease_s: float) -> None:
+        self._store = store
+        self.lease_s = lease_s
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def due_incidents(self, now: float, limit: int = 100) -> list[str]:
+        return await self._store.claim_due_incidents(now, limit, self.lease_s)
+
+
+class _SteadyIntake(AlertIntake):
+    """The alert intake of an act node: an alert that cannot be filed because the store is
+    away is tried again, and the bus is not told it was taken until it was (it is acknowledged
+    when the next batch is asked for), so a store outage delays alerts and loses none."""
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._sub.get_batch(16)
+            for events in batches:
+                for event in events:
+                    await self._file(event)
+
+    async def _file(self, event) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.take(event)
+                return
+            except (StoreBusy, ConnectionError, TimeoutError) as exc:
+                log.warning("alert %s not filed yet (%s); retrying in %.1f s",
+                            event.alert.id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            except Exception:  # a fault of this alert, not of the store: it must not stop others
+                self.stats["failed"] += 1
+                log.exception("alert %s could not be filed", event.alert.id)
+                return
+
+
 class ActSide:
-    def __init__(self, node, *, notifier=None) -> None:
+    def __init__(self, node, *, notifier=None, intake: bool = True,
+                 scheduler: bool = True) -> None:
         settings = node.settings
         self.settings = settings
+        self.runs_intake = intake
+        self.runs_scheduler = scheduler
+        clustered = getattr(node, "cluster", False)
         self.notifier = notifier or open_notifier(settings.notify_url)
         state = node.history.state
         self.staff = StaffBoard(
             node.pack.staff, node.registry.index.get,
             lambda series: (state.latest_ts[series], state.latest_value[series]))
         self.rules = rules_for(node)
-        self.desk = IncidentDesk(node.store, self.rules, self.notifier, city=node.city,
+        store = node.store
+        if clustered:
+            # A claim outlives a few ticks, so a node that dies holding cases delays them by
+            # at most that long.
+            store = _ClaimingStore(store, lease_s=max(6 * settings.escalate_tick_s, 10.0))
+        self.desk = IncidentDesk(store, self.rules, self.notifier, city=node.city,
                                  bus=node.bus, staff=self.staff, clock=node.clock,
                                  ack_timeout_s=settings.ack_timeout_s)
-        self.intake = AlertIntake(self.desk, node.bus)
+        if clustered:
+            self.intake = _SteadyIntake(self.desk, node.bus_for("act"))
+        else:
+            self.intake = AlertIntake(self.desk, node.bus)
         self.scheduler = EscalationScheduler(self.desk, tick_s=settings.escalate_tick_s)
 
     async def start(self) -> None:
@@ -49,8 +114,18 @@ class ActSide:
 
             self.staff.network = await asyncio.to_thread(StreetNetwork.from_pbf, path)
         await self.notifier.async_start()
-        await self.intake.start()
-        self.scheduler.start()
+        if self.runs_intake:
+            from cityops import cluster
+
+            view = self.intake.bus
+            if isinstance(view, cluster.BusView) and cluster.is_nats(view.bus):
+                # Alerts raised before the first act node ever ran are filed too. No rewind:
+                # act nodes share the one partition, and filing twice is harmless anyway.
+                await cluster.prepare_group(view.bus, view.group, "alerts", [0],
+                                            from_start=True, rewind=False)
+            await self.intake.start()
+        if self.runs_scheduler:
+            self.scheduler.start()
 
     async def stop(self) -> None:
         await self.scheduler.stop()

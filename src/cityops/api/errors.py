@@ -13,6 +13,13 @@ from starlette.responses import Response
 from cityops.ingest.pipeline import Overloaded
 from cityops.store.base import StoreBusy
 
+try:
+    from cityops.bus.nats import BusUnavailable
+except ImportError:  # installed without the nats extra: no such failure can happen
+
+    class BusUnavailable(RuntimeError):  # type: ignore[no-redef]
+        pass
+
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +59,11 @@ async def on_store_busy(request: Request, exc: StoreBusy) -> Response:
     return error_response(503, f"overloaded: {exc}", headers={"Retry-After": retry})
 
 
+async def on_bus_unavailable(request: Request, exc: BusUnavailable) -> Response:
+    # JetStream did not acknowledge: nothing was taken, the client should send it again.
+    return error_response(503, f"unavailable: {exc}", headers={"Retry-After": "2"})
+
+
 async def on_http_error(request: Request, exc: HTTPException) -> Response:
     return error_response(exc.status_code, exc.detail or "error", headers=exc.headers)
 
@@ -65,6 +77,7 @@ HANDLERS = {
     ApiError: on_api_error,
     Overloaded: on_overloaded,
     StoreBusy: on_store_busy,
+    BusUnavailable: on_bus_unavailable,
     HTTPException: on_http_error,
     Exception: on_unexpected,
 }

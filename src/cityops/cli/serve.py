@@ -45,6 +45,19 @@ def serve(
                                       "progress at once; more are answered 429."),
     history_queue: int = typer.Option(256, "--history-queue", min=1, help="Batches waiting for "
                                       "the history writer; more are answered 503."),
+    role: list[str] = typer.Option(["all"], "--role", help="What this node runs: ingest, "
+                                   "detect, act, web, history or all (repeatable, or a comma "
+                                   "list). Anything but all needs --bus; see docs/deploy.md."),
+    bus: str = typer.Option(None, "--bus", help="NATS JetStream between the nodes, e.g. "
+                            "nats://127.0.0.1:4222[?stream=CITYOPS]: cluster mode."),
+    name: str = typer.Option(None, "--name", help="This node's name, stable across restarts "
+                             "(its own consumer groups and MQTT session); default HOST-PORT."),
+    worker: int = typer.Option(0, "--worker", min=0, help="Which share of the readings "
+                               "partitions this detect/history worker takes (0-based)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="How many detect (history) workers "
+                                "share the partitions."),
+    partitions: int = typer.Option(8, "--partitions", min=1, help="Readings partitions of the "
+                                   "stream; the same on every node of a deployment."),
     log_level: str = typer.Option("warning", "--log-level"),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
@@ -68,10 +81,38 @@ def serve(
     for folder in scenarios:
         if not folder.is_dir():
             raise fail(f"--scenarios {folder} is not a folder of scenario packs")
+    from cityops.cluster import bus_options, parse_roles
+
+    try:
+        roles = parse_roles(role)
+        if bus is not None:
+            bus_options(bus)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if roles != ["all"] and bus is None:
+        raise fail(f"--role {','.join(roles)} needs --bus nats://...: the roles of a cluster "
+                   "talk over NATS JetStream")
+    if bus is not None and not url.startswith(("postgresql", "postgres:")):
+        raise fail("a cluster (--bus) needs a store all of its nodes share: --store "
+                   "postgresql://...")
+    if worker >= workers or workers > partitions:
+        raise fail(f"--worker {worker} --workers {workers} --partitions {partitions}: need "
+                   "worker < workers <= partitions")
+    import socket
+
+    cluster_settings = {}
+    if bus is not None:
+        cluster_settings = dict(roles=roles, bus_url=bus, worker=worker, workers=workers,
+                                partitions=partitions,
+                                node_name=name or f"{socket.gethostname()}-{port}")
     settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync,
                         notify_url=notify, street_network=street_network,
                         scenario_dirs=list(scenarios), max_in_flight=max_in_flight,
                         history_queue=history_queue)
+    if cluster_settings:
+        import msgspec
+
+        settings = msgspec.structs.replace(settings, **cluster_settings)
     try:
         notifier = open_notifier(notify, **({"secret": notify_secret} if notify_secret else {}))
         node = Node(pack, settings, notifier=notifier)

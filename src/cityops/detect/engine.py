@@ -3,6 +3,15 @@
 It runs in the node's event loop: a batch is evaluated by every rule (vectorised), the signals
 become alert episodes, and alert events are published on the bus (`alerts`) and stored. A rule
 that throws is logged and counted; it never stops detection.
+
+In cluster mode a detect worker reads only its share of the readings partitions (a device's
+readings all land in one partition, so its windows live in one worker) and is the only one
+to speak for those devices: signals about other devices (time-driven rules see every device
+of the registry) are dropped, and of the open alerts in the store it restores only its own.
+It remembers the series it has evaluated, so a batch a client sent twice is evaluated once;
+that memory starts empty, so what the stream hands a new worker again is evaluated again.
+A node without the detect role keeps a passive engine (`evaluate=False`): operating states
+and the scenario list, no rules.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ from cityops.domain.scenarios.episodes import Episodes
 from cityops.domain.scenarios.signals import Evaluator, Signal
 from cityops.domain.scenarios.spec import ScenarioPack
 from cityops.domain.states import device_states
+from cityops.history.state import SeriesState
 from cityops.ingest.pipeline import READINGS, REJECTIONS
+from cityops.store.base import StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +58,11 @@ class _PackRules:
 
 class DetectEngine:
     def __init__(self, node, scenarios: list[ScenarioPack], *, tick_s: float = 1.0,
-                 clock=time.time) -> None:
+                 clock=time.time, evaluate: bool = True) -> None:
         self.node = node
+        self.evaluating = evaluate
+        self.seen: SeriesState | None = None  # cluster: the series this worker has evaluated
+        self.owned: np.ndarray | None = None  # cluster: per device, is it this worker's
         self.scenarios = scenarios
         self.tick_s = tick_s
         self.clock = clock
@@ -73,6 +87,8 @@ class DetectEngine:
 
         node = self.node
         self.area_states = await node.store.load_area_states()
+        if not self.evaluating:
+            return
         clock = LocalClock(node.pack.info.timezone, node.pack.calendar)
         self.ctx = Context(node.registry, Places.build(node.registry, node.pack), clock,
                            now_us=int(self.clock() * US), zones=list(node.pack.zones))
@@ -88,10 +104,20 @@ class DetectEngine:
         for p in self.packs:
             p.refresh(self.ctx.state)
         self.episodes = Episodes(rules, node.registry, self._locate)
-        self.episodes.restore(await node.store.list_alerts(active=True, limit=100_000),
-                              now_us=int(self.clock() * US))
-        self._readings = node.bus.subscribe(READINGS, maxsize=node.settings.bus_queue)
-        self._rejections = node.bus.subscribe(REJECTIONS, maxsize=node.settings.bus_queue)
+        alerts = await node.store.list_alerts(active=True, limit=100_000)
+        bus = node.bus_for("detect") if hasattr(node, "bus_for") else node.bus
+        if getattr(node, "cluster", False):
+            from cityops import cluster
+
+            self.seen = SeriesState(len(node.registry))
+            self.owned = cluster.owned_devices(len(node.registry), node.settings)
+            alerts = [a for a in alerts if self._owns_alert(a)]
+            for subject in (READINGS, REJECTIONS):
+                await cluster.prepare_group(node.bus, cluster.DETECT_GROUP, subject,
+                                            bus.partitions, from_start=True, rewind=True)
+        self.episodes.restore(alerts, now_us=int(self.clock() * US))
+        self._readings = bus.subscribe(READINGS, maxsize=node.settings.bus_queue)
+        self._rejections = bus.subscribe(REJECTIONS, maxsize=node.settings.bus_queue)
         self._loop.start()
         self._ticker.start()
 
@@ -111,6 +137,7 @@ class DetectEngine:
                 "rejections_dropped": self.node.ingestor.rejections_dropped,
                 "rules": sum(len(p.pack.rules) for p in self.packs),
                 "backlog": (self._readings.depth() if self._readings else 0) + int(self._busy),
+                "evaluating": self.evaluating,
                 "open_alerts": len(self.episodes.open) if self.episodes else 0}
 
     def vital_signs(self) -> list[dict]:
@@ -127,7 +154,8 @@ class DetectEngine:
     def set_area_state(self, code: str, state: str) -> None:
         """Takes effect for the next batch."""
         self.area_states[code] = state
-        self._refresh_state()
+        if self.ctx is not None:
+            self._refresh_state()
 
     def _refresh_state(self) -> None:
         ctx = self.ctx
@@ -141,6 +169,10 @@ class DetectEngine:
             self.ctx.places = Places.build(self.node.registry, self.node.pack)
             self._devices_seen = len(self.node.registry)
             self._refresh_state()
+            if self.owned is not None:
+                from cityops import cluster
+
+                self.owned = cluster.owned_devices(self._devices_seen, self.node.settings)
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -150,7 +182,10 @@ class DetectEngine:
             self._busy = True
             try:
                 rejected = await self._waiting_rejections()
-                await self.evaluate(ReadingBatch.concat(batches), ReadingBatch.concat(rejected))
+                batch = ReadingBatch.concat(batches)
+                if self.seen is not None:
+                    batch = await self._unseen(batch)
+                await self.evaluate(batch, ReadingBatch.concat(rejected))
             except Exception:
                 log.exception("detection failed on a batch")
             finally:
@@ -172,10 +207,32 @@ class DetectEngine:
             out += got
         return out
 
+    async def _unseen(self, batch: ReadingBatch) -> ReadingBatch:
+        """The rows of `batch` this worker has not evaluated yet (a client's retry of a batch
+        already taken is published again, whole)."""
+        if not len(batch):
+            return batch
+        await self.node.ensure_devices(batch)
+        seen = self.seen
+        seen.reserve(max(len(self.node.registry), int(batch.device.max()) + 1))
+        fresh, _ = seen.new_rows(batch)
+        if not fresh.all():
+            batch = batch.take(np.flatnonzero(fresh))
+        seen.commit(batch)
+        return batch
+
+    def _owns_alert(self, alert) -> bool:
+        from cityops import cluster
+
+        d = self.node.registry.index.get(alert.subject)
+        if d is None:
+            return cluster.owns_subject(alert.subject, self.node.settings)
+        return d < self.owned.shape[0] and bool(self.owned[d])
+
     async def caught_up(self, timeout: float = 10.0) -> bool:
         """Wait until every batch published so far has been evaluated (replays, tests)."""
         deadline = time.monotonic() + timeout
-        while self._readings.depth() or self._busy:
+        while (self._readings is not None and self._readings.depth()) or self._busy:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.001)
@@ -246,7 +303,7 @@ class DetectEngine:
     def _last_seen(self) -> np.ndarray:
         from cityops.domain.kinds import MAX_CHANNELS
 
-        latest = self.node.history.state.latest_ts
+        latest = (self.seen if self.seen is not None else self.node.history.state).latest_ts
         n = len(self.node.registry)
         have = min(n, latest.shape[0] // MAX_CHANNELS)
         out = np.full(n, np.iinfo(np.int64).min, np.int64)
@@ -259,6 +316,10 @@ class DetectEngine:
 
     async def _emit(self, signals: list[Signal], received_ns: int,
                     events: list[AlertEvent] | None = None) -> list[AlertEvent]:
+        if self.owned is not None and signals:
+            owned = self.owned
+            signals = [s for s in signals
+                       if s.device < 0 or (s.device < owned.shape[0] and owned[s.device])]
         self.stats["signals"] += len(signals)
         state = self.ctx.state
         events = (events or []) + self.episodes.apply(
@@ -275,9 +336,31 @@ class DetectEngine:
                 metrics.alert_latency.observe(latency)
                 self.latencies.append(latency)
         published = [AlertEvent(e.change, e.alert, now_ns) for e in events]
-        await self.node.bus.publish(ALERTS, published)
-        await self.node.store.upsert_alerts([e.alert for e in events])
+        if self.seen is None:
+            await self.node.bus.publish(ALERTS, published)
+            await self.node.store.upsert_alerts([e.alert for e in events])
+            return published
+        # Cluster: the episodes have moved on in memory, so these events cannot be made again
+        # by evaluating the batch again; they are retried until the bus and the store have
+        # them (the stream keeps the readings waiting meanwhile).
+        await _until_done(lambda: self.node.bus.publish(ALERTS, published), "publish alerts")
+        await _until_done(lambda: self.node.store.upsert_alerts([e.alert for e in events]),
+                          "store alerts")
         return published
+
+
+async def _until_done(call, what: str) -> None:
+    from cityops.bus.nats import BusUnavailable
+
+    delay = 0.1
+    while True:
+        try:
+            await call()
+            return
+        except (BusUnavailable, StoreBusy, ConnectionError, TimeoutError) as exc:
+            log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _active_rows(batch: ReadingBatch, active: np.ndarray) -> ReadingBatch:

@@ -1,0 +1,464 @@
+"""Cluster mode: the pieces a node needs when its parts run in other processes.
+
+A cluster node talks to the others only through NATS JetStream (the bus) and PostgreSQL (the
+store). Which parts it builds follows from its roles (see `Node`); this module holds what
+the single process never needed:
+
+- `open_bus`: the NATS bus from the `--bus` URL (options in its query string);
+- `BusView`: one component's view of the bus (its own consumer group, its worker's share of
+  the partitions);
+- `prepare_group`: a consumer group's durable consumers made before it subscribes: from the
+  start of the retained stream for the groups that must see everything, and rewound to the
+  last acknowledged message when a previous incarnation died holding unacknowledged ones;
+- `StreamHistory`: the history of a node that keeps none (the stream is the durable log):
+  only the latest values, in memory;
+- `HistoryFeeder`, `LatestFollower`: readings from the stream into the history log (the
+  `history` role) or into the latest values of a web or act node;
+- `StreamLag` and `IngestBus`: ingest refuses (503) while detection is too far behind;
+- `NoReader`, `NoIngest`: the answer of a node asked for what it does not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import urllib.parse
+import zlib
+from typing import Any
+
+import numpy as np
+
+from cityops.background import Background
+from cityops.domain.kinds import MAX_CHANNELS
+from cityops.domain.readings import ReadingBatch
+from cityops.history.log import Appended
+from cityops.history.state import SeriesState
+from cityops.ingest.pipeline import READINGS, REJECTIONS, Overloaded
+
+log = logging.getLogger(__name__)
+
+ROLES = ("ingest", "detect", "act", "web", "history")
+# Consumer groups of the components that must each see every message once, deployment-wide.
+DETECT_GROUP = "detect"
+HISTORY_GROUP = "history"
+ACT_GROUP = "act"
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def parse_roles(values: list[str]) -> list[str]:
+    """`--role ingest --role detect` or `--role ingest,detect`; `all` stands for every role."""
+    roles: list[str] = []
+    for value in values:
+        for role in value.split(","):
+            role = role.strip().lower()
+            if not role:
+                continue
+            if role != "all" and role not in ROLES:
+                raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)} or all")
+            if role not in roles:
+                roles.append(role)
+    if not roles:
+        return ["all"]
+    return ["all"] if "all" in roles else roles
+
+
+# -- the bus ------------------------------------------------------------------------------------
+
+_BUS_OPTIONS = {
+    "stream": str, "prefix": str, "storage": str, "max_in_flight": int, "max_age": float,
+    "max_bytes": int, "replicas": int, "duplicate_window": float, "ack_wait": float,
+    "max_deliver": int, "max_ack_pending": int, "ack_timeout": float,
+    "publish_timeout": float, "fetch_batch": int, "fetch_wait": float,
+}
+
+
+def bus_options(url: str) -> tuple[str, dict[str, Any]]:
+    """`nats://host:port?stream=CITYOPS&ack_wait=30` -> (server URL, NatsBus options)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("nats", "tls"):
+        raise ValueError(f"--bus {url!r} must look like nats://host:port")
+    options: dict[str, Any] = {}
+    for key, value in urllib.parse.parse_qsl(parts.query):
+        kind = _BUS_OPTIONS.get(key)
+        if kind is None:
+            raise ValueError(f"--bus: unknown option {key!r} (known: {', '.join(_BUS_OPTIONS)})")
+        try:
+            options[key] = kind(value)
+        except ValueError:
+            raise ValueError(f"--bus: {key}={value!r} is not a {kind.__name__}") from None
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "", "", "")), options
+
+
+def open_bus(settings):
+    from cityops.bus.nats import NatsBus
+
+    server, options = bus_options(settings.bus_url)
+    return NatsBus(server, partitions=settings.partitions,
+                   name=f"cityops-{settings.node_name or 'node'}", **options)
+
+
+def is_nats(bus) -> bool:
+    return type(bus).__name__ == "NatsBus"
+
+
+class BusView:
+    """What one component sees of the bus: subscriptions in its own consumer group and, on the
+    partitioned subjects, only its worker's partitions. Publishing goes straight through.
+
+    On the in-process bus every subscriber gets every message, so the view changes nothing
+    there; on NATS two subscriptions of one group would split a subject between them."""
+
+    def __init__(self, bus, group: str | None = None, partitions: list[int] | None = None):
+        self.bus = bus
+        self.group = group
+        self.partitions = partitions
+
+    def subscribe(self, subject: str, *, maxsize: int = 1024):
+        if not is_nats(self.bus):
+            return self.bus.subscribe(subject, maxsize=maxsize)
+        from cityops.bus.nats import PARTITIONED
+
+        owned = self.partitions if subject in PARTITIONED else None
+        return self.bus.subscribe(subject, maxsize=maxsize, group=self.group, partitions=owned)
+
+    async def publish(self, subject: str, message: Any) -> None:
+        await self.bus.publish(subject, message)
+
+    def has_room(self, subject: str) -> bool:
+        return self.bus.has_room(subject)
+
+    def depths(self) -> dict[str, int]:
+        return self.bus.depths()
+
+
+async def prepare_group(bus, group: str, subject: str, partitions: list[int], *,
+                        from_start: bool, rewind: bool) -> dict[int, int]:
+    """Make the group's consumers ready before it subscribes; returns, per partition rewound,
+    the stream sequence it restarts after.
+
+    `from_start`: a consumer made now starts at the oldest message the stream still holds, not
+    at this moment (NatsBus's default), so that readings published before the first worker
+    of a group ever ran are not skipped.
+
+    `rewind`: a consumer with messages delivered but never acknowledged belongs to a worker
+    that died (or was stopped) in the middle of them. JetStream would hand them out again only
+    after `ack_wait`, and after newer ones; detection would then see a device's readings out of
+    order and could open an episode the dead worker had already opened under another first
+    reading time. So the consumer is made again from just after its acknowledged floor: the
+    new worker re-reads, in order, everything the old one may not have finished (which it
+    treats as new: its memory starts empty), and nothing before that. Only the worker that
+    owns these partitions may do this, and only one runs per `--worker` number."""
+    import nats.js.errors
+    from nats.js import api
+
+    jsm = bus._jsm  # noqa: SLF001 — the bus has no public consumer management
+    rewound: dict[int, int] = {}
+    for p in partitions:
+        durable = bus.durable_name(group, subject, p)
+        try:
+            info = await jsm.consumer_info(bus.stream, durable)
+        except nats.js.errors.NotFoundError:
+            if from_start:
+                await bus._ensure_consumer(durable, bus.nats_subject(subject, p), _EPOCH)  # noqa: SLF001
+            continue
+        if not rewind or not info.num_ack_pending:
+            continue
+        floor = int(info.ack_floor.stream_seq if info.ack_floor else 0)
+        config = info.config
+        config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = floor + 1
+        config.opt_start_time = None
+        await jsm.delete_consumer(bus.stream, durable)
+        await jsm.add_consumer(bus.stream, config)
+        rewound[p] = floor
+        log.warning("%s: %d messages were left unacknowledged by a previous worker; "
+                    "reading again from stream sequence %d", durable, info.num_ack_pending,
+                    floor + 1)
+    return rewound
+
+
+def owned_partitions(settings) -> list[int]:
+    from cityops.bus.nats import share
+
+    return share(settings.worker, settings.workers, settings.partitions)
+
+
+def owned_devices(n: int, settings) -> np.ndarray:
+    """Per device index below `n`: is it in this worker's partitions."""
+    from cityops.bus.nats import partition_of
+
+    if settings.workers <= 1:
+        return np.ones(n, bool)
+    mine = np.zeros(settings.partitions, bool)
+    mine[owned_partitions(settings)] = True
+    return mine[partition_of(np.arange(n), settings.partitions)]
+
+
+def owns_subject(subject: str, settings) -> bool:
+    """Whether an alert on a non-device subject (a cell, an area) belongs to this worker: one
+    worker by a fixed hash, so that exactly one restores it after a restart."""
+    return zlib.crc32(subject.encode()) % max(1, settings.workers) == settings.worker
+
+
+# -- histories ----------------------------------------------------------------------------------
+
+
+class StreamHistory:
+    """The history of a node that writes none: ingest publishes to the stream, which is the
+    durable log, and the `history` role writes the WAL and Parquet files from it. What remains
+    here are the latest values (`state`), for the parts that read them (positions on the live
+    screen, field staff for proposals, a device's latest values), fed by a `LatestFollower`
+    or by detection."""
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+        self.state = SeriesState(len(registry))
+        self.stats = {"rows": 0, "duplicates": 0, "groups": 0, "fsync_s": 0.0, "compacted": 0}
+
+    def open(self, snapshot=None) -> None:
+        self.state.reserve(len(self.registry))
+        if snapshot is not None and len(snapshot):
+            series = _series_of(self.registry, snapshot)
+            known = series >= 0
+            self.state.restore_latest(series[known],
+                                      np.asarray(snapshot.ts_us, np.int64)[known],
+                                      np.asarray(snapshot.value, np.float64)[known])
+
+    def close(self) -> None:
+        pass
+
+    async def append(self, batch: ReadingBatch) -> Appended:
+        # Durable only once the ingestor's publish is acknowledged by JetStream, which it
+        # awaits before answering; nothing is deduplicated here (detection and the history
+        # role drop repeats of a retried batch).
+        return Appended(stored=batch, duplicates=0, fresh=np.ones(len(batch), bool))
+
+    def note(self, batch: ReadingBatch) -> None:
+        if len(batch):
+            self.state.reserve(max(len(self.registry), int(batch.device.max()) + 1))
+            self.state.commit(batch)
+
+    def queue_depth(self) -> int:
+        return 0
+
+    def take_dirty_latest(self):
+        from cityops.store.base import LatestRows
+
+        return LatestRows([], [], [], []), -1
+
+    def recent_frames(self) -> list[ReadingBatch]:
+        return []
+
+
+def _series_of(registry, rows) -> np.ndarray:
+    names = registry.channel_names()
+    kind_of = registry.kind_of
+    out = np.full(len(rows), -1, np.int64)
+    for i, (device_id, channel) in enumerate(zip(rows.device_id, rows.channel)):
+        d = registry.index.get(device_id)
+        if d is None:
+            continue
+        try:
+            out[i] = d * MAX_CHANNELS + names[kind_of[d]].index(channel)
+        except ValueError:
+            continue
+    return out
+
+
+class _Consumer:
+    """A loop taking reading batches from a subscription; a batch is acknowledged when the
+    loop comes back for the next one, i.e. after `take` returned."""
+
+    def __init__(self, name: str, view: BusView, maxsize: int) -> None:
+        self.view = view
+        self.maxsize = maxsize
+        self.sub = None
+        self._loop = Background(name, self._run)
+        self.stats = {"batches": 0, "rows": 0, "failures": 0}
+
+    async def start(self) -> None:
+        self.sub = self.view.subscribe(READINGS, maxsize=self.maxsize)
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+        if self.sub is not None:
+            await self.sub.close()
+
+    def depth(self) -> int:
+        return self.sub.depth() if self.sub is not None else 0
+
+    async def take(self, batch: ReadingBatch) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self.sub.get_batch(64)
+            if not batches:
+                continue
+            batch = ReadingBatch.concat(batches)
+            await self.take(batch)
+            self.stats["batches"] += 1
+            self.stats["rows"] += len(batch)
+
+
+class HistoryFeeder(_Consumer):
+    """The `history` role: readings from the stream into the history log (WAL, fsync,
+    Parquet), the only place the raw history is written in cluster mode. A batch is taken
+    from the stream only once durable here; a redelivered one is dropped as a repeat."""
+
+    def __init__(self, node, view: BusView) -> None:
+        super().__init__("history-feeder", view, node.settings.bus_queue)
+        self.node = node
+
+    async def take(self, batch: ReadingBatch) -> None:
+        delay = 0.05
+        while True:
+            await self.node.ensure_devices(batch)
+            try:
+                appended = await self.node.history.append(batch)
+            except Overloaded:
+                # The writer is full: wait; the stream holds the rest meanwhile.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self.node.metrics.accepted.labels("stream").inc(len(appended.stored))
+            self.node.metrics.rate.add(len(appended.stored))
+            return
+
+
+class LatestFollower(_Consumer):
+    """A web or act node's latest values (vehicles on the screen, staff for proposals, a
+    device's latest reading), from every partition of the stream in a group of the node's
+    own: every such node sees every reading."""
+
+    def __init__(self, node, view: BusView) -> None:
+        super().__init__("latest-follower", view, node.settings.bus_queue)
+        self.node = node
+
+    async def take(self, batch: ReadingBatch) -> None:
+        self.node.history.note(batch)
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+class StreamLag:
+    """How far detection is behind: messages of `readings` its consumer group has not yet been
+    handed, summed over the partitions, looked up every `every_s` (an ingest node has no
+    subscription whose depth would say it)."""
+
+    def __init__(self, bus, group: str = DETECT_GROUP, every_s: float = 1.0) -> None:
+        self.bus = bus
+        self.group = group
+        self.every_s = every_s
+        self.messages = 0
+        self.known = False  # False until the group's consumers exist
+        self.checked_at = 0.0
+        self._loop = Background("stream-lag", self._run)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def check(self) -> int:
+        import nats.js.errors
+
+        bus = self.bus
+        total, known = 0, False
+        for p in range(bus.partitions_of(READINGS)):
+            try:
+                info = await bus._jsm.consumer_info(  # noqa: SLF001
+                    bus.stream, bus.durable_name(self.group, READINGS, p), timeout=2.0)
+            except nats.js.errors.NotFoundError:
+                continue
+            known = True
+            total += int(info.num_pending or 0)
+        self.messages, self.known, self.checked_at = total, known, time.time()
+        return total
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if self.bus.connected:
+                    await self.check()
+            except Exception as exc:  # the bus reports its own health; keep the last figure
+                log.debug("stream lag look-up failed: %s", exc)
+            await asyncio.sleep(self.every_s)
+
+
+class IngestBus(BusView):
+    """The bus as ingest sees it: also full while detection is `max_lag` messages behind, so
+    that the client is told 503 (and comes back) rather than the stream's retention limits
+    dropping readings detection has not seen."""
+
+    def __init__(self, bus, lag: StreamLag, max_lag: int) -> None:
+        super().__init__(bus)
+        self.lag = lag
+        self.max_lag = max_lag
+
+    def has_room(self, subject: str) -> bool:
+        if subject == READINGS and self.lag.messages > self.max_lag:
+            return False
+        return self.bus.has_room(subject)
+
+
+def bus_unavailable_as_overload(ingest):
+    """For the MQTT intake: JetStream not answering is a reason to wait and retry the batch
+    (the broker keeps it unacknowledged), not to dead-letter it."""
+    from cityops.bus.nats import BusUnavailable
+
+    async def call(*args, **kwargs):
+        try:
+            return await ingest(*args, **kwargs)
+        except BusUnavailable as exc:
+            raise Overloaded(f"the bus is unavailable: {exc}", retry_after=2.0) from exc
+
+    return call
+
+
+# -- what a node without a part answers ---------------------------------------------------------
+
+
+def _not_here(what: str, where: str):
+    from cityops.api.errors import ApiError
+
+    return ApiError(503, f"this node does not {what}; {where}",
+                    headers={"Retry-After": "30"})
+
+
+class NoReader:
+    """History reads on a node without the `history` role."""
+
+    def device_readings(self, *args, **kwargs):
+        raise _not_here("hold the reading history",
+                        "ask a node with the history role (cityops serve --role history)")
+
+    def count(self, *args, **kwargs):
+        return self.device_readings()
+
+
+class NoIngest:
+    """Readings posted to a node that takes none (a detect, act or history worker)."""
+
+    in_flight = 0
+    rejections_dropped = 0
+
+    def admit(self) -> None:
+        raise _not_here("take readings", "send them to an ingest or web node")
+
+    def reserve(self):
+        self.admit()
+
+    async def ingest(self, *args, **kwargs):
+        self.admit()
+
+
+__all__ = ["ROLES", "REJECTIONS", "BusView", "HistoryFeeder", "IngestBus", "LatestFollower",
+           "NoIngest", "NoReader", "StreamHistory", "StreamLag", "bus_options",
+           "bus_unavailable_as_overload", "open_bus", "owned_devices", "owned_partitions",
+           "owns_subject", "parse_roles", "prepare_group"]
