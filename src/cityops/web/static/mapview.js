@@ -177,8 +177,9 @@ export class PointsLayer {
 }
 
 export class CityMapView {
-  constructor(container, { tiles = "", onFocus = () => {}, interactive = true, labels = true } = {}) {
+  constructor(container, { tiles = "", onFocus = () => {}, interactive = true, labels = true, padding } = {}) {
     this.onFocus = onFocus;
+    this.padding = padding;
     this.labels = labels;
     this.markers = [];
     this.states = {};
@@ -265,7 +266,8 @@ export class CityMapView {
     this.map.setFilter("areas-line", ["in", ["get", "code"], ["literal", shown]]);
     this.map.setFilter("focus-line", ["==", ["get", "code"], code]);
     const bounds = bboxOf(this.features.get(code).geometry);
-    this.map.fitBounds(bounds, { padding: 40, duration: animate ? 600 : 0 });
+    // The legend sits over the map's lower left corner: keep the area clear of it.
+    this.map.fitBounds(bounds, { padding: this.padding || 40, duration: animate ? 600 : 0 });
     this.drawLabels(kids.length ? kids : []);
     this.onFocus(code, this.trail(code));
   }

@@ -30,7 +30,8 @@ async function main() {
   // render, so it begins before the sign-in, and the areas and the live snapshot are fetched
   // while it runs; the snapshot fills the point buffers, which join the map when it is ready.
   const tiles = document.querySelector('meta[name="cityops-tiles"]').content;
-  view = new CityMapView(document.getElementById("map"), { tiles, onFocus: focused });
+  view = new CityMapView(document.getElementById("map"), { tiles, onFocus: focused,
+    padding: { top: 30, right: 30, bottom: 30, left: 270 } });
   window.cityops.view = view;
   const me = await signIn("CityOps · Big screen", ["admin", "operator", "department", "station", "field"]);
   world.me = me;
@@ -342,9 +343,15 @@ async function loadSparklines() {
   drawVital();
 }
 
+let vitalDrawn = "";
 function drawVital() {
   const box = document.getElementById("vital-list");
   const list = world.kpi.vital.filter((s) => s.area === focus).slice(0, 6);
+  // Charts are rebuilt only when what they show changed, not at every panel refresh.
+  const signature = JSON.stringify([focus, list.map((s) => [s.id, s.value, s.baseline, s.status, s.ts]),
+    list.map((s) => (kpiHistory.get(s.id) || [[]])[0].length)]);
+  if (signature === vitalDrawn) return;
+  vitalDrawn = signature;
   if (!list.length) {
     box.replaceChildren(el("p", { class: "quiet", text: "No vital signs are kept for this area" }));
     return;
@@ -391,11 +398,13 @@ function drawLegend() {
   const rows = Object.entries(counts).map(([s, n]) => el("div", { class: "row" },
     el("span", { class: "sw dot", style: `background:rgb(${STAFF_COLORS[s].join(",")})` }),
     el("span", { text: `${s.replace("_", " ")}` }), el("b", { text: fmt.format(n) })));
-  const trucks = [...world.vehicles.values()].filter((v) => v.role === "muck_truck").length;
-  const openHere = [...world.incidents.values()].filter((i) => OPEN.has(i.status) && inFocus(i)).length;
+  let trucks = 0;
+  for (const v of world.vehicles.values()) if (v.role === "muck_truck") trucks += 1;
+  // The legend counts what the map draws (the whole city); the panels count the shown area.
+  const openHere = [...world.incidents.values()].filter((i) => OPEN.has(i.status) && i.lat !== null).length;
   const alarms = [...world.alerts.values()].filter((a) => a.device).length;
   document.getElementById("legend").replaceChildren(
-    el("h3", { text: "Field staff" }), ...rows,
+    el("h3", { text: "On the map · field staff" }), ...rows,
     el("div", { class: "row" }, el("span", { class: "sw square", style: "background:rgb(214,120,60)" }),
       el("span", { text: "muck trucks" }), el("b", { text: fmt.format(trucks || world.vehicles.size) })),
     el("div", { class: "row" }, el("span", { class: "sw ring" }), el("span", { text: "devices in alarm" }),
