@@ -242,7 +242,9 @@ export function toast(message, kind = "error") {
   if (!box) { box = el("div", { class: "toasts", role: "status" }); document.body.append(box); }
   const t = el("div", { class: `toast ${kind}`, text: message });
   box.append(t);
-  setTimeout(() => t.remove(), kind === "error" ? 9000 : 4000);
+  // A few at a time: a burst of confirmations must not cover the page.
+  while (box.children.length > 3) box.firstElementChild.remove();
+  setTimeout(() => t.remove(), kind === "error" ? 9000 : 2500);
 }
 
 export const STATUS_LABEL = {

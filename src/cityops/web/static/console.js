@@ -180,9 +180,9 @@ function renderDetail(inc, quiet) {
       title: k ? `${label} (${k})` : label, onclick: () => incidentAction(action) }, label,
       k ? el("kbd", { text: k }) : null)));
   const orders = el("table", { class: "orders" }, el("thead", {}, el("tr", {},
-    ...["Department", "Level", "State", "Field staff", "Deadline", "Evidence", ""].map((h) => el("th", { text: h })))),
+    ...["Department", "State", "Field staff", "Deadline", "Evidence", ""].map((h) => el("th", { text: h })))),
   el("tbody", {}, ...inc.orders.map((o) => orderRow(inc, o, now))));
-  if (!inc.orders.length) orders.append(el("tbody", {}, el("tr", {}, el("td", { colspan: 7, class: "quiet", text: "Not dispatched yet" }))));
+  if (!inc.orders.length) orders.append(el("tbody", {}, el("tr", {}, el("td", { colspan: 6, class: "quiet", text: "Not dispatched yet" }))));
   const reports = el("ol", { class: "reports" }, ...inc.reports_filed.map((r) => el("li", {},
     el("b", { text: `${r.source}` }), ` · ${dateTime(r.at, state.tz)}${r.reporter ? " · " + r.reporter : ""}`,
     r.text ? el("div", { text: r.text }) : null)));
@@ -203,9 +203,9 @@ function renderDetail(inc, quiet) {
       `reported ${dateTime(inc.reported_at, state.tz)}`, `${inc.reports} report${inc.reports === 1 ? "" : "s"}`,
       due ? `next deadline ${relative(due, now)}` : null].filter(Boolean).join(" · ") }),
     refusal, actions,
-    el("div", { class: "split" }, mapBox, el("div", { class: "orders-box" }, el("h2", { text: "Work orders" }), orders)),
+    el("div", { class: "orders-box" }, el("h2", { text: "Work orders" }), orders),
     el("div", { class: "cols" },
-      el("section", {}, el("h2", { text: `Merged reports (${inc.reports_filed.length})` }), reports),
+      el("section", {}, mapBox, el("h2", { text: `Merged reports (${inc.reports_filed.length})` }), reports),
       el("section", {}, el("h2", { text: "Timeline" }), timeline)));
   view.map.resize();
   if (inc.lat !== null) {
@@ -233,15 +233,15 @@ function orderRow(inc, o, now) {
       onclick: () => withReason(`Escalate ${o.id}`, (reason) => orderAction(o.id, "escalate", { reason })) }, "Escalate…"));
   }
   return el("tr", { "data-order": o.id, class: o.status },
-    el("td", { text: o.department.replace(/_/g, " ") }),
-    el("td", { text: `${o.level}${o.escalations ? ` (↑${o.escalations})` : ""}` }),
+    el("td", {}, el("b", { text: o.department.replace(/_/g, " ") }),
+      el("small", { class: "level", text: `${o.level}${o.escalations ? ` · escalated ${o.escalations}×` : ""}` })),
     el("td", {}, el("span", { class: `st ${o.status}`, text: o.status.replace("_", " ") }),
       o.progress ? el("small", { text: ` ${o.progress.replace("_", " ")}` }) : null),
     el("td", { text: who }),
     el("td", { class: due && due < now && live ? "late" : "", text: due && live ? relative(due, now) : o.done_at ? `done ${dateTime(o.done_at, state.tz)}` : "–" }),
     el("td", { class: "evidence" }, o.note ? el("div", { text: o.note }) : null,
       ...o.photos.map((p) => el("img", { "data-src": p, alt: "evidence photo", class: "thumb" }))),
-    el("td", { class: "order-actions" }, ...buttons));
+    el("td", {}, el("div", { class: "order-actions" }, ...buttons)));
 }
 
 async function loadPhotos(box) {
