@@ -16,11 +16,19 @@ from cityops.domain.access import READ_DEVICES, WRITE_READINGS, Role
 from cityops.ingest.decode import BodyError, Rejection, decode_body
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+def _declared_length(request: Request, limit: int) -> int:
+    """The body's declared length (0 when not declared); 413 at once when over `limit`."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return 0
+    if int(declared) > limit:
         raise ApiError(413, f"body of {declared} bytes is over the limit of {limit} bytes; "
                             "send smaller batches")
+    return int(declared)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    _declared_length(request, limit)
     chunks = []
     size = 0
     async for chunk in request.stream():
@@ -50,16 +58,22 @@ def _outside_scope(node, who, readings):
 async def post_readings(request: Request) -> Response:
     node = request.app.state.node
     who = await principal(request, WRITE_READINGS)
-    node.ingestor.admit()  # refuse before reading a body we could not take
-    body = await _read_body(request, node.settings.max_body_bytes)
-    try:
-        readings, rejected = decode_body(body, request.headers.get("content-type", ""))
-    except BodyError as exc:
-        raise ApiError(400, str(exc)) from None
-    if who.role is not Role.ADMIN:
-        readings, refused = _outside_scope(node, who, readings)
-        rejected = rejected + refused
-    result = await node.ingestor.ingest(readings, source="http", rejected=rejected)
+    # Refuse before reading a body we could not take; once admitted, the body being read and
+    # decoded holds its place among the batches in progress.
+    size = _declared_length(request, node.settings.max_body_bytes)
+    with node.ingestor.reserve(size) as slot:
+        body = await _read_body(request, node.settings.max_body_bytes)
+        slot.grow(len(body))
+        try:
+            readings, rejected = decode_body(body, request.headers.get("content-type", ""))
+        except BodyError as exc:
+            raise ApiError(400, str(exc)) from None
+        del body  # only the decoded readings are needed while the batch waits for the disk
+        if who.role is not Role.ADMIN:
+            readings, refused = _outside_scope(node, who, readings)
+            rejected = rejected + refused
+        result = await node.ingestor.ingest(readings, source="http", rejected=rejected,
+                                            slot=slot)
     return json_response(
         {
             "accepted": result.accepted,

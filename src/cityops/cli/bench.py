@@ -67,6 +67,24 @@ def pipeline(
         workdir=workdir, progress=progress, note=note))
 
 
+@bench_app.command("overload")
+def overload(
+    duration: float = typer.Option(60.0, "--duration", min=1.0, help="Seconds of overload."),
+    factor: float = typer.Option(3.0, "--factor", min=1.0, help="Offered / sustainable rate."),
+    devices: int = typer.Option(40_000, "--devices", min=1),
+    batch: int = typer.Option(10_000, "--batch", min=1, max=200_000),
+    store: str = typer.Option(None, "--store", help="Store URL; default SQLite in the work dir."),
+    workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+) -> None:
+    """factor x the sustainable rate, open loop: refusals, memory (RSS) and recovery."""
+    from cityops.bench import overload as bench
+
+    _report("overload benchmark", int(duration) + 60, as_json, lambda progress, note: bench.run(
+        duration=duration, factor=factor, devices=devices, batch=batch, store=store,
+        workdir=workdir, progress=progress, note=note))
+
+
 @bench_app.command("screen")
 def screen(
     objects: int = typer.Option(10_000, "--objects", min=1, help="Moving objects on the map."),

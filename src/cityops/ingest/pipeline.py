@@ -7,6 +7,7 @@ without bound.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -35,13 +36,71 @@ class Overloaded(Exception):
         self.status = status
 
 
+class LoopLag:
+    """How late the event loop runs: a heartbeat every `every` seconds notes how late it woke.
+
+    A node whose loop is behind cannot even read the requests waiting for it: they queue in
+    the kernel (the accept backlog, socket buffers), in front of every bound the node counts,
+    and wait there until their senders time out. The lag is what says so."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every = every
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due = 0.0
+        self._last = 0.0
+
+    def _beat(self) -> None:
+        now = self._loop.time()
+        self._last = max(0.0, now - self._due)
+        self._due = now + self.every
+        self._loop.call_at(self._due, self._beat)
+
+    def seconds(self) -> float:
+        """The lag now: that of the last heartbeat, or more if the next one is overdue."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new loop (tests): start beating there
+            self._loop, self._last = loop, 0.0
+            self._due = loop.time() + self.every
+            loop.call_at(self._due, self._beat)
+        return max(self._last, loop.time() - self._due)
+
+
+class Slot:
+    """One admitted batch's place among the ingestor's `max_in_flight`; release it once."""
+
+    __slots__ = ("_ingestor", "size")
+
+    def __init__(self, ingestor: Ingestor, size: int) -> None:
+        self._ingestor: Ingestor | None = ingestor
+        self.size = size
+
+    def grow(self, size: int) -> None:
+        """A body of undeclared length turned out `size` bytes: count it from now on."""
+        if self._ingestor is not None and size > self.size:
+            self._ingestor.in_flight_bytes += size - self.size
+            self.size = size
+
+    def release(self) -> None:
+        if self._ingestor is not None:
+            self._ingestor.in_flight -= 1
+            self._ingestor.in_flight_bytes -= self.size
+            self._ingestor = None
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 READINGS = "readings"
 REJECTIONS = "rejections"  # readings of known devices refused for their value
 
 
 class Ingestor:
     def __init__(self, registry, history, bus, metrics, limits=None,
-                 max_in_flight: int = 64, clock=time.time) -> None:
+                 max_in_flight: int = 64, clock=time.time,
+                 max_in_flight_bytes: int = 8 << 20, max_lag_s: float = 0.25) -> None:
         from cityops.ingest.validate import Limits
 
         self.registry = registry
@@ -51,65 +110,104 @@ class Ingestor:
         self.limits = limits or Limits()
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        # Batches differ a thousandfold in size; their bytes are what costs memory and time.
+        self.max_in_flight_bytes = max_in_flight_bytes
+        self.in_flight_bytes = 0
         self.clock = clock
+        self.max_lag_s = max_lag_s
+        self.lag = LoopLag()
         # Out-of-range rows not handed to detection because its queue was full. The queue
         # stays bounded; what it could not take is counted here and shown in detect stats.
         self.rejections_dropped = 0
 
-    def admit(self) -> None:
-        """Raise Overloaded if this node should not take another batch now."""
+    def admit(self, size: int = 0) -> None:
+        """Raise Overloaded if this node should not take another batch (of `size` bytes, when
+        known) now."""
         if self.in_flight >= self.max_in_flight:
             self.metrics.overloaded.labels("in_flight").inc()
             raise Overloaded(
                 f"{self.in_flight} ingest batches in progress (limit {self.max_in_flight})",
                 retry_after=1.0, status=429,
             )
+        if self.in_flight_bytes and self.in_flight_bytes + size > self.max_in_flight_bytes:
+            # One batch is always let in, however big: the body limit bounds that one.
+            self.metrics.overloaded.labels("in_flight").inc()
+            raise Overloaded(
+                f"{self.in_flight_bytes / 2**20:.1f} MiB of ingest batches in progress "
+                f"(limit {self.max_in_flight_bytes / 2**20:g} MiB)", retry_after=1.0, status=429)
+        lag = self.lag.seconds()
+        if lag > self.max_lag_s:
+            # Refusing costs next to nothing, so the loop catches up and reads what waits.
+            self.metrics.overloaded.labels("loop").inc()
+            raise Overloaded(f"the node is behind: its event loop runs {lag:.2f} s late "
+                             f"(limit {self.max_lag_s:g} s)", retry_after=1.0)
+        self._check_bus()
+
+    def _check_bus(self) -> None:
         if not self.bus.has_room(READINGS):
             self.metrics.overloaded.labels("bus").inc()
             raise Overloaded("detection is behind: the readings bus is full", retry_after=2.0)
 
+    def reserve(self, size: int = 0) -> Slot:
+        """Admit one batch and hold its place among `max_in_flight` until the slot is released.
+
+        An HTTP batch takes its slot before its body is read: a request that has passed
+        admission but is still reading or decoding its body holds a body and its decoded
+        readings, so it must count. Otherwise every open connection passes admission while
+        the slots are briefly free, reads and decodes its body, and is refused only then:
+        memory grows with the number of connections and the work is thrown away."""
+        self.admit(size)
+        self.in_flight += 1
+        self.in_flight_bytes += size
+        return Slot(self, size)
+
     async def ingest(self, readings: list[tuple[int, Reading]], *, source: str,
-                     rejected: list[Rejection] | None = None) -> IngestResult:
+                     rejected: list[Rejection] | None = None,
+                     slot: Slot | None = None) -> IngestResult:
+        """Store a batch; `slot` is the place `reserve` gave it (else it is admitted here)."""
+        if slot is None:
+            with self.reserve():
+                return await self._ingest(readings, source, rejected)
+        self._check_bus()  # it may have filled while the body was read
+        return await self._ingest(readings, source, rejected)
+
+    async def _ingest(self, readings: list[tuple[int, Reading]], source: str,
+                      rejected: list[Rejection] | None) -> IngestResult:
         from cityops.ingest.validate import to_batch
 
-        self.admit()
         started = time.monotonic_ns()
-        self.in_flight += 1
-        try:
-            wild: list = []
-            batch, invalid, origin = to_batch(readings, self.registry,
-                                              int(self.clock() * 1e6), self.limits, wild)
-            refused = sorted((rejected or []) + invalid, key=lambda r: r.index)
-            batch.received_ns = started
-            batch.source = source
-            duplicates = 0
-            stored = 0
-            if len(batch):
-                try:
-                    appended = await self.history.append(batch)
-                except Overloaded:
-                    self.metrics.overloaded.labels("history").inc()
-                    raise
-                # A reading of several channels is new if any of its values is new.
-                taken = len(np.unique(origin))
-                stored = len(np.unique(origin[appended.fresh]))
-                duplicates = taken - stored
-                if len(appended.stored):
-                    await self.bus.publish(READINGS, appended.stored)
-                self.metrics.values.labels(source).inc(len(appended.stored))
-            if wild:
-                # Only once the batch is taken: a batch answered 503 comes again, and its
-                # refused rows must not be counted twice by the rules that count them.
-                await self._publish_rejections(ReadingBatch.concat(wild))
-            self.metrics.accepted.labels(source).inc(stored)
-            self.metrics.duplicates.labels(source).inc(duplicates)
-            self.metrics.rejected.labels(source).inc(len(refused))
-            self.metrics.rate.add(stored)
-            self.metrics.ingest_seconds.observe((time.monotonic_ns() - started) / 1e9)
-            accepted = len(readings) - len(invalid)
-            return IngestResult(accepted=accepted, duplicates=duplicates, rejected=refused)
-        finally:
-            self.in_flight -= 1
+        wild: list = []
+        batch, invalid, origin = to_batch(readings, self.registry,
+                                          int(self.clock() * 1e6), self.limits, wild)
+        refused = sorted((rejected or []) + invalid, key=lambda r: r.index)
+        batch.received_ns = started
+        batch.source = source
+        duplicates = 0
+        stored = 0
+        if len(batch):
+            try:
+                appended = await self.history.append(batch)
+            except Overloaded:
+                self.metrics.overloaded.labels("history").inc()
+                raise
+            # A reading of several channels is new if any of its values is new.
+            taken = len(np.unique(origin))
+            stored = len(np.unique(origin[appended.fresh]))
+            duplicates = taken - stored
+            if len(appended.stored):
+                await self.bus.publish(READINGS, appended.stored)
+            self.metrics.values.labels(source).inc(len(appended.stored))
+        if wild:
+            # Only once the batch is taken: a batch answered 503 comes again, and its
+            # refused rows must not be counted twice by the rules that count them.
+            await self._publish_rejections(ReadingBatch.concat(wild))
+        self.metrics.accepted.labels(source).inc(stored)
+        self.metrics.duplicates.labels(source).inc(duplicates)
+        self.metrics.rejected.labels(source).inc(len(refused))
+        self.metrics.rate.add(stored)
+        self.metrics.ingest_seconds.observe((time.monotonic_ns() - started) / 1e9)
+        accepted = len(readings) - len(invalid)
+        return IngestResult(accepted=accepted, duplicates=duplicates, rejected=refused)
 
     async def _publish_rejections(self, rows: ReadingBatch) -> None:
         """Never waits: a full queue means detection is behind, and intake must not stall for
