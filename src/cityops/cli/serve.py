@@ -120,5 +120,9 @@ def serve(
         raise fail(str(exc)) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                                                         "%(message)s")
-    uvicorn.run(create_app(node), host=host, port=port, log_level=log_level,
-                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5)
+    from cityops.api.live import graceful_server
+
+    config = uvicorn.Config(create_app(node), host=host, port=port, log_level=log_level,
+                            loop="uvloop", http="httptools", access_log=False,
+                            timeout_graceful_shutdown=5)
+    graceful_server(config).run()
