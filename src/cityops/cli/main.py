@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from cityops.cli.keys import keys_app
@@ -24,10 +26,29 @@ def _mount_optional() -> None:
     from cityops.cli.simulate import register
 
     app.add_typer(city_app, name="city")
+    bench_app.command("incidents")(bench_incidents)
     app.add_typer(bench_app, name="bench")
     app.add_typer(replay_app, name="replay")
     app.command("demo")(demo)
     register(app)
+
+
+def bench_incidents(
+    count: int = typer.Option(1_000_000, "--count", min=100, help="Incidents stored."),
+    store: str = typer.Option(None, "--store", help="Store URL; default SQLite in the work dir."),
+    workdir: Path = typer.Option(Path("var/bench/incidents"), "--workdir",
+                                 help="Keeps the loaded data for the next run."),
+    rounds: int = typer.Option(50, "--rounds", min=1, help="Rounds of the query mix."),
+    http: bool = typer.Option(True, "--http/--no-http", help="Also query over HTTP on a node."),
+    as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+) -> None:
+    """Incident list queries (filters, pages) over COUNT stored incidents, p50/p99."""
+    from cityops.bench import incidents as bench
+    from cityops.cli.bench import _report
+
+    _report("incident query benchmark", count, as_json, lambda progress, note: bench.run(
+        count=count, store=store, workdir=workdir, rounds=rounds, http=http, progress=progress,
+        note=note))
 
 
 _mount_optional()

@@ -29,6 +29,20 @@ from cityops.store.incident_rows import (
 POSTGRES = Dialect("%s", lambda code: ("starts_with(village, %s)", [code]), bool)
 
 
+def _area_indexes(s: str) -> str:
+    # An area's cases with the status and category tested in the index (see sqlite_incidents).
+    return "\n".join([*(f"DROP INDEX IF EXISTS {s}.incidents_{level};" for level in q.AREA_LEVELS),
+                      *(f"CREATE INDEX IF NOT EXISTS incidents_in_{level} ON {s}.incidents "
+                        f"({columns});" for level, columns in q.AREA_INDEXES)])
+
+
+def _open_indexes(s: str) -> str:
+    # The open-case twins of the filter indexes (see `incident_sql.list_query`).
+    return "\n".join(f"CREATE INDEX IF NOT EXISTS incidents_open_{name} ON {s}.incidents "
+                     f"({columns}) WHERE status NOT IN ('closed', 'cancelled');"
+                     for name, columns in q.OPEN_INDEXES)
+
+
 def incident_schema_sql(s: str) -> str:
     return f"""
 CREATE TABLE IF NOT EXISTS {s}.incidents (
@@ -49,13 +63,12 @@ CREATE TABLE IF NOT EXISTS {s}.incidents (
 CREATE INDEX IF NOT EXISTS incidents_recent ON {s}.incidents (reported_at, id);
 CREATE INDEX IF NOT EXISTS incidents_status ON {s}.incidents (status, reported_at, id);
 CREATE INDEX IF NOT EXISTS incidents_category ON {s}.incidents (category, reported_at, id);
-CREATE INDEX IF NOT EXISTS incidents_district ON {s}.incidents (district, reported_at, id);
-CREATE INDEX IF NOT EXISTS incidents_town ON {s}.incidents (town, reported_at, id);
-CREATE INDEX IF NOT EXISTS incidents_village ON {s}.incidents (village, reported_at, id);
+{_area_indexes(s)}
 CREATE INDEX IF NOT EXISTS incidents_due ON {s}.incidents (next_due) WHERE next_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS incidents_late ON {s}.incidents (late_at) WHERE late_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS incidents_open_cell ON {s}.incidents (cell, category)
     WHERE status NOT IN ('closed', 'cancelled');
+{_open_indexes(s)}
 CREATE TABLE IF NOT EXISTS {s}.incident_departments (
     department text COLLATE "C" NOT NULL,
     reported_at double precision NOT NULL,
