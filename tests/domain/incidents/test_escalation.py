@@ -8,6 +8,7 @@ import datetime as dt
 
 from cityops.domain.incidents.model import Level, OrderStatus, Status
 from cityops.domain.incidents.workflow import Rules
+from cityops.store.incident_rows import late_at
 
 from .conftest import OPERATOR, PLACE, SANITATION, at, report
 
@@ -91,6 +92,8 @@ def test_an_undispatched_case_tells_the_centre_once(rules: Rules) -> None:
     assert [n.kind for n in out.notices] == ["incident.dispatch_overdue"]
     assert out.incident.status is Status.COLLECTED and out.incident.next_due is None
     assert rules.escalate_due(out.incident, at(2)) is None
+    # Still overdue for the lists: the deadline is kept, only the notice is not repeated.
+    assert late_at(out.incident) == at(1)
 
 
 def test_an_unacknowledged_offer_times_out_to_the_next_person(rules: Rules) -> None:

@@ -137,6 +137,7 @@ class Incident(msgspec.Struct, kw_only=True):
     closed_at: float | None = None
     cancelled_at: float | None = None
     dispatch_due: float | None = None
+    dispatch_overdue: bool = False  # the centre was told it missed dispatch_due
     close_due: float | None = None
     reports: int = 1
     last_report_at: float | None = None
@@ -179,7 +180,8 @@ class Incident(msgspec.Struct, kw_only=True):
         """The earliest deadline the scheduler must act on: an unit's, or the centre's own
         (a case still waiting to be dispatched)."""
         dues = [d for o in self.orders if (d := o.next_due) is not None]
-        if self.status in (Status.COLLECTED, Status.REGISTERED) and self.dispatch_due is not None:
+        if (self.status in (Status.COLLECTED, Status.REGISTERED) and self.dispatch_due is not None
+                and not self.dispatch_overdue):
             dues.append(self.dispatch_due)
         return min(dues) if dues else None
 

@@ -381,7 +381,7 @@ class Rules:
         new = msgspec.structs.replace(
             inc, status=Status.REGISTERED, closed_at=None, verified_at=None, handled_at=None,
             reopened=inc.reopened + 1, updated_at=now, reason=reason,
-            dispatch_due=self.due(now, cat.limits.dispatch))
+            dispatch_due=self.due(now, cat.limits.dispatch), dispatch_overdue=False)
         return Outcome(new, [_event(now, actor, "reopen", inc.status, new.status, reason)], [])
 
     # -- work-order actions --------------------------------------------------------------------
@@ -461,6 +461,7 @@ class Rules:
         others = [x for x in inc.orders if x.id != o.id and x.status in LIVE_ORDERS]
         if not others:
             extra["dispatch_due"] = self.due(now, cat.limits.dispatch)
+            extra["dispatch_overdue"] = False
         return (_order(o, status=OrderStatus.RETURNED, reason=reason, offer=None), "order.return",
                 reason, [notice], extra)
 
@@ -579,8 +580,10 @@ class Rules:
             orders.append(o)
         extra: dict = {}
         if (incident.status in (Status.COLLECTED, Status.REGISTERED)
+                and not incident.dispatch_overdue
                 and incident.dispatch_due is not None and incident.dispatch_due <= now):
-            extra["dispatch_due"] = None
+            # Told once; the deadline itself stays, so the case stays on the overdue list.
+            extra["dispatch_overdue"] = True
             notices.append(Notice("incident.dispatch_overdue", f"centre:{self._district(incident)}",
                                   incident.id, text="not dispatched in time"))
             events.append(_event(now, SCHEDULER, "dispatch_overdue", incident.status,
