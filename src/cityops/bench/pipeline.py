@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -71,8 +72,28 @@ def score(labels: list[Label], alerts: list[dict]) -> dict:
             "false_rules": sorted({a["rule"] for a in false})}
 
 
+class _Queries(threading.Thread):
+    """The incident-list query mix on a store holding a million cases (made by `cityops bench
+    incidents`), run halfway through the simulation so it shares the machine with the load."""
+
+    def __init__(self, url: str, delay_s: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.delay_s = url, delay_s
+        self.result: dict = {}
+
+    def run(self) -> None:
+        from cityops.bench.incidents import query_benchmark_at
+
+        time.sleep(self.delay_s)
+        try:
+            self.result = query_benchmark_at(self.url, rounds=20)
+        except Exception as error:  # reported in the JSON, not lost in a thread
+            self.result = {"error": f"{type(error).__name__}: {error}"}
+
+
 def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, store: str | None,
-        workdir: Path | None, progress=lambda n: None, note=lambda s: None) -> dict:
+        workdir: Path | None, progress=lambda n: None, note=lambda s: None,
+        incidents_store: str | None = None) -> dict:
     root = Path(workdir or tempfile.mkdtemp(prefix="cityops-pipeline-"))
     note("generating the Pudong city")
     pack = generate(seed)
@@ -94,6 +115,9 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
             progress(report.sent - sent[0])
             sent[0] = report.sent
 
+        queries = _Queries(incidents_store, duration / 2) if incidents_store else None
+        if queries is not None:
+            queries.start()
         report = asyncio.run(simulate(pack, server.url, node.device_key, rate=rate,
                                       duration=duration, batch_size=2000, seed=seed,
                                       progress_cb=on_progress, concurrency=4, plan=plan,
@@ -104,6 +128,8 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
         stats = detect_stats(server.url, admin)
         alerts = _all_alerts(server.url, admin)
         act = act_stats(server.url, admin)
+        if queries is not None:
+            queries.join()
     finally:
         server.stop()
     scored = score(labels, alerts)
@@ -118,6 +144,11 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
         "incidents_merged": act.get("merged"),
         "notifications": act.get("notices"),
         "dispatch_samples": act.get("latency_samples"),
+        # the incident list with filters over the cases of `incidents_store`, under this load
+        "incidents_query_p50_ms": queries.result.get("incidents_query_p50_ms") if queries else None,
+        "incidents_query_p99_ms": queries.result.get("incidents_query_p99_ms") if queries else None,
+        "incidents_queried": queries.result.get("queries") if queries else None,
+        "incidents_query_error": queries.result.get("error") if queries else None,
         "injected": scored["injected"],
         "detected": scored["detected"],
         "false_alerts": scored["false_alerts"],

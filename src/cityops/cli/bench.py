@@ -57,6 +57,10 @@ def pipeline(
     anomalies: float = typer.Option(20.0, "--anomalies-per-min", min=0.1),
     store: str = typer.Option(None, "--store", help="Store URL; default SQLite in the work dir."),
     workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    incidents: str = typer.Option(None, "--incidents-store", help="A store holding the cases "
+                                  "of `cityops bench incidents` (e.g. sqlite:///var/bench/"
+                                  "incidents/incidents.db): its list queries are timed under "
+                                  "this load."),
     as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
 ) -> None:
     """Reading -> alert latency and detection of injected anomalies, Pudong at 40,000/s."""
@@ -64,7 +68,7 @@ def pipeline(
 
     _report("pipeline benchmark", int(duration * rate), as_json, lambda progress, note: bench.run(
         duration=duration, rate=rate, seed=seed, anomalies_per_min=anomalies, store=store,
-        workdir=workdir, progress=progress, note=note))
+        workdir=workdir, progress=progress, note=note, incidents_store=incidents))
 
 
 @bench_app.command("overload")
