@@ -135,8 +135,9 @@ class BusView:
 
 async def prepare_group(bus, group: str, subject: str, partitions: list[int], *,
                         from_start: bool, rewind: bool) -> dict[int, int]:
-    """Make the group's consumers ready before it subscribes; returns, per partition rewound,
-    the stream sequence it restarts after.
+    """Make the group's consumers ready before it subscribes; returns, per partition whose
+    consumer existed, the stream sequence of its acknowledged floor (what the group has
+    finished with; reading goes on after it).
 
     `from_start`: a consumer made now starts at the oldest message the stream still holds, not
     at this moment (NatsBus's default), so that readings published before the first worker
@@ -154,7 +155,7 @@ async def prepare_group(bus, group: str, subject: str, partitions: list[int], *,
     from nats.js import api
 
     jsm = bus._jsm  # noqa: SLF001 — the bus has no public consumer management
-    rewound: dict[int, int] = {}
+    floors: dict[int, int] = {}
     for p in partitions:
         durable = bus.durable_name(group, subject, p)
         try:
@@ -163,20 +164,68 @@ async def prepare_group(bus, group: str, subject: str, partitions: list[int], *,
             if from_start:
                 await bus._ensure_consumer(durable, bus.nats_subject(subject, p), _EPOCH)  # noqa: SLF001
             continue
+        floor = int(info.ack_floor.stream_seq if info.ack_floor else 0)
+        floors[p] = floor
         if not rewind or not info.num_ack_pending:
             continue
-        floor = int(info.ack_floor.stream_seq if info.ack_floor else 0)
         config = info.config
         config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
         config.opt_start_seq = floor + 1
         config.opt_start_time = None
         await jsm.delete_consumer(bus.stream, durable)
         await jsm.add_consumer(bus.stream, config)
-        rewound[p] = floor
         log.warning("%s: %d messages were left unacknowledged by a previous worker; "
                     "reading again from stream sequence %d", durable, info.num_ack_pending,
                     floor + 1)
-    return rewound
+    return floors
+
+
+async def replay_window(bus, subject: str, partition: int, floor: int, window_s: float,
+                        fetch: int = 256):
+    """The messages of one partition published within `window_s` before the one at stream
+    sequence `floor`, up to and including it, decoded, in order (an async iterator).
+
+    A worker that takes over partitions starts with empty rule memory: a device that was loud
+    when the last worker stopped is not loud to the new one, so the quiet reading that
+    follows would not clear its open alert, and the alert would swallow the device's next
+    loud spell. Evaluating this window first (without publishing anything) rebuilds that
+    memory. Rules that remember more than the window (hourly windows, weekly baselines) are
+    rebuilt only in part; their open alerts are still restored from the store."""
+    import nats.errors
+    from nats.js import api
+
+    from cityops.bus.codec import codec_for
+
+    if floor <= 0 or window_s <= 0:
+        return
+    try:
+        at = (await bus._jsm.get_msg(bus.stream, floor)).time  # noqa: SLF001
+    except Exception:  # gone from the stream (retention): nothing left to replay
+        return
+    if not isinstance(at, dt.datetime):
+        at = dt.datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+    codec = codec_for(subject)
+    config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME,
+                                opt_start_time=at - dt.timedelta(seconds=window_s),
+                                ack_policy=api.AckPolicy.NONE, inactive_threshold=60.0,
+                                mem_storage=True)
+    sub = await bus._js.pull_subscribe(bus.nats_subject(subject, partition), durable=None,  # noqa: SLF001
+                                       stream=bus.stream, config=config)
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(fetch, timeout=2.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                return
+            for msg in msgs:
+                if msg.metadata.sequence.stream > floor:
+                    return
+                yield codec.decode(msg.data)
+    finally:
+        try:
+            await sub.unsubscribe()
+        except Exception:
+            pass
 
 
 def owned_partitions(settings) -> list[int]:

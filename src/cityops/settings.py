@@ -42,6 +42,7 @@ class Settings(msgspec.Struct, kw_only=True):
     worker: int = 0  # which share of the readings partitions this detect/history worker takes
     workers: int = 1  # how many workers share them
     partitions: int = 8  # readings partitions of the stream (fixed for a deployment)
+    detect_warmup_s: float = 300.0  # readings replayed to rebuild rule memory on (re)start
     max_stream_lag: int = 50_000  # detection backlog (messages) beyond which ingest says 503
     mqtt_share: str = "cityops"  # shared-subscription group of the ingest nodes' MQTT intake
 

@@ -63,6 +63,7 @@ class DetectEngine:
         self.evaluating = evaluate
         self.seen: SeriesState | None = None  # cluster: the series this worker has evaluated
         self.owned: np.ndarray | None = None  # cluster: per device, is it this worker's
+        self._warming = False  # rebuilding rule memory from the stream: evaluate, emit nothing
         self.scenarios = scenarios
         self.tick_s = tick_s
         self.clock = clock
@@ -112,10 +113,13 @@ class DetectEngine:
             self.seen = SeriesState(len(node.registry))
             self.owned = cluster.owned_devices(len(node.registry), node.settings)
             alerts = [a for a in alerts if self._owns_alert(a)]
-            for subject in (READINGS, REJECTIONS):
-                await cluster.prepare_group(node.bus, cluster.DETECT_GROUP, subject,
-                                            bus.partitions, from_start=True, rewind=True)
+            floors = await cluster.prepare_group(node.bus, cluster.DETECT_GROUP, READINGS,
+                                                 bus.partitions, from_start=True, rewind=True)
+            await cluster.prepare_group(node.bus, cluster.DETECT_GROUP, REJECTIONS,
+                                        bus.partitions, from_start=True, rewind=True)
         self.episodes.restore(alerts, now_us=int(self.clock() * US))
+        if self.seen is not None:
+            await self._warm_up(floors)
         self._readings = bus.subscribe(READINGS, maxsize=node.settings.bus_queue)
         self._rejections = bus.subscribe(REJECTIONS, maxsize=node.settings.bus_queue)
         self._loop.start()
@@ -207,6 +211,28 @@ class DetectEngine:
             out += got
         return out
 
+    async def _warm_up(self, floors: dict[int, int]) -> None:
+        """Rules' memory from the readings just before where this worker goes on (see
+        `cluster.replay_window`); episodes move in memory, nothing is published."""
+        from cityops import cluster
+
+        window = self.node.settings.detect_warmup_s
+        started, rows = time.monotonic(), 0
+        self._warming = True
+        try:
+            for partition, floor in sorted(floors.items()):
+                async for batch in cluster.replay_window(self.node.bus, READINGS, partition,
+                                                         floor, window):
+                    batch = await self._unseen(batch)
+                    rows += len(batch)
+                    await self.evaluate(batch)
+        finally:
+            self._warming = False
+        self.stats["warmup_rows"] = rows
+        if rows:
+            log.info("rule memory rebuilt from %d readings of the last %.0f s in %.1f s",
+                     rows, window, time.monotonic() - started)
+
     async def _unseen(self, batch: ReadingBatch) -> ReadingBatch:
         """The rows of `batch` this worker has not evaluated yet (a client's retry of a batch
         already taken is published again, whole)."""
@@ -254,9 +280,10 @@ class DetectEngine:
                 for evaluator in p.rejections:
                     signals += self._call(evaluator, "on_batch", bad, ctx)
         signals += self._composites(signals)
-        self.stats["batches"] += 1
-        self.stats["rows"] += len(batch)
-        self.stats["rejected_rows"] += len(rejected) if rejected is not None else 0
+        if not self._warming:
+            self.stats["batches"] += 1
+            self.stats["rows"] += len(batch)
+            self.stats["rejected_rows"] += len(rejected) if rejected is not None else 0
         return await self._emit(signals, batch.received_ns)
 
     async def tick(self) -> list:
@@ -320,10 +347,20 @@ class DetectEngine:
             owned = self.owned
             signals = [s for s in signals
                        if s.device < 0 or (s.device < owned.shape[0] and owned[s.device])]
-        self.stats["signals"] += len(signals)
         state = self.ctx.state
-        events = (events or []) + self.episodes.apply(
-            signals, lambda d: int(state[d]) if 0 <= d < state.shape[0] else 0)
+        if self._warming:
+            self.episodes.apply(signals,
+                                lambda d: int(state[d]) if 0 <= d < state.shape[0] else 0)
+            return []
+        self.stats["signals"] += len(signals)
+        if self.seen is not None and signals:
+            was_open = {o.alert.id for o in self.episodes.open.values()}
+            applied = self.episodes.apply(
+                signals, lambda d: int(state[d]) if 0 <= d < state.shape[0] else 0)
+            events = (events or []) + _raised_too(applied, was_open)
+        else:
+            events = (events or []) + self.episodes.apply(
+                signals, lambda d: int(state[d]) if 0 <= d < state.shape[0] else 0)
         if not events:
             return events
         now_ns = time.monotonic_ns()
@@ -347,6 +384,19 @@ class DetectEngine:
         await _until_done(lambda: self.node.store.upsert_alerts([e.alert for e in events]),
                           "store alerts")
         return published
+
+
+def _raised_too(events: list[AlertEvent], was_open: set[str]) -> list[AlertEvent]:
+    """An episode that opened and closed within one evaluation comes out of the episodes as
+    "cleared" alone, and the act side files only what was raised. A worker catching up on a
+    backlog evaluates many messages at once, so short episodes would go unfiled: they are
+    told as raised, then cleared."""
+    out: list[AlertEvent] = []
+    for event in events:
+        if event.change == "cleared" and event.alert.id not in was_open:
+            out.append(AlertEvent("raised", event.alert))
+        out.append(event)
+    return out
 
 
 async def _until_done(call, what: str) -> None:
