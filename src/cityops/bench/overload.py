@@ -337,6 +337,13 @@ def log_errors(path: Path) -> int:
                if " ERROR " in line or line.startswith("Traceback"))
 
 
+def slow_seconds(tally: Tally, start: float, slower_than: float) -> dict[str, int]:
+    """{second of sending: how many batches sent then waited longer than `slower_than`}."""
+    out = collections.Counter(int(sent - start) for sent, at, _ in tally.events
+                              if at - sent > slower_than)
+    return {str(k): n for k, n in sorted(out.items())}
+
+
 def per_second(tally: Tally, start: float, seconds: float) -> list[int]:
     buckets = [0] * max(1, int(np.ceil(seconds)))
     for at, n in tally.acked_at:
@@ -367,6 +374,7 @@ async def _phases(host: str, port: int, key: str, bodies: Bodies, *, warmup: flo
     target = factor * sustainable
     note(f"overload: {target:,.0f} readings/s open loop")
     overload_start = time.monotonic()  # the RSS sampler's clock
+    overload_loop_start = loop.time()
     overload_s = await open_loop(host, port, key, bodies, duration, target / batch,
                                  tallies["overload"])
     progress(int(duration))
@@ -377,6 +385,7 @@ async def _phases(host: str, port: int, key: str, bodies: Bodies, *, warmup: flo
     progress(int(recover))
     return {"tallies": tallies, "sustainable": sustainable, "target": target,
             "overload_s": overload_s, "overload_start": overload_start,
+            "overload_loop_start": overload_loop_start,
             "recovery_s": recovery_s, "recovery_start": recovery_start, "warmup_s": warm_s,
             "end": time.monotonic()}
 
@@ -442,6 +451,9 @@ def run(*, duration: float = 60.0, factor: float = 3.0, store: str | None = None
                              for kind, statuses in (("accepted", (202,)),
                                                     ("refused", (429, 503)))
                              for q in (50, 99)},
+        # When, from the start of the overload (s), the batches answered after more than 3 s
+        # were sent: where the long waits come from.
+        "overload_slow_sent_at_s": slow_seconds(over, phases["overload_loop_start"], 3.0),
         "client_late_max_s": round(over.late_max, 3),
         "retry_after_missing": sum(t.retry_after_missing for t in tallies.values()),
         "not_sent_client_ceiling": over.not_sent,
