@@ -500,7 +500,7 @@ class NoIngest:
     def admit(self) -> None:
         raise _not_here("take readings", "send them to an ingest or web node")
 
-    def reserve(self):
+    def reserve(self, size: int = 0):
         self.admit()
 
     async def ingest(self, *args, **kwargs):
