@@ -101,3 +101,33 @@ def screen(
 
     _report("screen benchmark", int(duration), as_json, lambda progress, note: bench.run(
         objects=objects, duration=duration, workdir=workdir, progress=progress, note=note))
+
+
+@bench_app.command("cluster")
+def cluster(
+    workers: int = typer.Option(2, "--workers", min=1, max=8, help="Detect worker processes."),
+    kill_one: bool = typer.Option(False, "--kill-one", help="SIGKILL one worker at 40% and "
+                                  "start it again."),
+    devices: int = typer.Option(40_000, "--devices", min=100),
+    seconds: int = typer.Option(30, "--seconds", min=10, help="Seconds of readings (every "
+                                "device once a second) in the live run."),
+    drain: int = typer.Option(4_000_000, "--drain", min=0, help="Readings pre-filled for the "
+                              "drain measurement (0: skip it)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="With W > 1, drain "
+                                  "with one worker too, for the speed-up."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, max=64),
+    store: str = typer.Option(None, "--store", help="PostgreSQL URL (a schema of its own is "
+                              "made and dropped); default the local test database."),
+    nats: str = typer.Option(None, "--nats", help="NATS server; default nats://127.0.0.1:4222."),
+    workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+) -> None:
+    """Ingest + W detect workers + act as processes over JetStream and PostgreSQL: throughput,
+    alert latency, lost and duplicates (optionally with a worker killed), and drain rate."""
+    from cityops.bench import cluster as bench
+
+    total = devices * seconds + drain * (2 if baseline and workers > 1 else 1)
+    _report("cluster benchmark", total, as_json, lambda progress, note: bench.run(
+        workers=workers, kill_one=kill_one, devices=devices, seconds=seconds,
+        drain_readings=drain, concurrency=concurrency, baseline=baseline, store=store,
+        nats=nats, workdir=workdir, progress=progress, note=note))

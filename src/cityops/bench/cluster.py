@@ -1,0 +1,550 @@
+"""`cityops bench cluster`: an ingest node, W detect workers and an act node, each a
+`cityops serve` process, over the real NATS JetStream and PostgreSQL of this machine.
+
+Two measurements:
+
+1. Live. The benchmark posts every device's reading of every second (pre-encoded JSON arrays,
+   a few requests in flight) to the ingest node; detection runs every shipped scenario pack
+   plus a `bench.spike` rule, and some devices have loud spikes, each of which must become
+   exactly one alert and one incident. `readings_per_s` is readings acknowledged and evaluated
+   per second: from the first request to the detect group having nothing left to deliver or
+   acknowledge. `alert_latency_p99_ms` is the workers' own figure (a batch's arrival at the
+   ingest node to the alert's publication). With `--kill-one`, worker W-1 is killed with
+   SIGKILL when 40% has been sent and started again at once.
+   `lost` = spikes without an alert + readings the group never finished; `duplicates` =
+   alerts beyond one per spike + cases beyond one per alert.
+
+2. Drain. The stream is filled with readings first (published in batches straight onto the
+   bus, so neither HTTP nor the ingest node is measured), then W workers are started and the
+   rate at which the detect group works through it is read off the consumers, between 10% and
+   90% done (worker start-up, which differs between processes, stays out). With W > 1 the
+   same is done with one worker, for the speed-up.
+
+Per-process figures (CPU seconds from /proc) give what one process of each role does with one
+core: the basis of docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import msgspec
+import numpy as np
+
+from cityops.auth import new_key
+from cityops.bench.server import ServerProcess
+from cityops.packs.format import save_pack
+from cityops.packs.grid import generate
+
+PARTITIONS = 8
+BATCH = 10_000
+SPIKE_EVERY = 97  # every 97th device has loud spikes
+SPIKE_S, SPIKE_PERIOD = 4, 20  # 4 s loud in every 20 s, each device at its own phase
+SPIKE = """
+name: bench
+version: 1
+title: Benchmark spike
+category: {code: event.bench.spike, kind: event, major: bench, minor: spike, name: Spike}
+departments: [environment]
+urgency: high
+rules:
+  - id: spike
+    type: threshold
+    kind: noise
+    above: 120
+    clear_below: 100
+    title: Noise spike
+"""
+DEFAULT_STORE = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_NATS = "nats://127.0.0.1:4222"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def pids_of(match) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if match(cmd):
+                out.append(int(entry.name))
+    return out
+
+
+def server_cpu() -> dict[str, float]:
+    """CPU seconds so far of the NATS server on 4222 and of PostgreSQL's processes (these are
+    shared with anyone else using them on this machine)."""
+    nats = sum(cpu_s(p) for p in pids_of(lambda c: "nats-server" in c and "4222" in c))
+    pg = sum(cpu_s(p) for p in pids_of(lambda c: c.startswith("postgres")))
+    return {"nats": nats, "postgres": pg}
+
+
+def start_all(procs: list[ServerProcess], timeout: float = 180.0) -> None:
+    errors: list[BaseException] = []
+
+    def start(p: ServerProcess) -> None:
+        try:
+            p.start(timeout)
+        except BaseException as exc:  # noqa: BLE001 — raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(p,)) for p in procs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+class Deployment:
+    """A city saved on disk, a schema and a stream of their own, and the processes."""
+
+    def __init__(self, root: Path, pack, store: str, nats: str, label: str) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.root = root / label
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.city = self.root / "city"
+        save_pack(pack, self.city)
+        self.packs = self.root / "packs"
+        (self.packs / "bench").mkdir(parents=True, exist_ok=True)
+        (self.packs / "bench" / "manifest.yaml").write_text(SPIKE)
+        self.pack = pack
+        self.schema = f"bench_cluster_{label}_{tag}"
+        self.stream = f"BENCH_CLUSTER_{label.upper()}_{tag}"
+        sep = "&" if "?" in store else "?"
+        self.store_url = f"{store}{sep}schema={self.schema}"
+        self.nats = nats
+        self.bus_url = f"{nats}?stream={self.stream}&ack_wait=10&fetch_wait=2&max_age=3600"
+        self.procs: list[ServerProcess] = []
+        self.device_key = self.admin_key = ""
+
+    def process(self, name: str, role: str, worker: int = 0, workers: int = 1) -> ServerProcess:
+        data = self.root / name
+        data.mkdir(parents=True, exist_ok=True)
+        proc = ServerProcess(self.city, data, self.store_url, extra=[
+            "--bus", self.bus_url, "--role", role, "--name", name, "--worker", str(worker),
+            "--workers", str(workers), "--partitions", str(PARTITIONS), "--scenarios",
+            str(self.packs), "--notify", "log:", "--log-level", "error"])
+        self.procs.append(proc)
+        return proc
+
+    async def prepare(self, register: bool) -> None:
+        """Keys (and, for a drain, the devices in pack order) in the store."""
+        from cityops.domain.geo import CityMap
+        from cityops.store.base import open_store
+
+        store = open_store(self.store_url)
+        await store.open()
+        try:
+            self.device_key, device = new_key("device", None, "bench")
+            self.admin_key, admin = new_key("admin", None, "bench")
+            await store.add_key(device)
+            await store.add_key(admin)
+            if register:
+                resolved, errors = CityMap.from_pack(self.pack).resolve_devices(
+                    self.pack.devices)
+                if errors:
+                    raise RuntimeError(f"bench city has unresolvable devices: {errors[:3]}")
+                await store.upsert_devices(resolved)
+        finally:
+            await store.close()
+
+    async def consumers(self) -> tuple[int, int, int]:
+        """(delivered and acknowledged, not yet delivered, unacknowledged) messages of the
+        detect group over all partitions."""
+        import nats
+        import nats.js.errors
+
+        nc = await nats.connect(self.nats)
+        try:
+            jsm = nc.jsm()
+            done = pending = unacked = 0
+            for p in range(PARTITIONS):
+                try:
+                    info = await jsm.consumer_info(self.stream, f"detect-readings-{p}")
+                except nats.js.errors.NotFoundError:
+                    continue
+                pending += int(info.num_pending or 0)
+                unacked += int(info.num_ack_pending or 0)
+                done += int(info.delivered.consumer_seq or 0) - int(info.num_ack_pending or 0)
+            return done, pending, unacked
+        finally:
+            await nc.close()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                proc.stop(timeout=20)
+
+    async def drop(self) -> None:
+        import nats
+
+        from cityops.store.base import open_store
+
+        with contextlib.suppress(Exception):
+            nc = await nats.connect(self.nats)
+            try:
+                await nc.jsm().delete_stream(self.stream)
+            finally:
+                await nc.close()
+        store = open_store(self.store_url)
+        await store.open()
+        try:
+            async with store._connection(write=True) as conn:  # noqa: SLF001
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        finally:
+            await store.close()
+
+
+def bench_pack(devices: int):
+    from cityops.domain.incidents.categories import Category
+
+    pack = generate(towns=6, villages=6, devices={"noise": devices})
+    # Merging is off so that every alert is a case of its own (duplicates are countable).
+    pack.categories.append(Category(code="event.bench.spike", name="Spike", kind="event",
+                                    major="bench", minor="spike", departments=["environment"],
+                                    merge_radius_m=0))
+    return pack
+
+
+def spiking(n_devices: int, seconds: int) -> np.ndarray:
+    """(devices x seconds) bool: a spike device's loud seconds."""
+    out = np.zeros((n_devices, seconds), bool)
+    j = np.arange(seconds)
+    for d in range(0, n_devices, SPIKE_EVERY):
+        out[d] = ((j + d) % SPIKE_PERIOD) < SPIKE_S
+    out[:, -SPIKE_S:] = False  # every spike ends within the run
+    return out
+
+
+def spike_starts(loud: np.ndarray) -> list[tuple[int, int]]:
+    start = loud.copy()
+    start[:, 1:] &= ~loud[:, :-1]
+    d, j = np.nonzero(start)
+    return list(zip(d.tolist(), j.tolist(), strict=True))
+
+
+class Row(msgspec.Struct, array_like=False):
+    device_id: str
+    ts: float
+    value: float
+
+
+def payloads(ids: list[str], seconds: int, t0: float, loud: np.ndarray) -> list[bytes]:
+    rng = np.random.default_rng(11)
+    encoder = msgspec.json.Encoder()
+    out = []
+    rows: list[Row] = []
+    for j in range(seconds):
+        values = np.round(rng.normal(45.0, 3.0, len(ids)).clip(30, 60), 1)
+        values[loud[:, j]] = 130.0
+        for d, v in zip(ids, values.tolist(), strict=True):
+            rows.append(Row(d, t0 + j, v))
+            if len(rows) == BATCH:
+                out.append(encoder.encode(rows))
+                rows = []
+    if rows:
+        out.append(encoder.encode(rows))
+    return out
+
+
+# -- 1. live ----------------------------------------------------------------------------------
+
+
+async def _post_all(url: str, key: str, bodies: list[bytes], concurrency: int, on_sent) -> dict:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(bodies)):
+        queue.put_nowait(i)
+    refused = 0
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
+                                 timeout=120.0) as client:
+
+        async def worker() -> None:
+            nonlocal refused
+            while not queue.empty():
+                i = queue.get_nowait()
+                while True:
+                    try:
+                        r = await client.post("/api/v1/readings", content=bodies[i])
+                    except httpx.HTTPError:
+                        refused += 1
+                        await asyncio.sleep(0.5)
+                        continue
+                    if r.status_code in (429, 503):
+                        refused += 1
+                        await asyncio.sleep(min(1.0, float(r.headers.get("Retry-After", 1))))
+                        continue
+                    r.raise_for_status()
+                    on_sent(r.json()["accepted"])
+                    break
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {"refused": refused}
+
+
+async def _alerts_and_cases(store_url: str) -> tuple[list, int, int]:
+    from cityops.store.base import open_store
+
+    store = open_store(store_url)
+    await store.open()
+    try:
+        alerts = [a for a in await store.list_alerts(limit=1_000_000)
+                  if a.rule == "bench.spike"]
+        async with store._connection() as conn:  # noqa: SLF001
+            cur = await conn.execute(
+                f"SELECT count(*), count(DISTINCT r.key) FROM {store._schema_quoted}.incidents i "  # noqa: SLF001
+                f"LEFT JOIN {store._schema_quoted}.incident_reports r "  # noqa: SLF001
+                "ON r.incident_id = i.id WHERE i.category = 'event.bench.spike'")
+            incidents, reports = await cur.fetchone()
+        return alerts, int(incidents), int(reports)
+    finally:
+        await store.close()
+
+
+def live(root: Path, *, workers: int, kill_one: bool, devices: int, seconds: int,
+         concurrency: int, store: str, nats: str, progress, note) -> dict:
+    pack = bench_pack(devices)
+    dep = Deployment(root, pack, store, nats, "live")
+    note("encoding readings")
+    ids = [d.id for d in pack.devices]
+    loud = spiking(len(ids), seconds)
+    t0 = float(int(time.time()) - seconds - 120)
+    bodies = payloads(ids, seconds, t0, loud)
+    total = len(ids) * seconds
+    asyncio.run(dep.prepare(register=False))
+    try:
+        note(f"starting ingest, act and {workers} detect workers")
+        ingest = dep.process("ingest", "ingest")
+        act = dep.process("act", "act")
+        detect = [dep.process(f"detect{w}", "detect", w, workers) for w in range(workers)]
+        start_all([ingest, act, *detect])
+        before = {p.proc.pid: cpu_s(p.proc.pid) for p in dep.procs}
+        servers_before = server_cpu()
+        sent = [0]
+        killed = threading.Event()
+
+        def on_sent(n: int) -> None:
+            sent[0] += n
+            progress(n)
+            if kill_one and not killed.is_set() and sent[0] >= 0.4 * total:
+                killed.set()
+
+        def killer() -> None:
+            if not kill_one:
+                return
+            killed.wait()
+            victim = detect[-1]
+            victim.proc.send_signal(signal.SIGKILL)
+            victim.proc.wait()
+            victim.start()  # same --worker: takes its partitions back, rebuilds its memory
+
+        note("sending" + (" (a worker is killed at 40%)" if kill_one else ""))
+        keeper = threading.Thread(target=killer, daemon=True)
+        keeper.start()
+        started = time.perf_counter()
+        sending = asyncio.run(_post_all(ingest.url, dep.device_key, bodies, concurrency,
+                                        on_sent))
+        sent_s = time.perf_counter() - started
+        keeper.join(300)
+        note("waiting for detection to finish")
+        deadline = time.monotonic() + 600
+        while True:
+            done, pending, unacked = asyncio.run(dep.consumers())
+            if (pending == 0 and unacked == 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        cpu = {p.proc.pid: cpu_s(p.proc.pid) - before.get(p.proc.pid, 0.0) for p in dep.procs}
+        servers = {k: v - servers_before[k] for k, v in server_cpu().items()}
+        expected = spike_starts(loud)
+        note("waiting for every alert to be filed")
+        deadline = time.monotonic() + 120
+        while True:
+            alerts, incidents, reports = asyncio.run(_alerts_and_cases(dep.store_url))
+            if (len(alerts) >= len(expected) and reports >= len(alerts)) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        admin = {"Authorization": f"Bearer {dep.admin_key}"}
+        stats = [httpx.get(p.url + "/api/v1/detect/stats", headers=admin, timeout=30).json()
+                 for p in detect]
+        act_stats = httpx.get(act.url + "/api/v1/act/stats", headers=admin, timeout=30).json()
+    finally:
+        dep.stop()
+        asyncio.run(dep.drop())
+    # An alert belongs to the spike whose loud seconds hold its first reading (requests in
+    # flight side by side can bring a device's second reading of a spike in before its first).
+    spikes: dict[tuple[str, int], int] = {(ids[d], j): 0 for d, j in spike_starts(loud)}
+    strays = []
+    for a in alerts:
+        j = int(round(a.first_seen - t0))
+        owner = next(((a.subject, s) for s in range(j, j - SPIKE_S, -1)
+                      if (a.subject, s) in spikes), None)
+        if owner is None:
+            strays.append((a.subject, j))
+        else:
+            spikes[owner] += 1
+    lost_spikes = sum(1 for n in spikes.values() if n == 0)
+    extra_alerts = len(strays) + sum(n - 1 for n in spikes.values() if n > 1)
+    p99 = [s.get("alert_latency_p99_ms") for s in stats]
+    rows = sum(s["rows"] for s in stats)
+    return {
+        "workers": workers,
+        "readings_per_s": round(total / elapsed),
+        "alert_latency_p99_ms": max((x for x in p99 if x is not None), default=None),
+        "lost": lost_spikes + pending + unacked,
+        "duplicates": extra_alerts + max(0, incidents - len(alerts)) + max(0, reports - incidents),
+        "kill_one": kill_one,
+        "readings": total,
+        "sent_s": round(sent_s, 2),
+        "drained_s": round(elapsed, 2),
+        "refused_and_retried": sending["refused"],
+        "spikes": len(spikes),
+        "alerts": len(alerts),
+        "incidents": incidents,
+        "worker_rows": [s["rows"] for s in stats],
+        "worker_p99_ms": p99,
+        "rows_evaluated": rows,
+        "act_filed": act_stats.get("filed"),
+        "lost_examples": [k for k, n in spikes.items() if n == 0][:5],
+        "extra_examples": (strays + [k for k, n in spikes.items() if n > 1])[:5],
+        "cpu_s": {"ingest": round(cpu[ingest.proc.pid], 2), "act": round(cpu[act.proc.pid], 2),
+                  "detect": [round(cpu[p.proc.pid], 2) for p in detect],
+                  "nats_server": round(servers["nats"], 2),
+                  "postgres": round(servers["postgres"], 2)},
+        "ingest_readings_per_cpu_s": round(total / max(cpu[ingest.proc.pid], 1e-9)),
+    }
+
+
+# -- 2. drain ---------------------------------------------------------------------------------
+
+
+async def _fill(dep: Deployment, devices: int, readings: int, progress) -> int:
+    """Readings of every device, second by second, published in batches; returns messages."""
+    from cityops.bus.nats import NatsBus
+    from cityops.domain.readings import (
+        CHANNEL_DTYPE,
+        DEVICE_DTYPE,
+        TS_DTYPE,
+        VALUE_DTYPE,
+        ReadingBatch,
+    )
+
+    bus = await NatsBus.open(dep.nats, stream=dep.stream, partitions=PARTITIONS,
+                             max_age=3600.0, ack_wait=10.0, fetch_wait=2.0)
+    rng = np.random.default_rng(5)
+    t0_us = (int(time.time()) - readings // devices - 120) * 1_000_000
+    try:
+        for first in range(0, readings, BATCH):
+            n = min(BATCH, readings - first)
+            i = np.arange(first, first + n)
+            batch = ReadingBatch((i % devices).astype(DEVICE_DTYPE), np.zeros(n, CHANNEL_DTYPE),
+                                 (t0_us + (i // devices) * 1_000_000).astype(TS_DTYPE),
+                                 np.round(rng.normal(45.0, 3.0, n), 1).astype(VALUE_DTYPE),
+                                 time.monotonic_ns(), "bench")
+            await bus.publish("readings", batch)
+            progress(n)
+        return await bus.stream_messages()
+    finally:
+        await bus.close()
+
+
+def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, nats: str,
+          progress, note) -> dict:
+    pack = bench_pack(devices)
+    dep = Deployment(root, pack, store, nats, f"drain{workers}")
+    asyncio.run(dep.prepare(register=True))
+    try:
+        note(f"filling the stream with {readings:,} readings")
+        messages = asyncio.run(_fill(dep, devices, readings, progress))
+        per_message = readings / messages
+        note(f"draining it with {workers} worker(s)")
+        detect = [dep.process(f"detect{w}", "detect", w, workers) for w in range(workers)]
+        launched = time.perf_counter()
+        for p in detect:  # started side by side; they read as soon as each is up
+            threading.Thread(target=p.start, daemon=True).start()
+        marks: dict[str, tuple[float, int, list[float]]] = {}
+        last = (0.0, 0)
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            done, pending, unacked = asyncio.run(dep.consumers())
+            now = time.perf_counter()
+            fraction = done / messages
+            for label, at in (("start", 0.1), ("end", 0.9)):
+                if label not in marks and fraction >= at:
+                    marks[label] = (now, done, [cpu_s(p.proc.pid) for p in detect
+                                                if p.proc is not None])
+            last = (now, done)
+            if pending == 0 and unacked == 0 and done >= messages:
+                break
+            time.sleep(0.05)
+        ready = [p.proc is not None and p.proc.poll() is None for p in detect]
+    finally:
+        dep.stop()
+        asyncio.run(dep.drop())
+    (t1, d1, c1), (t2, d2, c2) = marks["start"], marks["end"]
+    rate = (d2 - d1) * per_message / (t2 - t1)
+    worker_cpu = sum(b - a for a, b in zip(c1, c2, strict=True))
+    return {
+        "workers": workers,
+        "drain_readings_per_s": round(rate),
+        "readings": readings,
+        "messages": messages,
+        "total_s": round(last[0] - launched, 2),
+        "window_s": round(t2 - t1, 2),
+        "detect_rows_per_cpu_s": round((d2 - d1) * per_message / max(worker_cpu, 1e-9)),
+        "workers_alive": all(ready),
+    }
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def run(*, workers: int, kill_one: bool, devices: int, seconds: int, drain_readings: int,
+        concurrency: int, baseline: bool, store: str | None, nats: str | None,
+        workdir: Path | None, progress=lambda n: None, note=lambda s: None) -> dict:
+    root = Path(workdir or tempfile.mkdtemp(prefix="cityops-bench-cluster-"))
+    store = store or DEFAULT_STORE
+    nats = nats or DEFAULT_NATS
+    result = live(root, workers=workers, kill_one=kill_one, devices=devices, seconds=seconds,
+                  concurrency=concurrency, store=store, nats=nats, progress=progress, note=note)
+    if drain_readings:
+        d = drain(root, workers=workers, devices=devices, readings=drain_readings, store=store,
+                  nats=nats, progress=progress, note=note)
+        result["drain_readings_per_s"] = d["drain_readings_per_s"]
+        result["drain"] = d
+        if baseline and workers > 1:
+            one = drain(root, workers=1, devices=devices, readings=drain_readings, store=store,
+                        nats=nats, progress=progress, note=note)
+            result["drain_one_worker"] = one
+            result["drain_speedup"] = round(d["drain_readings_per_s"]
+                                            / max(one["drain_readings_per_s"], 1), 2)
+    result["cores"] = os.cpu_count()
+    result["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    return result
