@@ -18,7 +18,8 @@ Two measurements:
    bus, so neither HTTP nor the ingest node is measured), then W workers are started and the
    rate at which the detect group works through it is read off the consumers, between 10% and
    90% done (worker start-up, which differs between processes, stays out). With W > 1 the
-   same is done with one worker, for the speed-up.
+   same is done with one worker, for the speed-up; with `--history`, with one history-role
+   process (WAL with fsync, Parquet), for its per-process figure.
 
 Per-process figures (CPU seconds from /proc) give what one process of each role does with one
 core: the basis of docs/deploy.md.
@@ -173,9 +174,9 @@ class Deployment:
         finally:
             await store.close()
 
-    async def consumers(self) -> tuple[int, int, int]:
-        """(delivered and acknowledged, not yet delivered, unacknowledged) messages of the
-        detect group over all partitions."""
+    async def consumers(self, group: str = "detect") -> tuple[int, int, int]:
+        """(delivered and acknowledged, not yet delivered, unacknowledged) messages of a
+        group over all partitions."""
         import nats
         import nats.js.errors
 
@@ -185,7 +186,7 @@ class Deployment:
             done = pending = unacked = 0
             for p in range(PARTITIONS):
                 try:
-                    info = await jsm.consumer_info(self.stream, f"detect-readings-{p}")
+                    info = await jsm.consumer_info(self.stream, f"{group}-readings-{p}")
                 except nats.js.errors.NotFoundError:
                     continue
                 pending += int(info.num_pending or 0)
@@ -236,8 +237,13 @@ def spiking(n_devices: int, seconds: int) -> np.ndarray:
     out = np.zeros((n_devices, seconds), bool)
     j = np.arange(seconds)
     for d in range(0, n_devices, SPIKE_EVERY):
-        out[d] = ((j + d) % SPIKE_PERIOD) < SPIKE_S
-    out[:, -SPIKE_S:] = False  # every spike ends within the run
+        phase = (j + d) % SPIKE_PERIOD
+        # Whole spikes only, ending two seconds before the run does: the threshold rule
+        # ignores a reading older than one already seen for its device, and requests in
+        # flight side by side may deliver a device's seconds out of order, so a spike of one
+        # second could be passed over where a spike of several cannot.
+        start = j - phase
+        out[d] = (phase < SPIKE_S) & (start >= 0) & (start + SPIKE_S <= seconds - 2)
     return out
 
 
@@ -476,16 +482,16 @@ async def _fill(dep: Deployment, devices: int, readings: int, progress) -> int:
 
 
 def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, nats: str,
-          progress, note) -> dict:
+          progress, note, role: str = "detect") -> dict:
     pack = bench_pack(devices)
-    dep = Deployment(root, pack, store, nats, f"drain{workers}")
+    dep = Deployment(root, pack, store, nats, f"drain{role}{workers}")
     asyncio.run(dep.prepare(register=True))
     try:
         note(f"filling the stream with {readings:,} readings")
         messages = asyncio.run(_fill(dep, devices, readings, progress))
         per_message = readings / messages
-        note(f"draining it with {workers} worker(s)")
-        detect = [dep.process(f"detect{w}", "detect", w, workers) for w in range(workers)]
+        note(f"draining it with {workers} {role} worker(s)")
+        detect = [dep.process(f"{role}{w}", role, w, workers) for w in range(workers)]
         launched = time.perf_counter()
         for p in detect:  # started side by side; they read as soon as each is up
             threading.Thread(target=p.start, daemon=True).start()
@@ -493,7 +499,7 @@ def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, 
         last = (0.0, 0)
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
-            done, pending, unacked = asyncio.run(dep.consumers())
+            done, pending, unacked = asyncio.run(dep.consumers(role))
             now = time.perf_counter()
             fraction = done / messages
             for label, at in (("start", 0.1), ("end", 0.9)):
@@ -512,13 +518,14 @@ def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, 
     rate = (d2 - d1) * per_message / (t2 - t1)
     worker_cpu = sum(b - a for a, b in zip(c1, c2, strict=True))
     return {
+        "role": role,
         "workers": workers,
         "drain_readings_per_s": round(rate),
         "readings": readings,
         "messages": messages,
         "total_s": round(last[0] - launched, 2),
         "window_s": round(t2 - t1, 2),
-        "detect_rows_per_cpu_s": round((d2 - d1) * per_message / max(worker_cpu, 1e-9)),
+        "rows_per_cpu_s": round((d2 - d1) * per_message / max(worker_cpu, 1e-9)),
         "workers_alive": all(ready),
     }
 
@@ -528,7 +535,8 @@ def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, 
 
 def run(*, workers: int, kill_one: bool, devices: int, seconds: int, drain_readings: int,
         concurrency: int, baseline: bool, store: str | None, nats: str | None,
-        workdir: Path | None, progress=lambda n: None, note=lambda s: None) -> dict:
+        workdir: Path | None, history: bool = False, progress=lambda n: None,
+        note=lambda s: None) -> dict:
     root = Path(workdir or tempfile.mkdtemp(prefix="cityops-bench-cluster-"))
     store = store or DEFAULT_STORE
     nats = nats or DEFAULT_NATS
@@ -545,6 +553,10 @@ def run(*, workers: int, kill_one: bool, devices: int, seconds: int, drain_readi
             result["drain_one_worker"] = one
             result["drain_speedup"] = round(d["drain_readings_per_s"]
                                             / max(one["drain_readings_per_s"], 1), 2)
+        if history:
+            h = drain(root, workers=1, devices=devices, readings=drain_readings, store=store,
+                      nats=nats, progress=progress, note=note, role="history")
+            result["drain_history"] = h
     result["cores"] = os.cpu_count()
     result["load_avg_1m"] = round(os.getloadavg()[0], 2)
     return result

@@ -116,6 +116,8 @@ def cluster(
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="With W > 1, drain "
                                   "with one worker too, for the speed-up."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=64),
+    history: bool = typer.Option(False, "--history", help="Also drain the stream with one "
+                                 "history-role process (WAL + Parquet)."),
     store: str = typer.Option(None, "--store", help="PostgreSQL URL (a schema of its own is "
                               "made and dropped); default the local test database."),
     nats: str = typer.Option(None, "--nats", help="NATS server; default nats://127.0.0.1:4222."),
@@ -126,8 +128,8 @@ def cluster(
     alert latency, lost and duplicates (optionally with a worker killed), and drain rate."""
     from cityops.bench import cluster as bench
 
-    total = devices * seconds + drain * (2 if baseline and workers > 1 else 1)
+    total = devices * seconds + drain * (1 + (baseline and workers > 1) + history)
     _report("cluster benchmark", total, as_json, lambda progress, note: bench.run(
         workers=workers, kill_one=kill_one, devices=devices, seconds=seconds,
         drain_readings=drain, concurrency=concurrency, baseline=baseline, store=store,
-        nats=nats, workdir=workdir, progress=progress, note=note))
+        nats=nats, workdir=workdir, history=history, progress=progress, note=note))
