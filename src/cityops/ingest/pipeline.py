@@ -131,7 +131,7 @@ class Ingestor:
             )
         if self.in_flight_bytes and self.in_flight_bytes + size > self.max_in_flight_bytes:
             # One batch is always let in, however big: the body limit bounds that one.
-            self.metrics.overloaded.labels("in_flight").inc()
+            self.metrics.overloaded.labels("in_flight_bytes").inc()
             raise Overloaded(
                 f"{self.in_flight_bytes / 2**20:.1f} MiB of ingest batches in progress "
                 f"(limit {self.max_in_flight_bytes / 2**20:g} MiB)", retry_after=1.0, status=429)
