@@ -174,13 +174,15 @@ class Deployment:
         finally:
             await store.close()
 
-    async def consumers(self, group: str = "detect") -> tuple[int, int, int]:
+    async def consumers(self, group: str = "detect", nc=None) -> tuple[int, int, int]:
         """(delivered and acknowledged, not yet delivered, unacknowledged) messages of a
         group over all partitions."""
         import nats
         import nats.js.errors
 
-        nc = await nats.connect(self.nats)
+        own = nc is None
+        if own:
+            nc = await nats.connect(self.nats)
         try:
             jsm = nc.jsm()
             done = pending = unacked = 0
@@ -194,7 +196,8 @@ class Deployment:
                 done += int(info.delivered.consumer_seq or 0) - int(info.num_ack_pending or 0)
             return done, pending, unacked
         finally:
-            await nc.close()
+            if own:
+                await nc.close()
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -481,6 +484,34 @@ async def _fill(dep: Deployment, devices: int, readings: int, progress) -> int:
         await bus.close()
 
 
+async def _watch_drain(dep: Deployment, role: str, procs: list[ServerProcess],
+                       messages: int, up: threading.Event) -> tuple[dict, tuple[float, int]]:
+    """Marks (time, messages done, workers' CPU, servers' CPU) at 10% done, or when every
+    worker is up if later (one loading the city takes a core the others would drain with),
+    and at 90%; one connection, a look every 0.1 s, so that watching costs little."""
+    import nats
+
+    nc = await nats.connect(dep.nats)
+    marks: dict[str, tuple] = {}
+    last = (0.0, 0)
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline:
+            done, pending, unacked = await dep.consumers(role, nc)
+            now = time.perf_counter()
+            for label, at in (("start", 0.1), ("end", 0.9)):
+                if label not in marks and done / messages >= at and up.is_set():
+                    marks[label] = (now, done, [cpu_s(p.proc.pid) for p in procs
+                                                if p.proc is not None], server_cpu())
+            last = (now, done)
+            if pending == 0 and unacked == 0 and done >= messages:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+    return marks, last
+
+
 def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, nats: str,
           progress, note, role: str = "detect") -> dict:
     pack = bench_pack(devices)
@@ -493,29 +524,25 @@ def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, 
         note(f"draining it with {workers} {role} worker(s)")
         detect = [dep.process(f"{role}{w}", role, w, workers) for w in range(workers)]
         launched = time.perf_counter()
-        for p in detect:  # started side by side; they read as soon as each is up
-            threading.Thread(target=p.start, daemon=True).start()
-        marks: dict[str, tuple[float, int, list[float]]] = {}
-        last = (0.0, 0)
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            done, pending, unacked = asyncio.run(dep.consumers(role))
-            now = time.perf_counter()
-            fraction = done / messages
-            for label, at in (("start", 0.1), ("end", 0.9)):
-                if label not in marks and fraction >= at:
-                    marks[label] = (now, done, [cpu_s(p.proc.pid) for p in detect
-                                                if p.proc is not None])
-            last = (now, done)
-            if pending == 0 and unacked == 0 and done >= messages:
-                break
-            time.sleep(0.05)
+        up = threading.Event()
+        starting = [threading.Thread(target=p.start, daemon=True) for p in detect]
+        for t in starting:  # side by side; each reads as soon as it is up
+            t.start()
+
+        def all_up() -> None:
+            for t in starting:
+                t.join()
+            up.set()
+
+        threading.Thread(target=all_up, daemon=True).start()
+        marks, last = asyncio.run(_watch_drain(dep, role, detect, messages, up))
         ready = [p.proc is not None and p.proc.poll() is None for p in detect]
     finally:
         dep.stop()
         asyncio.run(dep.drop())
-    (t1, d1, c1), (t2, d2, c2) = marks["start"], marks["end"]
-    rate = (d2 - d1) * per_message / (t2 - t1)
+    (t1, d1, c1, s1), (t2, d2, c2, s2) = marks["start"], marks["end"]
+    rows = (d2 - d1) * per_message
+    rate = rows / (t2 - t1)
     worker_cpu = sum(b - a for a, b in zip(c1, c2, strict=True))
     return {
         "role": role,
@@ -525,7 +552,10 @@ def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, 
         "messages": messages,
         "total_s": round(last[0] - launched, 2),
         "window_s": round(t2 - t1, 2),
-        "rows_per_cpu_s": round((d2 - d1) * per_message / max(worker_cpu, 1e-9)),
+        "window_from": round(d1 / messages, 2),
+        "rows_per_cpu_s": round(rows / max(worker_cpu, 1e-9)),
+        # The server delivering to this one group (and serving whoever else uses it).
+        "nats_cpu_s_per_million": round((s2["nats"] - s1["nats"]) / rows * 1e6, 3),
         "workers_alive": all(ready),
     }
 
