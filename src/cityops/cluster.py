@@ -491,6 +491,28 @@ class NoReader:
         return self.device_readings()
 
 
+class ShardReader:
+    """History reads on one of several history workers: a device whose partition another
+    worker holds is answered with that worker's number, not with an empty history."""
+
+    def __init__(self, reader, settings) -> None:
+        self._reader = reader
+        self._settings = settings
+
+    def __getattr__(self, name: str):
+        return getattr(self._reader, name)
+
+    def device_readings(self, index: int, *args, **kwargs):
+        from cityops.bus.nats import partition_of
+
+        s = self._settings
+        worker = partition_of(int(index), s.partitions) % s.workers
+        if worker != s.worker:
+            raise _not_here("hold this device's history",
+                            f"history worker {worker} of {s.workers} does (--worker {worker})")
+        return self._reader.device_readings(index, *args, **kwargs)
+
+
 class NoIngest:
     """Readings posted to a node that takes none (a detect, act or history worker)."""
 
@@ -508,6 +530,6 @@ class NoIngest:
 
 
 __all__ = ["ROLES", "REJECTIONS", "BusView", "HistoryFeeder", "IngestBus", "LatestFollower",
-           "NoIngest", "NoReader", "StreamHistory", "StreamLag", "bus_options",
+           "NoIngest", "NoReader", "ShardReader", "StreamHistory", "StreamLag", "bus_options",
            "bus_unavailable_as_overload", "open_bus", "owned_devices", "owned_partitions",
            "owns_subject", "parse_roles", "prepare_group"]

@@ -86,6 +86,8 @@ class Node:
                 seal_after_s=settings.seal_after_s,
             )
             self.reader = HistoryReader(self.history)
+            if self.cluster and settings.workers > 1:
+                self.reader = cluster.ShardReader(self.reader, settings)
         else:
             self.history = cluster.StreamHistory(self.registry)
             self.reader = cluster.NoReader()

@@ -38,3 +38,21 @@ def test_workers_take_disjoint_shares_of_the_devices():
 def test_a_role_without_a_bus_is_refused(tmp_path, grid_pack):
     with pytest.raises(ValueError, match="--bus"):
         Node(grid_pack, Settings(data_dir=tmp_path, roles=["detect"]))
+
+
+def test_a_history_shard_names_the_worker_holding_a_device_it_does_not_hold():
+    from cityops.api.errors import ApiError
+    from cityops.bus.nats import partition_of
+    from cityops.cluster import ShardReader
+
+    class Reader:
+        def device_readings(self, index, *args):
+            return [index]
+
+    settings = Settings(data_dir=".", workers=2, worker=0, partitions=8)
+    reader = ShardReader(Reader(), settings)
+    mine = next(i for i in range(100) if partition_of(i, 8) % 2 == 0)
+    other = next(i for i in range(100) if partition_of(i, 8) % 2 == 1)
+    assert reader.device_readings(mine) == [mine]
+    with pytest.raises(ApiError, match="history worker 1 of 2"):
+        reader.device_readings(other)
