@@ -91,3 +91,38 @@ async def test_alerts_become_incidents(tmp_path, grid_pack, live_node):
         await live.node.act.intake.take(AlertEvent("raised", alert))
         assert len(await store.list_incidents(IncidentFilter())) == 2
         assert live.node.act.desk.stats["repeated"] == 1
+
+
+async def test_a_burst_is_filed_side_by_side_across_categories_in_order_within_one(
+        tmp_path, grid_pack, live_node):
+    """Two categories' alerts in one burst are filed concurrently; within a category they go in
+    order, so the second report of a place merges into the case the first one opened."""
+    from cityops.domain.alerts import Alert
+
+    async with live_node(grid_pack, tmp_path / "data", notify_url="memory:") as live:
+        intake, store = live.node.act.intake, live.node.store
+        order: list[str] = []
+        take = intake.take
+
+        async def spy(event):
+            order.append(f"start {event.alert.id}")
+            await take(event)
+            order.append(f"end {event.alert.id}")
+
+        intake.take = spy
+        now = time.time()
+
+        def alert(i: str, category: str, lat: float) -> AlertEvent:
+            return AlertEvent("raised", Alert(
+                id=i, scenario="t", rule="t.r", category=category, severity="minor",
+                urgency="normal", departments=["environment"], subject=f"dev-{i}", title=i,
+                lat=lat, lon=121.45, areas=live.node.city.resolve(lat, 121.45),
+                cell=live.node.city.cell_of(lat, 121.45), first_seen=now, last_seen=now))
+
+        await intake.take_all([alert("a1", "event.test.a", 31.15), alert("b1", "event.test.b", 31.15),
+                               alert("a2", "event.test.a", 31.1501)])
+        assert order.index("start b1") < order.index("end a1")  # side by side
+        assert order.index("end a1") < order.index("start a2")  # in order within a category
+        cases = await store.list_incidents(IncidentFilter())
+        assert sorted((c.category, c.reports) for c in cases) == [("event.test.a", 2),
+                                                                  ("event.test.b", 1)]

@@ -8,6 +8,7 @@ order created and its notification handed to the notifier.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -55,9 +56,22 @@ class AlertIntake:
     async def _run(self) -> None:
         while True:
             batches = await self._sub.get_batch(16)
-            for events in batches:
-                for event in events:
-                    await self.take(event)
+            await self.take_all([e for events in batches for e in events])
+
+    async def take_all(self, events: list[AlertEvent]) -> None:
+        """Alerts of different categories are filed side by side, so a burst shares the
+        store's group commits instead of queueing behind one another; alerts of one category
+        go one after the other, in order, because a later one may merge into the case an
+        earlier one opens."""
+        lanes: dict[str, list[AlertEvent]] = {}
+        for event in events:
+            lanes.setdefault(event.alert.category, []).append(event)
+
+        async def lane(queue: list[AlertEvent]) -> None:
+            for event in queue:
+                await self.take(event)
+
+        await asyncio.gather(*(lane(q) for q in lanes.values()))
 
     async def take(self, event: AlertEvent) -> None:
         if event.change != "raised":
