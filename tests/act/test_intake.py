@@ -119,10 +119,13 @@ async def test_a_burst_is_filed_side_by_side_across_categories_in_order_within_o
                 lat=lat, lon=121.45, areas=live.node.city.resolve(lat, 121.45),
                 cell=live.node.city.cell_of(lat, 121.45), first_seen=now, last_seen=now))
 
-        await intake.take_all([alert("a1", "event.test.a", 31.15), alert("b1", "event.test.b", 31.15),
+        await intake.take_all([alert("a1", "event.test.a", 31.15),
+                               alert("b1", "event.test.b", 31.15),
+                               alert("far", "event.test.a", 31.25),
                                alert("a2", "event.test.a", 31.1501)])
         assert order.index("start b1") < order.index("end a1")  # side by side
-        assert order.index("end a1") < order.index("start a2")  # in order within a category
+        assert order.index("start far") < order.index("end a1")  # 11 km away: its own lane
+        assert order.index("end a1") < order.index("start a2")  # in order where they may merge
         cases = await store.list_incidents(IncidentFilter())
-        assert sorted((c.category, c.reports) for c in cases) == [("event.test.a", 2),
-                                                                  ("event.test.b", 1)]
+        assert sorted((c.category, c.reports) for c in cases) == [
+            ("event.test.a", 1), ("event.test.a", 2), ("event.test.b", 1)]

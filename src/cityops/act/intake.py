@@ -13,6 +13,7 @@ import logging
 import time
 from collections import deque
 
+import h3
 import numpy as np
 
 from cityops.act.desk import IncidentDesk
@@ -32,6 +33,16 @@ def report_of(event: AlertEvent) -> Report:
                   text=a.detail or a.title, lat=a.lat, lon=a.lon,
                   data={"rule": a.rule, "subject": a.subject, "severity": a.severity,
                         **({"value": a.value} if a.value is not None else {})})
+
+
+LANE_RESOLUTION = 6  # H3: cells ~3.2 km a side
+
+
+def lane_key(event: AlertEvent) -> tuple[str, str]:
+    a = event.alert
+    if a.lat is None or a.lon is None:
+        return a.category, ""
+    return a.category, h3.latlng_to_cell(a.lat, a.lon, LANE_RESOLUTION)
 
 
 class AlertIntake:
@@ -59,13 +70,15 @@ class AlertIntake:
             await self.take_all([e for events in batches for e in events])
 
     async def take_all(self, events: list[AlertEvent]) -> None:
-        """Alerts of different categories are filed side by side, so a burst shares the
-        store's group commits instead of queueing behind one another; alerts of one category
-        go one after the other, in order, because a later one may merge into the case an
-        earlier one opens."""
-        lanes: dict[str, list[AlertEvent]] = {}
+        """Alerts are filed side by side, so a burst shares the store's group commits instead
+        of queueing behind one another; alerts of one category in one neighbourhood (an H3
+        cell of about 6 km across, far wider than any merge radius) go one after the other, in
+        order, because a later one may merge into the case an earlier one opens. Two alerts
+        within a merge radius on either side of such a cell's edge may each open a case; a
+        later report still merges into one of them."""
+        lanes: dict[tuple[str, str], list[AlertEvent]] = {}
         for event in events:
-            lanes.setdefault(event.alert.category, []).append(event)
+            lanes.setdefault(lane_key(event), []).append(event)
 
         async def lane(queue: list[AlertEvent]) -> None:
             for event in queue:
