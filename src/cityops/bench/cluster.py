@@ -48,6 +48,11 @@ from cityops.packs.grid import generate
 
 PARTITIONS = 8
 BATCH = 10_000
+# Pre-fill publishes of 10,000 readings (8 messages of ~1,250, one per partition). Larger
+# messages (5,000-10,000 readings) cost the broker less per reading, but the workers' local
+# buffers (1,024 messages) then hold hundreds of MB, some outlive ack_wait and come twice,
+# and one worker was seen idle half of the time: the drain measured that, not detection.
+FILL_BATCH = BATCH
 SPIKE_EVERY = 97  # every 97th device has loud spikes
 SPIKE_S, SPIKE_PERIOD = 4, 20  # 4 s loud in every 20 s, each device at its own phase
 SPIKE = """
@@ -470,8 +475,8 @@ async def _fill(dep: Deployment, devices: int, readings: int, progress) -> int:
     rng = np.random.default_rng(5)
     t0_us = (int(time.time()) - readings // devices - 120) * 1_000_000
     try:
-        for first in range(0, readings, BATCH):
-            n = min(BATCH, readings - first)
+        for first in range(0, readings, FILL_BATCH):
+            n = min(FILL_BATCH, readings - first)
             i = np.arange(first, first + n)
             batch = ReadingBatch((i % devices).astype(DEVICE_DTYPE), np.zeros(n, CHANNEL_DTYPE),
                                  (t0_us + (i // devices) * 1_000_000).astype(TS_DTYPE),
