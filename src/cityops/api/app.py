@@ -113,6 +113,8 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/screen", pages.screen),
         Route("/console", pages.console),
         Route("/field", pages.field),
+        Route("/citizen", pages.citizen),
+        Route("/api/v1/citizens/me/reports/{service_request_id}", pages.citizen_report),
         Mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)

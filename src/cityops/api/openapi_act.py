@@ -207,4 +207,10 @@ def see_paths(components: dict[str, Any]) -> dict[str, Any]:
         "/screen": _page("The big screen (1920x1080 wall)"),
         "/console": _page("The operator console"),
         "/field": _page("The field staff page (phones)"),
+        "/citizen": _page("The citizen portal (phones)"),
+        "/api/v1/citizens/me/reports/{service_request_id}": {"get": {
+            "summary": "For a citizen key: the case an Open311 request joined (`incident_id`, "
+                       "`incident_status`, `title`, `finished`), to rate it once finished",
+            "parameters": [p("service_request_id")],
+            "responses": responses(("200", "The case", OBJ), "401", "403", "404")}},
     }

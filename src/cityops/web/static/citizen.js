@@ -1,0 +1,405 @@
+// The citizen portal: report a problem on the map, follow my reports, orders and applications,
+// find a service and apply (a bundle through its one merged form), my licences, rate what was
+// finished, my cabinet pickups. Everything comes from the API with the citizen's own key.
+import { api, key, signIn, signOut, el, relative, toast } from "/static/common.js";
+import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
+
+const state = { me: null, citizen: null, services: [], map: null, marker: null, tab: "report" };
+window.cityops = { state };
+
+const GRADES = [["very_satisfied", "Very satisfied"], ["satisfied", "Satisfied"], ["neutral", "Neutral"],
+  ["dissatisfied", "Dissatisfied"], ["very_dissatisfied", "Very dissatisfied"]];
+const words = (s) => String(s || "").replace(/_/g, " ");
+const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "");
+
+// The request ids this citizen filed, remembered in this browser (Open311 publishes no owner).
+const reportsKey = () => `cityops.citizen.reports.${state.citizen ? state.citizen.id : state.me.key}`;
+function myReportIds() {
+  try { return JSON.parse(localStorage.getItem(reportsKey()) || "[]"); } catch { return []; }
+}
+function rememberReport(id) {
+  const ids = myReportIds().filter((x) => x !== id);
+  ids.unshift(id);
+  localStorage.setItem(reportsKey(), JSON.stringify(ids.slice(0, 200)));
+}
+
+// Open311 speaks its own error shape: [{"code", "description"}].
+async function open311(path, { form } = {}) {
+  const opts = { headers: { Authorization: `Bearer ${key()}` } };
+  if (form) {
+    opts.method = "POST";
+    opts.headers["Content-Type"] = "application/x-www-form-urlencoded";
+    opts.body = new URLSearchParams(form).toString();
+  }
+  const r = await fetch(`/open311/v2/${path}`, opts);
+  const data = await r.json().catch(() => null);
+  if (!r.ok) {
+    const why = Array.isArray(data) && data[0] ? data[0].description : r.statusText;
+    throw new Error(`Not accepted (${r.status}): ${why}`);
+  }
+  return data;
+}
+
+async function main() {
+  document.getElementById("sign-out").addEventListener("click", signOut);
+  state.me = await signIn("CityOps · Citizen", ["citizen"]);
+  try {
+    state.citizen = await api("/api/v1/citizens/me");
+    document.getElementById("me-name").textContent = state.citizen.name;
+    document.getElementById("me-sub").textContent = `${state.citizen.id} · citizen services`;
+  } catch {
+    document.getElementById("me-name").textContent = "Citizen";
+  }
+  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => show(b.dataset.tab));
+  setupReport();
+  document.getElementById("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
+  const hash = new URLSearchParams(location.hash.slice(1)).get("tab");
+  show(hash || "report");
+  document.body.classList.add("ready");
+}
+
+function show(tab) {
+  state.tab = tab;
+  for (const b of document.querySelectorAll("#tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+  for (const s of document.querySelectorAll("section.tab")) s.hidden = s.id !== `tab-${tab}`;
+  const load = { mine: loadMine, services: search, licences: loadLicences, rate: loadRate, pickups: loadPickups }[tab];
+  if (load) load().catch((e) => toast(e.readable || String(e)));
+  if (tab === "report" && state.map) state.map.resize();
+}
+
+// -- report ------------------------------------------------------------------------------------
+
+async function setupReport() {
+  const form = document.getElementById("report-form");
+  const select = form.service_code;
+  try {
+    state.services = await open311("services.json");
+    select.replaceChildren(el("option", { value: "", text: "Choose…" }),
+      ...groupBy(state.services, (s) => s.group).map(([group, list]) =>
+        el("optgroup", { label: words(group) }, ...list.map((s) => el("option", { value: s.service_code, text: s.service_name })))));
+  } catch (e) {
+    toast(String(e.message || e));
+  }
+  select.addEventListener("change", () => loadDefinition(select.value));
+  form.lat.addEventListener("change", placeFromInputs);
+  form.long.addEventListener("change", placeFromInputs);
+  document.getElementById("here").addEventListener("click", () => {
+    navigator.geolocation.getCurrentPosition((p) => setPin(p.coords.latitude, p.coords.longitude, true),
+      (e) => toast(`Position not available: ${e.message}`), { enableHighAccuracy: true, timeout: 15000 });
+  });
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); sendReport(form); });
+  setupMap().catch((e) => { document.getElementById("map").replaceChildren(el("p", { class: "quiet", text: `Map not available (${e.message}); type the coordinates.` })); });
+}
+
+function groupBy(list, f) {
+  const m = new Map();
+  for (const x of list) { const k = f(x) || "other"; if (!m.has(k)) m.set(k, []); m.get(k).push(x); }
+  return [...m.entries()];
+}
+
+async function setupMap() {
+  const tiles = document.body.dataset.tiles;
+  const style = { version: 8, sources: {}, layers: [{ id: "bg", type: "background", paint: { "background-color": "#070d18" } }] };
+  if (tiles) {
+    style.sources.tiles = { type: "raster", tiles: [tiles], tileSize: 256 };
+    style.layers.push({ id: "tiles", type: "raster", source: "tiles", paint: { "raster-opacity": 0.5 } });
+  }
+  const map = new maplibregl.Map({ container: "map", style, center: [121.5, 31.2], zoom: 9, attributionControl: false,
+    dragRotate: false, pitchWithRotate: false, fadeDuration: 0 });
+  state.map = map;
+  await new Promise((ok) => map.on("load", ok));
+  const fc = await api("/api/v1/areas.geojson?level=village");
+  map.addSource("areas", { type: "geojson", data: fc });
+  map.addLayer({ id: "areas-fill", type: "fill", source: "areas", paint: { "fill-color": "#14304f", "fill-opacity": 0.7 } });
+  map.addLayer({ id: "areas-line", type: "line", source: "areas", paint: { "line-color": "#3d7cc9", "line-width": 1 } });
+  let b = null;
+  for (const f of fc.features) {
+    const rings = f.geometry.type === "Polygon" ? [f.geometry.coordinates] : f.geometry.coordinates;
+    for (const poly of rings) for (const [x, y] of poly[0]) {
+      b = b ? [Math.min(b[0], x), Math.min(b[1], y), Math.max(b[2], x), Math.max(b[3], y)] : [x, y, x, y];
+    }
+  }
+  if (b) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 10, duration: 0 });
+  map.on("click", (e) => setPin(e.lngLat.lat, e.lngLat.lng, false));
+  document.getElementById("map").dataset.ready = "1";
+}
+
+function setPin(lat, lon, move) {
+  const form = document.getElementById("report-form");
+  form.lat.value = lat.toFixed(6);
+  form.long.value = lon.toFixed(6);
+  if (!state.map) return;
+  if (!state.marker) state.marker = new maplibregl.Marker({ color: "#ff5c5c" });
+  state.marker.setLngLat([lon, lat]).addTo(state.map);
+  if (move) state.map.easeTo({ center: [lon, lat], zoom: Math.max(state.map.getZoom(), 13), duration: 0 });
+}
+
+function placeFromInputs() {
+  const form = document.getElementById("report-form");
+  const lat = Number(form.lat.value), lon = Number(form.long.value);
+  if (form.lat.value && form.long.value && Number.isFinite(lat) && Number.isFinite(lon)) setPin(lat, lon, true);
+}
+
+async function loadDefinition(code) {
+  const box = document.getElementById("attributes");
+  const notice = document.getElementById("service-notice");
+  box.replaceChildren();
+  notice.hidden = true;
+  if (!code) return;
+  const service = state.services.find((s) => s.service_code === code);
+  if (!service || !service.metadata) return;
+  const def = await open311(`services/${encodeURIComponent(code)}.json`);
+  for (const a of [...def.attributes].sort((x, y) => x.order - y.order)) {
+    if (!a.variable) { notice.textContent = a.description; notice.hidden = false; continue; }
+    const name = `attribute[${a.code}]`;
+    const label = `${a.description}${a.required ? "" : " (optional)"}`;
+    if (a.datatype === "singlevaluelist") {
+      box.append(el("label", {}, label, el("select", { name, required: a.required, "data-attribute": a.code },
+        el("option", { value: "", text: "Choose…" }), ...a.values.map((v) => el("option", { value: v.key, text: v.name })))));
+    } else if (a.datatype === "multivaluelist") {
+      box.append(el("fieldset", { class: "multi", "data-attribute": a.code }, el("legend", { text: label }),
+        ...a.values.map((v) => el("label", { class: "check" }, el("input", { type: "checkbox", name: `${name}[]`, value: v.key }), v.name))));
+    } else {
+      box.append(el("label", {}, label, el("input", { name, required: a.required, "data-attribute": a.code,
+        inputmode: a.datatype === "number" ? "decimal" : undefined })));
+    }
+  }
+}
+
+async function sendReport(form) {
+  const error = form.querySelector(".error");
+  error.textContent = "";
+  const fields = [];
+  for (const [k, v] of new FormData(form).entries()) {
+    if (typeof v === "string" && v.trim() !== "") fields.push([k, v.trim()]);
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const [answer] = await open311("requests.json", { form: fields });
+    rememberReport(answer.service_request_id);
+    form.reset();
+    document.getElementById("attributes").replaceChildren();
+    if (state.marker) state.marker.remove();
+    toast(`Report ${answer.service_request_id} sent. ${answer.service_notice || ""}`, "ok");
+    show("mine");
+  } catch (e) {
+    error.textContent = e.message || String(e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// -- mine --------------------------------------------------------------------------------------
+
+async function loadMine() {
+  const ids = myReportIds();
+  const reports = document.getElementById("my-reports");
+  if (!ids.length) reports.replaceChildren(el("p", { class: "quiet", text: "No reports sent from this phone yet." }));
+  else {
+    const list = await open311(`requests.json?service_request_id=${ids.map(encodeURIComponent).join(",")}`);
+    reports.replaceChildren(...list.map((r) => el("article", { class: `card report ${r.status}`, "data-request": r.service_request_id },
+      el("span", { class: "st", text: r.status }),
+      el("h2", { text: r.service_name }),
+      el("p", { class: "meta", text: `${r.service_request_id} · ${r.address || ""}` }),
+      r.description ? el("p", { text: r.description }) : null,
+      el("p", { class: "meta notes", text: r.status_notes || "" }),
+      el("p", { class: "meta", text: [r.agency_responsible, r.expected_datetime ? `expected by ${r.expected_datetime.slice(0, 16).replace("T", " ")}` : null].filter(Boolean).join(" · ") }))));
+  }
+  const [orders, subs] = await Promise.all([api("/api/v1/hotline/orders"), api("/api/v1/submissions")]);
+  const ordersBox = document.getElementById("my-orders");
+  ordersBox.replaceChildren(...(orders.items.length ? orders.items.map((o) => el("article", { class: `card order ${o.status}`, "data-order": o.number },
+    el("span", { class: "st", text: words(o.status) }), el("h2", { text: o.title }),
+    el("p", { class: "meta", text: `${o.number} · ${words(o.type)}${o.department ? " · " + words(o.department) : ""}` }),
+    o.answer ? el("p", { text: `Answer: ${o.answer}` }) : null))
+    : [el("p", { class: "quiet", text: "No hotline orders." })]));
+  const subsBox = document.getElementById("my-submissions");
+  subsBox.replaceChildren(...(subs.items.length ? subs.items.map(submissionCard) : [el("p", { class: "quiet", text: "No applications yet." })]));
+}
+
+function submissionCard(s) {
+  return el("article", { class: `card submission ${s.status}`, "data-submission": s.id },
+    el("span", { class: "st", text: words(s.status) }), el("h2", { text: s.title }),
+    el("p", { class: "meta", text: `${s.id} · sent ${when(s.submitted_at)}` }),
+    ...(s.applications || []).map((a) => el("p", { class: "meta app", "data-application": a.id },
+      `${a.item_name || words(a.item)} · ${words(a.department)} · ${words(a.status)}`)));
+}
+
+// -- services ------------------------------------------------------------------------------------
+
+async function search() {
+  const q = document.getElementById("search-form").q.value.trim();
+  const r = await api(`/api/v1/services?q=${encodeURIComponent(q)}`);
+  const box = document.getElementById("results");
+  box.replaceChildren(...(r.items.length ? r.items.slice(0, 30).map((s) => el("article", { class: `card service ${s.kind}`, "data-code": s.code },
+    el("span", { class: `kind ${s.kind}`, text: s.kind === "bundle" ? "one thing" : "item" }),
+    el("h2", { text: s.name }), s.name_zh ? el("p", { class: "meta", text: s.name_zh }) : null,
+    el("p", { class: "meta", text: s.kind === "bundle" ? `${(s.items || []).length} items · ${(s.departments || []).map(words).join(", ")}`
+      : `${words(s.department)}${s.time_limit ? " · " + s.time_limit : ""}` }),
+    el("button", { type: "button", class: "small", "data-action": "apply", onclick: () => openForm(s.kind, s.code, s.name) }, "Apply")))
+    : [el("p", { class: "quiet", text: "Nothing found." })]));
+}
+
+async function openForm(kind, code, name) {
+  const path = kind === "bundle" ? `/api/v1/bundles/${encodeURIComponent(code)}/form` : `/api/v1/services/${encodeURIComponent(code)}/form`;
+  const f = await api(path);
+  const box = document.getElementById("apply");
+  const form = el("form", { class: "applyform", id: "apply-form", autocomplete: "off" });
+  form.append(el("h2", { text: name }),
+    el("p", { class: "meta quiet", text: `One form for ${f.items.length} item${f.items.length > 1 ? "s" : ""}: ${f.items.map((i) => i.name).join("; ")}` }));
+  for (const fld of f.fields) form.append(fieldInput(fld));
+  form.append(el("h2", { text: "Materials" }));
+  for (const m of f.materials) {
+    const asked = m.status === "asked" || m.status === undefined;
+    const said = { attached: `attached: ${m.licence_number || "e-licence"}`, shared: "shared from the registry",
+      pending: "issued by another item of this bundle", provided: "provided" }[m.status] || (m.required ? "hand in" : "optional");
+    form.append(el("div", { class: `material ${asked ? "asked" : m.status}`, "data-material": m.code },
+      el("span", { text: m.name }), el("span", { class: "ms", text: said })));
+    if (m.reason) form.append(el("p", { class: "notice", text: m.reason }));
+    if (asked) form.append(el("label", {}, `${m.name}: document reference${m.required ? "" : " (optional)"}`,
+      el("input", { name: `material:${m.code}`, required: m.required, placeholder: "the number or reference of what you hand in" })));
+  }
+  form.append(el("p", { class: "error", role: "alert" }), el("button", { type: "submit", class: "primary" }, "Submit application"));
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); submitForm(form, kind, code, f); });
+  box.replaceChildren(form);
+  form.scrollIntoView({ block: "start" });
+}
+
+function fieldInput(fld) {
+  const label = `${fld.label}${fld.required ? "" : " (optional)"}`;
+  const v = fld.value;
+  // What the registry holds is filled in, and sent back only when the citizen changes it (the
+  // server takes the registry's own value otherwise).
+  const attrs = { name: `field:${fld.code}`, required: fld.required, "data-type": fld.type,
+    "data-prefill": v !== undefined && v !== null ? String(v) : undefined };
+  if (fld.type === "boolean") {
+    return el("label", { class: "check" }, el("input", { ...attrs, required: false, type: "checkbox", checked: v === true }), label);
+  }
+  if (fld.type === "choice") {
+    const s = el("select", attrs, el("option", { value: "", text: "Choose…" }), ...fld.choices.map((c) => el("option", { value: c, text: c })));
+    if (v !== undefined) s.value = String(v);
+    return el("label", {}, label, s);
+  }
+  const type = { number: "number", integer: "number", date: "date", phone: "tel" }[fld.type] || "text";
+  const input = el("input", { ...attrs, type, step: fld.type === "number" ? "any" : undefined });
+  if (v !== undefined && v !== null) input.value = String(v);
+  return el("label", {}, label, input);
+}
+
+async function submitForm(form, kind, code, f) {
+  const error = form.querySelector(".error");
+  error.textContent = "";
+  const answers = {}, materials = {};
+  for (const input of form.querySelectorAll("[name]")) {
+    const [what, name] = input.name.split(":");
+    if (what === "field") {
+      const t = input.dataset.type;
+      if (t === "boolean") { answers[name] = input.checked; continue; }
+      const raw = input.value.trim();
+      if (raw === "" || (input.dataset.prefill !== undefined && raw === input.dataset.prefill)) continue;
+      answers[name] = t === "number" || t === "integer" ? Number(raw) : raw;
+    } else if (what === "material" && input.value.trim()) materials[name] = input.value.trim();
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    if (!form.dataset.key) form.dataset.key = `portal-${crypto.randomUUID()}`;
+    const sub = await api("/api/v1/applications", { method: "POST",
+      body: { [kind === "bundle" ? "bundle" : "service"]: code, answers, materials, key: form.dataset.key } });
+    document.getElementById("apply").replaceChildren(el("div", { class: "done-msg", id: "applied" },
+      el("b", { text: `Sent: ${sub.title}` }), el("p", { text: `Submission ${sub.id}: ${sub.applications.length} application${sub.applications.length > 1 ? "s" : ""}, one per department.` })),
+    submissionCard(sub));
+    toast("Application sent", "ok");
+  } catch (e) {
+    const detail = Array.isArray(e.detail) ? "\n" + e.detail.join("\n") : "";
+    error.textContent = (e.readable || String(e)) + detail;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// -- licences --------------------------------------------------------------------------------------
+
+async function loadLicences() {
+  const r = await api("/api/v1/licences");
+  document.getElementById("licences").replaceChildren(...(r.items.length ? r.items.map((l) => el("article", { class: `card licence ${l.state}`, "data-licence": l.id },
+    el("span", { class: "st", text: words(l.state) }), el("h2", { text: l.type_name || words(l.type) }),
+    el("p", { class: "meta", text: `No. ${l.number}` }),
+    el("p", { class: "meta", text: `valid from ${l.valid_from}${l.valid_until ? " to " + l.valid_until : ""}${l.issuer ? " · " + words(l.issuer) : ""}` })))
+    : [el("p", { class: "quiet", text: "No licences held." })]));
+}
+
+// -- rate ------------------------------------------------------------------------------------------
+
+async function loadRate() {
+  const [orders, subs, reviews] = await Promise.all([api("/api/v1/hotline/orders"), api("/api/v1/submissions"), api("/api/v1/reviews")]);
+  const rated = new Map(reviews.items.map((r) => [`${r.subject_kind}:${r.subject_id}`, r]));
+  const things = [];
+  for (const id of myReportIds()) {
+    try {
+      const c = await api(`/api/v1/citizens/me/reports/${encodeURIComponent(id)}`);
+      if (c.finished) things.push({ kind: "incident", id: c.incident_id, title: c.title || `Report ${id}`, what: `my report ${id}` });
+    } catch { /* gone or not readable: nothing to rate */ }
+  }
+  for (const o of orders.items) if (["answered", "closed"].includes(o.status)) things.push({ kind: "hotline_order", id: o.number, title: o.title, what: `hotline order ${o.number}` });
+  for (const s of subs.items) for (const a of s.applications || []) {
+    if (a.status === "result_issued") things.push({ kind: "application", id: a.id, title: a.item_name || words(a.item), what: `application ${a.id}` });
+  }
+  const box = document.getElementById("to-rate");
+  box.replaceChildren(...(things.length ? things.map((t) => rateCard(t, rated.get(`${t.kind}:${t.id}`)))
+    : [el("p", { class: "quiet", text: "Nothing finished to rate yet." })]));
+}
+
+function rateCard(t, review) {
+  const grade = el("select", { name: "grade", "aria-label": "Grade" }, ...GRADES.map(([v, l]) => el("option", { value: v, text: l })));
+  if (review) grade.value = review.grade;
+  const comment = el("textarea", { name: "comment", rows: 2, placeholder: "Anything to add (optional)" });
+  const card = el("article", { class: "card rate", "data-subject": `${t.kind}:${t.id}` },
+    el("span", { class: "st", text: review ? `rated: ${words(review.grade)}` : "not rated yet" }),
+    el("h2", { text: t.title }), el("p", { class: "meta", text: t.what }),
+    el("label", {}, "How was it done?", grade), el("label", {}, "Comment", comment));
+  const button = el("button", { type: "button", class: "primary", "data-action": "rate", disabled: review && review.rerate_left === 0 }, review ? "Change my rating" : "Send rating");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const r = await api("/api/v1/reviews", { method: "POST", body: { subject_kind: t.kind, subject_id: t.id, grade: grade.value,
+        ...(comment.value.trim() ? { comment: comment.value.trim() } : {}) } });
+      card.querySelector(".st").textContent = `rated: ${words(r.grade)}`;
+      toast(r.bad ? "Thank you: the department will call you back." : "Thank you for rating.", "ok");
+    } catch (e) {
+      toast(e.readable || String(e));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  card.append(button);
+  return card;
+}
+
+// -- pickups ---------------------------------------------------------------------------------------
+
+async function loadPickups() {
+  const r = await api("/api/v1/cabinet-items");
+  const now = Date.now() / 1000;
+  document.getElementById("pickups").replaceChildren(...(r.items.length ? r.items.map((i) => {
+    const card = el("article", { class: `card pickup ${i.status}`, "data-item": i.id },
+      el("span", { class: "st", text: words(i.status) }), el("h2", { text: i.description || "An item for you" }),
+      el("p", { class: "meta", text: `Cabinet ${i.cabinet_id} · compartment ${i.compartment}` }),
+      el("p", { class: "meta", text: i.status === "waiting" ? `collect ${relative(i.expires, now).replace(/^in /, "within ")} (by ${when(i.expires)})` : i.collected_at ? `collected ${when(i.collected_at)}` : "" }));
+    if (i.status === "waiting") {
+      const code = el("input", { name: "code", inputmode: "numeric", placeholder: "the code from your text message", "aria-label": "Pickup code" });
+      const button = el("button", { type: "button", class: "primary" }, "Open the compartment");
+      button.addEventListener("click", async () => {
+        try {
+          const res = await api(`/api/v1/cabinets/${encodeURIComponent(i.cabinet_id)}/pickup`, { method: "POST", body: { code: code.value.trim() } });
+          toast(`Compartment ${res.compartment} is open`, "ok");
+          loadPickups();
+        } catch (e) { toast(e.readable || String(e)); }
+      });
+      card.append(el("label", {}, "Pickup code", code), button);
+    }
+    return card;
+  }) : [el("p", { class: "quiet", text: "Nothing waiting for you." })]));
+}
+
+main().catch((e) => { document.body.append(el("div", { class: "fatal", text: `The portal failed to start: ${e.message || e}` })); });
