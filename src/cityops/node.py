@@ -42,9 +42,11 @@ from cityops.ingest.validate import Limits
 from cityops.metrics import NodeMetrics
 from cityops.scenarios.loader import load_scenarios
 from cityops.settings import Settings
-from cityops.store.base import open_store
+from cityops.store.base import LatestRows, open_store
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_PIECE = 4096  # latest values per store write
 
 
 class Node:
@@ -373,8 +375,14 @@ class Node:
             return
         started = time.perf_counter()
         try:
-            if len(rows):
-                await self.store.save_latest(rows)
+            # In pieces, one after the other: the store has one writer, and a single write of
+            # every device's latest value would hold up, for its whole length, the incident
+            # that an alert is opening meanwhile. Between pieces other writes get their turn.
+            for start in range(0, len(rows), SNAPSHOT_PIECE):
+                end = start + SNAPSHOT_PIECE
+                await self.store.save_latest(LatestRows(
+                    rows.device_id[start:end], rows.channel[start:end], rows.ts_us[start:end],
+                    rows.value[start:end]))
         except Exception:
             self.history.restore_dirty(rows)
             raise
