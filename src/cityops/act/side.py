@@ -55,18 +55,11 @@ class _SteadyIntake(AlertIntake):
     away is tried again, and the bus is not told it was taken until it was (it is acknowledged
     when the next batch is asked for), so a store outage delays alerts and loses none."""
 
-    async def _run(self) -> None:
-        while True:
-            batches = await self._sub.get_batch(16)
-            for events in batches:
-                for event in events:
-                    await self._file(event)
-
-    async def _file(self, event) -> None:
+    async def take(self, event) -> None:
         delay = 0.2
         while True:
             try:
-                await self.take(event)
+                await super().take(event)
                 return
             except (StoreBusy, ConnectionError, TimeoutError) as exc:
                 log.warning("alert %s not filed yet (%s); retrying in %.1f s",
