@@ -258,7 +258,7 @@ class Node:
         if not self.cluster or self.runs("history"):
             checks["history"] = {"ok": depth < limit, "queue": depth, "limit": limit}
         if self.cluster:
-            checks["bus"] = self._bus_check()
+            checks["bus"] = await self._bus_check()
         else:
             checks["bus"] = {"ok": self.bus.has_room("readings"), "depths": self.bus.depths()}
         if self.registry_diverged:
@@ -268,11 +268,19 @@ class Node:
                               "state": "connected" if self.mqtt.connected else "reconnecting"}
         return checks
 
-    def _bus_check(self) -> dict:
+    async def _bus_check(self) -> dict:
         bus = self.bus
         check = {"ok": bool(bus.healthy), "url": bus.url, "stream": bus.stream,
                  "connected": bus.connected, "in_flight": bus.in_flight,
                  "roles": list(self.settings.roles), "node": self.name}
+        if check["ok"]:
+            # Asked, like the store: a server that stopped answering can still hold the
+            # connection open, and a publish that gave up leaves no trace in `healthy`.
+            try:
+                check["messages"] = await asyncio.wait_for(bus.stream_messages(), 2.0)
+            except Exception as error:  # any failure to answer is "down"
+                check["ok"] = False
+                check["error"] = f"JetStream did not answer: {type(error).__name__}"
         if bus.last_error:
             check["last_error"] = bus.last_error
         if self.lag is not None:

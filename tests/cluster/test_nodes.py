@@ -204,3 +204,64 @@ async def test_ingest_nodes_share_one_mqtt_subscription(cluster, mqtt_url):
         # The broker dealt the messages out between the two nodes, each one once.
         assert a.mqtt.stats.accepted > 0 and b.mqtt.stats.accepted > 0
         assert a.mqtt.stats.dead_letters == b.mqtt.stats.dead_letters == 0
+
+
+@pytest.mark.timeout(120)
+async def test_ingest_answers_503_with_retry_after_while_jetstream_does_not_ack(cluster,
+                                                                              tmp_path):
+    import shutil
+    import signal
+    import socket
+    import subprocess
+
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = tmp_path / "private-nats"
+    store.mkdir()
+    # A server of this test's own: pausing the shared one would stop everyone's tests.
+    server = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
+                               str(store)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        await until(lambda: _listening(port), 10, "the private nats-server")
+        settings = cluster.settings("ingest-paused", "ingest")
+        settings.bus_url = (f"nats://127.0.0.1:{port}?stream={cluster.stream}"
+                            "&publish_timeout=1.5&ack_timeout=0.5")
+        node = Node(cluster.pack, settings)
+        await node.start()
+        try:
+            rows = msgspec.json.encode([{"device_id": "noise-000001", "ts": time.time() - 60,
+                                         "value": 50.0}])
+            async with asgi(node, cluster.device_key) as c:
+                assert (await c.post("/api/v1/readings", content=rows)).status_code == 202
+                server.send_signal(signal.SIGSTOP)  # up, but answering nothing
+                r = await c.post("/api/v1/readings", content=rows)
+                assert r.status_code == 503 and r.headers["Retry-After"]
+                ready = await c.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["bus"]["ok"] is False
+                server.send_signal(signal.SIGCONT)
+
+                async def taken():
+                    r = await c.post("/api/v1/readings", content=rows)
+                    return r.status_code == 202
+
+                await until(taken, 30, "ingest to take readings again")
+                assert (await c.get("/readyz")).status_code == 200
+        finally:
+            server.send_signal(signal.SIGCONT)
+            await node.stop()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+async def _listening(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
