@@ -54,6 +54,7 @@ class AlertIntake:
         self._task = Background("alert-intake", self._run)
         self.latencies: deque[float] = deque(maxlen=100_000)  # seconds
         self.stats = {"alerts": 0, "filed": 0, "failed": 0}
+        self.slowest: list[tuple[float, str, float]] = []
 
     async def start(self) -> None:
         self._sub = self.bus.subscribe(ALERTS, maxsize=self._queue)
@@ -104,10 +105,16 @@ class AlertIntake:
             return
         self.stats["filed"] += 1
         if event.published_ns:
-            self.latencies.append((time.monotonic_ns() - event.published_ns) / 1e9)
+            latency = (time.monotonic_ns() - event.published_ns) / 1e9
+            self.latencies.append(latency)
+            # The slowest few, with what and when, so a tail can be told from a cold start.
+            self.slowest.append((round(latency * 1000, 2), a.category, round(time.time(), 1)))
+            self.slowest.sort(reverse=True)
+            del self.slowest[5:]
 
     def summary(self) -> dict:
         lat = np.array(self.latencies) * 1000
         pct = {f"dispatch_latency_p{p}_ms": round(float(np.percentile(lat, p)), 2)
                if len(lat) else None for p in (50, 99)}
-        return {**self.stats, **pct, "latency_samples": len(lat)}
+        return {**self.stats, **pct, "latency_samples": len(lat),
+                "dispatch_slowest": [list(x) for x in self.slowest]}

@@ -144,6 +144,7 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
         "incidents_merged": act.get("merged"),
         "notifications": act.get("notices"),
         "dispatch_samples": act.get("latency_samples"),
+        "dispatch_slowest": act.get("dispatch_slowest"),
         # the incident list with filters over the cases of `incidents_store`, under this load
         "incidents_query_p50_ms": queries.result.get("incidents_query_p50_ms") if queries else None,
         "incidents_query_p99_ms": queries.result.get("incidents_query_p99_ms") if queries else None,
