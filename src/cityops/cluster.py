@@ -348,7 +348,18 @@ class _Consumer:
             if not batches:
                 continue
             batch = ReadingBatch.concat(batches)
-            await self.take(batch)
+            # Not acknowledged until taken (the next get_batch acknowledges): a store that is
+            # away is waited for; a batch that fails again and again is logged and passed
+            # over rather than stopping the history (or the latest values) for good.
+            for attempt in range(1, 6):
+                try:
+                    await self.take(batch)
+                    break
+                except Exception:
+                    self.stats["failures"] += 1
+                    log.exception("%s: a batch of %d readings failed (attempt %d of 5)",
+                                  self._loop.name, len(batch), attempt)
+                    await asyncio.sleep(min(2.0 ** attempt, 10.0))
             self.stats["batches"] += 1
             self.stats["rows"] += len(batch)
 
