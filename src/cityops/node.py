@@ -334,7 +334,7 @@ class Node:
         """What other nodes change in the store and this one must see: operating states (set
         through any web node) and newly registered devices."""
         while True:
-            await asyncio.sleep(self.settings.snapshot_every_s)
+            await asyncio.sleep(min(self.settings.snapshot_every_s, 2.0))
             try:
                 version = await self.store.get_meta(DEVICES_VERSION)
                 if version != self._devices_version:

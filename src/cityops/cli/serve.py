@@ -58,6 +58,9 @@ def serve(
                                 "share the partitions."),
     partitions: int = typer.Option(8, "--partitions", min=1, help="Readings partitions of the "
                                    "stream; the same on every node of a deployment."),
+    snapshot_every: float = typer.Option(2.0, "--snapshot-every", min=0.1, help="Seconds between "
+                                         "saves of the latest values to the store (raise it "
+                                         "for a million devices; see docs/deploy.md)."),
     log_level: str = typer.Option("warning", "--log-level"),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
@@ -108,7 +111,7 @@ def serve(
     settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync,
                         notify_url=notify, street_network=street_network,
                         scenario_dirs=list(scenarios), max_in_flight=max_in_flight,
-                        history_queue=history_queue)
+                        history_queue=history_queue, snapshot_every_s=snapshot_every)
     if cluster_settings:
         import msgspec
 
