@@ -129,3 +129,22 @@ async def test_a_burst_is_filed_side_by_side_across_categories_in_order_within_o
         cases = await store.list_incidents(IncidentFilter())
         assert sorted((c.category, c.reports) for c in cases) == [
             ("event.test.a", 1), ("event.test.a", 2), ("event.test.b", 1)]
+
+
+async def test_an_episode_seen_only_as_cleared_is_still_filed_once(tmp_path, grid_pack,
+                                                                   live_node):
+    from cityops.domain.alerts import Alert
+
+    async with live_node(grid_pack, tmp_path / "data", notify_url="memory:") as live:
+        intake, store = live.node.act.intake, live.node.store
+        now = time.time()
+        a = Alert(id="short-1", scenario="t", rule="t.r", category="event.test.short",
+                  severity="minor", urgency="normal", departments=["environment"],
+                  subject="noise-000001", title="short spell", lat=31.15, lon=121.45,
+                  areas=live.node.city.resolve(31.15, 121.45), first_seen=now - 5,
+                  last_seen=now - 1, cleared_at=now, active=False)
+        await intake.take(AlertEvent("cleared", a))  # raised and cleared in one evaluation
+        await intake.take(AlertEvent("cleared", a))  # redelivered
+        await intake.take(AlertEvent("updated", a))  # updates file nothing
+        cases = await store.list_incidents(IncidentFilter())
+        assert [(c.alert_id, c.reports) for c in cases] == [("short-1", 1)]

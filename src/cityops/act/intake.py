@@ -88,7 +88,11 @@ class AlertIntake:
         await asyncio.gather(*(lane(q) for q in lanes.values()))
 
     async def take(self, event: AlertEvent) -> None:
-        if event.change != "raised":
+        # A cleared event is filed too: an episode raised and cleared within one evaluation
+        # (a backlog evaluated at once) is published only as "cleared", and it still happened.
+        # Filing is idempotent by the alert's id, so a cleared alert already filed changes
+        # nothing.
+        if event.change not in ("raised", "cleared"):
             return
         self.stats["alerts"] += 1
         a = event.alert
@@ -104,7 +108,7 @@ class AlertIntake:
             log.warning("alert %s not filed: %s", a.id, error)
             return
         self.stats["filed"] += 1
-        if event.published_ns:
+        if event.published_ns and event.change == "raised":
             latency = (time.monotonic_ns() - event.published_ns) / 1e9
             self.latencies.append(latency)
             # The slowest few, with what and when, so a tail can be told from a cold start.
