@@ -326,3 +326,25 @@ async def _read_some(response: httpx.Response) -> str:
         if len(data) >= _SNIPPET:
             break
     return data[:_SNIPPET].decode("utf-8", "replace").strip()
+
+
+class DeliveringNotifier:
+    """What a notifier delivering over HTTP through a `Deliverer` (`self._deliverer`) does the
+    same whatever it sends: start, stop (draining within a bound), stats and dead deliveries.
+    `kind` names it in the stats."""
+
+    kind = "http"
+    _deliverer: Any
+
+    @property
+    def dead(self) -> list[DeadDelivery]:
+        return list(self._deliverer.dead)
+
+    async def async_start(self) -> None:
+        await self._deliverer.start()
+
+    async def async_stop(self, *, drain: bool = True, timeout: float = 5.0) -> None:
+        await self._deliverer.stop(drain=drain, timeout=timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self._deliverer.stats()}

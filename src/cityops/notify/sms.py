@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from cityops.notify.base import Notification
-from cityops.notify.delivery import DeadDelivery, Deliverer, Delivery
+from cityops.notify.delivery import Deliverer, DeliveringNotifier, Delivery
 
 _ELLIPSIS = "…"
 
@@ -54,7 +54,9 @@ def sms_text(n: Notification, max_units: int, prefix: str = "") -> str:
 _PHONE = re.compile(r"\+?\d{6,15}")
 
 
-class SmsGatewayNotifier:
+class SmsGatewayNotifier(DeliveringNotifier):
+    kind = "sms"
+
     def __init__(
         self,
         url: str,
@@ -98,15 +100,3 @@ class SmsGatewayNotifier:
             for phone in numbers
         ])
 
-    @property
-    def dead(self) -> list[DeadDelivery]:
-        return list(self._deliverer.dead)
-
-    async def async_start(self) -> None:
-        await self._deliverer.start()
-
-    async def async_stop(self, *, drain: bool = True, timeout: float = 5.0) -> None:
-        await self._deliverer.stop(drain=drain, timeout=timeout)
-
-    def stats(self) -> dict[str, Any]:
-        return {"kind": "sms", **self._deliverer.stats()}

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from cityops.notify.base import Notification
-from cityops.notify.delivery import DeadDelivery, Deliverer, Delivery
+from cityops.notify.delivery import Deliverer, DeliveringNotifier, Delivery
 
 SIGNATURE_HEADER = "X-CityOps-Signature"
 TIMESTAMP_HEADER = "X-CityOps-Timestamp"
@@ -72,10 +72,12 @@ def _as_list(value: str | Sequence[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-class WebhookNotifier:
+class WebhookNotifier(DeliveringNotifier):
     """`routes` maps a recipient to one URL or several; recipients not in it go to
     `default_url`; with neither, the notification is recorded as unroutable in `dead`.
     The other options are those of `Deliverer` (queue_size and workers are per endpoint)."""
+
+    kind = "webhook"
 
     def __init__(
         self,
@@ -112,15 +114,3 @@ class WebhookNotifier:
         headers = {"Content-Type": "application/json"}
         self._deliverer.offer([Delivery(n.id, n.id, url, body, headers) for url in urls])
 
-    @property
-    def dead(self) -> list[DeadDelivery]:
-        return list(self._deliverer.dead)
-
-    async def async_start(self) -> None:
-        await self._deliverer.start()
-
-    async def async_stop(self, *, drain: bool = True, timeout: float = 5.0) -> None:
-        await self._deliverer.stop(drain=drain, timeout=timeout)
-
-    def stats(self) -> dict[str, Any]:
-        return {"kind": "webhook", **self._deliverer.stats()}
