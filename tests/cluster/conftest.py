@@ -17,6 +17,7 @@ import pytest
 
 from cityops.auth import new_key
 from cityops.domain.incidents.categories import Category
+from cityops.bench.cluster import start_all  # noqa: F401  (the tests' process starter)
 from cityops.bench.server import ServerProcess
 from cityops.packs.format import save_pack
 from cityops.packs.grid import generate as grid_city
@@ -73,27 +74,6 @@ class Cluster:
         data = self.root / name
         return Settings(data_dir=data, store_url=self.store_url, bus_url=self.bus_url,
                         roles=list(roles), node_name=name, scenario_dirs=[self.packs], **more)
-
-
-def start_all(procs: list[ServerProcess], timeout: float = 120.0) -> None:
-    """Start processes side by side (each takes seconds to load the city and its rules)."""
-    import threading
-
-    errors: list[BaseException] = []
-
-    def start(p: ServerProcess) -> None:
-        try:
-            p.start(timeout)
-        except BaseException as exc:  # noqa: BLE001 — reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(p,)) for p in procs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 async def consumer_backlog(bus_url: str, stream: str, group: str, subject: str,

@@ -99,7 +99,7 @@ def test_two_detect_workers_one_killed_and_restarted_lose_nothing_and_duplicate_
     ingest = cluster.process("ingest", "ingest")
     detect = [cluster.process(f"detect{w}", "detect", worker=w, workers=2) for w in (0, 1)]
     act = cluster.process("act", "act")
-    start_all([ingest, *detect, act])
+    start_all([ingest, *detect, act], timeout=120.0)
 
     t0 = float(int(time.time()) - 2 * 3600)
     sender = Sender(ingest.url, cluster.device_key, t0, BATCHES)
