@@ -14,28 +14,17 @@ import hashlib
 import re
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
+from cityops.api import images
 from cityops.api.access import principal
 from cityops.api.errors import ApiError, json_response
 from cityops.api.incidents import ACT, READ, _visible_incident
 from cityops.domain.access import Role
 
-MAX_PHOTO_BYTES = 8 << 20
 MAX_PHOTOS_PER_ORDER = 20
-TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
-MEDIA = {ext: media for media, ext in TYPES.items()}
-NAME = re.compile(r"^[0-9a-f]{24}\.(jpg|png|webp)$")
+NAME = re.compile(rf"^[0-9a-f]{{24}}\.({images.EXTENSIONS})$")
 ORDER = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-
-
-def _magic_ok(ext: str, body: bytes) -> bool:
-    """The bytes are the image type they claim, so nothing else is served back as one."""
-    if ext == "jpg":
-        return body[:3] == b"\xff\xd8\xff"
-    if ext == "png":
-        return body[:8] == b"\x89PNG\r\n\x1a\n"
-    return body[:4] == b"RIFF" and body[8:12] == b"WEBP"
 
 
 def _folder(request: Request, order_id: str):
@@ -60,36 +49,16 @@ async def post_photo(request: Request) -> Response:
     if who.role is Role.FIELD and order.assignee != who.name and not (
             order.offer is not None and order.offer.staff_id == who.name):
         raise ApiError(403, f"work order {order_id} is not assigned or offered to {who.name}")
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    ext = TYPES.get(media)
-    if ext is None:
-        raise ApiError(415, f"a photo must be sent as one of {', '.join(TYPES)}, not "
-                            f"{media or 'no Content-Type'}")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_PHOTO_BYTES:
-        raise ApiError(413, f"a photo may be at most {MAX_PHOTO_BYTES >> 20} MiB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_PHOTO_BYTES:
-            raise ApiError(413, f"a photo may be at most {MAX_PHOTO_BYTES >> 20} MiB")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body or not _magic_ok(ext, body):
-        raise ApiError(400, f"the body is not a {media} image")
-    name = f"{hashlib.sha256(body).hexdigest()[:24]}.{ext}"
+    image = await images.read_image(request)
+    name = f"{hashlib.sha256(image.body).hexdigest()[:24]}.{image.ext}"
     path = folder / name
     if not path.exists():
-        existing = list(folder.glob("*")) if folder.is_dir() else []
-        if len(existing) >= MAX_PHOTOS_PER_ORDER:
+        if images.kept(folder) >= MAX_PHOTOS_PER_ORDER:
             raise ApiError(409, f"work order {order_id} already has {MAX_PHOTOS_PER_ORDER} "
                                 "photos")
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        partial.write_bytes(body)
-        partial.replace(path)  # whole or not at all: a reader never sees half a photo
+        images.save(path, image.body)
     url = f"/api/v1/work-orders/{order_id}/photos/{name}"
-    return json_response({"url": url, "bytes": len(body), "type": media}, 201,
+    return json_response({"url": url, "bytes": len(image.body), "type": image.media}, 201,
                          {"Location": url})
 
 
@@ -103,6 +72,4 @@ async def get_photo(request: Request) -> Response:
     path = folder / name
     if not path.is_file():
         raise ApiError(404, f"no photo {name!r}")
-    return FileResponse(path, media_type=MEDIA[name.rsplit(".", 1)[1]],
-                        headers={"Cache-Control": "private, max-age=86400",
-                                 "X-Content-Type-Options": "nosniff"})
+    return images.image_response(path)
