@@ -1,5 +1,6 @@
-"""The serve-side paths of the OpenAPI document: citizens, 12345 hotline orders, reviews and
-their follow-ups, smart filing cabinets; `openapi.document` merges them with the others."""
+"""The serve-side paths of the OpenAPI document: citizens and their report photos, 12345
+hotline orders, reviews and their follow-ups, smart filing cabinets; `openapi.document` merges
+them with the others."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import msgspec
 from cityops.api.cabinets import DropOff, NewCabinet, PickUp, ReturnBody
 from cityops.api.citizens import CitizenIn
 from cityops.api.hotline import NewOrder, OrderAction
+from cityops.api.images import TYPES as IMAGE_TYPES
 from cityops.api.openapi_parts import CURSOR, ERROR, LIMIT, json_body, list_of, p, q
 from cityops.api.reviews import DoneBody, NewReview
 from cityops.domain.cabinets import ItemStatus
@@ -24,6 +26,8 @@ _TEXTS = {
     "404": "Not found (or not the key's to see)",
     "409": "Not possible in the present state (the reason is given)",
     "410": "The code is right but the item waited over 7 days: it is kept for return",
+    "413": "Body over the size limit",
+    "415": "Not a JPEG, PNG or WebP image",
     "429": "Too many wrong tries; see Retry-After",
     "503": "Overloaded, or this node runs no citizen services; see Retry-After",
 }
@@ -70,6 +74,10 @@ def serve_paths(components: dict[str, Any]) -> dict[str, Any]:
                            "code": {"type": "string", "pattern": "^[0-9]{6}$"}}}
     components.update(Citizen=citizen, HotlineOrder=order, Review=review, CabinetItem=item)
     ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+    photo = {"type": "object", "required": ["url", "bytes", "type"],
+             "properties": {"url": {"type": "string", "format": "uri"},
+                            "bytes": {"type": "integer"}, "type": {"type": "string"}}}
+    images = {m: {"schema": {"type": "string", "format": "binary"}} for m in IMAGE_TYPES}
     action = {"name": "action", "in": "path", "required": True, "schema": {"enum": list(ACTIONS)}}
     return {
         "/api/v1/citizens": {"post": {
@@ -83,6 +91,19 @@ def serve_paths(components: dict[str, Any]) -> dict[str, Any]:
             "summary": "The calling citizen, phone and ID number whole (citizen keys)",
             "responses": responses(("200", "The citizen", ref("Citizen")),
                                    errors="403 404")}},
+        "/api/v1/citizens/me/photos": {"post": {
+            "summary": "Upload a photo of a problem to report (citizen keys): JPEG, PNG or WebP "
+                       "as the body, checked by content, at most 8 MiB, 20 a day; send the "
+                       "answer's absolute url as the Open311 request's media_url",
+            "requestBody": {"required": True, "content": images},
+            "responses": responses(("201", "Stored", photo),
+                                   errors="400 403 409 413 415")}},
+        "/api/v1/citizen-photos/{name}": {"get": {
+            "summary": "A citizen's report photo: for the citizen who took it, and for staff "
+                       "who may see a case it was reported with",
+            "parameters": [p("name")],
+            "responses": {**responses(("200", "The photo", OBJ), errors="403 404"),
+                          "200": {"description": "The photo", "content": images}}}},
         "/api/v1/citizens/{citizen_id}": {"get": {
             "summary": "One citizen: masked for staff, whole for the citizen's own key",
             "parameters": [p("citizen_id")],

@@ -70,7 +70,9 @@ def _schemas() -> dict[str, Any]:
         "address_id": {"type": "string", "description": "A village area code"},
         "email": STR, "device_id": STR, "account_id": STR, "first_name": STR,
         "last_name": STR, "phone": STR, "description": STR,
-        "media_url": {"type": "string", "description": "http(s) URL of a photo"}},
+        "media_url": {"type": "string", "description": "http(s) URL of a photo; one "
+                      "uploaded here (POST /api/v1/citizens/me/photos) must be the poster's "
+                      "own"}},
         "additionalProperties": {"type": "string",
                                  "description": "attribute[CODE]=value, attribute[CODE][]=v "
                                                 "for a multivaluelist"}}

@@ -11,6 +11,7 @@ where only the act side reads them (the operator API masks the phone number).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import secrets
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,10 @@ from cityops.domain.incidents.model import Event, Incident, Report, Status
 from cityops.domain.incidents.workflow import Actor, NotAllowed, OutOfScope, Refused
 from cityops.open311.formats import Open311Error
 from cityops.open311.services import MAX_TEXT, Catalogue, Service, check_attributes, parse_w3c
+from cityops.serve.report_photos import NotYours, ReportPhotos
 from cityops.store.record_rows import Record
+
+log = logging.getLogger(__name__)
 
 KIND = "open311.request"
 REPORT_PREFIX = "open311:"
@@ -183,6 +187,12 @@ class Requests:
         media_url = _field(fields, "media_url", 2048)
         if media_url and not media_url.lower().startswith(("http://", "https://")):
             raise Open311Error(400, f"media_url {media_url[:80]!r} is not an http(s) URL")
+        photos = ReportPhotos(self.store, self.node.clock)
+        try:
+            photo = await photos.claim(media_url, who.name if who.role is Role.CITIZEN
+                                       else "") if media_url else None
+        except NotYours as error:
+            raise Open311Error(400, str(error)) from None
         contact = {name: value for name in CONTACT if (value := _field(fields, name))}
         if "email" in contact and "@" not in contact["email"]:
             raise Open311Error(400, f"email {contact['email']!r} is not an e-mail address")
@@ -217,6 +227,11 @@ class Requests:
                                    {"Retry-After": "1"}) from None
             if result.repeated:  # an id drawn twice: that report is another request's
                 continue
+            if photo and not await photos.attach(photo, result.incident.id):
+                # The case is filed: failing the request now would have it filed twice by a
+                # retry. Its staff just cannot open the photo.
+                log.warning("photo %s could not be linked to incident %s", photo,
+                            result.incident.id)
             doc = RequestDoc(
                 service_request_id=request_id, token=secrets.token_hex(16),
                 service_code=service.code, category=service.category.code,
