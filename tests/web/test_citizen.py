@@ -1,6 +1,7 @@
 """The citizen portal (/citizen) on a phone in Debian's Chromium: nothing from another host, a
-problem reported with a map pin and followed in "Mine", a service searched and a one-thing
-bundle applied for through its merged form, a licence shown, a finished case rated."""
+problem reported with a map pin (and with a photo, which the operator then sees in the console)
+and followed in "Mine", a service searched and a one-thing bundle applied for through its merged
+form, a licence shown, a finished case rated."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import msgspec
 import pytest
 
 from cityops.domain.city import Department
+from tests.photo_kit import png
 
 from .conftest import KEYS, VILLAGE11, WebNode, signed_in, web_city
 
@@ -114,6 +116,94 @@ def test_report_a_problem_with_a_map_pin_and_follow_it(web_node, browser, artifa
     r = httpx.get(f"{web_node.url}/open311/v2/requests/{request_id}.json")
     assert r.json()[0]["lat"] == SPOT["lat"] and r.json()[0]["status"] == "open"
     page.screenshot(path=str(artifacts / "citizen-mine.png"), full_page=True)
+    assert errors == []
+    context.close()
+
+
+def _fill_report(page, description: str) -> None:
+    form = page.locator("#report-form")
+    form.locator("select[name=service_code]").select_option("event-sanitation-exposed_garbage")
+    form.locator("input[name=lat]").fill(str(SPOT["lat"]))
+    form.locator("input[name=long]").fill(str(SPOT["lon"]))
+    form.locator("input[name=long]").dispatch_event("change")
+    form.locator("textarea[name=description]").fill(description)
+
+
+def test_report_a_problem_with_a_photo(web_node, browser, artifacts, tmp_path):
+    photo = tmp_path / "rubbish.png"
+    photo.write_bytes(png(48, 32, (90, 160, 60)))
+    context, page, errors = _portal(browser, web_node)
+    _fill_report(page, "Rubbish bags, photo attached")
+    form = page.locator("#report-form")
+    picker = form.locator("input[name=photo]")
+    assert picker.get_attribute("accept") == "image/*"
+    assert picker.get_attribute("capture") == "environment"
+    assert form.locator("input[name=media_url]").count() == 0  # one way to add a photo
+    picker.set_input_files(str(photo))
+    page.wait_for_function(
+        "document.querySelector('#photo-preview img').src.startsWith('blob:')")
+    assert page.locator("#photo-preview").is_visible()
+    page.screenshot(path=str(artifacts / "citizen-report-photo.png"), full_page=True)
+    form.locator("button[type=submit]").click()
+    card = page.locator("#my-reports article.report").first
+    card.wait_for(timeout=10_000)
+    # "Mine" shows the photo sent, fetched with the citizen's key.
+    page.wait_for_function("(document.querySelector('#my-reports img.report-photo') || {})"
+                           ".src?.startsWith('blob:')", timeout=10_000)
+    request_id = card.get_attribute("data-request")
+
+    (published,) = httpx.get(f"{web_node.url}/open311/v2/requests/{request_id}.json").json()
+    url = published["media_url"]
+    assert url.startswith(f"{web_node.url}/api/v1/citizen-photos/") and url.endswith(".png")
+    with web_node.client("li") as li, web_node.client("operator") as op:
+        assert li.get(url).content == photo.read_bytes()
+        case = li.get(f"/api/v1/citizens/me/reports/{request_id}").json()
+        inc = op.get(f"/api/v1/incidents/{case['incident_id']}").json()
+        # (It may have joined the case of an earlier report of this spot: the photo goes too.)
+        assert url in [r["data"].get("media_url") for r in inc["reports_filed"]]
+        got = op.get(url)
+        assert got.status_code == 200 and got.content == photo.read_bytes()
+    assert httpx.get(url).status_code == 401  # the public list names it; reading needs a key
+    assert errors == []
+    context.close()
+
+    # The operator sees it with the report in the console's incident detail.
+    context, page = signed_in(browser, web_node.url, web_node.keys["operator"], "/console",
+                              viewport=(1600, 1000))
+    page.wait_for_selector("#conn.live", timeout=20_000)
+    page.evaluate("id => { location.hash = `incident=${id}`; }", case["incident_id"])
+    thumb = page.locator("#detail .reports .report-photo img")
+    thumb.wait_for(timeout=10_000)
+    page.wait_for_function("document.querySelector('#detail .reports .report-photo img')"
+                           ".src.startsWith('blob:')", timeout=10_000)
+    assert thumb.evaluate("img => img.complete && img.naturalWidth") == 48
+    page.screenshot(path=str(artifacts / "console-report-photo.png"))
+    context.close()
+
+
+def test_a_refused_photo_is_said_and_nothing_is_filed(web_node, browser, tmp_path):
+    # Not an image the browser can shrink, and over the limit: sent as it is, and refused.
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(9 << 20))
+    context, page, errors = _portal(browser, web_node)
+    _fill_report(page, "This one should not be filed")
+    page.locator("#report-form input[name=photo]").set_input_files(str(big))
+    page.locator("#report-form button[type=submit]").click()
+    error = page.locator("#report-form .error")
+    page.wait_for_function("document.querySelector('#report-form .error').textContent"
+                           ".includes('not taken')", timeout=20_000)
+    assert "Too large (413)" in error.inner_text() and "8 MiB" in error.inner_text()
+    assert page.locator("#tab-report").is_visible()  # still on the form, to choose again
+    assert page.evaluate("localStorage.length") == 0  # no report was sent
+
+    # Removing the photo lets the report go without one.
+    page.click("#photo-clear")
+    assert page.locator("#photo-preview").is_hidden()
+    assert error.inner_text() == ""
+    page.locator("#report-form button[type=submit]").click()
+    card = page.locator("#my-reports article.report").first
+    card.wait_for(timeout=10_000)
+    assert card.locator("img").count() == 0
     assert errors == []
     context.close()
 

@@ -1,10 +1,11 @@
 // The citizen portal: report a problem on the map, follow my reports, orders and applications,
 // find a service and apply (a bundle through its one merged form), my licences, rate what was
 // finished, my cabinet pickups. Everything comes from the API with the citizen's own key.
-import { api, key, signIn, signOut, el, relative, toast } from "/static/common.js";
+import { api, key, signIn, signOut, el, relative, toast, shrinkPhoto, showPhotos } from "/static/common.js";
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
 
-const state = { me: null, citizen: null, services: [], map: null, marker: null, tab: "report" };
+const state = { me: null, citizen: null, services: [], map: null, marker: null, tab: "report",
+  preview: null, uploaded: null };
 window.cityops = { state };
 
 const GRADES = [["very_satisfied", "Very satisfied"], ["satisfied", "Satisfied"], ["neutral", "Neutral"],
@@ -87,6 +88,8 @@ async function setupReport() {
     navigator.geolocation.getCurrentPosition((p) => setPin(p.coords.latitude, p.coords.longitude, true),
       (e) => toast(`Position not available: ${e.message}`), { enableHighAccuracy: true, timeout: 15000 });
   });
+  form.photo.addEventListener("change", () => showChosenPhoto(form));
+  document.getElementById("photo-clear").addEventListener("click", () => { form.photo.value = ""; showChosenPhoto(form); });
   form.addEventListener("submit", (ev) => { ev.preventDefault(); sendReport(form); });
   setupMap().catch((e) => { document.getElementById("map").replaceChildren(el("p", { class: "quiet", text: `Map not available (${e.message}); type the coordinates.` })); });
 }
@@ -166,6 +169,28 @@ async function loadDefinition(code) {
   }
 }
 
+function showChosenPhoto(form) {
+  const box = document.getElementById("photo-preview");
+  const img = box.querySelector("img");
+  const file = form.photo.files[0];
+  if (state.preview) URL.revokeObjectURL(state.preview);
+  state.preview = file ? URL.createObjectURL(file) : null;
+  if (state.preview) img.src = state.preview; else img.removeAttribute("src");
+  box.hidden = !file;
+  form.querySelector(".error").textContent = "";
+}
+
+// The photo goes up first, on its own, and the report carries its URL as Open311 media_url.
+// A report sent again after a refusal reuses the photo already taken.
+async function uploadPhoto(file) {
+  if (state.uploaded && state.uploaded.file === file) return state.uploaded.url;
+  const blob = await shrinkPhoto(file);
+  const answer = await api("/api/v1/citizens/me/photos", { method: "POST", body: blob, raw: true,
+    headers: { "Content-Type": blob.type || "application/octet-stream" } });
+  state.uploaded = { file, url: answer.url };
+  return answer.url;
+}
+
 async function sendReport(form) {
   const error = form.querySelector(".error");
   error.textContent = "";
@@ -176,9 +201,23 @@ async function sendReport(form) {
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
+    const file = form.photo.files[0];
+    if (file) {
+      error.textContent = "Sending the photo…";
+      try {
+        fields.push(["media_url", await uploadPhoto(file)]);
+      } catch (e) {
+        error.textContent = `The photo was not taken: ${e.readable || e.message || e}.\n` +
+          "Choose another photo, or remove it to send the report without one.";
+        return;
+      }
+      error.textContent = "";
+    }
     const [answer] = await open311("requests.json", { form: fields });
     rememberReport(answer.service_request_id);
     form.reset();
+    state.uploaded = null;
+    showChosenPhoto(form);
     document.getElementById("attributes").replaceChildren();
     if (state.marker) state.marker.remove();
     toast(`Report ${answer.service_request_id} sent. ${answer.service_notice || ""}`, "ok");
@@ -203,8 +242,10 @@ async function loadMine() {
       el("h2", { text: r.service_name }),
       el("p", { class: "meta", text: `${r.service_request_id} · ${r.address || ""}` }),
       r.description ? el("p", { text: r.description }) : null,
+      ownPhoto(r.media_url),
       el("p", { class: "meta notes", text: r.status_notes || "" }),
       el("p", { class: "meta", text: [r.agency_responsible, r.expected_datetime ? `expected by ${r.expected_datetime.slice(0, 16).replace("T", " ")}` : null].filter(Boolean).join(" · ") }))));
+    showPhotos(reports);
   }
   const [orders, subs] = await Promise.all([api("/api/v1/hotline/orders"), api("/api/v1/submissions")]);
   const ordersBox = document.getElementById("my-orders");
@@ -215,6 +256,16 @@ async function loadMine() {
     : [el("p", { class: "quiet", text: "No hotline orders." })]));
   const subsBox = document.getElementById("my-submissions");
   subsBox.replaceChildren(...(subs.items.length ? subs.items.map(submissionCard) : [el("p", { class: "quiet", text: "No applications yet." })]));
+}
+
+// Only a photo uploaded here is shown (fetched with the key); the page loads nothing from
+// another host.
+function ownPhoto(media) {
+  if (!media) return null;
+  let url;
+  try { url = new URL(media, location.href); } catch { return null; }
+  if (!url.pathname.startsWith("/api/v1/citizen-photos/")) return null;
+  return el("img", { class: "report-photo", "data-src": url.pathname, alt: "the photo sent with the report" });
 }
 
 function submissionCard(s) {

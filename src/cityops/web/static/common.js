@@ -1,4 +1,4 @@
-// Shared by the three pages: sign-in with an API key, calls to the API, the live stream.
+// Shared by the pages: sign-in with an API key, calls to the API, the live stream, photos.
 //
 // The key lives in sessionStorage (gone when the tab closes) and travels only in the
 // Authorization header. A sign-in link may carry it in the URL fragment (#key=...), which
@@ -206,6 +206,37 @@ export function el(tag, attrs = {}, ...children) {
   }
   for (const c of children) if (c !== null && c !== undefined) node.append(c);
   return node;
+}
+
+// -- photos ----------------------------------------------------------------------------------
+
+// A phone photo is often 4-8 MB; 1600 px on the long side is plenty to show a problem and goes
+// through a weak signal. Images the browser cannot decode are sent as they are (the server
+// says what is wrong with them).
+export async function shrinkPhoto(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+    if (scale === 1 && file.size < 1.5e6) return file;
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    return await new Promise((ok) => canvas.toBlob((b) => ok(b || file), "image/jpeg", 0.85));
+  } catch {
+    return file;
+  }
+}
+
+// Photos need the key too, so they are fetched and shown from memory, never by URL: every
+// img[data-src] inside `box`.
+export async function showPhotos(box) {
+  for (const img of box.querySelectorAll("img[data-src]")) {
+    try {
+      const r = await fetch(img.dataset.src, { headers: { Authorization: `Bearer ${key()}` } });
+      if (r.ok) img.src = URL.createObjectURL(await r.blob());
+    } catch { /* what the photo goes with still stands */ }
+  }
 }
 
 export function escapeHtml(s) {

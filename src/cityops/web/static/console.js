@@ -1,6 +1,6 @@
 // The operator console: the incident queue of the key's scope, one incident at a time, and
 // every move of the case workflow, with the server's refusals shown as the server gives them.
-import { api, signIn, LiveStream, el, fmt, relative, dateTime, toast, STATUS_LABEL,
+import { api, signIn, LiveStream, el, fmt, relative, dateTime, toast, showPhotos, STATUS_LABEL,
   STAFF_COLORS } from "/static/common.js";
 import { CityMapView, PointsLayer, maplibregl } from "/static/mapview.js";
 
@@ -185,7 +185,7 @@ function renderDetail(inc, quiet) {
   if (!inc.orders.length) orders.append(el("tbody", {}, el("tr", {}, el("td", { colspan: 6, class: "quiet", text: "Not dispatched yet" }))));
   const reports = el("ol", { class: "reports" }, ...inc.reports_filed.map((r) => el("li", {},
     el("b", { text: `${r.source}` }), ` · ${dateTime(r.at, state.tz)}${r.reporter ? " · " + r.reporter : ""}`,
-    r.text ? el("div", { text: r.text }) : null)));
+    r.text ? el("div", { text: r.text }) : null, reportMedia(r))));
   const timeline = el("ol", { class: "timeline" }, ...[...inc.timeline].reverse().map((e) => el("li", {},
     el("span", { class: "when", text: dateTime(e.at, state.tz) }),
     el("span", { class: "what" }, el("b", { text: e.action.replace("order.", "order ") }),
@@ -212,7 +212,7 @@ function renderDetail(inc, quiet) {
     incidentMarker.setLngLat([inc.lon, inc.lat]).addTo(view.map);
     if (!quiet) view.map.easeTo({ center: [inc.lon, inc.lat], zoom: Math.max(view.map.getZoom(), 13), duration: 400 });
   }
-  loadPhotos(box);
+  showPhotos(box);
 }
 
 function orderRow(inc, o, now) {
@@ -244,14 +244,19 @@ function orderRow(inc, o, now) {
     el("td", {}, el("div", { class: "order-actions" }, ...buttons)));
 }
 
-async function loadPhotos(box) {
-  // Photos need the key too, so they are fetched and shown from memory, never by URL.
-  for (const img of box.querySelectorAll("img[data-src]")) {
-    try {
-      const r = await fetch(img.dataset.src, { headers: { Authorization: `Bearer ${sessionStorage.getItem("cityops.key")}` } });
-      if (r.ok) img.src = URL.createObjectURL(await r.blob());
-    } catch { /* the note still stands */ }
+// The photo a report came with (Open311 media_url): one a citizen uploaded here is shown (it
+// needs the key, like evidence); one hosted elsewhere is a link, since the page loads nothing
+// from another host.
+function reportMedia(r) {
+  const media = r.data && r.data.media_url;
+  if (!media) return null;
+  let url;
+  try { url = new URL(media, location.href); } catch { return null; }
+  if (!["http:", "https:"].includes(url.protocol)) return null;
+  if (url.pathname.startsWith("/api/v1/citizen-photos/")) {
+    return el("div", { class: "report-photo" }, el("img", { "data-src": url.pathname, alt: "photo sent with the report", class: "thumb big" }));
   }
+  return el("div", { class: "report-photo" }, el("a", { href: url.href, target: "_blank", rel: "noopener noreferrer", text: "photo (link)" }));
 }
 
 function refuse(e) {

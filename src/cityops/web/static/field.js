@@ -1,5 +1,5 @@
 // The field page: my work orders on a phone, and where I am when I allow it.
-import { api, signIn, LiveStream, el, relative, toast, STATUS_LABEL } from "/static/common.js";
+import { api, signIn, LiveStream, el, relative, toast, shrinkPhoto, STATUS_LABEL } from "/static/common.js";
 
 // Open "done" forms by order: a refresh redraws the cards but must not lose what is typed.
 const state = { me: null, person: null, orders: [], position: null, lastSent: 0, watch: null, busy: new Set(),
@@ -135,7 +135,7 @@ function finishForm(o, card) {
       const file = form.photo.files[0];
       if (file) {
         error.textContent = "Sending the photo…";
-        const blob = await shrink(file);
+        const blob = await shrinkPhoto(file);
         const r = await api(`/api/v1/work-orders/${encodeURIComponent(o.id)}/photos`, { method: "POST",
           body: blob, raw: true, headers: { "Content-Type": blob.type } });
         photos.push(r.url);
@@ -151,23 +151,6 @@ function finishForm(o, card) {
       submit.disabled = false;
     }
   });
-}
-
-// A phone photo is often 4-8 MB; 1600 px on the long side is plenty as evidence and goes
-// through a weak signal. Images the browser cannot decode are sent as they are.
-async function shrink(file) {
-  try {
-    const bitmap = await createImageBitmap(file);
-    const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
-    if (scale === 1 && file.size < 1.5e6) return file;
-    const canvas = document.createElement("canvas");
-    canvas.width = Math.round(bitmap.width * scale);
-    canvas.height = Math.round(bitmap.height * scale);
-    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-    return await new Promise((ok) => canvas.toBlob((b) => ok(b || file), "image/jpeg", 0.85));
-  } catch {
-    return file;
-  }
 }
 
 function share() {
