@@ -67,6 +67,9 @@ class NodeMetrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.rule_errors = Counter("cityops_rule_errors", "Rule evaluations that failed",
                                    ["rule"], registry=r)
+        self.loop_lag = Histogram("cityops_event_loop_lag_seconds",
+                                  "How late the event loop woke a 20 ms timer",
+                                  buckets=LATENCY_BUCKETS, registry=r)
         self.devices = Gauge("cityops_devices", "Registered devices", registry=r)
         self.rate = RateMeter()
 

@@ -39,6 +39,7 @@ from cityops.history.log import HistoryLog
 from cityops.history.query import HistoryReader
 from cityops.ingest.pipeline import Ingestor
 from cityops.ingest.validate import Limits
+from cityops.looplag import LoopLag
 from cityops.metrics import NodeMetrics
 from cityops.scenarios.loader import load_scenarios
 from cityops.settings import Settings
@@ -58,6 +59,7 @@ class Node:
         self.clock = clock
         self.settings = settings
         self.metrics = NodeMetrics()
+        self.loop_lag = LoopLag(self.metrics.loop_lag)
         self.city = CityMap.from_pack(pack)
         self.registry = DeviceRegistry(pack.kinds)
         self.store = open_store(settings.resolved_store_url())
@@ -152,6 +154,7 @@ class Node:
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.loop_lag.start(self.settings.loop_stall_ms)
         await self.store.open()
         if self.cluster:
             await self._register_pack_devices_shared()
@@ -245,6 +248,7 @@ class Node:
             await self.dead_letters.stop()
         await self.bus.close()
         await self.store.close()
+        await self.loop_lag.stop()
 
     async def readiness(self) -> dict[str, dict]:
         """Each dependency with `ok` and what was seen; used by /readyz."""

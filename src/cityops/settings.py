@@ -44,6 +44,7 @@ class Settings(msgspec.Struct, kw_only=True):
     partitions: int = 8  # readings partitions of the stream (fixed for a deployment)
     detect_warmup_s: float = 300.0  # readings replayed to rebuild rule memory on (re)start
     max_stream_lag: int = 50_000  # detection backlog (messages) beyond which ingest says 503
+    loop_stall_ms: float | None = None  # log the loop's stack whenever it is held this long
     mqtt_share: str = "cityops"  # shared-subscription group of the ingest nodes' MQTT intake
 
     @property

@@ -53,6 +53,8 @@ class AlertIntake:
         self._sub = None
         self._task = Background("alert-intake", self._run)
         self.latencies: deque[float] = deque(maxlen=100_000)  # seconds
+        # The same filings split in two: waiting to be picked up, and being filed.
+        self.waits: deque[float] = deque(maxlen=100_000)
         self.stats = {"alerts": 0, "filed": 0, "failed": 0}
         self.slowest: list[tuple[float, str, float]] = []
 
@@ -88,6 +90,7 @@ class AlertIntake:
         await asyncio.gather(*(lane(q) for q in lanes.values()))
 
     async def take(self, event: AlertEvent) -> None:
+        picked_ns = time.monotonic_ns()
         # A cleared event is filed too: an episode raised and cleared within one evaluation
         # (a backlog evaluated at once) is published only as "cleared", and it still happened.
         # Filing is idempotent by the alert's id, so a cleared alert already filed changes
@@ -110,9 +113,13 @@ class AlertIntake:
         self.stats["filed"] += 1
         if event.published_ns and event.change == "raised":
             latency = (time.monotonic_ns() - event.published_ns) / 1e9
+            wait = (picked_ns - event.published_ns) / 1e9
             self.latencies.append(latency)
-            # The slowest few, with what and when, so a tail can be told from a cold start.
-            self.slowest.append((round(latency * 1000, 2), a.category, round(time.time(), 1)))
+            self.waits.append(wait)
+            # The slowest few, with what and when and how long they waited to be picked up,
+            # so a tail can be told from a cold start and a busy loop from a slow store.
+            self.slowest.append((round(latency * 1000, 2), a.category, round(time.time(), 1),
+                                 round(wait * 1000, 2)))
             self.slowest.sort(reverse=True)
             del self.slowest[5:]
 
@@ -120,5 +127,8 @@ class AlertIntake:
         lat = np.array(self.latencies) * 1000
         pct = {f"dispatch_latency_p{p}_ms": round(float(np.percentile(lat, p)), 2)
                if len(lat) else None for p in (50, 99)}
+        wait = np.array(self.waits) * 1000
+        pct["dispatch_wait_p99_ms"] = round(float(np.percentile(wait, 99)), 2) \
+            if len(wait) else None
         return {**self.stats, **pct, "latency_samples": len(lat),
                 "dispatch_slowest": [list(x) for x in self.slowest]}

@@ -292,4 +292,5 @@ async def act_stats(request: Request) -> Response:
 
     await principal(request, READ_OPERATIONS)
     desk_of(request)
-    return json_response(request.app.state.node.act.summary())
+    node = request.app.state.node
+    return json_response({**node.act.summary(), **node.loop_lag.summary()})

@@ -93,11 +93,12 @@ class _Queries(threading.Thread):
 
 def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, store: str | None,
         workdir: Path | None, progress=lambda n: None, note=lambda s: None,
-        incidents_store: str | None = None) -> dict:
+        incidents_store: str | None = None, loop_stall_ms: float | None = None) -> dict:
     root = Path(workdir or tempfile.mkdtemp(prefix="cityops-pipeline-"))
     note("generating the Pudong city")
     pack = generate(seed)
-    node = BenchNode(root, pack, store)
+    node = BenchNode(root, pack, store, extra=["--loop-stall-ms", str(loop_stall_ms)]
+                     if loop_stall_ms else None)
     note("starting the node")
     server = node.server
     server.start()
@@ -143,6 +144,10 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, stor
         "incidents_created": act.get("created"),
         "incidents_merged": act.get("merged"),
         "notifications": act.get("notices"),
+        # of which waiting to be picked up; and how late the node's event loop ran, over all
+        "dispatch_wait_p99_ms": act.get("dispatch_wait_p99_ms"),
+        "loop_lag_p99_ms": act.get("loop_lag_p99_ms"),
+        "loop_lag_max_ms": act.get("loop_lag_max_ms"),
         "dispatch_samples": act.get("latency_samples"),
         "dispatch_slowest": act.get("dispatch_slowest"),
         # the incident list with filters over the cases of `incidents_store`, under this load

@@ -69,7 +69,8 @@ class BenchNode:
     """A city saved under `root`, its store holding a device key and an admin key, and a node
     serving it from its own process (not yet started)."""
 
-    def __init__(self, root: Path, pack, store_url: str | None = None) -> None:
+    def __init__(self, root: Path, pack, store_url: str | None = None,
+                 extra: list[str] | None = None) -> None:
         self.city = root / "city"
         self.data = root / "data"
         save_pack(pack, self.city)
@@ -78,7 +79,7 @@ class BenchNode:
         self.device_key, device = new_key("device", None, "bench")
         self.admin_key, admin = new_key("admin", None, "bench")
         asyncio.run(self._add_keys([device, admin]))
-        self.server = ServerProcess(self.city, self.data, self.store_url)
+        self.server = ServerProcess(self.city, self.data, self.store_url, extra=extra)
 
     async def _add_keys(self, records) -> None:
         store = open_store(self.store_url)

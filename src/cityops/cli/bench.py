@@ -61,6 +61,9 @@ def pipeline(
                                   "of `cityops bench incidents` (e.g. sqlite:///var/bench/"
                                   "incidents/incidents.db): its list queries are timed under "
                                   "this load."),
+    loop_stall_ms: float = typer.Option(None, "--loop-stall-ms", min=5, help="The node logs "
+                                        "what held its event loop this long (server log in "
+                                        "the work dir)."),
     as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
 ) -> None:
     """Reading -> alert latency and detection of injected anomalies, Pudong at 40,000/s."""
@@ -68,7 +71,8 @@ def pipeline(
 
     _report("pipeline benchmark", int(duration * rate), as_json, lambda progress, note: bench.run(
         duration=duration, rate=rate, seed=seed, anomalies_per_min=anomalies, store=store,
-        workdir=workdir, progress=progress, note=note, incidents_store=incidents))
+        workdir=workdir, progress=progress, note=note, incidents_store=incidents,
+        loop_stall_ms=loop_stall_ms))
 
 
 @bench_app.command("overload")

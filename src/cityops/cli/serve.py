@@ -61,6 +61,9 @@ def serve(
     snapshot_every: float = typer.Option(2.0, "--snapshot-every", min=0.1, help="Seconds between "
                                          "saves of the latest values to the store (raise it "
                                          "for a million devices; see docs/deploy.md)."),
+    loop_stall_ms: float = typer.Option(None, "--loop-stall-ms", min=5, help="Log what the "
+                                        "event loop was running whenever it is held this many "
+                                        "ms (to find the cause of a latency tail)."),
     log_level: str = typer.Option("warning", "--log-level"),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
@@ -111,7 +114,8 @@ def serve(
     settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync,
                         notify_url=notify, street_network=street_network,
                         scenario_dirs=list(scenarios), max_in_flight=max_in_flight,
-                        history_queue=history_queue, snapshot_every_s=snapshot_every)
+                        history_queue=history_queue, snapshot_every_s=snapshot_every,
+                        loop_stall_ms=loop_stall_ms)
     if cluster_settings:
         import msgspec
 
