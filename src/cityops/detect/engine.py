@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 ALERTS = "alerts"
 US = 1_000_000
+YIELD_S = 0.005
 
 
 class _PackRules:
@@ -73,6 +74,10 @@ class DetectEngine:
         self.episodes: Episodes | None = None
         self._devices_seen = 0
         self._busy = False
+        # Batches and ticks take turns: rules yield the loop between them (see `_yield`),
+        # and one must not see the clock or the memory of the other half-way.
+        self._turn = asyncio.Lock()
+        self._yielded = time.perf_counter()
         self._readings = None
         self._rejections = None
         self._loop = Background("detect", self._run)
@@ -266,20 +271,23 @@ class DetectEngine:
 
     async def evaluate(self, batch: ReadingBatch, rejected: ReadingBatch | None = None) -> list:
         """Run every active rule on `batch`; publish and store the alert events."""
-        self._grow()
-        ctx = self.ctx
-        ctx.now_us = int(self.clock() * US)
-        signals: list[Signal] = []
-        for p in self.packs:
-            rows = _active_rows(batch, p.active)
-            if len(rows):
-                for evaluator in p.readings:
-                    signals += self._call(evaluator, "on_batch", rows, ctx)
-            if rejected is not None and len(rejected) and p.rejections:
-                bad = _active_rows(rejected, p.active)
-                for evaluator in p.rejections:
-                    signals += self._call(evaluator, "on_batch", bad, ctx)
-        signals += self._composites(signals)
+        async with self._turn:
+            self._grow()
+            ctx = self.ctx
+            ctx.now_us = int(self.clock() * US)
+            signals: list[Signal] = []
+            for p in self.packs:
+                rows = _active_rows(batch, p.active)
+                if len(rows):
+                    for evaluator in p.readings:
+                        signals += self._call(evaluator, "on_batch", rows, ctx)
+                        await self._yield()
+                if rejected is not None and len(rejected) and p.rejections:
+                    bad = _active_rows(rejected, p.active)
+                    for evaluator in p.rejections:
+                        signals += self._call(evaluator, "on_batch", bad, ctx)
+                        await self._yield()
+            signals += self._composites(signals)
         if not self._warming:
             self.stats["batches"] += 1
             self.stats["rows"] += len(batch)
@@ -291,17 +299,28 @@ class DetectEngine:
         if bad:
             # Batches refused whole never come with readings; take them here.
             await self.evaluate(ReadingBatch.empty(), ReadingBatch.concat(bad))
-        self._grow()
-        ctx = self.ctx
-        ctx.now_us = int(self.clock() * US)
-        ctx.last_seen_us = self._last_seen()
-        signals: list[Signal] = []
-        for p in self.packs:
-            for evaluator in p.readings + p.rejections:
-                signals += self._call(evaluator, "on_tick", ctx)
-        signals += self._composites(signals)
-        events = self.episodes.expire_unconfirmed(ctx.now_us)
+        async with self._turn:
+            self._grow()
+            ctx = self.ctx
+            ctx.now_us = int(self.clock() * US)
+            ctx.last_seen_us = self._last_seen()
+            signals: list[Signal] = []
+            for p in self.packs:
+                for evaluator in p.readings + p.rejections:
+                    signals += self._call(evaluator, "on_tick", ctx)
+                    await self._yield()
+            signals += self._composites(signals)
+            events = self.episodes.expire_unconfirmed(ctx.now_us)
         return await self._emit(signals, 0, events)
+
+    async def _yield(self) -> None:
+        """Let the loop run other work once rules have held it for YIELD_S: a batch through
+        every rule takes tens of milliseconds, and an incident being filed, a request being
+        answered or a store's reply must not wait for all of it."""
+        now = time.perf_counter()
+        if now - self._yielded >= YIELD_S:
+            await asyncio.sleep(0)
+            self._yielded = time.perf_counter()
 
     async def _tick_loop(self) -> None:
         while True:
