@@ -414,6 +414,7 @@ class Panes:
     span), for the last 64 panes: memory and work per window that do not grow with the rate."""
 
     SLOTS = 64
+    DENSE_FROM = 4  # rows x this >= slots: update every slot in one pass instead of sorting
 
     def __init__(self, span_us: int) -> None:
         # Whole seconds, a 60th of the span or more: a window covers at most 61 panes, and the
@@ -437,16 +438,29 @@ class Panes:
         flat = group * self.SLOTS + pane % self.SLOTS
         # A slot holds one pane: the newest one that maps to it wins, older rows there are lost
         # (they are more than 64 panes older than a reading of their group).
-        slots, row_slot = np.unique(flat, return_inverse=True)
-        newest = np.full(slots.size, NEVER, np.int64)
-        np.maximum.at(newest, row_slot, pane)
-        held = self.pane.ravel()[slots]
-        fresh = slots[newest > held]
+        if flat.size * self.DENSE_FROM >= self.pane.size:
+            # Many rows (a switch-over from exact rows holds every group's last 128): one pass
+            # over all slots beats sorting the rows, by 3-4 times, and a switch-over holds
+            # the event loop while it runs.
+            row_slot = flat
+            newest = np.full(self.pane.size, NEVER, np.int64)
+            np.maximum.at(newest, flat, pane)
+            held = self.pane.ravel()
+            fresh = newest > held
+        else:
+            slots, row_slot = np.unique(flat, return_inverse=True)
+            newest = np.full(slots.size, NEVER, np.int64)
+            np.maximum.at(newest, row_slot, pane)
+            held = self.pane.ravel()[slots]
+            fresh = slots[newest > held]
         for table, empty in ((self.count, 0), (self.sum, 0.0), (self.low, np.inf),
                              (self.high, -np.inf)):
             table.ravel()[fresh] = empty
         newest = np.maximum(newest, held)
-        self.pane.ravel()[slots] = newest
+        if row_slot is flat:
+            self.pane.ravel()[:] = newest
+        else:
+            self.pane.ravel()[slots] = newest
         keep = pane == newest[row_slot]
         flat, value = flat[keep], value[keep]
         np.add.at(self.count.ravel(), flat, 1)
