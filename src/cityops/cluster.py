@@ -70,7 +70,7 @@ _BUS_OPTIONS = {
     "stream": str, "prefix": str, "storage": str, "max_in_flight": int, "max_age": float,
     "max_bytes": int, "replicas": int, "duplicate_window": float, "ack_wait": float,
     "max_deliver": int, "max_ack_pending": int, "ack_timeout": float,
-    "publish_timeout": float, "fetch_batch": int, "fetch_wait": float,
+    "publish_timeout": float, "fetch_batch": int, "fetch_wait": float, "buffer_bytes": int,
 }
 
 

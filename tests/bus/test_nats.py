@@ -13,6 +13,7 @@ import nats
 import numpy as np
 import pytest
 
+from cityops.bus.codec import codec_for
 from cityops.bus.nats import BusUnavailable, NatsBus, partition_of, share
 
 from . import samples
@@ -305,6 +306,29 @@ async def test_close_acks_what_was_handed_and_gives_back_the_rest(nats_buses):
     assert sorted(alert_ids(got)) == alert_ids(sent[1:])  # redeliveries need not keep order
     assert alert_ids([head]) == alert_ids(sent[:1])
     assert await second.get_batch(10, timeout=0.5) == []
+
+
+async def test_the_local_buffer_is_bounded_in_bytes_too(nats_buses):
+    """Big batches fill the buffer by size long before its count: the pull requests ask for
+    no more than fits (`max_bytes`), and reaching that is the normal end of a request."""
+    bus = await nats_buses(partitions=1, buffer_bytes=2 << 20)
+    sub = bus.subscribe("readings", maxsize=1024)
+    await sub.ready(5)
+    sent = [samples.batch(5000, seed=i) for i in range(40)]
+    for batch in sent:
+        await bus.publish("readings", batch)
+    size = len(codec_for("readings").encode(sent[0]))
+    for _ in range(100):
+        if sub.status()["buffered_bytes"] >= (2 << 20) - 2 * size:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # more would have come by now, were it asked for
+    status = sub.status()
+    assert (2 << 20) - 2 * size <= status["buffered_bytes"] <= 2 << 20
+    assert status["buffered"] < 40
+    got = await collect(sub, 40)
+    assert samples.rows_of(got) == samples.rows_of(sent)
+    assert sub.stats["pull_errors"] == 0
 
 
 async def test_an_undecodable_message_is_dropped_and_the_next_one_delivered(nats_buses):

@@ -27,8 +27,8 @@ delivered to one of them); different groups each get every message, so each comp
 reads a subject (detection, the alert intake, a view) needs a group of its own: unlike the
 in-process bus, two subscriptions with the bus's default group split a subject between them. A
 new group starts at the moment it first subscribes; an existing one resumes where it left off.
-Each subscription buffers at most `maxsize` messages locally (an equal share per partition);
-pull requests ask only for what fits. The stream keeps messages by limits (`max_age`,
+Each subscription buffers at most `maxsize` messages and `buffer_bytes` of them locally (an
+equal share per partition); pull requests ask only for what fits, by count and by size. The stream keeps messages by limits (`max_age`,
 `max_bytes`), whoever has read them: a group that falls further behind loses the oldest.
 
 Delivery is at-least-once. A message is acknowledged only after it was handed over by
@@ -159,22 +159,25 @@ def _status_of(msg: Any) -> tuple[str | None, str]:
 
 
 class _Held:
-    __slots__ = ("msg", "message", "partition", "since")
+    __slots__ = ("msg", "message", "partition", "since", "size")
 
     def __init__(self, msg: Any, message: Any, partition: int, since: float) -> None:
         self.msg = msg
         self.message = message
         self.partition = partition
         self.since = since
+        self.size = len(msg.data)
 
 
 class _Pull:
     """One partition's pull state: what was asked for and is still to come."""
 
     __slots__ = ("partition", "durable", "subject", "outstanding", "open_until", "done", "lost",
-                 "trouble", "held", "quota", "room", "inbox", "sub", "backlog")
+                 "trouble", "held", "quota", "held_bytes", "byte_quota", "room", "inbox", "sub",
+                 "backlog")
 
-    def __init__(self, partition: int, durable: str, subject: str, quota: int) -> None:
+    def __init__(self, partition: int, durable: str, subject: str, quota: int,
+                 byte_quota: int) -> None:
         self.partition = partition
         self.durable = durable
         self.subject = subject
@@ -185,6 +188,8 @@ class _Pull:
         self.trouble = ""  # why the server ended the last request early, if it did
         self.held = 0  # messages of this partition in the local buffer
         self.quota = quota
+        self.held_bytes = 0  # and their encoded size
+        self.byte_quota = byte_quota
         self.room = asyncio.Event()
         self.inbox = ""
         self.sub: Any = None
@@ -209,8 +214,10 @@ class NatsSubscription:
         # Each partition gets an equal share of the buffer, so an idle partition's open pull
         # request never holds room a busy one needs.
         quota = max(1, maxsize // len(partitions))
+        byte_quota = max(1, bus.buffer_bytes // len(partitions))
         self._pulls = {p: _Pull(p, bus.durable_name(group, subject, p),
-                                bus.nats_subject(subject, p), quota) for p in partitions}
+                                bus.nats_subject(subject, p), quota, byte_quota)
+                       for p in partitions}
         self._buffer: deque[_Held] = deque()
         self._handed: list[_Held] = []
         self._arrived = asyncio.Event()
@@ -244,6 +251,7 @@ class NatsSubscription:
         for held in taken:
             pull = self._pulls[held.partition]
             pull.held -= 1
+            pull.held_bytes -= held.size
             pull.room.set()
         self._handed = taken
         return [held.message for held in taken]
@@ -314,6 +322,7 @@ class NatsSubscription:
     def status(self) -> dict:
         return {"subject": self.subject, "group": self.group, "partitions": self.partitions,
                 "buffered": len(self._buffer), "handed": len(self._handed),
+                "buffered_bytes": sum(p.held_bytes for p in self._pulls.values()),
                 "backlog": sum(p.backlog for p in self._pulls.values()),
                 "ready": self._ready.is_set(), **self.stats}
 
@@ -343,14 +352,20 @@ class NatsSubscription:
                         pending_msgs_limit=0, pending_bytes_limit=0)
                     if all(p.sub is not None for p in self._pulls.values()):
                         self._ready.set()
-                while pull.held >= pull.quota and not self._closed:
+                # Room for one more message at least, by count and by size: the buffer is
+                # bounded in memory whatever size the publishers' batches are.
+                largest = nc.max_payload
+                while (pull.held >= pull.quota or (
+                        pull.held and pull.held_bytes + largest > pull.byte_quota)) \
+                        and not self._closed:
                     pull.room.clear()
                     await pull.room.wait()
                 want = min(bus.fetch_batch, pull.quota - pull.held)
                 pull.outstanding = want
                 pull.open_until = time.monotonic() + bus.fetch_wait
                 pull.done.clear()
-                request = {"batch": want, "expires": _ns(bus.fetch_wait)}
+                request = {"batch": want, "expires": _ns(bus.fetch_wait),
+                           "max_bytes": max(pull.byte_quota - pull.held_bytes, largest)}
                 await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{bus.stream}.{pull.durable}",
                                  json.dumps(request).encode(), reply=pull.inbox)
                 # Messages flow into the buffer as they come; the request ends when all came,
@@ -384,9 +399,11 @@ class NatsSubscription:
         if status is not None:
             if status == "100":  # idle heartbeat
                 return
-            # 404 no messages, 408 request expired: the normal end of a request. Others (409
+            # 404 no messages, 408 request expired, 409 "Message Size Exceeds MaxBytes" (the
+            # request's share of the buffer is full): the normal end of a request. Others (409
             # consumer deleted / leadership changed, 503 ...) end it too, as trouble.
-            if status not in ("404", "408"):
+            if status not in ("404", "408") and not (
+                    status == "409" and "maxbytes" in description.lower().replace(" ", "")):
                 pull.trouble = f"{status} {description}".strip()
                 if status == "409" and "deleted" in description.lower():
                     pull.lost = True
@@ -419,8 +436,10 @@ class NatsSubscription:
                 self.stats["redelivered"] += 1
         except Exception:
             pass
-        self._buffer.append(_Held(msg, message, pull.partition, time.monotonic()))
+        held = _Held(msg, message, pull.partition, time.monotonic())
+        self._buffer.append(held)
         pull.held += 1
+        pull.held_bytes += held.size
         self._arrived.set()
 
     async def _keeper(self) -> None:
@@ -476,6 +495,7 @@ class NatsBus:
         publish_timeout: float = 30.0,
         fetch_batch: int = 64,
         fetch_wait: float = 5.0,
+        buffer_bytes: int = 64 * 1024**2,
         start_slack: float = 1.0,
         connect_timeout: float = 10.0,
         reconnect_wait: float = 0.1,
@@ -510,6 +530,7 @@ class NatsBus:
         self.publish_timeout = publish_timeout
         self.fetch_batch = fetch_batch
         self.fetch_wait = fetch_wait
+        self.buffer_bytes = buffer_bytes  # encoded bytes one subscription holds locally
         self.start_slack = start_slack
         self.connect_timeout = connect_timeout
         self.reconnect_wait = reconnect_wait
