@@ -8,6 +8,8 @@
 Each application belongs to one department (the item's owner), which alone may act on it (and
 an admin); the citizen may only hand in more. The legal time limit runs on the working-hours
 clock from submission and stands still while the department waits for the citizen.
+Once it has run out on an application still waiting for the department's decision, the
+scheduler flags it overdue once (`flag_overdue`) and tells the department.
 
 A move checks the actor first (`NotAllowed` 403, `OutOfScope` 404), then the state
 (`Refused` 409, with a reason a person can act on), and returns the changed application with
@@ -17,6 +19,7 @@ from its applications.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -116,6 +119,9 @@ class Application(msgspec.Struct, frozen=True, kw_only=True):
     decision: str = ""  # approved / rejected, once decided
     decided_at: float | None = None
     result: Result | None = None
+    # The deadline that passed, set once when the scheduler flags the application overdue.
+    # Kept after the decision: it records that the limit was missed.
+    overdue_since: float | None = None
     timeline: list[Event] = []
 
     @property
@@ -283,6 +289,65 @@ def _pairs(timeline: list[Event], now: float):
             start = None
     if start is not None:
         yield start, Event(at=now, action="resubmit", actor="", role="")
+
+
+def next_due(app: Application) -> float | None:
+    """The instant the overdue scan waits for, stored as the record's `due`: the deadline while
+    it is running and not yet flagged. Lateness is never undone (a need_more pause that begins
+    after the deadline does not move it), so a flagged application needs no second flag and
+    drops out of the scan for good."""
+    if app.overdue_since is not None or app.status is Status.RESULT_ISSUED:
+        return None
+    return app.due
+
+
+SCHEDULER = "scheduler"
+
+
+def flag_overdue(app: Application, now: float, clock: WorkClock) -> Outcome | None:
+    """The application flagged overdue, with the one notice to its department; None when it
+    is not overdue or was flagged already.
+
+    `overdue` is false while the department waits for the citizen (need_more clears `due`: the
+    legal clock stands still then, and resubmission moves the deadline on by the time waited),
+    so an application is never flagged for the citizen's delay. The citizen is not told: the
+    late answer is the department's to give, and the citizen sees `overdue` on the application.
+    """
+    if app.overdue_since is not None or not app.overdue(now):
+        return None
+    due = app.due
+    assert due is not None  # overdue() said so
+    late = clock.working_seconds(due, now)
+    event = Event(at=now, action="overdue", actor=SCHEDULER, role=Role.ADMIN.value,
+                  before=app.status.value, after=app.status.value,
+                  reason=f"{late_text(late)} late on the working-hours clock",
+                  data={"due": due, "late_working_s": round(late, 3)})
+    when = dt.datetime.fromtimestamp(due, clock.zone).strftime("%Y-%m-%d %H:%M")
+    notice = Notice("application.overdue", app.department,
+                    f"{app.item_name}: application {app.id} is overdue: its time limit "
+                    f"({app.time_limit}) ran out at {when}; {late_text(late)} late on the "
+                    f"working-hours clock (status {app.status.value})")
+    flagged = msgspec.structs.replace(app, overdue_since=due, timeline=[*app.timeline, event])
+    return Outcome(flagged, event, [notice])
+
+
+def late_text(seconds: float) -> str:
+    """Working time as people say it: '2 h 30 min', '45 min', 'under a minute'."""
+    minutes = int(max(seconds, 0.0) // 60)
+    if minutes == 0:
+        return "under a minute"
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def submission_overdue(apps: Iterable[Application], now: float) -> tuple[bool, float | None]:
+    """A submission (a bundle's several departments) is overdue while any of its applications
+    is; `overdue_since` is the earliest deadline any of them missed."""
+    apps = list(apps)
+    missed = [a.overdue_since for a in apps if a.overdue_since is not None]
+    return any(a.overdue(now) for a in apps), min(missed) if missed else None
 
 
 def with_licence(app: Application, licence_id: str, number: str) -> Application:
