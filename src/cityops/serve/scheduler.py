@@ -1,7 +1,8 @@
 """The serve side's scheduler: every few seconds, hotline orders past a deadline, review
-follow-ups past theirs and cabinet items waiting over 7 days are flagged (and their people
-told). Like the escalation scheduler it keeps no state: each tick asks the store for records
-whose `due` has passed, so a restart, or another node, carries on from there."""
+follow-ups past theirs, one-stop applications past their legal time limit and cabinet items
+waiting over 7 days are flagged (and their people told). Like the escalation scheduler it keeps
+no state: each tick asks the store for records whose `due` has passed, so a restart, or another
+node, carries on from there."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class ServeScheduler:
         return {
             "hotline_overdue": await side.hotline.scan_overdue(now),
             "review_tasks_overdue": await side.reviews.scan_overdue(now),
+            "applications_overdue": await side.onestop.desk.scan_overdue(now),
             "cabinet_items_flagged": await side.cabinets.scan_uncollected(now),
         }
 

@@ -1,9 +1,12 @@
 """The serve side of a node, wired: the citizen registry, 12345 hotline orders, reviews,
-smart filing cabinets, and the scheduler that watches their deadlines. Everything persists
-as records in the node's store; notices go through the act side's notifier when the node runs
-one, else through a notifier of its own made from the same setting."""
+smart filing cabinets, and the scheduler that watches their deadlines and those of the one-stop
+applications. Everything persists as records in the node's store; notices go through the act
+side's notifier when the node runs one, else through a notifier of its own made from the same
+setting."""
 
 from __future__ import annotations
+
+import weakref
 
 from cityops.domain.city import WorkCalendar
 from cityops.domain.workclock import WorkClock
@@ -12,6 +15,7 @@ from cityops.serve.cabinets import CabinetService
 from cityops.serve.citizens import CitizenRegistry
 from cityops.serve.hotline import HotlineService
 from cityops.serve.logmask import install_log_masking
+from cityops.serve.onestop import OneStop, onestop_of
 from cityops.serve.reviews import ReviewService
 from cityops.serve.scheduler import ServeScheduler
 
@@ -29,6 +33,8 @@ class ServeSide:
         self.clock = WorkClock(pack.calendar or WorkCalendar(timezone=pack.info.timezone))
         departments = {d.code for d in pack.departments}
         store, now = node.store, node.clock
+        # Weak: the node keeps this side, and the one-stop services are kept with the node.
+        self._node = weakref.ref(node)
         self.citizens = CitizenRegistry(store, now)
         self.hotline = HotlineService(store, self.clock, now=now, notifier=notifier,
                                       desk=act.desk if act is not None else None,
@@ -40,6 +46,15 @@ class ServeSide:
                                        citizens=self.citizens)
         self.scheduler = ServeScheduler(self, tick_s=getattr(node.settings,
                                                               "escalate_tick_s", 5.0))
+
+    @property
+    def onestop(self) -> OneStop:
+        """The node's one-stop services, made on first use (they take this side's clock,
+        citizens and notifier, so not before the node has this side)."""
+        node = self._node()
+        if node is None:
+            raise RuntimeError("the node this serve side belonged to is gone")
+        return onestop_of(node)
 
     async def start(self) -> None:
         install_log_masking()  # again: the CLI sets up its handlers after the node is made

@@ -3,8 +3,9 @@
 Records: a submission (kind "submission", owned by the citizen, its status the combined one,
 its unique key the client's idempotency key) and one application per item (kind
 "application", owned by the item's department so each department's queue is one lookup, `due`
-its legal deadline for the overdue list). Saves are version-checked and retried on a
-concurrent change; nothing is overwritten.
+its legal deadline until the scheduler has flagged it overdue, so each tick's scan asks only for
+the ones just gone overdue). Saves are version-checked and retried on a concurrent change;
+nothing is overwritten, and an application is flagged once however many nodes scan.
 
 What a move sets off happens after its save: the notices; the licence an approved result
 issues, attached at once to sibling applications that were waiting for it; the submission's
@@ -36,7 +37,9 @@ from cityops.domain.onestop.applications import (
     act,
     can_see,
     combined_status,
+    flag_overdue,
     new_application,
+    next_due,
     with_licence,
 )
 from cityops.domain.onestop.catalogue import Bundle, Catalogue, ServiceItem
@@ -60,6 +63,8 @@ log = logging.getLogger(__name__)
 APPLICATION = "application"
 SUBMISSION = "submission"
 RETRIES = 8
+# Only these can be overdue: need_more stops the clock, and a decision ends it.
+RUNNING = (Status.SUBMITTED.value, Status.ACCEPTED.value)
 _app = msgspec.json.Decoder(Application).decode
 _sub = msgspec.json.Decoder(Submission).decode
 
@@ -95,7 +100,7 @@ class ApplicationDesk:
         self.book = book
         self.notifier = notifier
         self.stats = {"submissions": 0, "moves": 0, "retries": 0, "licences_issued": 0,
-                      "result_notices": 0}
+                      "result_notices": 0, "overdue_flagged": 0}
 
     # -- forms ---------------------------------------------------------------------------------
 
@@ -264,11 +269,45 @@ class ApplicationDesk:
                                 overdue: bool, limit: int,
                                 before: tuple[float, str] | None
                                 ) -> list[tuple[Application, float]]:
-        """Newest first, with each one's paging key; overdue ones soonest due first."""
-        due = self.now() if overdue else None
+        """Newest first, with each one's paging key; overdue ones soonest due first, their
+        paging key the deadline (`before` is then the last one's (deadline, id))."""
+        if overdue:
+            return await self.list_overdue(department=department, status=status, limit=limit,
+                                           after=before)
         recs = await self.store.find_records(APPLICATION, owner=department, status=status,
-                                             due_before=due, limit=limit, before=before)
+                                             limit=limit, before=before)
         return [(_app(r.doc), r.created) for r in recs]
+
+    async def list_overdue(self, *, department: str | None, status: str | None, limit: int,
+                           after: tuple[float, str] | None = None
+                           ) -> list[tuple[Application, float]]:
+        """Applications past their legal deadline, soonest due first, after `after` (a
+        (deadline, id) of the previous page). A flagged application's record no longer has
+        a `due` to look it up by, so the running queue is read (submitted and accepted: the
+        only states that can be overdue), which is bounded by what departments hold open."""
+        now = self.now()
+        found: list[tuple[Application, float]] = []
+        for state in RUNNING:
+            if status is not None and status != state:
+                continue
+            cursor = None
+            while True:
+                page = await self.store.find_records(APPLICATION, owner=department,
+                                                     status=state, limit=500, before=cursor)
+                for rec in page:
+                    # A deadline still ahead is the common case: no need to decode those.
+                    if rec.due is not None and rec.due >= now:
+                        continue
+                    app = _app(rec.doc)
+                    if app.overdue(now) and app.due is not None:
+                        key = (app.due, app.id)
+                        if after is None or key > after:
+                            found.append((app, app.due))
+                if len(page) < 500:
+                    break
+                cursor = (page[-1].created, page[-1].id)
+        found.sort(key=lambda pair: (pair[1], pair[0].id))
+        return found[:max(0, limit)]
 
     async def list_submissions(self, citizen_id: str | None, *, status: str | None,
                                limit: int, before: tuple[float, str] | None
@@ -276,6 +315,59 @@ class ApplicationDesk:
         recs = await self.store.find_records(SUBMISSION, owner=citizen_id, status=status,
                                              limit=limit, before=before)
         return [(_sub(r.doc), r.created) for r in recs]
+
+    # -- deadlines -----------------------------------------------------------------------------
+
+    async def scan_overdue(self, now: float | None = None, limit: int = 500) -> int:
+        """Flag the applications whose legal deadline has passed; returns how many were
+        flagged. Only records with a `due` are asked for, and flagging clears it."""
+        now = self.now() if now is None else now
+        flagged = 0
+        for rec in await self.store.find_records(APPLICATION, due_before=now, limit=limit):
+            try:
+                flagged += await self._flag(rec.id, now)
+            except NotFound:
+                continue
+        return flagged
+
+    async def _flag(self, app_id: str, now: float) -> bool:
+        for _ in range(RETRIES):
+            rec = await self.store.get_record(APPLICATION, app_id)
+            if rec is None:
+                raise NotFound(f"no application {app_id!r}")
+            app = _app(rec.doc)
+            out = flag_overdue(app, now, self.clock)
+            if out is None:
+                if rec.due != next_due(app):
+                    # A record saved with a `due` its application no longer has would come
+                    # back every tick and crowd out the others; set it right once.
+                    await self._save_quietly(rec, app)
+                return False
+            try:
+                await self.store.put_record(_record(out.application, rec.created, self.now()),
+                                            expect_version=rec.version)
+            except StaleVersion:  # moved, or flagged by another node: look again
+                self.stats["retries"] += 1
+                continue
+            self.stats["overdue_flagged"] += 1
+            # The department only, once (the ref makes a repeat a duplicate to a receiver
+            # that drops them): the delay is theirs to answer for, not the citizen's.
+            tells = [Tell(n.kind, n.recipient, f"[{app.item_name}] {app.id} overdue", n.text,
+                          urgency="high", ref=f"{app.id}:overdue")
+                     for n in out.notices]
+            await tell_all(self.notifier, tells, now, application=app.id,
+                           submission=app.submission)
+            return True
+        log.warning("application %s kept changing while it was flagged overdue; the next "
+                    "tick tries again", app_id)
+        return False
+
+    async def _save_quietly(self, rec: Record, app: Application) -> None:
+        try:
+            await self.store.put_record(_record(app, rec.created, self.now()),
+                                        expect_version=rec.version)
+        except StaleVersion:
+            pass  # whoever changed it saved it through `_record` too
 
     # -- moves ---------------------------------------------------------------------------------
 
@@ -467,8 +559,7 @@ class ApplicationDesk:
 
 def _record(app: Application, created: float, updated: float) -> Record:
     return Record(kind=APPLICATION, id=app.id, doc=msgspec.json.encode(app),
-                  owner=app.department, status=app.status.value,
-                  due=app.due if app.status is not Status.RESULT_ISSUED else None,
+                  owner=app.department, status=app.status.value, due=next_due(app),
                   created=created, updated=updated)
 
 
