@@ -1,7 +1,8 @@
 """One-stop services through the HTTP API on a live node: search, a "one thing" bundle end to
 end (one merged form, one submission, per-department applications moved by department keys,
 the combined status, one result notice), both exemptions from submission (a licence attached,
-an expired one refused with the reason), and an eligibility batch run twice."""
+an expired one refused with the reason), an eligibility batch run twice, and an application past
+its limit shown overdue."""
 
 from __future__ import annotations
 
@@ -356,3 +357,49 @@ async def test_enjoy_without_applying_run_twice_grants_once(
         runs = (await op.get("/api/v1/policies/elderly_care_subsidy_80_alone")).json()["runs"]
         assert [(r["granted"], r["already"]) for r in runs] == [(1, 1), (0, 1), (1, 0)]
         assert (await op.post("/api/v1/policies/nothing/run")).status_code == 404
+
+
+async def test_an_application_past_its_limit_shows_overdue_to_staff_and_citizen(
+        tmp_path, onestop_city, live_node) -> None:
+    clock = Clock(MONDAY_10)
+    async with live_node(onestop_city, tmp_path / "data", clock=clock, notify_url="memory:",
+                         escalate_tick_s=3600.0) as live:
+        li = await citizen(live)
+        market = live.client(await live.key("department", "market_regulation"))
+        fire = live.client(await live.key("department", "fire"))
+        op = live.client(await live.key("operator"))
+        r = await li.post("/api/v1/applications", json={
+            "bundle": "open_restaurant", "answers": RESTAURANT,
+            "materials": {**HANDED_IN, "premises_title": "lease.pdf"}})
+        assert r.status_code == 201, r.text
+        sub = r.json()
+        assert (sub["overdue"], sub["overdue_since"]) == (False, None)
+        licence_app = next(a["id"] for a in sub["applications"]
+                           if a["item"] == "restaurant_business_licence")  # 1 working day
+
+        clock.now = MONDAY_10 + 86_400 + 3600  # Tuesday 11:00, an hour past its limit
+        assert (await live.node.serve.scheduler.tick())["applications_overdue"] == 1
+        app = (await market.get(f"/api/v1/applications/{licence_app}")).json()
+        assert app["overdue"] is True and app["overdue_since"] == MONDAY_10 + 86_400
+        assert app["timeline"][-1]["action"] == "overdue"
+        assert app["timeline"][-1]["reason"] == "1 h late on the working-hours clock"
+        listed = (await market.get("/api/v1/applications", params={"overdue": "true"})).json()
+        assert [a["id"] for a in listed["items"]] == [licence_app] and listed["next"] is None
+        assert (await fire.get("/api/v1/applications",
+                               params={"overdue": "true"})).json()["items"] == []
+        everyone = (await op.get("/api/v1/applications", params={"overdue": "true"})).json()
+        assert [a["id"] for a in everyone["items"]] == [licence_app]
+        # The bundle is overdue because one of its departments is.
+        mine = (await li.get(f"/api/v1/submissions/{sub['id']}")).json()
+        assert mine["overdue"] is True and mine["overdue_since"] == MONDAY_10 + 86_400
+        sent = live.node.act.notifier.sent
+        assert [n.recipient for n in sent if n.kind == "application.overdue"] == [
+            "market_regulation"]
+
+        for action in ("accept", "approve"):
+            assert (await move(market, licence_app, action)).status_code == 200
+        app = (await li.get(f"/api/v1/applications/{licence_app}")).json()
+        assert app["overdue"] is False and app["overdue_since"] == MONDAY_10 + 86_400
+        assert (await li.get(f"/api/v1/submissions/{sub['id']}")).json()["overdue"] is False
+        assert (await market.get("/api/v1/applications",
+                                 params={"overdue": "true"})).json()["items"] == []

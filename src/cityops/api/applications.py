@@ -4,6 +4,7 @@
     GET  /api/v1/submissions[?citizen=&status=]        submissions, with their combined status
     GET  /api/v1/submissions/{id}                      one, with its applications
     GET  /api/v1/applications[?department=&status=&overdue=true]   a department's queue
+                                                       (overdue: soonest due first)
     GET  /api/v1/applications/{id}                     one, with its timeline
     POST /api/v1/applications/{id}/actions/{action}    accept, need_more, resubmit, approve,
                                                        reject, issue_result
@@ -12,7 +13,10 @@ A citizen submits for themself (an admin or operator at an on-site window for a 
 name); each department key acts on its own department's applications only, and a citizen
 hands in what was asked for. 409 says why a move is not possible now, 403 that the role may
 never make it, 404 what the key may not see. Phone and identity numbers in answers are masked
-for everyone but the applicant and the deciding department.
+for everyone but the applicant and the deciding department. `overdue` is true while an
+application waits for its department past its legal deadline (and a submission while any of
+its applications does); `overdue_since`, the deadline missed, stays once the scheduler has
+flagged it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from cityops.domain.onestop.applications import (
     Status,
     Submission,
     combined_status,
+    submission_overdue,
 )
 from cityops.serve.onestop.desk import FormProblems, NotFound, masked_answers
 
@@ -85,6 +90,8 @@ def submission_json(sub: Submission, apps: list[Application], who: Principal,
     side = onestop(request)
     doc = msgspec.to_builtins(sub)
     doc["status"] = combined_status(a.status for a in apps) if apps else sub.status
+    doc["overdue"], doc["overdue_since"] = submission_overdue(
+        apps, request.app.state.node.clock())
     if not (who.role is Role.CITIZEN and who.name == sub.applicant):
         doc["answers"] = masked_answers(sub.answers, side.catalogue, sub.items)
     doc["applications"] = [application_json(a, who, request) for a in apps]
@@ -180,11 +187,11 @@ async def list_applications(request: Request) -> Response:
                             f"{', '.join(s.value for s in Status)}")
     overdue = bool(flag(q.get("overdue"), "overdue"))
     limit = limit_of(request)
+    # Overdue pages are keyed by the deadline, the others by when the application came in.
     found = await side.desk.list_applications(department=department, status=status,
                                               overdue=overdue, limit=limit + 1,
-                                              before=None if overdue
-                                              else cursor_of(q.get("cursor")))
-    more = len(found) > limit and not overdue
+                                              before=cursor_of(q.get("cursor")))
+    more = len(found) > limit
     found = found[:limit]
     nxt = cursor_for(found[-1][1], found[-1][0].id) if more and found else None
     return json_response({"items": [application_json(a, who, request) for a, _ in found],

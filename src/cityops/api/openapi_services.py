@@ -42,7 +42,8 @@ def _components(components: dict[str, Any]) -> list[dict[str, Any]]:
          "time_limit", "due", "overdue", "timeline"],
         id=STR, submission=STR, item=STR, item_name=STR, department=STR, applicant=STR,
         status={"enum": [s.value for s in Status]}, submitted_at=NUM, time_limit=STR,
-        due=NULLABLE_NUM, overdue={"type": "boolean"}, answers=OBJ,
+        due=NULLABLE_NUM, overdue={"type": "boolean"}, overdue_since=NULLABLE_NUM,
+        answers=OBJ,
         materials={"type": "array", "items": _ref("MaterialState")},
         decision=STR, result={"type": ["object", "null"]},
         timeline={"type": "array", "items": OBJ})
@@ -52,7 +53,8 @@ def _components(components: dict[str, Any]) -> list[dict[str, Any]]:
         status={"enum": ["submitted", "in_progress", "need_more", "done"]},
         answers=OBJ, materials={"type": "array", "items": _ref("MaterialState")},
         applications={"type": "array", "items": _ref("Application")},
-        repeated={"type": "boolean"}, result_notice_at=NULLABLE_NUM)
+        repeated={"type": "boolean"}, result_notice_at=NULLABLE_NUM,
+        overdue={"type": "boolean"}, overdue_since=NULLABLE_NUM)
     components["ServiceEntry"] = _obj(
         ["kind", "code", "name"], kind={"enum": ["item", "bundle"]}, code=STR, name=STR,
         name_zh=STR, department=STR, time_limit=STR,
@@ -137,7 +139,8 @@ def onestop_paths(components: dict[str, Any]) -> dict[str, Any]:
                     "parameters": [q("department", "Department code"),
                                    q("status", "One status", {"enum": [s.value for s in Status]}),
                                    q("overdue", "Only those past their legal deadline, soonest "
-                                                "due first", {"type": "boolean"}),
+                                                "due first (the cursor then follows the "
+                                                "deadline)", {"type": "boolean"}),
                                    LIMIT, CURSOR],
                     "responses": responses(("200", "Applications", list_of(app)), "400", "401",
                                            "403", "503")}},
