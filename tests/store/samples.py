@@ -6,7 +6,7 @@ import random
 
 from cityops.domain.alerts import Alert, Evidence
 from cityops.domain.city import AreaCodes, Device
-from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter
+from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, Record
 
 KINDS = ("noise", "water_depth", "rainfall", "air_quality")
 
@@ -127,3 +127,9 @@ LIST_FILTERS: list[dict[str, object]] = [
 def list_filter_args(filters: dict[str, object]) -> dict[str, object]:
     """All of `list_alerts`'s arguments, as the adapters' query builders take them."""
     return {"scenario": None, "area": None, "active": None, "limit": 100, "before": None, **filters}
+
+
+def record(n: int) -> Record:
+    """Open311 requests of fifty owners, one a second."""
+    return Record(kind="open311.request", id=f"r{n:05d}", doc=b'{"n":%d}' % n,
+                  owner=f"citizen:c-{n % 50}", created=float(n), updated=float(n))

@@ -15,7 +15,7 @@ import pytest
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import AreaCodes, Device
-from cityops.store.base import AuditEntry, DeadLetter, DuplicateKey, LatestRows, Store
+from cityops.store.base import AuditEntry, DeadLetter, DuplicateKey, LatestRows, Record, Store
 from cityops.store.postgres import split_url
 from cityops.store.sqlite import sqlite_path
 
@@ -36,7 +36,7 @@ def one(device_id: str, channel: str, ts_us: int, value: float) -> LatestRows:
 async def test_is_a_store(store: Store) -> None:
     assert isinstance(store, Store)
     assert store.queue_depth() == 0
-    assert await store.get_meta("schema_version") == "4"
+    assert await store.get_meta("schema_version") == "5"
 
 
 async def test_devices_keep_first_registration_order_and_update_in_place(store: Store) -> None:
@@ -199,7 +199,7 @@ async def test_reopen_keeps_everything(durable_store_url: str, open_stores: Open
     assert latest_dict(await again.load_latest()) == {("a", "x"): (1, 1.5), ("b", "y"): (2, 2.5)}
     assert await again.count_dead_letters() == 3
     assert await again.get_meta("k") == "v"
-    assert await again.get_meta("schema_version") == "4"
+    assert await again.get_meta("schema_version") == "5"
     # Ids keep counting after a reopen, so paging by id stays sound.
     old_ids = [d.id for d in await again.list_dead_letters()]
     await again.add_dead_letters([samples.dead_letter(9)])
@@ -527,7 +527,7 @@ async def test_version_1_store_gets_the_new_tables(
     )
 
     again = await open_stores(durable_store_url)
-    assert await again.get_meta("schema_version") == "4"
+    assert await again.get_meta("schema_version") == "5"
     assert await again.load_devices() == devices
     assert await again.list_keys() == [samples.key(1)]
     assert await again.list_alerts() == [] and await again.list_audit() == []
@@ -536,3 +536,43 @@ async def test_version_1_store_gets_the_new_tables(
     assert await again.list_alerts(area="310115") == [samples.alert(1)]
     assert await again.load_area_states() == {"310115": "special"}
     assert len(await again.list_audit()) == 1
+
+
+async def test_version_4_store_gives_citizens_their_open311_requests(
+    durable_store_url: str, open_stores: OpenStore
+) -> None:
+    first = await open_stores(durable_store_url)
+    keys = {"li": samples.key(1, role="citizen", name="c-1"),
+            "li_old": samples.key(2, role="citizen", name="c-1"),
+            "anon": samples.key(3, role="citizen", name=""),
+            "op": samples.key(4, role="operator", name="c-1")}
+    for k in keys.values():
+        await first.add_key(k)
+    await first.revoke_key(keys["li_old"].id)
+
+    def request(n: int, owner: str, kind: str = "open311.request") -> Record:
+        return Record(kind=kind, id=f"1000000000{n:02d}", doc=b"{}", owner=owner,
+                      created=float(n), updated=float(n))
+
+    # As CityOps with schema version 4 filed them: owned by the key's id.
+    for n, who in enumerate(["li", "anon", "li_old", "op", "li"], start=1):
+        await first.put_record(request(n, keys[who].id))
+    await first.put_record(request(9, keys["li"].id, kind="citizen.photo"))
+    await first.close()
+    run_sql(durable_store_url, ["UPDATE meta SET value = '4' WHERE key = 'schema_version'"])
+
+    again = await open_stores(durable_store_url)
+    assert await again.get_meta("schema_version") == "5"
+    mine = await again.find_records("open311.request", owner="citizen:c-1")
+    assert [r.id for r in mine] == ["100000000005", "100000000003", "100000000001"]
+    # A key naming no citizen, and a staff key (whatever its name), keep their requests.
+    assert [r.id for r in await again.find_records("open311.request",
+                                                   owner=keys["anon"].id)] == ["100000000002"]
+    assert [r.id for r in await again.find_records("open311.request",
+                                                   owner=keys["op"].id)] == ["100000000004"]
+    assert (await again.get_record("citizen.photo", "100000000009")).owner == keys["li"].id
+    await again.close()
+
+    # Opening it again migrates nothing twice.
+    third = await open_stores(durable_store_url)
+    assert len(await third.find_records("open311.request", owner="citizen:c-1")) == 3

@@ -10,8 +10,10 @@ import msgspec
 import psycopg
 import pytest
 
+from cityops.store import record_sql
 from cityops.store.base import DeadLetter, LatestRows
 from cityops.store.postgres import PostgresStore, alerts_query, split_url
+from cityops.store.postgres_incidents import POSTGRES
 
 from . import samples
 
@@ -135,3 +137,20 @@ async def test_overlapping_concurrent_alert_upserts_do_not_deadlock(store: Postg
     stored = await store.list_alerts(limit=5_000)
     assert len(stored) == len(alerts)
     assert {a.id for a in stored} == {a.id for a in alerts}
+
+
+async def test_an_owners_records_are_read_off_an_index(store: PostgresStore) -> None:
+    # A citizen's list of reports must not walk every request in the city.
+    for n in range(5_000):
+        await store.put_record(samples.record(n))
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:
+        conn.execute(f'ANALYZE "{store.schema}".records')
+        for before in (None, (1_000.0, "r01000")):
+            sql, params = record_sql.find(POSTGRES, f'"{store.schema}".', "open311.request",
+                                          "citizen:c-7", None, None, None, 21, before)
+            plan = " / ".join(row[0] for row in conn.execute("EXPLAIN " + sql, params))
+            assert "records_owner" in plan and "Seq Scan" not in plan, plan
+            assert "Sort" not in plan, plan
+    found = await store.find_records("open311.request", owner="citizen:c-7", limit=3,
+                                     before=(1_000.0, "r01000"))
+    assert [r.id for r in found] == ["r00957", "r00907", "r00857"]

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from cityops.store import record_sql
 from cityops.store import sqlite as sqlite_module
 from cityops.store.base import LatestRows, StoreBusy
 from cityops.store.sqlite import SQLiteStore, alerts_query, sqlite_path
+from cityops.store.sqlite_incidents import SQLITE
 
 from . import samples
 
@@ -217,3 +219,18 @@ async def test_alert_lists_are_read_off_an_index(store: SQLiteStore, db_path: Pa
             plan = " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
             assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (filters, plan)
 
+
+
+async def test_an_owners_records_are_read_off_an_index(store: SQLiteStore, db_path: Path) -> None:
+    # A citizen's list of reports must not walk every request in the city.
+    for n in range(2_000):
+        await store.put_record(samples.record(n))
+    with closing(sqlite3.connect(db_path)) as conn:
+        for before in (None, (1_000.0, "r01000")):
+            sql, params = record_sql.find(SQLITE, "", "open311.request", "citizen:c-7", None,
+                                          None, None, 21, before)
+            plan = " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert "USING INDEX records_owner" in plan and "TEMP B-TREE" not in plan, plan
+    found = await store.find_records("open311.request", owner="citizen:c-7", limit=3,
+                                     before=(1_000.0, "r01000"))
+    assert [r.id for r in found] == ["r00957", "r00907", "r00857"]

@@ -44,6 +44,11 @@ MAX_IDS = 1000
 PAGE = 500
 CONTACT = ("email", "device_id", "account_id", "first_name", "last_name", "phone")
 MAX_FIELD = 254
+# A request's record is owned by the citizen a citizen key names, so that every key of theirs
+# (a new phone, a key reissued after a loss) finds it; by the filing key otherwise. The prefix
+# keeps a citizen id from ever reading as a key id. The store's schema 5 migration wrote this
+# same form over the key ids of older requests (store/record_sql.py).
+CITIZEN_OWNER = "citizen:"
 
 # Timeline moves whose reason or note tells the public something; the rest (escalations,
 # offers to staff, returns between units) are the city's internal business.
@@ -92,6 +97,12 @@ class Place(msgspec.Struct, frozen=True):
 def new_request_id() -> str:
     """Twelve digits, never starting with 0: Open311 clients and people read them as numbers."""
     return str(10**11 + secrets.randbelow(9 * 10**11))
+
+
+def owner_of(who: Principal) -> str:
+    if who.role is Role.CITIZEN and who.name:
+        return CITIZEN_OWNER + who.name
+    return who.key_id
 
 
 def jurisdiction_of(city_name: str) -> str:
@@ -240,7 +251,7 @@ class Requests:
                 village=place.areas.village, description=description, media_url=media_url,
                 account_id=contact.get("account_id", ""))
             await self.store.put_record(Record(
-                kind=KIND, id=request_id, doc=msgspec.json.encode(doc), owner=who.key_id,
+                kind=KIND, id=request_id, doc=msgspec.json.encode(doc), owner=owner_of(who),
                 unique=doc.token, created=now, updated=now))
             return doc, service
         raise Open311Error(503, "no free request id was found; try again", {"Retry-After": "1"})

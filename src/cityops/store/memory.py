@@ -17,7 +17,7 @@ from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, DuplicateKe
 from cityops.store.memory_incidents import MemoryIncidents
 from cityops.store.memory_records import MemoryRecords
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _alert_encoder = msgspec.json.Encoder()
 _alert_decoder = msgspec.json.Decoder(Alert)

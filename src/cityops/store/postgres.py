@@ -29,12 +29,14 @@ from cityops.store.base import (
     LatestRows,
     StoreBusy,
 )
+from cityops.store import record_sql
 from cityops.store.postgres_incidents import POSTGRES, PostgresIncidents, incident_schema_sql
 from cityops.store.postgres_records import PostgresRecords, record_schema_sql
 
 # 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
 # 3: incidents, their departments, timeline and reports. 4: records (the serve side).
-SCHEMA_VERSION = 4
+# 5: Open311 requests filed with a citizen's key are owned by the citizen (record_sql.py).
+SCHEMA_VERSION = 5
 DEFAULT_SCHEMA = "cityops"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -240,7 +242,10 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
                     )
                 elif int(row[0]) < SCHEMA_VERSION:
                     # Up to version 4 each version only added tables and indexes, which the
-                    # CREATE ... IF NOT EXISTS above has just made; nothing else to migrate.
+                    # CREATE ... IF NOT EXISTS above has just made. Version 5 rewrites owners.
+                    if int(row[0]) < 5:
+                        await conn.execute(
+                            record_sql.own_open311_by_citizen(f"{self._schema_quoted}."))
                     await conn.execute(
                         f"UPDATE {self._schema_quoted}.meta SET value = %s "
                         "WHERE key = 'schema_version'",

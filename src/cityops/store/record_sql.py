@@ -58,3 +58,14 @@ def record_of(r: tuple[Any, ...]) -> Record:
     return Record(kind=kind, id=id_, owner=owner, status=status, due=due, unique=uniq,
                   created=created, updated=updated, version=version,
                   doc=doc.encode() if isinstance(doc, str) else bytes(doc))
+
+
+def own_open311_by_citizen(p: str) -> str:
+    """Schema 5: an Open311 request filed with a key that names a citizen is owned by that
+    citizen (`open311.service_requests.owner_of`), no longer by the key, so that a citizen's
+    list of reports finds it from any key of theirs. Revoked keys count: the request was
+    theirs all the same."""
+    return (f"UPDATE {p}records SET owner = 'citizen:' || (SELECT k.name FROM {p}api_keys k "
+            f"WHERE k.id = {p}records.owner) "
+            f"WHERE kind = 'open311.request' AND owner IN (SELECT id FROM {p}api_keys "
+            "WHERE role = 'citizen' AND name <> '')")

@@ -35,6 +35,7 @@ from cityops.store.base import (
     LatestRows,
     StoreBusy,
 )
+from cityops.store import record_sql
 from cityops.store.sqlite_incidents import INCIDENT_SCHEMA, SQLITE, SQLiteIncidents
 from cityops.store.sqlite_records import RECORD_SCHEMA, SQLiteRecords
 
@@ -42,7 +43,8 @@ T = TypeVar("T")
 
 # 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
 # 3: incidents, their departments, timeline and reports. 4: records (the serve side).
-SCHEMA_VERSION = 4
+# 5: Open311 requests filed with a citizen's key are owned by the citizen (record_sql.py).
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -277,7 +279,9 @@ class GroupWriter:
                 )
             elif int(row[0]) < SCHEMA_VERSION:
                 # Up to version 4 each version only added tables and indexes, which the
-                # CREATE ... IF NOT EXISTS above has just made; nothing else to migrate.
+                # CREATE ... IF NOT EXISTS above has just made. Version 5 rewrites owners.
+                if int(row[0]) < 5:
+                    conn.execute(record_sql.own_open311_by_citizen(""))
                 conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
                     (str(SCHEMA_VERSION),),
