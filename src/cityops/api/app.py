@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 from cityops.api import (
     alerts,
     areas,
+    citizen_reports,
     detection,
     devices,
     evaluation,
@@ -114,7 +115,9 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/console", pages.console),
         Route("/field", pages.field),
         Route("/citizen", pages.citizen),
-        Route("/api/v1/citizens/me/reports/{service_request_id}", pages.citizen_report),
+        Route("/api/v1/citizens/me/reports", citizen_reports.list_reports),
+        Route("/api/v1/citizens/me/reports/{service_request_id}",
+              citizen_reports.citizen_report),
         Mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)

@@ -20,6 +20,23 @@ INCIDENT_ACTIONS = ["register", "cancel", "dispatch", "redispatch", "verify", "r
 ORDER_ACTIONS = ["accept", "return", "request_park", "approve_park", "deny_park", "resume",
                  "progress", "finish", "escalate", "assign", "acknowledge"]
 
+_TEXT, _NULLABLE = {"type": "string"}, {"type": ["string", "null"]}
+# An Open311 request as Open311 shows it, with the case it joined: what a citizen's own list of
+# reports gives.
+MY_REPORT = {"type": "object",
+             "required": ["service_request_id", "status", "service_code", "service_name",
+                          "requested_datetime", "incident_id", "incident_status", "title",
+                          "finished", "media_url"],
+             "properties": {"service_request_id": _TEXT,
+                            "status": {"enum": ["open", "closed"]},
+                            "status_notes": _TEXT, "service_code": _TEXT,
+                            "service_name": _TEXT, "description": _TEXT, "address": _TEXT,
+                            "requested_datetime": _TEXT, "updated_datetime": _TEXT,
+                            "expected_datetime": _NULLABLE, "media_url": _NULLABLE,
+                            "incident_id": _TEXT,
+                            "incident_status": {"enum": [*(s.value for s in Status), None]},
+                            "title": _TEXT, "finished": {"type": "boolean"}}}
+
 
 def act_paths(components: dict[str, Any]) -> dict[str, Any]:
     schemas, more = msgspec.json.schema_components(
@@ -208,6 +225,15 @@ def see_paths(components: dict[str, Any]) -> dict[str, Any]:
         "/console": _page("The operator console"),
         "/field": _page("The field staff page (phones)"),
         "/citizen": _page("The citizen portal (phones)"),
+        "/api/v1/citizens/me/reports": {"get": {
+            "summary": "For a citizen key: its own Open311 requests, newest first (every key "
+                       "of the citizen it names; a key naming no citizen, that key's), each as "
+                       "Open311 shows it with the case it joined (`incident_id`, "
+                       "`incident_status`, `title`, `finished`)",
+            "parameters": [q("limit", "Page size (20 unless given)",
+                             {"type": "integer", "minimum": 1, "maximum": 100}), CURSOR],
+            "responses": responses(("200", "Requests", list_of(MY_REPORT)), "400", "401",
+                                   "403")}},
         "/api/v1/citizens/me/reports/{service_request_id}": {"get": {
             "summary": "For a citizen key: the case an Open311 request joined (`incident_id`, "
                        "`incident_status`, `title`, `finished`), to rate it once finished",

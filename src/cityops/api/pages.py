@@ -1,5 +1,5 @@
 """The web pages: /screen (the wall), /console (operators), /field (field staff's phones) and
-/citizen (citizens' phones), and the one call of its own the citizen page needs.
+/citizen (citizens' phones); the citizen page's own calls are in `citizen_reports`.
 
 They are static HTML, CSS and ES modules from `cityops/web/`, with the browser libraries under
 `/static/vendor/` (MapLibre GL JS and uPlot, pinned in `web/package.json`; `make install` runs
@@ -20,9 +20,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import msgspec
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATIC = WEB / "static"
@@ -89,30 +88,3 @@ async def field(request: Request) -> HTMLResponse:
 
 async def citizen(request: Request) -> HTMLResponse:
     return _page("citizen", request)
-
-
-async def citizen_report(request: Request) -> Response:
-    """`GET /api/v1/citizens/me/reports/{service_request_id}`: the case an Open311 request
-    joined, so that the citizen page can rate it once it is finished. Open311 publishes no
-    incident id; a citizen may rate any finished public problem, so naming the case of a
-    request id (which the public request list shows anyway) gives away nothing else."""
-    from cityops.api.access import principal
-    from cityops.api.errors import ApiError, json_response
-    from cityops.domain.access import Role
-    from cityops.open311.routes import catalogue_of
-    from cityops.open311.service_requests import RequestDoc, Requests
-    from cityops.serve.reviews import FINISHED_INCIDENTS
-
-    await principal(request, {Role.CITIZEN})
-    node = request.app.state.node
-    rid = request.path_params["service_request_id"]
-    rec = await Requests(node, catalogue_of(node)).get(rid)
-    if rec is None:
-        raise ApiError(404, f"no service request {rid}")
-    doc = msgspec.json.decode(rec.doc, type=RequestDoc)
-    inc = await node.store.get_incident(doc.incident_id)
-    if inc is None:
-        raise ApiError(404, f"no case for service request {rid}")
-    return json_response({"service_request_id": rid, "incident_id": inc.id,
-                          "incident_status": inc.status.value, "title": inc.title,
-                          "finished": inc.status in FINISHED_INCIDENTS})

@@ -3,8 +3,9 @@
 A posted request gets its own id (and a token that names it), and goes to the desk as a report
 keyed `open311:<id>`: it opens an incident, or joins an open one of the same category close by.
 The request is kept as a record of the store (kind `open311.request`) with what GET answers
-from it; its status, notes, agency and deadline are read from the incident it belongs to, so
-they follow every move the case makes. The caller's contact details stay in the report's data,
+from it, owned by whoever filed it (`owner_of`), whose own list of requests reads it back; its
+status, notes, agency and deadline are read from the incident it belongs to, so they follow
+every move the case makes. The caller's contact details stay in the report's data,
 where only the act side reads them (the operator API masks the phone number).
 """
 
@@ -26,6 +27,7 @@ from cityops.domain.incidents.workflow import Actor, NotAllowed, OutOfScope, Ref
 from cityops.open311.formats import Open311Error
 from cityops.open311.services import MAX_TEXT, Catalogue, Service, check_attributes, parse_w3c
 from cityops.serve.report_photos import NotYours, ReportPhotos
+from cityops.serve.reviews import FINISHED_INCIDENTS
 from cityops.store.record_rows import Record
 
 log = logging.getLogger(__name__)
@@ -307,6 +309,19 @@ class Requests:
             before = (page[-1].created, page[-1].id)
         return out
 
+    async def of_owner(self, who: Principal, limit: int, before: tuple[float, str] | None
+                       ) -> tuple[list[dict], tuple[float, str] | None]:
+        """The caller's own requests, newest first, off the records' owner index, each with
+        the case it joined; and where the next page starts (None at the end)."""
+        found = await self.store.find_records(KIND, owner=owner_of(who), limit=limit + 1,
+                                              before=before)
+        page = found[:limit]
+        reader = _Reader(self)
+        items = [await reader.with_case(rec, msgspec.json.decode(rec.doc, type=RequestDoc))
+                 for rec in page]
+        more = (page[-1].created, page[-1].id) if len(found) > limit else None
+        return items, more
+
     async def views(self, records: Sequence[Record]) -> list[dict]:
         reader = _Reader(self)
         return [await reader.view(rec, msgspec.json.decode(rec.doc, type=RequestDoc))
@@ -379,6 +394,15 @@ class _Reader:
             "long": doc.lon,
             "media_url": doc.media_url or None,
         }
+
+    async def with_case(self, rec: Record, doc: RequestDoc) -> dict:
+        """The public view, and what only the one who filed it is shown: the case it joined,
+        so that they can follow and rate it."""
+        inc, _ = await self._case(doc.incident_id)
+        return {**await self.view(rec, doc), "incident_id": doc.incident_id,
+                "incident_status": inc.status.value if inc is not None else None,
+                "title": inc.title if inc is not None else "",
+                "finished": inc is not None and inc.status in FINISHED_INCIDENTS}
 
 
 def status_notes(inc: Incident | None, events: Sequence[Event]) -> str:
