@@ -1,7 +1,8 @@
 """The citizen portal (/citizen) on a phone in Debian's Chromium: nothing from another host, a
 problem reported with a map pin (and with a photo, which the operator then sees in the console)
-and followed in "Mine", a service searched and a one-thing bundle applied for through its merged
-form, a licence shown, a finished case rated."""
+and followed in "Mine" (on another phone too: the server keeps the list), a service searched and
+a one-thing bundle applied for through its merged form, a licence shown, a finished case
+rated."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ RESTAURANT = {"business_name": "Li's Noodles", "business_address": "8 Zhangyang 
 HANDED_IN = {"kitchen_layout": "upload-1", "fire_safety_plan": "upload-2",
              "sign_design": "upload-3"}
 CITIZEN_KEYS = {**KEYS, "li": ("citizen", None, LI["id"]),
+                "li_tablet": ("citizen", None, LI["id"]),  # the same citizen's second key
+                "wang": ("citizen", None, "c-000456"),
                 "sanitation": ("department", "sanitation", "sanitation desk")}
 
 
@@ -129,6 +132,77 @@ def _fill_report(page, description: str) -> None:
     form.locator("textarea[name=description]").fill(description)
 
 
+def _my_report_ids(web_node, key: str = "li") -> list[str]:
+    with web_node.client(key) as c:
+        r = c.get("/api/v1/citizens/me/reports", params={"limit": 100})
+        assert r.status_code == 200, r.text
+        return [i["service_request_id"] for i in r.json()["items"]]
+
+
+def test_mine_follows_the_citizen_to_another_phone(web_node, browser, artifacts):
+    context, page, errors = _portal(browser, web_node)
+    _fill_report(page, "Broken glass on the pavement")
+    page.locator("#report-form button[type=submit]").click()
+    card = page.locator("#my-reports article.report").first
+    card.wait_for(timeout=10_000)
+    request_id = card.get_attribute("data-request")
+    assert "Broken glass" in card.inner_text()
+    assert page.evaluate("localStorage.length") == 0  # the server keeps the list, not the phone
+    assert errors == []
+    context.close()
+
+    # Another phone: a fresh browser with nothing stored, signed in with the same key.
+    context, page, errors = _portal(browser, web_node, "mine")
+    assert page.evaluate("localStorage.length") == 0
+    card = page.locator(f"#my-reports article.report[data-request='{request_id}']")
+    card.wait_for(timeout=10_000)
+    assert "Broken glass" in card.inner_text()
+    assert card.locator(".st").inner_text().lower() == "open"
+    # Newest first, as filed.
+    assert page.locator("#my-reports article.report").first.get_attribute(
+        "data-request") == request_id
+    page.screenshot(path=str(artifacts / "citizen-mine-other-phone.png"), full_page=True)
+    assert errors == []
+    context.close()
+
+    # The citizen's other key sees it too; another citizen does not.
+    assert request_id in _my_report_ids(web_node, "li_tablet")
+    assert request_id not in _my_report_ids(web_node, "wang")
+
+
+def test_mine_pages_back_through_older_reports(web_node, browser):
+    with web_node.client("operator") as op:
+        r = op.post("/api/v1/citizens", json={"id": "c-000456", "name": "Wang Fang",
+                                              "area": VILLAGE11})
+        assert r.status_code in (200, 201), r.text
+    with web_node.client("wang") as c:
+        for n in range(23):
+            r = c.post("/open311/v2/requests.json", data={
+                "service_code": "event-sanitation-exposed_garbage", "lat": str(SPOT["lat"]),
+                "long": str(SPOT["lon"]), "description": f"Wang's report {n}"})
+            assert r.status_code == 200, r.text
+    context, page = signed_in(browser, web_node.url, web_node.keys["wang"], "/citizen",
+                              viewport=PHONE, is_mobile=True, has_touch=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.wait_for_selector("body.ready", timeout=20_000)
+    page.click("#tabs button[data-tab=mine]")
+    cards = page.locator("#my-reports article.report")
+    more = page.locator("#my-reports button[data-action=more-reports]")
+    more.wait_for(timeout=10_000)
+    assert cards.count() == 20
+    assert "Wang's report 22" in cards.first.inner_text()
+    more.click()
+    page.wait_for_function("document.querySelectorAll('#my-reports article.report').length "
+                           "=== 23", timeout=10_000)
+    assert more.count() == 0
+    assert "Wang's report 0" in cards.last.inner_text()
+    texts = cards.evaluate_all("els => els.map(e => e.dataset.request)")
+    assert len(set(texts)) == 23
+    assert errors == []
+    context.close()
+
+
 def test_report_a_problem_with_a_photo(web_node, browser, artifacts, tmp_path):
     photo = tmp_path / "rubbish.png"
     photo.write_bytes(png(48, 32, (90, 160, 60)))
@@ -185,6 +259,7 @@ def test_a_refused_photo_is_said_and_nothing_is_filed(web_node, browser, tmp_pat
     # Not an image the browser can shrink, and over the limit: sent as it is, and refused.
     big = tmp_path / "huge.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(9 << 20))
+    before = _my_report_ids(web_node)
     context, page, errors = _portal(browser, web_node)
     _fill_report(page, "This one should not be filed")
     page.locator("#report-form input[name=photo]").set_input_files(str(big))
@@ -194,7 +269,7 @@ def test_a_refused_photo_is_said_and_nothing_is_filed(web_node, browser, tmp_pat
                            ".includes('not taken')", timeout=20_000)
     assert "Too large (413)" in error.inner_text() and "8 MiB" in error.inner_text()
     assert page.locator("#tab-report").is_visible()  # still on the form, to choose again
-    assert page.evaluate("localStorage.length") == 0  # no report was sent
+    assert _my_report_ids(web_node) == before  # no report was sent
 
     # Removing the photo lets the report go without one.
     page.click("#photo-clear")
@@ -302,10 +377,8 @@ def test_rate_a_finished_incident(web_node, browser, artifacts):
         assert not case["finished"]
     _finish(web_node, case["incident_id"])
 
-    context, page, errors = _portal(browser, web_node)
-    page.evaluate("([k, v]) => localStorage.setItem(k, JSON.stringify([v]))",
-                  [f"cityops.citizen.reports.{LI['id']}", request_id])
-    page.click("#tabs button[data-tab=rate]")
+    # Filed outside the portal: the Rate tab finds it on the server all the same.
+    context, page, errors = _portal(browser, web_node, "rate")
     card = page.locator(f"#to-rate article[data-subject='incident:{case['incident_id']}']")
     card.wait_for(timeout=10_000)
     card.locator("select[name=grade]").select_option("satisfied")
@@ -326,5 +399,6 @@ def test_rate_a_finished_incident(web_node, browser, artifacts):
 def test_the_case_of_a_request_is_for_citizen_keys_only(web_node):
     with web_node.client("operator") as op:
         assert op.get("/api/v1/citizens/me/reports/123").status_code == 403
+        assert op.get("/api/v1/citizens/me/reports").status_code == 403
     with web_node.client("li") as c:
         assert c.get("/api/v1/citizens/me/reports/nope").status_code == 404

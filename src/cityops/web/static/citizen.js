@@ -13,16 +13,9 @@ const GRADES = [["very_satisfied", "Very satisfied"], ["satisfied", "Satisfied"]
 const words = (s) => String(s || "").replace(/_/g, " ");
 const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "");
 
-// The request ids this citizen filed, remembered in this browser (Open311 publishes no owner).
-const reportsKey = () => `cityops.citizen.reports.${state.citizen ? state.citizen.id : state.me.key}`;
-function myReportIds() {
-  try { return JSON.parse(localStorage.getItem(reportsKey()) || "[]"); } catch { return []; }
-}
-function rememberReport(id) {
-  const ids = myReportIds().filter((x) => x !== id);
-  ids.unshift(id);
-  localStorage.setItem(reportsKey(), JSON.stringify(ids.slice(0, 200)));
-}
+// The citizen's own reports, kept by the server for every key of theirs: a page at a time.
+const MY_REPORTS = "/api/v1/citizens/me/reports";
+const reportsPage = (cursor, limit) => api(`${MY_REPORTS}?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
 
 // Open311 speaks its own error shape: [{"code", "description"}].
 async function open311(path, { form } = {}) {
@@ -214,7 +207,6 @@ async function sendReport(form) {
       error.textContent = "";
     }
     const [answer] = await open311("requests.json", { form: fields });
-    rememberReport(answer.service_request_id);
     form.reset();
     state.uploaded = null;
     showChosenPhoto(form);
@@ -232,20 +224,12 @@ async function sendReport(form) {
 // -- mine --------------------------------------------------------------------------------------
 
 async function loadMine() {
-  const ids = myReportIds();
   const reports = document.getElementById("my-reports");
-  if (!ids.length) reports.replaceChildren(el("p", { class: "quiet", text: "No reports sent from this phone yet." }));
+  const first = await reportsPage(null, 20);
+  if (!first.items.length) reports.replaceChildren(el("p", { class: "quiet", text: "No reports sent yet." }));
   else {
-    const list = await open311(`requests.json?service_request_id=${ids.map(encodeURIComponent).join(",")}`);
-    reports.replaceChildren(...list.map((r) => el("article", { class: `card report ${r.status}`, "data-request": r.service_request_id },
-      el("span", { class: "st", text: r.status }),
-      el("h2", { text: r.service_name }),
-      el("p", { class: "meta", text: `${r.service_request_id} · ${r.address || ""}` }),
-      r.description ? el("p", { text: r.description }) : null,
-      ownPhoto(r.media_url),
-      el("p", { class: "meta notes", text: r.status_notes || "" }),
-      el("p", { class: "meta", text: [r.agency_responsible, r.expected_datetime ? `expected by ${r.expected_datetime.slice(0, 16).replace("T", " ")}` : null].filter(Boolean).join(" · ") }))));
-    showPhotos(reports);
+    reports.replaceChildren();
+    showReports(reports, first);
   }
   const [orders, subs] = await Promise.all([api("/api/v1/hotline/orders"), api("/api/v1/submissions")]);
   const ordersBox = document.getElementById("my-orders");
@@ -256,6 +240,38 @@ async function loadMine() {
     : [el("p", { class: "quiet", text: "No hotline orders." })]));
   const subsBox = document.getElementById("my-submissions");
   subsBox.replaceChildren(...(subs.items.length ? subs.items.map(submissionCard) : [el("p", { class: "quiet", text: "No applications yet." })]));
+}
+
+function reportCard(r) {
+  return el("article", { class: `card report ${r.status}`, "data-request": r.service_request_id, "data-incident": r.incident_id },
+    el("span", { class: "st", text: r.status }),
+    el("h2", { text: r.service_name }),
+    el("p", { class: "meta", text: `${r.service_request_id} · ${r.address || ""}` }),
+    r.description ? el("p", { text: r.description }) : null,
+    ownPhoto(r.media_url),
+    el("p", { class: "meta notes", text: r.status_notes || "" }),
+    el("p", { class: "meta", text: [r.agency_responsible, r.expected_datetime ? `expected by ${r.expected_datetime.slice(0, 16).replace("T", " ")}` : null].filter(Boolean).join(" · ") }));
+}
+
+// Appends a page of reports, and a button for the next page while there is one.
+function showReports(box, page) {
+  const cards = page.items.map(reportCard);
+  box.append(...cards);
+  for (const card of cards) showPhotos(card);
+  if (!page.next) return;
+  const more = el("button", { type: "button", class: "small", "data-action": "more-reports" }, "Older reports");
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const next = await reportsPage(page.next, 20);
+      more.remove();
+      showReports(box, next);
+    } catch (e) {
+      more.disabled = false;
+      toast(e.readable || String(e));
+    }
+  });
+  box.append(more);
 }
 
 // Only a photo uploaded here is shown (fetched with the key); the page loads nothing from
@@ -386,11 +402,19 @@ async function loadRate() {
   const [orders, subs, reviews] = await Promise.all([api("/api/v1/hotline/orders"), api("/api/v1/submissions"), api("/api/v1/reviews")]);
   const rated = new Map(reviews.items.map((r) => [`${r.subject_kind}:${r.subject_id}`, r]));
   const things = [];
-  for (const id of myReportIds()) {
-    try {
-      const c = await api(`/api/v1/citizens/me/reports/${encodeURIComponent(id)}`);
-      if (c.finished) things.push({ kind: "incident", id: c.incident_id, title: c.title || `Report ${id}`, what: `my report ${id}` });
-    } catch { /* gone or not readable: nothing to rate */ }
+  // Several reports may have joined one case: it is rated once. Only the newest 500 reports
+  // are looked through, as every one of them costs the server a read of its case.
+  const cases = new Set();
+  let cursor = null;
+  for (let pages = 0; pages < 5; pages++) {
+    const page = await reportsPage(cursor, 100);
+    for (const r of page.items) {
+      if (!r.finished || cases.has(r.incident_id)) continue;
+      cases.add(r.incident_id);
+      things.push({ kind: "incident", id: r.incident_id, title: r.title || `Report ${r.service_request_id}`, what: `my report ${r.service_request_id}` });
+    }
+    cursor = page.next;
+    if (!cursor) break;
   }
   for (const o of orders.items) if (["answered", "closed"].includes(o.status)) things.push({ kind: "hotline_order", id: o.number, title: o.title, what: `hotline order ${o.number}` });
   for (const s of subs.items) for (const a of s.applications || []) {
