@@ -9,19 +9,12 @@ import pytest
 
 from cityops.domain.city import Department, Staff
 from cityops.packs.categories_file import default_categories
+from tests.clock_kit import Clock
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MONDAY_10 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI).timestamp()
 HERE = {"lat": 31.15, "lon": 121.45}  # Town 1, Village 1 of the grid city
 VILLAGE = "990001001001"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

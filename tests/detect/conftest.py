@@ -10,14 +10,7 @@ import pytest
 from cityops.bench.pipeline import score
 from cityops.scenarios.loader import load_scenarios
 from cityops.sim.anomalies import AnomalousSimulator, AnomalyPlan, Label
-
-
-class ReplayClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock_kit import Clock as ReplayClock
 
 
 class Replay:

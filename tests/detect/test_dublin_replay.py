@@ -16,6 +16,7 @@ import msgspec
 from cityops.domain.city import ChannelSpec, DeviceKind
 from cityops.domain.scenarios.spec import seconds
 from cityops.packs.grid import generate
+from tests.clock_kit import Clock as ReplayClock
 
 DUBLIN = ZoneInfo("Europe/Dublin")
 START = dt.datetime(2015, 1, 1)
@@ -52,14 +53,6 @@ def dublin_pack(monitors):
                                    timezone="Europe/Dublin")
     return msgspec.structs.replace(pack, info=info, devices=devices,
                                    kinds={**pack.kinds, "noise": hourly})
-
-
-class ReplayClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_dublin_noise_replay(tmp_path, live_node, shared_data):

@@ -9,16 +9,9 @@ import numpy as np
 
 from cityops.domain.city import Device
 from cityops.packs.grid import DISTRICT, generate
+from tests.clock_kit import Clock as ReplayClock
 
 WEEK_H = 168
-
-
-class ReplayClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def kpi_pack():

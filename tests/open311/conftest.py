@@ -16,6 +16,7 @@ import pytest
 from cityops.domain.city import Department, Staff
 from cityops.packs.categories_file import default_categories
 from cityops.packs.grid import generate as grid_city
+from tests.clock_kit import Clock
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MONDAY_10 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI).timestamp()
@@ -24,14 +25,6 @@ VILLAGE = "990001001001"
 BASE = "/open311/v2"
 NOISE = "event-environment-noise_nuisance"
 GARBAGE = "event-sanitation-exposed_garbage"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def open311_city():

@@ -25,17 +25,10 @@ from cityops.domain.onestop.catalogue import (
 )
 from cityops.domain.onestop.policies import Policy
 from cityops.serve.onestop import onestop_of
+from tests.clock_kit import Clock
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MONDAY_10 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI).timestamp()
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 NAME = FormField("shop_name", "Shop name")

@@ -17,6 +17,7 @@ from cityops.domain.citizens import Citizen
 from cityops.domain.city import Department
 from cityops.domain.onestop.applications import Actor, submission_overdue
 from cityops.domain.onestop.catalogue import Bundle, Catalogue, FormField, ServiceItem
+from tests.clock_kit import Clock
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 FRIDAY_15 = dt.datetime(2026, 11, 20, 15, 0, tzinfo=SHANGHAI).timestamp()
@@ -38,14 +39,6 @@ STREETS = Actor("k-streets", Role.DEPARTMENT, Scope(department="streets"))
 TRADE = Actor("k-trade", Role.DEPARTMENT, Scope(department="trade"))
 WANG = Actor("k-wang", Role.CITIZEN, Scope(), "c-wang")
 PHONE = "13900000009"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -14,18 +14,11 @@ from cityops.domain.citizens import Citizen
 from cityops.domain.city import Department
 from cityops.domain.incidents.workflow import Actor, Refused
 from cityops.serve.cabinets import WrongCode
+from tests.clock_kit import Clock
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MONDAY_10 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI).timestamp()
 OPERATOR = Actor("k_op", Role.OPERATOR, Scope(), "agent")
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
