@@ -18,23 +18,9 @@ import pytest
 from cityops.bench.server import ServerProcess
 from cityops.packs.format import save_pack
 from cityops.packs.grid import generate as grid_city
+from tests.pack_kit import LOUD
 
 PER_BATCH = 25  # timestamps per batch: 25 x 40 devices = 1,000 readings a request
-LOUD = """
-name: loud
-version: 1
-title: Very loud
-category: {code: event.test.loud, kind: event, major: test, minor: loud, name: Loud}
-departments: [environment]
-urgency: high
-rules:
-  - id: over_80
-    type: threshold
-    kind: noise
-    above: 80
-    clear_below: 70
-    title: Noise over 80 dB(A)
-"""
 
 
 class Sender(threading.Thread):

@@ -22,24 +22,7 @@ from cityops.bench.server import ServerProcess
 from cityops.packs.format import save_pack
 from cityops.packs.grid import generate as grid_city
 from cityops.store.base import open_store
-
-# Alternating loud and quiet spells make one alert episode per loud spell; merging is off so
-# that every alert is a case of its own.
-LOUD = """
-name: loud
-version: 1
-title: Very loud
-category: {code: event.test.loud, kind: event, major: test, minor: loud, name: Loud}
-departments: [environment]
-urgency: high
-rules:
-  - id: over_80
-    type: threshold
-    kind: noise
-    above: 80
-    clear_below: 70
-    title: Noise over 80 dB(A)
-"""
+from tests.pack_kit import LOUD
 
 
 @dataclass
@@ -112,6 +95,8 @@ def cluster(tmp_path, postgres_url, nats_url):
     tag = uuid.uuid4().hex[:10]
     city = tmp_path / "city"
     pack = grid_city(devices={"noise": 40, "gps": 2})
+    # Alternating loud and quiet spells make one alert episode per loud spell; merging is off
+    # so that every alert is a case of its own.
     pack.categories.append(Category(code="event.test.loud", name="Loud", kind="event",
                                     major="test", minor="loud", departments=["environment"],
                                     merge_radius_m=0))
