@@ -438,7 +438,8 @@ class Panes:
         flat = group * self.SLOTS + pane % self.SLOTS
         # A slot holds one pane: the newest one that maps to it wins, older rows there are lost
         # (they are more than 64 panes older than a reading of their group).
-        if flat.size * self.DENSE_FROM >= self.pane.size:
+        dense = flat.size * self.DENSE_FROM >= self.pane.size
+        if dense:
             # Many rows (a switch-over from exact rows holds every group's last 128): one pass
             # over all slots beats sorting the rows, by 3-4 times, and a switch-over holds
             # the event loop while it runs.
@@ -457,7 +458,7 @@ class Panes:
                              (self.high, -np.inf)):
             table.ravel()[fresh] = empty
         newest = np.maximum(newest, held)
-        if row_slot is flat:
+        if dense:
             self.pane.ravel()[:] = newest
         else:
             self.pane.ravel()[slots] = newest
