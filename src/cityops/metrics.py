@@ -71,6 +71,8 @@ class NodeMetrics:
                                   "How late the event loop woke a 20 ms timer",
                                   buckets=LATENCY_BUCKETS, registry=r)
         self.devices = Gauge("cityops_devices", "Registered devices", registry=r)
+        self.refused = Counter("cityops_requests_refused", "Requests refused by fair share "
+                               "(rate, in_flight, auth)", ["reason"], registry=r)
         self.rate = RateMeter()
 
     def watch_queue(self, name: str, depth) -> None:

@@ -46,6 +46,15 @@ class Settings(msgspec.Struct, kw_only=True):
     max_stream_lag: int = 50_000  # detection backlog (messages) beyond which ingest says 503
     loop_stall_ms: float | None = None  # log the loop's stack whenever it is held this long
     mqtt_share: str = "cityops"  # shared-subscription group of the ingest nodes' MQTT intake
+    # -- the trust boundary (docs/security.md) -------------------------------------------------
+    public_base_url: str = ""  # absolute URLs the node gives out start with this, never Host
+    body_timeout_s: float = 30.0  # a request body must arrive within this long (else 408)
+    rate_per_key: float = 1000.0  # requests a second per key (token bucket), then 429
+    burst_per_key: float = 2000.0
+    in_flight_per_key: int = 32  # a key's requests in progress at once, then 429
+    public_rate: float = 100.0  # per source address on routes that take no key
+    auth_failures_per_min: int = 20  # failed authentications per address before 429
+    open_status: bool = False  # /status.json and /metrics answer without a key
 
     @property
     def cluster(self) -> bool:

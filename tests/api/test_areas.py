@@ -34,7 +34,7 @@ async def test_openapi_document_is_valid_and_lists_the_api(live):
 
 
 async def test_metrics_speak_prometheus(live):
-    async with live.client() as c:
+    async with live.client(await live.key("admin")) as c:
         text = (await c.get("/metrics")).text
     for name in ("cityops_readings_accepted_total", "cityops_readings_rejected_total",
                  'cityops_queue_depth{queue="history_writer"}', "cityops_store_seconds",

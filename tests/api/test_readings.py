@@ -170,10 +170,18 @@ async def test_many_concurrent_batches_all_land(live):
     assert await count(live) == 20 * len(devices)
 
 
-@pytest.mark.parametrize("path", ["/metrics", "/healthz"])
-async def test_operations_endpoints_are_open(live, path):
+async def test_health_is_open_and_metrics_need_a_key(live):
     async with live.client() as c:
-        assert (await c.get(path)).status_code == 200
+        assert (await c.get("/healthz")).status_code == 200
+        assert (await c.get("/metrics")).status_code == 401
+    async with live.client(await live.key("operator")) as c:
+        assert (await c.get("/metrics")).status_code == 200
+
+
+async def test_metrics_open_where_the_setting_says(tmp_path, grid_pack, live_node):
+    async with live_node(grid_pack, tmp_path / "d", open_status=True) as node, \
+            node.client() as c:
+        assert (await c.get("/metrics")).status_code == 200
 
 
 async def test_multichannel_readings_count_as_readings(live):
@@ -183,6 +191,7 @@ async def test_multichannel_readings_count_as_readings(live):
     async with live.client(key) as c:
         first = (await post(c, [aq])).json()
         again = (await post(c, [aq, {**aq, "ts": now + 1}])).json()
+    async with live.client(await live.key("admin")) as c:
         metrics = (await c.get("/metrics")).text
     assert first == {"accepted": 1, "duplicates": 0, "rejected": []}
     assert again == {"accepted": 2, "duplicates": 1, "rejected": []}

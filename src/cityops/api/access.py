@@ -1,4 +1,7 @@
-"""Request-level access: who is calling (bearer key) and whether their role may do this."""
+"""Request-level access: who is calling (bearer key) and whether their role may do this.
+
+Failed authentication is counted per source address (`FairShare`): an address that keeps
+guessing is told to wait with 429 before its next guess reaches the key store."""
 
 from __future__ import annotations
 
@@ -7,10 +10,21 @@ from collections.abc import Collection
 from starlette.requests import Request
 
 from cityops.api.errors import ApiError
+from cityops.api.fairshare import share_of, source_of
 from cityops.domain.access import Principal, Role
 
 
+def _refused(request: Request, error: str) -> ApiError:
+    share = share_of(request)
+    if share is not None:
+        share.failed(source_of(request))
+    return ApiError(401, error, headers={"WWW-Authenticate": "Bearer"})
+
+
 async def principal(request: Request, allowed: Collection[Role]) -> Principal:
+    share = share_of(request)
+    if share is not None:
+        share.check_source(source_of(request))
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -18,7 +32,7 @@ async def principal(request: Request, allowed: Collection[Role]) -> Principal:
                        headers={"WWW-Authenticate": "Bearer"})
     who = await request.app.state.node.keys.resolve(secret.strip())
     if who is None:
-        raise ApiError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise _refused(request, "unknown, expired or revoked API key")
     if who.role not in allowed:
         need = ", ".join(sorted(r.value for r in allowed))
         raise ApiError(403, f"a {who.role.value} key may not do this (needs one of: {need})")

@@ -6,6 +6,7 @@ import contextlib
 import gc
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -29,7 +30,11 @@ from cityops.api import (
     status,
 )
 from cityops.api.errors import HANDLERS, json_response
+from cityops.api.fairshare import FairShare, Limits
+from cityops.api.headers import SecurityHeaders
 from cityops.api.openapi import document
+from cityops.api.route import starlette_routes
+from cityops.api.table import TABLE
 from cityops.api.onestop_routes import ROUTES as ONESTOP_ROUTES
 from cityops.api.serve_routes import ROUTES as SERVE_ROUTES
 from cityops.open311.routes import mount as open311_mount
@@ -60,7 +65,8 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
     async def openapi(request):
         return json_response(spec)
 
-    routes = [
+    declared = {(e.path, e.method) for e in TABLE}
+    legacy = [
         Route("/", status.status_page),
         Route("/status.json", status.status_json),
         Route("/healthz", ops.healthz),
@@ -120,6 +126,16 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
               citizen_reports.citizen_report),
         Mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    legacy = [r for r in legacy if not (isinstance(r, Route) and any(
+        (r.path, m) in declared for m in (r.methods or ())))]
+    routes = [*starlette_routes(TABLE), *legacy]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan,
+                    middleware=[Middleware(SecurityHeaders)])
     app.state.node = node
+    s = node.settings
+    app.state.fairshare = FairShare(Limits(
+        rate=s.rate_per_key, burst=s.burst_per_key, in_flight=s.in_flight_per_key,
+        public_rate=s.public_rate, public_burst=2 * s.public_rate,
+        auth_failures=s.auth_failures_per_min),
+        count=lambda reason: node.metrics.refused.labels(reason).inc())
     return app

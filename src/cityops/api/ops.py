@@ -1,74 +1,136 @@
-"""Operations: health, metrics, dead letters, history counts, who am I."""
+"""Operations: health, readiness, metrics, dead letters, history counts, who am I."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated, Any
 
 import msgspec
-from starlette.requests import Request
 from starlette.responses import Response
 
 from cityops.api.access import principal
-from cityops.api.errors import json_response
-from cityops.api.paging import int_cursor, limit_of
 from cityops.api.params import time_us
-from cityops.domain.access import READ_OPERATIONS, Role
+from cityops.api.route import ALL_ROLES, PUBLIC, Call, Endpoint, Reply, Scope
+from cityops.domain.access import READ_OPERATIONS
+from cityops.store.base import DeadLetter
+
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+TimeParam = Annotated[str, msgspec.Meta(max_length=40, description="RFC 3339 or epoch seconds")]
 
 
-async def healthz(request: Request) -> Response:
-    node = request.app.state.node
-    return json_response({
-        "status": "ok",
-        "uptime_s": round(time.time() - node.started_at, 1),
-        "devices": len(node.registry),
-        "store": node.store.url.split("@")[-1] if "@" in node.store.url else node.store.url,
-        "mqtt": None if node.mqtt is None else ("connected" if node.mqtt.connected else "down"),
-    })
+class Health(msgspec.Struct):
+    status: str
+    uptime_s: float
+    devices: int
+    store: str
+    mqtt: str | None
 
 
-async def readyz(request: Request) -> Response:
+class Readiness(msgspec.Struct):
+    status: str
+    checks: dict[str, dict[str, Any]]
+
+
+class Page(msgspec.Struct):
+    limit: Limit = 100
+    cursor: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None = None
+
+
+class DeadLetters(msgspec.Struct):
+    items: list[DeadLetter]
+    next: str | None
+    total: int
+
+
+class Span(msgspec.Struct):
+    from_: TimeParam | None = msgspec.field(default=None, name="from")
+    to: TimeParam | None = None
+
+
+class HistoryCount(msgspec.Struct):
+    readings: int
+    writer: dict[str, float]
+
+
+class Me(msgspec.Struct):
+    key: str
+    role: str
+    scope: str
+    name: str
+    expires_at: float | None = None
+
+
+def _store_name(url: str) -> str:
+    return url.split("@")[-1] if "@" in url else url
+
+
+async def healthz(call: Call[None, Any]) -> Health:
+    node = call.node
+    return Health("ok", round(time.time() - node.started_at, 1), len(node.registry),
+                  _store_name(node.store.url),
+                  None if node.mqtt is None else ("connected" if node.mqtt.connected else "down"))
+
+
+async def readyz(call: Call[None, Any]) -> Reply:
     """Ready to take traffic? Each dependency is checked; any down answers 503 so a load
     balancer sends readings elsewhere while this node reconnects (with backoff)."""
-    node = request.app.state.node
-    checks = await node.readiness()
+    checks = await call.node.readiness()
     ok = all(c["ok"] for c in checks.values())
-    headers = None if ok else {"Retry-After": "5"}
-    return json_response({"status": "ready" if ok else "degraded", "checks": checks},
-                         200 if ok else 503, headers)
+    return Reply(Readiness("ready" if ok else "degraded", checks), 200 if ok else 503,
+                 None if ok else {"Retry-After": "5"})
 
 
-async def metrics(request: Request) -> Response:
-    node = request.app.state.node
-    return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+async def guard_open(call: Call[Any, Any]) -> None:
+    """The node's figures are for operators unless the city chose to publish them."""
+    if not call.node.settings.open_status:
+        await principal(call.request, READ_OPERATIONS)
 
 
-async def dead_letters(request: Request) -> Response:
-    node = request.app.state.node
-    await principal(request, READ_OPERATIONS)
-    limit = limit_of(request)
-    before = int_cursor(request) or None
-    letters = await node.store.list_dead_letters(limit=limit + 1, before_id=before)
+async def metrics(call: Call[None, Any]) -> Response:
+    await guard_open(call)
+    return Response(call.node.metrics.render(),
+                    media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def dead_letters(call: Call[None, Page]) -> DeadLetters:
+    node = call.node
+    limit = call.query.limit
+    letters = await node.store.list_dead_letters(limit=limit + 1,
+                                                 before_id=call.query.cursor or None)
     more = len(letters) > limit
     letters = letters[:limit]
-    return json_response({
-        "items": [msgspec.to_builtins(letter) for letter in letters],
-        "next": str(letters[-1].id) if more and letters else None,
-        "total": await node.store.count_dead_letters(),
-    })
+    return DeadLetters(letters, str(letters[-1].id) if more and letters else None,
+                       await node.store.count_dead_letters())
 
 
-async def history_count(request: Request) -> Response:
+async def history_count(call: Call[None, Span]) -> HistoryCount:
     """Distinct readings in the history, optionally within [from, to)."""
-    node = request.app.state.node
-    await principal(request, READ_OPERATIONS)
-    q = request.query_params
-    from_us = time_us(q.get("from"), "from", 0) if q.get("from") else None
-    to_us = time_us(q.get("to"), "to", 0) if q.get("to") else None
+    node = call.node
+    q = call.query
+    from_us = time_us(q.from_, "from", 0) if q.from_ else None
+    to_us = time_us(q.to, "to", 0) if q.to else None
     count = await asyncio.to_thread(node.reader.count, from_us, to_us)
-    return json_response({"readings": count, "writer": node.history.stats})
+    return HistoryCount(count, node.history.stats)
 
 
-async def whoami(request: Request) -> Response:
-    who = await principal(request, frozenset(Role))
-    return json_response({"key": who.key_id, "role": who.role.value, "scope": str(who.scope)})
+async def whoami(call: Call[None, Any]) -> Me:
+    who = call.principal
+    return Me(who.key_id, who.role.value, str(who.scope), who.name,
+              getattr(who, "expires_at", None))
+
+
+ROUTES = [
+    Endpoint("GET", "/healthz", healthz, "Liveness", PUBLIC, Scope.NONE, response=Health),
+    Endpoint("GET", "/readyz", readyz, "Readiness: store, history writer, bus, MQTT", PUBLIC,
+             Scope.NONE, response=Readiness, errors=(503,)),
+    Endpoint("GET", "/metrics", metrics, "Prometheus text format (a key unless open_status)",
+             PUBLIC, Scope.NONE, media_type="text/plain", errors=(401, 403)),
+    Endpoint("GET", "/api/v1/me", whoami, "The calling key's role, scope and expiry",
+             ALL_ROLES, Scope.NONE, response=Me),
+    Endpoint("GET", "/api/v1/dead-letters", dead_letters,
+             "Input that could not be taken, with the reason; newest first",
+             READ_OPERATIONS, Scope.CITY, query=Page, response=DeadLetters),
+    Endpoint("GET", "/api/v1/history/count", history_count, "Distinct readings stored",
+             READ_OPERATIONS, Scope.CITY, query=Span, response=HistoryCount),
+]

@@ -6,6 +6,8 @@ every log line gets the masked form (SPEC section 5, privacy).
 
 from __future__ import annotations
 
+from typing import Any
+
 import datetime as dt
 
 import msgspec
@@ -20,7 +22,7 @@ class Citizen(msgspec.Struct, frozen=True, kw_only=True):
     area: str = ""  # village code of the registered residence
     address: str = ""
     # Facts policies read: {"lives_alone": true, "disability_level": 2, "hukou": "local"} ...
-    attributes: dict[str, object] = {}
+    attributes: dict[str, Any] = {}
 
     def age_on(self, day: dt.date) -> int | None:
         if self.birth_date is None:

@@ -23,6 +23,8 @@ consultation is due then anyway).
 
 from __future__ import annotations
 
+from typing import Any
+
 import datetime as dt
 import enum
 
@@ -85,7 +87,7 @@ class Move(msgspec.Struct, frozen=True, omit_defaults=True):
     actor_name: str = ""
     role: str = ""
     note: str = ""
-    detail: dict[str, object] = {}
+    detail: dict[str, Any] = {}
 
 
 class HotlineOrder(msgspec.Struct, kw_only=True):

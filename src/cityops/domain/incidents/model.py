@@ -7,6 +7,8 @@ problem are merged into the incident and counted, not opened again.
 
 from __future__ import annotations
 
+from typing import Any
+
 import enum
 
 import msgspec
@@ -62,7 +64,7 @@ class Report(msgspec.Struct, frozen=True, omit_defaults=True):
     lat: float | None = None
     lon: float | None = None
     reporter: str = ""
-    data: dict[str, object] = {}
+    data: dict[str, Any] = {}
 
 
 class Offer(msgspec.Struct, frozen=True):
@@ -197,4 +199,4 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str = ""
     order_id: str = ""
     actor_name: str = ""
-    detail: dict[str, object] = {}
+    detail: dict[str, Any] = {}

@@ -1,0 +1,296 @@
+"""The route table's vocabulary: every HTTP route of a node is one `Endpoint`, declared beside
+its feature, and this module turns the declarations into Starlette routes.
+
+An endpoint says what it takes (a query model, a body model with its byte limit), what it
+answers (a response model and status), who may call it (roles, or `PUBLIC`) and how the key's
+scope applies (`Scope`). The wrapper built here does the rest, once for every route: it reads
+the body within its limit and deadline, decodes and validates query and body into the models
+(400 naming the field), resolves the key, applies fair-share limits, loads the record a route
+acts on and checks the key's scope against it as stored (404 when outside, so a key learns
+nothing of records elsewhere), maps domain errors to statuses, and encodes the answer. Handlers
+are small functions of a `Call`; the OpenAPI document is generated from the same declarations
+(`cityops.api.openapi`), so what is served and what is documented cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cityops.api.errors import ApiError, json_response
+from cityops.api.limits import (
+    DEFAULT_BODY,
+    check_depth,
+    read_body,
+)
+from cityops.domain.access import Principal, Role
+
+B = TypeVar("B")
+Q = TypeVar("Q")
+R = TypeVar("R")
+
+ALL_ROLES: frozenset[Role] = frozenset(Role)
+PUBLIC: frozenset[Role] = frozenset()  # no key is asked for
+
+
+class Scope(enum.Enum):
+    """How a key's scope applies to a route. Every route names one; the generated scope test
+    (tests/api/test_route_scope.py) walks each route by its policy."""
+
+    NONE = "none"  # nothing scoped: public pages, health, the catalogue, the key itself
+    CITY = "city"  # city-wide data (dead letters, the audit log, node figures): only keys
+    # with no area or department scope
+    LIST = "list"  # a list narrowed to what the key's scope covers
+    RECORD = "record"  # acts on one stored record, loaded by the endpoint's `guard`
+    OWN = "own"  # a citizen's or a field person's own things, found by the key's name
+    CREATE = "create"  # makes (or moves) a record: the destination is checked, and any
+    # record already stored under that id is checked as stored
+
+
+@dataclass(frozen=True)
+class Guard(Generic[R]):
+    """How a `Scope.RECORD` route finds its record and whether the key may see it.
+
+    `load` gets the call (with the principal) and the path parameter `param`; it answers the
+    record or None. `sees` answers whether the key's scope covers the record as stored. A
+    record that does not exist and one outside the scope both answer 404 with the same text.
+    """
+
+    kind: str  # what the record is ("citizen", "device" ...): errors and the scope test say it
+    param: str
+    load: Callable[[Call[Any, Any]], Awaitable[R | None]]
+    sees: Callable[[Call[Any, Any], R], bool | Awaitable[bool]]
+
+
+@dataclass
+class Call(Generic[B, Q]):
+    """What a handler gets: the request, the resolved key, and the decoded inputs."""
+
+    request: Request
+    who: Principal | None
+    body: B
+    query: Q
+    record: Any = None
+    path: Mapping[str, str] = field(default_factory=dict)
+    body_limit: int = DEFAULT_BODY
+    started: float = 0.0
+
+    async def raw_body(self) -> bytes:
+        """The body as bytes, within the route's limit and the node's body deadline (for
+        routes that decode their own: reading batches, photos, Open311 forms)."""
+        return await read_body(self.request, self.body_limit, self.started)
+
+    @property
+    def node(self) -> Any:
+        return self.request.app.state.node
+
+    @property
+    def principal(self) -> Principal:
+        """The key of a route that asks for one (never None there)."""
+        assert self.who is not None, "a PUBLIC route has no principal"
+        return self.who
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer with a status or headers other than the endpoint's declared ones."""
+
+    body: Any
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+
+
+Handler = Callable[[Call[Any, Any]], Awaitable[Any]]
+
+
+class NoQuery(msgspec.Struct, forbid_unknown_fields=False):
+    """Routes that take no query parameters ignore any that are sent, as HTTP servers do."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route, declared once."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    roles: frozenset[Role]
+    scope: Scope
+    query: type = NoQuery
+    body: type | None = None
+    body_limit: int = DEFAULT_BODY
+    body_required: bool = True
+    response: Any = None  # a type for the schema; None: no JSON body documented
+    status: int = 200
+    media_type: str = "application/json"  # of the answer, for the document
+    guard: Guard[Any] | None = None
+    errors: tuple[int, ...] = ()  # statuses beyond the ones the declaration implies
+    tags: tuple[str, ...] = ()
+    raw_body: bool = False  # the handler reads the body itself (streams, photos, forms)
+    request_content: Mapping[str, Any] | None = None  # documented media of a raw body: a
+    # type or a JSON schema per media type
+    also_ok: tuple[int, ...] = ()  # other success statuses (200 for an update of a 201 route)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.scope is Scope.RECORD and self.guard is None:
+            raise TypeError(f"{self.method} {self.path}: a RECORD route needs a guard")
+        if self.guard is not None and "{" + self.guard.param not in self.path:
+            raise TypeError(f"{self.method} {self.path}: guard param {self.guard.param!r} "
+                            "is not in the path")
+        if self.scope is not Scope.NONE and not self.roles:
+            raise TypeError(f"{self.method} {self.path}: a scoped route cannot be PUBLIC")
+
+    @property
+    def public(self) -> bool:
+        return not self.roles
+
+    def statuses(self) -> list[int]:
+        """Every status the route may answer: what the declaration implies, and `errors`."""
+        out = {self.status, *self.also_ok, *self.errors}
+        if not isinstance(self.query, type) or self.query is not NoQuery or self.body:
+            out.add(400)
+        if self.body is not None or self.raw_body:
+            out.update({400, 408, 413})
+        if not self.public:
+            out.update({401, 403, 429})
+        if self.guard is not None:
+            out.add(404)
+        return sorted(out)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(kind: type) -> msgspec.json.Decoder[Any]:
+    found = _decoders.get(kind)
+    if found is None:
+        found = _decoders[kind] = msgspec.json.Decoder(kind)
+    return found
+
+
+def decode_json(raw: bytes, kind: type, what: str = "body") -> Any:
+    """`raw` as `kind`, or a 400 that names the field at fault."""
+    try:
+        value = _decoder(kind).decode(raw)
+    except msgspec.ValidationError as error:
+        raise ApiError(400, f"invalid {what}: {error}") from None
+    except msgspec.DecodeError as error:
+        raise ApiError(400, f"{what} is not JSON: {error}") from None
+    except RecursionError:
+        raise ApiError(400, f"{what} is nested too deeply") from None
+    check_depth(value, what)
+    return value
+
+
+def decode_query(request: Request, kind: type) -> Any:
+    """The query string as `kind`: strings are converted to the declared types, and ranges,
+    lengths and enums are checked, so a handler never sees an out-of-range number."""
+    params: dict[str, Any] = {}
+    for name, value in request.query_params.multi_items():
+        if name in params:
+            raise ApiError(400, f"query parameter {name!r} is given more than once")
+        params[name] = value
+    if kind is NoQuery:
+        return NoQuery()
+    try:
+        return msgspec.convert(params, kind, strict=False)
+    except msgspec.ValidationError as error:
+        raise ApiError(400, f"invalid query: {error}".replace("`$.", "`")) from None
+
+
+# -- the wrapper ------------------------------------------------------------------------------
+
+
+def _encode(endpoint: Endpoint, result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    status, headers = endpoint.status, None
+    if isinstance(result, Reply):
+        status = result.status or status
+        headers = dict(result.headers) if result.headers else None
+        result = result.body
+    if result is None and status == 204:
+        return Response(status_code=204, headers=headers)
+    return json_response(result, status, headers)
+
+
+def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    from cityops.api.access import principal
+    from cityops.api.fairshare import admit
+
+    async def endpoint_fn(request: Request) -> Response:
+        who = None
+        started = time.monotonic()
+        if not endpoint.public:
+            who = await principal(request, endpoint.roles)
+        if endpoint.scope is Scope.CITY and who is not None and (
+                who.scope.area is not None or who.scope.department is not None):
+            raise ApiError(403, f"a key scoped to {who.scope} may not read city-wide data")
+        async with admit(request, who, endpoint):
+            query = decode_query(request, endpoint.query)
+            body: Any = None
+            if endpoint.body is not None:
+                raw = await read_body(request, endpoint.body_limit, started)
+                if not raw.strip():
+                    if endpoint.body_required:
+                        raise ApiError(400, "a JSON body is required")
+                    body = endpoint.body()
+                else:
+                    body = decode_json(raw, endpoint.body)
+            call: Call[Any, Any] = Call(request, who, body, query, None,
+                                        request.path_params, endpoint.body_limit, started)
+            guard = endpoint.guard
+            if guard is not None:
+                key = request.path_params[guard.param]
+                record = await guard.load(call)
+                seen = record is not None and guard.sees(call, record)
+                if not isinstance(seen, bool):
+                    seen = await seen
+                if not seen:
+                    raise ApiError(404, f"no {guard.kind} {key!r}")
+                call.record = record
+            return _encode(endpoint, await endpoint.handler(call))
+
+    endpoint_fn.__name__ = endpoint.handler.__name__
+    return endpoint_fn
+
+
+def starlette_routes(table: Sequence[Endpoint]) -> list[Route]:
+    """One Starlette route per path, its methods dispatched to their endpoints (Starlette
+    matches the first route whose path fits, so two routes for one path would hide a 405)."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for e in table:
+        methods = by_path.setdefault(e.path, {})
+        if e.method in methods:
+            raise ValueError(f"{e.method} {e.path} is declared twice")
+        methods[e.method] = e
+    routes = []
+    for path, methods in by_path.items():
+        wrapped = {m: wrap(e) for m, e in methods.items()}
+        if "GET" in wrapped:
+            wrapped.setdefault("HEAD", wrapped["GET"])
+        routes.append(Route(path, _dispatch(path, wrapped), methods=list(wrapped)))
+    return routes
+
+
+def _dispatch(path: str, wrapped: dict[str, Callable[[Request], Awaitable[Response]]]
+              ) -> Callable[[Request], Awaitable[Response]]:
+    if len(wrapped) == 1 or (len(wrapped) == 2 and "HEAD" in wrapped):
+        return next(iter(wrapped.values()))
+
+    async def by_method(request: Request) -> Response:
+        return await wrapped[request.method](request)
+
+    return by_method
