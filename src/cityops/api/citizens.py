@@ -19,7 +19,7 @@ import msgspec
 
 from cityops.api.errors import ApiError
 from cityops.api.route import Call, Endpoint, Guard, Reply, Scope
-from cityops.api.serve_util import CENTRE, STAFF, in_area_scope, is_citizen, serve_of
+from cityops.api.serve_util import CENTRE, STAFF, covers, in_area_scope, is_citizen, serve_of
 from cityops.domain.access import Principal, Role
 from cityops.domain.citizens import Citizen, masked
 from cityops.serve.citizens import Invalid, Taken
@@ -80,7 +80,7 @@ def sees_citizen(call: Call[Any, Any], citizen: Citizen) -> bool:
     who = call.principal
     if who.role is Role.CITIZEN:
         return is_citizen(who, citizen.id)
-    return in_area_scope(who, citizen.area)
+    return covers(call.node, who, citizen.area)
 
 
 CITIZEN = Guard("citizen", "citizen_id", load_citizen, sees_citizen)
@@ -92,7 +92,7 @@ async def get_citizen(call: Call[None, Any]) -> Citizen:
 
 ROUTES = [
     Endpoint("POST", "/api/v1/citizens", post_citizen, "Register or update a citizen",
-             CENTRE, Scope.CREATE, body=CitizenIn, response=Citizen, status=201,
+             CENTRE, Scope.CREATE, kind="citizen", body=CitizenIn, response=Citizen, status=201,
              also_ok=(200,), errors=(409, 503)),
     Endpoint("GET", "/api/v1/citizens/me", get_me, "The calling citizen, whole",
              frozenset({Role.CITIZEN}), Scope.OWN, response=Citizen, errors=(404, 503)),

@@ -133,12 +133,16 @@ class Endpoint:
     status: int = 200
     media_type: str = "application/json"  # of the answer, for the document
     guard: Guard[Any] | None = None
+    kind: str = ""  # the record a LIST, CREATE or OWN route lists, makes or moves (a RECORD
+    # route's is its guard's): the generated scope test makes such records in two areas
     errors: tuple[int, ...] = ()  # statuses beyond the ones the declaration implies
     tags: tuple[str, ...] = ()
     raw_body: bool = False  # the handler reads the body itself (streams, photos, forms)
     request_content: Mapping[str, Any] | None = None  # documented media of a raw body: a
     # type or a JSON schema per media type
     also_ok: tuple[int, ...] = ()  # other success statuses (200 for an update of a 201 route)
+    examples: Mapping[str, str] | None = None  # path parameters other than the guard's, for
+    # the generated tests (an action's name)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -147,8 +151,15 @@ class Endpoint:
         if self.guard is not None and "{" + self.guard.param not in self.path:
             raise TypeError(f"{self.method} {self.path}: guard param {self.guard.param!r} "
                             "is not in the path")
+        if self.scope in (Scope.LIST, Scope.CREATE) and not self.record_kind:
+            raise TypeError(f"{self.method} {self.path}: a {self.scope.value} route names "
+                            "the kind of record it lists or makes")
         if self.scope is not Scope.NONE and not self.roles:
             raise TypeError(f"{self.method} {self.path}: a scoped route cannot be PUBLIC")
+
+    @property
+    def record_kind(self) -> str:
+        return self.guard.kind if self.guard is not None else self.kind
 
     @property
     def public(self) -> bool:
@@ -166,6 +177,33 @@ class Endpoint:
         if self.guard is not None:
             out.add(404)
         return sorted(out)
+
+
+# -- domain errors ----------------------------------------------------------------------------
+
+_STATUS_OF: dict[type[BaseException], int] = {}
+
+
+def errors_map(mapping: Mapping[type[Exception], int]) -> None:
+    """Declare once, beside a feature's routes, which of its domain errors answer which status
+    (`{NotFound: 404, Refused: 409}`); every route's wrapper maps them, so no handler catches
+    a domain error just to turn it into a status."""
+    for kind, status in mapping.items():
+        if kind in (Exception, ValueError, KeyError, RuntimeError, TypeError):
+            raise TypeError(f"map a feature's own error, not the builtin {kind.__name__}")
+        _STATUS_OF[kind] = status
+
+
+def _status_for(error: BaseException) -> int | None:
+    for kind in type(error).__mro__:
+        if kind in _STATUS_OF:
+            return _STATUS_OF[kind]
+    return None
+
+
+def _message(error: BaseException) -> str:
+    reason = getattr(error, "reason", None)
+    return reason if isinstance(reason, str) and reason else str(error)
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -239,20 +277,13 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 who.scope.area is not None or who.scope.department is not None):
             raise ApiError(403, f"a key scoped to {who.scope} may not read city-wide data")
         async with admit(request, who, endpoint):
-            query = decode_query(request, endpoint.query)
-            body: Any = None
-            if endpoint.body is not None:
-                raw = await read_body(request, endpoint.body_limit, started)
-                if not raw.strip():
-                    if endpoint.body_required:
-                        raise ApiError(400, "a JSON body is required")
-                    body = endpoint.body()
-                else:
-                    body = decode_json(raw, endpoint.body)
-            call: Call[Any, Any] = Call(request, who, body, query, None,
-                                        request.path_params, endpoint.body_limit, started)
+            call: Call[Any, Any] = Call(request, who, None, None, None, request.path_params,
+                                        endpoint.body_limit, started)
+            call.query = decode_query(request, endpoint.query)
             guard = endpoint.guard
             if guard is not None:
+                # Before the body: a record the key may not see is refused the same way
+                # whatever was sent, and nothing of the body is read for it.
                 key = request.path_params[guard.param]
                 record = await guard.load(call)
                 seen = record is not None and guard.sees(call, record)
@@ -261,7 +292,24 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 if not seen:
                     raise ApiError(404, f"no {guard.kind} {key!r}")
                 call.record = record
-            return _encode(endpoint, await endpoint.handler(call))
+            if endpoint.body is not None:
+                raw = await read_body(request, endpoint.body_limit, started)
+                if not raw.strip():
+                    if endpoint.body_required:
+                        raise ApiError(400, "a JSON body is required")
+                    call.body = endpoint.body()
+                else:
+                    call.body = decode_json(raw, endpoint.body)
+            try:
+                result = await endpoint.handler(call)
+            except ApiError:
+                raise
+            except Exception as error:
+                status = _status_for(error)
+                if status is None:
+                    raise
+                raise ApiError(status, _message(error)) from None
+            return _encode(endpoint, result)
 
     endpoint_fn.__name__ = endpoint.handler.__name__
     return endpoint_fn

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 
 from cityops.api.errors import ApiError
@@ -11,7 +13,7 @@ from cityops.domain.access import Principal, Role
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION})
 CENTRE = frozenset({Role.ADMIN, Role.OPERATOR})
 __all__ = ["body_of", "cursor_for", "cursor_of", "flag", "serve_of", "is_citizen",
-           "in_area_scope", "STAFF", "CENTRE"]
+           "in_area_scope", "covers", "STAFF", "CENTRE"]
 
 
 def serve_of(request: Request):
@@ -24,6 +26,15 @@ def serve_of(request: Request):
 def is_citizen(who: Principal, citizen_id: str) -> bool:
     """The citizen's own key: a citizen key named with their account id."""
     return who.role is Role.CITIZEN and bool(who.name) and who.name == citizen_id
+
+
+def covers(node: Any, who: Principal, area: str) -> bool:
+    """Whether the key's scope covers a thing in `area`: an area key its branch, a department
+    key the areas its department serves, an unscoped key everything."""
+    if who.scope.department is not None:
+        served = node.department_areas.get(who.scope.department, [])
+        return bool(area) and any(area.startswith(code) for code in served)
+    return in_area_scope(who, area)
 
 
 def in_area_scope(who: Principal, area: str) -> bool:

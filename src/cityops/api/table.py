@@ -3,14 +3,44 @@
 There is no other way to add a route: `create_app` serves exactly this table, the OpenAPI
 document is generated from it, and tests/api/test_route_table.py fails for any route the app
 serves that is not here. Order matters only where a fixed path and a `{param}` path share a
-prefix (`/citizens/me` before `/citizens/{citizen_id}`)."""
+prefix (`/citizens/me` before `/citizens/{citizen_id}`): each feature lists its fixed paths
+first, and features are listed in the order data flows (sense, detect, act, see, serve)."""
 
 from __future__ import annotations
 
-from cityops.api import citizens, ops
+from cityops.api import (
+    alerts,
+    applications,
+    areas,
+    benefits,
+    cabinets,
+    citizen_photos,
+    citizen_reports,
+    citizens,
+    detection,
+    devices,
+    evaluation,
+    field,
+    hotline,
+    incidents,
+    licences,
+    live,
+    mapdata,
+    ops,
+    pages,
+    photos,
+    readings,
+    reviews,
+    services,
+    staff,
+    states,
+    status,
+)
 from cityops.api.route import Endpoint
 
-TABLE: list[Endpoint] = [
-    *ops.ROUTES,
-    *citizens.ROUTES,
-]
+FEATURES = (ops, status, readings, areas, mapdata, devices, states, alerts, detection,
+            incidents, staff, field, photos, evaluation, live, pages,
+            citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
+            services, applications, licences, benefits)
+
+TABLE: list[Endpoint] = [e for feature in FEATURES for e in getattr(feature, "ROUTES", [])]
