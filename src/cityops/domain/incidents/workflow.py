@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable, Mapping
+from types import MethodType
 
 import msgspec
 
 from cityops.domain.access import Principal, Role, Scope, can_see_place
+from cityops.domain.city import AreaCodes
 from cityops.domain.geo import local_authority
 from cityops.domain.incidents.categories import Category, CategoryTable
 from cityops.domain.incidents.model import (
@@ -107,6 +110,11 @@ class Outcome(msgspec.Struct):
     reoffer: list[str] = []  # orders whose field assignment timed out: propose the next person
 
 
+# What a work-order move returns: the changed order, the timeline action, the reason shown on
+# the event, the notices it causes and the changes it makes to the incident itself.
+OrderStep = tuple["WorkOrder", str, str, list[Notice], dict[str, object]]
+
+
 class Rules:
     """The workflow with a city's categories, working calendar and territory.
 
@@ -121,7 +129,7 @@ class Rules:
         clock: WorkClock,
         *,
         district: str,
-        cell_owner=None,
+        cell_owner: Callable[[str], str | None] | None = None,
         departments: set[str] | None = None,
     ) -> None:
         self.categories = categories
@@ -164,7 +172,8 @@ class Rules:
     def _area_at(self, incident: Incident, level: Level) -> str:
         if incident.areas is None:
             return self.district
-        return getattr(incident.areas, level.value)
+        code: str = getattr(incident.areas, level.value)
+        return code
 
     # -- creation and merging ----------------------------------------------------------------
 
@@ -176,7 +185,7 @@ class Rules:
         *,
         title: str,
         actor: Actor,
-        areas=None,
+        areas: AreaCodes | None = None,
         cell: str | None = None,
         description: str = "",
         severity: str = "",
@@ -227,7 +236,8 @@ class Rules:
 
     # -- incident actions ----------------------------------------------------------------------
 
-    def act(self, incident: Incident, action: str, actor: Actor, now: float, **args) -> Outcome:
+    def act(self, incident: Incident, action: str, actor: Actor, now: float,
+            **args: object) -> Outcome:
         roles = INCIDENT_ACTIONS.get(action)
         if roles is None:
             if action in ORDER_ACTIONS:
@@ -238,7 +248,8 @@ class Rules:
         if actor.role not in roles:
             raise NotAllowed(f"role {actor.role} may not {action} an incident")
         handler = getattr(self, f"_do_{action}")
-        return handler(incident, actor, now, **_fitting(handler, args))
+        outcome: Outcome = handler(incident, actor, now, **_fitting(handler, args))
+        return outcome
 
     def _check_scope(self, incident: Incident, actor: Actor) -> None:
         if actor.role in (Role.DEPARTMENT, Role.STATION, Role.FIELD):
@@ -250,7 +261,8 @@ class Rules:
     def _do_register(self, inc: Incident, actor: Actor, now: float, category: str | None = None,
                      title: str | None = None, reason: str = "") -> Outcome:
         _need(inc, "register", Status.COLLECTED)
-        changes: dict = {"status": Status.REGISTERED, "registered_at": now, "updated_at": now}
+        changes: dict[str, object] = {"status": Status.REGISTERED, "registered_at": now,
+                                      "updated_at": now}
         if category and category != inc.category:
             cat = self.categories.get(category)
             if cat is None:
@@ -387,7 +399,7 @@ class Rules:
     # -- work-order actions --------------------------------------------------------------------
 
     def act_on_order(self, incident: Incident, order_id: str, action: str, actor: Actor,
-                     now: float, **args) -> Outcome:
+                     now: float, **args: object) -> Outcome:
         roles = ORDER_ACTIONS.get(action)
         if roles is None:
             raise Refused(f"unknown action '{action}'; work-order actions: "
@@ -406,8 +418,8 @@ class Rules:
         if incident.status in (Status.CANCELLED, Status.CLOSED):
             raise Refused(f"incident {incident.id} is {incident.status}")
         handler = getattr(self, f"_order_{action}")
-        new_order, event_action, reason, notices, extra = handler(incident, order, actor, now,
-                                                                 **_fitting(handler, args))
+        step: OrderStep = handler(incident, order, actor, now, **_fitting(handler, args))
+        new_order, event_action, reason, notices, extra = step
         orders = [new_order if o.id == order.id else o for o in incident.orders]
         new = msgspec.structs.replace(incident, orders=orders, updated_at=now, **extra)
         new = _settle(new, now)
@@ -436,14 +448,16 @@ class Rules:
     def _district(self, inc: Incident) -> str:
         return inc.areas.district if inc.areas else self.district
 
-    def _order_accept(self, inc, o: WorkOrder, actor, now, note: str = ""):
+    def _order_accept(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                      note: str = "") -> OrderStep:
         _need_order(o, "accept", OrderStatus.DISPATCHED)
-        changes = {"status": OrderStatus.ACCEPTED, "accepted_at": now}
+        changes: dict[str, object] = {"status": OrderStatus.ACCEPTED, "accepted_at": now}
         if actor.role is Role.FIELD:
             changes.update(assignee=actor.name, offer=None)
         return _order(o, **changes), "order.accept", note, [], {}
 
-    def _order_acknowledge(self, inc, o: WorkOrder, actor, now):
+    def _order_acknowledge(self, inc: Incident, o: WorkOrder, actor: Actor,
+                           now: float) -> OrderStep:
         """The proposed field person takes the job; a dispatched order is accepted with it."""
         if o.offer is None or o.offer.staff_id != actor.name:
             raise Refused(f"work order {o.id} is not offered to {actor.name or 'this key'}")
@@ -452,12 +466,13 @@ class Rules:
                    "accepted_at": o.accepted_at or now}
         return _order(o, **changes), "order.acknowledge", "", [], {}
 
-    def _order_return(self, inc, o: WorkOrder, actor, now, reason: str = ""):
+    def _order_return(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                      reason: str = "") -> OrderStep:
         _need_order(o, "return", OrderStatus.DISPATCHED, OrderStatus.ACCEPTED)
         _reason_required("return", reason)
         cat = self.category(inc)
         notice = Notice("order.returned", f"centre:{self._district(inc)}", inc.id, o.id, reason)
-        extra = {"returns": inc.returns + 1}
+        extra: dict[str, object] = {"returns": inc.returns + 1}
         others = [x for x in inc.orders if x.id != o.id and x.status in LIVE_ORDERS]
         if not others:
             extra["dispatch_due"] = self.due(now, cat.limits.dispatch)
@@ -465,7 +480,8 @@ class Rules:
         return (_order(o, status=OrderStatus.RETURNED, reason=reason, offer=None), "order.return",
                 reason, [notice], extra)
 
-    def _order_request_park(self, inc, o: WorkOrder, actor, now, reason: str = ""):
+    def _order_request_park(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                            reason: str = "") -> OrderStep:
         _need_order(o, "request_park", OrderStatus.ACCEPTED)
         _reason_required("request_park", reason)
         notice = Notice("order.park_requested", f"centre:{self._district(inc)}", inc.id, o.id,
@@ -473,26 +489,29 @@ class Rules:
         return _order(o, status=OrderStatus.PARK_REQUESTED, reason=reason), \
             "order.request_park", reason, [notice], {}
 
-    def _order_approve_park(self, inc, o: WorkOrder, actor, now, reason: str = ""):
+    def _order_approve_park(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                            reason: str = "") -> OrderStep:
         _need_order(o, "approve_park", OrderStatus.PARK_REQUESTED)
         notice = Notice("order.parked", o.department, inc.id, o.id, reason)
         return _order(o, status=OrderStatus.PARKED, parked_at=now), "order.approve_park", \
             reason, [notice], {}
 
-    def _order_deny_park(self, inc, o: WorkOrder, actor, now, reason: str = ""):
+    def _order_deny_park(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                         reason: str = "") -> OrderStep:
         _need_order(o, "deny_park", OrderStatus.PARK_REQUESTED)
         _reason_required("deny_park", reason)
         notice = Notice("order.park_denied", o.department, inc.id, o.id, reason)
         return _order(o, status=OrderStatus.ACCEPTED), "order.deny_park", reason, [notice], {}
 
-    def _order_resume(self, inc, o: WorkOrder, actor, now, note: str = ""):
+    def _order_resume(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                      note: str = "") -> OrderStep:
         """Back to work after a postponement: the clock restarts where it stopped, so the
         deadline moves by the (working or wall-clock) time the order stood parked."""
         _need_order(o, "resume", OrderStatus.PARKED)
         cat = self.category(inc)
         paused_from = o.parked_at if o.parked_at is not None else now
         finish_due = self._shift(o.finish_due, paused_from, now, cat.limits.finish)
-        extra = {"parked_s": inc.parked_s + max(0.0, now - paused_from)}
+        extra: dict[str, object] = {"parked_s": inc.parked_s + max(0.0, now - paused_from)}
         if inc.close_due is not None:
             extra["close_due"] = self._shift(inc.close_due, paused_from, now, cat.limits.verify)
         return (_order(o, status=OrderStatus.ACCEPTED, parked_at=None, finish_due=finish_due),
@@ -503,14 +522,15 @@ class Rules:
             return None
         return self.clock.extend(due, paused_from, now, Limit.parse(text).unit)
 
-    def _order_progress(self, inc, o: WorkOrder, actor, now, progress: str = "", note: str = ""):
+    def _order_progress(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                        progress: str = "", note: str = "") -> OrderStep:
         _need_order(o, "progress", OrderStatus.ACCEPTED)
         if progress not in PROGRESS:
             raise Refused(f"progress must be one of {', '.join(PROGRESS)}, not {progress!r}")
         return _order(o, progress=progress), f"order.{progress}", note, [], {}
 
-    def _order_finish(self, inc, o: WorkOrder, actor, now, note: str = "",
-                      photos: list[str] | None = None):
+    def _order_finish(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                      note: str = "", photos: list[str] | None = None) -> OrderStep:
         _need_order(o, "finish", OrderStatus.ACCEPTED)
         if not note.strip() and not photos:
             raise Refused("finishing a work order needs evidence: a note or a photo")
@@ -518,12 +538,15 @@ class Rules:
                       photos=[*o.photos, *(photos or [])], progress="")
         return done, "order.finish", note, [], {}
 
-    def _order_escalate(self, inc, o: WorkOrder, actor, now, reason: str = ""):
+    def _order_escalate(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                        reason: str = "") -> OrderStep:
         _reason_required("escalate", reason)
-        return self._escalated(inc, o, now, reason) + ({},)
+        new, action, why, notices = self._escalated(inc, o, now, reason)
+        return new, action, why, notices, {}
 
-    def _order_assign(self, inc, o: WorkOrder, actor, now, staff_id: str = "",
-                      distance_m: float = 0.0, ack_timeout_s: float = 300.0):
+    def _order_assign(self, inc: Incident, o: WorkOrder, actor: Actor, now: float,
+                      staff_id: str = "", distance_m: float = 0.0,
+                      ack_timeout_s: float = 300.0) -> OrderStep:
         _need_order(o, "assign", OrderStatus.DISPATCHED, OrderStatus.ACCEPTED)
         if not staff_id:
             raise Refused("no available qualified person to propose")
@@ -534,7 +557,8 @@ class Rules:
 
     # -- deadlines -----------------------------------------------------------------------------
 
-    def _escalated(self, inc: Incident, o: WorkOrder, now: float, reason: str):
+    def _escalated(self, inc: Incident, o: WorkOrder, now: float,
+                   reason: str) -> tuple[WorkOrder, str, str, list[Notice]]:
         """One level up; at the district centre there is no one above: mark it overdue."""
         cat = self.category(inc)
         index = LEVELS.index(o.level)
@@ -544,7 +568,7 @@ class Rules:
         level = LEVELS[index + 1]
         area = self._area_at(inc, level)
         grace = self.due(now, cat.limits.accept)
-        changes: dict = {"level": level, "area": area, "unit": local_authority(area),
+        changes: dict[str, object] = {"level": level, "area": area, "unit": local_authority(area),
                          "escalations": o.escalations + 1}
         if o.status is OrderStatus.DISPATCHED:
             changes["accept_due"] = grace
@@ -572,13 +596,14 @@ class Rules:
             if due is not None and due <= now:
                 reason = ("not accepted in time" if o.status is OrderStatus.DISPATCHED
                           else "not finished in time")
-                new, action, why, more = self._escalated(incident, o, now, reason)
-                events.append(_event(now, SCHEDULER, action, o.status, new.status, why,
-                                     order_id=o.id, detail={"level": new.level, "unit": new.unit}))
+                moved, action, why, more = self._escalated(incident, o, now, reason)
+                events.append(_event(now, SCHEDULER, action, o.status, moved.status, why,
+                                     order_id=o.id,
+                                     detail={"level": moved.level, "unit": moved.unit}))
                 notices += more
-                o = new
+                o = moved
             orders.append(o)
-        extra: dict = {}
+        extra: dict[str, object] = {}
         if (incident.status in (Status.COLLECTED, Status.REGISTERED)
                 and not incident.dispatch_overdue
                 and incident.dispatch_due is not None and incident.dispatch_due <= now):
@@ -597,7 +622,7 @@ class Rules:
 # -- module helpers ------------------------------------------------------------------------------
 
 
-def _fitting(handler, args: dict) -> dict:
+def _fitting(handler: MethodType, args: Mapping[str, object]) -> dict[str, object]:
     """The arguments this move takes: one request form serves every action, so a field that
     another action needs (a reason given to `verify`, say) is left out, not an error."""
     names = _parameters(handler.__func__)
@@ -605,7 +630,7 @@ def _fitting(handler, args: dict) -> dict:
 
 
 @functools.cache
-def _parameters(function) -> frozenset[str]:
+def _parameters(function: Callable[..., object]) -> frozenset[str]:
     return frozenset(inspect.signature(function).parameters)
 
 
@@ -624,17 +649,17 @@ def _settle(inc: Incident, now: float) -> Incident:
         status = Status.DISPATCHED
     if inc.status is Status.REGISTERED and not live:
         return inc
-    changes: dict = {"status": status}
+    changes: dict[str, object] = {"status": status}
     if status is Status.ACCEPTED and inc.accepted_at is None:
         changes["accepted_at"] = now
     if status is Status.HANDLED:
         changes["handled_at"] = inc.handled_at or now
-    elif inc.handled_at is not None and status is not Status.HANDLED:
+    elif inc.handled_at is not None:
         changes["handled_at"] = None
     return msgspec.structs.replace(inc, **changes)
 
 
-def _order(o: WorkOrder, **changes) -> WorkOrder:
+def _order(o: WorkOrder, **changes: object) -> WorkOrder:
     return msgspec.structs.replace(o, **changes)
 
 
@@ -657,8 +682,9 @@ def _reason_required(action: str, reason: str) -> None:
         raise Refused(f"{action.replace('_', ' ')} needs a reason")
 
 
-def _event(at: float, actor: Actor, action: str, before, after, reason: str = "", *,
-           order_id: str = "", detail: dict | None = None) -> Event:
+def _event(at: float, actor: Actor, action: str, before: object, after: object,
+           reason: str = "", *, order_id: str = "",
+           detail: dict[str, object] | None = None) -> Event:
     return Event(at=at, actor=actor.key_id, action=action, before=str(before), after=str(after),
                  reason=reason, order_id=order_id, actor_name=actor.name, detail=detail or {})
 
