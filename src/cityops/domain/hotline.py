@@ -23,10 +23,10 @@ consultation is due then anyway).
 
 from __future__ import annotations
 
-from typing import Any
-
 import datetime as dt
 import enum
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -138,6 +138,10 @@ class Outcome(msgspec.Struct):
     tells: list[Tell]
 
 
+# One move on an order (a copy the move may change), with the move's own keyword arguments.
+MoveFn = Callable[..., Outcome]
+
+
 def order_number(day: dt.date, token: str) -> str:
     return f"{day:%Y%m%d}-{token}"
 
@@ -219,7 +223,7 @@ def visible_to(order: HotlineOrder, role: Role, area_scope: str | None,
 
 
 def act(order: HotlineOrder, action: str, actor: Actor, now: float, clock: WorkClock,
-        **args) -> Outcome:
+        **args: object) -> Outcome:
     """Make one move; `Refused` (409) when the order's state does not allow it, `NotAllowed`
     (403) when the role may never make it."""
     make = _MOVES.get(action)
@@ -230,7 +234,8 @@ def act(order: HotlineOrder, action: str, actor: Actor, now: float, clock: WorkC
     return make(order, actor, now, clock, **args)
 
 
-def _assign(order, actor, now, clock, department: str = "", note: str = "", **_):
+def _assign(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
+            department: str = "", note: str = "", **_: object) -> Outcome:
     _need(order, "assign", frozenset({Status.RECEIVED, Status.ASSIGNED, Status.CONTACTED,
                                       Status.HANDLING}), "open and not yet answered")
     if not department:
@@ -254,14 +259,16 @@ def _assign(order, actor, now, clock, department: str = "", note: str = "", **_)
     return Outcome(order, tells)
 
 
-def _contact(order, actor, now, clock, note: str = "", **_):
+def _contact(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
+             note: str = "", **_: object) -> Outcome:
     _need(order, "contact", frozenset({Status.ASSIGNED}), "assigned and not yet contacted")
     order.status, order.contacted_at = Status.CONTACTED, now
     _move(order, actor, now, "contact", Status.ASSIGNED, note)
     return Outcome(order, [])
 
 
-def _handle(order, actor, now, clock, note: str = "", incident_id: str = "", **_):
+def _handle(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
+            note: str = "", incident_id: str = "", **_: object) -> Outcome:
     if order.status is Status.ASSIGNED:
         raise Refused(f"cannot handle order {order.number}: the citizen must be contacted "
                       "first (contact)")
@@ -275,7 +282,8 @@ def _handle(order, actor, now, clock, note: str = "", incident_id: str = "", **_
     return Outcome(order, [])
 
 
-def _answer(order, actor, now, clock, answer: str = "", note: str = "", **_):
+def _answer(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
+            answer: str = "", note: str = "", **_: object) -> Outcome:
     if order.status is Status.ASSIGNED:
         raise Refused(f"cannot answer order {order.number}: the citizen must be contacted "
                       "first (contact)")
@@ -298,7 +306,8 @@ def _answer(order, actor, now, clock, answer: str = "", note: str = "", **_):
     return Outcome(order, tells)
 
 
-def _revisit(order, actor, now, clock, satisfied: bool | None = None, note: str = "", **_):
+def _revisit(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
+             satisfied: bool | None = None, note: str = "", **_: object) -> Outcome:
     _need(order, "revisit", frozenset({Status.ANSWERED}), "answered")
     if satisfied is None:
         raise Refused("revisit needs the citizen's answer: satisfied true or false")
@@ -328,7 +337,8 @@ def _revisit(order, actor, now, clock, satisfied: bool | None = None, note: str 
     return Outcome(order, tells)
 
 
-def _request_extension(order, actor, now, clock, reason: str = "", note: str = "", **_):
+def _request_extension(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
+                       reason: str = "", note: str = "", **_: object) -> Outcome:
     _need(order, "request_extension", frozenset({Status.ASSIGNED, Status.CONTACTED,
                                                  Status.HANDLING}), "open and not answered")
     if order.type not in EXTENSIBLE:
@@ -351,8 +361,9 @@ def _request_extension(order, actor, now, clock, reason: str = "", note: str = "
     return Outcome(order, tells)
 
 
-def _decide_extension(approve: bool):
-    def decide(order, actor, now, clock, note: str = "", reason: str = "", **_):
+def _decide_extension(approve: bool) -> MoveFn:
+    def decide(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock, note: str = "",
+               reason: str = "", **_: object) -> Outcome:
         action = "approve_extension" if approve else "deny_extension"
         if not order.extension_requested:
             raise Refused(f"cannot {action} of order {order.number}: no extension was requested")
@@ -376,7 +387,8 @@ def _decide_extension(approve: bool):
     return decide
 
 
-def _cancel(order, actor, now, clock, reason: str = "", note: str = "", **_):
+def _cancel(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
+            reason: str = "", note: str = "", **_: object) -> Outcome:
     _need(order, "cancel", frozenset({Status.RECEIVED, Status.ASSIGNED}),
           "received or assigned (before anyone contacted the citizen)")
     why = (reason or note).strip()
@@ -388,7 +400,7 @@ def _cancel(order, actor, now, clock, reason: str = "", note: str = "", **_):
     return Outcome(order, [])
 
 
-_MOVES = {
+_MOVES: dict[str, MoveFn] = {
     "assign": _assign,
     "contact": _contact,
     "handle": _handle,
