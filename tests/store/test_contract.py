@@ -17,7 +17,7 @@ from cityops.domain.alerts import Alert
 from cityops.domain.city import AreaCodes, Device
 from cityops.store.base import AuditEntry, DeadLetter, DuplicateKey, LatestRows, Record, Store
 from cityops.store.postgres import split_url
-from cityops.store.sqlite import sqlite_path
+from cityops.store.sqlite import SCHEMA_VERSION, sqlite_path
 
 from . import samples
 from .conftest import OpenStore
@@ -36,7 +36,7 @@ def one(device_id: str, channel: str, ts_us: int, value: float) -> LatestRows:
 async def test_is_a_store(store: Store) -> None:
     assert isinstance(store, Store)
     assert store.queue_depth() == 0
-    assert await store.get_meta("schema_version") == "5"
+    assert await store.get_meta("schema_version") == str(SCHEMA_VERSION)
 
 
 async def test_devices_keep_first_registration_order_and_update_in_place(store: Store) -> None:
@@ -199,7 +199,7 @@ async def test_reopen_keeps_everything(durable_store_url: str, open_stores: Open
     assert latest_dict(await again.load_latest()) == {("a", "x"): (1, 1.5), ("b", "y"): (2, 2.5)}
     assert await again.count_dead_letters() == 3
     assert await again.get_meta("k") == "v"
-    assert await again.get_meta("schema_version") == "5"
+    assert await again.get_meta("schema_version") == str(SCHEMA_VERSION)
     # Ids keep counting after a reopen, so paging by id stays sound.
     old_ids = [d.id for d in await again.list_dead_letters()]
     await again.add_dead_letters([samples.dead_letter(9)])
@@ -527,7 +527,7 @@ async def test_version_1_store_gets_the_new_tables(
     )
 
     again = await open_stores(durable_store_url)
-    assert await again.get_meta("schema_version") == "5"
+    assert await again.get_meta("schema_version") == str(SCHEMA_VERSION)
     assert await again.load_devices() == devices
     assert await again.list_keys() == [samples.key(1)]
     assert await again.list_alerts() == [] and await again.list_audit() == []
@@ -562,7 +562,7 @@ async def test_version_4_store_gives_citizens_their_open311_requests(
     run_sql(durable_store_url, ["UPDATE meta SET value = '4' WHERE key = 'schema_version'"])
 
     again = await open_stores(durable_store_url)
-    assert await again.get_meta("schema_version") == "5"
+    assert await again.get_meta("schema_version") == str(SCHEMA_VERSION)
     mine = await again.find_records("open311.request", owner="citizen:c-1")
     assert [r.id for r in mine] == ["100000000005", "100000000003", "100000000001"]
     # A key naming no citizen, and a staff key (whatever its name), keep their requests.

@@ -41,6 +41,10 @@ class ApiKeyRecord(msgspec.Struct, frozen=True):
     name: str = ""
     created_at: float = 0.0
     revoked: bool = False
+    expires_at: float | None = None  # epoch seconds; from then on the key is as if unknown
+
+    def active_at(self, now: float) -> bool:
+        return not self.revoked and (self.expires_at is None or now < self.expires_at)
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -101,8 +105,9 @@ class Store(Protocol):
     async def load_devices(self) -> list[Device]: ...
 
     # API keys. Ids and hashes are unique: `add_key` raises `DuplicateKey` on a clash.
-    # `find_key` returns revoked keys too (the caller checks `revoked`); `list_keys` returns
-    # keys in the order they were added; `revoke_key` is False only when no key has that id.
+    # `find_key` returns revoked and expired keys too (the caller checks `active_at`);
+    # `list_keys` returns keys in the order they were added; `revoke_key` and
+    # `set_key_expiry` are False only when no key has that id.
     async def add_key(self, record: ApiKeyRecord) -> None: ...
 
     async def find_key(self, key_hash: str) -> ApiKeyRecord | None: ...
@@ -110,6 +115,8 @@ class Store(Protocol):
     async def list_keys(self) -> list[ApiKeyRecord]: ...
 
     async def revoke_key(self, key_id: str) -> bool: ...
+
+    async def set_key_expiry(self, key_id: str, expires_at: float | None) -> bool: ...
 
     # Latest value per (device, channel); a row only replaces a stored one with a newer ts
     # (an equal ts keeps what is stored). `load_latest` is ordered by (device_id, channel).
@@ -126,6 +133,11 @@ class Store(Protocol):
         """Newest first; `before_id` pages backwards."""
 
     async def count_dead_letters(self) -> int: ...
+
+    async def delete_dead_letters(self, received_before: float, limit: int = 10_000) -> int:
+        """Retention: drop up to `limit` letters received before `received_before` (epoch
+        seconds) and return how many went; the caller repeats while a full `limit` went, so
+        no one write holds the store for long."""
 
     # Alerts (the detect side). `upsert_alerts` replaces by id. `list_alerts` is newest
     # `first_seen` first (ties by id), filtered by pack name, area code prefix of the alert's

@@ -7,6 +7,7 @@ exactly what a round trip through SQLite or PostgreSQL would give.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import msgspec
@@ -17,7 +18,7 @@ from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, DuplicateKe
 from cityops.store.memory_incidents import MemoryIncidents
 from cityops.store.memory_records import MemoryRecords
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _alert_encoder = msgspec.json.Encoder()
 _alert_decoder = msgspec.json.Decoder(Alert)
@@ -48,7 +49,8 @@ class MemoryStore(MemoryIncidents, MemoryRecords):
         self._keys: dict[str, ApiKeyRecord] = {}
         self._key_ids_by_hash: dict[str, str] = {}
         self._latest: dict[tuple[str, str], tuple[int, float]] = {}
-        self._dead: list[DeadLetter] = []
+        self._dead: list[DeadLetter] = []  # in id order
+        self._dead_ids = 0
         self._alerts: dict[str, _StoredAlert] = {}
         self._area_states: dict[str, str] = {}
         self._audit: list[AuditEntry] = []  # appended to, never changed: ids are 1..n
@@ -90,6 +92,13 @@ class MemoryStore(MemoryIncidents, MemoryRecords):
         self._keys[key_id] = msgspec.structs.replace(record, revoked=True)
         return True
 
+    async def set_key_expiry(self, key_id: str, expires_at: float | None) -> bool:
+        record = self._keys.get(key_id)
+        if record is None:
+            return False
+        self._keys[key_id] = msgspec.structs.replace(record, expires_at=expires_at)
+        return True
+
     async def save_latest(self, rows: LatestRows) -> None:
         latest = self._latest
         for device_id, channel, ts_us, value in zip(
@@ -112,18 +121,32 @@ class MemoryStore(MemoryIncidents, MemoryRecords):
 
     async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:
-            self._dead.append(msgspec.structs.replace(letter, id=len(self._dead) + 1))
+            self._dead_ids += 1
+            self._dead.append(msgspec.structs.replace(letter, id=self._dead_ids))
 
     async def list_dead_letters(
         self, *, limit: int = 100, before_id: int | None = None
     ) -> list[DeadLetter]:
-        # ids are 1..n, so an id is also its position plus one
-        end = len(self._dead) if before_id is None else max(0, min(before_id - 1, len(self._dead)))
+        # Ids only grow, but retention leaves gaps: find the page by id, not by position.
+        end = len(self._dead)
+        if before_id is not None:
+            end = bisect.bisect_left(self._dead, before_id, key=lambda d: d.id)
         start = max(0, end - max(0, limit))
         return self._dead[start:end][::-1]
 
     async def count_dead_letters(self) -> int:
         return len(self._dead)
+
+    async def delete_dead_letters(self, received_before: float, limit: int = 10_000) -> int:
+        kept: list[DeadLetter] = []
+        dropped = 0
+        for d in self._dead:
+            if d.received_at < received_before and dropped < limit:
+                dropped += 1
+            else:
+                kept.append(d)
+        self._dead = kept
+        return dropped
 
     async def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:

@@ -36,7 +36,8 @@ from cityops.store.postgres_records import PostgresRecords, record_schema_sql
 # 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
 # 3: incidents, their departments, timeline and reports. 4: records (the serve side).
 # 5: Open311 requests filed with a citizen's key are owned by the citizen (record_sql.py).
-SCHEMA_VERSION = 5
+# 6: keys may expire (api_keys.expires_at); dead letters are swept by age.
+SCHEMA_VERSION = 6
 DEFAULT_SCHEMA = "cityops"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -91,7 +92,8 @@ CREATE TABLE IF NOT EXISTS {s}.api_keys (
     scope text NOT NULL,
     name text NOT NULL,
     created_at double precision NOT NULL,
-    revoked boolean NOT NULL
+    revoked boolean NOT NULL,
+    expires_at double precision
 );
 CREATE TABLE IF NOT EXISTS {s}.latest (
     device_id text COLLATE "C" NOT NULL,
@@ -109,6 +111,7 @@ CREATE TABLE IF NOT EXISTS {s}.dead_letters (
     received_at double precision NOT NULL,
     item bigint
 );
+CREATE INDEX IF NOT EXISTS dead_letters_received ON {s}.dead_letters (received_at);
 -- Alerts are kept whole as JSON: the columns beside `doc` exist to be filtered and sorted on.
 -- Each filter has an index that ends in (first_seen, id), so a page newest first is read off
 -- the index in order instead of being sorted.
@@ -246,6 +249,10 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
                     if int(row[0]) < 5:
                         await conn.execute(
                             record_sql.own_open311_by_citizen(f"{self._schema_quoted}."))
+                    if int(row[0]) < 6:  # no expiry on the keys made before
+                        await conn.execute(
+                            f"ALTER TABLE {self._schema_quoted}.api_keys "
+                            "ADD COLUMN IF NOT EXISTS expires_at double precision")
                     await conn.execute(
                         f"UPDATE {self._schema_quoted}.meta SET value = %s "
                         "WHERE key = 'schema_version'",
@@ -336,6 +343,7 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
                         record.name,
                         record.created_at,
                         record.revoked,
+                        record.expires_at,
                     ),
                 )
         except psycopg.errors.UniqueViolation as error:
@@ -355,6 +363,11 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
     async def revoke_key(self, key_id: str) -> bool:
         async with self._connection(write=True) as conn:
             cursor = await conn.execute(self._sql["revoke_key"], (key_id,))
+            return cursor.rowcount > 0
+
+    async def set_key_expiry(self, key_id: str, expires_at: float | None) -> bool:
+        async with self._connection(write=True) as conn:
+            cursor = await conn.execute(self._sql["set_key_expiry"], (expires_at, key_id))
             return cursor.rowcount > 0
 
     # -- latest values
@@ -421,6 +434,13 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
             cursor = await conn.execute(self._sql["count_dead_letters"])
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def delete_dead_letters(self, received_before: float, limit: int = 10_000) -> int:
+        async with self._connection(write=True) as conn:
+            cursor = await conn.execute(
+                self._sql["delete_dead_letters"], (received_before, limit)
+            )
+            return cursor.rowcount
 
     # -- alerts
 
@@ -555,7 +575,7 @@ async def _create_staging(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def _statements(s: str) -> dict[str, str]:
-    key_columns = "id, hash, role, scope, name, created_at, revoked"
+    key_columns = "id, hash, role, scope, name, created_at, revoked, expires_at"
     dead_letter_columns = "source, place, reason, payload, received_at, item, id"
     return {
         # ORDER BY n hands out `seq` in the order devices were given; existing ids keep theirs.
@@ -566,10 +586,12 @@ def _statements(s: str) -> dict[str, str]:
             SET kind = excluded.kind, village = excluded.village, doc = excluded.doc""",
         "load_devices": f"SELECT doc::text FROM {s}.devices ORDER BY seq",
         "insert_key": f"""
-            INSERT INTO {s}.api_keys ({key_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+            INSERT INTO {s}.api_keys ({key_columns})
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
         "find_key": f"SELECT {key_columns} FROM {s}.api_keys WHERE hash = %s",
         "list_keys": f"SELECT {key_columns} FROM {s}.api_keys ORDER BY seq",
         "revoke_key": f"UPDATE {s}.api_keys SET revoked = true WHERE id = %s",
+        "set_key_expiry": f"UPDATE {s}.api_keys SET expires_at = %s WHERE id = %s",
         # DISTINCT ON keeps one row per key (the newest; the first given on a tie), because
         # ON CONFLICT may not touch a row twice in one statement. Merging in key order also
         # makes concurrent merges lock rows in the same order, so they cannot deadlock.
@@ -591,6 +613,9 @@ def _statements(s: str) -> dict[str, str]:
             SELECT {dead_letter_columns} FROM {s}.dead_letters WHERE id < %s
             ORDER BY id DESC LIMIT %s""",
         "count_dead_letters": f"SELECT count(*) FROM {s}.dead_letters",
+        "delete_dead_letters": f"""
+            DELETE FROM {s}.dead_letters WHERE id IN (
+                SELECT id FROM {s}.dead_letters WHERE received_at < %s LIMIT %s)""",
         "set_meta": f"""
             INSERT INTO {s}.meta (key, value) VALUES (%s, %s)
             ON CONFLICT (key) DO UPDATE SET value = excluded.value""",

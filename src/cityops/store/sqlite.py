@@ -44,7 +44,8 @@ T = TypeVar("T")
 # 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
 # 3: incidents, their departments, timeline and reports. 4: records (the serve side).
 # 5: Open311 requests filed with a citizen's key are owned by the citizen (record_sql.py).
-SCHEMA_VERSION = 5
+# 6: keys may expire (api_keys.expires_at); dead letters are swept by age.
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -68,7 +69,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     scope TEXT NOT NULL,
     name TEXT NOT NULL,
     created_at REAL NOT NULL,
-    revoked INTEGER NOT NULL
+    revoked INTEGER NOT NULL,
+    expires_at REAL
 );
 CREATE TABLE IF NOT EXISTS latest (
     device_id TEXT NOT NULL,
@@ -86,6 +88,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     received_at REAL NOT NULL,
     item INTEGER
 );
+CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_at);
 -- Alerts are kept whole as JSON: the columns beside `doc` exist to be filtered and sorted on.
 -- Each filter has an index that ends in (first_seen, id), so a page newest first is read off
 -- the index in order instead of being sorted.
@@ -135,10 +138,10 @@ ON CONFLICT (device_id, channel) DO UPDATE SET ts_us = excluded.ts_us, value = e
 WHERE excluded.ts_us > latest.ts_us
 """
 INSERT_KEY = """
-INSERT INTO api_keys (id, hash, role, scope, name, created_at, revoked)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO api_keys (id, hash, role, scope, name, created_at, revoked, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
-KEY_COLUMNS = "id, hash, role, scope, name, created_at, revoked"
+KEY_COLUMNS = "id, hash, role, scope, name, created_at, revoked, expires_at"
 INSERT_DEAD_LETTER = """
 INSERT INTO dead_letters (source, place, reason, payload, received_at, item)
 VALUES (?, ?, ?, ?, ?, ?)
@@ -282,6 +285,10 @@ class GroupWriter:
                 # CREATE ... IF NOT EXISTS above has just made. Version 5 rewrites owners.
                 if int(row[0]) < 5:
                     conn.execute(record_sql.own_open311_by_citizen(""))
+                if int(row[0]) < 6:  # no expiry on the keys made before
+                    columns = {c[1] for c in conn.execute("PRAGMA table_info(api_keys)")}
+                    if "expires_at" not in columns:
+                        conn.execute("ALTER TABLE api_keys ADD COLUMN expires_at REAL")
                 conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
                     (str(SCHEMA_VERSION),),
@@ -494,6 +501,7 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords):
                         record.name,
                         record.created_at,
                         int(record.revoked),
+                        record.expires_at,
                     ),
                 )
             except sqlite3.IntegrityError as error:
@@ -520,6 +528,15 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords):
     async def revoke_key(self, key_id: str) -> bool:
         def apply(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?", (key_id,))
+            return cursor.rowcount > 0
+
+        return await self._write(apply)
+
+    async def set_key_expiry(self, key_id: str, expires_at: float | None) -> bool:
+        def apply(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE api_keys SET expires_at = ? WHERE id = ?", (expires_at, key_id)
+            )
             return cursor.rowcount > 0
 
         return await self._write(apply)
@@ -590,6 +607,17 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords):
         return await self._read(
             lambda conn: conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
         )
+
+    async def delete_dead_letters(self, received_before: float, limit: int = 10_000) -> int:
+        def apply(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters "
+                "WHERE received_at < ? LIMIT ?)",
+                (received_before, limit),
+            )
+            return cursor.rowcount
+
+        return await self._write(apply)
 
     # -- alerts
 
@@ -693,8 +721,9 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords):
 
 
 def _key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
-    key_id, key_hash, role, scope, name, created_at, revoked = row
-    return ApiKeyRecord(key_id, key_hash, role, scope, name, created_at, bool(revoked))
+    key_id, key_hash, role, scope, name, created_at, revoked, expires_at = row
+    return ApiKeyRecord(key_id, key_hash, role, scope, name, created_at, bool(revoked),
+                        expires_at)
 
 
 def _alert_row(alert: Alert) -> tuple[Any, ...]:
