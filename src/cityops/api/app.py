@@ -37,7 +37,6 @@ from cityops.api.route import starlette_routes
 from cityops.api.table import TABLE
 from cityops.api.onestop_routes import ROUTES as ONESTOP_ROUTES
 from cityops.api.serve_routes import ROUTES as SERVE_ROUTES
-from cityops.open311.routes import mount as open311_mount
 
 
 def create_app(node, *, manage_node: bool = True) -> Starlette:
@@ -114,7 +113,6 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/staff/me/position", field.post_my_position, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos", photos.post_photo, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos/{name}", photos.get_photo),
-        open311_mount(),
         *SERVE_ROUTES,
         *ONESTOP_ROUTES,
         Route("/screen", pages.screen),

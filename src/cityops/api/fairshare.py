@@ -127,6 +127,13 @@ class FairShare:
         del seen[:-self.limits.auth_failures]
 
 
+def charge_key(request: Request, who: Principal) -> None:
+    """Charge a key found by a handler itself (see `Endpoint.own_key`) to its bucket."""
+    share = share_of(request)
+    if share is not None:
+        share.take("key:" + who.key_id, share.limits.rate, share.limits.burst)
+
+
 def source_of(request: Request) -> str:
     return request.client.host if request.client else "?"
 
@@ -144,7 +151,8 @@ async def admit(request: Request, who: Principal | None, endpoint: Endpoint
         return
     limits = share.limits
     if who is None:
-        share.take("addr:" + source_of(request), limits.public_rate, limits.public_burst)
+        if not endpoint.own_key:
+            share.take("addr:" + source_of(request), limits.public_rate, limits.public_burst)
         yield
         return
     share.take("key:" + who.key_id, limits.rate, limits.burst)

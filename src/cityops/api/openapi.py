@@ -14,7 +14,6 @@ from cityops.api.openapi_parts import CURSOR, LIMIT, list_of, p, q, responses
 from cityops.api.openapi_serve import serve_paths
 from cityops.api.openapi_services import onestop_paths
 from cityops.ingest.decode import Reading
-from cityops.open311.openapi import open311_paths
 
 def _json_obj() -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {"type": "object"}}}}
@@ -153,7 +152,6 @@ def _legacy() -> dict[str, Any]:
         **act_paths(components),
         **serve_paths(components),
         **onestop_paths(components),
-        **open311_paths(components),
     }
     return {
         "openapi": "3.1.0",

@@ -102,6 +102,8 @@ def document(table: Sequence[Endpoint], *, title: str, version: str,
     for e in table:
         content_slots = {m: collect.add(t) for m, t in e.request_content.items()
                          if not isinstance(t, dict)} if e.request_content else {}
+        if e.error_type is not None:
+            collect.add(e.error_type)
         slots.append((
             collect.add(e.query) if e.query is not NoQuery else None,
             collect.add(e.body) if e.body is not None else None,
@@ -112,6 +114,8 @@ def document(table: Sequence[Endpoint], *, title: str, version: str,
     components["Error"] = ERROR_SCHEMA
     paths: dict[str, dict[str, Any]] = {}
     for e, (q, b, r, content_slots) in zip(table, slots, strict=True):
+        if not e.include_in_schema:
+            continue
         op: dict[str, Any] = {"summary": e.summary,
                               "operationId": _operation_id(e)}
         if e.description:
@@ -140,6 +144,8 @@ def document(table: Sequence[Endpoint], *, title: str, version: str,
                         else schemas[content_slots[media]]}
                 for media, kind in e.request_content.items()}}
         responses: dict[str, Any] = {}
+        error = ({"$ref": REF.format(name="Error")} if e.error_type is None
+                 else schemas[collect.index[e.error_type]])
         for status in e.statuses():
             code = str(status)
             if status == e.status or (status < 300 and status in e.also_ok):
@@ -149,8 +155,11 @@ def document(table: Sequence[Endpoint], *, title: str, version: str,
                         e.media_type, schemas[r] if r is not None else None)
             else:
                 responses[code] = {"description": TEXTS.get(code, "Error"),
-                                   "content": _content("application/json",
-                                                       {"$ref": REF.format(name="Error")})}
+                                   "content": _content(
+                                       "application/json" if e.error_type is None
+                                       else e.media_type, error)}
+            for media in e.alt_media:
+                responses[code]["content"][media] = {"schema": {"type": "string"}}
         op["responses"] = responses
         paths.setdefault(_openapi_path(e.path), {})[e.method.lower()] = op
     return {

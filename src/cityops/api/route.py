@@ -15,6 +15,7 @@ are small functions of a `Call`; the OpenAPI document is generated from the same
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,10 @@ class Endpoint:
     response: Any = None  # a type for the schema; None: no JSON body documented
     status: int = 200
     media_type: str = "application/json"  # of the answer, for the document
+    alt_media: tuple[str, ...] = ()  # other media the answer may come in (Open311's XML)
+    error_type: Any = None  # the errors' schema where it is not CityOps's {"error", "detail"}
+    render_error: Callable[[Request, ApiError], Response] | None = None  # errors in a
+    # protocol's own format (Open311's), where it has one
     guard: Guard[Any] | None = None
     kind: str = ""  # the record a LIST, CREATE or OWN route lists, makes or moves (a RECORD
     # route's is its guard's): the generated scope test makes such records in two areas
@@ -144,6 +149,9 @@ class Endpoint:
     examples: Mapping[str, str] | None = None  # path parameters other than the guard's, for
     # the generated tests (an action's name)
     description: str = ""
+    include_in_schema: bool = True  # False only for catch-alls that answer 404/405
+    own_key: bool = False  # a PUBLIC route that takes a key of its own (Open311's api_key
+    # field): its handler charges that key's share, not the address's
 
     def __post_init__(self) -> None:
         if self.scope is Scope.RECORD and self.guard is None:
@@ -269,6 +277,14 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     from cityops.api.fairshare import admit
 
     async def endpoint_fn(request: Request) -> Response:
+        if endpoint.render_error is None:
+            return await handle(request)
+        try:
+            return await handle(request)
+        except ApiError as error:
+            return endpoint.render_error(request, error)
+
+    async def handle(request: Request) -> Response:
         who = None
         started = time.monotonic()
         if not endpoint.public:
@@ -329,7 +345,11 @@ def starlette_routes(table: Sequence[Endpoint]) -> list[Route]:
         wrapped = {m: wrap(e) for m, e in methods.items()}
         if "GET" in wrapped:
             wrapped.setdefault("HEAD", wrapped["GET"])
-        routes.append(Route(path, _dispatch(path, wrapped), methods=list(wrapped)))
+        route = Route(path, _dispatch(path, wrapped), methods=list(wrapped))
+        # A path may carry any character percent-encoded, a newline too, which `.*` stops
+        # at: such a request would miss its route and answer a misleading 404.
+        route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+        routes.append(route)
     return routes
 
 

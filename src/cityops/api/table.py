@@ -37,10 +37,11 @@ from cityops.api import (
     status,
 )
 from cityops.api.route import Endpoint
+from cityops.open311 import routes as open311
 
 FEATURES = (ops, status, readings, areas, mapdata, devices, states, alerts, detection,
             incidents, staff, field, photos, evaluation, live, pages,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
-            services, applications, licences, benefits)
+            services, applications, licences, benefits, open311)
 
 TABLE: list[Endpoint] = [e for feature in FEATURES for e in getattr(feature, "ROUTES", [])]
