@@ -138,3 +138,25 @@ async def test_reading_history_pages_in_time_order(live):
                             params={"from": "2024-01-01T00:00:00"})
     assert [r["value"] for r in got] == [float(i) for i in range(5, 25)]
     assert bad.status_code == 400 and naive.status_code == 400 and "time zone" in naive.text
+
+
+async def test_a_scoped_operator_cannot_move_another_towns_device_into_its_own(live):
+    """Found in issue 12: only the new place was checked, so an operator of one town took over
+    another town's device by registering its id again at coordinates in its own town."""
+    mine = live.node.registry.get("noise-000001")
+    town = mine.areas.town
+    theirs = next(d for d in live.node.registry.devices if not d.areas.within(town))
+    key = await live.key("operator", town)
+    async with live.client(key) as c:
+        r = await c.post("/api/v1/devices", json={"id": theirs.id, "kind": theirs.kind,
+                                                  "lat": mine.lat, "lon": mine.lon,
+                                                  "name": "ours now"})
+        many = await c.post("/api/v1/devices", json=[
+            {"id": "new-here", "kind": "noise", "lat": mine.lat, "lon": mine.lon},
+            {"id": theirs.id, "kind": theirs.kind, "lat": mine.lat, "lon": mine.lon}])
+    assert r.status_code == 403 and theirs.id in r.json()["error"]
+    assert many.status_code == 403
+    assert live.node.registry.get(theirs.id) == theirs
+    assert live.node.registry.get("new-here") is None  # nothing of a refused batch is taken
+    stored = {d.id: d for d in await live.node.store.load_devices()}
+    assert stored.get(theirs.id, theirs).areas == theirs.areas
