@@ -182,6 +182,8 @@ class Endpoint:
             out.update({400, 408, 413})
         if not self.public:
             out.update({401, 403, 429})
+        elif not self.own_key:
+            out.add(429)  # the address's fair share
         if self.guard is not None:
             out.add(404)
         return sorted(out)
