@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cityops.domain.calendar import LocalClock
 from cityops.domain.city import CityPack, Zone
 from cityops.domain.registry import DeviceRegistry
 
@@ -45,11 +46,12 @@ class Places:
         lat = np.fromiter((d.lat for d in devices), np.float64, n)
         lon = np.fromiter((d.lon for d in devices), np.float64, n)
         cell = np.fromiter((code("cell", d.cell) for d in devices), np.int64, n)
-        village = np.fromiter((code("village", d.areas and d.areas.village) for d in devices),
-                              np.int64, n)
-        town = np.fromiter((code("town", d.areas and d.areas.town) for d in devices), np.int64, n)
-        district = np.fromiter((code("district", d.areas and d.areas.district) for d in devices),
-                               np.int64, n)
+        village = np.fromiter((code("village", d.areas.village if d.areas else None)
+                               for d in devices), np.int64, n)
+        town = np.fromiter((code("town", d.areas.town if d.areas else None) for d in devices),
+                           np.int64, n)
+        district = np.fromiter((code("district", d.areas.district if d.areas else None)
+                                for d in devices), np.int64, n)
         roles = np.full(n, "", dtype=object)
         if pack is not None:
             index = registry.index
@@ -80,7 +82,7 @@ class Places:
 class Context:
     registry: DeviceRegistry
     places: Places
-    clock: object  # cityops.domain.calendar.LocalClock: local time and calendar conditions
+    clock: LocalClock  # local time and calendar conditions
     now_us: int = 0
     state: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # per device
     zones: list[Zone] = field(default_factory=list)

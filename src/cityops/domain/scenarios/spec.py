@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import msgspec
 
-STATES = ("daily", "special", "emergency")
 State = Literal["daily", "special", "emergency"]
+STATES: tuple[State, ...] = ("daily", "special", "emergency")
 Severity = Literal["info", "minor", "major", "critical"]
 Urgency = Literal["low", "normal", "high", "urgent"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from cityops.domain.readings import ReadingBatch
 from cityops.domain.scenarios.context import Context
 from cityops.domain.scenarios.signals import MAX_EVIDENCE
-from cityops.domain.scenarios.spec import STATES, Rule, param, seconds
+from cityops.domain.scenarios.spec import STATES, Rule, Where, param, seconds
 
 US = 1_000_000
 # A reading this far ahead of the engine's clock is not trusted: taken at its word it would
@@ -59,7 +59,7 @@ class Selection:
                                  f"{self.channel!r} (channels: {names})")
         self.version = 0
         self.channel_of = np.full(1, -1, np.int8)  # one more than devices: see rows()
-        self._key: tuple | None = None
+        self._key: tuple[int, int, int] | None = None
         self.refresh(ctx)
 
     @property
@@ -91,7 +91,7 @@ class Selection:
         self.version += 1
         return True
 
-    def _where(self, where, ctx: Context, keep: np.ndarray) -> np.ndarray:
+    def _where(self, where: Where, ctx: Context, keep: np.ndarray) -> np.ndarray:
         keep = keep.copy()
         n = keep.shape[0]
         places = ctx.places
@@ -230,7 +230,8 @@ def states_of(ctx: Context, devices: np.ndarray) -> np.ndarray:
     """Operating state codes of devices; daily for devices the state array does not cover."""
     state = ctx.state
     if devices.size == 0 or int(devices.max()) < state.shape[0]:
-        return state[devices].astype(np.intp)
+        codes: np.ndarray = state[devices].astype(np.intp)
+        return codes
     out = np.zeros(devices.shape, np.intp)
     inside = devices < state.shape[0]
     out[inside] = state[devices[inside]]
@@ -469,7 +470,8 @@ class Panes:
         np.minimum.at(self.low.ravel(), flat, value)
         np.maximum.at(self.high.ravel(), flat, value)
 
-    def stats(self, group, lo, hi, total: bool = True, extremes: bool = True):
+    def stats(self, group: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: bool = True,
+              extremes: bool = True) -> tuple[np.ndarray, ...]:
         """As RecentRows.stats, over the panes that overlap [lo, hi]."""
         n = group.size
         count = np.zeros(n, np.int64)
@@ -511,7 +513,8 @@ class WindowStore:
     def exact(self) -> bool:
         return self.table is not None
 
-    def add_and_query(self, rows: tuple, keep_from: np.ndarray, ask: tuple, *,
+    def add_and_query(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                      keep_from: np.ndarray, ask: tuple[np.ndarray, np.ndarray, np.ndarray], *,
                       total: bool = True, extremes: bool = True) -> tuple[np.ndarray, ...]:
         """Add `rows` (group, ts, value, device; sorted by group) and answer window queries
         `ask` (group, lo, hi) as RecentRows.stats does, each seeing the rows up to its end."""
@@ -519,34 +522,38 @@ class WindowStore:
         if self.table is not None:
             if self.table.add(group, ts, value, device, keep_from, limit=self.exact_limit):
                 return self.table.stats(*ask, total=total, extremes=extremes)
-            self._to_panes()
+            self._to_panes(self.table)
+        panes = self.panes
+        assert panes is not None  # no exact table: the panes hold the window
         # Panes hold 64 slots: add and ask in time order, two panes at a time, so that a
         # batch spanning hours (a replay) never laps the ring before its queries are answered.
         ask_group, lo, hi = ask
-        width = 2 * self.panes.width
+        width = 2 * panes.width
         row_slice, ask_slice = ts // width, hi // width
         n = ask_group.size
         out = (np.zeros(n, np.int64), np.zeros(n), np.full(n, np.inf), np.full(n, -np.inf))
         for k in np.union1d(row_slice, ask_slice).tolist():
             r = np.flatnonzero(row_slice == k)
-            self.panes.add(group[r], ts[r], value[r])
+            panes.add(group[r], ts[r], value[r])
             q = np.flatnonzero(ask_slice == k)
             if q.size:
-                part = self.panes.stats(ask_group[q], lo[q], hi[q], total, extremes)
+                part = panes.stats(ask_group[q], lo[q], hi[q], total, extremes)
                 for whole, piece in zip(out, part, strict=True):
                     whole[q] = piece
         return out
 
-    def _to_panes(self) -> None:
-        table = self.table
+    def _to_panes(self, table: RecentRows) -> None:
         self.panes = Panes(self.span_us)
         held = np.flatnonzero(table.ts.ravel() != NEVER)
         self.panes.add(held // table.capacity, table.ts.ravel()[held], table.value.ravel()[held])
         self.table = None
 
-    def stats(self, group, lo, hi, *, total: bool = True, extremes: bool = True):
-        source = self.table if self.table is not None else self.panes
-        return source.stats(group, lo, hi, total=total, extremes=extremes)
+    def stats(self, group: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, total: bool = True,
+              extremes: bool = True) -> tuple[np.ndarray, ...]:
+        if self.table is not None:
+            return self.table.stats(group, lo, hi, total=total, extremes=extremes)
+        assert self.panes is not None  # no exact table: the panes hold the window
+        return self.panes.stats(group, lo, hi, total=total, extremes=extremes)
 
     def rows(self, group: int, lo: int, hi: int) -> list[tuple[int, int, float]]:
         return self.table.rows(group, lo, hi) if self.table is not None else []
