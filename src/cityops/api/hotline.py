@@ -13,31 +13,38 @@ under, whole; and anyone holding a citizen key who gives the order number and th
 digits of the caller's phone (`?phone_last4=`), for callers without an account: they see the
 citizen's view with the phone masked. Wrong last-4 digits count against the key like wrong
 cabinet codes (5 per order, then 15 minutes' wait).
+
+An area-scoped operator takes calls about places in its area only: the order's area, however
+it was found (given, from lat/lon, or the caller's registered residence), must lie in the
+key's scope, or the order would be filed where the key could never see it again.
 """
 
 from __future__ import annotations
 
-import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Annotated, Any
 
-from cityops.api.access import principal
-from cityops.api.errors import ApiError, json_response
-from cityops.api.incidents import actor_of
-from cityops.api.paging import limit_of
+import msgspec
+
+from cityops.api.errors import ApiError
+from cityops.api.route import Call, Endpoint, Guard, NoQuery, Reply, Scope, errors_map
 from cityops.api.serve_util import (
     CENTRE,
     STAFF,
-    body_of,
+    Code,
+    Cursor,
+    Limit,
+    Note,
+    actor_of,
+    covers,
     cursor_for,
     cursor_of,
-    flag,
     is_citizen,
     serve_of,
 )
 from cityops.domain import hotline as rules
 from cityops.domain.access import Principal, Role
-from cityops.domain.cabinets import CALLER_MAX_WRONG, Guard, after_failure, retry_after
+from cityops.domain.cabinets import CALLER_MAX_WRONG, after_failure, retry_after
+from cityops.domain.cabinets import Guard as WrongTries
 from cityops.domain.citizens import mask_phone
 from cityops.domain.hotline import HotlineOrder, NotAllowed, OrderType, Refused
 from cityops.domain.incidents.model import OPEN as OPEN_INCIDENTS
@@ -47,41 +54,127 @@ from cityops.serve.hotline import Invalid, NotFound
 from cityops.store.base import DuplicateKey, Record, StaleVersion
 
 LOOKUP_GUARD = "hotline_lookup_guard"
+UNSET = msgspec.UNSET
+Unset = msgspec.UnsetType
+
+errors_map({NotFound: 404, Invalid: 400, Refused: 409, NotAllowed: 403, OutOfScope: 404})
+
+Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 
 
 class NewOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     type: OrderType
-    title: str
-    content: str = ""
-    caller_name: str = ""
-    phone: str = ""
-    citizen_id: str = ""
-    area: str = ""
-    address: str = ""
-    lat: float | None = None
-    lon: float | None = None
-    department: str = ""
+    title: Annotated[str, msgspec.Meta(max_length=200)]
+    content: Annotated[str, msgspec.Meta(max_length=5000)] = ""
+    caller_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    phone: Annotated[str, msgspec.Meta(max_length=25)] = ""
+    citizen_id: Code = ""
+    area: Annotated[str, msgspec.Meta(max_length=12, pattern=r"^\d*$")] = ""
+    address: Annotated[str, msgspec.Meta(max_length=300)] = ""
+    lat: Lat | None = None
+    lon: Lon | None = None
+    department: Code = ""
 
 
 class IncidentSpec(msgspec.Struct, forbid_unknown_fields=True):
-    category: str
-    lat: float | None = None
-    lon: float | None = None
+    category: Annotated[str, msgspec.Meta(max_length=100)]
+    lat: Lat | None = None
+    lon: Lon | None = None
 
 
 class OrderAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    department: str | None = None
-    note: str | None = None
-    reason: str | None = None
-    answer: str | None = None
+    department: Code | None = None
+    note: Note | None = None
+    reason: Note | None = None
+    answer: Note | None = None
     satisfied: bool | None = None
     incident: IncidentSpec | None = None
+
+
+class OrderList(msgspec.Struct):
+    status: rules.Status | None = None
+    type: OrderType | None = None
+    overdue: bool | None = None
+    department: Code | None = None
+    cursor: Cursor | None = None
+    limit: Limit = 100
+
+
+class Lookup(msgspec.Struct):
+    phone_last4: Annotated[str, msgspec.Meta(
+        pattern=r"^[0-9]{4}$",
+        description="The last 4 digits of the caller's phone (citizen keys, for an order "
+                    "not under the key's own account)")] | None = None
+
+
+class Step(msgspec.Struct, kw_only=True):
+    """A line of the timeline: staff see who made each move; the citizen only what happened."""
+
+    at: float
+    action: str
+    before: str | Unset = UNSET
+    after: str | Unset = UNSET
+    status: str | Unset = UNSET  # the citizen's view: the order's status after the move
+    actor: str | Unset = UNSET
+    actor_name: str | Unset = UNSET
+    role: str | Unset = UNSET
+    note: str | Unset = UNSET
+    detail: dict[str, Any] | Unset = UNSET
+
+
+class OrderView(msgspec.Struct, kw_only=True):
+    """An order as staff see it (every field, phones masked) or as its caller does (the
+    fields not marked staff-only)."""
+
+    number: str
+    type: OrderType
+    title: str
+    content: str
+    caller_name: str
+    phone: str
+    department: str
+    status: rules.Status
+    created: float
+    limit: str
+    answer_due: float | None
+    answered_at: float | None
+    answer: str
+    warning: bool
+    satisfied: bool | None
+    incident_id: str
+    overdue: bool
+    timeline: list[Step]
+    # staff only:
+    citizen_id: str | Unset = UNSET
+    area: str | Unset = UNSET
+    address: str | Unset = UNSET
+    lat: float | None | Unset = UNSET
+    lon: float | None | Unset = UNSET
+    contact_due: float | None | Unset = UNSET
+    revisit_due: float | None | Unset = UNSET
+    contacted_at: float | None | Unset = UNSET
+    closed_at: float | None | Unset = UNSET
+    complex: bool | Unset = UNSET
+    extension_requested: bool | Unset = UNSET
+    extension_reason: str | Unset = UNSET
+    reopened: int | Unset = UNSET
+    satisfaction: list[bool] | Unset = UNSET
+    late: list[str] | Unset = UNSET
+    reason: str | Unset = UNSET
+    overdue_steps: list[str] | Unset = UNSET
+    incident_open: bool | Unset = UNSET  # after an action, when the order has a case
+
+
+class OrderPage(msgspec.Struct):
+    items: list[OrderView]
+    next: str | None
 
 
 STAFF_TEXT = ("title", "content", "answer", "address", "extension_reason", "reason")
 
 
-def staff_view(order: HotlineOrder, now: float) -> dict:
+def staff_view(order: HotlineOrder, now: float) -> OrderView:
     """Everything, with the phone masked and phone-like numbers in the text masked."""
     doc = msgspec.to_builtins(order)
     doc["phone"] = mask_phone(order.phone) if order.phone else ""
@@ -93,104 +186,44 @@ def staff_view(order: HotlineOrder, now: float) -> dict:
     doc["overdue"] = rules.is_overdue(order, now)
     doc["overdue_steps"] = rules.overdue_steps(order, now)
     doc["satisfied"] = order.satisfied
-    return doc
+    return msgspec.convert(doc, OrderView)
 
 
-def citizen_view(order: HotlineOrder, now: float, *, whole: bool) -> dict:
+def citizen_view(order: HotlineOrder, now: float, *, whole: bool) -> OrderView:
     """What the caller sees: their order and its progress, not who at which key did what."""
-    return {
-        "number": order.number, "type": order.type.value, "title": order.title,
-        "content": order.content, "status": order.status.value, "created": order.created,
-        "phone": order.phone if whole else mask_phone(order.phone),
-        "caller_name": order.caller_name, "department": order.department,
-        "limit": order.limit, "answer_due": order.answer_due, "answer": order.answer,
-        "answered_at": order.answered_at, "warning": order.warning,
-        "satisfied": order.satisfied, "incident_id": order.incident_id,
-        "overdue": rules.is_overdue(order, now),
-        "timeline": [{"at": m.at, "action": m.action, "status": m.after}
-                     for m in order.timeline if m.action != "overdue"],
-    }
+    return OrderView(
+        number=order.number, type=order.type, title=order.title, content=order.content,
+        status=order.status, created=order.created,
+        phone=order.phone if whole else mask_phone(order.phone),
+        caller_name=order.caller_name, department=order.department, limit=order.limit,
+        answer_due=order.answer_due, answer=order.answer, answered_at=order.answered_at,
+        warning=order.warning, satisfied=order.satisfied, incident_id=order.incident_id,
+        overdue=rules.is_overdue(order, now),
+        timeline=[Step(at=m.at, action=m.action, status=m.after)
+                  for m in order.timeline if m.action != "overdue"])
 
 
 def _staff_sees(who: Principal, order: HotlineOrder) -> bool:
     return rules.visible_to(order, who.role, who.scope.area, who.scope.department)
 
 
-async def post_order(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, CENTRE)
-    side = serve_of(request)
-    body: NewOrder = await body_of(request, NewOrder)
-    if body.lat is not None and body.lon is not None \
-            and not (-90 <= body.lat <= 90 and -180 <= body.lon <= 180):
-        raise ApiError(400, f"lat/lon ({body.lat}, {body.lon}) are not a place on Earth")
-    try:
-        order = await side.hotline.create(actor_of(who), **{
-            **msgspec.structs.asdict(body), "type": body.type.value})
-    except Invalid as error:
-        raise ApiError(400, str(error)) from None
-    except Refused as error:
-        raise ApiError(400, error.reason) from None
-    except NotAllowed as error:
-        raise ApiError(403, str(error)) from None
-    return json_response(staff_view(order, node.clock()), 201,
-                         {"Location": f"/api/v1/hotline/orders/{order.number}"})
-
-
-async def list_orders(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, STAFF | {Role.CITIZEN})
-    side = serve_of(request)
-    q = request.query_params
-    status = q.get("status") or None
-    if status is not None and status not in {s.value for s in rules.Status}:
-        raise ApiError(400, f"status {status!r} is not one of: "
-                            f"{', '.join(s.value for s in rules.Status)}")
-    kind = q.get("type") or None
-    if kind is not None and kind not in {t.value for t in OrderType}:
-        raise ApiError(400, f"type {kind!r} is not one of: "
-                            f"{', '.join(t.value for t in OrderType)}")
-    overdue = flag(q.get("overdue"), "overdue")
-    department = q.get("department") or None
-    now = node.clock()
-    citizen = who.name if who.role is Role.CITIZEN else None
-    if who.role is Role.CITIZEN and not citizen:
-        raise ApiError(403, "a citizen key without a citizen name has no orders")
-
-    def keep(order: HotlineOrder) -> bool:
-        if citizen is None and not _staff_sees(who, order):
-            return False
-        if kind is not None and order.type.value != kind:
-            return False
-        if department is not None and order.department != department:
-            return False
-        return overdue is None or rules.is_overdue(order, now) == overdue
-
-    orders, more = await side.hotline.list(status=status, citizen=citizen, keep=keep,
-                                           limit=limit_of(request),
-                                           before=cursor_of(q.get("cursor")))
-    items = [citizen_view(o, now, whole=True) if citizen else staff_view(o, now)
-             for o in orders]
-    return json_response({"items": items, "next": cursor_for(*more) if more else None})
-
-
-async def _check_last4(request: Request, who: Principal, order: HotlineOrder | None,
-                       number: str, last4: str) -> bool:
+async def _check_last4(call: Call[Any, Any], who: Principal, order: HotlineOrder,
+                       last4: str) -> bool:
     """Whether the last-4 digits match, counting misses per key and order number."""
-    store = request.app.state.node.store
-    now = request.app.state.node.clock()
-    guard_id = f"{number}|{who.key_id}"
+    node = call.node
+    store, now = node.store, node.clock()
+    guard_id = f"{order.number}|{who.key_id}"
     rec = await store.get_record(LOOKUP_GUARD, guard_id)
-    guard = Guard() if rec is None else msgspec.json.decode(rec.doc, type=Guard)
-    wait = retry_after(guard, now)
+    tries = WrongTries() if rec is None else msgspec.json.decode(rec.doc, type=WrongTries)
+    wait = retry_after(tries, now)
     if wait > 0:
         raise ApiError(429, f"too many wrong tries for this order; try again in "
                             f"{max(1, round(wait))} s",
                        headers={"Retry-After": str(max(1, round(wait)))})
-    digits = "".join(ch for ch in order.phone if ch.isdigit()) if order else ""
-    if order is not None and len(digits) >= 4 and last4 == digits[-4:]:
+    digits = "".join(ch for ch in order.phone if ch.isdigit())
+    if len(digits) >= 4 and last4 == digits[-4:]:
         return True
-    changed = after_failure(guard, now, CALLER_MAX_WRONG)
+    changed = after_failure(tries, now, CALLER_MAX_WRONG)
     new = Record(kind=LOOKUP_GUARD, id=guard_id, doc=msgspec.json.encode(changed),
                  created=rec.created if rec else now, updated=now)
     try:
@@ -200,61 +233,104 @@ async def _check_last4(request: Request, who: Principal, order: HotlineOrder | N
     return False
 
 
-async def get_order(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, STAFF | {Role.CITIZEN})
-    side = serve_of(request)
-    number = request.path_params["number"]
+async def load_order(call: Call[Any, Any]) -> HotlineOrder | None:
     try:
-        order: HotlineOrder | None = await side.hotline.get(number)
+        return await serve_of(call.request).hotline.get(call.path["number"])
     except NotFound:
-        order = None
-    now = node.clock()
+        return None
+
+
+async def sees_order(call: Call[Any, Any], order: HotlineOrder) -> bool:
+    who = call.principal
+    if who.role is not Role.CITIZEN:
+        return _staff_sees(who, order)
+    if order.citizen_id and is_citizen(who, order.citizen_id):
+        return True
+    last4 = getattr(call.query, "phone_last4", None)
+    return last4 is not None and await _check_last4(call, who, order, last4)
+
+
+ORDER = Guard("hotline_order", "number", load_order, sees_order)
+
+
+async def post_order(call: Call[NewOrder, NoQuery]) -> Reply:
+    who = call.principal
+    body = call.body
+    try:
+        order = await serve_of(call.request).hotline.create(
+            actor_of(who), within=lambda area: covers(call.node, who, area),
+            **{**msgspec.structs.asdict(body), "type": body.type.value})
+    except Refused as error:  # what was sent is no order: a bad request, not a state
+        raise ApiError(400, error.reason) from None
+    return Reply(staff_view(order, call.node.clock()), 201,
+                 {"Location": f"/api/v1/hotline/orders/{order.number}"})
+
+
+async def list_orders(call: Call[None, OrderList]) -> OrderPage:
+    who = call.principal
+    q = call.query
+    now = call.node.clock()
+    citizen = who.name if who.role is Role.CITIZEN else None
+    if who.role is Role.CITIZEN and not citizen:
+        raise ApiError(403, "a citizen key without a citizen name has no orders")
+
+    def keep(order: HotlineOrder) -> bool:
+        if citizen is None and not _staff_sees(who, order):
+            return False
+        if q.type is not None and order.type is not q.type:
+            return False
+        if q.department is not None and order.department != q.department:
+            return False
+        return q.overdue is None or rules.is_overdue(order, now) == q.overdue
+
+    orders, more = await serve_of(call.request).hotline.list(
+        status=q.status.value if q.status else None, citizen=citizen, keep=keep,
+        limit=q.limit, before=cursor_of(q.cursor))
+    items = [citizen_view(o, now, whole=True) if citizen else staff_view(o, now)
+             for o in orders]
+    return OrderPage(items, cursor_for(*more) if more else None)
+
+
+async def get_order(call: Call[None, Lookup]) -> OrderView:
+    who, order = call.principal, call.record
+    now = call.node.clock()
     if who.role is Role.CITIZEN:
-        if order is not None and order.citizen_id and is_citizen(who, order.citizen_id):
-            return json_response(citizen_view(order, now, whole=True))
-        last4 = request.query_params.get("phone_last4")
-        if last4 is not None:
-            if len(last4) != 4 or not last4.isdigit():
-                raise ApiError(400, "phone_last4 is the last 4 digits of the caller's phone")
-            if await _check_last4(request, who, order, number, last4):
-                return json_response(citizen_view(order, now, whole=False))
-        raise ApiError(404, f"no hotline order {number!r} for this key (give phone_last4, or "
-                            "use the key of the citizen who called)")
-    if order is None or not _staff_sees(who, order):
-        raise ApiError(404, f"no hotline order {number!r}")
-    return json_response(staff_view(order, now))
+        return citizen_view(order, now, whole=is_citizen(who, order.citizen_id))
+    return staff_view(order, now)
 
 
-async def order_action(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, STAFF)
-    side = serve_of(request)
-    number, action = request.path_params["number"], request.path_params["action"]
+async def order_action(call: Call[OrderAction, NoQuery]) -> OrderView:
+    node = call.node
+    action = call.path["action"]
     if action not in rules.ACTIONS:
         raise ApiError(404, f"no action {action!r}: one of {', '.join(rules.ACTIONS)}")
-    body: OrderAction = await body_of(request, OrderAction, empty_ok=True)
-    try:
-        order = await side.hotline.get(number)
-    except NotFound:
-        raise ApiError(404, f"no hotline order {number!r}") from None
-    if not _staff_sees(who, order):
-        raise ApiError(404, f"no hotline order {number!r}")
-    args = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
+    body = call.body
+    args: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(body).items()
+                            if v is not None}
     if body.incident is not None:
         args["incident"] = msgspec.structs.asdict(body.incident)
-    try:
-        order = await side.hotline.act(number, action, actor_of(who), **args)
-    except NotFound as error:
-        raise ApiError(404, str(error)) from None
-    except Invalid as error:
-        raise ApiError(400, str(error)) from None
-    except (NotAllowed, OutOfScope) as error:
-        raise ApiError(403, str(error)) from None
-    except Refused as error:
-        raise ApiError(409, error.reason) from None
-    doc = staff_view(order, node.clock())
+    order = await serve_of(call.request).hotline.act(call.record.number, action,
+                                                     actor_of(call.principal), **args)
+    view = staff_view(order, node.clock())
     if order.incident_id and node.act is not None:
         inc = await node.store.get_incident(order.incident_id)
-        doc["incident_open"] = inc is not None and inc.status in OPEN_INCIDENTS
-    return json_response(doc)
+        view.incident_open = inc is not None and inc.status in OPEN_INCIDENTS
+    return view
+
+
+ROUTES = [
+    Endpoint("POST", "/api/v1/hotline/orders", post_order, "Take a 12345 call as an order",
+             CENTRE, Scope.CREATE, kind="hotline_order", body=NewOrder, response=OrderView,
+             status=201),
+    Endpoint("GET", "/api/v1/hotline/orders", list_orders,
+             "Orders the key covers (a citizen: their own), newest first", STAFF | {Role.CITIZEN},
+             Scope.LIST, kind="hotline_order", query=OrderList, response=OrderPage),
+    Endpoint("GET", "/api/v1/hotline/orders/{number}", get_order,
+             "One order with its timeline (a citizen key: its own, or by phone_last4)",
+             STAFF | {Role.CITIZEN}, Scope.RECORD, guard=ORDER, query=Lookup,
+             response=OrderView),
+    Endpoint("POST", "/api/v1/hotline/orders/{number}/actions/{action}", order_action,
+             "Move an order on: " + ", ".join(rules.ACTIONS), STAFF, Scope.RECORD,
+             guard=ORDER, body=OrderAction, body_required=False, response=OrderView,
+             errors=(409,), examples={"action": "contact"}),
+]

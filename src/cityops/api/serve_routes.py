@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from cityops.api import cabinets, citizen_photos, citizens, hotline, reviews
+from cityops.api import cabinets, citizen_photos, citizens
 
 POST = ["POST"]
 
@@ -16,17 +16,6 @@ ROUTES = [
     Route("/api/v1/citizens/me/photos", citizen_photos.post_photo, methods=POST),
     Route("/api/v1/citizen-photos/{name}", citizen_photos.get_photo),
     Route("/api/v1/citizens/{citizen_id}", citizens.get_citizen),
-    Route("/api/v1/hotline/orders", hotline.list_orders),
-    Route("/api/v1/hotline/orders", hotline.post_order, methods=POST),
-    Route("/api/v1/hotline/orders/{number}", hotline.get_order),
-    Route("/api/v1/hotline/orders/{number}/actions/{action}", hotline.order_action,
-          methods=POST),
-    Route("/api/v1/reviews", reviews.list_reviews),
-    Route("/api/v1/reviews", reviews.post_review, methods=POST),
-    Route("/api/v1/reviews/{review_id}", reviews.get_review),
-    Route("/api/v1/review-tasks", reviews.list_tasks),
-    Route("/api/v1/review-tasks/{task_id}/actions/done", reviews.task_done, methods=POST),
-    Route("/api/v1/evaluation/reviews", reviews.review_figures),
     Route("/api/v1/cabinets", cabinets.list_cabinets),
     Route("/api/v1/cabinets", cabinets.post_cabinet, methods=POST),
     Route("/api/v1/cabinets/{cabinet_id}", cabinets.get_cabinet),

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from starlette.requests import Request
 
 from cityops.api.errors import ApiError
 from cityops.api.params import body_of, cursor_for, cursor_of, flag
 from cityops.domain.access import Principal, Role
+from cityops.domain.incidents.workflow import Actor
 
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION})
 CENTRE = frozenset({Role.ADMIN, Role.OPERATOR})
 __all__ = ["body_of", "cursor_for", "cursor_of", "flag", "serve_of", "is_citizen",
-           "in_area_scope", "covers", "STAFF", "CENTRE"]
+           "in_area_scope", "covers", "actor_of", "STAFF", "CENTRE", "Limit", "Cursor",
+           "Code", "Short", "Note"]
+
+# The query and body vocabulary of the serve side's routes.
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+Cursor = Annotated[str, msgspec.Meta(max_length=200, description="`next` of the previous page")]
+Code = Annotated[str, msgspec.Meta(max_length=64)]  # ids, department and area codes
+Short = Annotated[str, msgspec.Meta(max_length=200)]  # names, titles, addresses
+Note = Annotated[str, msgspec.Meta(max_length=2000)]  # notes, reasons, answers
 
 
 def serve_of(request: Request):
@@ -21,6 +31,10 @@ def serve_of(request: Request):
     if side is None:
         raise ApiError(503, "this node does not run the citizen services")
     return side
+
+
+def actor_of(who: Principal) -> Actor:
+    return Actor(who.key_id, who.role, who.scope, who.name)
 
 
 def is_citizen(who: Principal, citizen_id: str) -> bool:

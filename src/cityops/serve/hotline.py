@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from cityops.domain import hotline
-from cityops.domain.hotline import HotlineOrder, Outcome, Refused
+from cityops.domain.hotline import HotlineOrder, NotAllowed, Outcome, Refused
 from cityops.domain.incidents.model import Report
 from cityops.domain.incidents.workflow import CREATE, SYSTEM, Actor
 from cityops.domain.privacy import mask_text
@@ -76,7 +76,10 @@ class HotlineService:
     async def create(self, actor: Actor, *, type: str, title: str, content: str = "",
                      caller_name: str = "", phone: str = "", citizen_id: str = "",
                      area: str = "", address: str = "", lat: float | None = None,
-                     lon: float | None = None, department: str = "") -> HotlineOrder:
+                     lon: float | None = None, department: str = "",
+                     within: Callable[[str], bool] | None = None) -> HotlineOrder:
+        """`within`: whether the taker's scope covers the order's area, asked once the area
+        is known (given, from lat/lon, or the caller's residence)."""
         now = self.now()
         if citizen_id and self.citizens is not None:
             citizen = await self.citizens.get(citizen_id)
@@ -96,6 +99,9 @@ class HotlineService:
             if areas is None:
                 raise Invalid(f"({lat}, {lon}) lies outside this city")
             area = areas.village or areas.town or areas.district or area
+        if within is not None and not within(area):
+            raise NotAllowed(f"area {area or '(none)'} is outside this key's scope: an order "
+                             "is taken for a place the key covers")
         self._check_department(department)
         day = dt.datetime.fromtimestamp(now, self.zone).date()
         for _ in range(RETRIES):
