@@ -403,3 +403,128 @@ async def test_an_application_past_its_limit_shows_overdue_to_staff_and_citizen(
         assert (await li.get(f"/api/v1/submissions/{sub['id']}")).json()["overdue"] is False
         assert (await market.get("/api/v1/applications",
                                  params={"overdue": "true"})).json()["items"] == []
+
+
+TOWN_A = "990001001"
+ZHANG = {"id": "c-000456", "name": "Zhang Min", "phone": "13900000456",
+         "birth_date": "1940-03-01", "area": "990001002001", "address": "2 Dongfang Road",
+         "attributes": {"lives_alone": True}}
+LIQUOR = {"service": "liquor_retail_filing",
+          "answers": {"business_name": "Corner shop", "business_address": "2 Dongfang Road"},
+          "materials": {"business_licence": "scan-1", "food_operating_permit": "scan-2"}}
+
+
+async def test_a_key_sees_one_stop_records_of_its_own_scope_only(
+        tmp_path, onestop_city, live_node) -> None:
+    """Issue 12: an operator scoped to one town read other towns' applications, submissions and
+    licences, and a department key read a housing licence of a citizen it has nothing to do
+    with. Every read, list and action checks the key's scope against the record as stored."""
+    async with live_node(onestop_city, tmp_path / "data", clock=Clock(MONDAY_10),
+                         notify_url="memory:") as live:
+        li = await citizen(live)  # lives in town A
+        zhang = await citizen(live, ZHANG)  # in town B
+        housing = live.client(await live.key("department", "housing_construction"))
+        market = live.client(await live.key("department", "market_regulation"))
+        town_a = live.client(await live.key("operator", TOWN_A))
+        admin_a = live.client(await live.key("admin", TOWN_A))
+        everyone = live.client(await live.key("operator"))
+        r = await housing.post("/api/v1/licences", json={
+            "holder": ZHANG["id"], "type": "property_certificate", "number": "沪2021浦字002",
+            "valid_from": "2021-05-01"})
+        assert r.status_code == 201, r.text
+        deed = r.json()["id"]
+        r = await zhang.post("/api/v1/applications", json=LIQUOR)
+        assert r.status_code == 201, r.text
+        theirs = r.json()
+        r = await li.post("/api/v1/applications", json=LIQUOR)
+        assert r.status_code == 201, r.text
+        mine = r.json()
+        their_app, my_app = theirs["applications"][0]["id"], mine["applications"][0]["id"]
+        assert (await everyone.post(
+            "/api/v1/policies/elderly_care_subsidy_80_alone/run")).json()["granted"] == 1
+
+        # Town B's records answer as if they did not exist; town A's own are there.
+        for path in (f"/api/v1/applications/{their_app}", f"/api/v1/submissions/{theirs['id']}",
+                     f"/api/v1/licences/{deed}"):
+            r = await town_a.get(path)
+            assert r.status_code == 404, (path, r.text)
+        assert (await town_a.get(f"/api/v1/applications/{my_app}")).status_code == 200
+        assert (await town_a.get(f"/api/v1/submissions/{mine['id']}")).status_code == 200
+        # Lists are narrowed the same way.
+        listed = (await town_a.get("/api/v1/applications")).json()["items"]
+        assert [a["id"] for a in listed] == [my_app]
+        listed = (await town_a.get("/api/v1/submissions")).json()["items"]
+        assert [s["id"] for s in listed] == [mine["id"]]
+        for path, params in (("/api/v1/submissions", {"citizen": ZHANG["id"]}),
+                             ("/api/v1/licences", {"holder": ZHANG["id"]}),
+                             ("/api/v1/benefits", {"citizen": ZHANG["id"]})):
+            r = await town_a.get(path, params=params)
+            assert r.status_code == 200 and r.json()["items"] == [], (path, r.text)
+        assert len((await everyone.get("/api/v1/benefits",
+                                       params={"citizen": ZHANG["id"]})).json()["items"]) == 1
+        # Nothing is made or moved for town B's citizen by a town A key.
+        r = await town_a.post("/api/v1/applications", json={**LIQUOR, "citizen": ZHANG["id"]})
+        assert r.status_code in (403, 404), r.text
+        r = await everyone.get("/api/v1/submissions", params={"citizen": ZHANG["id"]})
+        assert [s["id"] for s in r.json()["items"]] == [theirs["id"]]
+        assert (await move(admin_a, their_app, "accept")).status_code == 404
+        # A policy run covers the whole city: not for a town's key.
+        r = await town_a.post("/api/v1/policies/elderly_care_subsidy_80_alone/run")
+        assert r.status_code == 403
+
+        # A department sees the licences it issues, not another's title deed ...
+        assert (await market.get(f"/api/v1/licences/{deed}")).status_code == 404
+        r = await market.get("/api/v1/licences", params={"holder": ZHANG["id"]})
+        assert r.json()["items"] == []
+        r = await market.post(f"/api/v1/licences/{deed}/revoke", json={"reason": "mine now"})
+        assert r.status_code == 404
+        r = await housing.get(f"/api/v1/licences/{deed}")
+        assert r.status_code == 200 and r.json()["state"] == "valid"
+        # ... and the applications it decides, wherever the applicant lives.
+        r = await market.get(f"/api/v1/applications/{their_app}")
+        assert r.status_code == 200 and r.json()["status"] == "submitted"
+        assert (await housing.get(f"/api/v1/applications/{their_app}")).status_code == 404
+        assert (await housing.get(f"/api/v1/submissions/{theirs['id']}")).status_code == 404
+
+
+async def test_one_stop_input_is_bounded(tmp_path, onestop_city, live_node) -> None:
+    """Issue 12: every text field has a length cap, form answers are plain values of bounded
+    size, and a body over 1 MiB is refused while it streams in."""
+    async with live_node(onestop_city, tmp_path / "data", clock=Clock(MONDAY_10)) as live:
+        li = await citizen(live)
+        market = live.client(await live.key("department", "market_regulation"))
+        answers = LIQUOR["answers"]
+
+        async def refused(r, status: int, field: str = "") -> None:
+            assert r.status_code == status, r.text[:300]
+            assert field in r.json()["error"], r.text[:300]
+
+        await refused(await li.post("/api/v1/applications", json={
+            **LIQUOR, "answers": {**answers, "business_name": "x" * (2 << 20)}}), 413)
+        await refused(await li.post("/api/v1/applications", json={
+            **LIQUOR, "answers": {**answers, "business_name": "x" * 5000}}), 400, "answers")
+        deep: object = "x"
+        for _ in range(40):
+            deep = [deep]
+        await refused(await li.post("/api/v1/applications", json={
+            **LIQUOR, "answers": {**answers, "business_name": deep}}), 400)
+        await refused(await li.post("/api/v1/applications", json={**LIQUOR, "key": "k" * 1000}),
+                      400, "key")
+        await refused(await li.post("/api/v1/applications", json={
+            **LIQUOR, "materials": {"business_licence": "s" * 5000}}), 400, "materials")
+        r = await li.post("/api/v1/applications", json=LIQUOR)
+        assert r.status_code == 201, r.text
+        app_id = r.json()["applications"][0]["id"]
+        await refused(await move(market, app_id, "need_more", reason="r" * 5000), 400, "reason")
+        await refused(await market.post("/api/v1/licences", json={
+            "holder": LI["id"], "type": "business_licence", "number": "9" * 500,
+            "valid_from": "2021-01-01"}), 400, "number")
+        await refused(await li.get("/api/v1/services", params={"q": "x" * 1000}), 400, "q")
+        await refused(await market.get("/api/v1/applications", params={"limit": 0}), 400,
+                      "limit")
+        await refused(await market.get("/api/v1/applications", params={"status": "lost"}), 400,
+                      "status")
+        # Nothing of the refused ones was taken.
+        r = await market.get("/api/v1/applications")
+        assert [a["id"] for a in r.json()["items"]] == [app_id]
+        assert r.json()["items"][0]["status"] == "submitted"
