@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Callable
 
 import msgspec
 
@@ -132,7 +133,7 @@ def acceptable_code(code: str) -> bool:
     return steps not in ({1}, {9})
 
 
-def draw_code(randbelow) -> str:
+def draw_code(randbelow: Callable[[int], int]) -> str:
     """`randbelow` is `secrets.randbelow`: the rules stay pure, the randomness is the caller's."""
     while True:
         code = f"{randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"

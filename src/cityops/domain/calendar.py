@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from cityops.domain.city import WorkCalendar
 from cityops.domain.scenarios.spec import When
@@ -107,8 +108,9 @@ class LocalClock:
     # -- offsets ----------------------------------------------------------------------------
 
     def _offset_at(self, us: int) -> int:
-        when = dt.datetime.fromtimestamp(us // US, self.zone)
-        return int(when.utcoffset().total_seconds()) * US
+        offset = dt.datetime.fromtimestamp(us // US, self.zone).utcoffset()
+        assert offset is not None  # a time in a zone always has an offset
+        return int(offset.total_seconds()) * US
 
     def _cover(self, first_year: int, last_year: int) -> None:
         shared = _TABLES.get(self.timezone)
@@ -163,7 +165,8 @@ class LocalClock:
         self.offset_us(np.array([start_us, end_us], np.int64))
         i, j = np.searchsorted(self._trans, [start_us, end_us], side="right")
         out = self._trans[i:j]
-        return out[out != end_us]
+        inside: np.ndarray = out[out != end_us]
+        return inside
 
     # -- local time -------------------------------------------------------------------------
 
@@ -205,7 +208,9 @@ class LocalClock:
     def working_time(self, ts_us: np.ndarray) -> np.ndarray:
         """Inside the calendar's working periods on a working day."""
         local = self.local_us(ts_us)
-        return ~self._day_off(local // DAY_US) & _in_ranges(local % DAY_US, self._work_ranges)
+        working: np.ndarray = ~self._day_off(local // DAY_US) & _in_ranges(local % DAY_US,
+                                                                          self._work_ranges)
+        return working
 
     # -- conditions -------------------------------------------------------------------------
 
@@ -256,7 +261,8 @@ class LocalClock:
             ok &= np.isin(month, cond.months)
         return ok
 
-    def seconds_inside(self, when: When | None, start_us, end_us):
+    def seconds_inside(self, when: When | None, start_us: npt.ArrayLike,
+                       end_us: npt.ArrayLike) -> float | np.ndarray:
         """Seconds of [start, end) that fall inside `when`; negative when end < start.
 
         Scalars give a float; arrays (broadcast against each other) give an array. The

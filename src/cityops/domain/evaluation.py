@@ -101,7 +101,7 @@ class CaseFacts(msgspec.Struct, frozen=True, kw_only=True):
 
     def department_keys(self) -> list[str | None]:
         """The departments the case counts in when grouped by department."""
-        keys = list(dict.fromkeys(
+        keys: list[str | None] = list(dict.fromkeys(
             ([self.department] if self.department is not None else []) + self.departments))
         return keys or [None]
 
@@ -251,8 +251,8 @@ def evaluate(cases: Iterable[CaseFacts], period_start: float, period_end: float,
     if group_by is None:
         tallies[None] = _Tally()
     else:
-        for key in groups:
-            tallies.setdefault(key, _Tally())
+        for name in groups:
+            tallies.setdefault(name, _Tally())
     for case in cases:
         for key in _keys(case, group_by):
             tally = tallies.get(key)

@@ -13,6 +13,7 @@ district centre, which is also the order in which unfinished work escalates.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import h3
 import msgspec
@@ -60,11 +61,13 @@ def geometry_of(area: Area) -> shapely.Geometry:
     return shape(area.geometry)
 
 
-def to_geojson_geometry(geometry: shapely.Geometry) -> dict:
+def to_geojson_geometry(geometry: shapely.Geometry) -> dict[str, Any]:
     """A polygonal shapely geometry as an RFC 7946 geometry dict: plain lists, outer rings
     counter-clockwise, so it survives a JSON round trip unchanged."""
     oriented = shapely.orient_polygons(geometry, exterior_cw=False)
-    return msgspec.json.decode(msgspec.json.encode(shapely.geometry.mapping(oriented)))
+    plain: dict[str, Any] = msgspec.json.decode(
+        msgspec.json.encode(shapely.geometry.mapping(oriented)))
+    return plain
 
 
 class CityMap:
@@ -222,7 +225,8 @@ class CityMap:
         return [None if i < 0 else places[i] for i in self.village_indices(lats, lons).tolist()]
 
     def cell_of(self, lat: float, lon: float) -> str:
-        return h3.latlng_to_cell(lat, lon, self.h3_resolution)
+        cell: str = h3.latlng_to_cell(lat, lon, self.h3_resolution)
+        return cell
 
     def cells_of(self, lats: ArrayLike, lons: ArrayLike) -> list[str]:
         res = self.h3_resolution

@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius, as elsewhere in cityops
 
@@ -72,14 +73,16 @@ class AssignmentOffer(msgspec.Struct, frozen=True, omit_defaults=True):
         return now >= self.ack_due
 
 
-def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
+def haversine_m(lat1: npt.ArrayLike, lon1: npt.ArrayLike, lat2: npt.ArrayLike,
+                lon2: npt.ArrayLike) -> np.ndarray:
     """Great-circle distance in metres; broadcasts like numpy."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dp = p2 - p1
     dl = np.radians(np.asarray(lon2, dtype=float) - np.asarray(lon1, dtype=float))
     h = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
     # clip: rounding can push h a hair above 1 for antipodal points, and arcsin would return NaN
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    distance: np.ndarray = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return distance
 
 
 def _codes(values: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
@@ -90,7 +93,8 @@ def _codes(values: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
 class StaffTable:
     """Field staff as columns. Strings are coded once here so that each query compares ints."""
 
-    def __init__(self, staff_ids: Sequence[str], lats, lons, ats,
+    def __init__(self, staff_ids: Sequence[str], lats: npt.ArrayLike, lons: npt.ArrayLike,
+                 ats: npt.ArrayLike,
                  statuses: Sequence[str], departments: Sequence[str],
                  skills: Sequence[Iterable[str]]) -> None:
         n = len(staff_ids)
@@ -135,7 +139,7 @@ class StaffTable:
         with a fresh position, and not already tried on this order."""
         if department not in self._departments:
             return np.zeros(len(self), dtype=bool)
-        mask = self.available & (self._department == self._departments[department])
+        mask: np.ndarray = self.available & (self._department == self._departments[department])
         if skill is not None:
             if skill not in self._skills:
                 return np.zeros(len(self), dtype=bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class ReadingBatch:
     value: np.ndarray
     received_ns: int = 0  # time.monotonic_ns() when the batch arrived, for latency figures
     source: str = "http"
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.device.shape[0])

@@ -44,8 +44,11 @@ class DeviceRegistry:
         try:
             return self.kinds[self.kind_index[name]]
         except KeyError:
-            known = ", ".join(sorted(self.kind_index))
-            raise UnknownKind(f"unknown device kind {name!r} (known: {known})") from None
+            raise self._unknown(name) from None
+
+    def _unknown(self, name: str) -> UnknownKind:
+        known = ", ".join(sorted(self.kind_index))
+        return UnknownKind(f"unknown device kind {name!r} (known: {known})")
 
     def add(self, devices: Iterable[Device]) -> list[int]:
         """Register or update devices; returns their indices."""
@@ -53,7 +56,7 @@ class DeviceRegistry:
         for device in devices:
             k = self.kind_index.get(device.kind)
             if k is None:
-                self.kind(device.kind)  # raises with the list of known kinds
+                raise self._unknown(device.kind)
             i = self.index.get(device.id)
             if i is None:
                 i = len(self.devices)
@@ -72,7 +75,7 @@ class DeviceRegistry:
         return None if i is None else self.devices[i]
 
     def channel_name(self, device_index: int, channel: int) -> str:
-        return self.kinds[self._kind_of[device_index]].channels[channel].name
+        return self.kinds[int(self._kind_of[device_index])].channels[channel].name
 
     def channel_names(self) -> list[list[str]]:
         return [[c.name for c in k.channels] for k in self.kinds]

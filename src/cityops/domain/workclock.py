@@ -44,7 +44,7 @@ _CACHE_DAYS = 4096
 _ROUNDING = 1e-6  # seconds; epoch seconds as floats resolve about 2e-7 s today
 
 _SHORT = {"minutes": "min", "hours": "h", "working_hours": "wh", "working_days": "wd"}
-_UNIT_NAMES = {
+_UNIT_NAMES: dict[str, Unit] = {
     "min": "minutes", "mins": "minutes", "minute": "minutes", "minutes": "minutes",
     "h": "hours", "hr": "hours", "hrs": "hours", "hour": "hours", "hours": "hours",
     "wh": "working_hours", "working hour": "working_hours", "working hours": "working_hours",
@@ -340,7 +340,9 @@ class WorkClock:
         return tuple(_merge(out))
 
     def _offset(self, ts: float) -> float:
-        return dt.datetime.fromtimestamp(ts, self.zone).utcoffset().total_seconds()
+        offset = dt.datetime.fromtimestamp(ts, self.zone).utcoffset()
+        assert offset is not None  # a time in a zone always has an offset
+        return offset.total_seconds()
 
     def _offset_pieces(self, lo: int, hi: int) -> list[tuple[int, int, float]]:
         """[lo, hi) cut where the zone's offset changes, each piece with its offset."""

@@ -4,6 +4,7 @@ pack may carry its own table in `categories.yaml`; `packs/categories.yaml` is th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import msgspec
@@ -84,7 +85,7 @@ class CategoryTable:
     def __contains__(self, code: object) -> bool:
         return code in self._by_code
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Category]:
         return iter(self._by_code.values())
 
     def __len__(self) -> int:
@@ -100,7 +101,7 @@ class CategoryTable:
         if found is not None:
             return found
         parts = (code.split(".") + ["other", "other"])[:3]
-        kind = "component" if parts[0] == "component" else "event"
+        kind: Literal["component", "event"] = "component" if parts[0] == "component" else "event"
         level = urgency if urgency in URGENCIES else "normal"
         return Category(
             code=code,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -278,7 +278,7 @@ def _resume(app: Application, now: float, clock: WorkClock) -> float | None:
     return clock.deadline_with_pauses(app.submitted_at, limit, pauses) if pauses else due
 
 
-def _pairs(timeline: list[Event], now: float):
+def _pairs(timeline: list[Event], now: float) -> Iterator[tuple[Event, Event]]:
     """(need_more event, the resubmit that ended it) pairs; the open one ends now."""
     start: Event | None = None
     for e in timeline:

@@ -40,7 +40,7 @@ class FormField(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_de
     choices: list[str] = []  # for type choice
     prefill: str = ""  # a CITIZEN_FACTS name: the form comes filled in from the registry
 
-    def definition(self) -> tuple:
+    def definition(self) -> tuple[str, str, FieldType, tuple[str, ...], str]:
         """What two items must agree on to share the field (`required` may differ)."""
         return (self.label, self.label_zh, self.type, tuple(self.choices), self.prefill)
 
@@ -53,7 +53,7 @@ class Material(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_def
     shared: str = ""  # a CITIZEN_FACTS name the registry holds: got by data sharing
     required: bool = True
 
-    def definition(self) -> tuple:
+    def definition(self) -> tuple[str, str, str, str]:
         return (self.name, self.name_zh, self.licence, self.shared)
 
 
@@ -300,7 +300,7 @@ def search(cat: Catalogue, query: str, department_names: dict[str, str] | None =
             continue
         if channel and channel not in item.channels:
             continue
-        texts = (
+        texts: tuple[tuple[str, ...], ...] = (
             (item.name, item.name_zh, item.code.replace("_", " ")),
             tuple(item.keywords),
             (item.department, item.department.replace("_", " "), names.get(item.department, "")),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, TypedDict
 
 import msgspec
 
@@ -47,6 +47,16 @@ class Licence(msgspec.Struct, frozen=True, kw_only=True):
         if self.valid_until is not None and day > self.valid_until:
             return "expired"
         return "valid"
+
+
+class _MaterialFacts(TypedDict):
+    """What a material's state repeats of the material itself."""
+
+    code: str
+    name: str
+    required: bool
+    licence: str
+    shared: str
 
 
 class MaterialState(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,8 +102,9 @@ def decide_material(
     else one being issued in this submission is awaited; else a fact in the registry is
     shared; else the citizen is asked, with the reason when the store holds a licence of the
     type that cannot be used."""
-    base = {"code": material.code, "name": material.name, "required": material.required,
-            "licence": material.licence, "shared": material.shared}
+    base: _MaterialFacts = {"code": material.code, "name": material.name,
+                            "required": material.required, "licence": material.licence,
+                            "shared": material.shared}
     blocked: Licence | None = None
     if material.licence:
         valid, blocked = best_licence(licences, material.licence, day)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 from cityops.domain.scenarios import spec
 from cityops.domain.scenarios.context import Context
@@ -26,4 +27,6 @@ EVALUATORS: dict[type, tuple[str, str]] = {
 def build(pack: spec.ScenarioPack, rule: spec.AnyRule, ctx: Context) -> Evaluator:
     module_name, class_name = EVALUATORS[type(rule)]
     module = importlib.import_module(f"cityops.domain.scenarios.primitives.{module_name}")
-    return getattr(module, class_name)(pack, rule, ctx)
+    make: Callable[[spec.ScenarioPack, spec.AnyRule, Context], Evaluator] = getattr(module,
+                                                                                    class_name)
+    return make(pack, rule, ctx)

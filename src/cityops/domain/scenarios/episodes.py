@@ -133,7 +133,8 @@ class Episodes:
                 merged[(e.device_id, e.channel, e.ts)] = e
             alert.evidence = sorted(merged.values(), key=lambda e: e.ts)[-MAX_EVIDENCE:]
 
-    def _place(self, signal: Signal):
+    def _place(self, signal: Signal
+               ) -> tuple[AreaCodes | None, str | None, float | None, float | None]:
         if not math.isnan(signal.lat):
             areas, cell = self.locate(signal.lat, signal.lon)
             return areas, cell, signal.lat, signal.lon

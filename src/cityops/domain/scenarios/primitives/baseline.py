@@ -26,6 +26,7 @@ one, cleared by the first value that is not (or falls outside the rule's `when`)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,8 @@ _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 
 def floor_sd(centre: np.ndarray) -> np.ndarray:
     """The least spread a count series can have around `centre`."""
-    return np.maximum(np.sqrt(np.abs(np.nan_to_num(centre))), 1.0)
+    least: np.ndarray = np.maximum(np.sqrt(np.abs(np.nan_to_num(centre))), 1.0)
+    return least
 
 
 class BaselineEvaluator:
@@ -78,7 +80,7 @@ class BaselineEvaluator:
         self.row_of = np.full(0, -1, np.int64)  # per device: its row in the history tables
         self.series: list[int] = []  # per row: the device
         self.newest = np.full(0, NEVER, np.int64)  # per device: newest reading evaluated
-        self.latest: dict[int, dict] = {}  # per device: what snapshot() reports
+        self.latest: dict[int, dict[str, Any]] = {}  # per device: what snapshot() reports
         self.active: set[int] = set()
 
     def on_tick(self, ctx: Context) -> list[Signal]:
@@ -140,7 +142,8 @@ class BaselineEvaluator:
             self.row_of[d] = len(self.series)
             self.series.append(d)
         self.history.grow(len(self.series))
-        return self.row_of[dev]
+        rows: np.ndarray = self.row_of[dev]
+        return rows
 
     def _status(self, ctx: Context, dev: np.ndarray, value: np.ndarray, baseline: np.ndarray,
                 z: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -174,7 +177,7 @@ class BaselineEvaluator:
             detail=detail,
         )
 
-    def snapshot(self) -> list[dict]:
+    def snapshot(self) -> list[dict[str, Any]]:
         """Per series, for the vital-signs API: the latest value, its baseline (median or
         mean of its hour of the week), z and status (normal, high, low or learning)."""
         return [{
@@ -216,7 +219,8 @@ class _History:
             baseline[i], z[i], count[i] = self._round(row[i], slot[i], hour[i], value[i])
         return baseline, z, count
 
-    def _round(self, row, slot, hour, value):
+    def _round(self, row: np.ndarray, slot: np.ndarray, hour: np.ndarray,
+               value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
 
 
@@ -232,7 +236,8 @@ class _Window(_History):
         self.values = grown(self.values, rows, np.nan)
         self.hour = grown(self.hour, rows, NEVER)
 
-    def _round(self, row, slot, hour, value):
+    def _round(self, row: np.ndarray, slot: np.ndarray, hour: np.ndarray,
+               value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         stored = self.values[row, slot]  # (m, weeks + 1)
         same = self.hour[row, slot] == hour
         # The history before this hour: the last `weeks` values, leaving out this hour's own.
@@ -275,7 +280,8 @@ class _Ewma(_History):
         self.before = grown(self.before, rows, 0.0)
         self.hour = grown(self.hour, rows, NEVER)
 
-    def _round(self, row, slot, hour, value):
+    def _round(self, row: np.ndarray, slot: np.ndarray, hour: np.ndarray,
+               value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         same = self.hour[row, slot] == hour
         current = np.where(same[:, None], self.before[row, slot], self.state[row, slot])
         mean, var, count = current[:, 0], current[:, 1], current[:, 2]

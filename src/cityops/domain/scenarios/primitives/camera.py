@@ -47,6 +47,7 @@ class CameraEventEvaluator:
                              f"(known: {known})")
         self.code = CODES[rule.event]
         self.sel = Selection(rule, ctx, kind="camera", channel="event")
+        assert self.sel.kind is not None  # the rule's kind, or cameras
         kind = ctx.registry.kind(self.sel.kind)
         try:
             self.event_ch, self.dwell_ch = kind.channel_index("event"), kind.channel_index("dwell")
@@ -105,7 +106,8 @@ class CameraEventEvaluator:
         order = in_time_order(dev, ts)
         return self._decide(ctx, *(a[order] for a in (dev, ts, code, dwell, hit, over)))
 
-    def _decide(self, ctx, dev, ts, code, dwell, hit, over) -> list[Signal]:
+    def _decide(self, ctx: Context, dev: np.ndarray, ts: np.ndarray, code: np.ndarray,
+                dwell: np.ndarray, hit: np.ndarray, over: np.ndarray) -> list[Signal]:
         out: list[Signal] = []
         starts, stops = runs(dev)
         for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
@@ -128,7 +130,8 @@ class CameraEventEvaluator:
             self.active[d] = active
         return out
 
-    def _raised(self, ctx, d, i, ts, code, dwell) -> Signal:
+    def _raised(self, ctx: Context, d: int, i: int, ts: np.ndarray, code: np.ndarray,
+                dwell: np.ndarray) -> Signal:
         t, held = int(ts[i]), float(dwell[i])
         limit = self.dwell.one(ctx, d) / US
         detail = f"{self.spec.event} for {fmt_duration(held)}"

@@ -54,6 +54,7 @@ class FixReader:
 
     def __init__(self, rule: Rule, ctx: Context) -> None:
         self.selection = Selection(rule, ctx, kind="gps", any_channel=True)
+        assert self.selection.kind is not None  # the rule's kind, or gps
         spec = ctx.registry.kind(self.selection.kind)
         try:
             self.lat_channel = spec.channel_index("lat")
@@ -221,7 +222,8 @@ def _member(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
     if table.size == 0:
         return np.zeros(keys.shape, bool)
     i = np.minimum(np.searchsorted(table, keys), table.size - 1)
-    return table[i] == keys
+    found: np.ndarray = table[i] == keys
+    return found
 
 
 class LocalMetres:

@@ -115,7 +115,8 @@ class RateOfChangeEvaluator:
                 batch.channel[rows[look]])
         return self._decide(ctx, group[look], qualifies[look], cols)
 
-    def _decide(self, ctx, group, qualifies, cols) -> list[Signal]:
+    def _decide(self, ctx: Context, group: np.ndarray, qualifies: np.ndarray,
+                cols: tuple[np.ndarray, ...]) -> list[Signal]:
         dev, ts = cols[0], cols[1]
         clear_after = np.broadcast_to(self.clear_after.at(ctx, dev), dev.shape)
         out: list[Signal] = []
@@ -160,7 +161,8 @@ class RateOfChangeEvaluator:
                               detail=f"no qualifying change for {fmt_duration(quiet / US)}"))
         return out
 
-    def _signal(self, ctx, g, active, i, cols) -> Signal:
+    def _signal(self, ctx: Context, g: int, active: bool, i: int,
+                cols: tuple[np.ndarray, ...]) -> Signal:
         dev, ts, start, change, value, channel = cols
         d, t, ch, amount = int(dev[i]), int(ts[i]), int(channel[i]), float(change[i])
         if not active:

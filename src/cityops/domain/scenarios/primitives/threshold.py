@@ -61,7 +61,10 @@ def _levels(rule: spec.Threshold) -> tuple[PerState, PerState, PerState, PerStat
             raise ValueError(f"rule {rule.id!r}: clear_below {cb:g} is above `above` {a:g}")
         if ca < b:
             raise ValueError(f"rule {rule.id!r}: clear_above {ca:g} is below `below` {b:g}")
-        above.append(a), below.append(b), clear_below.append(cb), clear_above.append(ca)
+        above.append(a)
+        below.append(b)
+        clear_below.append(cb)
+        clear_above.append(ca)
     return PerState(above), PerState(below), PerState(clear_below), PerState(clear_above)
 
 
@@ -126,7 +129,8 @@ class ThresholdEvaluator:
         return self._decide(ctx, dev[keep], ts[keep], value[keep], trig[keep], clear[keep],
                             inside[keep], batch.channel[rows[pick[keep]]])
 
-    def _decide(self, ctx: Context, dev, ts, value, trig, clear, inside, channel
+    def _decide(self, ctx: Context, dev: np.ndarray, ts: np.ndarray, value: np.ndarray,
+                trig: np.ndarray, clear: np.ndarray, inside: np.ndarray, channel: np.ndarray
                 ) -> list[Signal]:
         hold = np.broadcast_to(self.hold_us.at(ctx, dev), dev.shape)
         out: list[Signal] = []
@@ -172,8 +176,8 @@ class ThresholdEvaluator:
                 self.recent[d] = recent
         return out
 
-    def _signal(self, ctx: Context, d: int, active: bool, t: int, v: float, rows: list,
-                detail: str) -> Signal:
+    def _signal(self, ctx: Context, d: int, active: bool, t: int, v: float,
+                rows: list[tuple[int, int, int, float]], detail: str) -> Signal:
         return Signal(self.rule, ctx.device_id(d), active, t, d, v, evidence=evidence(rows),
                       detail=detail)
 

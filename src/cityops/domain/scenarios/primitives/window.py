@@ -77,7 +77,8 @@ class WindowEvaluator:
         self.value_above = PerState.of(rule, "value_above")
         self.min_count = PerState.of(rule, "min_count", int)
         self.table = WindowStore(self.span, 4)
-        self._batch: tuple = ()  # this batch's rows in group order, for evidence
+        # This batch's rows in group order (group, ts, value, device), for evidence.
+        self._batch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | tuple[()] = ()
         self._sized = False
         self.groups = Groups(self.per)
         self.active = np.zeros(0, bool)  # per group
@@ -147,7 +148,7 @@ class WindowEvaluator:
                 "extremes": self.spec.agg in ("min", "max", "range")}
 
     def _evaluate(self, ctx: Context, group: np.ndarray, end: np.ndarray, dev: np.ndarray,
-                  tick: bool, stats: tuple | None = None) -> list[Signal]:
+                  tick: bool, stats: tuple[np.ndarray, ...] | None = None) -> list[Signal]:
         """Windows ending at `end` for `group` (sorted by group, then time)."""
         start = end - self.over.at(ctx, dev)
         if stats is None:
@@ -214,7 +215,8 @@ class WindowEvaluator:
         return f"{text} ({verdict}: {' or '.join(limits)})"
 
 
-def _aggregate(agg: str, count, total, low, high) -> np.ndarray:
+def _aggregate(agg: str, count: np.ndarray, total: np.ndarray, low: np.ndarray,
+               high: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         if agg == "count":
             return count.astype(np.float64)
