@@ -197,3 +197,119 @@ async def test_multichannel_readings_count_as_readings(live):
     assert again == {"accepted": 2, "duplicates": 1, "rejected": []}
     assert 'cityops_readings_accepted_total{source="http"} 2.0' in metrics
     assert 'cityops_values_stored_total{source="http"} 4.0' in metrics
+
+
+async def test_deep_nesting_is_a_400_not_a_server_error(live):
+    """Found in issue 12: a batch nested 100,000 deep, or a reading whose (unused)
+    attributes nest 10,000 deep, answered 500 (the decoder's recursion error escaped)."""
+    key = await live.key("device")
+    deep_attributes = (b'[{"device_id": "noise-000001", "ts": 1, "value": 50, "attributes": '
+                       + b'{"a": ' * 10_000 + b"1" + b"}" * 10_000 + b"}]")
+    async with live.client(key) as c:
+        arrays = await c.post("/api/v1/readings", content=b"[" * 100_000)
+        closed = await c.post("/api/v1/readings",
+                              content=b"[" * 100_000 + b"]" * 100_000)
+        attributes = await c.post("/api/v1/readings", content=deep_attributes)
+        one = await c.post("/api/v1/readings", content=deep_attributes[1:-1])
+        lines = await c.post("/api/v1/readings",
+                             content=msgspec.json.encode(reading()) + b"\n"
+                             + deep_attributes[1:-1] + b"\n",
+                             headers={"Content-Type": "application/x-ndjson"})
+    for r in (arrays, closed, attributes, one):
+        assert r.status_code == 400, r.text
+        assert "nested too deeply" in r.json()["error"]
+    # NDJSON lines stand alone: the deep one is refused by its line number, the other kept.
+    assert lines.status_code == 202
+    assert lines.json()["accepted"] == 1
+    assert lines.json()["rejected"][0]["index"] == 1
+    assert "nested too deeply" in lines.json()["rejected"][0]["error"]
+
+
+@pytest.mark.parametrize("when", ["-1e309", "1e309", "nan", "inf", "1e300", "-1e300"])
+async def test_a_time_that_is_no_time_is_a_400(live, when):
+    """Found in issue 12: `from=-1e309` (minus infinity as a float) answered 500."""
+    key = await live.key("operator")
+    async with live.client(key) as c:
+        history = await c.get("/api/v1/devices/noise-000001/readings", params={"from": when})
+        until = await c.get("/api/v1/devices/noise-000001/readings", params={"to": when})
+    for r in (history, until):
+        assert r.status_code == 400, r.text
+        assert when in r.json()["error"]
+
+
+def _stalling(size: int, go: asyncio.Event):
+    """A batch of `size` bytes (an empty array padded with blanks) whose sender sends `[` and
+    then nothing until `go` is set, as a slow or hostile sender holds a connection open."""
+    async def body():
+        yield b"["
+        await go.wait()
+        yield b" " * (size - 2) + b"]"
+    return body()
+
+
+async def _hold(client, go: asyncio.Event, n: int, size: int, settled):
+    """`n` stalling batches of one key; returns once `settled()` says the node has seen them."""
+    tasks = [asyncio.create_task(client.post(
+        "/api/v1/readings", content=_stalling(size, go),
+        headers={"Content-Length": str(size)})) for _ in range(n)]
+    for _ in range(500):
+        if settled(tasks):
+            break
+        await asyncio.sleep(0.01)
+    return tasks
+
+
+async def test_slow_senders_of_one_key_cannot_take_every_ingest_slot(tmp_path, grid_pack,
+                                                                      live_node):
+    """Found in issue 12: 80 connections sending only `[` held all ingest slots, and every
+    other sender, with any key, got 429. A key may hold at most half of the ingest slots and
+    half of the bytes in progress; the other half stays for everyone else."""
+    async with live_node(grid_pack, tmp_path / "d", max_in_flight=8) as live:
+        ingestor = live.node.ingestor
+        hostile, other = await live.key("device"), await live.key("device")
+        go = asyncio.Event()
+        async with live.client(hostile) as h, live.client(other) as c:
+            tasks = await _hold(h, go, 12, 1 << 20,
+                                lambda ts: sum(t.done() for t in ts) == 8)
+            refused = [t.result() for t in tasks if t.done()]
+            assert ingestor.in_flight == 4
+            assert [r.status_code for r in refused] == [429] * 8
+            assert all(r.headers["Retry-After"] == "1" for r in refused)
+            r = await post(c, [reading(ts=time.time() - 20)])
+            assert r.status_code == 202 and r.json()["accepted"] == 1
+            go.set()
+            held = await asyncio.gather(*(t for t in tasks if t not in refused))
+    assert [r.status_code for r in held if r not in refused].count(202) == 4
+    assert ingestor.in_flight == 0 and ingestor.in_flight_bytes == 0
+
+
+async def test_a_keys_requests_in_progress_are_capped(tmp_path, grid_pack, live_node):
+    async with live_node(grid_pack, tmp_path / "d", in_flight_per_key=3) as live:
+        ingestor = live.node.ingestor
+        hostile, other = await live.key("device"), await live.key("device")
+        go = asyncio.Event()
+        async with live.client(hostile) as h, live.client(other) as c:
+            tasks = await _hold(h, go, 10, 100, lambda ts: sum(t.done() for t in ts) == 7)
+            refused = [t.result() for t in tasks if t.done()]
+            assert ingestor.in_flight == 3
+            assert [r.status_code for r in refused] == [429] * 7
+            assert "requests in progress" in refused[0].json()["error"]
+            assert (await post(c, [reading(ts=time.time() - 20)])).status_code == 202
+            go.set()
+            await asyncio.gather(*tasks)
+    assert ingestor.in_flight == 0
+
+
+async def test_a_stalled_body_is_cut_at_the_deadline(tmp_path, grid_pack, live_node):
+    async with live_node(grid_pack, tmp_path / "d", body_timeout_s=0.5) as live:
+        ingestor = live.node.ingestor
+        key = await live.key("device")
+        go = asyncio.Event()
+        async with live.client(key) as c:
+            [stalled] = await _hold(c, go, 1, 1000, lambda ts: ingestor.in_flight == 1)
+            assert ingestor.in_flight == 1  # it holds its place while it stalls ...
+            r = await stalled  # ... until the deadline cuts it
+            go.set()
+            assert r.status_code == 408 and "did not arrive within 0.5 s" in r.json()["error"]
+            assert ingestor.in_flight == 0 and ingestor.in_flight_bytes == 0
+            assert (await post(c, [reading(ts=time.time() - 20)])).status_code == 202
