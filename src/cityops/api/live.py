@@ -50,6 +50,7 @@ SNAPSHOT_OPEN = 3000  # open cases in a snapshot (newest first) ...
 SNAPSHOT_RECENT = 500  # ... plus the newest of any status, so closed ones can be counted
 SNAPSHOT_ALERTS = 5000
 PING_S = 15.0  # a comment line after this long without news keeps proxies from closing
+RECHECK_S = 5.0  # how stale a stream's key may get: revoked or expired, the stream ends
 RESYNC = object()  # queued to wake a viewer that must be sent a snapshot
 CLOSE = object()  # queued to end a viewer's stream (the server is shutting down)
 
@@ -119,9 +120,10 @@ def alert_summary(alert: Alert, device: bool) -> dict:
 class LiveHub:
     def __init__(self, node, *, tick_s: float = 0.25, kpi_every_s: float = 1.0,
                  snapshot_every_s: float = 120.0, queue_frames: int = 8,
-                 bus_queue: int = 4096) -> None:
+                 bus_queue: int = 4096, recheck_s: float = RECHECK_S) -> None:
         self.node = node
         self.tick_s = tick_s
+        self.recheck_s = recheck_s
         self.kpi_every_s = kpi_every_s
         self.snapshot_every_s = snapshot_every_s
         self.queue_frames = queue_frames
@@ -632,28 +634,46 @@ async def live(request: Request) -> StreamingResponse:
         once = Viewer(who, (who.role.value, str(who.scope), who.name), asyncio.Queue(1))
         return json_response(await hub.snapshot_body(once, "once", track=False))
     await hub.ensure_started()
+    secret = request.headers.get("authorization", "").partition(" ")[2].strip()
+    keys = request.app.state.node.keys
+    loop = asyncio.get_running_loop()
 
     async def stream():
         # Joined before the snapshot is read, so nothing that happens meanwhile is missed
         # (deltas carry whole values: applying one the snapshot already had is harmless).
         viewer = hub.join(who)
+        recheck_at = loop.time() + hub.recheck_s
+        ping_at = loop.time() + PING_S
         try:
             yield await hub.snapshot(viewer, "connect")
             while True:
+                # The key was good when the stream opened; a stream lives for hours, so it
+                # is asked again (past the resolver's cache, which would hide a revocation
+                # made by another process for its whole ttl) before anything more is sent.
+                if loop.time() >= recheck_at:
+                    if await keys.resolve_fresh(secret) is None:
+                        yield _event("closed", {"reason": "the key was revoked or has "
+                                                          "expired"})
+                        return
+                    recheck_at = loop.time() + hub.recheck_s
                 if viewer.resync:
                     viewer.resync = False
                     while not viewer.queue.empty():
                         viewer.queue.get_nowait()
                     yield await hub.snapshot(viewer, "resync")
                     continue
+                wait = min(recheck_at, ping_at) - loop.time()
                 try:
-                    item = await asyncio.wait_for(viewer.queue.get(), PING_S)
+                    item = await asyncio.wait_for(viewer.queue.get(), max(wait, 0.0))
                 except TimeoutError:
-                    yield b": ping\n\n"
+                    if loop.time() >= ping_at:
+                        ping_at = loop.time() + PING_S
+                        yield b": ping\n\n"
                     continue
                 if item is CLOSE:
                     return
                 if item is not RESYNC:
+                    ping_at = loop.time() + PING_S
                     yield item
         finally:
             hub.leave(viewer)

@@ -48,6 +48,7 @@ class Principal(msgspec.Struct, frozen=True):
     role: Role
     scope: Scope
     name: str = ""
+    expires_at: float | None = None  # epoch seconds, when the key has an expiry
 
 
 READ_DEVICES = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION})
