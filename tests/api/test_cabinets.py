@@ -10,6 +10,14 @@ CABINET = {"id": "cab-1", "name": "Lobby cabinet", "centre": "Town 1 service cen
            "area": VILLAGE, "compartments": ["standard", "standard", "large"]}
 
 
+async def resident(live, op, cid: str):
+    """A key of a citizen registered in the cabinet's town (a citizen uses the cabinets of
+    the town they live in)."""
+    r = await op.post("/api/v1/citizens", json={"id": cid, "name": cid, "area": VILLAGE})
+    assert r.status_code == 201, r.text
+    return live.client(await live.key("citizen", name=cid))
+
+
 def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
@@ -91,7 +99,7 @@ async def test_guessing_is_locked_per_key_and_per_cabinet(tmp_path, city, live_n
         admin, op = await start(live)
         code = (await op.post("/api/v1/cabinets/cab-1/dropoff",
                               json={"phone": "13912345678"})).json()["code"]
-        guesser = live.client(await live.key("citizen", name="c-9"))
+        guesser = await resident(live, op, "c-9")
         for left in (4, 3, 2, 1):
             r = await guesser.post("/api/v1/cabinets/cab-1/pickup", json={"code": wrong(code)})
             assert r.status_code == 403 and r.json()["detail"]["attempts_left"] == left
@@ -104,7 +112,7 @@ async def test_guessing_is_locked_per_key_and_per_cabinet(tmp_path, city, live_n
         # 5 wrong codes from each of 6 more keys within 15 minutes: 30 at the cabinet, which
         # then refuses everyone.
         for n in range(6):
-            other = live.client(await live.key("citizen", name=f"g-{n}"))
+            other = await resident(live, op, f"g-{n}")
             for _ in range(5):
                 r = await other.post("/api/v1/cabinets/cab-1/pickup",
                                      json={"code": wrong(code)})

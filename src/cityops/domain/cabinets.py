@@ -14,6 +14,11 @@ minutes; a cabinet takes 30 wrong codes from everyone together in 15 minutes, th
 codes for 15 minutes (a flood from many keys; the price is that such a flood also keeps the
 honest out for a while). At most 30 guesses per 15 minutes against, say, 50 waiting items
 is a 0.15% chance per quarter hour, and every lockout is visible in the guard's record.
+
+A citizen's key may drop off at most CITIZEN_HELD items waiting in one cabinet at a time and
+CITIZEN_DAILY in any 24 hours, so no one key can fill a cabinet's compartments for the 7 days
+items wait. The held count is kept in the cabinet's own record (each compartment says whose
+drop-off fills it), so two drop-offs at once cannot both take the last place a citizen has.
 """
 
 from __future__ import annotations
@@ -35,10 +40,27 @@ WINDOW_S = 15 * 60.0
 LOCK_S = 15 * 60.0
 HASH_ITERATIONS = 50_000
 SIZES = ("small", "standard", "large")
+CITIZEN_HELD = 2  # items one citizen's drop-offs may keep waiting in one cabinet
+CITIZEN_DAILY = 4  # drop-offs one citizen may make in 24 hours, all cabinets together
+DAY_S = 86_400.0
 
 
 class Expired(Refused):
     """The code was right but the item waited too long: it is kept for return (HTTP 410)."""
+
+
+class HeldLimit(Refused):
+    """The citizen's drop-offs already fill their share of this cabinet (HTTP 409)."""
+
+
+class DailyLimit(Exception):
+    """The citizen made their day's drop-offs: the next one is possible in `retry_after`
+    seconds (HTTP 429)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"at most {CITIZEN_DAILY} drop-offs a day per citizen; the next is "
+                         f"possible in {max(1, round(retry_after))} s")
+        self.retry_after = retry_after
 
 
 class Compartment(msgspec.Struct, omit_defaults=True):
@@ -46,6 +68,7 @@ class Compartment(msgspec.Struct, omit_defaults=True):
     size: str = "standard"
     item: str | None = None  # the item in it
     out_of_order: bool = False
+    by: str = ""  # the citizen whose drop-off fills it (staff drop-offs are not counted)
 
 
 class Cabinet(msgspec.Struct, kw_only=True):
@@ -99,6 +122,12 @@ class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
     note: str = ""
 
 
+class Drops(msgspec.Struct, omit_defaults=True):
+    """When one citizen dropped off within the last day."""
+
+    at: list[float] = []
+
+
 class Guard(msgspec.Struct, omit_defaults=True):
     """Wrong codes from one caller (or, for the cabinet-wide guard, from everyone)."""
 
@@ -147,16 +176,41 @@ def code_hash(cabinet: Cabinet, code: str) -> str:
     return digest.hex()
 
 
-def place(cabinet: Cabinet, item_id: str, size: str | None = None) -> tuple[Cabinet, int]:
-    """The cabinet with `item_id` in its first free compartment (of `size`, if given)."""
+def held_by(cabinet: Cabinet, by: str) -> int:
+    return sum(1 for c in cabinet.compartments if c.item is not None and c.by == by)
+
+
+def place(cabinet: Cabinet, item_id: str, size: str | None = None,
+          by: str = "") -> tuple[Cabinet, int]:
+    """The cabinet with `item_id` in its first free compartment (of `size`, if given);
+    `by`: the citizen dropping it off, held to CITIZEN_HELD items in the cabinet."""
+    if by and held_by(cabinet, by) >= CITIZEN_HELD:
+        raise HeldLimit(f"{CITIZEN_HELD} items dropped off by this citizen are waiting in "
+                        f"cabinet {cabinet.id}: another may go in once one is collected")
     free = cabinet.free(size)
     if not free:
         what = f"{size} compartment" if size else "compartment"
         raise Refused(f"cabinet {cabinet.id} has no free {what}")
     cabinet = msgspec.convert(msgspec.to_builtins(cabinet), Cabinet)
     slot = cabinet.compartment(free[0].no)
-    slot.item = item_id
+    slot.item, slot.by = item_id, by
     return cabinet, slot.no
+
+
+def count_drop(drops: Drops, now: float) -> Drops:
+    """One more drop-off by the citizen, unless they made CITIZEN_DAILY in the last day."""
+    recent = [t for t in drops.at if t > now - DAY_S]
+    if len(recent) >= CITIZEN_DAILY:
+        raise DailyLimit(min(recent) + DAY_S - now)
+    return Drops([*recent, now])
+
+
+def uncount_drop(drops: Drops, at: float) -> Drops:
+    """A counted drop-off that did not happen after all (no place, no recipient)."""
+    kept = list(drops.at)
+    if at in kept:
+        kept.remove(at)
+    return Drops(kept)
 
 
 def release(cabinet: Cabinet, no: int, item_id: str) -> Cabinet | None:
@@ -167,7 +221,8 @@ def release(cabinet: Cabinet, no: int, item_id: str) -> Cabinet | None:
     except KeyError:
         return None
     cabinet = msgspec.convert(msgspec.to_builtins(cabinet), Cabinet)
-    cabinet.compartment(no).item = None
+    slot = cabinet.compartment(no)
+    slot.item, slot.by = None, ""
     return cabinet
 
 

@@ -4,7 +4,8 @@ Records: "cabinet" (the cabinet and which item is in each compartment), "cabinet
 per drop-off; while the code works its unique key is "<cabinet>:<code hash>", so two waiting
 items of a cabinet never share a code and a code is found without trying every item; the key
 is dropped when the item leaves), "cabinet_guard" (wrong codes per cabinet and caller, and
-per cabinet from everyone: "<cabinet>|<caller>", "<cabinet>|*").
+per cabinet from everyone: "<cabinet>|<caller>", "<cabinet>|*"), "cabinet_drops" (when each
+citizen dropped off within the last day, id the citizen).
 
 Saves are version-checked: two drop-offs never get one compartment, and two pick-ups with
 one code never both open it.
@@ -20,7 +21,7 @@ from collections.abc import Callable
 import msgspec
 
 from cityops.domain import cabinets as rules
-from cityops.domain.cabinets import Cabinet, Guard, Item, ItemStatus
+from cityops.domain.cabinets import Cabinet, Drops, Guard, Item, ItemStatus
 from cityops.domain.incidents.workflow import Refused
 from cityops.serve.notices import tell_all
 from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
@@ -28,6 +29,7 @@ from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
 KIND = "cabinet"
 ITEM = "cabinet_item"
 GUARD = "cabinet_guard"
+DROPS = "cabinet_drops"
 RETRIES = 8
 
 
@@ -135,23 +137,35 @@ class CabinetService:
 
     async def drop_off(self, cabinet_id: str, *, by: str, role: str, description: str = "",
                        recipient_citizen: str = "", recipient_department: str = "",
-                       phone: str = "", size: str | None = None) -> tuple[Item, str]:
+                       phone: str = "", size: str | None = None,
+                       citizen: str = "") -> tuple[Item, str]:
         """Returns the item and its pickup code: the only time the code exists outside the
-        SMS."""
+        SMS. The code for a citizen goes to their registered phone, never to one typed in.
+        `citizen`: who drops it off when that is a citizen, held to their share of drop-offs
+        (HeldLimit, DailyLimit)."""
         if recipient_citizen and self.citizens is not None:
-            citizen = await self.citizens.get(recipient_citizen)
-            if citizen is None:
+            if phone:
+                raise Invalid("the code goes to the recipient citizen's registered phone: "
+                              "give no phone with a recipient citizen")
+            held = await self.citizens.get(recipient_citizen)
+            if held is None:
                 raise Invalid(f"citizen {recipient_citizen!r} is not registered")
-            phone = phone or citizen.phone
+            phone = held.phone
         item_id = "it-" + secrets.token_hex(6)
         placed: list[int] = []
 
         def occupy(cabinet: Cabinet) -> Cabinet:
-            changed, no = rules.place(cabinet, item_id, size)
+            changed, no = rules.place(cabinet, item_id, size, by=citizen)
             placed[:] = [no]
             return changed
 
-        cabinet = await self._update_cabinet(cabinet_id, occupy)
+        counted = await self._count_drop(citizen) if citizen else None
+        try:
+            cabinet = await self._update_cabinet(cabinet_id, occupy)
+        except Exception:
+            if counted is not None:
+                await self._uncount_drop(citizen, counted)
+            raise
         assert cabinet is not None
         now = self.now()
         try:
@@ -173,7 +187,40 @@ class CabinetService:
         except Exception:
             await self._update_cabinet(cabinet_id, lambda c: rules.release(c, placed[0],
                                                                              item_id))
+            if counted is not None:
+                await self._uncount_drop(citizen, counted)
             raise
+
+    async def _count_drop(self, citizen: str) -> float:
+        """Counts one drop-off of the citizen's day (DailyLimit past it); returns its time."""
+        for _ in range(RETRIES):
+            rec = await self.store.get_record(DROPS, citizen)
+            now = self.now()
+            drops = Drops() if rec is None else msgspec.json.decode(rec.doc, type=Drops)
+            counted = rules.count_drop(drops, now)
+            try:
+                await self.store.put_record(
+                    Record(kind=DROPS, id=citizen, doc=msgspec.json.encode(counted),
+                           created=rec.created if rec else now, updated=now),
+                    expect_version=rec.version if rec else None)
+                return now
+            except (StaleVersion, DuplicateKey):
+                continue
+        raise Refused("drop-offs of this citizen kept changing; try again")
+
+    async def _uncount_drop(self, citizen: str, at: float) -> None:
+        for _ in range(RETRIES):
+            rec = await self.store.get_record(DROPS, citizen)
+            if rec is None:
+                return
+            drops = rules.uncount_drop(msgspec.json.decode(rec.doc, type=Drops), at)
+            try:
+                await self.store.put_record(msgspec.structs.replace(
+                    rec, doc=msgspec.json.encode(drops), updated=self.now()),
+                    expect_version=rec.version)
+                return
+            except StaleVersion:
+                continue
 
     async def _guard(self, guard_id: str) -> tuple[Guard, Record | None]:
         rec = await self.store.get_record(GUARD, guard_id)
