@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, kw_only=True):
     public_rate: float = 100.0  # per source address on routes that take no key
     auth_failures_per_min: int = 20  # failed authentications per address before 429
     open_status: bool = False  # /status.json and /metrics answer without a key
+    # The key personal data is sealed with at rest (cityops.serve.pii); default DATA/data.key.
+    # Nodes sharing a store must share the file.
+    data_key_file: Path | None = None
 
     @property
     def cluster(self) -> bool:

@@ -219,10 +219,10 @@ async def test_two_nodes_on_one_store_flag_it_once(tmp_path, city, live_node, ba
                                                    request) -> None:
     store_url = _shared_store(backend, tmp_path, request)
     clock = Clock(FRIDAY_15)
-    async with live_node(city, tmp_path / "a", clock=clock,
-                         **node_settings(store_url=store_url)) as a, \
-            live_node(city, tmp_path / "b", clock=clock,
-                      **node_settings(store_url=store_url)) as b:
+    # Nodes on one store share one data key (docs/deploy.md); they refuse to start otherwise.
+    shared = node_settings(store_url=store_url, data_key_file=tmp_path / "data.key")
+    async with live_node(city, tmp_path / "a", clock=clock, **shared) as a, \
+            live_node(city, tmp_path / "b", clock=clock, **shared) as b:
         apps = [await apply(a, key=f"k{n}") for n in range(20)]
         clock.now = MONDAY_10 + HOUR
         counts = await asyncio.gather(*(node.node.serve.scheduler.tick()

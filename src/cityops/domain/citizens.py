@@ -6,11 +6,17 @@ every log line gets the masked form (SPEC section 5, privacy).
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
-import datetime as dt
-
 import msgspec
+
+from cityops.domain.sealed import sealed_mask
+
+# What the two functions below print: masking that output again must not hide what is left.
+_MASKED_PHONE = re.compile(r"^\d{3}\*+\d{4}$")
+_MASKED_ID = re.compile(r"^\d{6}\*+[\dXx]{4}$")
 
 
 class Citizen(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,7 +38,13 @@ class Citizen(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def mask_phone(phone: str) -> str:
-    """Keep the first 3 and last 4 digits, the way Chinese service desks print them."""
+    """Keep the first 3 and last 4 digits, the way Chinese service desks print them. A value
+    sealed at rest shows the masked form it carries; an already masked one stays as it is."""
+    held = sealed_mask(phone)
+    if held is not None:
+        return held
+    if _MASKED_PHONE.match(phone):
+        return phone
     digits = [c for c in phone if c.isdigit()]
     if len(digits) < 8:
         return "*" * len(phone)
@@ -42,6 +54,11 @@ def mask_phone(phone: str) -> str:
 
 def mask_id_number(number: str) -> str:
     """Keep the first 6 (the issuing area) and last 4 characters."""
+    held = sealed_mask(number)
+    if held is not None:
+        return held
+    if _MASKED_ID.match(number):
+        return number
     if len(number) <= 10:
         return "*" * len(number)
     return f"{number[:6]}{'*' * (len(number) - 10)}{number[-4:]}"

@@ -1,6 +1,8 @@
 """The citizen registry: one record of kind "citizen" per person, its id the citizen's account
-id (a citizen key's name), its unique key the resident ID number, so one person cannot be
-registered twice under two accounts.
+id (a citizen key's name), its unique key the keyed hash of the resident ID number
+(`Pii.lookup`), so one person cannot be registered twice under two accounts while the store
+never holds the number itself. The phone and ID number in the record's document are sealed at
+rest by the store's sealer (`cityops.serve.pii`); `get` returns them clear.
 
 Other parts of the serve side (hotline orders, reviews, cabinets, eligibility) read citizens
 through `get`; what they show of them to staff goes through `citizens.masked`.
@@ -15,6 +17,7 @@ from collections.abc import Callable
 import msgspec
 
 from cityops.domain.citizens import Citizen
+from cityops.serve.pii import Pii
 from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
 
 KIND = "citizen"
@@ -46,8 +49,9 @@ def check(citizen: Citizen) -> None:
 
 
 class CitizenRegistry:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, pii: Pii, clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.pii = pii
         self.clock = clock
 
     async def get(self, citizen_id: str) -> Citizen | None:
@@ -62,7 +66,7 @@ class CitizenRegistry:
             held = await self.store.get_record(KIND, citizen.id)
             rec = Record(kind=KIND, id=citizen.id, doc=msgspec.json.encode(citizen),
                          owner=citizen.id, status="active",
-                         unique=f"id:{citizen.id_number.upper()}" if citizen.id_number else None,
+                         unique=self.pii.lookup(citizen.id_number) if citizen.id_number else None,
                          created=held.created if held else now, updated=now)
             try:
                 await self.store.put_record(rec, expect_version=held.version if held else None)
@@ -74,3 +78,8 @@ class CitizenRegistry:
                     continue  # registered meanwhile by a concurrent call: update it instead
                 raise Taken("this ID number is registered to another citizen account") from None
         raise Taken(f"citizen {citizen.id} kept changing while it was being saved; try again")
+
+    async def by_id_number(self, id_number: str) -> Citizen | None:
+        """The citizen registered with this ID number, found by its keyed hash."""
+        found = await self.store.find_records(KIND, unique=self.pii.lookup(id_number), limit=1)
+        return msgspec.json.decode(found[0].doc, type=Citizen) if found else None

@@ -2,7 +2,9 @@
 smart filing cabinets, and the scheduler that watches their deadlines and those of the one-stop
 applications. Everything persists as records in the node's store; notices go through the act
 side's notifier when the node runs one, else through a notifier of its own made from the same
-setting."""
+setting. Personal data in those records is sealed at rest with the node's data key (`pii`,
+installed as the store's record sealer), and a citizen's data is exported or erased on request
+through `citizen_data`."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from cityops.domain.city import WorkCalendar
 from cityops.domain.workclock import WorkClock
 from cityops.notify import open_notifier
 from cityops.serve.cabinets import CabinetService
+from cityops.serve.citizen_data import CitizenData
 from cityops.serve.citizens import CitizenRegistry
 from cityops.serve.hotline import HotlineService
 from cityops.serve.logmask import install_log_masking
 from cityops.serve.onestop import OneStop, onestop_of
+from cityops.serve.pii import Pii, key_path, seal_at_rest
 from cityops.serve.reviews import ReviewService
 from cityops.serve.scheduler import ServeScheduler
 
@@ -35,7 +39,14 @@ class ServeSide:
         store, now = node.store, node.clock
         # Weak: the node keeps this side, and the one-stop services are kept with the node.
         self._node = weakref.ref(node)
-        self.citizens = CitizenRegistry(store, now)
+        settings = node.settings
+        # Made here, before the store is opened: every part of the node that reads records
+        # (the act side's too) reads them through the sealer from the first read on.
+        self.pii = Pii.from_file(key_path(settings.data_dir,
+                                          getattr(settings, "data_key_file", None)))
+        store.sealer = self.pii
+        self.citizens = CitizenRegistry(store, self.pii, now)
+        self.citizen_data = CitizenData(store, now, data_dir=settings.data_dir)
         self.hotline = HotlineService(store, self.clock, now=now, notifier=notifier,
                                       desk=act.desk if act is not None else None,
                                       citizens=self.citizens, city=node.city,
@@ -58,6 +69,7 @@ class ServeSide:
 
     async def start(self) -> None:
         install_log_masking()  # again: the CLI sets up its handlers after the node is made
+        await seal_at_rest(self._node().store, self.pii)
         if self._own_notifier:
             await self.notifier.async_start()
         self.scheduler.start()

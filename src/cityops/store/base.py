@@ -222,7 +222,9 @@ class Store(Protocol):
     # creates with `expect_version=None` (DuplicateKey if the id, or the unique key within the
     # kind, is taken) or replaces version `expect_version` (else StaleVersion); the saved copy,
     # returned, carries the next version. `find_records` is newest `created` first, or soonest
-    # `due` first when `due_before` is given.
+    # `due` first when `due_before` is given. `delete_record` (a citizen's data erased on
+    # request) is False when there is no such record, or not of version `expect_version`.
+    # With a `sealer` set (record_rows.Sealing), documents are stored sealed, read back opened.
     async def put_record(self, rec: Record, *, expect_version: int | None = None) -> Record: ...
 
     async def get_record(self, kind: str, record_id: str) -> Record | None: ...
@@ -232,6 +234,9 @@ class Store(Protocol):
         due_before: float | None = None, unique: str | None = None, limit: int = 100,
         before: tuple[float, str] | None = None,
     ) -> list[Record]: ...
+
+    async def delete_record(self, kind: str, record_id: str, *,
+                            expect_version: int | None = None) -> bool: ...
 
     # Small key/value settings (schema version, last snapshot time ...).
     async def set_meta(self, key: str, value: str) -> None: ...

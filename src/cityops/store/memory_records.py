@@ -6,10 +6,10 @@ import msgspec
 
 from cityops.store.base import DuplicateKey
 from cityops.store.incident_rows import StaleVersion
-from cityops.store.record_rows import Record, check_record
+from cityops.store.record_rows import Record, Sealing, check_record
 
 
-class MemoryRecords:
+class MemoryRecords(Sealing):
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], Record] = {}
         self._unique: dict[tuple[str, str], str] = {}
@@ -31,13 +31,25 @@ class MemoryRecords:
             self._unique.pop((rec.kind, stored.unique), None)
         saved = msgspec.structs.replace(rec, version=(expect_version or 0) + 1,
                                         doc=bytes(rec.doc))
-        self._records[key] = saved
+        # Kept as the SQL stores keep it, so the twin opens what it reads as they do.
+        self._records[key] = msgspec.structs.replace(saved, doc=bytes(self._sealed(rec).doc))
         if rec.unique is not None:
             self._unique[(rec.kind, rec.unique)] = rec.id
         return saved
 
     async def get_record(self, kind: str, record_id: str) -> Record | None:
-        return self._records.get((kind, record_id))
+        rec = self._records.get((kind, record_id))
+        return None if rec is None else self._opened(rec)
+
+    async def delete_record(self, kind: str, record_id: str, *,
+                            expect_version: int | None = None) -> bool:
+        rec = self._records.get((kind, record_id))
+        if rec is None or (expect_version is not None and rec.version != expect_version):
+            return False
+        del self._records[(kind, record_id)]
+        if rec.unique is not None:
+            self._unique.pop((kind, rec.unique), None)
+        return True
 
     async def find_records(
         self, kind: str, *, owner: str | None = None, status: str | None = None,
@@ -56,4 +68,4 @@ class MemoryRecords:
             found.sort(key=lambda r: (r.due, r.id))
         else:
             found.sort(key=lambda r: (r.created, r.id), reverse=True)
-        return found[: max(0, limit)]
+        return [self._opened(r) for r in found[: max(0, limit)]]

@@ -9,7 +9,7 @@ from cityops.store import record_sql as q
 from cityops.store.base import DuplicateKey
 from cityops.store.incident_rows import StaleVersion
 from cityops.store.postgres_incidents import POSTGRES
-from cityops.store.record_rows import Record, check_record
+from cityops.store.record_rows import Record, Sealing, check_record
 
 
 def record_schema_sql(s: str) -> str:
@@ -36,13 +36,13 @@ CREATE INDEX IF NOT EXISTS records_due ON {s}.records (kind, due) WHERE due IS N
 """
 
 
-class PostgresRecords:
+class PostgresRecords(Sealing):
     """Mixed into `PostgresStore`: uses its `_connection` and `_schema_quoted`."""
 
     async def put_record(self, rec: Record, *, expect_version: int | None = None) -> Record:
         check_record(rec)
         version = (expect_version or 0) + 1
-        doc = bytes(rec.doc).decode()
+        doc = bytes(self._sealed(rec).doc).decode()
         p = f"{self._schema_quoted}."
         async with self._connection(write=True) as conn:
             try:
@@ -65,7 +65,7 @@ class PostgresRecords:
                 f"SELECT {q.COLUMNS} FROM {p}records WHERE kind = %s AND id = %s",
                 (kind, record_id))
             row = await cur.fetchone()
-        return q.record_of(row) if row else None
+        return self._opened(q.record_of(row)) if row else None
 
     async def find_records(
         self, kind: str, *, owner: str | None = None, status: str | None = None,
@@ -77,4 +77,11 @@ class PostgresRecords:
         async with self._connection() as conn:
             cur = await conn.execute(sql, params)
             rows = await cur.fetchall()
-        return [q.record_of(r) for r in rows]
+        return [self._opened(q.record_of(r)) for r in rows]
+
+    async def delete_record(self, kind: str, record_id: str, *,
+                            expect_version: int | None = None) -> bool:
+        sql, params = q.delete("%s", f"{self._schema_quoted}.", kind, record_id, expect_version)
+        async with self._connection(write=True) as conn:
+            cur = await conn.execute(sql, params)
+            return cur.rowcount > 0

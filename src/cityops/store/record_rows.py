@@ -9,6 +9,8 @@ one review per rated thing). Saves are version-checked like incidents.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import msgspec
 
 
@@ -28,3 +30,26 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
 def check_record(rec: Record) -> None:
     if not rec.kind or not rec.id:
         raise ValueError(f"a record needs a kind and an id: {rec.kind!r}/{rec.id!r}")
+
+
+class RecordSealer(Protocol):
+    """Encrypts the personal data in a record's document on its way into the store and opens
+    it on the way out (`cityops.serve.pii.Pii`)."""
+
+    def seal_record(self, rec: Record) -> Record: ...
+
+    def open_record(self, rec: Record) -> Record: ...
+
+
+class Sealing:
+    """Mixed into each store's records: with a `sealer` set, documents are stored as it seals
+    them and read back opened, so callers only ever see clear documents; without one (a store
+    opened by a command that needs no records) they pass as they are."""
+
+    sealer: RecordSealer | None = None
+
+    def _sealed(self, rec: Record) -> Record:
+        return rec if self.sealer is None else self.sealer.seal_record(rec)
+
+    def _opened(self, rec: Record) -> Record:
+        return rec if self.sealer is None else self.sealer.open_record(rec)

@@ -53,6 +53,16 @@ def find(d: Dialect, p: str, kind: str, owner: str | None, status: str | None,
             f"ORDER BY {order} LIMIT {m}", [*params, max(0, limit)])
 
 
+def delete(mark: str, p: str, kind: str, record_id: str, expect_version: int | None
+           ) -> tuple[str, list[Any]]:
+    sql = f"DELETE FROM {p}records WHERE kind = {mark} AND id = {mark}"
+    params: list[Any] = [kind, record_id]
+    if expect_version is not None:
+        sql += f" AND version = {mark}"
+        params.append(expect_version)
+    return sql, params
+
+
 def record_of(r: tuple[Any, ...]) -> Record:
     kind, id_, owner, status, due, uniq, created, updated, version, doc = r
     return Record(kind=kind, id=id_, owner=owner, status=status, due=due, unique=uniq,

@@ -9,7 +9,7 @@ import msgspec
 from cityops.store import record_sql as q
 from cityops.store.base import DuplicateKey
 from cityops.store.incident_rows import StaleVersion
-from cityops.store.record_rows import Record, check_record
+from cityops.store.record_rows import Record, Sealing, check_record
 from cityops.store.sqlite_incidents import SQLITE
 
 RECORD_SCHEMA = [
@@ -35,13 +35,13 @@ RECORD_SCHEMA = [
 ]
 
 
-class SQLiteRecords:
+class SQLiteRecords(Sealing):
     """Mixed into `SQLiteStore`: uses its `_write` and `_read`."""
 
     async def put_record(self, rec: Record, *, expect_version: int | None = None) -> Record:
         check_record(rec)
         version = (expect_version or 0) + 1
-        doc = bytes(rec.doc).decode()
+        doc = bytes(self._sealed(rec).doc).decode()
 
         def apply(conn: sqlite3.Connection) -> None:
             try:
@@ -62,7 +62,7 @@ class SQLiteRecords:
     async def get_record(self, kind: str, record_id: str) -> Record | None:
         sql = f"SELECT {q.COLUMNS} FROM records WHERE kind = ? AND id = ?"
         rows = await self._read(lambda conn: conn.execute(sql, (kind, record_id)).fetchall())
-        return q.record_of(rows[0]) if rows else None
+        return self._opened(q.record_of(rows[0])) if rows else None
 
     async def find_records(
         self, kind: str, *, owner: str | None = None, status: str | None = None,
@@ -71,4 +71,9 @@ class SQLiteRecords:
     ) -> list[Record]:
         sql, params = q.find(SQLITE, "", kind, owner, status, due_before, unique, limit, before)
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        return [q.record_of(r) for r in rows]
+        return [self._opened(q.record_of(r)) for r in rows]
+
+    async def delete_record(self, kind: str, record_id: str, *,
+                            expect_version: int | None = None) -> bool:
+        sql, params = q.delete("?", "", kind, record_id, expect_version)
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount > 0)
