@@ -12,6 +12,7 @@ UPLOAD = "/api/v1/citizens/me/photos"
 GARBAGE = "event-sanitation-exposed_garbage"
 TOWN2 = "990001002"
 PNG = png()
+PUBLIC = "https://cityops.example.cn"
 
 
 async def _upload(client, body: bytes = PNG, media: str = "image/png"):
@@ -20,7 +21,8 @@ async def _upload(client, body: bytes = PNG, media: str = "image/png"):
 
 async def test_a_photo_is_uploaded_reported_and_shown_to_who_may_see_it(
         tmp_path, city, live_node) -> None:
-    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+    async with live_node(city, tmp_path / "data", notify_url="memory:",
+                         public_base_url=PUBLIC + "/") as live:
         li = live.client(await live.key("citizen", name="c-000123"))
         wang = live.client(await live.key("citizen", name="c-000456"))
         op = live.client(await live.key("operator"))
@@ -30,7 +32,7 @@ async def test_a_photo_is_uploaded_reported_and_shown_to_who_may_see_it(
         r = await _upload(li)
         assert r.status_code == 201, r.text
         url = r.json()["url"]
-        assert url.startswith("http://cityops.test/api/v1/citizen-photos/")
+        assert url.startswith(PUBLIC + "/api/v1/citizen-photos/")
         assert url.endswith(".png") and r.headers["location"] == url
         assert r.json()["bytes"] == len(PNG) and r.json()["type"] == "image/png"
         assert (await _upload(li)).json()["url"] == url  # a retry keeps one photo
@@ -78,6 +80,35 @@ async def test_a_photo_is_uploaded_reported_and_shown_to_who_may_see_it(
         assert not list(folder.rglob("*.part"))
         for c in (li, wang, op, town2, sanitation):
             await c.aclose()
+
+
+async def test_the_url_never_comes_from_the_host_header(tmp_path, city, live_node) -> None:
+    """The Host header is the client's to write: a forged one must not reach the url that
+    goes into public Open311 requests. With no public base URL set the answer is a path on
+    this node, which Open311 takes as media_url."""
+    forged = {"Host": "evil.example"}
+    async with live_node(city, tmp_path / "bare", notify_url="memory:") as live:
+        li = live.client(await live.key("citizen", name="c-000123"))
+        r = await li.post(UPLOAD, content=PNG, headers={"Content-Type": "image/png", **forged})
+        assert r.status_code == 201, r.text
+        url = r.json()["url"]
+        assert url.startswith("/api/v1/citizen-photos/") and r.headers["location"] == url
+        assert "evil" not in r.text and "evil" not in r.headers["location"]
+        assert (await li.get(url)).content == PNG
+        r = await li.post("/open311/v2/requests.json", data={
+            "service_code": GARBAGE, "lat": "31.15", "long": "121.45", "media_url": url})
+        assert r.status_code == 200, r.text
+        request_id = r.json()[0]["service_request_id"]
+        published = (await live.client().get(f"/open311/v2/requests/{request_id}.json")).json()
+        assert published[0]["media_url"] == url
+        await li.aclose()
+    async with live_node(city, tmp_path / "public", notify_url="memory:",
+                         public_base_url=PUBLIC) as live:
+        li = live.client(await live.key("citizen", name="c-000123"))
+        r = await li.post(UPLOAD, content=PNG, headers={"Content-Type": "image/png", **forged})
+        assert r.json()["url"].startswith(PUBLIC + "/api/v1/citizen-photos/")
+        assert "evil" not in r.text and "evil" not in r.headers["location"]
+        await li.aclose()
 
 
 async def test_what_is_refused(live) -> None:

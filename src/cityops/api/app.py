@@ -13,7 +13,6 @@ from starlette.staticfiles import StaticFiles
 from cityops.api import (
     alerts,
     areas,
-    citizen_reports,
     detection,
     devices,
     evaluation,
@@ -35,8 +34,6 @@ from cityops.api.headers import SecurityHeaders
 from cityops.api.openapi import document
 from cityops.api.route import starlette_routes
 from cityops.api.table import TABLE
-from cityops.api.onestop_routes import ROUTES as ONESTOP_ROUTES
-from cityops.api.serve_routes import ROUTES as SERVE_ROUTES
 
 
 def create_app(node, *, manage_node: bool = True) -> Starlette:
@@ -113,15 +110,10 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/staff/me/position", field.post_my_position, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos", photos.post_photo, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos/{name}", photos.get_photo),
-        *SERVE_ROUTES,
-        *ONESTOP_ROUTES,
         Route("/screen", pages.screen),
         Route("/console", pages.console),
         Route("/field", pages.field),
         Route("/citizen", pages.citizen),
-        Route("/api/v1/citizens/me/reports", citizen_reports.list_reports),
-        Route("/api/v1/citizens/me/reports/{service_request_id}",
-              citizen_reports.citizen_report),
         Mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static"),
     ]
     legacy = [r for r in legacy if not (isinstance(r, Route) and any(

@@ -26,6 +26,7 @@ from cityops.domain.incidents.model import Event, Incident, Report, Status
 from cityops.domain.incidents.workflow import Actor, NotAllowed, OutOfScope, Refused
 from cityops.open311.formats import Open311Error
 from cityops.open311.services import MAX_TEXT, Catalogue, Service, check_attributes, parse_w3c
+from cityops.serve.report_photos import PATH as PHOTO_PATH
 from cityops.serve.report_photos import NotYours, ReportPhotos
 from cityops.serve.reviews import FINISHED_INCIDENTS
 from cityops.store.record_rows import Record
@@ -198,7 +199,9 @@ class Requests:
         answers = check_attributes(service, attributes, self.tz)
         description = _field(fields, "description", MAX_TEXT)
         media_url = _field(fields, "media_url", 2048)
-        if media_url and not media_url.lower().startswith(("http://", "https://")):
+        # A photo sent to this node is named by its path when the node has no public URL.
+        if media_url and not media_url.lower().startswith(("http://", "https://")) \
+                and not media_url.startswith(PHOTO_PATH):
             raise Open311Error(400, f"media_url {media_url[:80]!r} is not an http(s) URL")
         photos = ReportPhotos(self.store, self.node.clock)
         try:
