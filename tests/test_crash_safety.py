@@ -114,7 +114,7 @@ def test_kill_9_loses_no_acknowledged_reading_and_makes_no_second_incident(tmp_p
                           headers={"Authorization": f"Bearer {admin_key}"}) as c:
             lost = {d: len(acked[d] - readings_of(c, d)) for d in devices}
             lost = {d: n for d, n in lost.items() if n}
-            assert lost == {}, f"acknowledged readings missing after kill -9 (count per device)"
+            assert lost == {}, "acknowledged readings missing after kill -9 (count per device)"
             assert sum(len(v) for v in acked.values()) >= 100 * PER_BATCH * 40
 
             # The loud device's alert episode survives the restart as the same alert: one case.

@@ -44,7 +44,7 @@ ROLES = ("ingest", "detect", "act", "web", "history")
 DETECT_GROUP = "detect"
 HISTORY_GROUP = "history"
 ACT_GROUP = "act"
-_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def parse_roles(values: list[str]) -> list[str]:

@@ -79,7 +79,8 @@ class PrivateNats:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
+                    raise RuntimeError(
+                        f"nats-server exited with {self.proc.returncode}") from None
                 time.sleep(0.05)
         raise RuntimeError("nats-server did not start listening within 10 s")
 

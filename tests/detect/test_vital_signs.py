@@ -21,7 +21,7 @@ def kpi_pack():
     series = [Device(f"kpi-calls_110-{DISTRICT}", "kpi", centre[0], centre[1],
                      "110 calls per hour, whole district", "police",
                      meta={"kpi": "calls_110", "level": "district", "area": DISTRICT})]
-    for i, town in enumerate(towns):
+    for town in towns:
         lon, lat = town.geometry["coordinates"][0][0]
         series.append(Device(f"kpi-calls_110-{town.code}", "kpi", lat + 0.01, lon + 0.01,
                              f"110 calls per hour, {town.name}", "police",

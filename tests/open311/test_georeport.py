@@ -68,7 +68,7 @@ def test_services_and_definitions(served, fmt):
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_post_then_read_requests_back(served, keys, fmt):
-    started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     r = _post(served, fmt, api_key=keys["citizen"], jurisdiction_id="grid-city",
               service_code=GARBAGE, lat="31.2712" if fmt == "json" else "31.2612", long="121.5712",
               description=f"Rubbish by the bus stop ({fmt})", phone="13900001111",

@@ -546,7 +546,7 @@ async def _discard(url: str) -> None:
 
         path = sqlite_path(url)
         for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+            Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 (once, after the run)
         return
     import psycopg
 

@@ -8,7 +8,7 @@ from typing import Any
 
 
 class MemorySubscription:
-    def __init__(self, bus: "MemoryBus", subject: str, maxsize: int) -> None:
+    def __init__(self, bus: MemoryBus, subject: str, maxsize: int) -> None:
         self.subject = subject
         self._bus = bus
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=maxsize)

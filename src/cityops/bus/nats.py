@@ -210,7 +210,7 @@ class NatsSubscription:
         self.maxsize = maxsize
         self._bus = bus
         self._codec = codec_for(subject)
-        self._start = dt.datetime.fromtimestamp(time.time() - bus.start_slack, dt.timezone.utc)
+        self._start = dt.datetime.fromtimestamp(time.time() - bus.start_slack, dt.UTC)
         # Each partition gets an equal share of the buffer, so an idle partition's open pull
         # request never holds room a busy one needs.
         quota = max(1, maxsize // len(partitions))
@@ -869,7 +869,8 @@ class NatsBus:
             for sub in list(subs):
                 await sub.close()
         deadline = time.monotonic() + self.ack_timeout
-        while self._in_flight and self.connected and time.monotonic() < deadline:
+        # The client's callbacks change the count: polled, with the deadline as the bound.
+        while self._in_flight and self.connected and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         self._closed = True
         nc = self._nc

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import typer
 from rich.console import Console
 from rich.panel import Panel
@@ -93,7 +92,8 @@ def demo(
                 await serving
                 raise fail(f"the server could not start on {base} (is the port taken?)")
             await asyncio.sleep(0.2)
-        sim = subprocess.Popen([
+        # Popen only starts the simulator, which runs beside the server until the demo ends.
+        sim = subprocess.Popen([  # noqa: ASYNC220
             sys.executable, "-m", "cityops", "simulate", "--city", str(pack), "--target", base,
             "--key", device, "--rate", str(rate), "--duration", str(10 * 365 * 86400),
         ], stdout=subprocess.DEVNULL)

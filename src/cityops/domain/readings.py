@@ -36,7 +36,7 @@ class ReadingBatch:
         return int(self.device.shape[0])
 
     @classmethod
-    def empty(cls) -> "ReadingBatch":
+    def empty(cls) -> ReadingBatch:
         return cls(
             np.empty(0, DEVICE_DTYPE),
             np.empty(0, CHANNEL_DTYPE),
@@ -44,7 +44,7 @@ class ReadingBatch:
             np.empty(0, VALUE_DTYPE),
         )
 
-    def take(self, index: np.ndarray) -> "ReadingBatch":
+    def take(self, index: np.ndarray) -> ReadingBatch:
         return ReadingBatch(
             self.device[index],
             self.channel[index],
@@ -56,7 +56,7 @@ class ReadingBatch:
         )
 
     @classmethod
-    def concat(cls, batches: list["ReadingBatch"]) -> "ReadingBatch":
+    def concat(cls, batches: list[ReadingBatch]) -> ReadingBatch:
         if not batches:
             return cls.empty()
         if len(batches) == 1:

@@ -10,7 +10,6 @@ import threading
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from cityops.domain.readings import ReadingBatch
 from cityops.history.log import HistoryLog

@@ -97,8 +97,8 @@ class ReportPhotos:
             return None
         found = await self.get(name) if name else None
         if found is None or not owner or found[0] != owner:
-            raise NotYours(f"media_url names no photo of this key's citizen: upload it with "
-                           f"POST /api/v1/citizens/me/photos and send the url answered")
+            raise NotYours("media_url names no photo of this key's citizen: upload it with "
+                           "POST /api/v1/citizens/me/photos and send the url answered")
         return name
 
     async def attach(self, name: str, incident_id: str) -> bool:

@@ -217,7 +217,7 @@ class ReviewService:
 
             def flag(task: Task, at: float) -> Task | None:
                 out = rules.flag_overdue(task, now)
-                tells[:] = [out[1]] if out else []
+                tells[:] = [out[1]] if out else []  # noqa: B023 (flag runs within this iteration)
                 return out[0] if out else None
 
             try:

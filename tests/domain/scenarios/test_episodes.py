@@ -1,4 +1,3 @@
-from cityops.domain.city import AreaCodes
 from cityops.domain.registry import DeviceRegistry
 from cityops.domain.scenarios.episodes import Episodes, alert_id
 from cityops.domain.scenarios.signals import Signal

@@ -32,7 +32,7 @@ class Places:
     roles: np.ndarray  # object array: vehicle role ("muck_truck"), "staff", or "" per device
 
     @classmethod
-    def build(cls, registry: DeviceRegistry, pack: CityPack | None = None) -> "Places":
+    def build(cls, registry: DeviceRegistry, pack: CityPack | None = None) -> Places:
         devices = registry.devices
         n = len(devices)
         tables: dict[str, dict[str, int]] = {"cell": {}, "village": {}, "town": {}, "district": {}}

@@ -207,7 +207,7 @@ class PerState:
         self.uniform = all(v == first or (v != v and first != first) for v in values)
 
     @classmethod
-    def of(cls, rule: Rule, name: str, convert: Callable[[Any], Any] = number) -> "PerState":
+    def of(cls, rule: Rule, name: str, convert: Callable[[Any], Any] = number) -> PerState:
         try:
             return cls([convert(param(rule, name, state)) for state in STATES])
         except (TypeError, ValueError) as exc:
