@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
+from cityops.cli.citizens import citizens_app
 from cityops.cli.keys import keys_app
 from cityops.cli.serve import serve
+from cityops.logsafe import install_safe_logging
 
 app = typer.Typer(
     help="CityOps: sense, detect, act, see and serve a city.",
@@ -16,6 +18,13 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
+app.add_typer(citizens_app, name="citizens")
+
+
+@app.callback()
+def _every_command() -> None:
+    # Before any command logs: no line it writes can be forged or carry a phone number.
+    install_safe_logging()
 
 
 def _mount_optional() -> None:

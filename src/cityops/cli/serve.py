@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -65,6 +66,10 @@ def serve(
                                         "event loop was running whenever it is held this many "
                                         "ms (to find the cause of a latency tail)."),
     log_level: str = typer.Option("warning", "--log-level"),
+    data_key: Path = typer.Option(None, "--data-key", envvar="CITYOPS_DATA_KEY",
+                                  help="The key file personal data is sealed with (made at the "
+                                  "first start; default DATA/data.key). Every node sharing a "
+                                  "store must use the same file."),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
     import uvicorn
@@ -74,6 +79,9 @@ def serve(
     from cityops.notify import open_notifier
     from cityops.settings import Settings
 
+    # Everything this node writes under DATA (its database, history, photos, the data key)
+    # is for its own user only: citizens' data must not be readable by others on the host.
+    os.umask(0o077)
     if mqtt and not mqtt.startswith("mqtt://"):
         raise fail(f"--mqtt {mqtt!r} must look like mqtt://host:port")
     pack = load_city(city)
@@ -115,7 +123,7 @@ def serve(
                         notify_url=notify, street_network=street_network,
                         scenario_dirs=list(scenarios), max_in_flight=max_in_flight,
                         history_queue=history_queue, snapshot_every_s=snapshot_every,
-                        loop_stall_ms=loop_stall_ms)
+                        loop_stall_ms=loop_stall_ms, data_key_file=data_key)
     if cluster_settings:
         import msgspec
 

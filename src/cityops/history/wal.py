@@ -94,7 +94,7 @@ class SegmentWriter:
     def __init__(self, path: Path, fsync: bool = True) -> None:
         self.path = path
         self.fsync = fsync
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self._fd).st_size
         if self.size == 0:
             fsync_dir(path.parent)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import queue
 import sqlite3
 import threading
@@ -404,6 +405,7 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords):
         if self._writer is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_files(self.path)
         writer = GroupWriter(self.path, self._queue_size, self._busy_timeout)
         await writer.start()
         self._writer = writer
@@ -718,6 +720,23 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords):
             return None if row is None else row[0]
 
         return await self._read(query)
+
+
+def private_files(path: Path) -> None:
+    """The database holds citizens' data: it is made 0600, before SQLite makes it with the
+    process's umask, and so are its -wal and -shm, which SQLite creates with the database
+    file's own mode. Files an older CityOps left readable to others are closed up."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:
+        return  # unwritable or missing folder: SQLite's own error says it better
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        try:
+            if part.stat().st_mode & 0o077:
+                os.chmod(part, 0o600)
+        except OSError:  # absent, or another user's file: SQLite reads it as it is
+            pass
 
 
 def _key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
