@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, TypeGuard
 
 import msgspec
 
@@ -177,7 +177,7 @@ class _Tally:
             self.parked += 1
             return
 
-        def within(t: float | None) -> bool:
+        def within(t: float | None) -> TypeGuard[float]:
             return t is not None and start <= t < end
 
         if due_to_close(case, start, end):
@@ -200,7 +200,7 @@ class _Tally:
                  (case.accepted, case.dispatched), (case.closed, case.dispatched))
         for i, (later, earlier) in enumerate(steps):
             if within(later) and earlier is not None:
-                self.sums[i] += later - earlier  # type: ignore[operator]
+                self.sums[i] += later - earlier
                 self.samples[i] += 1
 
     def figures(self, group: str | None) -> Figures:

@@ -178,9 +178,9 @@ class ScenarioPack(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return [f"{self.name}.{r.id}" for r in self.rules]
 
 
-def param(rule: Rule, name: str, state: str) -> Any:
+def param(rule: Rule, name: str, state: State) -> Any:
     """A rule parameter as it applies in an operating state."""
-    override = rule.states.get(state, {})  # type: ignore[call-overload]
+    override = rule.states.get(state, {})
     if name in override:
         return override[name]
     return getattr(rule, name)
