@@ -70,8 +70,14 @@ async def test_a_request_is_filed_and_read_back_in_json_and_xml(tmp_path, city, 
         assert data["contact"] == {"email": "li@example.cn", "device_id": "phone-7",
                                    "account_id": "acct-9", "first_name": "Li",
                                    "last_name": "Lei", "phone": "138****5678"}
+        # The case is given the phone masked; the request's own record keeps it whole,
+        # sealed at rest, for the citizen's export.
         stored = await live.node.store.incident_reports(incident_id)
-        assert stored[0].data["contact"]["phone"] == "13812345678"
+        assert stored[0].data["contact"]["phone"] == "138****5678"
+        kept = await live.node.store.get_record("open311.request", request_id)
+        assert b'"phone":"13812345678"' in kept.doc
+        on_disk = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("state.db*"))
+        assert b"13812345678" not in on_disk
 
         doc = await one(c, request_id)
         assert doc == {

@@ -5,8 +5,14 @@ keyed `open311:<id>`: it opens an incident, or joins an open one of the same cat
 The request is kept as a record of the store (kind `open311.request`) with what GET answers
 from it, owned by whoever filed it (`owner_of`), whose own list of requests reads it back; its
 status, notes, agency and deadline are read from the incident it belongs to, so they follow
-every move the case makes. The caller's contact details stay in the report's data,
-where only the act side reads them (the operator API masks the phone number).
+every move the case makes. The caller's contact details are kept in the request's record,
+sealed at rest with the rest of its personal data (`cityops.serve.pii`), for the citizen's
+export and erasure; the case gets the request's text and contact with phone and ID numbers
+masked, since no staff view shows more of them.
+
+What GET publishes has phone and ID numbers masked wherever people wrote them (a description,
+an address, a department's note): Open311 reads need no key. Only the citizen's own list of
+requests shows their own words whole.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from cityops.domain.access import Principal, Role, Scope, can_see_place
 from cityops.domain.city import AreaCodes, Level
 from cityops.domain.incidents.model import Event, Incident, Report, Status
 from cityops.domain.incidents.workflow import Actor, NotAllowed, OutOfScope, Refused
+from cityops.domain.privacy import mask_data, mask_text
 from cityops.open311.formats import Open311Error
 from cityops.open311.services import MAX_TEXT, Catalogue, Service, check_attributes, parse_w3c
 from cityops.serve.report_photos import PATH as PHOTO_PATH
@@ -71,7 +78,8 @@ STATUS_NOTES = {
 
 
 class RequestDoc(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """What the store keeps of a request beside the report (nothing that identifies a person)."""
+    """What the store keeps of a request beside the report. `contact` (what the form's contact
+    fields said) is never published; the store seals its phone number at rest."""
 
     service_request_id: str
     token: str
@@ -87,6 +95,7 @@ class RequestDoc(msgspec.Struct, omit_defaults=True, kw_only=True):
     description: str = ""
     media_url: str = ""
     account_id: str = ""
+    contact: dict[str, str] = {}
 
 
 class Place(msgspec.Struct, frozen=True):
@@ -225,16 +234,19 @@ class Requests:
                 **({"address": place.address} if place.address else {}),
                 **({"address_id": place.address_id} if place.address_id else {}),
                 **({"media_url": media_url} if media_url else {}),
-                **({"contact": contact} if contact else {}),
+                **({"contact": mask_data(contact)} if contact else {}),
             }
+            # The case is read by staff only, who see phone and ID numbers masked: it is
+            # given nothing more, and the whole text stays with the request's sealed record.
+            public_text = mask_text(description)
             report = Report(key=REPORT_PREFIX + request_id, source=SOURCE, at=now,
-                            text=description, lat=place.lat, lon=place.lon,
+                            text=public_text, lat=place.lat, lon=place.lon,
                             reporter=who.name or who.key_id, data=data)
             try:
                 # Whether the case is registered and dispatched at once or waits for the
                 # centre's check is the category table's word (auto_register).
                 result = await act.desk.async_report(report, service.category.code,
-                                                     actor=INTAKE, description=description,
+                                                     actor=INTAKE, description=public_text,
                                                      areas=place.areas)
             except (OutOfScope, NotAllowed) as error:
                 raise Open311Error(403, str(error)) from None
@@ -254,7 +266,7 @@ class Requests:
                 incident_id=result.incident.id, merged=result.merged, lat=place.lat,
                 lon=place.lon, address=place.address, address_id=place.address_id,
                 village=place.areas.village, description=description, media_url=media_url,
-                account_id=contact.get("account_id", ""))
+                account_id=contact.get("account_id", ""), contact=contact)
             await self.store.put_record(Record(
                 kind=KIND, id=request_id, doc=msgspec.json.encode(doc), owner=owner_of(who),
                 unique=doc.token, created=now, updated=now))
@@ -367,8 +379,11 @@ class _Reader:
             self._cases[incident_id] = (inc, events)
         return self._cases[incident_id]
 
-    async def view(self, rec: Record, doc: RequestDoc) -> dict:
+    async def view(self, rec: Record, doc: RequestDoc, *, own: bool = False) -> dict:
+        """What Open311 publishes of a request; `own` for the citizen who filed it, who sees
+        their own words whole (a note from the city stays masked: it may name others)."""
         r = self.r
+        mine = (lambda text: text) if own else mask_text
         inc, events = await self._case(doc.incident_id)
         service = r.catalogue.get(doc.service_code)
         is_open = inc is None or inc.is_open
@@ -381,16 +396,16 @@ class _Reader:
         return {
             "service_request_id": doc.service_request_id,
             "status": "open" if is_open else "closed",
-            "status_notes": status_notes(inc, events),
+            "status_notes": mask_text(status_notes(inc, events)),
             "service_name": service.category.name if service else doc.service_code,
             "service_code": doc.service_code,
-            "description": doc.description,
+            "description": mine(doc.description),
             "agency_responsible": agency,
             "service_notice": r.notice(service, doc),
             "requested_datetime": r.when(rec.created),
             "updated_datetime": r.when(updated),
             "expected_datetime": r.when(inc.close_due if inc is not None else None),
-            "address": r.address_of(doc),
+            "address": mine(r.address_of(doc)),
             "address_id": doc.address_id or None,
             "zipcode": None,
             "lat": doc.lat,
@@ -402,9 +417,9 @@ class _Reader:
         """The public view, and what only the one who filed it is shown: the case it joined,
         so that they can follow and rate it."""
         inc, _ = await self._case(doc.incident_id)
-        return {**await self.view(rec, doc), "incident_id": doc.incident_id,
+        return {**await self.view(rec, doc, own=True), "incident_id": doc.incident_id,
                 "incident_status": inc.status.value if inc is not None else None,
-                "title": inc.title if inc is not None else "",
+                "title": mask_text(inc.title) if inc is not None else "",
                 "finished": inc is not None and inc.status in FINISHED_INCIDENTS}
 
 
