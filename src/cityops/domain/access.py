@@ -26,7 +26,7 @@ class Scope(msgspec.Struct, frozen=True):
     department: str | None = None
 
     @classmethod
-    def parse(cls, text: str | None) -> "Scope":
+    def parse(cls, text: str | None) -> Scope:
         if not text or text in ("*", "city"):
             return cls()
         if text.isdigit():

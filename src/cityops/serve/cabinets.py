@@ -277,7 +277,7 @@ class CabinetService:
             except StaleVersion:
                 continue
             await self._update_cabinet(cabinet_id, lambda c: rules.release(
-                c, collected.compartment, collected.id))
+                c, collected.compartment, collected.id))  # noqa: B023 (awaited in this iteration)
             await self._clear(mine, now)
             return Picked(collected, collected.compartment)
         mine_guard = await self._fail(mine, rules.CALLER_MAX_WRONG, now)
@@ -299,7 +299,7 @@ class CabinetService:
             except StaleVersion:
                 continue
             await self._update_cabinet(item.cabinet_id, lambda c: rules.release(
-                c, item.compartment, item.id))
+                c, item.compartment, item.id))  # noqa: B023 (awaited in this iteration)
             return returned
         raise Refused(f"item {item_id} kept changing; try again")
 
