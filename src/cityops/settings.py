@@ -58,6 +58,18 @@ class Settings(msgspec.Struct, kw_only=True):
     # The key personal data is sealed with at rest (cityops.serve.pii); default DATA/data.key.
     # Nodes sharing a store must share the file.
     data_key_file: Path | None = None
+    # -- authenticated MQTT and dead letters (docs/deploy.md, "MQTT with dynamic security") ----
+    # The broker's dynamic-security admin, mqtt://ADMIN:PASSWORD@HOST:PORT. When set, every
+    # device key has a broker client of its own (ingest/broker_accounts.py) and the broker
+    # should refuse anonymous clients; when not, MQTT publishing is open to anyone who can
+    # reach the broker, and the node says so loudly at start. The intake itself connects as
+    # the user of `mqtt_url` (mqtt://USER:PASSWORD@...), made on the broker if it is missing.
+    mqtt_admin_url: str | None = None
+    mqtt_sync_s: float = 30.0  # how often broker clients are brought in step with the keys
+    dead_letters_per_source: int = 100  # letters kept per source (MQTT topic) per window ...
+    dead_letters_window_s: float = 600.0  # ... of this long; the rest are only counted
+    dead_letters_retention_s: float = 7 * 86400.0  # older letters are deleted
+    dead_letters_sweep_s: float = 3600.0  # how often the retention sweep runs
 
     @property
     def cluster(self) -> bool:
