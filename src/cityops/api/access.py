@@ -30,7 +30,7 @@ async def principal(request: Request, allowed: Collection[Role]) -> Principal:
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'",
                        headers={"WWW-Authenticate": "Bearer"})
-    who = await request.app.state.node.keys.resolve(secret.strip())
+    who: Principal | None = await request.app.state.node.keys.resolve(secret.strip())
     if who is None:
         raise _refused(request, "unknown, expired or revoked API key")
     if who.role not in allowed:

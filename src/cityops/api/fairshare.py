@@ -12,7 +12,7 @@ import contextlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,7 +90,7 @@ class FairShare:
         bucket.tokens -= 1.0
 
     @contextlib.contextmanager
-    def hold(self, who: str):
+    def hold(self, who: str) -> Iterator[None]:
         held = self._in_flight.get(who, 0)
         if held >= self.limits.in_flight:
             self.count("in_flight")
