@@ -261,6 +261,9 @@ class GroupWriter:
         # FULL fsyncs the WAL at every commit: an acknowledged write survives power loss.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA temp_store = MEMORY")
+        # Rows rewritten or deleted for privacy (personal data sealed, a citizen erased) must
+        # not live on in the file's free pages: what SQLite frees, it overwrites with zeros.
+        conn.execute("PRAGMA secure_delete = ON")
         return conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
