@@ -131,7 +131,9 @@ class CitizenData:
         a key's hash). Raises NotFound when nothing is held."""
         citizen, found = await self._held(citizen_id)
         keys = await self._keys(citizen_id)
-        if citizen is None and not keys and not any(found.values()):
+        # A revoked key is the trail of an access that ended (an erasure revokes them all),
+        # not something held about the person on its own.
+        if citizen is None and not any(found.values()) and all(k.revoked for k in keys):
             raise NotFound(f"nothing is held about citizen {citizen_id!r}")
         now = self.clock()
         out = {
