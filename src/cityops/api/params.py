@@ -11,13 +11,23 @@ from starlette.requests import Request
 from cityops.api.errors import ApiError
 
 
+# Epoch seconds a time may take: those of years 1 to 9999, as RFC 3339 can write them. Past
+# them a float is infinite or not a time, and microseconds no longer fit the history's int64.
+EARLIEST_S = -62_135_596_800.0
+LATEST_S = 253_402_300_799.0
+
+
 def time_us(raw: str | None, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(float(raw) * 1_000_000)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        if not EARLIEST_S <= seconds <= LATEST_S:  # NaN fails this too
+            raise ApiError(400, f"{name}={raw!r} is not a time between the years 1 and 9999")
+        return int(seconds * 1_000_000)
     try:
         when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

@@ -3,6 +3,11 @@
 A batch is decoded strictly in one msgspec call first (the fast path). Only when that fails is
 the body decoded element by element, so one bad reading costs its own rejection and never the
 batch: the good ones are kept and the bad one is reported with its index.
+
+JSON nested deeper than the decoder's recursion limit (anywhere: the batch itself, or a field
+no reading uses, which is skipped but still parsed) makes msgspec raise RecursionError. It is
+caught only where a decode fails anyway, so the common batch pays nothing for it: a JSON body
+nested that deep is refused whole (400), an NDJSON line by its line number.
 """
 
 from __future__ import annotations
@@ -38,6 +43,14 @@ class BodyError(ValueError):
     """The body as a whole cannot be read (not JSON, not an array or object)."""
 
 
+TOO_DEEP = "nested too deeply"
+_FAILED = (msgspec.MsgspecError, RecursionError)
+
+
+def _too_deep(where: str) -> BodyError:
+    return BodyError(f"{where} is {TOO_DEEP} (JSON nested beyond the decoder's limit)")
+
+
 _batch = msgspec.json.Decoder(list[Reading])
 _one = msgspec.json.Decoder(Reading)
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
@@ -46,6 +59,12 @@ _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 def _explain(exc: msgspec.MsgspecError) -> str:
     # msgspec paths read `$[3].value` for the batch; the index is reported separately.
     return str(exc).replace("JSON is malformed: ", "malformed JSON: ")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, msgspec.MsgspecError):
+        return _explain(exc)
+    return f"the reading is {TOO_DEEP}"
 
 
 def decode_array(body: bytes) -> tuple[list[tuple[int, Reading]], list[Rejection]]:
@@ -58,12 +77,16 @@ def decode_array(body: bytes) -> tuple[list[tuple[int, Reading]], list[Rejection
             return [], [Rejection(0, _explain(exc))]
         except msgspec.DecodeError as exc:
             raise BodyError(f"body is not valid JSON ({_explain(exc)})") from None
+        except RecursionError:
+            raise _too_deep("the body") from None
     try:
         return list(enumerate(_batch.decode(body))), []
-    except msgspec.MsgspecError:
+    except _FAILED:
         pass
     try:
         items = _raw_list.decode(body)
+    except RecursionError:
+        raise _too_deep("the body") from None
     except msgspec.MsgspecError as exc:
         raise BodyError(
             f"body is not a JSON array of readings or a reading object ({_explain(exc)})"
@@ -82,15 +105,15 @@ def decode_ndjson(body: bytes) -> tuple[list[tuple[int, Reading]], list[Rejectio
         try:
             readings = _batch.decode(b"[" + b",".join(stripped) + b"]")
             return list(enumerate(readings)), []
-        except msgspec.MsgspecError:
+        except _FAILED:
             pass
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             good.append((i, _one.decode(line)))
-        except msgspec.MsgspecError as exc:
-            bad.append(Rejection(i, _explain(exc)))
+        except _FAILED as exc:
+            bad.append(Rejection(i, _reason(exc)))
     return good, bad
 
 
@@ -100,8 +123,8 @@ def _decode_each(items: list[msgspec.Raw]) -> tuple[list[tuple[int, Reading]], l
     for i, raw in enumerate(items):
         try:
             good.append((i, _one.decode(raw)))
-        except msgspec.MsgspecError as exc:
-            bad.append(Rejection(i, _explain(exc)))
+        except _FAILED as exc:
+            bad.append(Rejection(i, _reason(exc)))
     return good, bad
 
 
