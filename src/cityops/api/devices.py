@@ -1,39 +1,77 @@
-"""Devices: list, one, register."""
+"""Devices:
+
+    GET  /api/v1/devices              the devices the key may see, by kind and area, paged
+    POST /api/v1/devices              register one device (an object) or many (an array)
+    GET  /api/v1/devices/{device_id}  one device with its areas, cell and latest reading
+
+A scoped key registers a device only where its scope reaches, and re-registers one only if it
+could see the device as stored: otherwise an operator of one town could take over another
+town's device by sending its id with coordinates in its own town.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Annotated, Any
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
 
-from cityops.api.access import principal
-from cityops.api.errors import ApiError, json_response
-from cityops.api.paging import int_cursor, limit_of
+from cityops.api.errors import ApiError
 from cityops.api.params import iso
+from cityops.api.route import Call, Endpoint, Guard, Scope
 from cityops.domain.access import READ_DEVICES, REGISTER_DEVICES, Principal, can_see_place
-from cityops.domain.city import Device
+from cityops.domain.city import AreaCodes, Device
 from cityops.domain.registry import UnknownKind
 from cityops.history.state import NEVER
 
+AreaCode = Annotated[str, msgspec.Meta(pattern=r"^\d{6}(\d{3}){0,2}$",
+                                       description="A 6, 9 or 12 digit area code")]
+Kind = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
-def may_see(node, who: Principal, device: Device) -> bool:
+
+def may_see(node: Any, who: Principal, device: Device) -> bool:
     return can_see_place(who, device.areas, device.owner, node.department_areas)
 
 
-def visible_device(request: Request, who: Principal) -> Device:
-    """The device in the path, or 404 also when it exists outside the key's scope (a scoped
-    key learns nothing about devices elsewhere)."""
-    node = request.app.state.node
-    device_id = request.path_params["device_id"]
-    device = node.registry.get(device_id)
-    if device is None or not may_see(node, who, device):
-        raise ApiError(404, f"no device {device_id!r}")
-    return device
+async def load_device(call: Call[Any, Any]) -> Device | None:
+    found: Device | None = call.node.registry.get(call.path["device_id"])
+    return found
 
 
-def latest_of(node, device: Device) -> dict | None:
+def sees_device(call: Call[Any, Any], device: Device) -> bool:
+    return may_see(call.node, call.principal, device)
+
+
+DEVICE = Guard("device", "device_id", load_device, sees_device)
+
+
+class Latest(msgspec.Struct, omit_defaults=True):
+    """The newest reading: `value` for a one-channel kind, `values` by channel otherwise."""
+
+    ts: str
+    value: float | None = None
+    values: dict[str, float] | None = None
+
+
+class DeviceOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    kind: str
+    lat: float
+    lon: float
+    name: str = ""
+    owner: str | None = None
+    areas: AreaCodes | None
+    cell: str | None
+    meta: dict[str, Any] = {}
+    latest: Latest | None
+
+
+class DevicePage(msgspec.Struct):
+    items: list[DeviceOut]
+    next: str | None
+
+
+def latest_of(node: Any, device: Device) -> Latest | None:
     index = node.registry.index[device.id]
     ts, value = node.history.state.latest(index)
     kind = node.registry.kind(device.kind)
@@ -46,99 +84,108 @@ def latest_of(node, device: Device) -> dict | None:
         return None
     newest = int(max(ts[i] for i in range(len(kind.channels)) if ts[i] != NEVER))
     if len(kind.channels) == 1:
-        return {"ts": iso(newest), "value": next(iter(channels.values()))}
-    return {"ts": iso(newest), "values": channels}
+        return Latest(iso(newest), value=next(iter(channels.values())))
+    return Latest(iso(newest), values=channels)
 
 
-def device_json(node, device: Device, with_latest: bool = True) -> dict:
-    body = msgspec.to_builtins(device)
-    body.setdefault("areas", None)
-    body.setdefault("cell", None)
-    if with_latest:
-        body["latest"] = latest_of(node, device)
-    return body
+def device_out(node: Any, device: Device) -> DeviceOut:
+    return DeviceOut(id=device.id, kind=device.kind, lat=device.lat, lon=device.lon,
+                     name=device.name, owner=device.owner, areas=device.areas, cell=device.cell,
+                     meta=device.meta, latest=latest_of(node, device))
 
 
-async def list_devices(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ_DEVICES)
-    kind = request.query_params.get("kind")
-    area = request.query_params.get("area")
-    if kind is not None:
+class DeviceQuery(msgspec.Struct, forbid_unknown_fields=False):
+    kind: Kind | None = None
+    area: AreaCode | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    cursor: Annotated[int, msgspec.Meta(ge=0, le=2**62,
+                                        description="`next` of the previous page")] = 0
+
+
+async def list_devices(call: Call[None, DeviceQuery]) -> DevicePage:
+    node, who, q = call.node, call.principal, call.query
+    if q.kind is not None:
         try:
-            node.registry.kind(kind)
+            node.registry.kind(q.kind)
         except UnknownKind as exc:
             raise ApiError(400, str(exc)) from None
-    limit = limit_of(request)
-    start = int_cursor(request)
     devices = node.registry.devices
-    items = []
+    items: list[DeviceOut] = []
     resume = None
-    i = start
+    i = q.cursor
     while i < len(devices):
         device = devices[i]
         i += 1
-        if kind is not None and device.kind != kind:
+        if q.kind is not None and device.kind != q.kind:
             continue
-        if area is not None and (device.areas is None or not device.areas.within(area)):
+        if q.area is not None and (device.areas is None or not device.areas.within(q.area)):
             continue
         if not may_see(node, who, device):
             continue
-        if len(items) == limit:  # one more exists: the next page starts at it
+        if len(items) == q.limit:  # one more exists: the next page starts at it
             resume = i - 1
             break
-        items.append(device_json(node, device))
-    return json_response({"items": items, "next": None if resume is None else str(resume)})
+        items.append(device_out(node, device))
+    return DevicePage(items, None if resume is None else str(resume))
 
 
-async def get_device(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ_DEVICES)
-    return json_response(device_json(node, visible_device(request, who)))
+async def get_device(call: Call[None, Any]) -> DeviceOut:
+    return device_out(call.node, call.record)
 
 
 class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
-    id: str
-    kind: str
-    lat: float
-    lon: float
-    name: str = ""
-    owner: str | None = None
-    meta: dict = {}
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^\S+$",
+                                    description="1-128 characters without spaces")]
+    kind: Kind
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    owner: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    meta: Annotated[dict[str, Any], msgspec.Meta(max_length=50)] = {}
 
 
-_device_in = msgspec.json.Decoder(DeviceIn | list[DeviceIn])
+Registration = DeviceIn | Annotated[list[DeviceIn], msgspec.Meta(min_length=1, max_length=5000)]
 
 
-async def post_devices(request: Request) -> Response:
-    """Register one device (an object) or many (an array); areas and cell are resolved here."""
-    node = request.app.state.node
-    who = await principal(request, REGISTER_DEVICES)
-    try:
-        parsed = _device_in.decode(await request.body())
-    except msgspec.MsgspecError as exc:
-        raise ApiError(400, f"invalid device: {exc}") from None
-    many = isinstance(parsed, list)
-    wanted = parsed if many else [parsed]
+async def post_devices(call: Call[Registration, Any]) -> list[DeviceOut] | DeviceOut:
+    """Areas and cell are resolved here. Nothing of a batch is registered unless all of it
+    may be: each device's new place and, for a device already registered, its place as
+    stored must lie in the key's scope."""
+    node, who = call.node, call.principal
+    many = isinstance(call.body, list)
+    wanted: list[DeviceIn] = call.body if many else [call.body]
     devices = []
     for i, d in enumerate(wanted):
-        where = f"device {i}" if many else "device"
-        if not d.id or len(d.id) > 128 or any(c.isspace() for c in d.id):
-            raise ApiError(400, f"{where}: id must be 1-128 characters without spaces")
         try:
             node.registry.kind(d.kind)
         except UnknownKind as exc:
-            raise ApiError(400, f"{where}: {exc}") from None
-        if not (-90 <= d.lat <= 90 and -180 <= d.lon <= 180):
-            raise ApiError(400, f"{where}: lat/lon ({d.lat}, {d.lon}) are not coordinates")
+            raise ApiError(400, f"{f'device {i}' if many else 'device'}: {exc}") from None
         devices.append(Device(d.id, d.kind, d.lat, d.lon, d.name, d.owner, meta=d.meta))
     try:
         resolved = [node.city.resolve_device(d) for d in devices]
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
     for device in resolved:
+        held = node.registry.get(device.id)
+        if held is not None and not may_see(node, who, held):
+            # Registered elsewhere: refused without saying where.
+            raise ApiError(403, f"device {device.id!r} is not this key's to register "
+                                f"(scope {who.scope})")
         if not may_see(node, who, device):
             raise ApiError(403, f"device {device.id!r} lies outside this key's scope {who.scope}")
     await node.register_devices(resolved)
-    out = [device_json(node, d) for d in resolved]
-    return json_response(out if many else out[0], status=201)
+    out = [device_out(node, d) for d in resolved]
+    return out if many else out[0]
+
+
+ROUTES = [
+    Endpoint("GET", "/api/v1/devices", list_devices, "Devices the key may see",
+             READ_DEVICES, Scope.LIST, kind="device", query=DeviceQuery, response=DevicePage),
+    Endpoint("POST", "/api/v1/devices", post_devices,
+             "Register a device (or an array of them); a registered one is moved or updated",
+             REGISTER_DEVICES, Scope.CREATE, kind="device", body=Registration,
+             response=DeviceOut | list[DeviceOut], status=201, errors=(422,)),
+    Endpoint("GET", "/api/v1/devices/{device_id}", get_device,
+             "One device with its areas, cell and latest reading",
+             READ_DEVICES, Scope.RECORD, guard=DEVICE, response=DeviceOut),
+]

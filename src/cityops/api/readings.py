@@ -1,19 +1,41 @@
-"""POST /api/v1/readings (intake) and GET /api/v1/devices/{id}/readings (history)."""
+"""Readings:
+
+    POST /api/v1/readings                        intake: a JSON array, one object, or NDJSON
+    GET  /api/v1/devices/{device_id}/readings    a device's history, oldest first, paged
+
+The intake is the node's hot path: the route layer costs it one key look-up and the fair-share
+counters per request, never anything per reading. A batch takes its ingest slot before its
+body is read (see `Ingestor.reserve`), so the slots are what a slow sender holds. Three things
+keep one key from holding them all: the route layer's in-flight cap per key, the body deadline
+(408 when a body stalls), and `IngestShare` here: a key holds at most half of the node's ingest
+slots and half of its bytes in progress, whatever its in-flight cap.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
+from collections.abc import Iterator
+from typing import Annotated, Any
 
+import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
 
-from cityops.api.access import principal
-from cityops.api.devices import visible_device
-from cityops.api.errors import ApiError, json_response
-from cityops.api.paging import int_cursor, limit_of
+from cityops.api.devices import DEVICE, may_see
+from cityops.api.errors import ApiError
+from cityops.api.limits import INGEST_BODY
 from cityops.api.params import iso, time_us
-from cityops.domain.access import READ_DEVICES, WRITE_READINGS, Role
-from cityops.ingest.decode import BodyError, Rejection, decode_body
+from cityops.api.route import Call, Endpoint, Scope
+from cityops.domain.access import READ_DEVICES, WRITE_READINGS, Principal
+from cityops.ingest.decode import BodyError, Reading, Rejection, decode_body
+from cityops.ingest.pipeline import Overloaded
+
+
+class IngestResult(msgspec.Struct):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
 
 
 def _declared_length(request: Request, limit: int) -> int:
@@ -27,85 +49,145 @@ def _declared_length(request: Request, limit: int) -> int:
     return int(declared)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    _declared_length(request, limit)
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body is over the limit of {limit} bytes; send smaller batches")
-        chunks.append(chunk)
-    return b"".join(chunks)
+class IngestShare:
+    """What each key holds of one ingestor's slots and bytes in progress."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, list[int]] = {}  # key id -> [slots, bytes]
+
+    @contextlib.contextmanager
+    def hold(self, key: str, size: int, ingestor: Any) -> Iterator[list[int]]:
+        slots, bytes_ = self.held.get(key) or (0, 0)
+        if slots >= max(1, ingestor.max_in_flight // 2):
+            raise Overloaded(f"this key has {slots} ingest batches in progress, its share of "
+                             f"the node's {ingestor.max_in_flight}", retry_after=1.0, status=429)
+        if slots and bytes_ + size > ingestor.max_in_flight_bytes // 2:
+            # A key's first batch goes in whatever its size, as the node's own budget lets.
+            raise Overloaded(f"this key has {bytes_ / 2**20:.1f} MiB of ingest batches in "
+                             f"progress, its share of the node's "
+                             f"{ingestor.max_in_flight_bytes / 2**20:g} MiB",
+                             retry_after=1.0, status=429)
+        mine = self.held.setdefault(key, [0, 0])
+        mine[0] += 1
+        mine[1] += size
+        counted = [size]  # grown by the caller once an undeclared length is known
+        try:
+            yield counted
+        finally:
+            mine[0] -= 1
+            mine[1] -= counted[0]
+            if not mine[0]:
+                del self.held[key]
 
 
-def _outside_scope(node, who, readings):
-    """A scoped device key may write only for devices inside its area."""
-    area = who.scope.area
-    if area is None:
-        return readings, []
+_shares: weakref.WeakKeyDictionary[Any, IngestShare] = weakref.WeakKeyDictionary()
+
+
+def share_of(ingestor: Any) -> IngestShare:
+    found = _shares.get(ingestor)
+    if found is None:
+        found = _shares[ingestor] = IngestShare()
+    return found
+
+
+def _outside_scope(node: Any, who: Principal, readings: list[tuple[int, Reading]]
+                   ) -> tuple[list[tuple[int, Reading]], list[Rejection]]:
+    """A scoped key writes only for devices it may see (its area's, its department's)."""
     kept, refused = [], []
+    registry = node.registry
+    where = f"{'area' if who.scope.area is not None else 'scope'} {who.scope}"
     for i, reading in readings:
-        device = node.registry.get(reading.device_id)
-        if device is not None and (device.areas is None or not device.areas.within(area)):
+        device = registry.get(reading.device_id)
+        if device is not None and not may_see(node, who, device):
             refused.append(Rejection(i, f"device {reading.device_id!r} is outside this key's "
-                                        f"area {area}"))
+                                        f"{where}"))
         else:
             kept.append((i, reading))
     return kept, refused
 
 
-async def post_readings(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, WRITE_READINGS)
+async def post_readings(call: Call[None, Any]) -> IngestResult:
+    node, who = call.node, call.principal
+    ingestor = node.ingestor
+    call.body_limit = limit = node.settings.max_body_bytes
     # Refuse before reading a body we could not take; once admitted, the body being read and
     # decoded holds its place among the batches in progress.
-    size = _declared_length(request, node.settings.max_body_bytes)
-    with node.ingestor.reserve(size) as slot:
-        body = await _read_body(request, node.settings.max_body_bytes)
+    size = _declared_length(call.request, limit)
+    with share_of(ingestor).hold(who.key_id, size, ingestor) as counted, \
+            ingestor.reserve(size) as slot:
+        body = await call.raw_body()
         slot.grow(len(body))
+        counted[0] = max(counted[0], len(body))
         try:
-            readings, rejected = decode_body(body, request.headers.get("content-type", ""))
+            readings, rejected = decode_body(body, call.request.headers.get("content-type", ""))
         except BodyError as exc:
             raise ApiError(400, str(exc)) from None
         del body  # only the decoded readings are needed while the batch waits for the disk
-        if who.role is not Role.ADMIN:
+        if who.scope.area is not None or who.scope.department is not None:
             readings, refused = _outside_scope(node, who, readings)
             rejected = rejected + refused
-        result = await node.ingestor.ingest(readings, source="http", rejected=rejected,
-                                            slot=slot)
-    return json_response(
-        {
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "rejected": [{"index": r.index, "error": r.error} for r in result.rejected],
-        },
-        status=202,
-    )
+        result = await ingestor.ingest(readings, source="http", rejected=rejected, slot=slot)
+    return IngestResult(result.accepted, result.duplicates, list(result.rejected))
 
 
-async def get_device_readings(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ_DEVICES)
-    device = visible_device(request, who)
-    index = node.registry.index[device.id]
-    now_us = 2**62
-    from_us = time_us(request.query_params.get("from"), "from", 0)
-    to_us = time_us(request.query_params.get("to"), "to", now_us)
+TimeParam = Annotated[str, msgspec.Meta(max_length=40, description="RFC 3339 or epoch seconds")]
+
+
+class HistoryQuery(msgspec.Struct, forbid_unknown_fields=False):
+    from_: TimeParam | None = msgspec.field(default=None, name="from")
+    to: Annotated[str, msgspec.Meta(max_length=40,
+                                    description="RFC 3339 or epoch seconds (exclusive)")] \
+        | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
+    cursor: Annotated[int, msgspec.Meta(ge=0, le=2**62,
+                                        description="`next` of the previous page")] = 0
+
+
+class Point(msgspec.Struct):
+    ts: str
+    channel: str
+    value: float
+
+
+class History(msgspec.Struct):
+    items: list[Point]
+    next: str | None
+
+
+async def get_device_readings(call: Call[None, HistoryQuery]) -> History:
+    node, q = call.node, call.query
+    index = node.registry.index[call.record.id]
+    from_us = time_us(q.from_, "from", 0)
+    to_us = time_us(q.to, "to", 2**62)
     if from_us >= to_us:
         raise ApiError(400, "`from` must be before `to`")
-    from_us = max(from_us, int_cursor(request))
-    limit = limit_of(request, default=1000, maximum=10_000)
+    from_us = max(from_us, q.cursor)
+    limit = q.limit
     rows = await asyncio.to_thread(node.reader.device_readings, index, from_us, to_us, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
+    next_cursor = None
     # A page ends between two timestamps, never inside one, so channels of one ts stay together.
     if more and rows:
         last_ts = rows[-1][1]
         head = [r for r in rows if r[1] < last_ts]
         rows = head if head else rows
         next_cursor = str(rows[-1][1] + 1) if head else None
-        if not head:
-            more = False
-    items = [{"ts": iso(t), "channel": c, "value": v} for c, t, v in rows]
-    return json_response({"items": items, "next": next_cursor if more else None})
+    return History([Point(iso(t), c, float(v)) for c, t, v in rows], next_cursor)
+
+
+ROUTES = [
+    Endpoint("POST", "/api/v1/readings", post_readings,
+             "Send readings (JSON array, one object, or NDJSON); bad readings are listed by "
+             "index and the good ones kept",
+             WRITE_READINGS, Scope.LIST, kind="device", raw_body=True, body_limit=INGEST_BODY,
+             request_content={"application/json": list[Reading] | Reading,
+                              "application/x-ndjson": {"type": "string"}},
+             response=IngestResult, status=202, errors=(503,),
+             description="A scoped key's readings of devices outside its scope are refused "
+                         "one by one, as bad readings are. The body limit is the node's "
+                         "`max_body_bytes` (16 MiB unless configured)."),
+    Endpoint("GET", "/api/v1/devices/{device_id}/readings", get_device_readings,
+             "A device's reading history, oldest first",
+             READ_DEVICES, Scope.RECORD, guard=DEVICE, query=HistoryQuery, response=History),
+]
