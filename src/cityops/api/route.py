@@ -326,7 +326,10 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 status = _status_for(error)
                 if status is None:
                     raise
-                raise ApiError(status, _message(error)) from None
+                # A domain error may carry the details a client acts on (each problem of
+                # a form) beside its message.
+                raise ApiError(status, _message(error), getattr(error, "detail", None)) \
+                    from None
             return _encode(endpoint, result)
 
     endpoint_fn.__name__ = endpoint.handler.__name__

@@ -80,6 +80,11 @@ class FormProblems(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        # What the client reads (the route layer answers `reason`, with `detail` beside it).
+        more = len(problems) - 1
+        self.reason = (f"the form cannot be taken: {problems[0]}"
+                       + (f" (and {more} more)" if more > 0 else "")) if problems else ""
+        self.detail = problems
 
 
 class CitizenSource:
@@ -252,12 +257,27 @@ class ApplicationDesk:
         if rec is None:
             raise NotFound(f"no submission {sub_id!r}")
         sub = _sub(rec.doc)
-        apps = await self._apps_of(sub)
+        apps = await self.applications_of(sub)
         if not _sees_submission(sub, apps, actor):
             raise NotFound(f"no submission {sub_id!r}")
         return sub, apps
 
-    async def _apps_of(self, sub: Submission) -> list[Application]:
+    async def find(self, app_id: str) -> Application | None:
+        """The application as stored, for a caller that decides itself who may see it."""
+        rec = await self.store.get_record(APPLICATION, app_id)
+        return None if rec is None else _app(rec.doc)
+
+    async def find_submission(self, sub_id: str
+                              ) -> tuple[Submission, list[Application]] | None:
+        """The submission as stored with its applications, for a caller that decides itself
+        who may see it."""
+        rec = await self.store.get_record(SUBMISSION, sub_id)
+        if rec is None:
+            return None
+        sub = _sub(rec.doc)
+        return sub, await self.applications_of(sub)
+
+    async def applications_of(self, sub: Submission) -> list[Application]:
         out = []
         for app_id in sub.applications:
             rec = await self.store.get_record(APPLICATION, app_id)
@@ -492,7 +512,7 @@ class ApplicationDesk:
             if rec is None:
                 return
             sub = _sub(rec.doc)
-            apps = await self._apps_of(sub)
+            apps = await self.applications_of(sub)
             status = combined_status(a.status for a in apps)
             notify = status == "done" and sub.result_notice_at is None
             if status == sub.status and not notify:
