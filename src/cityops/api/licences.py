@@ -5,9 +5,10 @@
     GET  /api/v1/licences/{id}                one, with its state today
     POST /api/v1/licences/{id}/revoke         the issuer withdraws it
 
-A department key issues and revokes only licence types its department issues (an admin any);
-what an application's result issues goes in by itself. Each licence is shown with its `state`
-on the city's calendar today: valid, expired, not_yet_valid or revoked.
+A department key issues, sees and revokes only licences its department issues (an admin any);
+what an application's result issues goes in by itself. An area key sees the licences of
+holders living in its area, a citizen their own. Each licence is shown with its `state` on the
+city's calendar today: valid, expired, not_yet_valid or revoked.
 """
 
 from __future__ import annotations
@@ -15,19 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
 
-from cityops.api.access import principal
-from cityops.api.errors import ApiError, json_response
-from cityops.api.paging import limit_of
-from cityops.api.serve_util import body_of, cursor_for, cursor_of
-from cityops.api.services import onestop
+from cityops.api.errors import ApiError
+from cityops.api.params import cursor_of
+from cityops.api.route import Call, Endpoint, Guard, Reply, Scope, errors_map
+from cityops.api.serve_util import in_area_scope, is_citizen
+from cityops.api.services import Code, narrowed, onestop
 from cityops.domain.access import Principal, Role
-from cityops.domain.onestop.licences import Licence
+from cityops.domain.onestop.licences import Licence, LicenceState
 from cityops.serve.onestop import OneStop
 from cityops.serve.onestop.licences import LicenceTaken
 
@@ -35,18 +34,36 @@ ISSUE = frozenset({Role.ADMIN, Role.DEPARTMENT})
 READ = frozenset({Role.CITIZEN, Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT})
 _PLAIN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
+errors_map({LicenceTaken: 409})
+
 
 class LicenceIn(msgspec.Struct, forbid_unknown_fields=True):
-    holder: str  # citizen id
-    type: str  # a licence type of the catalogue
-    number: str
+    holder: Code  # citizen id
+    type: Code  # a licence type of the catalogue
+    number: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     valid_from: dt.date
     valid_until: dt.date | None = None  # none: valid without an end date
-    issuer: str | None = None  # an admin names it; a department key issues as itself
+    issuer: Code | None = None  # an admin names it; a department key issues as itself
 
 
 class RevokeIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class LicenceOut(Licence, kw_only=True):
+    state: LicenceState  # on the city's calendar today
+    type_name: str
+
+
+class LicenceList(msgspec.Struct):
+    items: list[LicenceOut]
+    next: str | None
+
+
+class LicenceQuery(msgspec.Struct, forbid_unknown_fields=False):
+    holder: Code | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    cursor: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
 def licence_id(type_code: str, number: str) -> str:
@@ -57,11 +74,43 @@ def licence_id(type_code: str, number: str) -> str:
     return f"lic-{type_code}-{hashlib.sha256(number.encode()).hexdigest()[:16]}"
 
 
-def licence_json(lic: Licence, side: OneStop, now: float) -> dict[str, Any]:
-    doc = msgspec.to_builtins(lic)
-    doc["state"] = lic.state_on(side.clock.local_date(now))
-    doc["type_name"] = side.catalogue.licence_name(lic.type)
-    return doc
+def licence_out(lic: Licence, side: OneStop, now: float) -> LicenceOut:
+    return LicenceOut(**msgspec.structs.asdict(lic),
+                      state=lic.state_on(side.clock.local_date(now)),
+                      type_name=side.catalogue.licence_name(lic.type))
+
+
+# -- scope --------------------------------------------------------------------------------------
+
+
+async def holder_in_scope(call: Call[Any, Any], holder: str) -> bool:
+    """Whether an area key covers where the holder lives (as the registry has it now)."""
+    who = call.principal
+    if who.scope.area is None:
+        return True
+    citizen = await onestop(call).citizens.get(holder)
+    return citizen is not None and in_area_scope(who, citizen.area)
+
+
+async def sees_licence(call: Call[Any, Any], lic: Licence) -> bool:
+    who = call.principal
+    if who.role is Role.CITIZEN:
+        return is_citizen(who, lic.holder)
+    if who.scope.department is not None:
+        return lic.issuer == who.scope.department
+    if who.role is Role.DEPARTMENT:
+        return False  # a department key names its department
+    return await holder_in_scope(call, lic.holder)
+
+
+async def load_licence(call: Call[Any, Any]) -> Licence | None:
+    return await onestop(call).book.get(call.path["licence_id"])
+
+
+LICENCE = Guard("licence", "licence_id", load_licence, sees_licence)
+
+
+# -- handlers -----------------------------------------------------------------------------------
 
 
 def _issuer(who: Principal, side: OneStop, type_code: str, named: str | None) -> str:
@@ -77,81 +126,95 @@ def _issuer(who: Principal, side: OneStop, type_code: str, named: str | None) ->
     return named or t.issuer or "admin"
 
 
-async def post_licence(request: Request) -> Response:
-    who = await principal(request, ISSUE)
-    side = onestop(request)
-    node = request.app.state.node
-    body: LicenceIn = await body_of(request, LicenceIn)
+async def post_licence(call: Call[LicenceIn, Any]) -> Reply:
+    who = call.principal
+    side = onestop(call)
+    body = call.body
+    now = call.node.clock()
     issuer = _issuer(who, side, body.type, body.issuer)
-    if not body.number.strip():
+    number = body.number.strip()
+    if not number:
         raise ApiError(400, "a licence needs a number")
     if body.valid_until is not None and body.valid_until < body.valid_from:
         raise ApiError(400, "valid_until is before valid_from")
-    if await side.citizens.get(body.holder) is None:
+    # A department issues its own types to anyone; an area-scoped admin only to its residents.
+    if await side.citizens.get(body.holder) is None or (
+            who.scope.department is None and not await holder_in_scope(call, body.holder)):
         raise ApiError(400, f"holder {body.holder!r} is not in the citizen registry")
-    lic = Licence(id=licence_id(body.type, body.number.strip()), holder=body.holder,
-                  issuer=issuer, type=body.type, number=body.number.strip(),
-                  valid_from=body.valid_from, valid_until=body.valid_until,
-                  name=side.catalogue.licence_name(body.type), issued_at=node.clock())
-    try:
-        held, created = await side.book.issue(lic)
-    except LicenceTaken as error:
-        raise ApiError(409, str(error)) from None
+    lic = Licence(id=licence_id(body.type, number), holder=body.holder, issuer=issuer,
+                  type=body.type, number=number, valid_from=body.valid_from,
+                  valid_until=body.valid_until, name=side.catalogue.licence_name(body.type),
+                  issued_at=now)
+    stored = await side.book.get(lic.id)
+    if stored is not None and not await sees_licence(call, stored):
+        raise ApiError(403, f"{lic.type} No. {lic.number} is not this key's to issue")
+    held, created = await side.book.issue(lic)
     if not created and (held.holder, held.valid_from, held.valid_until) != (
             lic.holder, lic.valid_from, lic.valid_until):
         raise ApiError(409, f"{lic.type} No. {lic.number} is already in the store with other "
                             "details; revoke it first")
-    return json_response(licence_json(held, side, node.clock()), 201 if created else 200,
-                         {"Location": f"/api/v1/licences/{held.id}"})
+    return Reply(licence_out(held, side, now), 201 if created else 200,
+                 {"Location": f"/api/v1/licences/{held.id}"})
 
 
-async def list_licences(request: Request) -> Response:
-    who = await principal(request, READ)
-    side = onestop(request)
-    q = request.query_params
-    holder = q.get("holder") or None
+async def list_licences(call: Call[None, LicenceQuery]) -> LicenceList:
+    who = call.principal
+    side = onestop(call)
+    q = call.query
+    holder = q.holder
     if who.role is Role.CITIZEN:
         if holder not in (None, who.name):
             raise ApiError(403, "a citizen key sees its own licences only")
         holder = who.name
     elif holder is None:
         raise ApiError(400, "name the holder (?holder=citizen id)")
-    limit = limit_of(request)
-    recs = await side.book.page(holder=holder, limit=limit + 1,
-                                before=cursor_of(q.get("cursor")))
-    more = len(recs) > limit
-    recs = recs[:limit]
-    now = request.app.state.node.clock()
-    items = [licence_json(msgspec.json.decode(r.doc, type=Licence), side, now) for r in recs]
-    nxt = cursor_for(recs[-1].created, recs[-1].id) if more and recs else None
-    return json_response({"items": items, "next": nxt})
+    elif who.scope.department is None and (
+            who.role is Role.DEPARTMENT or not await holder_in_scope(call, holder)):
+        return LicenceList([], None)
+    own = who.scope.department if who.role is not Role.CITIZEN else None
+
+    async def fetch(before: tuple[float, str] | None, n: int
+                    ) -> list[tuple[Licence, float, str]]:
+        recs = await side.book.page(holder=holder, limit=n, before=before)
+        return [(msgspec.json.decode(r.doc, type=Licence), r.created, r.id) for r in recs]
+
+    async def issued_here(lic: Licence) -> bool:
+        return lic.issuer == own
+
+    found, nxt = await narrowed(fetch, issued_here if own is not None else None, q.limit,
+                                cursor_of(q.cursor))
+    now = call.node.clock()
+    return LicenceList([licence_out(lic, side, now) for lic in found], nxt)
 
 
-async def _visible(request: Request, who: Principal, side: OneStop) -> Licence:
-    licence_id = request.path_params["licence_id"]
-    lic = await side.book.get(licence_id)
-    if lic is None or (who.role is Role.CITIZEN and lic.holder != who.name):
-        raise ApiError(404, f"no licence {licence_id!r}")
-    return lic
+async def get_licence(call: Call[None, Any]) -> LicenceOut:
+    return licence_out(call.record, onestop(call), call.node.clock())
 
 
-async def get_licence(request: Request) -> Response:
-    who = await principal(request, READ)
-    side = onestop(request)
-    lic = await _visible(request, who, side)
-    return json_response(licence_json(lic, side, request.app.state.node.clock()))
-
-
-async def revoke_licence(request: Request) -> Response:
-    who = await principal(request, ISSUE)
-    side = onestop(request)
-    lic = await _visible(request, who, side)
-    if who.role is Role.DEPARTMENT and lic.issuer != who.scope.department:
-        raise ApiError(403, f"only its issuer {lic.issuer} may revoke licence {lic.id}")
-    body: RevokeIn = await body_of(request, RevokeIn)
-    if not body.reason.strip():
+async def revoke_licence(call: Call[RevokeIn, Any]) -> LicenceOut:
+    side = onestop(call)
+    lic: Licence = call.record
+    reason = call.body.reason.strip()
+    if not reason:
         raise ApiError(400, "a revocation needs a reason the holder can read")
-    lic = await side.book.revoke(lic.id, body.reason.strip())
-    if lic is None:
-        raise ApiError(404, f"no licence {request.path_params['licence_id']!r}")
-    return json_response(licence_json(lic, side, request.app.state.node.clock()))
+    revoked = await side.book.revoke(lic.id, reason)
+    if revoked is None:
+        raise ApiError(404, f"no licence {lic.id!r}")
+    return licence_out(revoked, side, call.node.clock())
+
+
+ROUTES = [
+    Endpoint("POST", "/api/v1/licences", post_licence,
+             "Put a licence in the store (its issuer); the same again answers 200", ISSUE,
+             Scope.CREATE, kind="licence", body=LicenceIn, response=LicenceOut, status=201,
+             also_ok=(200,), errors=(409,)),
+    Endpoint("GET", "/api/v1/licences", list_licences,
+             "A holder's licences, newest first (a citizen: their own)", READ, Scope.LIST,
+             kind="licence", query=LicenceQuery, response=LicenceList),
+    Endpoint("GET", "/api/v1/licences/{licence_id}", get_licence,
+             "One licence, with its state today", READ, Scope.RECORD, guard=LICENCE,
+             response=LicenceOut),
+    Endpoint("POST", "/api/v1/licences/{licence_id}/revoke", revoke_licence,
+             "Withdraw a licence (its issuer), with a reason the holder reads", ISSUE,
+             Scope.RECORD, guard=LICENCE, body=RevokeIn, response=LicenceOut),
+]
