@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cityops.ingest.pipeline import Overloaded
-from cityops.store.base import StoreBusy
+from cityops.store.base import StaleVersion, StoreBusy
 
 try:
     from cityops.bus.nats import BusUnavailable
@@ -66,6 +66,12 @@ async def on_bus_unavailable(request: Request, exc: BusUnavailable) -> Response:
     return error_response(503, f"unavailable: {exc}", headers={"Retry-After": "2"})
 
 
+async def on_stale(request: Request, exc: StaleVersion) -> Response:
+    # Another writer kept changing the record while this one retried: nothing was saved.
+    return error_response(409, f"the record changed meanwhile, nothing was saved: {exc}; "
+                               "try again", headers={"Retry-After": "1"})
+
+
 async def on_http_error(request: Request, exc: HTTPException) -> Response:
     return error_response(exc.status_code, exc.detail or "error", headers=exc.headers)
 
@@ -80,6 +86,7 @@ HANDLERS = {
     Overloaded: on_overloaded,
     StoreBusy: on_store_busy,
     BusUnavailable: on_bus_unavailable,
+    StaleVersion: on_stale,
     HTTPException: on_http_error,
     Exception: on_unexpected,
 }
