@@ -1,60 +1,88 @@
-"""Alerts raised by detection: GET /api/v1/alerts, GET /api/v1/alerts/{id}."""
+"""Alerts raised by detection: GET /api/v1/alerts, GET /api/v1/alerts/{alert_id}.
+
+A key sees an alert raised where its scope reaches; a department key also every alert sent to
+its department, wherever it was raised.
+"""
 
 from __future__ import annotations
 
-import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Annotated, Any
 
-from cityops.api.access import principal
-from cityops.api.errors import ApiError, json_response
-from cityops.api.paging import limit_of
-from cityops.api.params import cursor_for, cursor_of, flag
+import msgspec
+
+from cityops.api.params import cursor_for, cursor_of
+from cityops.api.route import Call, Endpoint, Guard, Scope
 from cityops.domain.access import READ_DEVICES, Principal, can_see_place
 from cityops.domain.alerts import Alert
 
 
-def may_see(node, who: Principal, alert: Alert) -> bool:
+def may_see(node: Any, who: Principal, alert: Alert) -> bool:
     if who.scope.department is not None and who.scope.department in alert.departments:
         return True
     return can_see_place(who, alert.areas, None, node.department_areas)
 
 
-async def list_alerts(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ_DEVICES)
-    q = request.query_params
-    area = q.get("area")
-    if area is not None and (not area.isdigit() or len(area) not in (6, 9, 12)):
-        raise ApiError(400, f"area {area!r} is not a 6, 9 or 12 digit area code")
+async def load_alert(call: Call[Any, Any]) -> Alert | None:
+    found: Alert | None = await call.node.store.get_alert(call.path["alert_id"])
+    return found
+
+
+def sees_alert(call: Call[Any, Any], alert: Alert) -> bool:
+    return may_see(call.node, call.principal, alert)
+
+
+ALERT = Guard("alert", "alert_id", load_alert, sees_alert)
+
+
+class AlertQuery(msgspec.Struct, forbid_unknown_fields=False):
+    scenario: Annotated[str, msgspec.Meta(max_length=64, description="Pack name")] | None = None
+    area: Annotated[str, msgspec.Meta(pattern=r"^\d{6}(\d{3}){0,2}$",
+                                      description="A 6, 9 or 12 digit area code")] | None = None
+    active: bool | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    cursor: Annotated[str, msgspec.Meta(max_length=200,
+                                        description="`next` of the previous page")] | None = None
+
+
+class AlertPage(msgspec.Struct):
+    items: list[Alert]
+    next: str | None
+
+
+async def list_alerts(call: Call[None, AlertQuery]) -> AlertPage:
+    node, who, q = call.node, call.principal, call.query
+    area = q.area
     scope_area = who.scope.area
     if scope_area is not None:
         if area is None or scope_area.startswith(area):
             area = scope_area  # a scoped key asking wider still sees only its own area
         elif not area.startswith(scope_area):
-            return json_response({"items": [], "next": None})
-    limit = limit_of(request)
-    before = cursor_of(q.get("cursor"))
-    active = flag(q.get("active"), "active")
+            return AlertPage([], None)
+    limit = q.limit
+    before = cursor_of(q.cursor)
     items: list[Alert] = []
     # A department key filters after the query; page on until the page is full.
     while len(items) < limit + 1:
-        page = await node.store.list_alerts(scenario=q.get("scenario"), area=area,
-                                            active=active, limit=limit + 1, before=before)
+        page = await node.store.list_alerts(scenario=q.scenario, area=area, active=q.active,
+                                            limit=limit + 1, before=before)
         items += [a for a in page if may_see(node, who, a)]
         if len(page) < limit + 1:
             break
         before = (page[-1].first_seen, page[-1].id)
     more = len(items) > limit
     items = items[:limit]
-    next_cursor = cursor_for(items[-1].first_seen, items[-1].id) if more and items else None
-    return json_response({"items": [msgspec.to_builtins(a) for a in items], "next": next_cursor})
+    return AlertPage(items, cursor_for(items[-1].first_seen, items[-1].id)
+                     if more and items else None)
 
 
-async def get_alert(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ_DEVICES)
-    alert = await node.store.get_alert(request.path_params["alert_id"])
-    if alert is None or not may_see(node, who, alert):
-        raise ApiError(404, f"no alert {request.path_params['alert_id']!r}")
-    return json_response(msgspec.to_builtins(alert))
+async def get_alert(call: Call[None, Any]) -> Alert:
+    alert: Alert = call.record
+    return alert
+
+
+ROUTES = [
+    Endpoint("GET", "/api/v1/alerts", list_alerts, "Alerts, newest first", READ_DEVICES,
+             Scope.LIST, kind="alert", query=AlertQuery, response=AlertPage),
+    Endpoint("GET", "/api/v1/alerts/{alert_id}", get_alert, "One alert with its evidence",
+             READ_DEVICES, Scope.RECORD, guard=ALERT, response=Alert),
+]

@@ -7,26 +7,15 @@ import gc
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from cityops.api import (
-    alerts,
-    areas,
-    detection,
-    devices,
-    evaluation,
     field,
     incidents,
     live,
-    mapdata,
     ops,
-    pages,
     photos,
-    readings,
     staff,
-    states,
-    status,
 )
 from cityops.api.errors import HANDLERS, json_response
 from cityops.api.fairshare import FairShare, Limits
@@ -63,31 +52,11 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
 
     declared = {(e.path, e.method) for e in TABLE}
     legacy = [
-        Route("/", status.status_page),
-        Route("/status.json", status.status_json),
         Route("/healthz", ops.healthz),
         Route("/readyz", ops.readyz),
         Route("/metrics", ops.metrics),
         Route("/openapi.json", openapi),
         Route("/api/v1/me", ops.whoami),
-        Route("/api/v1/readings", readings.post_readings, methods=["POST"]),
-        Route("/api/v1/areas", areas.list_areas),
-        Route("/api/v1/areas.geojson", mapdata.areas_geojson),
-        Route("/api/v1/areas/{code}", areas.get_area),
-        Route("/api/v1/devices", devices.list_devices),
-        Route("/api/v1/devices", devices.post_devices, methods=["POST"]),
-        Route("/api/v1/devices/{device_id}", devices.get_device),
-        Route("/api/v1/devices/{device_id}/readings", readings.get_device_readings),
-        Route("/api/v1/areas/{code}/state", states.get_area_state),
-        Route("/api/v1/areas/{code}/state", states.put_area_state, methods=["PUT"]),
-        Route("/api/v1/state", states.get_city_state),
-        Route("/api/v1/state", states.put_city_state, methods=["PUT"]),
-        Route("/api/v1/alerts", alerts.list_alerts),
-        Route("/api/v1/alerts/{alert_id}", alerts.get_alert),
-        Route("/api/v1/scenarios", detection.list_scenarios),
-        Route("/api/v1/vital-signs", detection.vital_signs),
-        Route("/api/v1/audit", detection.list_audit),
-        Route("/api/v1/detect/stats", detection.detect_stats),
         Route("/api/v1/incidents", incidents.list_incidents),
         Route("/api/v1/incidents", incidents.post_incident, methods=["POST"]),
         Route("/api/v1/incidents/{incident_id}", incidents.get_incident),
@@ -102,7 +71,6 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/staff/{staff_id}/status", staff.put_staff_status, methods=["PUT"]),
         Route("/api/v1/categories", incidents.list_categories),
         Route("/api/v1/act/stats", incidents.act_stats),
-        Route("/api/v1/evaluation", evaluation.get_evaluation),
         Route("/api/v1/dead-letters", ops.dead_letters),
         Route("/api/v1/history/count", ops.history_count),
         Route("/api/v1/live", live.live),
@@ -110,11 +78,6 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/api/v1/staff/me/position", field.post_my_position, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos", photos.post_photo, methods=["POST"]),
         Route("/api/v1/work-orders/{order_id}/photos/{name}", photos.get_photo),
-        Route("/screen", pages.screen),
-        Route("/console", pages.console),
-        Route("/field", pages.field),
-        Route("/citizen", pages.citizen),
-        Mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static"),
     ]
     legacy = [r for r in legacy if not (isinstance(r, Route) and any(
         (r.path, m) in declared for m in (r.methods or ())))]

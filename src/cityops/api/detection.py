@@ -1,51 +1,106 @@
-"""Scenario packs in force, the audit trail, and the city's vital signs."""
+"""Detection as the API shows it:
+
+    GET /api/v1/scenarios     the scenario packs in force (any key but a device's)
+    GET /api/v1/vital-signs   the city's KPI series against their baselines, as the key sees
+    GET /api/v1/audit         the audit trail (city-wide: unscoped operators only)
+    GET /api/v1/detect/stats  the detect engine's counters (city-wide: unscoped operators only)
+"""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
 
-from cityops.api.access import principal
 from cityops.api.areas import ANY_KEY
-from cityops.api.errors import json_response
-from cityops.api.paging import int_cursor, limit_of
+from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import READ_DEVICES, READ_OPERATIONS, can_see_place
+from cityops.domain.scenarios.spec import Category, Severity, State, Urgency
+from cityops.store.base import AuditEntry
+
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 
 
-async def list_scenarios(request: Request) -> Response:
-    node = request.app.state.node
-    await principal(request, ANY_KEY)
-    items = []
-    for pack in node.detect.scenarios:
-        items.append({
-            "name": pack.name, "version": pack.version, "title": pack.title,
-            "category": msgspec.to_builtins(pack.category), "departments": pack.departments,
-            "urgency": pack.urgency, "states": pack.states, "auto_register": pack.auto_register,
-            "rules": [{"id": r.id, "type": type(r).__name__, "kind": r.kind,
-                       "severity": r.severity, "title": r.title} for r in pack.rules],
-        })
-    return json_response({"items": items, "next": None})
+class RuleView(msgspec.Struct):
+    id: str
+    type: str
+    kind: str | None
+    severity: Severity
+    title: str
 
 
-async def list_audit(request: Request) -> Response:
-    node = request.app.state.node
-    await principal(request, READ_OPERATIONS)
-    limit = limit_of(request)
-    before = int_cursor(request) or None
-    entries = await node.store.list_audit(subject=request.query_params.get("subject"),
-                                          limit=limit + 1, before_id=before)
-    more = len(entries) > limit
-    entries = entries[:limit]
-    return json_response({"items": [msgspec.to_builtins(e) for e in entries],
-                          "next": str(entries[-1].id) if more and entries else None})
+class ScenarioView(msgspec.Struct):
+    name: str
+    version: int
+    title: str
+    category: Category
+    departments: list[str]
+    urgency: Urgency
+    states: list[State]
+    auto_register: bool
+    rules: list[RuleView]
 
 
-async def vital_signs(request: Request) -> Response:
-    """Per KPI series (a `kpi` device, e.g. 110 calls per hour in one street): the latest
+class Scenarios(msgspec.Struct):
+    items: list[ScenarioView]
+    next: str | None
+
+
+async def list_scenarios(call: Call[None, Any]) -> Scenarios:
+    items = [ScenarioView(p.name, p.version, p.title, p.category, p.departments, p.urgency,
+                          p.states, p.auto_register,
+                          [RuleView(r.id, type(r).__name__, r.kind, r.severity, r.title)
+                           for r in p.rules])
+             for p in call.node.detect.scenarios]
+    return Scenarios(items, None)
+
+
+class AuditQuery(msgspec.Struct, forbid_unknown_fields=False):
+    subject: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    limit: Limit = 100
+    cursor: Annotated[int, msgspec.Meta(ge=0, le=2**62,
+                                        description="`next` of the previous page")] = 0
+
+
+class AuditPage(msgspec.Struct):
+    items: list[AuditEntry]
+    next: str | None
+
+
+async def list_audit(call: Call[None, AuditQuery]) -> AuditPage:
+    q = call.query
+    entries = await call.node.store.list_audit(subject=q.subject, limit=q.limit + 1,
+                                               before_id=q.cursor or None)
+    more = len(entries) > q.limit
+    entries = entries[:q.limit]
+    return AuditPage(entries, str(entries[-1].id) if more and entries else None)
+
+
+class VitalSign(msgspec.Struct):
+    """One KPI series (a `kpi` device, e.g. 110 calls per hour in one street): the latest
     value, its baseline for this hour of the week, the z-score and a status."""
-    node = request.app.state.node
-    who = await principal(request, READ_DEVICES)
+
+    device_id: str
+    ts: float
+    value: float | None
+    baseline: float | None
+    z: float | None
+    status: str  # normal, high, low or learning
+    history: int
+    method: str
+    rule: str
+    kpi: str
+    level: str
+    area: str | None
+
+
+class VitalSigns(msgspec.Struct):
+    items: list[VitalSign]
+    next: str | None
+
+
+async def vital_signs(call: Call[None, Any]) -> VitalSigns:
+    node, who = call.node, call.principal
     items = []
     for series in node.detect.vital_signs():
         device = node.registry.get(series["device_id"])
@@ -55,11 +110,45 @@ async def vital_signs(request: Request) -> Response:
         level = "district" if device.areas is None else (
             "village" if device.meta.get("level") == "village" else device.meta.get("level")
             or "district")
-        items.append({**series, "kpi": device.meta.get("kpi", device.name), "level": level,
-                      "area": device.meta.get("area") or (device.areas and device.areas.district)})
-    return json_response({"items": items, "next": None})
+        items.append(VitalSign(
+            **series, kpi=device.meta.get("kpi", device.name), level=level,
+            area=device.meta.get("area") or (device.areas and device.areas.district)))
+    return VitalSigns(items, None)
 
 
-async def detect_stats(request: Request) -> Response:
-    await principal(request, READ_OPERATIONS)
-    return json_response(request.app.state.node.detect.summary())
+class DetectStats(msgspec.Struct, kw_only=True, omit_defaults=True):
+    batches: int
+    rows: int
+    rejected_rows: int
+    signals: int
+    raised: int
+    cleared: int
+    updated: int | None = None  # once an alert has been updated
+    rule_errors: int
+    warmup_rows: int | None = None  # once readings were replayed at start
+    alert_latency_p50_ms: float | None
+    alert_latency_p99_ms: float | None
+    latency_samples: int
+    rejections_dropped: int
+    rules: int
+    backlog: int
+    evaluating: bool
+    open_alerts: int
+
+
+async def detect_stats(call: Call[None, Any]) -> DetectStats:
+    stats: DetectStats = msgspec.convert(call.node.detect.summary(), DetectStats)
+    return stats
+
+
+ROUTES = [
+    Endpoint("GET", "/api/v1/scenarios", list_scenarios, "The scenario packs in force",
+             ANY_KEY, Scope.NONE, response=Scenarios),
+    Endpoint("GET", "/api/v1/vital-signs", vital_signs,
+             "Each KPI series against its baseline for this hour of the week",
+             READ_DEVICES, Scope.LIST, kind="device", response=VitalSigns),
+    Endpoint("GET", "/api/v1/audit", list_audit, "The audit trail, newest first",
+             READ_OPERATIONS, Scope.CITY, query=AuditQuery, response=AuditPage),
+    Endpoint("GET", "/api/v1/detect/stats", detect_stats, "The detect engine's counters",
+             READ_OPERATIONS, Scope.CITY, response=DetectStats),
+]

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
 
-from cityops.api.access import principal
-from cityops.api.errors import ApiError, json_response
+from cityops.api.errors import ApiError
+from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import Role
-from cityops.domain.evaluation import evaluate
+from cityops.domain.evaluation import Figures, evaluate
 from cityops.domain.incidents.facts import facts_of
 
 READ = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION})
@@ -46,35 +45,54 @@ def parse_period(text: str, tz: ZoneInfo) -> tuple[dt.date, dt.date]:
             return start, dt.date(y + (mo == 12), mo % 12 + 1, 1)
         day = dt.date.fromisoformat(text)
         return day, day + dt.timedelta(days=1)
-    except ValueError:
+    except (ValueError, OverflowError):  # a date past 9999 overflows
         raise ApiError(400, f"period {text!r} is not one of: {FORMS}") from None
 
 
-async def get_evaluation(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ)
-    q = request.query_params
-    group_by = q.get("group_by") or None
-    if group_by is not None and group_by not in GROUP_BYS:
-        raise ApiError(400, f"group_by {group_by!r} is not one of: {', '.join(GROUP_BYS)}")
+class EvaluationQuery(msgspec.Struct, forbid_unknown_fields=False):
+    period: Annotated[str, msgspec.Meta(max_length=40, description=FORMS)] | None = None
+    group_by: Literal["department", "area", "category"] | None = None
+
+
+class Period(msgspec.Struct):
+    from_: str = msgspec.field(name="from")
+    to: str
+    timezone: str
+
+
+class Evaluation(msgspec.Struct):
+    period: Period
+    group_by: str | None
+    cases: int
+    items: list[Figures]
+
+
+async def get_evaluation(call: Call[None, EvaluationQuery]) -> Evaluation:
+    node, who, q = call.node, call.principal, call.query
     tz = ZoneInfo(node.pack.info.timezone)
     now = dt.datetime.fromtimestamp(node.clock(), tz)
-    first, after = parse_period(q.get("period") or now.strftime("%Y-%m"), tz)
-    start = dt.datetime.combine(first, dt.time(), tz).timestamp()
-    end = dt.datetime.combine(after, dt.time(), tz).timestamp()
+    first, after = parse_period(q.period or now.strftime("%Y-%m"), tz)
+    try:
+        start = dt.datetime.combine(first, dt.time(), tz).timestamp()
+        end = dt.datetime.combine(after, dt.time(), tz).timestamp()
+    except (OverflowError, ValueError):  # the first or last day of the calendar
+        raise ApiError(400, f"period {q.period!r} lies at the edge of the calendar") from None
     cases = [facts_of(i) for i in await node.store.incidents_for_period(start, end)]
     if who.scope.area is not None:
         cases = [c for c in cases if (c.area or "").startswith(who.scope.area)]
     if who.scope.department is not None:
         cases = [c for c in cases if who.scope.department in c.departments]
-    groups = [d.code for d in node.pack.departments] if group_by == "department" else []
-    rows = evaluate(cases, start, end, group_by, groups=groups)
-    if who.scope.department is not None and group_by == "department":
+    groups = [d.code for d in node.pack.departments] if q.group_by == "department" else []
+    rows = evaluate(cases, start, end, q.group_by, groups=groups)
+    if who.scope.department is not None and q.group_by == "department":
         rows = [r for r in rows if r.group == who.scope.department]
-    return json_response({
-        "period": {"from": first.isoformat(), "to": (after - dt.timedelta(days=1)).isoformat(),
-                   "timezone": node.pack.info.timezone},
-        "group_by": group_by,
-        "cases": len(cases),
-        "items": [msgspec.to_builtins(r) for r in rows],
-    })
+    return Evaluation(Period(first.isoformat(), (after - dt.timedelta(days=1)).isoformat(),
+                             node.pack.info.timezone), q.group_by, len(cases), rows)
+
+
+ROUTES = [
+    Endpoint("GET", "/api/v1/evaluation", get_evaluation,
+             "Closure, on-time closure, rework, dispatch and registration accuracy and mean "
+             "step times for a period, over the cases the key's scope covers",
+             READ, Scope.LIST, kind="area", query=EvaluationQuery, response=Evaluation),
+]

@@ -9,22 +9,45 @@ feature carries a point inside it for its label.
 from __future__ import annotations
 
 import weakref
+from typing import Any, Literal
 
+import msgspec
 import shapely
-from starlette.requests import Request
-from starlette.responses import Response
 
-from cityops.api.access import principal
-from cityops.api.areas import ANY_KEY
-from cityops.api.errors import ApiError, json_response
+from cityops.api.areas import ANY_KEY, Level
+from cityops.api.route import Call, Endpoint, Reply, Scope
 from cityops.domain.access import can_see_area
 from cityops.domain.geo import geometry_of, to_geojson_geometry
 
 TOLERANCE_DEG = {"district": 2e-4, "town": 1e-4, "village": 5e-5}
-_built: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # node -> features
+_built: weakref.WeakKeyDictionary[Any, list[Feature]] = weakref.WeakKeyDictionary()
 
 
-def _features(node) -> list[dict]:
+class Properties(msgspec.Struct):
+    code: str
+    name: str
+    level: Level
+    parent: str
+    label: list[float]  # [lon, lat] of a point inside the area
+
+
+class Feature(msgspec.Struct):
+    type: Literal["Feature"]
+    id: str
+    properties: Properties
+    geometry: dict[str, Any]
+
+
+class FeatureCollection(msgspec.Struct):
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+
+
+class MapQuery(msgspec.Struct, forbid_unknown_fields=False):
+    level: Level | None = None
+
+
+def _features(node: Any) -> list[Feature]:
     cached = _built.get(node)
     if cached is not None:
         return cached
@@ -34,23 +57,24 @@ def _features(node) -> list[dict]:
         simple = shapely.simplify(shape, TOLERANCE_DEG.get(area.level.value, 5e-5),
                                   preserve_topology=True)
         label = shape.representative_point()
-        out.append({"type": "Feature", "id": area.code,
-                    "properties": {"code": area.code, "name": area.name,
-                                   "level": area.level.value, "parent": area.parent or "",
-                                   "label": [round(label.x, 5), round(label.y, 5)]},
-                    "geometry": to_geojson_geometry(simple)})
+        out.append(Feature("Feature", area.code,
+                           Properties(area.code, area.name, area.level.value, area.parent or "",
+                                      [round(label.x, 5), round(label.y, 5)]),
+                           to_geojson_geometry(simple)))
     _built[node] = out
     return out
 
 
-async def areas_geojson(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, ANY_KEY)
-    level = request.query_params.get("level")
-    if level is not None and level not in TOLERANCE_DEG:
-        raise ApiError(400, f"level {level!r} is not one of district, town, village")
-    features = [f for f in _features(node)
-                if can_see_area(who, f["id"])
-                and (level is None or f["properties"]["level"] == level)]
-    return json_response({"type": "FeatureCollection", "features": features},
-                         headers={"Cache-Control": "private, max-age=300"})
+async def areas_geojson(call: Call[None, MapQuery]) -> Reply:
+    who, level = call.principal, call.query.level
+    features = [f for f in _features(call.node)
+                if can_see_area(who, f.id) and (level is None or f.properties.level == level)]
+    return Reply(FeatureCollection("FeatureCollection", features),
+                 headers={"Cache-Control": "private, max-age=300"})
+
+
+ROUTES = [
+    Endpoint("GET", "/api/v1/areas.geojson", areas_geojson,
+             "Every area the key may see as one GeoJSON FeatureCollection, simplified",
+             ANY_KEY, Scope.NONE, query=MapQuery, response=FeatureCollection),
+]

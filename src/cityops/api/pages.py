@@ -10,7 +10,11 @@ Nothing is loaded from another host: the base map is the city's own area polygon
 Content-Security-Policy sent with every page forbids any other origin, except the tile server
 named by `CITYOPS_TILE_URL` when one is configured (raster tiles `https://HOST/{z}/{x}/{y}.png`).
 The pages hold no data and need no key; everything they show comes from the API with the key
-the person signs in with (kept in sessionStorage, sent as `Authorization: Bearer`).
+the person signs in with (kept in sessionStorage, sent as `Authorization: Bearer`). No page may
+be framed by another (`frame-ancestors 'none'`): a framed console could be clicked through.
+
+`GET /static/{path}` serves the files under `web/static/` through Starlette's StaticFiles,
+which refuses any path that leaves that directory (`..`, absolute paths, symlinks out).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from cityops.api.route import PUBLIC, Call, Endpoint, Scope
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATIC = WEB / "static"
@@ -39,7 +46,7 @@ code{background:#1c2636;padding:.1rem .4rem;border-radius:4px}</style></head><bo
 MapLibre GL JS and uPlot there from the pinned npm packages), then reload.</p></body></html>"""
 
 
-def tile_url(node) -> str:
+def tile_url(node: Any) -> str:
     return (getattr(node.settings, "tile_url", None) or os.environ.get("CITYOPS_TILE_URL")
             or "").strip()
 
@@ -52,39 +59,75 @@ def _csp(tiles: str) -> str:
     return ("default-src 'self'; script-src 'self'; worker-src 'self' blob:; "
             "child-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
             f"img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; "
-            "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'")
+            "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def page_headers(node: Any) -> dict[str, str]:
+    """What every page is sent with, the status page at / included."""
+    return {"Content-Security-Policy": _csp(tile_url(node)), "Cache-Control": "no-cache",
+            "Referrer-Policy": "no-referrer"}
 
 
 _templates: dict[str, str] = {}
 
 
-def _page(name: str, request: Request) -> HTMLResponse:
+def _page(name: str, node: Any) -> HTMLResponse:
     missing = [f for f in VENDOR_FILES if not (VENDOR / f).is_file()]
     if missing:
-        return HTMLResponse(MISSING % (html.escape(str(VENDOR)), ", ".join(missing)), 503)
+        return HTMLResponse(MISSING % (html.escape(str(VENDOR)), ", ".join(missing)), 503,
+                            headers=page_headers(node))
     text = _templates.get(name)
     if text is None:
         text = _templates[name] = (WEB / f"{name}.html").read_text(encoding="utf-8")
-    node = request.app.state.node
     tiles = tile_url(node)
     body = (text.replace("{{city}}", html.escape(node.pack.info.name))
             .replace("{{tiles}}", html.escape(tiles, quote=True)))
-    return HTMLResponse(body, headers={"Content-Security-Policy": _csp(tiles),
-                                       "Cache-Control": "no-cache",
-                                       "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(body, headers=page_headers(node))
 
 
-async def screen(request: Request) -> HTMLResponse:
-    return _page("screen", request)
+async def screen(call: Call[None, Any]) -> HTMLResponse:
+    return _page("screen", call.node)
 
 
-async def console(request: Request) -> HTMLResponse:
-    return _page("console", request)
+async def console(call: Call[None, Any]) -> HTMLResponse:
+    return _page("console", call.node)
 
 
-async def field(request: Request) -> HTMLResponse:
-    return _page("field", request)
+async def field(call: Call[None, Any]) -> HTMLResponse:
+    return _page("field", call.node)
 
 
-async def citizen(request: Request) -> HTMLResponse:
-    return _page("citizen", request)
+async def citizen(call: Call[None, Any]) -> HTMLResponse:
+    return _page("citizen", call.node)
+
+
+_static = StaticFiles(directory=STATIC, check_dir=False)
+
+
+def _relative(path: str) -> str:
+    """The path as StaticFiles' own mount would hand it over: OS separators, `.` and `..`
+    folded (what is left of a `..` is then refused by StaticFiles' lookup)."""
+    return os.path.normpath(os.path.join(*path.split("/")))
+
+
+async def static_file(call: Call[None, Any]) -> Response:
+    """A file under web/static/, with its own media type, ETag and Last-Modified (404 for
+    anything else, a path that would leave the directory included)."""
+    return await _static.get_response(_relative(call.path["path"]), call.request.scope)
+
+
+PAGE_NOTE = "HTML; loads only this node's scripts, styles and data (see its CSP)"
+
+ROUTES = [
+    *(Endpoint("GET", f"/{name}", handler, summary, PUBLIC, Scope.NONE, media_type="text/html",
+               errors=(503,), description=PAGE_NOTE)
+      for name, handler, summary in (
+          ("screen", screen, "The wall screen"),
+          ("console", console, "The operators' console"),
+          ("field", field, "The field staff's page"),
+          ("citizen", citizen, "The citizens' portal"))),
+    Endpoint("GET", "/static/{path:path}", static_file,
+             "The pages' scripts, styles and libraries", PUBLIC, Scope.NONE,
+             media_type="application/octet-stream", errors=(404,),
+             description="Served with the file's own media type."),
+]

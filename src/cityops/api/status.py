@@ -1,12 +1,29 @@
-"""A plain status page: what the node holds and how fast readings arrive (the big screen is a
-separate page, served from the same origin with no outside requests)."""
+"""The node's status page:
+
+    GET /              a plain page: what the node holds and how fast readings arrive
+    GET /status.json   the page's figures
+
+The page is public and always says what the node is (city, areas, devices, store). Its figures
+(readings stored and refused, dead letters) describe the whole node, so they are shown, on the
+page as in /status.json, only where `Settings.open_status` publishes them; otherwise
+/status.json asks for a key with no area or department scope, as /metrics does. The page runs
+under the pages' Content-Security-Policy: its refresh script is a file of its own, no inline
+code. The big screen is a separate page (/screen).
+"""
 
 from __future__ import annotations
 
 import html
+from typing import Any
 
-from starlette.requests import Request
+import msgspec
 from starlette.responses import HTMLResponse
+
+from cityops.api.access import principal
+from cityops.api.errors import ApiError
+from cityops.api.pages import page_headers
+from cityops.api.route import PUBLIC, Call, Endpoint, Scope
+from cityops.domain.access import READ_OPERATIONS
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CityOps · {city}</title>
@@ -17,7 +34,7 @@ h1{{font-size:1.6rem;margin:0 0 .2rem}} .muted{{color:#8b949e}}
 table{{border-collapse:collapse;margin-top:1rem}} td{{padding:.3rem 1.2rem .3rem 0}}
 td.n{{text-align:right;font-variant-numeric:tabular-nums;font-size:1.3rem}}
 a{{color:#58a6ff}}
-</style></head><body>
+</style></head><body data-open="{open}">
 <h1>CityOps · {city}</h1><div class="muted">{areas} areas · {devices} devices · store {store}</div>
 <table>
 <tr><td>Readings stored per second (10 s)</td><td class="n" id="rate">{rate}</td></tr>
@@ -25,39 +42,59 @@ a{{color:#58a6ff}}
 <tr><td>Readings rejected</td><td class="n" id="rejected">{rejected}</td></tr>
 <tr><td>Dead letters</td><td class="n" id="dead">{dead}</td></tr>
 </table>
-<p class="muted">API: <a href="/openapi.json">/openapi.json</a> · metrics:
+<p class="muted">{note}API: <a href="/openapi.json">/openapi.json</a> · metrics:
 <a href="/metrics">/metrics</a> · health: <a href="/healthz">/healthz</a></p>
-<script>
-setInterval(async () => {{
-  const r = await fetch('/status.json'); if (!r.ok) return; const s = await r.json();
-  for (const k of ['rate','stored','rejected','dead'])
-    document.getElementById(k).textContent = s[k].toLocaleString();
-}}, 1000);
-</script></body></html>"""
+<script type="module" src="/static/status.js"></script>
+</body></html>"""
+
+CLOSED_NOTE = "The figures are for operators: /status.json with a key. "
 
 
-def _figures(node) -> dict:
+class Figures(msgspec.Struct):
+    rate: int  # readings stored per second, over the last 10 s
+    stored: int  # readings stored since start
+    rejected: int
+    dead: int  # dead letters added since start
+
+
+def _figures(node: Any) -> Figures:
     m = node.metrics
     stored = sum(s.value for metric in m.accepted.collect() for s in metric.samples
                  if s.name.endswith("_total"))
     rejected = sum(s.value for metric in m.rejected.collect() for s in metric.samples
                    if s.name.endswith("_total"))
     dead = node.dead_letters.stats.added if node.dead_letters is not None else 0
-    return {"rate": round(m.rate.rate()), "stored": int(stored), "rejected": int(rejected),
-            "dead": int(dead)}
+    return Figures(round(m.rate.rate()), int(stored), int(rejected), int(dead))
 
 
-async def status_page(request: Request) -> HTMLResponse:
-    node = request.app.state.node
+async def status_page(call: Call[None, Any]) -> HTMLResponse:
+    node = call.node
     store = node.store.url.split("@")[-1]
+    is_open = bool(node.settings.open_status)
+    shown = ({k: f"{v:,}" for k, v in msgspec.structs.asdict(_figures(node)).items()}
+             if is_open else dict.fromkeys(Figures.__struct_fields__, "–"))
     return HTMLResponse(PAGE.format(
         city=html.escape(node.pack.info.name), areas=len(node.pack.areas),
         devices=len(node.registry), store=html.escape(store.split("?")[0]),
-        **{k: f"{v:,}" for k, v in _figures(node).items()},
-    ))
+        open="1" if is_open else "0", note="" if is_open else CLOSED_NOTE, **shown,
+    ), headers=page_headers(node))
 
 
-async def status_json(request: Request):
-    from cityops.api.errors import json_response
+async def status_json(call: Call[None, Any]) -> Figures:
+    node = call.node
+    if not node.settings.open_status:
+        # As guard_open asks for /metrics, and refused to scoped keys: the figures are the
+        # whole node's.
+        who = await principal(call.request, READ_OPERATIONS)
+        if who.scope.area is not None or who.scope.department is not None:
+            raise ApiError(403, f"a key scoped to {who.scope} may not read city-wide data")
+    return _figures(node)
 
-    return json_response(_figures(request.app.state.node))
+
+ROUTES = [
+    Endpoint("GET", "/", status_page, "The node's status page", PUBLIC, Scope.NONE,
+             media_type="text/html"),
+    Endpoint("GET", "/status.json", status_json,
+             "The status page's figures (a key without a scope unless open_status)",
+             PUBLIC, Scope.NONE, response=Figures, errors=(401, 403)),
+]
