@@ -50,6 +50,9 @@ class NodeMetrics:
                                   ["reason"], registry=r)
         self.dead_letters = Gauge("cityops_dead_letters", "Dead letters by state (added, "
                                   "written, dropped for overload, pending)", ["state"], registry=r)
+        self.dead_letters_capped = Counter(
+            "cityops_dead_letters_capped", "Dead letters counted but not kept: their source "
+            "had used its allowance for the window", ["source"], registry=r)
         self.mqtt = Gauge("cityops_mqtt", "MQTT intake figures (connected is 0/1)", ["figure"],
                           registry=r)
         self.ingest_seconds = Histogram("cityops_ingest_batch_seconds",

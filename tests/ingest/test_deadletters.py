@@ -17,8 +17,11 @@ from cityops.store.base import DeadLetter
 from cityops.store.memory import MemoryStore
 
 
+RECENT = time.time()  # within the retention period, which the sink's sweep enforces
+
+
 def letter(i: int) -> DeadLetter:
-    return DeadLetter("mqtt", f"cityops/readings/dev-{i}", f"bad {i}", "{}", 1.7e9 + i)
+    return DeadLetter("mqtt", f"cityops/readings/dev-{i}", f"bad {i}", "{}", RECENT + i)
 
 
 class CountingStore(MemoryStore):
@@ -154,3 +157,83 @@ async def test_a_bad_mqtt_message_ends_up_in_the_store(mqtt_url):
     finally:
         await intake.stop()
         await sink.stop()
+
+
+# -- caps per source and retention ----------------------------------------------------------------
+
+from tests.clock_kit import Clock  # noqa: E402
+
+
+def from_topic(topic: str, i: int, at: float = RECENT) -> DeadLetter:
+    return DeadLetter("mqtt", topic, f"bad {i}", "garbage", at)
+
+
+async def test_a_flood_from_one_source_keeps_at_most_its_cap_and_others_are_still_kept():
+    store = MemoryStore()
+    clock = Clock(RECENT)
+    capped: list[DeadLetter] = []
+    sink = DeadLetterSink(store, per_source=20, window_s=60.0, clock=clock,
+                          on_capped=capped.append)
+    kept = [sink.add_nowait(from_topic("cityops/readings/noisy", i)) for i in range(20_000)]
+    assert kept.count(True) == 20
+    assert [sink.add_nowait(from_topic("cityops/readings/quiet", i)) for i in range(3)] == [True] * 3
+    await sink.flush()
+    assert await store.count_dead_letters() == 23
+    stats = sink.stats
+    assert (stats.added, stats.written, stats.capped, stats.dropped) == (20_003, 23, 19_980, 0)
+    assert len(capped) == 19_980 and capped[0].where == "cityops/readings/noisy"
+    # The next window brings a new allowance.
+    clock.now += 60.0
+    assert sink.add_nowait(from_topic("cityops/readings/noisy", 0))
+
+
+async def test_past_max_sources_new_sources_share_one_allowance():
+    sink = DeadLetterSink(MemoryStore(), per_source=2, window_s=60.0, max_sources=3,
+                          clock=Clock(RECENT))
+    for n in range(3):
+        assert sink.add_nowait(from_topic(f"t/{n}", 0))
+    # Random topics cannot each bring an allowance of their own.
+    kept = [sink.add_nowait(from_topic(f"t/random-{n}", 0)) for n in range(50)]
+    assert kept.count(True) == 2 and sink.stats.capped == 48
+    assert len(sink._windows) <= 4  # memory is bounded too
+
+
+async def test_the_retention_sweep_deletes_old_letters():
+    store = MemoryStore()
+    clock = Clock(RECENT)
+    sink = DeadLetterSink(store, retention_s=7 * 86400.0, clock=clock)
+    await store.add_dead_letters([from_topic("t/old", n, at=RECENT - 8 * 86400 + n)
+                                  for n in range(12_000)])
+    await store.add_dead_letters([from_topic("t/new", 0, at=RECENT - 86400)])
+    assert await sink.sweep() == 12_000  # in pieces of a bounded size
+    assert [d.where for d in await store.list_dead_letters()] == ["t/new"]
+    assert sink.stats.expired == 12_000
+    clock.now += 6 * 86400 + 1
+    assert await sink.sweep() == 1 and await store.count_dead_letters() == 0
+
+
+async def test_the_background_worker_sweeps_at_start():
+    store = MemoryStore()
+    await store.add_dead_letters([from_topic("t/old", 0, at=RECENT - 30 * 86400)])
+    sink = DeadLetterSink(store, interval_s=0.01, clock=Clock(RECENT))
+    await sink.start()
+    try:
+        await eventually(lambda: sink.stats.expired == 1)
+    finally:
+        await sink.stop()
+    assert await store.count_dead_letters() == 0
+
+
+async def test_a_flood_of_garbage_through_a_node_is_capped_and_counted_in_metrics(
+        tmp_path, grid_pack, live_node):
+    async with live_node(grid_pack, tmp_path / "d", dead_letters_per_source=10) as live:
+        sink = live.node.dead_letters
+        for i in range(2000):
+            sink.add_nowait(from_topic("cityops/readings/noise-000001", i))
+        sink.add_nowait(from_topic("cityops/readings/noise-000002", 0))
+        await sink.flush()
+        assert await live.node.store.count_dead_letters() == 11
+        async with live.client(await live.key("admin")) as c:
+            metrics = (await c.get("/metrics")).text
+    assert 'cityops_dead_letters_capped_total{source="mqtt"} 1990.0' in metrics
+    assert 'cityops_dead_letters{state="capped"} 1990.0' in metrics
