@@ -259,27 +259,29 @@ async def _hold(client, go: asyncio.Event, n: int, size: int, settled):
     return tasks
 
 
+@pytest.mark.parametrize("slots,held", [(8, 4), (64, 6)], ids=["slots", "bytes"])
 async def test_slow_senders_of_one_key_cannot_take_every_ingest_slot(tmp_path, grid_pack,
-                                                                      live_node):
+                                                                      live_node, slots, held):
     """Found in issue 12: 80 connections sending only `[` held all ingest slots, and every
-    other sender, with any key, got 429. A key may hold at most half of the ingest slots and
-    half of the bytes in progress; the other half stays for everyone else."""
-    async with live_node(grid_pack, tmp_path / "d", max_in_flight=8) as live:
+    other sender, with any key, got 429. A key may hold at most half of the ingest slots
+    (4 of 8 here) and three quarters of the 8 MiB in progress (6 of its 1 MiB batches); the
+    rest stays for everyone else."""
+    async with live_node(grid_pack, tmp_path / "d", max_in_flight=slots) as live:
         ingestor = live.node.ingestor
         hostile, other = await live.key("device"), await live.key("device")
         go = asyncio.Event()
         async with live.client(hostile) as h, live.client(other) as c:
             tasks = await _hold(h, go, 12, 1 << 20,
-                                lambda ts: sum(t.done() for t in ts) == 8)
-            refused = [t.result() for t in tasks if t.done()]
-            assert ingestor.in_flight == 4
-            assert [r.status_code for r in refused] == [429] * 8
-            assert all(r.headers["Retry-After"] == "1" for r in refused)
+                                lambda ts: sum(t.done() for t in ts) == 12 - held)
+            refused = [t for t in tasks if t.done()]
+            assert ingestor.in_flight == held
+            assert [t.result().status_code for t in refused] == [429] * (12 - held)
+            assert all(t.result().headers["Retry-After"] == "1" for t in refused)
             r = await post(c, [reading(ts=time.time() - 20)])
             assert r.status_code == 202 and r.json()["accepted"] == 1
             go.set()
-            held = await asyncio.gather(*(t for t in tasks if t not in refused))
-    assert [r.status_code for r in held if r not in refused].count(202) == 4
+            taken = await asyncio.gather(*(t for t in tasks if t not in refused))
+    assert [r.status_code for r in taken] == [202] * held
     assert ingestor.in_flight == 0 and ingestor.in_flight_bytes == 0
 
 

@@ -151,9 +151,9 @@ async def post_devices(call: Call[Registration, Any]) -> list[DeviceOut] | Devic
     """Areas and cell are resolved here. Nothing of a batch is registered unless all of it
     may be: each device's new place and, for a device already registered, its place as
     stored must lie in the key's scope."""
-    node, who = call.node, call.principal
-    many = isinstance(call.body, list)
-    wanted: list[DeviceIn] = call.body if many else [call.body]
+    node, who, body = call.node, call.principal, call.body
+    many = isinstance(body, list)
+    wanted = body if isinstance(body, list) else [body]
     devices = []
     for i, d in enumerate(wanted):
         try:

@@ -11,7 +11,7 @@ Every change is audited with the key, the state before and after, and the reason
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 
@@ -45,7 +45,7 @@ def _codes_of(node: Any, code: str) -> list[str]:
 def _answer(node: Any, code: str) -> StateView:
     codes = [] if code == CITY else _codes_of(node, code)
     state, source = state_at(node.detect.area_states, codes)
-    return StateView(None if code == CITY else code, state,
+    return StateView(None if code == CITY else code, cast(State, state),
                      None if source in ("", CITY) else source, source == CITY)
 
 
