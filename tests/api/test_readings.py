@@ -176,6 +176,8 @@ async def test_health_is_open_and_metrics_need_a_key(live):
         assert (await c.get("/metrics")).status_code == 401
     async with live.client(await live.key("operator")) as c:
         assert (await c.get("/metrics")).status_code == 200
+    async with live.client(await live.key("operator", "990001001")) as c:
+        assert (await c.get("/metrics")).status_code == 403  # the whole node's figures
 
 
 async def test_metrics_open_where_the_setting_says(tmp_path, grid_pack, live_node):

@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from cityops.api.access import principal
 from cityops.api.params import time_us
-from cityops.api.route import ALL_ROLES, PUBLIC, Call, Endpoint, Reply, Scope
+from cityops.api.fairshare import charge_key
+from cityops.api.route import ALL_ROLES, PUBLIC, Call, Endpoint, Reply, Scope, refuse_scoped
 from cityops.domain.access import READ_OPERATIONS
 from cityops.store.base import DeadLetter
 
@@ -82,9 +83,12 @@ async def readyz(call: Call[None, Any]) -> Reply:
 
 
 async def guard_open(call: Call[Any, Any]) -> None:
-    """The node's figures are for operators unless the city chose to publish them."""
+    """The node's figures are for unscoped operators unless the city chose to publish them
+    (they are the whole node's, so a key of one town or department may not read them)."""
     if not call.node.settings.open_status:
-        await principal(call.request, READ_OPERATIONS)
+        who = await principal(call.request, READ_OPERATIONS)
+        refuse_scoped(who)
+        charge_key(call.request, who)
 
 
 async def metrics(call: Call[None, Any]) -> Response:

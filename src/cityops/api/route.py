@@ -189,6 +189,12 @@ class Endpoint:
         return sorted(out)
 
 
+def refuse_scoped(who: Principal) -> None:
+    """403 for a key with an area or department scope: city-wide data is not theirs."""
+    if who.scope.area is not None or who.scope.department is not None:
+        raise ApiError(403, f"a key scoped to {who.scope} may not read city-wide data")
+
+
 # -- domain errors ----------------------------------------------------------------------------
 
 _STATUS_OF: dict[type[BaseException], int] = {}
@@ -291,9 +297,8 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         started = time.monotonic()
         if not endpoint.public:
             who = await principal(request, endpoint.roles)
-        if endpoint.scope is Scope.CITY and who is not None and (
-                who.scope.area is not None or who.scope.department is not None):
-            raise ApiError(403, f"a key scoped to {who.scope} may not read city-wide data")
+        if endpoint.scope is Scope.CITY and who is not None:
+            refuse_scoped(who)
         async with admit(request, who, endpoint):
             call: Call[Any, Any] = Call(request, who, None, None, None, request.path_params,
                                         endpoint.body_limit, started)

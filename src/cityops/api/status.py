@@ -19,11 +19,9 @@ from typing import Any
 import msgspec
 from starlette.responses import HTMLResponse
 
-from cityops.api.access import principal
-from cityops.api.errors import ApiError
+from cityops.api.ops import guard_open
 from cityops.api.pages import page_headers
 from cityops.api.route import PUBLIC, Call, Endpoint, Scope
-from cityops.domain.access import READ_OPERATIONS
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CityOps · {city}</title>
@@ -81,14 +79,8 @@ async def status_page(call: Call[None, Any]) -> HTMLResponse:
 
 
 async def status_json(call: Call[None, Any]) -> Figures:
-    node = call.node
-    if not node.settings.open_status:
-        # As guard_open asks for /metrics, and refused to scoped keys: the figures are the
-        # whole node's.
-        who = await principal(call.request, READ_OPERATIONS)
-        if who.scope.area is not None or who.scope.department is not None:
-            raise ApiError(403, f"a key scoped to {who.scope} may not read city-wide data")
-    return _figures(node)
+    await guard_open(call)
+    return _figures(call.node)
 
 
 ROUTES = [
