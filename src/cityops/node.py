@@ -130,6 +130,7 @@ class Node:
         self.serve = ServeSide(self, notifier=notifier if self.act is None else None)
         self.dead_letters = None
         self.mqtt = None
+        self.broker_sync = None
         self.started_at = 0.0
         self.registration_errors: list[tuple[int, str]] = []
         self._tasks: list[asyncio.Task] = []
@@ -183,8 +184,15 @@ class Node:
                                                    name="latest-snapshot"))
         from cityops.ingest.deadletters import DeadLetterSink
 
-        self.dead_letters = DeadLetterSink(self.store)
+        st = self.settings
+        capped = self.metrics.dead_letters_capped
+        self.dead_letters = DeadLetterSink(
+            self.store, per_source=st.dead_letters_per_source, window_s=st.dead_letters_window_s,
+            retention_s=st.dead_letters_retention_s, sweep_every_s=st.dead_letters_sweep_s,
+            on_capped=lambda letter: capped.labels(letter.source).inc())
         await self.dead_letters.start()
+        if self.settings.mqtt_url and (not self.cluster or self.runs("ingest")):
+            await self._start_broker_sync()
         self.metrics.watch_fields(self.metrics.dead_letters, lambda: self.dead_letters.stats)
         if self.settings.mqtt_url and (not self.cluster or self.runs("ingest")):
             from cityops.ingest.mqtt import MqttIntake
@@ -207,6 +215,28 @@ class Node:
             self.metrics.watch_fields(self.metrics.mqtt, lambda: self.mqtt.stats)
         self.started_at = time.time()
 
+    async def _start_broker_sync(self) -> None:
+        from cityops.ingest.broker_accounts import BrokerSync, topic_prefix
+        from cityops.ingest.mqtt import parse_mqtt_url
+
+        st = self.settings
+        if not st.mqtt_admin_url:
+            log.warning("MQTT ANONYMOUS PUBLISHING IS OPEN: no dynamic-security admin is set "
+                        "(--mqtt-admin), so CityOps gives devices no broker credentials and "
+                        "anyone who reaches %s may publish readings for any device; see "
+                        "docs/deploy.md, 'MQTT with dynamic security'", parse_mqtt_url(
+                            st.mqtt_url).host)
+            return
+        intake = parse_mqtt_url(st.mqtt_url)
+        admin = parse_mqtt_url(st.mqtt_admin_url)
+        own = None
+        if intake.username and intake.password and intake.username != admin.username:
+            own = (intake.username, intake.password, st.mqtt_topic)
+        self.broker_sync = BrokerSync(self.store, lambda: self.registry.devices,
+                                      st.mqtt_admin_url, topic_prefix(st.mqtt_topic),
+                                      every_s=st.mqtt_sync_s, intake=own)
+        await self.broker_sync.start()
+
     async def _start_cluster_parts(self) -> None:
         from cityops.ingest.pipeline import READINGS
 
@@ -224,6 +254,8 @@ class Node:
         self._tasks.append(asyncio.create_task(self._follow_store(), name="follow-store"))
 
     async def stop(self) -> None:
+        if self.broker_sync is not None:
+            await self.broker_sync.stop()
         if self.mqtt is not None:
             await self.mqtt.stop()
         if self.detect is not None:

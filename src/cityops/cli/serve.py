@@ -29,7 +29,12 @@ def serve(
     data: Path = typer.Option(Path("var/data"), "--data", help="Data directory."),
     port: int = typer.Option(8080, "--port"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    mqtt: str = typer.Option(None, "--mqtt", help="MQTT broker, e.g. mqtt://127.0.0.1:1883"),
+    mqtt: str = typer.Option(None, "--mqtt", help="MQTT broker, e.g. mqtt://127.0.0.1:1883 "
+                             "(mqtt://USER:PASSWORD@HOST:PORT for the intake's own account)"),
+    mqtt_admin: str = typer.Option(None, "--mqtt-admin", envvar="CITYOPS_MQTT_ADMIN",
+                                   help="The broker's dynamic-security admin, mqtt://ADMIN:"
+                                        "PASSWORD@HOST:PORT: device keys get broker accounts "
+                                        "(without it MQTT publishing is open to anyone)."),
     store: str = typer.Option(None, "--store", help="sqlite:///PATH or postgresql://..."),
     no_fsync: bool = typer.Option(False, "--no-fsync", help="Do not fsync (tests only: "
                                                             "acknowledged readings may be lost)."),
@@ -84,6 +89,8 @@ def serve(
     os.umask(0o077)
     if mqtt and not mqtt.startswith("mqtt://"):
         raise fail(f"--mqtt {mqtt!r} must look like mqtt://host:port")
+    if mqtt_admin and not mqtt_admin.startswith(("mqtt://", "mqtts://")):
+        raise fail("--mqtt-admin must look like mqtt://ADMIN:PASSWORD@HOST:PORT")
     pack = load_city(city)
     try:
         url = store_url_for(data, store)
@@ -123,7 +130,8 @@ def serve(
                         notify_url=notify, street_network=street_network,
                         scenario_dirs=list(scenarios), max_in_flight=max_in_flight,
                         history_queue=history_queue, snapshot_every_s=snapshot_every,
-                        loop_stall_ms=loop_stall_ms, data_key_file=data_key)
+                        loop_stall_ms=loop_stall_ms, data_key_file=data_key,
+                        mqtt_admin_url=mqtt_admin)
     if cluster_settings:
         import msgspec
 

@@ -1,7 +1,10 @@
 """MQTT intake: readings from a broker, micro-batched into the ingest pipeline.
 
 Topics are `<prefix>/<device_id>` (one reading, or an array, per message; a single reading may
-leave out `device_id`, which the topic then gives) and `<prefix>/batch` (arrays). Messages are
+leave out `device_id`, which the topic then gives) and `<prefix>/batch` (arrays). A reading on a
+device's topic must be that device's: the broker lets a device key publish only to its own
+devices' topics (broker_accounts.py), so a reading naming another device there is refused, as a
+dead letter, rather than taken on the topic's authority. Messages are
 gathered for up to `batch_ms` or `batch_max` readings and ingested in one call; every message
 that cannot be taken, or every element of an array that cannot, becomes a dead letter with the
 reason. Nothing a device sends can stop the subscriber.
@@ -361,6 +364,8 @@ class MqttIntake:
             self._dead_nowait(m, str(exc))
             return
         m.is_array = head == b"["
+        if device != BATCH_TOPIC:
+            good = self._own_device_only(m, good, device)
         for rejection in bad:
             if m.is_array:
                 self._dead_nowait(
@@ -374,6 +379,18 @@ class MqttIntake:
             batch.readings.append((len(batch.readings), reading))
         m.count = len(good)
 
+    def _own_device_only(self, m: _Message, good: list[tuple[int, Reading]], device: str):
+        kept = []
+        for index, reading in good:
+            if reading.device_id == device:
+                kept.append((index, reading))
+            elif m.is_array:
+                self._dead_nowait(m, _not_the_topics(reading.device_id, device), index=index,
+                                  payload=_element(m, index))
+            else:
+                self._dead_nowait(m, _not_the_topics(reading.device_id, device))
+        return kept
+
     def _decode_on_device_topic(self, m: _Message, batch: _Batch, message_no: int, device: str):
         try:
             r = _topic_reading.decode(m.payload)
@@ -384,9 +401,7 @@ class MqttIntake:
             self._dead_nowait(m, f"payload is not valid JSON ({exc})")
             return
         if r.device_id is not None and r.device_id != device:
-            self._dead_nowait(
-                m, f"device_id {r.device_id!r} does not match the topic's device {device!r}"
-            )
+            self._dead_nowait(m, _not_the_topics(r.device_id, device))
             return
         m.first = len(batch.readings)
         m.count = 1
@@ -453,6 +468,11 @@ class MqttIntake:
     ) -> None:
         # The sink is bounded and counts what it must drop, so adding never waits on the store.
         self.sink.add_nowait(self._letter(m, reason, index, payload))
+
+
+def _not_the_topics(device_id: str, device: str) -> str:
+    return (f"device_id {device_id!r} does not match the topic's device {device!r}: a device "
+            f"topic takes only its own device's readings")
 
 
 def _element(m: _Message, index: int) -> str:
