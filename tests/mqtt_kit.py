@@ -1,7 +1,8 @@
 """A Mosquitto of the test's own, with the dynamic-security plugin and no anonymous clients,
 on a free loopback port: the shared broker on 1883 is never changed.
 
-    from tests.mqtt_kit import secure_broker  # noqa: F401  (the fixture)
+    # in a conftest.py beside the tests (tests/ingest/conftest.py does this)
+    from tests.mqtt_kit import secure_broker  # noqa: F401
 
     async def test_x(secure_broker): ...
 

@@ -26,7 +26,7 @@ from cityops.domain.city import Device
 from cityops.ingest.broker_accounts import BrokerAccounts, device_topics, topic_prefix
 from cityops.store.base import ApiKeyRecord
 from tests.clock_kit import Clock
-from tests.mqtt_kit import SecureBroker, secure_broker  # noqa: F401  (the fixture)
+from tests.mqtt_kit import SecureBroker
 
 runner = CliRunner()
 INTAKE = ("cityops-intake", "intake-secret")

@@ -59,7 +59,7 @@ def parse_expiry(text: str, now: float) -> float:
         raise ValueError(f"--expires {text!r} is neither a duration (30d, 12h) nor a time "
                          "(2026-12-31T00:00Z)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     at = moment.timestamp()
     if at <= now:
         raise ValueError(f"--expires {text!r} has already passed")
@@ -67,7 +67,7 @@ def parse_expiry(text: str, now: float) -> float:
 
 
 def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 async def _with_store(data: Path, store: str | None, work):
