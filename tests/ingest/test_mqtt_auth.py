@@ -254,3 +254,15 @@ def test_topics_follow_the_keys_scope():
 async def test_the_admin_url_must_name_a_user():
     with pytest.raises(ValueError, match="names no user"):
         BrokerAccounts("mqtt://127.0.0.1:1883", "cityops/readings")
+
+
+async def test_the_intakes_own_client_may_subscribe_shared_or_not_and_nothing_else(
+        secure_broker):
+    async with BrokerAccounts(secure_broker.admin_url, "city/readings") as accounts:
+        assert await accounts.ensure_intake("intake", "pw", "$share/g/city/readings/+")
+        assert not await accounts.ensure_intake("intake", "pw", "city/readings/+")  # kept
+    async with device_client(secure_broker, "intake", "pw") as intake:
+        granted = [await intake.subscribe(t, qos=1) for t in (
+            "city/readings/+", "$share/cityops/city/readings/+", "elsewhere/+")]
+    codes = [r[0].getName() for r in granted]
+    assert codes[:2] == ["Granted QoS 1"] * 2 and codes[2] == "Not authorized"
