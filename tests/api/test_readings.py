@@ -261,19 +261,21 @@ async def _hold(client, go: asyncio.Event, n: int, size: int, settled):
     return tasks
 
 
-@pytest.mark.parametrize("slots,held", [(8, 4), (64, 6)], ids=["slots", "bytes"])
+@pytest.mark.parametrize("slots,held,size", [(8, 4, 1 << 20), (64, 6, 4 << 20)],
+                         ids=["slots", "bytes"])
 async def test_slow_senders_of_one_key_cannot_take_every_ingest_slot(tmp_path, grid_pack,
-                                                                      live_node, slots, held):
+                                                                      live_node, slots, held,
+                                                                      size):
     """Found in issue 12: 80 connections sending only `[` held all ingest slots, and every
     other sender, with any key, got 429. A key may hold at most half of the ingest slots
-    (4 of 8 here) and three quarters of the 8 MiB in progress (6 of its 1 MiB batches); the
+    (4 of 8 here) and three quarters of the 32 MiB in progress (6 of its 4 MiB batches); the
     rest stays for everyone else."""
     async with live_node(grid_pack, tmp_path / "d", max_in_flight=slots) as live:
         ingestor = live.node.ingestor
         hostile, other = await live.key("device"), await live.key("device")
         go = asyncio.Event()
         async with live.client(hostile) as h, live.client(other) as c:
-            tasks = await _hold(h, go, 12, 1 << 20,
+            tasks = await _hold(h, go, 12, size,
                                 lambda ts: sum(t.done() for t in ts) == 12 - held)
             refused = [t for t in tasks if t.done()]
             assert ingestor.in_flight == held
@@ -284,6 +286,25 @@ async def test_slow_senders_of_one_key_cannot_take_every_ingest_slot(tmp_path, g
             go.set()
             taken = await asyncio.gather(*(t for t in tasks if t not in refused))
     assert [r.status_code for r in taken] == [202] * held
+    assert ingestor.in_flight == 0 and ingestor.in_flight_bytes == 0
+
+
+async def test_one_stalled_batch_of_the_largest_size_blocks_no_other_key(tmp_path, grid_pack,
+                                                                         live_node):
+    """A batch declared at the body limit (16 MiB) that stalls holds half of the bytes budget,
+    never all of it: another key's batch still goes in while it stalls."""
+    async with live_node(grid_pack, tmp_path / "d") as live:
+        ingestor = live.node.ingestor
+        hostile, other = await live.key("device"), await live.key("device")
+        go = asyncio.Event()
+        limit = live.node.settings.max_body_bytes
+        async with live.client(hostile) as h, live.client(other) as c:
+            [stalled] = await _hold(h, go, 1, limit, lambda ts: ingestor.in_flight == 1)
+            assert ingestor.in_flight_bytes == limit
+            r = await post(c, [reading(ts=time.time() - 20)])
+            assert r.status_code == 202 and r.json()["accepted"] == 1
+            go.set()
+            assert (await stalled).status_code == 202
     assert ingestor.in_flight == 0 and ingestor.in_flight_bytes == 0
 
 

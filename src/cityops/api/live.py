@@ -29,12 +29,12 @@ from typing import Any
 import msgspec
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from cityops.api.access import principal
 from cityops.api.alerts import may_see
 from cityops.api.errors import ApiError, json_response
 from cityops.api.incidents import READ, actor_of, scope_filter
+from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import Principal, Role, can_see_area, can_see_place
 from cityops.domain.alerts import Alert, AlertEvent
 from cityops.domain.incidents.model import Incident
@@ -623,8 +623,8 @@ def hub_of(request: Request) -> LiveHub:
     return hub
 
 
-async def live(request: Request) -> StreamingResponse:
-    who = await principal(request, READ)
+async def live(call: Call[None, Any]) -> Response:
+    request, who = call.request, call.principal
     hub = hub_of(request)
     if request.app.state.node.act is None and who.role is Role.FIELD:
         raise ApiError(503, "this node does not run the incident desk")
@@ -680,6 +680,16 @@ async def live(request: Request) -> StreamingResponse:
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={
         "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+ROUTES = [
+    Endpoint("GET", "/api/v1/live", live,
+             "The views' live feed: server-sent events with Accept: text/event-stream, else "
+             "one snapshot as JSON", READ, Scope.LIST, kind="incident",
+             response=dict[str, Any], alt_media=("text/event-stream",), errors=(503,),
+             description="A stream re-checks its key at least every 5 s and ends with a "
+                         "`closed` event when the key is revoked or has expired."),
+]
 
 
 def graceful_server(config):

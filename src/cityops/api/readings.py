@@ -7,18 +7,14 @@ The intake is the node's hot path: the route layer costs it one key look-up and 
 counters per request, never anything per reading. A batch takes its ingest slot before its
 body is read (see `Ingestor.reserve`), so the slots are what a slow sender holds. Three things
 keep one key from holding them all: the route layer's in-flight cap per key, the body deadline
-(408 when a body stalls), and `IngestShare` here: a key holds at most half of the node's ingest
-slots and three quarters of its bytes in progress, whatever its in-flight cap. (Bytes get the
-larger share because one busy gateway legitimately sends a few large batches at once: the
-ingest benchmark's eight 660 kB batches would not fit in half of the default 8 MiB.)
+(408 when a body stalls), and the ingestor's share per key (`Ingestor.reserve`): a key holds at
+most half of the node's ingest slots and three quarters of its bytes in progress, whatever its
+in-flight cap.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import weakref
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
@@ -31,7 +27,6 @@ from cityops.api.params import iso, time_us
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import READ_DEVICES, WRITE_READINGS, Principal
 from cityops.ingest.decode import BodyError, Reading, Rejection, decode_body
-from cityops.ingest.pipeline import Overloaded
 
 
 class IngestResult(msgspec.Struct):
@@ -49,47 +44,6 @@ def _declared_length(request: Request, limit: int) -> int:
         raise ApiError(413, f"body of {declared} bytes is over the limit of {limit} bytes; "
                             "send smaller batches")
     return int(declared)
-
-
-class IngestShare:
-    """What each key holds of one ingestor's slots and bytes in progress."""
-
-    def __init__(self) -> None:
-        self.held: dict[str, list[int]] = {}  # key id -> [slots, bytes]
-
-    @contextlib.contextmanager
-    def hold(self, key: str, size: int, ingestor: Any) -> Iterator[list[int]]:
-        slots, bytes_ = self.held.get(key) or (0, 0)
-        if slots >= max(1, ingestor.max_in_flight // 2):
-            raise Overloaded(f"this key has {slots} ingest batches in progress, its share of "
-                             f"the node's {ingestor.max_in_flight}", retry_after=1.0, status=429)
-        if slots and bytes_ + size > ingestor.max_in_flight_bytes * 3 // 4:
-            # A key's first batch goes in whatever its size, as the node's own budget lets.
-            raise Overloaded(f"this key has {bytes_ / 2**20:.1f} MiB of ingest batches in "
-                             f"progress, its share of the node's "
-                             f"{ingestor.max_in_flight_bytes / 2**20:g} MiB",
-                             retry_after=1.0, status=429)
-        mine = self.held.setdefault(key, [0, 0])
-        mine[0] += 1
-        mine[1] += size
-        counted = [size]  # grown by the caller once an undeclared length is known
-        try:
-            yield counted
-        finally:
-            mine[0] -= 1
-            mine[1] -= counted[0]
-            if not mine[0]:
-                del self.held[key]
-
-
-_shares: weakref.WeakKeyDictionary[Any, IngestShare] = weakref.WeakKeyDictionary()
-
-
-def share_of(ingestor: Any) -> IngestShare:
-    found = _shares.get(ingestor)
-    if found is None:
-        found = _shares[ingestor] = IngestShare()
-    return found
 
 
 def _outside_scope(node: Any, who: Principal, readings: list[tuple[int, Reading]]
@@ -115,11 +69,9 @@ async def post_readings(call: Call[None, Any]) -> IngestResult:
     # Refuse before reading a body we could not take; once admitted, the body being read and
     # decoded holds its place among the batches in progress.
     size = _declared_length(call.request, limit)
-    with share_of(ingestor).hold(who.key_id, size, ingestor) as counted, \
-            ingestor.reserve(size) as slot:
+    with ingestor.reserve(size, who.key_id) as slot:
         body = await call.raw_body()
         slot.grow(len(body))
-        counted[0] = max(counted[0], len(body))
         try:
             readings, rejected = decode_body(body, call.request.headers.get("content-type", ""))
         except BodyError as exc:

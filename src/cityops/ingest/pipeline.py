@@ -68,22 +68,22 @@ class LoopLag:
 class Slot:
     """One admitted batch's place among the ingestor's `max_in_flight`; release it once."""
 
-    __slots__ = ("_ingestor", "size")
+    __slots__ = ("_ingestor", "size", "holder")
 
-    def __init__(self, ingestor: Ingestor, size: int) -> None:
+    def __init__(self, ingestor: Ingestor, size: int, holder: str | None) -> None:
         self._ingestor: Ingestor | None = ingestor
         self.size = size
+        self.holder = holder
 
     def grow(self, size: int) -> None:
         """A body of undeclared length turned out `size` bytes: count it from now on."""
         if self._ingestor is not None and size > self.size:
-            self._ingestor.in_flight_bytes += size - self.size
+            self._ingestor._count(self.holder, 0, size - self.size)
             self.size = size
 
     def release(self) -> None:
         if self._ingestor is not None:
-            self._ingestor.in_flight -= 1
-            self._ingestor.in_flight_bytes -= self.size
+            self._ingestor._count(self.holder, -1, -self.size)
             self._ingestor = None
 
     def __enter__(self) -> Slot:
@@ -100,7 +100,7 @@ REJECTIONS = "rejections"  # readings of known devices refused for their value
 class Ingestor:
     def __init__(self, registry, history, bus, metrics, limits=None,
                  max_in_flight: int = 64, clock=time.time,
-                 max_in_flight_bytes: int = 8 << 20, max_lag_s: float = 0.25) -> None:
+                 max_in_flight_bytes: int = 32 << 20, max_lag_s: float = 0.25) -> None:
         from cityops.ingest.validate import Limits
 
         self.registry = registry
@@ -113,6 +113,10 @@ class Ingestor:
         # Batches differ a thousandfold in size; their bytes are what costs memory and time.
         self.max_in_flight_bytes = max_in_flight_bytes
         self.in_flight_bytes = 0
+        # What each holder (an API key) has in progress: [batches, bytes]. A holder gets at
+        # most half of the slots and three quarters of the bytes, so one sender, however
+        # many connections it opens or however slowly it sends, leaves room for the others.
+        self.held: dict[str, list[int]] = {}
         self.clock = clock
         self.max_lag_s = max_lag_s
         self.lag = LoopLag()
@@ -148,18 +152,45 @@ class Ingestor:
             self.metrics.overloaded.labels("bus").inc()
             raise Overloaded("detection is behind: the readings bus is full", retry_after=2.0)
 
-    def reserve(self, size: int = 0) -> Slot:
+    def reserve(self, size: int = 0, holder: str | None = None) -> Slot:
         """Admit one batch and hold its place among `max_in_flight` until the slot is released.
 
         An HTTP batch takes its slot before its body is read: a request that has passed
         admission but is still reading or decoding its body holds a body and its decoded
         readings, so it must count. Otherwise every open connection passes admission while
         the slots are briefly free, reads and decodes its body, and is refused only then:
-        memory grows with the number of connections and the work is thrown away."""
+        memory grows with the number of connections and the work is thrown away. `holder`
+        (the sender's key) is held to its share of the slots and bytes."""
+        if holder is not None:
+            self._check_share(holder, size)
         self.admit(size)
-        self.in_flight += 1
+        self._count(holder, 1, size)
+        return Slot(self, size, holder)
+
+    def _check_share(self, holder: str, size: int) -> None:
+        slots, held_bytes = self.held.get(holder) or (0, 0)
+        if slots >= max(1, self.max_in_flight // 2):
+            self.metrics.overloaded.labels("key_share").inc()
+            raise Overloaded(f"this key has {slots} ingest batches in progress, its share of "
+                             f"the node's {self.max_in_flight}", retry_after=1.0, status=429)
+        if slots and held_bytes + size > self.max_in_flight_bytes * 3 // 4:
+            # A key's first batch goes in whatever its size, as the node's own budget lets.
+            self.metrics.overloaded.labels("key_share").inc()
+            raise Overloaded(f"this key has {held_bytes / 2**20:.1f} MiB of ingest batches "
+                             f"in progress, its share of the node's "
+                             f"{self.max_in_flight_bytes / 2**20:g} MiB",
+                             retry_after=1.0, status=429)
+
+    def _count(self, holder: str | None, batches: int, size: int) -> None:
+        self.in_flight += batches
         self.in_flight_bytes += size
-        return Slot(self, size)
+        if holder is None:
+            return
+        mine = self.held.setdefault(holder, [0, 0])
+        mine[0] += batches
+        mine[1] += size
+        if not mine[0]:
+            del self.held[holder]
 
     async def ingest(self, readings: list[tuple[int, Reading]], *, source: str,
                      rejected: list[Rejection] | None = None,
