@@ -4,10 +4,9 @@ driven by an injected clock across a restart."""
 
 from __future__ import annotations
 
-import msgspec
-import pytest
 from lxml import etree
 
+from tests.photo_kit import png
 
 from .conftest import HERE, MONDAY_10, VILLAGE, Clock
 
@@ -71,8 +70,13 @@ async def test_a_whole_case_through_two_departments(tmp_path, city, live_node):
         clock.now += 3600
         r = await act(worker, f"/api/v1/work-orders/{san_order}/actions/finish")
         assert r.status_code == 409 and "evidence" in r.json()["error"]
-        await act(worker, f"/api/v1/work-orders/{san_order}/actions/finish", note="cleared",
-                  photos=["after.jpg"])
+        # Evidence photos are cited by the id their upload answered, not by any URL.
+        r = await worker.post(f"/api/v1/work-orders/{san_order}/photos", content=png(),
+                              headers={"Content-Type": "image/png"})
+        assert r.status_code == 201, r.text
+        r = await act(worker, f"/api/v1/work-orders/{san_order}/actions/finish", note="cleared",
+                      photos=[r.json()["id"]])
+        assert r.status_code == 200, r.text
         r = await act(pol, f"/api/v1/work-orders/{pol_order}/actions/finish", note="warned owner")
         assert r.json()["status"] == "handled"
         r = await act(op, f"{path}/actions/close")
@@ -219,3 +223,92 @@ async def test_escalation_climbs_and_survives_a_restart(tmp_path, city, live_nod
         assert await live.node.act.scheduler.tick() == 0
         await op.aclose()
         assert operator_key is None
+
+
+GARBAGE = "event.sanitation.exposed_garbage"
+
+
+async def test_bodies_and_their_text_are_bounded(tmp_path, city, live_node):
+    """Found in issue 12: a 20 MB description was stored and every list then carried it.
+    A body is capped while it streams, and each text field has a length of its own."""
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        r = await op.post("/api/v1/incidents", json={
+            "category": GARBAGE, **HERE, "description": "x" * (2 << 20)})
+        assert r.status_code == 413, r.text[:300]
+        for field, size in (("description", 4001), ("title", 201), ("key", 201),
+                            ("category", 201)):
+            r = await op.post("/api/v1/incidents", json={
+                "category": GARBAGE, **HERE, field: "x" * size})
+            assert r.status_code == 400 and f"`$.{field}`" in r.json()["error"], r.text[:300]
+        r = await op.post("/api/v1/incidents", json={"category": GARBAGE, **HERE,
+                                                     "photos": ["a" * 24 + ".png"] * 21})
+        assert r.status_code == 400 and "`$.photos`" in r.json()["error"], r.text
+        r = await op.post("/api/v1/incidents", json={"category": GARBAGE, "lat": 91, "lon": 0})
+        assert r.status_code == 400 and "`$.lat`" in r.json()["error"], r.text
+        assert (await op.get("/api/v1/incidents")).json()["items"] == []
+
+        inc = (await op.post("/api/v1/incidents", json={"category": GARBAGE, **HERE})).json()
+        path = f"/api/v1/incidents/{inc['id']}"
+        for field, value in (("reason", "x" * 4001), ("note", "x" * 4001),
+                             ("departments", ["sanitation"] * 51), ("title", "x" * 201)):
+            r = await op.post(f"{path}/actions/register", json={field: value})
+            assert r.status_code == 400 and f"`$.{field}`" in r.json()["error"], r.text[:300]
+        assert (await op.get(path)).json()["status"] == "collected"
+        r = await op.get("/api/v1/incidents", params={"limit": 1001})
+        assert r.status_code == 400 and "limit" in r.json()["error"]
+        r = await op.get("/api/v1/incidents", params={"area": "31x"})
+        assert r.status_code == 400 and "area" in r.json()["error"]
+        await op.aclose()
+
+
+async def test_titles_refuse_control_characters(tmp_path, city, live_node):
+    """Found in issue 12: a newline in a title forged log lines. A title is one line of text;
+    a description may still have several."""
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        forged = "Rubbish\n2026-11-23 10:00:00 INFO cityops.auth admin key accepted"
+        for title in (forged, "tab\there", "bell\x07", "escape\x1b[31m", "del\x7f",
+                      "line\u2028separator"):
+            r = await op.post("/api/v1/incidents", json={"category": GARBAGE, **HERE,
+                                                         "title": title})
+            assert r.status_code == 400 and "`$.title`" in r.json()["error"], title
+        r = await op.post("/api/v1/incidents", json={
+            "category": GARBAGE, **HERE, "title": "Rubbish by the gate",
+            "description": "Two bags.\nOne torn open."})
+        assert r.status_code == 201, r.text
+        path = f"/api/v1/incidents/{r.json()['id']}"
+        r = await op.post(f"{path}/actions/register", json={"title": forged})
+        assert r.status_code == 400 and "`$.title`" in r.json()["error"], r.text
+        assert (await op.get(path)).json()["title"] == "Rubbish by the gate"
+        await op.aclose()
+
+
+async def test_a_report_never_joins_a_case_outside_the_keys_scope(tmp_path, city, live_node):
+    """A report is filed where it was made, and must lie in the key's scope; nor does one
+    made near a town's edge merge into the next town's case, which the key may not see."""
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        admin = live.client(await live.key("admin"))
+        town1 = live.client(await live.key("operator", "990001001"))
+        theirs = (await admin.post("/api/v1/incidents", json={
+            "category": GARBAGE, "lat": 31.15, "lon": 121.5015})).json()
+        assert theirs["areas"]["town"] == "990001002"
+        before = await live.node.store.get_incident(theirs["id"])
+        # Right on the other town's case: refused, as outside this key's town.
+        r = await town1.post("/api/v1/incidents", json={
+            "category": GARBAGE, "lat": 31.15, "lon": 121.5015})
+        assert r.status_code == 403, r.text[:300]
+        # 150 m away, on this side of the border: a case of its own.
+        r = await town1.post("/api/v1/incidents", json={
+            "category": GARBAGE, "lat": 31.15, "lon": 121.4999})
+        assert r.status_code == 201, r.text
+        mine = r.json()
+        assert not mine["merged"] and mine["id"] != theirs["id"]
+        assert mine["areas"]["town"] == "990001001"
+        assert await live.node.store.get_incident(theirs["id"]) == before
+        # An unscoped key's reports still merge across the border, as they always did.
+        r = await admin.post("/api/v1/incidents", json={
+            "category": GARBAGE, "lat": 31.15, "lon": 121.5005})
+        assert r.json()["merged"] and r.json()["id"] in (theirs["id"], mine["id"])
+        for c in (admin, town1):
+            await c.aclose()

@@ -141,7 +141,7 @@ async def test_photos_and_the_phones_position(live_node, tmp_path):
 
         r = await san.post(url, content=PNG, headers={"Content-Type": "image/png"})
         assert r.status_code == 201, r.text
-        photo = r.json()["url"]
+        photo, photo_id = r.json()["url"], r.json()["id"]
         got = await op.get(photo)
         assert got.status_code == 200 and got.content == PNG
         assert got.headers["content-type"] == "image/png"
@@ -157,7 +157,7 @@ async def test_photos_and_the_phones_position(live_node, tmp_path):
         assert r.status_code == 413
         r = await san.post(f"/api/v1/work-orders/{order}/actions/acknowledge")
         r = await san.post(f"/api/v1/work-orders/{order}/actions/finish",
-                           json={"photos": [photo]})
+                           json={"photos": [photo_id]})
         assert r.status_code == 200 and r.json()["orders"][0]["photos"] == [photo]
 
         r = await san.post("/api/v1/staff/me/position",

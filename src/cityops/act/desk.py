@@ -25,6 +25,7 @@ from cityops.domain.incidents.workflow import (
     Actor,
     Notice,
     Outcome,
+    OutOfScope,
     Refused,
     Rules,
 )
@@ -118,7 +119,7 @@ class IncidentDesk:
                 areas = self.city.resolve(report.lat, report.lon)
             cell = self.city.cell_of(report.lat, report.lon)
         for _ in range(RETRIES):
-            target = await self._merge_target(report, category)
+            target = await self._merge_target(report, category, actor)
             try:
                 if target is not None:
                     out = self.rules.merge(target, report)
@@ -147,7 +148,8 @@ class IncidentDesk:
         nxt = self.rules.act(out.incident, action, SYSTEM, now)
         return Outcome(nxt.incident, out.events + nxt.events, out.notices + nxt.notices)
 
-    async def _merge_target(self, report: Report, category: Category) -> Incident | None:
+    async def _merge_target(self, report: Report, category: Category,
+                            actor: Actor) -> Incident | None:
         if report.lat is None or report.lon is None or self.city is None \
                 or category.merge_radius_m <= 0:
             return None
@@ -155,8 +157,18 @@ class IncidentDesk:
                              category.merge_radius_m)
         candidates = await self.store.open_incidents_in_cells(
             category.code, cells, report.at - category.merge_window_s)
+        # A scoped key's report near its area's edge would otherwise join (and answer with)
+        # the neighbour's case, which that key may neither see nor change.
+        candidates = [c for c in candidates if self._seen_by(c, actor)]
         return merge_target(candidates, report.lat, report.lon, report.at,
                             radius_m=category.merge_radius_m, window_s=category.merge_window_s)
+
+    def _seen_by(self, incident: Incident, actor: Actor) -> bool:
+        try:
+            self.rules._check_scope(incident, actor)
+        except OutOfScope:
+            return False
+        return True
 
     # -- moves ---------------------------------------------------------------------------------
 

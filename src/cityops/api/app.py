@@ -10,12 +10,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from cityops.api import (
-    field,
-    incidents,
     live,
     ops,
-    photos,
-    staff,
 )
 from cityops.api.errors import HANDLERS, json_response
 from cityops.api.fairshare import FairShare, Limits
@@ -57,27 +53,9 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
         Route("/metrics", ops.metrics),
         Route("/openapi.json", openapi),
         Route("/api/v1/me", ops.whoami),
-        Route("/api/v1/incidents", incidents.list_incidents),
-        Route("/api/v1/incidents", incidents.post_incident, methods=["POST"]),
-        Route("/api/v1/incidents/{incident_id}", incidents.get_incident),
-        Route("/api/v1/incidents/{incident_id}/actions/{action}", incidents.incident_action,
-              methods=["POST"]),
-        Route("/api/v1/incidents/{incident_id}/cap", incidents.incident_cap),
-        Route("/api/v1/work-orders/{order_id}/actions/{action}", incidents.order_action,
-              methods=["POST"]),
-        Route("/api/v1/work-orders/{order_id}/assign", incidents.assign_order, methods=["POST"]),
-        Route("/api/v1/work-orders", staff.list_work_orders),
-        Route("/api/v1/staff", staff.list_staff),
-        Route("/api/v1/staff/{staff_id}/status", staff.put_staff_status, methods=["PUT"]),
-        Route("/api/v1/categories", incidents.list_categories),
-        Route("/api/v1/act/stats", incidents.act_stats),
         Route("/api/v1/dead-letters", ops.dead_letters),
         Route("/api/v1/history/count", ops.history_count),
         Route("/api/v1/live", live.live),
-        Route("/api/v1/staff/me", field.get_me),
-        Route("/api/v1/staff/me/position", field.post_my_position, methods=["POST"]),
-        Route("/api/v1/work-orders/{order_id}/photos", photos.post_photo, methods=["POST"]),
-        Route("/api/v1/work-orders/{order_id}/photos/{name}", photos.get_photo),
     ]
     legacy = [r for r in legacy if not (isinstance(r, Route) and any(
         (r.path, m) in declared for m in (r.methods or ())))]

@@ -7,79 +7,172 @@
     GET  /api/v1/incidents/{id}/cap                     OASIS CAP 1.2 public warning
     POST /api/v1/work-orders/{id}/actions/{action}      accept, return, finish ...
     POST /api/v1/work-orders/{id}/assign                propose the nearest available person
+    GET  /api/v1/categories                             the city's case categories
+    GET  /api/v1/act/stats                              desk counters (unscoped keys)
 
 Refusals say why: 409 for a move the case's state does not allow, 403 for a role that may
 never make it, 404 for what the key's scope does not cover (it must not learn it exists).
+A report is filed where it was made, which must lie in the key's scope, and joins only a case
+the key may see. Evidence photos are named by the id their upload answered (see
+`cityops.api.photos`), and only photos the caller may see.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityops.act import evidence
 from cityops.act.cap import to_cap_xml
 from cityops.act.desk import NotFound
 from cityops.act.warning import warning_of
-from cityops.api.access import principal
-from cityops.api.errors import ApiError, json_response
-from cityops.api.paging import limit_of
-from cityops.api.params import body_of, cursor_for, cursor_of, flag
-from cityops.domain.access import Principal, Role
-from cityops.domain.incidents.model import Incident, Report, Status
-from cityops.domain.incidents.workflow import (
-    Actor,
-    NotAllowed,
-    OutOfScope,
-    Refused,
-    Rules,
-)
+from cityops.api.errors import ApiError
+from cityops.api.params import cursor_for, cursor_of
+from cityops.api.route import Call, Endpoint, Guard, NoQuery, Reply, Scope, errors_map
+from cityops.api.serve_util import actor_of
+from cityops.domain.access import READ_OPERATIONS, Principal, Role, can_see_place
+from cityops.domain.incidents.categories import Category
+from cityops.domain.incidents.model import Event, Incident, Report, Status, WorkOrder
+from cityops.domain.incidents.workflow import CENTRE, NotAllowed, OutOfScope, Refused, Rules
 from cityops.domain.privacy import mask_data, mask_text
 from cityops.store.base import IncidentFilter
+
+__all__ = ["READ", "REPORT", "ACT", "actor_of", "desk_of", "scope_filter", "visible",
+           "ORDER", "ORDER_CASE", "Found", "ROUTES"]
 
 READ = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION, Role.FIELD})
 REPORT = frozenset({Role.ADMIN, Role.OPERATOR, Role.FIELD})
 ACT = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION, Role.FIELD})
 
+errors_map({NotFound: 404, OutOfScope: 404, NotAllowed: 403, Refused: 409})
+
+# A title is one line: a control character or line separator in it would forge log lines.
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+Title = Annotated[str, msgspec.Meta(max_length=200, pattern=ONE_LINE)]
+Text = Annotated[str, msgspec.Meta(max_length=4000)]  # descriptions, notes, reasons
+Code = Annotated[str, msgspec.Meta(max_length=64)]  # departments, staff and order ids
+CategoryCode = Annotated[str, msgspec.Meta(max_length=200)]
+Key = Annotated[str, msgspec.Meta(max_length=200)]
+Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
+PhotoId = Annotated[str, msgspec.Meta(
+    pattern=evidence.PATTERN, description="The id a work-order photo upload answered")]
+Photos = Annotated[list[PhotoId], msgspec.Meta(max_length=evidence.MAX_PER_ORDER)]
+Codes = Annotated[list[Code], msgspec.Meta(max_length=50)]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+Source = Literal["sensor", "video", "inspector", "citizen", "hotline", "open311", "operator",
+                 "higher_level"]
+
+INCIDENT_ACTIONS = ("register", "cancel", "dispatch", "redispatch", "verify", "rework",
+                    "close", "reopen")
+ORDER_ACTIONS = ("accept", "return", "request_park", "approve_park", "deny_park", "resume",
+                 "progress", "finish", "escalate", "assign", "acknowledge")
+
 
 class NewIncident(msgspec.Struct, forbid_unknown_fields=True):
-    category: str
-    lat: float
-    lon: float
-    title: str = ""
-    description: str = ""
-    source: str = "inspector"
-    key: str | None = None  # the client's idempotency key: a retry files nothing twice
-    photos: list[str] = []
+    category: CategoryCode
+    lat: Lat
+    lon: Lon
+    title: Title = ""
+    description: Text = ""
+    source: Source = "inspector"
+    key: Key | None = None  # the client's idempotency key: a retry files nothing twice
+    photos: Photos = []
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str = ""
-    note: str = ""
-    departments: list[str] | None = None
-    category: str | None = None
-    title: str | None = None
-    orders: list[str] | None = None
-    photos: list[str] | None = None
-    progress: str | None = None
-    staff_id: str | None = None
+    reason: Text = ""
+    note: Text = ""
+    departments: Codes | None = None
+    category: CategoryCode | None = None
+    title: Title | None = None
+    orders: Codes | None = None
+    photos: Photos | None = None
+    progress: Literal["en_route", "on_site"] | None = None
+    staff_id: Code | None = None
 
 
-SOURCES = ("sensor", "video", "inspector", "citizen", "hotline", "open311", "operator",
-           "higher_level")
+class IncidentQuery(msgspec.Struct):
+    status: Annotated[str, msgspec.Meta(max_length=200,
+                                        description="Comma-separated statuses")] | None = None
+    category: CategoryCode | None = None
+    area: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,12}$",
+                                      description="An area code or a prefix of one")] | None = None
+    department: Code | None = None
+    overdue: Annotated[bool, msgspec.Meta(
+        description="true: open cases past a deadline")] | None = None
+    open: bool | None = None
+    cursor: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    limit: Limit = 100
 
 
-def desk_of(request: Request):
+class IncidentOut(Incident, kw_only=True):
+    """A case as the API shows it: phone and ID numbers in its text masked, with what follows
+    from its orders and deadlines."""
+
+    departments: list[str]  # of its live orders
+    parked: bool
+    overdue: bool
+
+
+class IncidentPage(msgspec.Struct):
+    items: list[IncidentOut]
+    next: str | None
+
+
+class IncidentFiled(IncidentOut, kw_only=True):
+    merged: bool  # joined an open case nearby
+    repeated: bool  # this report was filed before (a retry): nothing changed
+
+
+class IncidentDetail(IncidentOut, kw_only=True):
+    reports_filed: list[Report]
+    timeline: list[Event]
+
+
+class Categories(msgspec.Struct):
+    items: list[Category]
+
+
+class ActStats(msgspec.Struct):
+    """The desk's counters and the dispatch latency (alert published -> every work order
+    created and its notification handed to the notifier)."""
+
+    reports: int = 0
+    merged: int = 0
+    repeated: int = 0
+    created: int = 0
+    moves: int = 0
+    retries: int = 0
+    escalations: int = 0
+    notices: int = 0
+    notify_refused: int = 0
+    alerts: int = 0
+    filed: int = 0
+    failed: int = 0
+    dispatch_latency_p50_ms: float | None = None
+    dispatch_latency_p99_ms: float | None = None
+    dispatch_wait_p99_ms: float | None = None
+    latency_samples: int = 0
+    dispatch_slowest: list[tuple[float, str, float]] = []
+    notifier: dict[str, Any] = {}
+    loop_lag_p99_ms: float | None = None
+    loop_lag_max_ms: float | None = None
+
+
+# -- shared with the other act-side modules --------------------------------------------------
+
+
+def desk_of(request: Request) -> Any:
     act = request.app.state.node.act
     if act is None:
         raise ApiError(503, "this node does not run the incident desk (settings.act is off)")
     return act.desk
-
-
-def actor_of(who: Principal) -> Actor:
-    return Actor(who.key_id, who.role, who.scope, who.name)
 
 
 def visible(request: Request, who: Principal, inc: Incident) -> bool:
@@ -91,7 +184,7 @@ def visible(request: Request, who: Principal, inc: Incident) -> bool:
     return True
 
 
-def scope_filter(node, who: Principal) -> dict:
+def scope_filter(node: Any, who: Principal) -> dict[str, Any]:
     """What a scoped key's list is narrowed to: its area, or its department's cases and the
     areas that department serves."""
     if who.scope.area is not None:
@@ -100,6 +193,119 @@ def scope_filter(node, who: Principal) -> dict:
         served = tuple(node.department_areas.get(who.scope.department, []))
         return {"scope_areas": served, "scope_departments": (who.scope.department,)}
     return {}
+
+
+def _view(kind: type, inc: Incident, now: float, **more: Any) -> Any:
+    fields = msgspec.structs.asdict(inc)
+    fields.update(title=mask_text(inc.title), description=mask_text(inc.description))
+    return kind(**fields, departments=inc.departments, parked=inc.parked,
+                overdue=inc.is_open and inc.close_due is not None and inc.close_due <= now,
+                **more)
+
+
+def incident_out(inc: Incident, now: float) -> IncidentOut:
+    out: IncidentOut = _view(IncidentOut, inc, now)
+    return out
+
+
+def report_out(report: Report) -> Report:
+    """A report as operators see it: a caller's phone number (an Open311 request's contact)
+    masked, since only the citizen's own key may see it whole; so are phone and ID numbers
+    written into its text or anywhere in its data."""
+    return msgspec.structs.replace(report, text=mask_text(report.text),
+                                   data=mask_data(report.data))
+
+
+# -- guards ---------------------------------------------------------------------------------
+
+
+async def load_incident(call: Call[Any, Any]) -> Incident | None:
+    try:
+        found: Incident = await desk_of(call.request).get(call.path["incident_id"])
+    except NotFound:
+        return None
+    return found
+
+
+def sees_incident(call: Call[Any, Any], inc: Incident) -> bool:
+    return visible(call.request, call.principal, inc)
+
+
+INCIDENT = Guard("incident", "incident_id", load_incident, sees_incident)
+
+
+@dataclass(frozen=True)
+class Found:
+    incident: Incident
+    order: WorkOrder
+
+
+async def load_order(call: Call[Any, Any]) -> Found | None:
+    order_id = call.path["order_id"]
+    if not evidence.ORDER.match(order_id):
+        return None
+    try:
+        inc = await desk_of(call.request).get(order_id.rsplit("-", 1)[0])
+    except NotFound:
+        return None
+    order = next((o for o in inc.orders if o.id == order_id), None)
+    return Found(inc, order) if order is not None else None
+
+
+def sees_order(call: Call[Any, Any], found: Found) -> bool:
+    """Whether the key speaks for the order: the centre for orders of cases in its area, a
+    unit for its own (as the workflow decides when it acts on one)."""
+    who = call.principal
+    if who.role in CENTRE:
+        return can_see_place(who, found.incident.areas)
+    rules: Rules = call.node.act.rules
+    return rules._covers(found.order, actor_of(who))
+
+
+def sees_order_case(call: Call[Any, Any], found: Found) -> bool:
+    return visible(call.request, call.principal, found.incident)
+
+
+ORDER = Guard("work_order", "order_id", load_order, sees_order)
+ORDER_CASE = Guard("work_order", "order_id", load_order, sees_order_case)  # read by the case
+
+
+# -- evidence -------------------------------------------------------------------------------
+
+
+async def evidence_paths(call: Call[Any, Any], names: list[str]) -> list[str]:
+    """The photos a report or a move cites, as their paths on this node: each one kept here
+    and either uploaded by the caller or of an order of a case the caller may see; 404 naming
+    the first that is not (the same for one that does not exist)."""
+    node = call.node
+    who = call.principal
+    photos = evidence.EvidencePhotos(node.store, node.clock)
+    paths = []
+    for name in dict.fromkeys(names):
+        found = await photos.get(name)
+        if found is None or not await _may_cite(call, who, *found):
+            raise ApiError(404, f"no photo {name!r}: cite the id a work-order photo upload "
+                                "answered")
+        paths.append(evidence.path_of(found[1].order, name))
+    return paths
+
+
+async def _may_cite(call: Call[Any, Any], who: Principal, owner: str,
+                    photo: evidence.OrderPhoto) -> bool:
+    if owner == evidence.uploader(who):
+        return True
+    inc = await call.node.store.get_incident(photo.order.rsplit("-", 1)[0])
+    return inc is not None and visible(call.request, who, inc)
+
+
+async def _args(call: Call[ActionBody, Any]) -> dict[str, Any]:
+    args = {k: v for k, v in msgspec.structs.asdict(call.body).items() if v is not None}
+    if "photos" in args:
+        args["photos"] = await evidence_paths(call, args["photos"])
+    return args
+
+
+# -- handlers -------------------------------------------------------------------------------
 
 
 def _status_list(raw: str | None) -> tuple[str, ...]:
@@ -113,161 +319,93 @@ def _status_list(raw: str | None) -> tuple[str, ...]:
     return names
 
 
-def incident_json(inc: Incident, now: float) -> dict:
-    doc = msgspec.to_builtins(inc)
-    doc["title"], doc["description"] = mask_text(inc.title), mask_text(inc.description)
-    doc["departments"] = inc.departments
-    doc["parked"] = inc.parked
-    late = [d for d in (inc.close_due,) if d is not None]
-    doc["overdue"] = inc.is_open and bool(late) and min(late) <= now
-    return doc
-
-
-async def list_incidents(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ)
-    desk_of(request)
-    q = request.query_params
-    area = q.get("area")
-    if area is not None and (not area.isdigit() or not 1 <= len(area) <= 12):
-        raise ApiError(400, f"area {area!r} is not an area code (6, 9 or 12 digits, or a prefix)")
-    overdue = flag(q.get("overdue"), "overdue")
+async def list_incidents(call: Call[None, IncidentQuery]) -> IncidentPage:
+    node = call.node
+    desk_of(call.request)
+    q = call.query
     f = IncidentFilter(
-        status=_status_list(q.get("status")),
-        category=q.get("category") or None,
-        area=area,
-        department=q.get("department") or None,
-        overdue_at=node.clock() if overdue else None,
-        open=flag(q.get("open"), "open"),
-        **scope_filter(node, who),
+        status=_status_list(q.status),
+        category=q.category or None,
+        area=q.area,
+        department=q.department or None,
+        overdue_at=node.clock() if q.overdue else None,
+        open=q.open,
+        **scope_filter(node, call.principal),
     )
-    limit = limit_of(request)
-    page = await node.store.list_incidents(f, limit=limit + 1, before=cursor_of(q.get("cursor")))
-    more = len(page) > limit
-    page = page[:limit]
+    page = await node.store.list_incidents(f, limit=q.limit + 1, before=cursor_of(q.cursor))
+    more = len(page) > q.limit
+    page = page[:q.limit]
     now = node.clock()
     next_cursor = cursor_for(page[-1].reported_at, page[-1].id) if more and page else None
-    return json_response({"items": [incident_json(i, now) for i in page], "next": next_cursor})
+    return IncidentPage([incident_out(i, now) for i in page], next_cursor)
 
 
-async def post_incident(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, REPORT)
-    desk = desk_of(request)
-    body: NewIncident = await body_of(request, NewIncident)
-    if not (-90 <= body.lat <= 90 and -180 <= body.lon <= 180):
-        raise ApiError(400, f"lat/lon ({body.lat}, {body.lon}) are not a place on Earth")
-    if body.source not in SOURCES:
-        raise ApiError(400, f"source {body.source!r} is not one of: {', '.join(SOURCES)}")
+async def post_incident(call: Call[NewIncident, NoQuery]) -> Reply:
+    node = call.node
+    who = call.principal
+    desk = desk_of(call.request)
+    body = call.body
     if body.category not in desk.rules.categories:
         raise ApiError(400, f"category {body.category!r} is not in this city's category table "
                             "(GET /api/v1/categories lists them)")
-    if node.city.resolve(body.lat, body.lon) is None:
+    areas = node.city.resolve(body.lat, body.lon)
+    if areas is None:
         raise ApiError(400, f"({body.lat}, {body.lon}) lies outside {node.pack.info.name}")
+    if not can_see_place(who, areas):
+        # Checked before anything is filed: a report merged into a case elsewhere would
+        # change a case this key may not even see.
+        raise ApiError(403, f"({body.lat}, {body.lon}) lies outside the scope of this key "
+                            f"({who.scope})")
+    photos = await evidence_paths(call, body.photos)
     key = f"{who.key_id}:{body.key}" if body.key else f"{who.key_id}:{uuid.uuid4().hex}"
     report = Report(key=key, source=body.source, at=node.clock(), text=body.description,
                     lat=body.lat, lon=body.lon, reporter=who.name or who.key_id,
-                    data={"photos": body.photos} if body.photos else {})
-    try:
-        # A person's report waits for the centre's check (register or cancel); only alerts
-        # of packs that say so are registered and dispatched without one.
-        result = await desk.async_report(report, body.category, actor=actor_of(who),
-                                         title=body.title, description=body.description,
-                                         auto_register=False)
-    except OutOfScope as error:
-        raise ApiError(403, str(error)) from None
-    except NotAllowed as error:
-        raise ApiError(403, str(error)) from None
-    doc = incident_json(result.incident, node.clock())
-    doc["merged"] = result.merged
-    doc["repeated"] = result.repeated
+                    data={"photos": photos} if photos else {})
+    # A person's report waits for the centre's check (register or cancel); only alerts of
+    # packs that say so are registered and dispatched without one.
+    result = await desk.async_report(report, body.category, actor=actor_of(who),
+                                     title=body.title, description=body.description,
+                                     auto_register=False, areas=areas)
+    doc = _view(IncidentFiled, result.incident, node.clock(), merged=result.merged,
+                repeated=result.repeated)
     status = 201 if not (result.merged or result.repeated) else 200
-    return json_response(doc, status, {"Location": f"/api/v1/incidents/{result.incident.id}"})
+    return Reply(doc, status, {"Location": f"/api/v1/incidents/{result.incident.id}"})
 
 
-async def _visible_incident(request: Request, who: Principal, incident_id: str) -> Incident:
-    desk = desk_of(request)
-    try:
-        inc = await desk.get(incident_id)
-    except NotFound:
-        raise ApiError(404, f"no incident {incident_id!r}") from None
-    if not visible(request, who, inc):
-        raise ApiError(404, f"no incident {incident_id!r}")
-    return inc
+async def get_incident(call: Call[None, NoQuery]) -> IncidentDetail:
+    node = call.node
+    inc: Incident = call.record
+    reports = [report_out(r) for r in await node.store.incident_reports(inc.id)]
+    events = list(await node.store.incident_events(inc.id))
+    out: IncidentDetail = _view(IncidentDetail, inc, node.clock(), reports_filed=reports,
+                                timeline=events)
+    return out
 
 
-def report_json(report: Report) -> dict:
-    """A report as operators see it: a caller's phone number (an Open311 request's contact)
-    masked, since only the citizen's own key may see it whole; so are phone and ID numbers
-    written into its text or anywhere in its data."""
-    doc = msgspec.to_builtins(report)
-    if "text" in doc:
-        doc["text"] = mask_text(doc["text"])
-    if "data" in doc:
-        doc["data"] = mask_data(doc["data"])
-    return doc
+async def incident_action(call: Call[ActionBody, NoQuery]) -> IncidentOut:
+    desk = desk_of(call.request)
+    inc = await desk.async_act(call.record.id, call.path["action"],
+                               actor_of(call.principal), **await _args(call))
+    return incident_out(inc, call.node.clock())
 
 
-async def get_incident(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ)
-    inc = await _visible_incident(request, who, request.path_params["incident_id"])
-    doc = incident_json(inc, node.clock())
-    doc["reports_filed"] = [report_json(r) for r in await node.store.incident_reports(inc.id)]
-    doc["timeline"] = [msgspec.to_builtins(e) for e in await node.store.incident_events(inc.id)]
-    return json_response(doc)
+async def order_action(call: Call[ActionBody, NoQuery]) -> IncidentOut:
+    desk = desk_of(call.request)
+    inc = await desk.async_act_on_order(call.record.order.id, call.path["action"],
+                                        actor_of(call.principal), **await _args(call))
+    return incident_out(inc, call.node.clock())
 
 
-async def _run_move(request: Request, move) -> Response:
-    node = request.app.state.node
-    try:
-        inc = await move()
-    except NotFound as error:
-        raise ApiError(404, str(error)) from None
-    except OutOfScope as error:
-        raise ApiError(404, str(error)) from None
-    except NotAllowed as error:
-        raise ApiError(403, str(error)) from None
-    except Refused as error:
-        raise ApiError(409, error.reason) from None
-    return json_response(incident_json(inc, node.clock()))
+async def assign_order(call: Call[ActionBody, NoQuery]) -> IncidentOut:
+    desk = desk_of(call.request)
+    inc = await desk.async_act_on_order(call.record.order.id, "assign",
+                                        actor_of(call.principal), staff_id=call.body.staff_id)
+    return incident_out(inc, call.node.clock())
 
 
-def _args(body: ActionBody) -> dict:
-    return {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
-
-
-async def incident_action(request: Request) -> Response:
-    who = await principal(request, ACT)
-    desk = desk_of(request)
-    body: ActionBody = await body_of(request, ActionBody, empty_ok=True)
-    incident_id, action = request.path_params["incident_id"], request.path_params["action"]
-    return await _run_move(request, lambda: desk.async_act(incident_id, action, actor_of(who),
-                                                           **_args(body)))
-
-
-async def order_action(request: Request) -> Response:
-    who = await principal(request, ACT)
-    desk = desk_of(request)
-    body: ActionBody = await body_of(request, ActionBody, empty_ok=True)
-    order_id, action = request.path_params["order_id"], request.path_params["action"]
-    return await _run_move(request, lambda: desk.async_act_on_order(
-        order_id, action, actor_of(who), **_args(body)))
-
-
-async def assign_order(request: Request) -> Response:
-    who = await principal(request, ACT)
-    desk = desk_of(request)
-    body: ActionBody = await body_of(request, ActionBody, empty_ok=True)
-    order_id = request.path_params["order_id"]
-    return await _run_move(request, lambda: desk.async_act_on_order(
-        order_id, "assign", actor_of(who), staff_id=body.staff_id))
-
-
-async def incident_cap(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ)
-    inc = await _visible_incident(request, who, request.path_params["incident_id"])
+async def incident_cap(call: Call[None, NoQuery]) -> Response:
+    node = call.node
+    inc: Incident = call.record
     rules: Rules = node.act.rules
     category = rules.category(inc)
     if not category.cap_category and not category.urgent:
@@ -279,18 +417,51 @@ async def incident_cap(request: Request) -> Response:
     return Response(to_cap_xml(warning), 200, media_type="application/cap+xml")
 
 
-async def list_categories(request: Request) -> Response:
-    await principal(request, READ | {Role.CITIZEN})
-    desk = desk_of(request)
-    return json_response({"items": [msgspec.to_builtins(c) for c in desk.rules.categories]})
+async def list_categories(call: Call[None, NoQuery]) -> Categories:
+    return Categories(list(desk_of(call.request).rules.categories))
 
 
-async def act_stats(request: Request) -> Response:
-    """The desk's counters and the dispatch latency (alert published -> every work order
-    created and its notification handed to the notifier)."""
-    from cityops.domain.access import READ_OPERATIONS
+async def act_stats(call: Call[None, NoQuery]) -> ActStats:
+    desk_of(call.request)
+    node = call.node
+    stats: ActStats = msgspec.convert({**node.act.summary(), **node.loop_lag.summary()},
+                                      ActStats)
+    return stats
 
-    await principal(request, READ_OPERATIONS)
-    desk_of(request)
-    node = request.app.state.node
-    return json_response({**node.act.summary(), **node.loop_lag.summary()})
+
+MOVES = (409, 503)
+
+ROUTES = [
+    Endpoint("GET", "/api/v1/incidents", list_incidents,
+             "Incidents the key may see, newest report first", READ, Scope.LIST,
+             kind="incident", query=IncidentQuery, response=IncidentPage, errors=(503,)),
+    Endpoint("POST", "/api/v1/incidents", post_incident,
+             "Report an incident (merged into a nearby open one the key may see, if any)",
+             REPORT, Scope.CREATE, kind="incident", body=NewIncident, response=IncidentFiled,
+             status=201, also_ok=(200,), errors=(404, 409, 503)),
+    Endpoint("GET", "/api/v1/incidents/{incident_id}", get_incident,
+             "An incident with its work orders, reports and timeline", READ, Scope.RECORD,
+             guard=INCIDENT, response=IncidentDetail, errors=(503,)),
+    Endpoint("POST", "/api/v1/incidents/{incident_id}/actions/{action}", incident_action,
+             "Move an incident on (" + ", ".join(INCIDENT_ACTIONS) + "); refused with 409 "
+             "and the reason", ACT, Scope.RECORD, guard=INCIDENT, body=ActionBody,
+             body_required=False, response=IncidentOut, errors=MOVES,
+             examples={"action": "register"}),
+    Endpoint("GET", "/api/v1/incidents/{incident_id}/cap", incident_cap,
+             "The incident as an OASIS CAP 1.2 public warning (emergencies)", READ,
+             Scope.RECORD, guard=INCIDENT, media_type="application/cap+xml", errors=MOVES),
+    Endpoint("POST", "/api/v1/work-orders/{order_id}/actions/{action}", order_action,
+             "Move a work order on (" + ", ".join(ORDER_ACTIONS) + "); refused with 409 and "
+             "the reason", ACT, Scope.RECORD, guard=ORDER, body=ActionBody,
+             body_required=False, response=IncidentOut, errors=MOVES,
+             examples={"action": "accept"}),
+    Endpoint("POST", "/api/v1/work-orders/{order_id}/assign", assign_order,
+             "Propose the nearest available qualified person (or the one named)", ACT,
+             Scope.RECORD, guard=ORDER, body=ActionBody, body_required=False,
+             response=IncidentOut, errors=MOVES),
+    Endpoint("GET", "/api/v1/categories", list_categories, "The city's case categories",
+             READ | {Role.CITIZEN}, Scope.NONE, response=Categories, errors=(503,)),
+    Endpoint("GET", "/api/v1/act/stats", act_stats,
+             "Incident desk counters and dispatch latency p50/p99", READ_OPERATIONS,
+             Scope.CITY, response=ActStats, errors=(503,)),
+]

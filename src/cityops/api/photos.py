@@ -3,73 +3,88 @@
     POST /api/v1/work-orders/{order_id}/photos          the image as the body (JPEG, PNG, WebP)
     GET  /api/v1/work-orders/{order_id}/photos/{name}   one photo, for keys that see the case
 
-The answer's `url` is what `finish` takes in `photos`. Whoever may act on the order may add a
-photo (a field key: only to an order assigned or offered to it); whoever may see the case may
-read them. Sizes are bounded per photo and per order, so a phone cannot fill the disk.
+The answer's `id` is what a report or `finish` cites in `photos` (see `cityops.act.evidence`);
+its `url` starts with the node's configured public base URL, never with the Host header a
+client sent. Whoever speaks for the order may add a photo (a field key: only to an order
+assigned or offered to it); whoever may see the case may read them. Sizes are bounded per photo
+and per order, so a phone cannot fill the disk.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import asyncio
+import time
+from typing import Any
 
-from starlette.requests import Request
+import msgspec
 from starlette.responses import Response
 
+from cityops.act import evidence
 from cityops.api import images
-from cityops.api.access import principal
-from cityops.api.errors import ApiError, json_response
-from cityops.api.incidents import ACT, READ, _visible_incident
-from cityops.domain.access import Role
+from cityops.api.errors import ApiError
+from cityops.api.incidents import ACT, ORDER, ORDER_CASE, READ, Found
+from cityops.api.limits import PHOTO_BODY, body_deadline
+from cityops.api.route import Call, Endpoint, NoQuery, Reply, Scope
 
-MAX_PHOTOS_PER_ORDER = 20
-NAME = re.compile(rf"^[0-9a-f]{{24}}\.({images.EXTENSIONS})$")
-ORDER = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+IMAGE = {"type": "string", "format": "binary"}
 
 
-def _folder(request: Request, order_id: str):
-    if not ORDER.match(order_id):
-        raise ApiError(404, f"no work order {order_id!r}")
-    return request.app.state.node.settings.data_dir / "photos" / order_id
+class Uploaded(msgspec.Struct):
+    id: str  # cite it in a report's or a move's `photos`
+    url: str
+    bytes: int
+    type: str
 
 
-async def _order_of(request: Request, who, order_id: str):
-    inc = await _visible_incident(request, who, order_id.rsplit("-", 1)[0])
-    for order in inc.orders:
-        if order.id == order_id:
-            return inc, order
-    raise ApiError(404, f"no work order {order_id!r}")
+async def _image(call: Call[Any, Any]) -> images.Image:
+    """The body as a checked image, within the node's body deadline (408 past it)."""
+    left = body_deadline(call.request) - (time.monotonic() - call.started)
+    try:
+        async with asyncio.timeout(max(0.0, left)):
+            return await images.read_image(call.request)
+    except TimeoutError:
+        raise ApiError(408, "the photo did not arrive in time",
+                       headers={"Connection": "close"}) from None
 
 
-async def post_photo(request: Request) -> Response:
-    who = await principal(request, ACT)
-    order_id = request.path_params["order_id"]
-    folder = _folder(request, order_id)
-    _, order = await _order_of(request, who, order_id)
-    if who.role is Role.FIELD and order.assignee != who.name and not (
-            order.offer is not None and order.offer.staff_id == who.name):
-        raise ApiError(403, f"work order {order_id} is not assigned or offered to {who.name}")
-    image = await images.read_image(request)
-    name = f"{hashlib.sha256(image.body).hexdigest()[:24]}.{image.ext}"
+async def post_photo(call: Call[None, NoQuery]) -> Reply:
+    node = call.node
+    order = call.record.order
+    image = await _image(call)
+    name = evidence.name_for(order.id, image.body, image.ext)
+    folder = evidence.folder_of(node.settings.data_dir, order.id)
     path = folder / name
     if not path.exists():
-        if images.kept(folder) >= MAX_PHOTOS_PER_ORDER:
-            raise ApiError(409, f"work order {order_id} already has {MAX_PHOTOS_PER_ORDER} "
+        if images.kept(folder) >= evidence.MAX_PER_ORDER:
+            raise ApiError(409, f"work order {order.id} already has {evidence.MAX_PER_ORDER} "
                                 "photos")
+        # The file first: a record always names a photo that is there.
         images.save(path, image.body)
-    url = f"/api/v1/work-orders/{order_id}/photos/{name}"
-    return json_response({"url": url, "bytes": len(image.body), "type": image.media}, 201,
-                         {"Location": url})
+    photos = evidence.EvidencePhotos(node.store, node.clock)
+    if await photos.get(name) is None:
+        await photos.keep(evidence.uploader(call.principal), name, evidence.OrderPhoto(
+            order=order.id, type=image.media, bytes=len(image.body)))
+    url = node.settings.public_base_url.rstrip("/") + evidence.path_of(order.id, name)
+    return Reply(Uploaded(name, url, len(image.body), image.media), 201, {"Location": url})
 
 
-async def get_photo(request: Request) -> Response:
-    who = await principal(request, READ)
-    order_id, name = request.path_params["order_id"], request.path_params["name"]
-    folder = _folder(request, order_id)
-    if not NAME.match(name):
-        raise ApiError(404, f"no photo {name!r}")
-    await _order_of(request, who, order_id)
-    path = folder / name
-    if not path.is_file():
+async def get_photo(call: Call[None, NoQuery]) -> Response:
+    found: Found = call.record
+    name = call.path["name"]
+    path = evidence.folder_of(call.node.settings.data_dir, found.order.id) / name
+    if not evidence.NAME.match(name) or not path.is_file():
         raise ApiError(404, f"no photo {name!r}")
     return images.image_response(path)
+
+
+ROUTES = [
+    Endpoint("POST", "/api/v1/work-orders/{order_id}/photos", post_photo,
+             "Upload an evidence photo (JPEG, PNG or WebP, at most 8 MiB); cite the answer's "
+             "id in `finish` photos", ACT, Scope.RECORD, guard=ORDER, raw_body=True,
+             body_limit=PHOTO_BODY, request_content={media: IMAGE for media in images.TYPES},
+             response=Uploaded, status=201, errors=(409, 415)),
+    Endpoint("GET", "/api/v1/work-orders/{order_id}/photos/{name}", get_photo,
+             "One evidence photo of a work order, for keys that may see its case", READ,
+             Scope.RECORD, guard=ORDER_CASE, media_type="image/*",
+             examples={"name": "0" * 24 + ".png"}),
+]

@@ -3,112 +3,182 @@
     GET /api/v1/staff                          people with their latest position and status
     PUT /api/v1/staff/{staff_id}/status        available, en_route, on_site, off_duty
     GET /api/v1/work-orders?mine=&department=&status=   live work orders (a field key: its own)
+
+A person is seen, and their status set, only by keys whose scope covers them as the city's
+roster holds them: an area key the people whose home lies in its area, a department key its
+department's people, a field key itself (and, to read, the people of its area). Anyone else is
+told there is no such person.
 """
 
 from __future__ import annotations
 
-import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Annotated, Any
 
-from cityops.api.access import principal
-from cityops.api.errors import ApiError, json_response
-from cityops.api.incidents import READ, desk_of, scope_filter
-from cityops.api.paging import limit_of
-from cityops.api.params import body_of
+import msgspec
+
+from cityops.api.errors import ApiError
+from cityops.api.incidents import READ, Code, Limit, desk_of, scope_filter
+from cityops.api.route import Call, Endpoint, Guard, NoQuery, Scope
 from cityops.domain.access import Principal, Role
-from cityops.domain.incidents.model import OrderStatus
+from cityops.domain.city import Staff
+from cityops.domain.incidents.model import OrderStatus, WorkOrder
 from cityops.domain.nearest import StaffStatus
+from cityops.domain.privacy import mask_text
 from cityops.store.base import IncidentFilter
+
+SET_STATUS = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.FIELD})
 
 
 class StatusBody(msgspec.Struct, forbid_unknown_fields=True):
+    status: StaffStatus
+
+
+class StatusOut(msgspec.Struct):
+    id: str
+    status: StaffStatus
+
+
+class Person(msgspec.Struct):
+    id: str
+    name: str
+    department: str
+    home_area: str
+    skills: list[str]
+    status: StaffStatus
+    lat: float | None
+    lon: float | None
+    at: float | None
+
+
+class StaffPage(msgspec.Struct):
+    items: list[Person]
+    next: None = None
+
+
+class WorkOrderQuery(msgspec.Struct):
+    mine: Annotated[bool, msgspec.Meta(description="true: assigned or offered to me")] | None \
+        = None
+    department: Code | None = None
+    status: OrderStatus | None = None
+    limit: Limit = 100
+
+
+class CaseBrief(msgspec.Struct):
+    id: str
+    title: str
+    category: str
     status: str
+    lat: float | None
+    lon: float | None
+    urgency: str
 
 
-def _sees(who: Principal, person: dict) -> bool:
+class WorkOrderItem(WorkOrder, kw_only=True):
+    incident: CaseBrief
+
+
+class WorkOrderPage(msgspec.Struct):
+    items: list[WorkOrderItem]
+    next: None = None
+
+
+def board_of(call: Call[Any, Any]) -> Any:
+    act = call.node.act
+    if act is None:
+        raise ApiError(503, "this node does not run the incident desk")
+    return act.staff
+
+
+def sees(who: Principal, person: Staff) -> bool:
     if who.role is Role.FIELD:
-        return person["id"] == who.name or (who.scope.area is not None
-                                             and person["home_area"].startswith(who.scope.area))
+        return person.id == who.name or (who.scope.area is not None
+                                         and person.home_area.startswith(who.scope.area))
     if who.scope.department is not None:
-        return person["department"] == who.scope.department
+        return person.department == who.scope.department
     if who.scope.area is not None:
-        return person["home_area"].startswith(who.scope.area)
+        return person.home_area.startswith(who.scope.area)
     return True
 
 
-async def list_staff(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, READ)
-    board = node.act.staff if node.act is not None else None
-    if board is None:
-        raise ApiError(503, "this node does not run the incident desk")
+def person_view(board: Any, person: Staff, where: dict[str, Any] | None) -> Person:
+    return Person(person.id, person.name, person.department, person.home_area,
+                  list(person.skills), board.status[person.id],
+                  where["lat"] if where else None, where["lon"] if where else None,
+                  where["at"] if where else None)
+
+
+async def load_person(call: Call[Any, Any]) -> Staff | None:
+    act = call.node.act
+    person: Staff | None = act.staff.staff.get(call.path["staff_id"]) if act else None
+    return person
+
+
+def sees_person(call: Call[Any, Any], person: Staff) -> bool:
+    return sees(call.principal, person)
+
+
+PERSON = Guard("staff", "staff_id", load_person, sees_person)
+
+
+async def list_staff(call: Call[None, NoQuery]) -> StaffPage:
+    board = board_of(call)
+    who = call.principal
     located = {p["id"]: p for p in board.positions()}
-    items = []
-    for s in node.pack.staff:
-        person = {"id": s.id, "name": s.name, "department": s.department,
-                  "home_area": s.home_area, "skills": s.skills,
-                  "status": board.status[s.id].value, "lat": None, "lon": None, "at": None}
-        if s.id in located:
-            person.update({k: located[s.id][k] for k in ("lat", "lon", "at")})
-        if _sees(who, person):
-            items.append(person)
-    return json_response({"items": items, "next": None})
+    return StaffPage([person_view(board, s, located.get(s.id)) for s in call.node.pack.staff
+                      if sees(who, s)])
 
 
-async def put_staff_status(request: Request) -> Response:
-    node = request.app.state.node
-    who = await principal(request, {Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.FIELD})
-    board = node.act.staff if node.act is not None else None
-    staff_id = request.path_params["staff_id"]
-    if board is None or staff_id not in board:
-        raise ApiError(404, f"no field person {staff_id!r}")
-    person = board.staff[staff_id]
-    if who.role is Role.FIELD and who.name != staff_id:
+async def put_staff_status(call: Call[StatusBody, NoQuery]) -> StatusOut:
+    who = call.principal
+    person: Staff = call.record
+    if who.role is Role.FIELD and who.name != person.id:
         raise ApiError(403, "a field key sets only its own status")
-    if who.scope.department is not None and who.scope.department != person.department:
-        raise ApiError(404, f"no field person {staff_id!r}")
-    body: StatusBody = await body_of(request, StatusBody)
-    try:
-        board.set_status(staff_id, body.status)
-    except ValueError:
-        known = ", ".join(s.value for s in StaffStatus)
-        raise ApiError(400, f"status {body.status!r} is not one of: {known}") from None
-    return json_response({"id": staff_id, "status": board.status[staff_id].value})
+    board = board_of(call)
+    board.set_status(person.id, call.body.status.value)
+    return StatusOut(person.id, board.status[person.id])
 
 
-async def list_work_orders(request: Request) -> Response:
+async def list_work_orders(call: Call[None, WorkOrderQuery]) -> WorkOrderPage:
     """Live orders of open cases; a field key gets the orders assigned or offered to it."""
-    node = request.app.state.node
-    who = await principal(request, READ)
-    desk_of(request)
-    q = request.query_params
-    mine = who.role is Role.FIELD or q.get("mine") in ("true", "1", "yes")
-    department = q.get("department") or None
+    node = call.node
+    who = call.principal
+    desk_of(call.request)
+    q = call.query
+    mine = who.role is Role.FIELD or bool(q.mine)
+    department = q.department or None
     if who.role is Role.FIELD:
         person = next((s for s in node.pack.staff if s.id == who.name), None)
         department = person.department if person is not None else department
         scope = {}
     else:
         scope = scope_filter(node, who)
-    status = q.get("status")
-    if status is not None and status not in {s.value for s in OrderStatus}:
-        raise ApiError(400, f"status {status!r} is not a work-order status")
-    limit = limit_of(request)
     cases = await node.store.list_incidents(
-        IncidentFilter(open=True, department=department, **scope), limit=max(limit, 200))
+        IncidentFilter(open=True, department=department, **scope), limit=max(q.limit, 200))
     items = []
     for inc in cases:
+        brief = CaseBrief(inc.id, mask_text(inc.title), inc.category, inc.status.value,
+                          inc.lat, inc.lon, inc.urgency)
         for o in inc.live_orders():
             if department and o.department != department:
                 continue
-            if status and o.status != status:
+            if q.status and o.status != q.status:
                 continue
             if mine and not (o.assignee == who.name or (o.offer and o.offer.staff_id == who.name)):
                 continue
-            items.append({**msgspec.to_builtins(o), "incident": {
-                "id": inc.id, "title": inc.title, "category": inc.category,
-                "status": inc.status.value, "lat": inc.lat, "lon": inc.lon,
-                "urgency": inc.urgency}})
-    items.sort(key=lambda o: (o["finish_due"] or 0))
-    return json_response({"items": items[:limit], "next": None})
+            items.append(WorkOrderItem(**msgspec.structs.asdict(o), incident=brief))
+    items.sort(key=lambda o: o.finish_due or 0)
+    return WorkOrderPage(items[:q.limit])
+
+
+ROUTES = [
+    Endpoint("GET", "/api/v1/staff", list_staff,
+             "Field staff the key may see, with their latest position and status", READ,
+             Scope.LIST, kind="staff", response=StaffPage, errors=(503,)),
+    Endpoint("PUT", "/api/v1/staff/{staff_id}/status", put_staff_status,
+             "Set a field person's status (a field key: its own)", SET_STATUS, Scope.RECORD,
+             guard=PERSON, body=StatusBody, response=StatusOut, errors=(503,)),
+    Endpoint("GET", "/api/v1/work-orders", list_work_orders,
+             "Live work orders the key may see (a field key: its own), soonest due first",
+             READ, Scope.LIST, kind="work_order", query=WorkOrderQuery, response=WorkOrderPage,
+             errors=(503,)),
+]

@@ -138,7 +138,7 @@ function finishForm(o, card) {
         const blob = await shrinkPhoto(file);
         const r = await api(`/api/v1/work-orders/${encodeURIComponent(o.id)}/photos`, { method: "POST",
           body: blob, raw: true, headers: { "Content-Type": blob.type } });
-        photos.push(r.url);
+        photos.push(r.id);  // the evidence cites the photo by its CityOps id
       }
       await api(`/api/v1/work-orders/${encodeURIComponent(o.id)}/actions/finish`, { method: "POST",
         body: { note: form.note.value.trim(), photos } });
