@@ -7,16 +7,10 @@ import gc
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
 
-from cityops.api import (
-    live,
-    ops,
-)
-from cityops.api.errors import HANDLERS, json_response
+from cityops.api.errors import HANDLERS
 from cityops.api.fairshare import FairShare, Limits
 from cityops.api.headers import SecurityHeaders
-from cityops.api.openapi import document
 from cityops.api.route import starlette_routes
 from cityops.api.table import TABLE
 
@@ -41,27 +35,9 @@ def create_app(node, *, manage_node: bool = True) -> Starlette:
             if manage_node:
                 await node.stop()
 
-    spec = document()
-
-    async def openapi(request):
-        return json_response(spec)
-
-    declared = {(e.path, e.method) for e in TABLE}
-    legacy = [
-        Route("/healthz", ops.healthz),
-        Route("/readyz", ops.readyz),
-        Route("/metrics", ops.metrics),
-        Route("/openapi.json", openapi),
-        Route("/api/v1/me", ops.whoami),
-        Route("/api/v1/dead-letters", ops.dead_letters),
-        Route("/api/v1/history/count", ops.history_count),
-        Route("/api/v1/live", live.live),
-    ]
-    legacy = [r for r in legacy if not (isinstance(r, Route) and any(
-        (r.path, m) in declared for m in (r.methods or ())))]
-    routes = [*starlette_routes(TABLE), *legacy]
-    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan,
-                    middleware=[Middleware(SecurityHeaders)])
+    # Every route is declared once, in the table; nothing is added here.
+    app = Starlette(routes=starlette_routes(TABLE), exception_handlers=HANDLERS,
+                    lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
     app.state.node = node
     s = node.settings
     app.state.fairshare = FairShare(Limits(

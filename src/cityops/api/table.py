@@ -26,6 +26,7 @@ from cityops.api import (
     licences,
     live,
     mapdata,
+    openapi,
     ops,
     pages,
     photos,
@@ -42,6 +43,6 @@ from cityops.open311 import routes as open311
 FEATURES = (ops, status, readings, areas, mapdata, devices, states, alerts, detection,
             incidents, staff, field, photos, evaluation, live, pages,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
-            services, applications, licences, benefits, open311)
+            services, applications, licences, benefits, open311, openapi)
 
 TABLE: list[Endpoint] = [e for feature in FEATURES for e in getattr(feature, "ROUTES", [])]
