@@ -156,3 +156,108 @@ async def test_items_wait_seven_days_then_go_back(tmp_path, city, live_node) -> 
         # The second still works until its own 7 days are up.
         r = await me.post("/api/v1/cabinets/cab-1/pickup", json={"code": second["code"]})
         assert r.status_code == 200
+
+
+async def test_cabinets_and_items_stay_in_their_town(tmp_path, city, live_node) -> None:
+    """Issue 12: cabinets and their items are used by the keys whose scope covers them; a
+    department key saw every cabinet, a citizen any town's."""
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        admin, op = await start(live)
+        r = await admin.post("/api/v1/cabinets", json={
+            **CABINET, "id": "cab-2", "area": "990001002001", "compartments": 2})
+        assert r.status_code == 201, r.text
+        item = (await op.post("/api/v1/cabinets/cab-1/dropoff",
+                              json={"recipient_citizen": "c-1"})).json()
+        town2 = live.client(await live.key("operator", "990001002"))
+        environment = live.client(await live.key("department", "environment"))  # town 1
+        r = await op.post("/api/v1/citizens", json={"id": "c-2", "name": "c-2",
+                                                     "area": "990001002001"})
+        assert r.status_code == 201, r.text
+        neighbour = live.client(await live.key("citizen", name="c-2"))
+
+        for key in (town2, neighbour):
+            assert (await key.get("/api/v1/cabinets/cab-1")).status_code == 404
+            r = await key.post("/api/v1/cabinets/cab-1/dropoff",
+                               json={"recipient_department": "sanitation"})
+            assert r.status_code == 404
+            r = await key.post("/api/v1/cabinets/cab-1/pickup", json={"code": item["code"]})
+            assert r.status_code == 404
+            assert (await key.get(f"/api/v1/cabinet-items/{item['id']}")).status_code == 404
+            listed = (await key.get("/api/v1/cabinets")).json()["items"]
+            assert [c["id"] for c in listed] == ["cab-2"]
+        path = f"/api/v1/cabinet-items/{item['id']}/actions/return"
+        assert (await town2.post(path, json={"note": "ours now"})).status_code == 404
+        assert (await town2.get("/api/v1/cabinet-items")).json()["items"] == []
+        assert (await environment.get("/api/v1/cabinets/cab-2")).status_code == 404
+        listed = (await environment.get("/api/v1/cabinets")).json()["items"]
+        assert [c["id"] for c in listed] == ["cab-1"]
+        held, _ = await live.node.serve.cabinets.get_item(item["id"])
+        assert held.status.value == "waiting"
+        cabinet, _ = await live.node.serve.cabinets.get("cab-1")
+        assert len(cabinet.free()) == 2
+
+
+async def test_a_citizen_cannot_fill_a_cabinet(tmp_path, city, live_node) -> None:
+    """Issue 12: any citizen key could fill every compartment of a cabinet for the 7 days items
+    wait. A citizen keeps at most 2 items waiting in one cabinet, and drops off 4 a day."""
+    clock = Clock(MONDAY_10)
+    async with live_node(city, tmp_path / "data", clock=clock, notify_url="memory:") as live:
+        admin, op = await start(live)
+        r = await admin.post("/api/v1/cabinets", json={**CABINET, "id": "cab-8",
+                                                        "compartments": 8})
+        assert r.status_code == 201, r.text
+        me = live.client(await live.key("citizen", name="c-1"))
+        san = live.client(await live.key("department", "sanitation"))
+
+        async def drop(client=me):
+            return await client.post("/api/v1/cabinets/cab-8/dropoff",
+                                     json={"recipient_department": "sanitation"})
+
+        async def collect(code: str) -> None:
+            r = await san.post("/api/v1/cabinets/cab-8/pickup", json={"code": code})
+            assert r.status_code == 200, r.text
+
+        codes = []
+        for _ in range(2):
+            r = await drop()
+            assert r.status_code == 201, r.text
+            codes.append(r.json()["code"])
+        r = await drop()
+        assert r.status_code == 409 and "2 items dropped off by this citizen" in r.text
+        assert (await me.get("/api/v1/cabinets/cab-8")).json()["free"] == 6
+        # Collected, one makes room again, until the day's drop-offs are made.
+        for n in range(2):
+            await collect(codes[n])
+            r = await drop()
+            assert r.status_code == 201, r.text
+            codes.append(r.json()["code"])
+        await collect(codes[2])
+        r = await drop()
+        assert r.status_code == 429 and "4 drop-offs a day" in r.json()["error"]
+        assert r.headers["Retry-After"] == "86400"
+        others = await resident(live, op, "c-3")
+        assert (await drop(others)).status_code == 201  # another citizen is not held up
+        assert (await op.post("/api/v1/cabinets/cab-8/dropoff",
+                              json={"recipient_department": "sanitation"})).status_code == 201
+        clock.now += 86400 + 1
+        assert (await drop()).status_code == 201
+
+
+async def test_pickup_codes_go_only_to_the_registered_phone(tmp_path, city, live_node) -> None:
+    """Issue 12: a citizen key sent a pickup code to any phone it typed into the drop-off."""
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        admin, op = await start(live)
+        stranger = await resident(live, op, "c-7")
+        dropoff = "/api/v1/cabinets/cab-1/dropoff"
+        typed = "13900001111"
+        for body in ({"recipient_citizen": "c-1", "phone": typed}, {"phone": typed}):
+            r = await stranger.post(dropoff, json=body)
+            assert r.status_code == 400 and "phone" in r.json()["error"], body
+        r = await op.post(dropoff, json={"recipient_citizen": "c-1", "phone": typed})
+        assert r.status_code == 400 and "registered phone" in r.json()["error"]
+        r = await stranger.post(dropoff, json={"recipient_citizen": "c-1"})
+        assert r.status_code == 201, r.text
+        sent = [n.recipient for n in live.node.act.notifier.sent if n.kind == "cabinet.dropoff"]
+        assert sent == [CITIZEN["phone"]]
+        cabinet, _ = await live.node.serve.cabinets.get("cab-1")
+        assert len(cabinet.free()) == 2  # the refused drop-offs took no compartment

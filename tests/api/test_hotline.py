@@ -169,3 +169,47 @@ async def test_overdue_lists_and_scheduler_flags(tmp_path, city, live_node) -> N
                              params={"limit": 1, "cursor": page["next"]})).json()
         assert len(page["items"]) == len(rest["items"]) == 1
         assert page["items"][0]["number"] != rest["items"][0]["number"]
+
+
+async def test_a_town_operator_takes_and_sees_only_its_towns_calls(tmp_path, city,
+                                                                  live_node) -> None:
+    """Issue 12: a key scoped to town 2 took a call for a place in town 1 (filed where it
+    could never see it again); the order's area, however found, must lie in the key's scope."""
+    async with live_node(city, tmp_path / "data", notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        town2 = live.client(await live.key("operator", "990001002"))
+        base = {"type": "help", "title": "Lift broken", "phone": "13812345678"}
+        for where in ({"area": VILLAGE}, HERE, {}):
+            r = await town2.post("/api/v1/hotline/orders", json={**base, **where})
+            assert r.status_code == 403, (where, r.text)
+            assert "outside this key's scope" in r.json()["error"]
+        assert (await live.node.serve.hotline.list())[0] == []
+        r = await town2.post("/api/v1/hotline/orders", json={**base, "area": "990001002001"})
+        assert r.status_code == 201, r.text
+        own = r.json()["number"]
+
+        r = await op.post("/api/v1/hotline/orders", json={
+            **base, "area": VILLAGE, "department": "sanitation"})
+        theirs = r.json()["number"]
+        path = f"/api/v1/hotline/orders/{theirs}"
+        assert (await town2.get(path)).status_code == 404
+        r = await town2.post(f"{path}/actions/cancel", json={"reason": "not ours"})
+        assert r.status_code == 404
+        assert (await live.node.serve.hotline.get(theirs)).status.value == "assigned"
+        listed = (await town2.get("/api/v1/hotline/orders")).json()["items"]
+        assert [o["number"] for o in listed] == [own]
+
+
+async def test_every_text_is_bounded(live) -> None:
+    """Issue 12: a move's note took any length, and a body any size."""
+    op = live.client(await live.key("operator"))
+    r = await op.post("/api/v1/hotline/orders", json={
+        "type": "help", "title": "Lift broken", "phone": "13812345678"})
+    path = f"/api/v1/hotline/orders/{r.json()['number']}/actions/assign"
+    r = await op.post(path, json={"department": "police", "note": "x" * 2001})
+    assert r.status_code == 400 and "note" in r.json()["error"]
+    huge = b'{"department": "police", "note": "' + b"x" * (2 << 20) + b'"}'
+    r = await op.post(path, content=huge, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    number = path.split("/")[-3]
+    assert (await live.node.serve.hotline.get(number)).status.value == "received"

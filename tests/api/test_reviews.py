@@ -127,3 +127,35 @@ async def test_rate_rerate_follow_ups_and_figures(tmp_path, city, live_node) -> 
         assert (await other.get("/api/v1/evaluation/reviews")).status_code == 403
         assert (await op.get("/api/v1/evaluation/reviews",
                              params={"period": "soon"})).status_code == 400
+
+
+async def test_a_town_operator_keeps_to_its_own_towns_reviews(tmp_path, city,
+                                                              live_node) -> None:
+    """Issue 12: an operator scoped to one town marked another town's follow-up done. A task
+    is reached through the area of the review it follows up, as stored."""
+    clock = Clock(MONDAY_10)
+    async with live_node(city, tmp_path / "data", clock=clock, notify_url="memory:") as live:
+        op = live.client(await live.key("operator"))
+        san = live.client(await live.key("department", "sanitation"))
+        me = live.client(await live.key("citizen", name="c-1"))
+        town1 = live.client(await live.key("operator", "990001001"))
+        town2 = live.client(await live.key("operator", "990001002"))
+        await op.post("/api/v1/citizens", json=CITIZEN)
+        number = await finished_order(op, san)
+        r = await me.post("/api/v1/reviews", json={
+            "subject_kind": "hotline_order", "subject_id": number, "grade": "dissatisfied"})
+        assert r.status_code == 201, r.text
+        review = r.json()
+        task_id = review["follow_ups_opened"][0]
+        path = f"/api/v1/review-tasks/{task_id}/actions/done"
+
+        r = await town2.post(path, json={"note": "done from the wrong town"})
+        assert r.status_code == 404
+        assert (await live.node.serve.reviews.get_task(task_id)).status == "open"
+        assert (await town2.get(f"/api/v1/reviews/{review['id']}")).status_code == 404
+        assert (await town2.get("/api/v1/reviews")).json()["items"] == []
+        assert (await town2.get("/api/v1/review-tasks")).json()["items"] == []
+
+        assert len((await town1.get("/api/v1/review-tasks")).json()["items"]) == 2
+        r = await town1.post(path, json={"note": "called back"})
+        assert r.status_code == 200 and r.json()["status"] == "done"
