@@ -105,8 +105,10 @@ class WebNode:
         from cityops.node import Node
         from cityops.settings import Settings
 
+        # The node's own address as its public one: photo urls are absolute, as in a city's
+        # deployment behind its public name.
         self.node = Node(self.pack, Settings(data_dir=self.data, notify_url="memory:",
-                                             escalate_tick_s=1.0))
+                                             escalate_tick_s=1.0, public_base_url=self.url))
         from cityops.api.live import graceful_server
 
         self.server = graceful_server(uvicorn.Config(
