@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from cityops.domain.incidents.model import Report
 from cityops.logsafe import SafeLogFilter, escape_controls, install_safe_logging
 from tests.open311.conftest import HERE, MONDAY_10, open311_city
 from tests.clock_kit import Clock
@@ -52,17 +53,22 @@ def test_every_logger_goes_through_it_once_installed(caplog) -> None:
 
 async def test_an_incident_title_cannot_forge_a_nodes_log_line(tmp_path, live_node,
                                                                caplog) -> None:
+    """The API refuses a title with a line break; a title from another intake (an alert's
+    rule, a replay, the hotline desk) may still carry one, and the log line escapes it."""
     caplog.set_level(logging.INFO)
     async with live_node(open311_city(), tmp_path / "data", clock=Clock(MONDAY_10),
                          notify_url="log:") as live:
         op = live.client(await live.key("operator"))
+        forged = f"Rubbish\n{FORGED} call {PHONE}"
+        where = {"lat": float(HERE["lat"]), "lon": float(HERE["long"])}
         r = await op.post("/api/v1/incidents", json={
-            "category": "event.sanitation.exposed_garbage", "key": "walk-1",
-            "lat": float(HERE["lat"]), "lon": float(HERE["long"]),
-            "title": f"Rubbish\n{FORGED} call {PHONE}"})
-        assert r.status_code == 201, r.text
-        path = f"/api/v1/incidents/{r.json()['id']}/actions"
-        await op.post(f"{path}/register")
+            "category": "event.sanitation.exposed_garbage", "title": forged, **where})
+        assert r.status_code == 400 and "$.title" in r.json()["error"]
+        filed = await live.node.act.desk.async_report(
+            Report(key="replay-1", source="hotline", at=MONDAY_10, text="", **where),
+            "event.sanitation.exposed_garbage", title=forged, auto_register=False)
+        path = f"/api/v1/incidents/{filed.incident.id}/actions"
+        assert (await op.post(f"{path}/register")).status_code == 200
         # Dispatching tells the department, through the log notifier: the title is logged.
         assert (await op.post(f"{path}/dispatch", json={})).status_code == 200
     told = [rec for rec in caplog.records if "Rubbish" in rec.getMessage()]

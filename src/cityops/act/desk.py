@@ -165,7 +165,7 @@ class IncidentDesk:
 
     def _seen_by(self, incident: Incident, actor: Actor) -> bool:
         try:
-            self.rules._check_scope(incident, actor)
+            self.rules.check_scope(incident, actor)
         except OutOfScope:
             return False
         return True

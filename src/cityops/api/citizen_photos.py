@@ -13,8 +13,6 @@ evidence (`cityops.api.images`); a citizen may send MAX_PER_DAY photos a day.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import msgspec
@@ -22,7 +20,7 @@ from starlette.responses import Response
 
 from cityops.api import images
 from cityops.api.errors import ApiError
-from cityops.api.limits import PHOTO_BODY, body_deadline
+from cityops.api.limits import PHOTO_BODY
 from cityops.api.route import Call, Endpoint, Guard, NoQuery, Reply, Scope
 from cityops.api.serve_util import actor_of, is_citizen
 from cityops.domain.access import Role
@@ -62,23 +60,12 @@ def photo_url(call: Call[Any, Any], name: str) -> str:
     return call.node.settings.public_base_url.rstrip("/") + PATH + name
 
 
-async def _image(call: Call[Any, Any]) -> images.Image:
-    """The body as a checked image, within the node's body deadline (408 past it)."""
-    left = body_deadline(call.request) - (time.monotonic() - call.started)
-    try:
-        async with asyncio.timeout(max(0.0, left)):
-            return await images.read_image(call.request)
-    except TimeoutError:
-        raise ApiError(408, "the photo did not arrive in time",
-                       headers={"Connection": "close"}) from None
-
-
 async def post_photo(call: Call[None, NoQuery]) -> Reply:
     who = call.principal
     if not who.name:
         raise ApiError(403, "this citizen key names no citizen, so its photos would be no "
                             "one's")
-    image = await _image(call)
+    image = await images.read_image(call)
     photos = photos_of(call)
     name = name_for(who.name, image.body, image.ext)
     path = file_of(call.node.settings.data_dir, name)
@@ -115,7 +102,7 @@ async def sees_photo(call: Call[Any, Any], found: Found) -> bool:
         if inc is None:
             continue
         try:
-            act.rules._check_scope(inc, actor)
+            act.rules.check_scope(inc, actor)
         except OutOfScope:
             continue
         return True

@@ -10,14 +10,15 @@ type it claims (400), so nothing else is ever served back under an image type.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from cityops.api.errors import ApiError
+from cityops.api.limits import PHOTO_BODY
+from cityops.api.route import Call
 
-MAX_BYTES = 8 << 20
+MAX_BYTES = PHOTO_BODY
 TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 MEDIA = {ext: media for media, ext in TYPES.items()}
 EXTENSIONS = "|".join(MEDIA)
@@ -41,25 +42,22 @@ def _too_big() -> ApiError:
     return ApiError(413, f"a photo may be at most {MAX_BYTES >> 20} MiB")
 
 
-async def read_image(request: Request) -> Image:
+async def read_image(call: Call[Any, Any]) -> Image:
     """The request's body as a checked image. The type is checked before a byte is read, and
-    the body is read in chunks up to the limit: a client that sends no Content-Length (or a
-    false one) cannot make the node hold more than MAX_BYTES."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    the body is read within the route's limit (MAX_BYTES, declared or streamed: 413) and the
+    node's body deadline (408): a client that sends no Content-Length, a false one, or its
+    bytes one by one cannot make the node hold more, or wait longer."""
+    media = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
     ext = TYPES.get(media)
     if ext is None:
         raise ApiError(415, f"a photo must be sent as one of {', '.join(TYPES)}, not "
                             f"{media or 'no Content-Type'}")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BYTES:
-        raise _too_big()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BYTES:
-            raise _too_big()
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    try:
+        body = await call.raw_body()
+    except ApiError as error:
+        if error.status == 413:
+            raise _too_big() from None
+        raise
     if not body or not _magic_ok(ext, body):
         raise ApiError(400, f"the body is not a {media} image")
     return Image(body, media, ext)

@@ -178,7 +178,7 @@ def desk_of(request: Request) -> Any:
 def visible(request: Request, who: Principal, inc: Incident) -> bool:
     rules: Rules = request.app.state.node.act.rules
     try:
-        rules._check_scope(inc, actor_of(who))
+        rules.check_scope(inc, actor_of(who))
     except OutOfScope:
         return False
     return True
@@ -259,7 +259,7 @@ def sees_order(call: Call[Any, Any], found: Found) -> bool:
     if who.role in CENTRE:
         return can_see_place(who, found.incident.areas)
     rules: Rules = call.node.act.rules
-    return rules._covers(found.order, actor_of(who))
+    return rules.covers(found.order, actor_of(who))
 
 
 def sees_order_case(call: Call[Any, Any], found: Found) -> bool:

@@ -280,7 +280,7 @@ class LiveHub:
         if act is None:
             return False
         try:
-            act.rules._check_scope(inc, actor_of(who))
+            act.rules.check_scope(inc, actor_of(who))
         except OutOfScope:
             return False
         return True

@@ -12,9 +12,6 @@ and per order, so a phone cannot fill the disk.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import Any
 
 import msgspec
 from starlette.responses import Response
@@ -23,7 +20,7 @@ from cityops.act import evidence
 from cityops.api import images
 from cityops.api.errors import ApiError
 from cityops.api.incidents import ACT, ORDER, ORDER_CASE, READ, Found
-from cityops.api.limits import PHOTO_BODY, body_deadline
+from cityops.api.limits import PHOTO_BODY
 from cityops.api.route import Call, Endpoint, NoQuery, Reply, Scope
 
 IMAGE = {"type": "string", "format": "binary"}
@@ -36,21 +33,10 @@ class Uploaded(msgspec.Struct):
     type: str
 
 
-async def _image(call: Call[Any, Any]) -> images.Image:
-    """The body as a checked image, within the node's body deadline (408 past it)."""
-    left = body_deadline(call.request) - (time.monotonic() - call.started)
-    try:
-        async with asyncio.timeout(max(0.0, left)):
-            return await images.read_image(call.request)
-    except TimeoutError:
-        raise ApiError(408, "the photo did not arrive in time",
-                       headers={"Connection": "close"}) from None
-
-
 async def post_photo(call: Call[None, NoQuery]) -> Reply:
     node = call.node
     order = call.record.order
-    image = await _image(call)
+    image = await images.read_image(call)
     name = evidence.name_for(order.id, image.body, image.ext)
     folder = evidence.folder_of(node.settings.data_dir, order.id)
     path = folder / name

@@ -244,16 +244,17 @@ class Rules:
                 raise Refused(f"'{action}' is an action on a work order, not on an incident")
             raise Refused(f"unknown action '{action}'; incident actions: "
                           + ", ".join(INCIDENT_ACTIONS))
-        self._check_scope(incident, actor)
+        self.check_scope(incident, actor)
         if actor.role not in roles:
             raise NotAllowed(f"role {actor.role} may not {action} an incident")
         handler = getattr(self, f"_do_{action}")
         outcome: Outcome = handler(incident, actor, now, **_fitting(handler, args))
         return outcome
 
-    def _check_scope(self, incident: Incident, actor: Actor) -> None:
+    def check_scope(self, incident: Incident, actor: Actor) -> None:
+        """OutOfScope unless the actor's key covers the case: one of its orders, or its place."""
         if actor.role in (Role.DEPARTMENT, Role.STATION, Role.FIELD):
-            if any(self._covers(o, actor) for o in incident.orders):
+            if any(self.covers(o, actor) for o in incident.orders):
                 return
         if not can_see_place(_as_principal(actor), incident.areas):
             raise OutOfScope(f"incident {incident.id} is outside the scope of this key")
@@ -411,7 +412,7 @@ class Rules:
         if actor.role in CENTRE:
             if not can_see_place(_as_principal(actor), incident.areas):
                 raise OutOfScope(f"work order {order_id} is outside the scope of this key")
-        elif not self._covers(order, actor):
+        elif not self.covers(order, actor):
             raise OutOfScope(f"work order {order_id} is outside the scope of this key")
         if actor.role not in roles:
             raise NotAllowed(f"role {actor.role} may not {action.replace('_', ' ')} a work order")
@@ -430,7 +431,7 @@ class Rules:
                                         new.id, text="every unit reported done: verify on site")]
         return Outcome(new, [event], notices)
 
-    def _covers(self, order: WorkOrder, actor: Actor) -> bool:
+    def covers(self, order: WorkOrder, actor: Actor) -> bool:
         """Whether a unit's key speaks for this order: a department key for its department, a
         station or sub-centre key for orders at its area's level, a field key for its own."""
         if actor.role is Role.FIELD:
