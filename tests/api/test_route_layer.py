@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from cityops.api.limits import DEFAULT_BODY
+from cityops.api.route import errors_map
 
 CITIZEN = {"id": "c-1", "name": "Li", "area": "990001001001"}
 
@@ -90,3 +93,15 @@ async def test_bad_input_never_answers_5xx(live) -> None:
             r = await c.post("/api/v1/citizens", content=body,
                              headers={"content-type": "application/json"})
             assert 400 <= r.status_code < 500, (body, r.status_code)
+
+
+def test_one_domain_error_answers_one_status() -> None:
+    class Busy(Exception):
+        retry_after = 2.5
+
+    errors_map({Busy: 429})
+    errors_map({Busy: 429})  # the same again is harmless
+    with pytest.raises(TypeError, match="already answers 429"):
+        errors_map({Busy: 409})
+    with pytest.raises(TypeError, match="builtin"):
+        errors_map({ValueError: 400})

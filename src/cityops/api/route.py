@@ -15,6 +15,7 @@ are small functions of a `Call`; the OpenAPI document is generated from the same
 from __future__ import annotations
 
 import enum
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -207,6 +208,9 @@ def errors_map(mapping: Mapping[type[Exception], int]) -> None:
     for kind, status in mapping.items():
         if kind in (Exception, ValueError, KeyError, RuntimeError, TypeError):
             raise TypeError(f"map a feature's own error, not the builtin {kind.__name__}")
+        if _STATUS_OF.get(kind, status) != status:
+            # One registry for every route: two features may not answer one error two ways.
+            raise TypeError(f"{kind.__name__} already answers {_STATUS_OF[kind]}, not {status}")
         _STATUS_OF[kind] = status
 
 
@@ -332,9 +336,11 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 if status is None:
                     raise
                 # A domain error may carry the details a client acts on (each problem of
-                # a form) beside its message.
-                raise ApiError(status, _message(error), getattr(error, "detail", None)) \
-                    from None
+                # a form) beside its message, and when to try again.
+                retry = getattr(error, "retry_after", None)
+                raise ApiError(status, _message(error), getattr(error, "detail", None),
+                               {"Retry-After": str(max(1, math.ceil(retry)))}
+                               if isinstance(retry, (int, float)) else None) from None
             return _encode(endpoint, result)
 
     endpoint_fn.__name__ = endpoint.handler.__name__
