@@ -9,7 +9,7 @@ import pytest
 
 from cityops.domain.city import Department, Staff
 from cityops.packs.categories_file import default_categories
-from tests.clock_kit import Clock
+from tests.clock_kit import Clock as Clock  # re-exported: the act tests import it from here
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MONDAY_10 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI).timestamp()
