@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
 from cityops.domain.access import Principal, Role
-from cityops.store.base import DuplicateKey, Record, Store
+from cityops.store.owned import OwnedRecords
 
 KIND = "order.photo"
 NAME = re.compile(r"^[0-9a-f]{24}\.(jpg|png|webp)$")
@@ -55,25 +54,7 @@ def uploader(who: Principal) -> str:
     return f"key:{who.key_id}"
 
 
-class EvidencePhotos:
-    def __init__(self, store: Store, now: Callable[[], float]) -> None:
-        self.store = store
-        self.now = now
-
-    async def get(self, name: str) -> tuple[str, OrderPhoto] | None:
-        """The uploader and the photo's record."""
-        if not NAME.match(name):
-            return None
-        rec = await self.store.get_record(KIND, name)
-        if rec is None:
-            return None
-        return rec.owner, msgspec.json.decode(rec.doc, type=OrderPhoto)
-
-    async def keep(self, owner: str, name: str, photo: OrderPhoto) -> None:
-        now = self.now()
-        try:
-            await self.store.put_record(Record(kind=KIND, id=name, owner=owner,
-                                               doc=msgspec.json.encode(photo), created=now,
-                                               updated=now))
-        except DuplicateKey:
-            pass  # the same photo sent twice at once: its first uploader keeps it
+class EvidencePhotos(OwnedRecords[OrderPhoto]):
+    kind = KIND
+    doc_type = OrderPhoto
+    name = NAME

@@ -17,11 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cityops.cli.config import store_url_for
+from cityops.cli.config import with_store
 from cityops.cli.errors import fail
 from cityops.serve.citizen_data import CitizenData, NotFound
 from cityops.serve.pii import META_KEY_ID, KeyFileError, Pii, WrongKey, key_path
-from cityops.store.base import open_store
 
 citizens_app = typer.Typer(help="A citizen's data on request: export it, or erase it (PIPL).",
                            no_args_is_help=True)
@@ -44,32 +43,22 @@ def _actor(by: str | None) -> str:
 
 
 async def _with_service(data: Path, store: str | None, key: Path | None, work):
-    try:
-        url = store_url_for(data, store)
-        s = open_store(url)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    try:
-        await s.open()
-    except Exception as exc:  # an unreachable server is a user-facing condition here
-        raise fail(f"cannot open the store {url.split('@')[-1]}: {exc}") from None
-    try:
-        path = key_path(data, key)
-        # A key is made here only for a store that has never been sealed with one; a store
-        # that has been needs its node's key, and a new one would read none of it.
-        sealed_before = await s.get_meta(META_KEY_ID) is not None
-        pii = Pii.from_file(path, create=not sealed_before)
-        await pii.check_store(s)
-        s.sealer = pii
-        return await work(CitizenData(s, data_dir=data))
-    except KeyFileError as exc:
-        raise fail(f"{exc}: pass the node's key file with --data-key") from None
-    except WrongKey as exc:
-        raise fail(str(exc)) from None
-    except NotFound as exc:
-        raise fail(str(exc)) from None
-    finally:
-        await s.close()
+    async def sealed(s):
+        try:
+            path = key_path(data, key)
+            # A key is made here only for a store that has never been sealed with one; a
+            # store that has been needs its node's key, and a new one would read none of it.
+            sealed_before = await s.get_meta(META_KEY_ID) is not None
+            pii = Pii.from_file(path, create=not sealed_before)
+            await pii.check_store(s)
+            s.sealer = pii
+            return await work(CitizenData(s, data_dir=data))
+        except KeyFileError as exc:
+            raise fail(f"{exc}: pass the node's key file with --data-key") from None
+        except (WrongKey, NotFound) as exc:
+            raise fail(str(exc)) from None
+
+    return await with_store(data, store, sealed)
 
 
 @citizens_app.command("export")

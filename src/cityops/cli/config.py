@@ -3,11 +3,18 @@ finds the same store the server uses."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
 from cityops.settings import Settings
+
+if TYPE_CHECKING:
+    from cityops.store.base import Store
+
+T = TypeVar("T")
 
 FILE = "cityops.json"
 
@@ -31,3 +38,24 @@ def store_url_for(data_dir: Path, explicit: str | None) -> str:
         except msgspec.MsgspecError as exc:
             raise ValueError(f"{path} is not a CityOps data config: {exc}") from None
     return Settings(data_dir=data_dir).resolved_store_url()
+
+
+async def with_store(data: Path, store: str | None, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the node's store (from --store, or the one the data folder remembers), run `work`
+    with it, close it; an unreachable or misnamed store is one readable line, no traceback."""
+    from cityops.cli.errors import fail
+    from cityops.store.base import open_store
+
+    try:
+        url = store_url_for(data, store)
+        opened = open_store(url)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    try:
+        await opened.open()
+    except Exception as exc:  # an unreachable server is a user-facing condition here
+        raise fail(f"cannot open the store {url.split('@')[-1]}: {exc}") from None
+    try:
+        return await work(opened)
+    finally:
+        await opened.close()

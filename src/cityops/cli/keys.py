@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cityops.auth import new_key
-from cityops.cli.config import store_url_for
+from cityops.cli.config import with_store
 from cityops.cli.errors import err, fail
-from cityops.store.base import ApiKeyRecord, DuplicateKey, Store, open_store
+from cityops.store.base import ApiKeyRecord, DuplicateKey, Store
 
 keys_app = typer.Typer(help="API keys: each has a role and a scope (an area code or a department).",
                        no_args_is_help=True)
@@ -69,21 +69,6 @@ def parse_expiry(text: str, now: float) -> float:
 def _when(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-
-async def _with_store(data: Path, store: str | None, work):
-    try:
-        url = store_url_for(data, store)
-        s = open_store(url)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    try:
-        await s.open()
-    except Exception as exc:  # an unreachable server is a user-facing condition here
-        raise fail(f"cannot open the store {url.split('@')[-1]}: {exc}") from None
-    try:
-        return await work(s)
-    finally:
-        await s.close()
 
 
 def _broker(mqtt_admin: str, mqtt_topic: str):
@@ -164,7 +149,7 @@ def create(
         secret, record = new_key(role, scope, name, expires_at=expires_at, now=now)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    topics = asyncio.run(_with_store(data, store, lambda s: _add_with_broker(
+    topics = asyncio.run(with_store(data, store, lambda s: _add_with_broker(
         s, record, secret, mqtt_admin, mqtt_topic)))
     _say_broker(record, topics)
     until = f", expires {_when(record.expires_at)}" if record.expires_at else ""
@@ -174,7 +159,7 @@ def create(
 
 @keys_app.command("list")
 def list_keys(data: Path = DATA, store: str = STORE) -> None:
-    records = asyncio.run(_with_store(data, store, lambda s: s.list_keys()))
+    records = asyncio.run(with_store(data, store, lambda s: s.list_keys()))
     now = time.time()
     table = Table("id", "role", "scope", "name", "created", "expires", "revoked")
     for r in records:
@@ -190,7 +175,7 @@ def list_keys(data: Path = DATA, store: str = STORE) -> None:
 @keys_app.command("revoke")
 def revoke(key_id: str, data: Path = DATA, store: str = STORE,
            mqtt_admin: str = MQTT_ADMIN, mqtt_topic: str = MQTT_TOPIC) -> None:
-    done = asyncio.run(_with_store(data, store, lambda s: s.revoke_key(key_id)))
+    done = asyncio.run(with_store(data, store, lambda s: s.revoke_key(key_id)))
     if not done:
         raise fail(f"no key {key_id!r}")
     asyncio.run(_remove_from_broker(key_id, mqtt_admin, mqtt_topic))
@@ -246,7 +231,7 @@ def rotate(
             await s.set_key_expiry(old.id, ends)
         return secret, record, topics, ends
 
-    secret, record, topics, ends = asyncio.run(_with_store(data, store, work))
+    secret, record, topics, ends = asyncio.run(with_store(data, store, work))
     if ends is None:
         asyncio.run(_remove_from_broker(key_id, mqtt_admin, mqtt_topic))
         old_fate = "revoked: it stops working within 10 s"

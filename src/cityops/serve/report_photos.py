@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from cityops.store.base import DuplicateKey, Record, StaleVersion
+from cityops.store.base import StaleVersion
+from cityops.store.owned import OwnedRecords
 
 KIND = "citizen.photo"
 PATH = "/api/v1/citizen-photos/"
@@ -62,31 +63,14 @@ def name_in(url: str) -> str | None:
     return name if NAME.match(name) else ""
 
 
-class ReportPhotos:
-    def __init__(self, store, now) -> None:
-        self.store = store
-        self.now = now
-
-    async def get(self, name: str) -> tuple[str, Photo] | None:
-        """The owner and the photo's record."""
-        rec = await self.store.get_record(KIND, name)
-        if rec is None:
-            return None
-        return rec.owner, msgspec.json.decode(rec.doc, type=Photo)
+class ReportPhotos(OwnedRecords[Photo]):
+    kind = KIND
+    doc_type = Photo
 
     async def sent_today(self, owner: str) -> int:
         since = self.now() - DAY_S
         recent = await self.store.find_records(KIND, owner=owner, limit=MAX_PER_DAY + 1)
         return sum(1 for rec in recent if rec.created >= since)
-
-    async def keep(self, owner: str, name: str, photo: Photo) -> None:
-        now = self.now()
-        try:
-            await self.store.put_record(Record(kind=KIND, id=name, owner=owner,
-                                               doc=msgspec.json.encode(photo), created=now,
-                                               updated=now))
-        except DuplicateKey:
-            pass  # the same photo sent twice at once: one record is all it needs
 
     async def claim(self, url: str, owner: str) -> str | None:
         """The name of the photo a report's media_url names, if it is one of ours; refused
