@@ -27,7 +27,8 @@ def test_serve_takes_readings_and_stops_cleanly(tmp_path, grid_pack):
         await store.close()
 
     asyncio.run(add())
-    server = ServerProcess(tmp_path / "city", data, f"sqlite:///{data / 'state.db'}")
+    server = ServerProcess(tmp_path / "city", data, f"sqlite:///{data / 'state.db'}",
+                           extra=["--open-status", "--public-url", "https://ops.example/"])
     server.start(timeout=60)
     try:
         r = httpx.post(server.url + "/api/v1/readings",
@@ -37,6 +38,9 @@ def test_serve_takes_readings_and_stops_cleanly(tmp_path, grid_pack):
         assert r.status_code == 202 and r.json()["accepted"] == 1
         page = httpx.get(server.url + "/").text
         assert "Grid City" in page and "Readings stored per second" in page
+        # --open-status publishes the node's figures without a key.
+        assert httpx.get(server.url + "/status.json").json()["stored"] == 1
+        assert httpx.get(server.url + "/metrics").status_code == 200
     finally:
         code = server.stop()
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the parent sees the signal.
@@ -67,3 +71,10 @@ def test_serve_refuses_a_bad_mqtt_url(tmp_path, grid_pack):
     r = CliRunner().invoke(app, ["serve", "--city", str(tmp_path / "city"), "--data",
                                  str(tmp_path / "d"), "--mqtt", "tcp://x"])
     assert r.exit_code == 2 and "mqtt://host:port" in r.output
+
+
+def test_serve_refuses_a_public_url_that_is_no_web_address(tmp_path, grid_pack):
+    save_pack(grid_pack, tmp_path / "city")
+    r = CliRunner().invoke(app, ["serve", "--city", str(tmp_path / "city"), "--data",
+                                 str(tmp_path / "d"), "--public-url", "ops.example"])
+    assert r.exit_code == 2 and "http:// or https://" in r.output

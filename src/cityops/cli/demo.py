@@ -76,8 +76,10 @@ def demo(
     remember(data, url)
     admin, device, operator, field = asyncio.run(
         _keys(data, url, city.staff[0].id if city.staff else None))
-    node = Node(city, Settings(data_dir=data, store_url=url))
     base = f"http://{host}:{port}"
+    # A demo on one's own machine publishes its status page and says where it is reached.
+    node = Node(city, Settings(data_dir=data, store_url=url, open_status=True,
+                               public_base_url=base))
     from cityops.api.live import graceful_server
 
     server = graceful_server(uvicorn.Config(create_app(node), host=host, port=port,

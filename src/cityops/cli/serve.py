@@ -71,6 +71,20 @@ def serve(
                                         "event loop was running whenever it is held this many "
                                         "ms (to find the cause of a latency tail)."),
     log_level: str = typer.Option("warning", "--log-level"),
+    public_url: str = typer.Option("", "--public-url", envvar="CITYOPS_PUBLIC_URL",
+                                   help="The address people and systems reach this node at "
+                                        "(https://ops.city.example): absolute URLs it gives "
+                                        "out start with it, never with a request's Host."),
+    open_status: bool = typer.Option(False, "--open-status", help="Publish /status.json and "
+                                     "/metrics without a key (else an unscoped operator key)."),
+    rate_per_key: float = typer.Option(1000.0, "--rate-per-key", min=0.001, help="Requests a "
+                                       "second one key may send (burst: twice that); more "
+                                       "are answered 429."),
+    in_flight_per_key: int = typer.Option(32, "--in-flight-per-key", min=1, help="Requests of "
+                                          "one key in progress at once; more are answered "
+                                          "429."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, help="Seconds a "
+                                       "request body may take to arrive; then 408."),
     data_key: Path = typer.Option(None, "--data-key", envvar="CITYOPS_DATA_KEY",
                                   help="The key file personal data is sealed with (made at the "
                                   "first start; default DATA/data.key). Every node sharing a "
@@ -87,6 +101,8 @@ def serve(
     # Everything this node writes under DATA (its database, history, photos, the data key)
     # is for its own user only: citizens' data must not be readable by others on the host.
     os.umask(0o077)
+    if public_url and not public_url.startswith(("http://", "https://")):
+        raise fail(f"--public-url {public_url!r} must start with http:// or https://")
     if mqtt and not mqtt.startswith("mqtt://"):
         raise fail(f"--mqtt {mqtt!r} must look like mqtt://host:port")
     if mqtt_admin and not mqtt_admin.startswith(("mqtt://", "mqtts://")):
@@ -131,7 +147,10 @@ def serve(
                         scenario_dirs=list(scenarios), max_in_flight=max_in_flight,
                         history_queue=history_queue, snapshot_every_s=snapshot_every,
                         loop_stall_ms=loop_stall_ms, data_key_file=data_key,
-                        mqtt_admin_url=mqtt_admin)
+                        mqtt_admin_url=mqtt_admin, public_base_url=public_url.rstrip("/"),
+                        open_status=open_status, rate_per_key=rate_per_key,
+                        burst_per_key=2 * rate_per_key, in_flight_per_key=in_flight_per_key,
+                        body_timeout_s=body_timeout)
     if cluster_settings:
         import msgspec
 
