@@ -51,3 +51,17 @@ async def test_refusals(live) -> None:
     assert r.status_code == 409 and "another citizen" in r.json()["error"]
     scoped = live.client(await live.key("operator", "990001002"))
     assert (await scoped.post("/api/v1/citizens", json=LI)).status_code == 403
+
+
+async def test_a_town_operator_cannot_take_over_another_towns_citizen(live) -> None:
+    """Found in issue 12: an operator of one town re-registered a citizen of another town with
+    an area in its own town, replacing name and phone (where pickup codes and results go)."""
+    admin = live.client(await live.key("admin"))
+    assert (await admin.post("/api/v1/citizens", json=LI)).status_code == 201  # town 1
+    town2 = live.client(await live.key("operator", "990001002"))
+    r = await town2.post("/api/v1/citizens", json={
+        **LI, "name": "Someone Else", "phone": "13900000000", "area": "990001002001"})
+    assert r.status_code in (403, 404)
+    held = (await admin.get("/api/v1/citizens/c-000123")).json()
+    assert held["name"] == "Li Wei" and held["area"] == "990001001001"
+    assert held["phone"] == "138****5678"
