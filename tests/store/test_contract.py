@@ -17,7 +17,8 @@ from cityops.domain.alerts import Alert
 from cityops.domain.city import AreaCodes, Device
 from cityops.store.base import AuditEntry, DeadLetter, DuplicateKey, LatestRows, Record, Store
 from cityops.store.postgres import split_url
-from cityops.store.sqlite import SCHEMA_VERSION, sqlite_path
+from cityops.store.schema import SCHEMA_VERSION
+from cityops.store.sqlite import sqlite_path
 
 from . import samples
 from .conftest import OpenStore

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from cityops.store.base import Store
-from cityops.store.sqlite import SCHEMA_VERSION
+from cityops.store.schema import SCHEMA_VERSION
 
 from . import samples
 from .conftest import OpenStore

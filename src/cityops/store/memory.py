@@ -17,8 +17,7 @@ from cityops.domain.city import Device
 from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, DuplicateKey, LatestRows
 from cityops.store.memory_incidents import MemoryIncidents
 from cityops.store.memory_records import MemoryRecords
-
-SCHEMA_VERSION = 6
+from cityops.store.schema import SCHEMA_VERSION
 
 _alert_encoder = msgspec.json.Encoder()
 _alert_decoder = msgspec.json.Decoder(Alert)

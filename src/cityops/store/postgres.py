@@ -30,14 +30,10 @@ from cityops.store.base import (
     StoreBusy,
 )
 from cityops.store import record_sql
+from cityops.store.schema import SCHEMA_VERSION
 from cityops.store.postgres_incidents import POSTGRES, PostgresIncidents, incident_schema_sql
 from cityops.store.postgres_records import PostgresRecords, record_schema_sql
 
-# 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
-# 3: incidents, their departments, timeline and reports. 4: records (the serve side).
-# 5: Open311 requests filed with a citizen's key are owned by the citizen (record_sql.py).
-# 6: keys may expire (api_keys.expires_at); dead letters are swept by age.
-SCHEMA_VERSION = 6
 DEFAULT_SCHEMA = "cityops"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 

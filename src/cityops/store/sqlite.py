@@ -37,16 +37,12 @@ from cityops.store.base import (
     StoreBusy,
 )
 from cityops.store import record_sql
+from cityops.store.schema import SCHEMA_VERSION
 from cityops.store.sqlite_incidents import INCIDENT_SCHEMA, SQLITE, SQLiteIncidents
 from cityops.store.sqlite_records import RECORD_SCHEMA, SQLiteRecords
 
 T = TypeVar("T")
 
-# 1: devices, keys, latest values, dead letters, meta. 2: alerts, area states, audit trail.
-# 3: incidents, their departments, timeline and reports. 4: records (the serve side).
-# 5: Open311 requests filed with a citizen's key are owned by the citizen (record_sql.py).
-# 6: keys may expire (api_keys.expires_at); dead letters are swept by age.
-SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
