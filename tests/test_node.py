@@ -88,7 +88,7 @@ def test_an_unknown_store_url_is_a_clear_error(bad):
 
 
 async def test_stored_batches_are_published_on_the_bus(live):
-    from cityops.ingest.pipeline import READINGS
+    from cityops.bus.subjects import READINGS
 
     sub = live.node.bus.subscribe(READINGS)
     now = time.time() - 5

@@ -30,6 +30,7 @@ import uuid
 
 from cityops.auth import KeyResolver
 from cityops.bus.memory import MemoryBus
+from cityops.bus.subjects import READINGS
 from cityops import cluster
 from cityops.detect.engine import DetectEngine
 from cityops.domain.city import CityPack
@@ -238,8 +239,6 @@ class Node:
         await self.broker_sync.start()
 
     async def _start_cluster_parts(self) -> None:
-        from cityops.ingest.pipeline import READINGS
-
         if self.runs("history"):
             view = self.bus_for("history")
             await cluster.prepare_group(self.bus, cluster.HISTORY_GROUP, READINGS,
@@ -296,7 +295,7 @@ class Node:
         if self.cluster:
             checks["bus"] = await self._bus_check()
         else:
-            checks["bus"] = {"ok": self.bus.has_room("readings"), "depths": self.bus.depths()}
+            checks["bus"] = {"ok": self.bus.has_room(READINGS), "depths": self.bus.depths()}
         if self.registry_diverged:
             checks["registry"] = {"ok": False, "error": self.registry_diverged}
         if self.mqtt is not None:

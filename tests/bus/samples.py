@@ -9,7 +9,7 @@ import uuid
 import nats
 import numpy as np
 
-from cityops.act.desk import IncidentChange
+from cityops.bus.messages import IncidentChange
 from cityops.domain.alerts import Alert, AlertEvent, Evidence
 from cityops.domain.city import AreaCodes
 from cityops.domain.incidents.model import Incident, Level, Offer, Status, WorkOrder

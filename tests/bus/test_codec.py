@@ -9,8 +9,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from cityops.bus import codec
-from cityops.bus.codec import CodecError, ReadingBatchCodec, codec_for
+from cityops.bus import subjects
+from cityops.bus.codec import CodecError, ReadingBatchCodec
+from cityops.bus.subjects import codec_for
 from cityops.bus.nats import partition_of, share, split_by_partition
 from cityops.domain.readings import ReadingBatch
 
@@ -21,9 +22,9 @@ def test_reading_batch_round_trip_is_exact_and_zero_copy():
     batch = samples.batch(5000)
     batch.meta = {"gateway": "gw-7", "n": 3}
     batch.received_ns = time.monotonic_ns() - 250_000_000  # arrived 250 ms ago
-    data = codec.encode("readings", batch)
+    data = subjects.encode("readings", batch)
     assert len(data) < 5000 * 21 + 64  # the columns and a small header, nothing per row
-    back = codec.decode("readings", data)
+    back = subjects.decode("readings", data)
     for name in ("device", "channel", "ts", "value"):
         column = getattr(back, name)
         assert column.dtype == getattr(batch, name).dtype
@@ -37,24 +38,24 @@ def test_reading_batch_round_trip_is_exact_and_zero_copy():
 
 
 def test_reading_batch_edge_cases():
-    empty = codec.decode("rejections", codec.encode("rejections", ReadingBatch.empty()))
+    empty = subjects.decode("rejections", subjects.encode("rejections", ReadingBatch.empty()))
     assert len(empty) == 0 and empty.received_ns == 0
     # Columns of another width are converted to the wire's types.
     wide = samples.batch(10)
     wide.device = wide.device.astype(np.int64)
-    np.testing.assert_array_equal(codec.decode("readings", codec.encode("readings", wide)).device,
+    np.testing.assert_array_equal(subjects.decode("readings", subjects.encode("readings", wide)).device,
                                   wide.device)
     # A non-contiguous view encodes as its values.
     strided = samples.batch(20)
     strided = ReadingBatch(strided.device[::2], strided.channel[::2], strided.ts[::2],
                            strided.value[::2])
-    assert samples.rows_of([codec.decode("readings", codec.encode("readings", strided))]) == \
+    assert samples.rows_of([subjects.decode("readings", subjects.encode("readings", strided))]) == \
         samples.rows_of([strided])
 
 
 @pytest.mark.parametrize("damage", ["truncate", "magic", "rows", "empty"])
 def test_a_damaged_reading_batch_is_refused(damage):
-    data = bytearray(codec.encode("readings", samples.batch(100)))
+    data = bytearray(subjects.encode("readings", samples.batch(100)))
     if damage == "truncate":
         data = data[:-5]
     elif damage == "magic":
@@ -64,7 +65,7 @@ def test_a_damaged_reading_batch_is_refused(damage):
     else:
         data = bytearray()
     with pytest.raises(CodecError):
-        codec.decode("readings", bytes(data))
+        subjects.decode("readings", bytes(data))
 
 
 def test_mismatched_columns_are_refused():
@@ -73,12 +74,12 @@ def test_mismatched_columns_are_refused():
     with pytest.raises(CodecError):
         ReadingBatchCodec().encode(bad)
     with pytest.raises(CodecError):
-        codec.encode("readings", [1, 2, 3])
+        subjects.encode("readings", [1, 2, 3])
 
 
 def test_alert_events_round_trip():
     events = samples.events(7, count=3)
-    back = codec.decode("alerts", codec.encode("alerts", events))
+    back = subjects.decode("alerts", subjects.encode("alerts", events))
     assert [msgspec.structs.replace(e, published_ns=0) for e in back] == \
         [msgspec.structs.replace(e, published_ns=0) for e in events]
     # published_ns is a monotonic instant; it comes back as one on this machine's clock.
@@ -88,24 +89,21 @@ def test_alert_events_round_trip():
 
 def test_incident_change_round_trip():
     change = samples.incident_change(4)
-    assert codec.decode("incidents", codec.encode("incidents", change)) == change
+    assert subjects.decode("incidents", subjects.encode("incidents", change)) == change
     with pytest.raises(CodecError):
-        codec.decode("incidents", codec.encode("alerts", samples.events(1)))
+        subjects.decode("incidents", subjects.encode("alerts", samples.events(1)))
 
 
-def test_subjects_without_a_codec_are_refused_and_new_ones_can_be_registered():
+def test_undeclared_subjects_have_no_codec():
     with pytest.raises(CodecError, match="no wire codec"):
-        codec_for("nobody-registered-this")
+        codec_for("nobody-declared-this")
+    with pytest.raises(CodecError, match="no wire codec"):
+        subjects.encode("test-pings", {"n": 3})
 
-    class Ping(msgspec.Struct):
-        n: int
 
-    codec.register("test-pings", codec.StructCodec(Ping))
-    try:
-        assert codec.decode("test-pings", codec.encode("test-pings", Ping(3))) == Ping(3)
-        assert "test-pings" in codec.subjects()
-    finally:
-        codec._CODECS.pop("test-pings", None)
+def test_a_subject_builds_its_codec_once():
+    assert codec_for("alerts") is codec_for("alerts")
+    assert codec_for("readings") is not codec_for("rejections")  # each its own, same kind
 
 
 def test_reading_codec_throughput():

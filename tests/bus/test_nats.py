@@ -13,7 +13,7 @@ import nats
 import numpy as np
 import pytest
 
-from cityops.bus.codec import codec_for
+from cityops.bus.subjects import codec_for
 from cityops.bus.nats import BusUnavailable, NatsBus, partition_of, share
 
 from . import samples

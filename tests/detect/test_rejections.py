@@ -11,7 +11,7 @@ import msgspec
 import numpy as np
 
 from cityops.domain.readings import ReadingBatch
-from cityops.ingest.pipeline import REJECTIONS
+from cityops.bus.subjects import REJECTIONS
 from cityops.packs.grid import generate
 
 START = dt.datetime(2025, 7, 15, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()

@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from cityops.act.desk import INCIDENTS, IncidentChange
+from cityops.bus.messages import IncidentChange
+from cityops.bus.subjects import INCIDENTS
 from cityops.api.live import LiveHub
 from cityops.domain.access import Principal, Role, Scope
 from cityops.domain.incidents.model import Incident

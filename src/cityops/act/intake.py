@@ -18,13 +18,12 @@ import numpy as np
 
 from cityops.act.desk import IncidentDesk
 from cityops.background import Background
+from cityops.bus.subjects import ALERTS
 from cityops.domain.alerts import AlertEvent
 from cityops.domain.incidents.model import Report
 from cityops.domain.incidents.workflow import Refused
 
 log = logging.getLogger(__name__)
-
-ALERTS = "alerts"
 
 
 def report_of(event: AlertEvent) -> Report:

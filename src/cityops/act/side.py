@@ -15,6 +15,7 @@ from cityops.act.desk import IncidentDesk
 from cityops.act.intake import AlertIntake
 from cityops.act.scheduler import EscalationScheduler
 from cityops.act.staff import StaffBoard
+from cityops.bus.subjects import ALERTS
 from cityops.domain.city import Level, WorkCalendar
 from cityops.domain.incidents.categories import CategoryTable
 from cityops.domain.incidents.workflow import Rules
@@ -114,7 +115,7 @@ class ActSide:
             if isinstance(view, cluster.BusView) and cluster.is_nats(view.bus):
                 # Alerts raised before the first act node ever ran are filed too. No rewind:
                 # act nodes share the one partition, and filing twice is harmless anyway.
-                await cluster.prepare_group(view.bus, view.group, "alerts", [0],
+                await cluster.prepare_group(view.bus, view.group, ALERTS, [0],
                                             from_start=True, rewind=False)
             await self.intake.start()
         if self.runs_scheduler:

@@ -35,6 +35,7 @@ from cityops.api.alerts import may_see
 from cityops.api.errors import ApiError, json_response
 from cityops.api.incidents import READ, actor_of, scope_filter
 from cityops.api.route import Call, Endpoint, Scope
+from cityops.bus.subjects import ALERTS, INCIDENTS
 from cityops.domain.access import Principal, Role, can_see_area, can_see_place
 from cityops.domain.alerts import Alert, AlertEvent
 from cityops.domain.incidents.model import Incident
@@ -160,8 +161,8 @@ class LiveHub:
                 return
             # Each web node's hub reads in a group of its own: every node sees every change.
             bus = self.node.bus_for("live") if hasattr(self.node, "bus_for") else self.node.bus
-            incidents = bus.subscribe("incidents", maxsize=self.bus_queue)
-            alerts = bus.subscribe("alerts", maxsize=self.bus_queue)
+            incidents = bus.subscribe(INCIDENTS, maxsize=self.bus_queue)
+            alerts = bus.subscribe(ALERTS, maxsize=self.bus_queue)
             self._subs = [incidents, alerts]
             self._tasks = [
                 asyncio.create_task(self._drain(incidents, self._fold_incident), name="live-inc"),

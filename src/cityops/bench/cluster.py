@@ -462,6 +462,7 @@ def live(root: Path, *, workers: int, kill_one: bool, devices: int, seconds: int
 async def _fill(dep: Deployment, devices: int, readings: int, progress) -> int:
     """Readings of every device, second by second, published in batches; returns messages."""
     from cityops.bus.nats import NatsBus
+    from cityops.bus.subjects import READINGS
     from cityops.domain.readings import (
         CHANNEL_DTYPE,
         DEVICE_DTYPE,
@@ -482,7 +483,7 @@ async def _fill(dep: Deployment, devices: int, readings: int, progress) -> int:
                                  (t0_us + (i // devices) * 1_000_000).astype(TS_DTYPE),
                                  np.round(rng.normal(45.0, 3.0, n), 1).astype(VALUE_DTYPE),
                                  time.monotonic_ns(), "bench")
-            await bus.publish("readings", batch)
+            await bus.publish(READINGS, batch)
             progress(n)
         return await bus.stream_messages()
     finally:

@@ -1,7 +1,8 @@
 """The bus contract: bounded publish/subscribe of batches by subject.
 
-Subjects used so far: `readings` (ReadingBatch). A NATS JetStream adapter implements the same
-protocol (cluster mode); the in-process bus is the embedded default and the test twin.
+Subjects, and the message each carries, are declared in `subjects.py`. A NATS JetStream
+adapter implements the same protocol (cluster mode); the in-process bus is the embedded default
+and the test twin.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Wire codecs for the bus: how each subject's messages travel as bytes (NATS JetStream).
+"""Wire codecs for the bus: how messages travel as bytes (NATS JetStream).
 
 The in-process bus hands Python objects over as they are; a bus between processes needs bytes.
-Each subject has one codec, registered here:
+Each subject has one codec, declared with the subject in `subjects.py`:
 
 - `readings`, `rejections` (ReadingBatch): the columns' raw bytes behind a small msgpack
   header. Decoding wraps the payload with `numpy.frombuffer`, so the arrays share the
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import msgspec
 import numpy as np
 
+from cityops.domain.alerts import AlertEvent
 from cityops.domain.readings import (
     CHANNEL_DTYPE,
     DEVICE_DTYPE,
@@ -173,63 +174,19 @@ class StructCodec:
         return message if self._incoming is None else self._incoming(message)
 
 
-def _alerts_codec() -> StructCodec:
-    from cityops.domain.alerts import AlertEvent
+class AlertEventsCodec(StructCodec):
+    """A list of AlertEvent, with `published_ns` crossing as wall-clock time."""
 
-    replace = msgspec.structs.replace
+    def __init__(self) -> None:
+        replace = msgspec.structs.replace
 
-    def outgoing(events: list) -> list:
-        if not isinstance(events, list):
-            raise CodecError(f"alerts: expected a list of AlertEvent, got {type(events).__name__}")
-        return [replace(e, published_ns=monotonic_to_wall(e.published_ns)) for e in events]
+        def outgoing(events: list) -> list:
+            if not isinstance(events, list):
+                raise CodecError(
+                    f"alerts: expected a list of AlertEvent, got {type(events).__name__}")
+            return [replace(e, published_ns=monotonic_to_wall(e.published_ns)) for e in events]
 
-    def incoming(events: list) -> list:
-        return [replace(e, published_ns=wall_to_monotonic(e.published_ns)) for e in events]
+        def incoming(events: list) -> list:
+            return [replace(e, published_ns=wall_to_monotonic(e.published_ns)) for e in events]
 
-    return StructCodec(list[AlertEvent], outgoing=outgoing, incoming=incoming)
-
-
-def _incidents_codec() -> StructCodec:
-    # Imported when first needed: the act side imports much more than the bus should.
-    from cityops.act.desk import IncidentChange
-
-    return StructCodec(IncidentChange)
-
-
-# -- the registry -----------------------------------------------------------------------------
-
-_FACTORIES: dict[str, Callable[[], Codec]] = {
-    "readings": ReadingBatchCodec,
-    "rejections": ReadingBatchCodec,
-    "alerts": _alerts_codec,
-    "incidents": _incidents_codec,
-}
-_CODECS: dict[str, Codec] = {}
-
-
-def register(subject: str, codec: Codec) -> None:
-    """Give `subject` its codec, replacing any it had."""
-    _FACTORIES.pop(subject, None)
-    _CODECS[subject] = codec
-
-
-def codec_for(subject: str) -> Codec:
-    codec = _CODECS.get(subject)
-    if codec is None:
-        factory = _FACTORIES.get(subject)
-        if factory is None:
-            raise CodecError(f"no wire codec is registered for bus subject {subject!r}")
-        codec = _CODECS[subject] = factory()
-    return codec
-
-
-def subjects() -> list[str]:
-    return sorted(set(_FACTORIES) | set(_CODECS))
-
-
-def encode(subject: str, message: Any) -> bytes:
-    return codec_for(subject).encode(message)
-
-
-def decode(subject: str, data: bytes | memoryview) -> Any:
-    return codec_for(subject).decode(data)
+        super().__init__(list[AlertEvent], outgoing=outgoing, incoming=incoming)

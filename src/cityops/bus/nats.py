@@ -2,9 +2,10 @@
 
 One stream per deployment (`stream`, default CITYOPS) holds every subject as
 `<prefix>.<subject>.<partition>` (the prefix defaults to the stream name in lower case, so two
-deployments on one server never overlap). Messages travel in the wire format of `codec.py`.
+deployments on one server never overlap). Messages travel in the wire format their subject
+declares (`subjects.py`).
 
-Partitions. A ReadingBatch subject (`readings`, `rejections`) is split by device over
+Partitions. A subject declared as keyed by device (`readings`, `rejections`) is split over
 `partitions` subjects (default 8) with a fixed hash of the device index, so one device's
 readings always land on the same partition. Detection keeps per-device window state (rates,
 windows, absence timers, episodes) in the worker that sees the device; if a device's readings
@@ -66,13 +67,13 @@ import nats.js.errors
 import numpy as np
 from nats.js import api
 
-from cityops.bus.codec import CodecError, codec_for
+from cityops.bus.codec import CodecError
+from cityops.bus.subjects import PARTITIONED, codec_for
 from cityops.domain.readings import ReadingBatch
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 8
-PARTITIONED = frozenset({"readings", "rejections"})  # ReadingBatch subjects, keyed by device
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _HEADROOM = 1024  # bytes of a NATS message left for headers within max_payload
 

@@ -14,6 +14,7 @@ import time
 import msgspec
 import numpy as np
 
+from cityops.bus.subjects import READINGS, REJECTIONS
 from cityops.domain.readings import ReadingBatch
 from cityops.ingest.decode import Reading, Rejection
 
@@ -91,10 +92,6 @@ class Slot:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-READINGS = "readings"
-REJECTIONS = "rejections"  # readings of known devices refused for their value
 
 
 class Ingestor:
