@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from cityops.act.staff import StaffBoard
+from cityops.bus.messages import IncidentChange
+from cityops.bus.subjects import INCIDENTS
 from cityops.domain.city import AreaCodes
 from cityops.domain.geo import CityMap
 from cityops.domain.incidents.categories import Category
@@ -34,16 +36,8 @@ from cityops.store.base import DuplicateKey, StaleVersion, Store
 
 log = logging.getLogger(__name__)
 
-INCIDENTS = "incidents"  # bus subject: IncidentChange
 RETRIES = 5
 NOTIFY_URGENCY = {"low": "low", "normal": "normal", "high": "high", "urgent": "critical"}
-
-
-class IncidentChange(msgspec.Struct, frozen=True):
-    """What the bus carries to the views: the case as it now is, and what just happened."""
-
-    change: str  # collect, merge, dispatch, order.accept, order.escalate ...
-    incident: Incident
 
 
 class ReportResult(msgspec.Struct, frozen=True):
