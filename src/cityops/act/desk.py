@@ -33,6 +33,7 @@ from cityops.domain.incidents.workflow import (
 )
 from cityops.notify.base import Notification, Notifier, NotifyError, notification_id
 from cityops.store.base import DuplicateKey, StaleVersion, Store
+from cityops.store.update import UpdateGaveUp, update_incident
 
 log = logging.getLogger(__name__)
 
@@ -205,17 +206,22 @@ class IncidentDesk:
 
     async def _move(self, incident_id: str, decide: Callable[[Incident, float], Outcome]
                     ) -> Incident:
-        for _ in range(RETRIES):
-            inc = await self.get(incident_id)
-            out = decide(inc, self.clock())
-            try:
-                saved = await self._save(out, inc.version)
-            except StaleVersion:
-                self.stats["retries"] += 1
-                continue
-            self.stats["moves"] += 1
-            return saved
-        raise Refused(f"incident {incident_id} kept changing; try again")
+        def step(inc: Incident | None) -> Outcome:
+            if inc is None:
+                raise NotFound(f"incident {incident_id} does not exist")
+            return decide(inc, self.clock())
+
+        try:
+            done = await update_incident(self.store, incident_id, step, save=self._save,
+                                         tries=RETRIES, on_retry=self._retried)
+        except UpdateGaveUp:
+            raise Refused(f"incident {incident_id} kept changing; try again") from None
+        assert done is not None  # `step` always decides a move
+        self.stats["moves"] += 1
+        return done[0]
+
+    def _retried(self) -> None:
+        self.stats["retries"] += 1
 
     # -- the scheduler's work ------------------------------------------------------------------
 
@@ -225,23 +231,20 @@ class IncidentDesk:
         now = self.clock() if now is None else now
         changed = 0
         for incident_id in await self.store.due_incidents(now, limit):
-            for _ in range(RETRIES):
-                inc = await self.store.get_incident(incident_id)
-                if inc is None:
-                    break
-                out = self.rules.escalate_due(inc, now)
-                if out is None:
-                    break
-                try:
-                    saved = await self._save(out, inc.version)
-                except StaleVersion:
-                    self.stats["retries"] += 1
-                    continue
-                changed += 1
-                self.stats["escalations"] += sum(e.action == "order.escalate" for e in out.events)
-                for order_id in out.reoffer:
-                    await self._reoffer(saved, order_id, now)
-                break
+            try:
+                done = await update_incident(
+                    self.store, incident_id,
+                    lambda inc: None if inc is None else self.rules.escalate_due(inc, now),
+                    save=self._save, tries=RETRIES, on_retry=self._retried)
+            except UpdateGaveUp:
+                continue  # still due: the next tick tries again
+            if done is None:
+                continue
+            saved, out = done
+            changed += 1
+            self.stats["escalations"] += sum(e.action == "order.escalate" for e in out.events)
+            for order_id in out.reoffer:
+                await self._reoffer(saved, order_id, now)
         return changed
 
     async def _reoffer(self, inc: Incident, order_id: str, now: float) -> None:

@@ -14,6 +14,7 @@ one code never both open it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from cityops.domain.cabinets import Cabinet, Drops, Guard, Item, ItemStatus
 from cityops.domain.incidents.workflow import Refused
 from cityops.serve.notices import tell_all
 from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
+from cityops.store.update import RecordDecision, UpdateGaveUp, update_record
 
 KIND = "cabinet"
 ITEM = "cabinet_item"
@@ -104,18 +106,18 @@ class CabinetService:
 
     async def _update_cabinet(self, cabinet_id: str,
                               change: Callable[[Cabinet], Cabinet | None]) -> Cabinet | None:
-        for _ in range(RETRIES):
-            cabinet, version = await self.get(cabinet_id)
-            changed = change(cabinet)
+        def step(rec: Record | None) -> RecordDecision[Cabinet | None]:
+            if rec is None:
+                raise NotFound(f"no cabinet {cabinet_id!r}")
+            changed = change(msgspec.json.decode(rec.doc, type=Cabinet))
             if changed is None:
-                return None
-            try:
-                await self.store.put_record(self._cabinet_record(changed, self.now()),
-                                            expect_version=version)
-                return changed
-            except StaleVersion:
-                continue
-        raise Refused(f"cabinet {cabinet_id} is busy; try again")
+                return None, None
+            return self._cabinet_record(changed, self.now()), changed
+
+        try:
+            return await update_record(self.store, KIND, cabinet_id, step, tries=RETRIES)
+        except UpdateGaveUp:
+            raise Refused(f"cabinet {cabinet_id} is busy; try again") from None
 
     # -- items -------------------------------------------------------------------------------
 
@@ -193,52 +195,45 @@ class CabinetService:
 
     async def _count_drop(self, citizen: str) -> float:
         """Counts one drop-off of the citizen's day (DailyLimit past it); returns its time."""
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(DROPS, citizen)
+        def step(rec: Record | None) -> RecordDecision[float]:
             now = self.now()
             drops = Drops() if rec is None else msgspec.json.decode(rec.doc, type=Drops)
             counted = rules.count_drop(drops, now)
-            try:
-                await self.store.put_record(
-                    Record(kind=DROPS, id=citizen, doc=msgspec.json.encode(counted),
-                           created=rec.created if rec else now, updated=now),
-                    expect_version=rec.version if rec else None)
-                return now
-            except (StaleVersion, DuplicateKey):
-                continue
-        raise Refused("drop-offs of this citizen kept changing; try again")
+            return Record(kind=DROPS, id=citizen, doc=msgspec.json.encode(counted),
+                          created=rec.created if rec else now, updated=now), now
+
+        try:
+            return await update_record(self.store, DROPS, citizen, step, tries=RETRIES)
+        except UpdateGaveUp:
+            raise Refused("drop-offs of this citizen kept changing; try again") from None
 
     async def _uncount_drop(self, citizen: str, at: float) -> None:
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(DROPS, citizen)
+        def step(rec: Record | None) -> RecordDecision[None]:
             if rec is None:
-                return
+                return None, None
             drops = rules.uncount_drop(msgspec.json.decode(rec.doc, type=Drops), at)
-            try:
-                await self.store.put_record(msgspec.structs.replace(
-                    rec, doc=msgspec.json.encode(drops), updated=self.now()),
-                    expect_version=rec.version)
-                return
-            except StaleVersion:
-                continue
+            return msgspec.structs.replace(
+                rec, doc=msgspec.json.encode(drops), updated=self.now()), None
+
+        with contextlib.suppress(UpdateGaveUp):  # the count stays one high: the safe side
+            await update_record(self.store, DROPS, citizen, step, tries=RETRIES)
 
     async def _guard(self, guard_id: str) -> tuple[Guard, Record | None]:
         rec = await self.store.get_record(GUARD, guard_id)
         return (Guard() if rec is None else msgspec.json.decode(rec.doc, type=Guard)), rec
 
     async def _fail(self, guard_id: str, max_wrong: int, now: float) -> Guard:
-        for _ in range(RETRIES):
-            guard, rec = await self._guard(guard_id)
+        def step(rec: Record | None) -> RecordDecision[Guard]:
+            guard = Guard() if rec is None else msgspec.json.decode(rec.doc, type=Guard)
             changed = rules.after_failure(guard, now, max_wrong)
-            new = Record(kind=GUARD, id=guard_id, doc=msgspec.json.encode(changed),
-                         status="locked" if changed.locked_until > now else "open",
-                         created=rec.created if rec else now, updated=now)
-            try:
-                await self.store.put_record(new, expect_version=rec.version if rec else None)
-                return changed
-            except (StaleVersion, DuplicateKey):
-                continue
-        return Guard(locked_until=now + rules.LOCK_S)  # under a storm: treat as locked
+            return Record(kind=GUARD, id=guard_id, doc=msgspec.json.encode(changed),
+                          status="locked" if changed.locked_until > now else "open",
+                          created=rec.created if rec else now, updated=now), changed
+
+        try:
+            return await update_record(self.store, GUARD, guard_id, step, tries=RETRIES)
+        except UpdateGaveUp:
+            return Guard(locked_until=now + rules.LOCK_S)  # under a storm: treat as locked
 
     async def _clear(self, guard_id: str, now: float) -> None:
         guard, rec = await self._guard(guard_id)
@@ -266,18 +261,27 @@ class CabinetService:
             raise Invalid(f"a pickup code is {rules.CODE_DIGITS} digits")
         digest = await asyncio.to_thread(rules.code_hash, cabinet, code)
         found = await self.store.find_records(ITEM, unique=f"{cabinet_id}:{digest}", limit=1)
-        for _ in range(RETRIES if found else 0):
-            item, version = await self.get_item(found[0].id)
-            if item.status in (ItemStatus.COLLECTED, ItemStatus.RETURNED):
-                break  # taken a moment ago: the code is used, and counts as a wrong one
-            collected = rules.collect(item, now, caller)  # Expired when kept for return
-            try:
-                await self.store.put_record(self._item_record(collected, now),
-                                            expect_version=version)
-            except StaleVersion:
-                continue
+        collected: Item | None = None
+        if found:
+            item_id = found[0].id
+
+            def take(rec: Record | None) -> RecordDecision[Item | None]:
+                if rec is None:
+                    raise NotFound(f"no cabinet item {item_id!r}")
+                item = msgspec.json.decode(rec.doc, type=Item)
+                if item.status in (ItemStatus.COLLECTED, ItemStatus.RETURNED):
+                    # Taken a moment ago: the code is used, and counts as a wrong one.
+                    return None, None
+                taken = rules.collect(item, now, caller)  # Expired when kept for return
+                return self._item_record(taken, now), taken
+
+            with contextlib.suppress(UpdateGaveUp):  # counted as a wrong code, as a miss
+                collected = await update_record(self.store, ITEM, item_id, take,
+                                                tries=RETRIES)
+        if collected is not None:
+            done = collected
             await self._update_cabinet(cabinet_id, lambda c: rules.release(
-                c, collected.compartment, collected.id))  # noqa: B023 (awaited in this iteration)
+                c, done.compartment, done.id))
             await self._clear(mine, now)
             return Picked(collected, collected.compartment)
         mine_guard = await self._fail(mine, rules.CALLER_MAX_WRONG, now)
@@ -289,19 +293,22 @@ class CabinetService:
         raise WrongCode(rules.CALLER_MAX_WRONG - len(mine_guard.failures))
 
     async def return_item(self, item_id: str, *, by: str, note: str = "") -> Item:
-        for _ in range(RETRIES):
-            item, version = await self.get_item(item_id)
+        def step(rec: Record | None) -> RecordDecision[tuple[Item, Item]]:
+            if rec is None:
+                raise NotFound(f"no cabinet item {item_id!r}")
+            item = msgspec.json.decode(rec.doc, type=Item)
             now = self.now()
             returned = rules.return_item(item, now, by, note)
-            try:
-                await self.store.put_record(self._item_record(returned, now),
-                                            expect_version=version)
-            except StaleVersion:
-                continue
-            await self._update_cabinet(item.cabinet_id, lambda c: rules.release(
-                c, item.compartment, item.id))  # noqa: B023 (awaited in this iteration)
-            return returned
-        raise Refused(f"item {item_id} kept changing; try again")
+            return self._item_record(returned, now), (item, returned)
+
+        try:
+            item, returned = await update_record(self.store, ITEM, item_id, step,
+                                                 tries=RETRIES)
+        except UpdateGaveUp:
+            raise Refused(f"item {item_id} kept changing; try again") from None
+        await self._update_cabinet(item.cabinet_id, lambda c: rules.release(
+            c, item.compartment, item.id))
+        return returned
 
     async def list_items(self, *, owner: str | None = None, status: str | None = None,
                          cabinet: str | None = None, limit: int = 100,

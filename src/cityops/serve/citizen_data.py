@@ -43,7 +43,8 @@ from cityops.domain.citizens import Citizen
 from cityops.domain.privacy import ERASED, scrub_text
 from cityops.serve import citizens as registry
 from cityops.serve import report_photos
-from cityops.store.base import AuditEntry, Record, StaleVersion, Store
+from cityops.store.base import AuditEntry, Record, Store
+from cityops.store.update import DELETE, RecordDecision, UpdateGaveUp, update_record
 
 log = logging.getLogger(__name__)
 
@@ -187,37 +188,36 @@ class CitizenData:
         return summary
 
     async def _delete(self, rec: Record) -> bool:
-        for _ in range(RETRIES):
-            if await self.store.delete_record(rec.kind, rec.id, expect_version=rec.version):
-                return True
-            fresh = await self.store.get_record(rec.kind, rec.id)
-            if fresh is None:
-                return False
-            rec = fresh
-        raise RuntimeError(f"{rec.kind} {rec.id} kept changing while it was erased")
+        def step(held: Record | None) -> RecordDecision[bool]:
+            return (None, False) if held is None else (DELETE, True)
+
+        try:
+            return await update_record(self.store, rec.kind, rec.id, step, tries=RETRIES)
+        except UpdateGaveUp:
+            raise RuntimeError(f"{rec.kind} {rec.id} kept changing while it was "
+                               "erased") from None
 
     async def _erase_record(self, rec: Record, citizen_id: str, known: list[str]) -> str | None:
         """'anonymised', 'deleted', or None when there was nothing left to do."""
-        for _ in range(RETRIES):
-            doc = _any.decode(rec.doc)
-            if rec.kind == PHOTO and not doc.get("incidents"):
-                if await self.store.delete_record(rec.kind, rec.id, expect_version=rec.version):
-                    self._remove_photo_file(rec.id)
-                    return "deleted"
-            else:
-                changed = anonymise(rec, doc, citizen_id, known)
-                if changed is None:
-                    return None
-                try:
-                    await self.store.put_record(changed, expect_version=rec.version)
-                    return "anonymised"
-                except StaleVersion:
-                    pass
-            fresh = await self.store.get_record(rec.kind, rec.id)
-            if fresh is None:
-                return None
-            rec = fresh
-        raise RuntimeError(f"{rec.kind} {rec.id} kept changing while it was erased")
+        def step(held: Record | None) -> RecordDecision[str | None]:
+            if held is None:
+                return None, None
+            doc = _any.decode(held.doc)
+            if held.kind == PHOTO and not doc.get("incidents"):
+                return DELETE, "deleted"
+            changed = anonymise(held, doc, citizen_id, known)
+            if changed is None:
+                return None, None
+            return changed, "anonymised"
+
+        try:
+            done = await update_record(self.store, rec.kind, rec.id, step, tries=RETRIES)
+        except UpdateGaveUp:
+            raise RuntimeError(f"{rec.kind} {rec.id} kept changing while it was "
+                               "erased") from None
+        if done == "deleted":
+            self._remove_photo_file(rec.id)
+        return done
 
     def _remove_photo_file(self, name: str) -> None:
         if self.data_dir is None:

@@ -18,7 +18,8 @@ import msgspec
 
 from cityops.domain.citizens import Citizen
 from cityops.serve.pii import Pii
-from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
+from cityops.store.base import DuplicateKey, Record, Store
+from cityops.store.update import RecordDecision, UpdateGaveUp, update_record
 
 KIND = "citizen"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
@@ -62,22 +63,22 @@ class CitizenRegistry:
         """Create the citizen, or replace what is held about them; True when created."""
         check(citizen)
         now = self.clock()
-        for _ in range(5):
-            held = await self.store.get_record(KIND, citizen.id)
+        def step(held: Record | None) -> RecordDecision[bool]:
             rec = Record(kind=KIND, id=citizen.id, doc=msgspec.json.encode(citizen),
                          owner=citizen.id, status="active",
                          unique=self.pii.lookup(citizen.id_number) if citizen.id_number else None,
                          created=held.created if held else now, updated=now)
-            try:
-                await self.store.put_record(rec, expect_version=held.version if held else None)
-                return citizen, held is None
-            except StaleVersion:
-                continue
-            except DuplicateKey:
-                if held is None and await self.store.get_record(KIND, citizen.id) is not None:
-                    continue  # registered meanwhile by a concurrent call: update it instead
-                raise Taken("this ID number is registered to another citizen account") from None
-        raise Taken(f"citizen {citizen.id} kept changing while it was being saved; try again")
+            return rec, held is None
+
+        # Registered meanwhile by a concurrent call is a clash: that record is updated instead.
+        try:
+            created = await update_record(self.store, KIND, citizen.id, step, tries=5)
+        except DuplicateKey:
+            raise Taken("this ID number is registered to another citizen account") from None
+        except UpdateGaveUp:
+            raise Taken(f"citizen {citizen.id} kept changing while it was being saved; "
+                        "try again") from None
+        return citizen, created
 
     async def by_id_number(self, id_number: str) -> Citizen | None:
         """The citizen registered with this ID number, found by its keyed hash."""

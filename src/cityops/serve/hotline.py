@@ -23,7 +23,8 @@ from cityops.domain.incidents.workflow import CREATE, SYSTEM, Actor
 from cityops.domain.privacy import mask_text
 from cityops.domain.workclock import WorkClock
 from cityops.serve.notices import tell_all
-from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
+from cityops.store.base import DuplicateKey, Record, Store
+from cityops.store.update import RecordDecision, UpdateGaveUp, update_record
 
 KIND = "hotline_order"
 RETRIES = 5
@@ -136,23 +137,26 @@ class HotlineService:
     async def _move(self, number: str,
                     decide: Callable[[HotlineOrder, float], Outcome | None]) -> HotlineOrder:
         """`decide` returning None leaves the order as it is (nothing saved)."""
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(KIND, number)
+        def step(rec: Record | None) -> RecordDecision[tuple[HotlineOrder, Outcome | None,
+                                                             float]]:
             if rec is None:
                 raise NotFound(f"no hotline order {number!r}")
             now = self.now()
             order = decode(rec)
             out = decide(order, now)
             if out is None:
-                return order
-            try:
-                await self.store.put_record(self._record(out.order, now),
-                                            expect_version=rec.version)
-            except StaleVersion:
-                continue
+                return None, (order, None, now)
+            return self._record(out.order, now), (out.order, out, now)
+
+        try:
+            order, out, now = await update_record(self.store, KIND, number, step,
+                                                  tries=RETRIES)
+        except UpdateGaveUp:
+            raise Refused(f"order {number} kept changing while this move was made; "
+                          "try again") from None
+        if out is not None:
             await tell_all(self.notifier, out.tells, now, order=number)
-            return out.order
-        raise Refused(f"order {number} kept changing while this move was made; try again")
+        return order
 
     async def _open_incident(self, number: str, actor: Actor, spec: dict, args: dict) -> str:
         """An incident for a problem in the field, filed once per order (the report key is

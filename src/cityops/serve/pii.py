@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cityops.domain import sealed
 from cityops.domain.citizens import mask_id_number, mask_phone
 from cityops.domain.privacy import field_kind, mask_text
-from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
+from cityops.store.base import DuplicateKey, Record, Store
+from cityops.store.update import RecordDecision, UpdateGaveUp, update_record
 
 log = logging.getLogger(__name__)
 
@@ -290,31 +291,33 @@ async def seal_at_rest(store: Store, pii: Pii, kinds: Iterable[str] = OLDER_KIND
 
 
 async def _reseal(store: Store, pii: Pii, rec: Record | None) -> int:
-    for _ in range(RETRIES):
-        if rec is None:
-            return 0
-        unique = rec.unique
-        if rec.kind == "citizen" and unique and unique.startswith(LEGACY_UNIQUE):
-            unique = pii.lookup(unique[len(LEGACY_UNIQUE):])
-        # Read through the sealer the document is clear either way: whether it holds anything
-        # to seal says whether it was stored clear (or sealed, which a second pass redoes).
-        if unique == rec.unique and pii.seal_record(rec) is rec:
-            return 0
+    if rec is None:
+        return 0
+
+    def reseal(drop_legacy_unique: bool) -> Callable[[Record | None], RecordDecision[int]]:
+        def step(held: Record | None) -> RecordDecision[int]:
+            if held is None:
+                return None, 0
+            unique = held.unique
+            if held.kind == "citizen" and unique and unique.startswith(LEGACY_UNIQUE):
+                unique = None if drop_legacy_unique else pii.lookup(unique[len(LEGACY_UNIQUE):])
+            # Read through the sealer the document is clear either way: whether it holds
+            # anything to seal says whether it was stored clear (or sealed, which a second
+            # pass redoes).
+            if unique == held.unique and pii.seal_record(held) is held:
+                return None, 0
+            return msgspec.structs.replace(held, unique=unique), 1
+        return step
+
+    try:
         try:
-            await store.put_record(msgspec.structs.replace(rec, unique=unique),
-                                   expect_version=rec.version)
-            return 1
-        except StaleVersion:
-            rec = await store.get_record(rec.kind, rec.id)
+            return await update_record(store, rec.kind, rec.id, reseal(False), tries=RETRIES)
         except DuplicateKey:
             # Only a registration by a node already on the keyed hash can clash: the same
             # person under a second account. The number itself must still go.
             log.warning("citizen %s shares its ID number with another account; its unique "
                         "key is dropped", rec.id)
-            try:
-                await store.put_record(msgspec.structs.replace(rec, unique=None),
-                                       expect_version=rec.version)
-                return 1
-            except StaleVersion:
-                rec = await store.get_record(rec.kind, rec.id)
-    raise RuntimeError(f"{rec.kind} {rec.id} kept changing while its personal data was sealed")
+            return await update_record(store, rec.kind, rec.id, reseal(True), tries=RETRIES)
+    except UpdateGaveUp:
+        raise RuntimeError(f"{rec.kind} {rec.id} kept changing while its personal data "
+                           "was sealed") from None

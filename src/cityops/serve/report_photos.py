@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from cityops.store.base import StaleVersion
+from cityops.store.base import Record
 from cityops.store.owned import OwnedRecords
+from cityops.store.update import RecordDecision, UpdateGaveUp, update_record
 
 KIND = "citizen.photo"
 PATH = "/api/v1/citizen-photos/"
@@ -87,19 +88,17 @@ class ReportPhotos(OwnedRecords[Photo]):
 
     async def attach(self, name: str, incident_id: str) -> bool:
         """Record that the photo was filed with a case; False if that could not be saved."""
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(KIND, name)
+        def step(rec: Record | None) -> RecordDecision[bool]:
             if rec is None:
-                return False
+                return None, False
             photo = msgspec.json.decode(rec.doc, type=Photo)
             if incident_id in photo.incidents:
-                return True
+                return None, True
             photo.incidents.append(incident_id)
-            try:
-                await self.store.put_record(msgspec.structs.replace(
-                    rec, doc=msgspec.json.encode(photo), updated=self.now()),
-                    expect_version=rec.version)
-                return True
-            except StaleVersion:
-                continue
-        return False
+            return msgspec.structs.replace(
+                rec, doc=msgspec.json.encode(photo), updated=self.now()), True
+
+        try:
+            return await update_record(self.store, KIND, name, step, tries=RETRIES)
+        except UpdateGaveUp:
+            return False

@@ -26,7 +26,8 @@ from cityops.domain.incidents.model import Status as IncidentStatus
 from cityops.domain.reviews import Actor, Refused, Review, Subject, Task
 from cityops.domain.workclock import WorkClock
 from cityops.serve.notices import tell_all
-from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
+from cityops.store.base import DuplicateKey, Record, Store
+from cityops.store.update import RecordDecision, UpdateGaveUp, update_record
 
 KIND = "review"
 TASK_KIND = "review_task"
@@ -120,8 +121,8 @@ class ReviewService:
         except LookupError:
             raise NotFound(f"no {subject_kind} {subject_id!r} for this citizen to rate") from None
         rid = rules.review_id(subject_kind, subject_id, citizen_id)
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(KIND, rid)
+
+        async def step(rec: Record | None) -> RecordDecision[tuple[rules.Rated, float]]:
             held = None if rec is None else msgspec.json.decode(rec.doc, type=Review)
             open_tasks = held is not None and await self._any_open(held.tasks)
             now = self.now()
@@ -132,18 +133,20 @@ class ReviewService:
                          owner=citizen_id, status="bad" if review.bad else "good",
                          unique=rules.unique_key(subject_kind, subject_id, citizen_id),
                          created=rec.created if rec else now, updated=now)
+            return new, (rated, now)
+
+        try:  # rated at the same moment from elsewhere: read it again
+            rated, now = await update_record(self.store, KIND, rid, step, tries=RETRIES)
+        except UpdateGaveUp:
+            raise Refused("the review kept changing while it was being saved; "
+                          "try again") from None
+        for task in rated.tasks:
             try:
-                await self.store.put_record(new, expect_version=rec.version if rec else None)
-            except (StaleVersion, DuplicateKey):
-                continue  # rated at the same moment from elsewhere: read it again
-            for task in rated.tasks:
-                try:
-                    await self.store.put_record(self._task_record(task, now))
-                except DuplicateKey:
-                    pass  # made by an earlier try of this very rating
-            await tell_all(self.notifier, rated.tells, now, review=review.id)
-            return rated
-        raise Refused("the review kept changing while it was being saved; try again")
+                await self.store.put_record(self._task_record(task, now))
+            except DuplicateKey:
+                pass  # made by an earlier try of this very rating
+        await tell_all(self.notifier, rated.tells, now, review=rated.review.id)
+        return rated
 
     async def _any_open(self, task_ids: list[str]) -> bool:
         for task_id in task_ids:
@@ -177,22 +180,20 @@ class ReviewService:
 
     async def _save_task(self, task_id: str, change: Callable[[Task, float], Task | None]
                          ) -> tuple[Task, bool]:
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(TASK_KIND, task_id)
+        def step(rec: Record | None) -> RecordDecision[tuple[Task, bool]]:
             if rec is None:
                 raise NotFound(f"no review task {task_id!r}")
             task = msgspec.json.decode(rec.doc, type=Task)
             now = self.now()
             changed = change(task, now)
             if changed is None:
-                return task, False
-            try:
-                await self.store.put_record(self._task_record(changed, now),
-                                            expect_version=rec.version)
-            except StaleVersion:
-                continue
-            return changed, True
-        raise Refused(f"task {task_id} kept changing; try again")
+                return None, (task, False)
+            return self._task_record(changed, now), (changed, True)
+
+        try:
+            return await update_record(self.store, TASK_KIND, task_id, step, tries=RETRIES)
+        except UpdateGaveUp:
+            raise Refused(f"task {task_id} kept changing; try again") from None
 
     async def finish_task(self, task_id: str, actor: Actor, note: str) -> Task:
         task, _ = await self._save_task(

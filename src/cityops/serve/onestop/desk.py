@@ -31,6 +31,7 @@ from cityops.domain.onestop.applications import (
     Application,
     Event,
     Notice,
+    Outcome,
     Refused,
     Status,
     Submission,
@@ -57,6 +58,7 @@ from cityops.domain.workclock import WorkClock
 from cityops.serve.notices import tell_all
 from cityops.serve.onestop.licences import LicenceBook
 from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
+from cityops.store.update import RecordDecision, UpdateGaveUp, update_record
 
 log = logging.getLogger(__name__)
 
@@ -351,36 +353,41 @@ class ApplicationDesk:
         return flagged
 
     async def _flag(self, app_id: str, now: float) -> bool:
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(APPLICATION, app_id)
+        def step(rec: Record | None) -> RecordDecision[
+                tuple[Record, Application, Outcome | None]]:
             if rec is None:
                 raise NotFound(f"no application {app_id!r}")
             app = _app(rec.doc)
             out = flag_overdue(app, now, self.clock)
             if out is None:
-                if rec.due != next_due(app):
-                    # A record saved with a `due` its application no longer has would come
-                    # back every tick and crowd out the others; set it right once.
-                    await self._save_quietly(rec, app)
-                return False
-            try:
-                await self.store.put_record(_record(out.application, rec.created, self.now()),
-                                            expect_version=rec.version)
-            except StaleVersion:  # moved, or flagged by another node: look again
-                self.stats["retries"] += 1
-                continue
-            self.stats["overdue_flagged"] += 1
-            # The department only, once (the ref makes a repeat a duplicate to a receiver
-            # that drops them): the delay is theirs to answer for, not the citizen's.
-            tells = [Tell(n.kind, n.recipient, f"[{app.item_name}] {app.id} overdue", n.text,
-                          urgency="high", ref=f"{app.id}:overdue")
-                     for n in out.notices]
-            await tell_all(self.notifier, tells, now, application=app.id,
-                           submission=app.submission)
-            return True
-        log.warning("application %s kept changing while it was flagged overdue; the next "
-                    "tick tries again", app_id)
-        return False
+                return None, (rec, app, None)
+            return _record(out.application, rec.created, self.now()), (rec, app, out)
+
+        try:  # a clash: moved, or flagged by another node, so look again
+            rec, app, out = await update_record(self.store, APPLICATION, app_id, step,
+                                                tries=RETRIES, on_retry=self._retried)
+        except UpdateGaveUp:
+            log.warning("application %s kept changing while it was flagged overdue; the next "
+                        "tick tries again", app_id)
+            return False
+        if out is None:
+            if rec.due != next_due(app):
+                # A record saved with a `due` its application no longer has would come
+                # back every tick and crowd out the others; set it right once.
+                await self._save_quietly(rec, app)
+            return False
+        self.stats["overdue_flagged"] += 1
+        # The department only, once (the ref makes a repeat a duplicate to a receiver
+        # that drops them): the delay is theirs to answer for, not the citizen's.
+        tells = [Tell(n.kind, n.recipient, f"[{app.item_name}] {app.id} overdue", n.text,
+                      urgency="high", ref=f"{app.id}:overdue")
+                 for n in out.notices]
+        await tell_all(self.notifier, tells, now, application=app.id,
+                       submission=app.submission)
+        return True
+
+    def _retried(self) -> None:
+        self.stats["retries"] += 1
 
     async def _save_quietly(self, rec: Record, app: Application) -> None:
         try:
@@ -395,8 +402,8 @@ class ApplicationDesk:
                   note: str = "", asked: list[str] | None = None,
                   provided: Mapping[str, str] | None = None,
                   answers: Mapping[str, Any] | None = None) -> Application:
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(APPLICATION, app_id)
+        async def step(rec: Record | None) -> RecordDecision[
+                tuple[Application, Outcome, Licence | None, float]]:
             if rec is None:
                 raise NotFound(f"no application {app_id!r}")
             app = _app(rec.doc)
@@ -412,21 +419,21 @@ class ApplicationDesk:
             issued: Licence | None = None
             if action == "issue_result" and new.decision == "approved":
                 new, issued = await self._issue(new, now)
-            try:
-                await self.store.put_record(_record(new, rec.created, now),
-                                            expect_version=rec.version)
-            except StaleVersion:
-                self.stats["retries"] += 1
-                continue
-            self.stats["moves"] += 1
-            await self._tell(new, out.notices, now)
-            if issued is not None:
-                await self._siblings(new, issued=issued)
-            if action == "reject":
-                await self._siblings(new, issued=None)
-            await self._refresh(new.submission)
-            return new
-        raise Refused(f"application {app_id} kept changing; try again")
+            return _record(new, rec.created, now), (new, out, issued, now)
+
+        try:
+            new, out, issued, now = await update_record(
+                self.store, APPLICATION, app_id, step, tries=RETRIES, on_retry=self._retried)
+        except UpdateGaveUp:
+            raise Refused(f"application {app_id} kept changing; try again") from None
+        self.stats["moves"] += 1
+        await self._tell(new, out.notices, now)
+        if issued is not None:
+            await self._siblings(new, issued=issued)
+        if action == "reject":
+            await self._siblings(new, issued=None)
+        await self._refresh(new.submission)
+        return new
 
     def _check_resubmitted(self, app: Application, answers: Mapping[str, Any]
                            ) -> dict[str, Any]:
@@ -464,23 +471,23 @@ class ApplicationDesk:
         rec = await self.store.get_record(SUBMISSION, app.submission)
         if rec is None:
             return
+
+        def resolve(orec: Record | None) -> RecordDecision[None]:
+            if orec is None:
+                return None, None
+            changed = self._resolve_pending(_app(orec.doc), app, issued)
+            if changed is None:
+                return None, None
+            return _record(changed, orec.created, self.now()), None
+
         for other_id in _sub(rec.doc).applications:
             if other_id == app.id:
                 continue
-            for _ in range(RETRIES):
-                orec = await self.store.get_record(APPLICATION, other_id)
-                if orec is None:
-                    break
-                other = _app(orec.doc)
-                changed = self._resolve_pending(other, app, issued)
-                if changed is None:
-                    break
-                try:
-                    await self.store.put_record(_record(changed, orec.created, self.now()),
-                                                expect_version=orec.version)
-                    break
-                except StaleVersion:
-                    self.stats["retries"] += 1
+            try:
+                await update_record(self.store, APPLICATION, other_id, resolve,
+                                    tries=RETRIES, on_retry=self._retried)
+            except UpdateGaveUp:
+                continue  # left as it is, like any sibling a later move looks at again
 
     def _resolve_pending(self, other: Application, app: Application, issued: Licence | None
                          ) -> Application | None:
@@ -507,29 +514,30 @@ class ApplicationDesk:
     async def _refresh(self, sub_id: str) -> None:
         """The combined status saved with the submission; the one result notice when the last
         result is out."""
-        for _ in range(RETRIES):
-            rec = await self.store.get_record(SUBMISSION, sub_id)
+        async def step(rec: Record | None) -> RecordDecision[
+                tuple[Submission, list[Application], float] | None]:
             if rec is None:
-                return
+                return None, None
             sub = _sub(rec.doc)
             apps = await self.applications_of(sub)
             status = combined_status(a.status for a in apps)
             notify = status == "done" and sub.result_notice_at is None
             if status == sub.status and not notify:
-                return
+                return None, None
             now = self.now()
             changed = msgspec.structs.replace(
                 sub, status=status, result_notice_at=now if notify else sub.result_notice_at)
-            try:
-                await self.store.put_record(msgspec.structs.replace(
-                    rec, doc=msgspec.json.encode(changed), status=status, updated=now),
-                    expect_version=rec.version)
-            except StaleVersion:
-                self.stats["retries"] += 1
-                continue
-            if notify:
-                await self._result_notice(changed, apps, now)
+            write = msgspec.structs.replace(
+                rec, doc=msgspec.json.encode(changed), status=status, updated=now)
+            return write, (changed, apps, now) if notify else None
+
+        try:
+            notice = await update_record(self.store, SUBMISSION, sub_id, step, tries=RETRIES,
+                                         on_retry=self._retried)
+        except UpdateGaveUp:
             return
+        if notice is not None:
+            await self._result_notice(*notice)
 
     async def _result_notice(self, sub: Submission, apps: list[Application], now: float
                              ) -> None:

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Callable
 import msgspec
 
 from cityops.domain.onestop.licences import Licence
-from cityops.store.base import DuplicateKey, Record, StaleVersion, Store
+from cityops.store.base import DuplicateKey, Record, Store
+from cityops.store.update import RecordDecision, update_record
 
 KIND = "licence"
 _decode = msgspec.json.Decoder(Licence).decode
@@ -48,21 +49,17 @@ class LicenceBook:
             raise LicenceTaken(f"a {lic.type} numbered {lic.number} already exists") from None
 
     async def revoke(self, licence_id: str, reason: str) -> Licence | None:
-        for _ in range(5):
-            rec = await self.store.get_record(KIND, licence_id)
+        def step(rec: Record | None) -> RecordDecision[Licence | None]:
             if rec is None:
-                return None
+                return None, None
             lic = _decode(rec.doc)
             if lic.revoked_at is not None:
-                return lic
+                return None, lic
             lic = msgspec.structs.replace(lic, revoked_at=self.now(), revoked_reason=reason)
-            try:
-                await self.store.put_record(record_of(lic, self.now(), rec.created),
-                                            expect_version=rec.version)
-                return lic
-            except StaleVersion:
-                continue
-        raise StaleVersion(f"licence {licence_id} kept changing; try again")
+            return record_of(lic, self.now(), rec.created), lic
+
+        # Gives up with UpdateGaveUp, a StaleVersion: answered 409, to be tried again.
+        return await update_record(self.store, KIND, licence_id, step, tries=5)
 
     async def of_holder(self, holder: str, limit: int = 1000) -> list[Licence]:
         return [_decode(r.doc) for r in
