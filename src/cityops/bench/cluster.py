@@ -28,6 +28,7 @@ core: the basis of docs/deploy.md.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import signal
@@ -547,6 +548,8 @@ def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, 
         dep.stop()
         asyncio.run(dep.drop())
     (t1, d1, c1, s1), (t2, d2, c2, s2) = marks["start"], marks["end"]
+    if t2 <= t1:  # a drain too short to see between two looks: the whole run's figure
+        t1, d1, c1, s1 = launched, 0, [0.0] * len(c2), s1
     rows = (d2 - d1) * per_message
     rate = rows / (t2 - t1)
     worker_cpu = sum(b - a for a, b in zip(c1, c2, strict=True))
@@ -593,6 +596,287 @@ def run(*, workers: int, kill_one: bool, devices: int, seconds: int, drain_readi
             h = drain(root, workers=1, devices=devices, readings=drain_readings, store=store,
                       nats=nats, progress=progress, note=note, role="history")
             result["drain_history"] = h
+    result["cores"] = os.cpu_count()
+    result["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+# -- 3. compare: one labelled input, one node against 1, 2 and 4 workers -------------------------
+
+# Rules whose groups span devices, next to one that does not: windows per village and per
+# town, a composite of two kinds within a time and a distance, and a per-device threshold.
+# The shipped packs (smoke alarms per cell, waterlogging) run alongside.
+SPAN = """
+name: span
+version: 1
+title: Rules across devices
+category: {code: event.bench.span, kind: event, major: bench, minor: span, name: Span}
+departments: [environment]
+urgency: high
+rules:
+  - id: alarms_in_village
+    type: window
+    title: Two smoke alarms in one village within 10 minutes
+    kind: smoke
+    agg: count
+    per: village
+    over: 10m
+    value_above: 5
+    above: 1
+  - id: deep_in_town
+    type: window
+    title: Deepest water of a town over 20 cm
+    kind: water_depth
+    agg: max
+    per: town
+    over: 5m
+    above: 20
+  - id: wet
+    type: threshold
+    kind: rainfall
+    above: 30
+    clear_below: 20
+  - id: deep
+    type: threshold
+    kind: water_depth
+    above: 15
+    clear_below: 10
+  - id: rain_and_water
+    type: composite
+    title: Rain and deep water within 20 minutes and 3 km
+    all_of: [wet, deep]
+    within: 20m
+    distance_m: 3000
+  - id: loud
+    type: threshold
+    kind: noise
+    above: 80
+    clear_below: 70
+"""
+COMPARE_STEP_S = 20  # seconds between two readings of one device
+
+
+def compare_pack(devices: int):
+    """A small city whose devices sit close together, so that groups and composites form."""
+    from cityops.domain.incidents.categories import Category
+
+    per_kind = max(4, devices // 4)
+    pack = generate(towns=2, villages=2, size_deg=0.04, seed=7,
+                    devices={"noise": per_kind, "smoke": per_kind, "rainfall": per_kind,
+                             "water_depth": per_kind})
+    pack.categories.append(Category(code="event.bench.span", name="Span", kind="event",
+                                    major="bench", minor="span", departments=["environment"],
+                                    merge_radius_m=0))
+    return pack
+
+
+def compare_bodies(pack, seconds: int, t0: float) -> list[bytes]:
+    """JSON bodies, one per time step, every device's reading of that step; each kind has
+    spells of alarm (a seeded, labelled input: the same bytes for every run)."""
+    rng = np.random.default_rng(13)
+    encoder = msgspec.json.Encoder()
+    loud = {"noise": (90.0, 50.0), "smoke": (12.0, 0.5), "rainfall": (40.0, 2.0),
+            "water_depth": (30.0, 3.0)}
+    steps = seconds // COMPARE_STEP_S
+    # Per device: alarm spells of 2-6 steps starting at random steps.
+    alarm = np.zeros((len(pack.devices), steps), bool)
+    for d in range(len(pack.devices)):
+        for start in rng.choice(steps, size=max(1, steps // 15), replace=False):
+            alarm[d, start:start + int(rng.integers(2, 7))] = True
+    out = []
+    for j in range(steps):
+        rows = []
+        for d, device in enumerate(pack.devices):
+            high, low = loud[device.kind]
+            value = high if alarm[d, j] else low * float(rng.uniform(0.8, 1.2))
+            rows.append(Row(device.id, t0 + j * COMPARE_STEP_S, round(value, 1)))
+        out.append(encoder.encode(rows))
+    return out
+
+
+def alert_key(alert) -> tuple:
+    return (alert.rule, alert.subject, round(alert.first_seen, 3), round(alert.last_seen, 3),
+            alert.active)
+
+
+async def _post_in_order(node, key: str, bodies: list[bytes], settle) -> None:
+    """Each body once ingest took it and detection has evaluated it (`settle`): rules
+    evaluate a batch as a whole (a window at its group's newest reading, one update per
+    batch), so one node's alerts, too, depend on how many posts its bus hands over at once;
+    one post per evaluation makes the input the same for every run."""
+    from cityops.api.app import create_app
+
+    transport = httpx.ASGITransport(app=create_app(node, manage_node=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://cityops.bench",
+                                 headers={"Authorization": f"Bearer {key}"}) as c:
+        for body in bodies:
+            while True:
+                r = await c.post("/api/v1/readings", content=body)
+                if r.status_code in (429, 503):
+                    await asyncio.sleep(0.1)
+                    continue
+                r.raise_for_status()
+                break
+            await settle()
+
+
+def _compare_settings(root: Path, packs: Path, name: str, **more):
+    from cityops.settings import Settings
+
+    # No ticks while the input is replayed: the clock is fixed, and a tick lands at another
+    # point of the input in every run; time-driven rules are per device (see docs).
+    return Settings(data_dir=root / name, scenario_dirs=[packs], node_name=name,
+                    detect_tick_s=3600.0, **more)
+
+
+async def _single_node_alerts(pack, root: Path, packs: Path, bodies: list[bytes],
+                              clock) -> list:
+    from cityops.node import Node
+
+    node = Node(pack, _compare_settings(root, packs, "single"), clock=clock)
+    await node.start()
+    try:
+        key, record = new_key("device", None, "bench")
+        await node.store.add_key(record)
+
+        async def settle() -> None:
+            if not await node.detect.caught_up(timeout=120):
+                raise RuntimeError("the single node did not catch up")
+
+        await _post_in_order(node, key, bodies, settle)
+        return await node.store.list_alerts(limit=1_000_000)
+    finally:
+        await node.stop()
+
+
+async def _cluster_alerts(pack, root: Path, packs: Path, bodies: list[bytes], clock,
+                          workers: int, store: str, nats: str) -> dict:
+    """The same input through an ingest node and `workers` detect nodes (in this process,
+    each with its own bus connection and store pool)."""
+    from cityops.node import Node
+
+    tag = uuid.uuid4().hex[:8]
+    dep = Deployment.__new__(Deployment)  # only its stream and schema helpers are needed
+    dep.schema = f"bench_compare_{workers}_{tag}"
+    dep.stream = f"BENCH_COMPARE_{workers}_{tag}"
+    sep = "&" if "?" in store else "?"
+    dep.store_url = f"{store}{sep}schema={dep.schema}"
+    dep.nats = nats
+    bus_url = f"{nats}?stream={dep.stream}&ack_wait=10&fetch_wait=1&max_age=3600"
+    more = {"store_url": dep.store_url, "bus_url": bus_url, "partitions": PARTITIONS}
+    started = []
+    try:
+        ingest = Node(pack, _compare_settings(root, packs, f"ingest{workers}", roles=["ingest"],
+                                              **more), clock=clock)
+        await ingest.start()
+        started.append(ingest)
+        for w in range(workers):
+            node = Node(pack, _compare_settings(root, packs, f"detect{workers}-{w}",
+                                                roles=["detect"], worker=w, workers=workers,
+                                                **more), clock=clock)
+            await node.start()
+            started.append(node)
+        key, record = new_key("device", None, "bench")
+        await ingest.store.add_key(record)
+        import nats as nats_client
+
+        nc = await nats_client.connect(nats)
+
+        async def settle() -> None:
+            # Acknowledged means evaluated: a worker acknowledges a batch when it comes back
+            # for the next one.
+            deadline = time.monotonic() + 120
+            while True:
+                _, pending, unacked = await dep.consumers(nc=nc)
+                if pending == 0 and unacked == 0:
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{workers} workers: {pending} pending, "
+                                       f"{unacked} unacknowledged")
+                await asyncio.sleep(0.002)
+
+        try:
+            await _post_in_order(ingest, key, bodies, settle)
+        finally:
+            await nc.close()
+        alerts = await ingest.store.list_alerts(limit=1_000_000)
+        rows = [node.detect.stats["rows"] for node in started[1:]]
+        return {"alerts": alerts, "worker_rows": rows}
+    finally:
+        for node in reversed(started):
+            with contextlib.suppress(Exception):
+                await node.stop()
+        with contextlib.suppress(Exception):
+            await dep.drop()
+
+
+def differential(root: Path, *, devices: int, seconds: int, workers: tuple[int, ...],
+                 store: str, nats: str, note) -> dict:
+    """Alerts of one node and of each worker count on the same input; `alerts_differing`
+    counts, over the worker counts, the alerts found on one side only."""
+    pack = compare_pack(devices)
+    city = root / "compare"
+    packs = city / "packs"
+    (packs / "span").mkdir(parents=True, exist_ok=True)
+    (packs / "span" / "manifest.yaml").write_text(SPAN)
+    t0 = float(int(time.time()) - seconds - 600)
+    bodies = compare_bodies(pack, seconds, t0)
+    now = t0 + seconds + 1
+
+    def clock() -> float:
+        return now
+
+    note("the input through one node")
+    single = asyncio.run(_single_node_alerts(pack, city, packs, bodies, clock))
+    want = collections.Counter(alert_key(a) for a in single)
+    out: dict = {"alerts_single": sum(want.values()),
+                 "alerts_single_by_rule": dict(collections.Counter(a.rule for a in single)),
+                 "readings": len(bodies) * len(pack.devices), "workers": {}}
+    differing = 0
+    for w in workers:
+        note(f"the input through {w} detect worker(s)")
+        got = asyncio.run(_cluster_alerts(pack, city, packs, bodies, clock, w, store, nats))
+        have = collections.Counter(alert_key(a) for a in got["alerts"])
+        only_single = want - have
+        only_cluster = have - want
+        n = sum(only_single.values()) + sum(only_cluster.values())
+        differing += n
+        out["workers"][str(w)] = {
+            "alerts": sum(have.values()), "differing": n, "worker_rows": got["worker_rows"],
+            "missing_examples": [list(k) for k in list(only_single)[:3]],
+            "extra_examples": [list(k) for k in list(only_cluster)[:3]]}
+    out["alerts_differing"] = differing
+    return out
+
+
+def compare(*, devices: int, seconds: int, drain_devices: int, drain_readings: int,
+            kill_devices: int, kill_seconds: int, store: str | None, nats: str | None,
+            workdir: Path | None, workers: tuple[int, ...] = (1, 2, 4),
+            progress=lambda n: None, note=lambda s: None) -> dict:
+    """`cityops bench cluster --compare`: the differential check, the drain speed-up of two
+    workers over one (measured back to back in this run) and a live run with a worker
+    killed."""
+    root = Path(workdir or tempfile.mkdtemp(prefix="cityops-bench-compare-"))
+    store = store or DEFAULT_STORE
+    nats = nats or DEFAULT_NATS
+    result = differential(root, devices=devices, seconds=seconds, workers=workers,
+                          store=store, nats=nats, note=note)
+    if drain_readings:
+        one = drain(root, workers=1, devices=drain_devices, readings=drain_readings,
+                    store=store, nats=nats, progress=progress, note=note)
+        two = drain(root, workers=2, devices=drain_devices, readings=drain_readings,
+                    store=store, nats=nats, progress=progress, note=note)
+        result["drain_one_worker"] = one
+        result["drain_two_workers"] = two
+        result["drain_speedup"] = round(two["drain_readings_per_s"]
+                                        / max(one["drain_readings_per_s"], 1), 2)
+    if kill_seconds:
+        killed = live(root, workers=2, kill_one=True, devices=kill_devices,
+                      seconds=kill_seconds, concurrency=2, store=store, nats=nats,
+                      progress=progress, note=note)
+        result["kill_one"] = killed
+        result["lost"] = killed["lost"]
+        result["duplicates"] = killed["duplicates"]
     result["cores"] = os.cpu_count()
     result["load_avg_1m"] = round(os.getloadavg()[0], 2)
     return result

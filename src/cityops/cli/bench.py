@@ -126,12 +126,29 @@ def cluster(
                               "made and dropped); default the local test database."),
     nats: str = typer.Option(None, "--nats", help="NATS server; default nats://127.0.0.1:4222."),
     workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    compare: bool = typer.Option(False, "--compare", help="The differential check instead: "
+                                 "one labelled input through one node and through 1, 2 and 4 "
+                                 "detect workers (alerts_differing), the drain speed-up of 2 "
+                                 "workers over 1, and lost/duplicates with a worker killed "
+                                 "(--devices and --seconds size that run)."),
+    compare_devices: int = typer.Option(160, "--compare-devices", min=8, help="Devices of "
+                                        "the differential city (--compare)."),
+    compare_seconds: int = typer.Option(3 * 3600, "--compare-seconds", min=600, help="Seconds "
+                                        "of labelled input, a reading every 20 s (--compare)."),
     as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
 ) -> None:
     """Ingest + W detect workers + act as processes over JetStream and PostgreSQL: throughput,
     alert latency, lost and duplicates (optionally with a worker killed), and drain rate."""
     from cityops.bench import cluster as bench
 
+    if compare:
+        total = drain * 2 + devices * seconds
+        _report("cluster differential check", total, as_json, lambda progress, note:
+                bench.compare(devices=compare_devices, seconds=compare_seconds,
+                              drain_devices=devices, drain_readings=drain,
+                              kill_devices=devices, kill_seconds=seconds, store=store,
+                              nats=nats, workdir=workdir, progress=progress, note=note))
+        return
     total = devices * seconds + drain * (1 + (baseline and workers > 1) + history)
     _report("cluster benchmark", total, as_json, lambda progress, note: bench.run(
         workers=workers, kill_one=kill_one, devices=devices, seconds=seconds,

@@ -63,6 +63,16 @@ class DetectEngine:
         self.evaluating = evaluate
         self.seen: SeriesState | None = None  # cluster: the series this worker has evaluated
         self.owned: np.ndarray | None = None  # cluster: per device, is it this worker's
+        self.router = None  # cluster: the partition of each device (see cluster.Router)
+        if getattr(node, "cluster", False):
+            from cityops import cluster
+
+            # Built here, before the node starts, so that whatever this node publishes or
+            # reads by partition (ingest, history shards) routes as detection expects.
+            self.router = cluster.router_for(node.registry, scenarios, node.settings)
+            for part in (node.bus, getattr(node, "reader", None)):
+                if hasattr(part, "route_with"):
+                    part.route_with(self.router)
         self._warming = False  # rebuilding rule memory from the stream: evaluate, emit nothing
         self.scenarios = scenarios
         self.tick_s = tick_s
@@ -115,7 +125,7 @@ class DetectEngine:
             from cityops import cluster
 
             self.seen = SeriesState(len(node.registry))
-            self.owned = cluster.owned_devices(len(node.registry), node.settings)
+            self.owned = cluster.owned_devices(len(node.registry), node.settings, self.router)
             alerts = [a for a in alerts if self._owns_alert(a)]
             floors = await cluster.prepare_group(node.bus, cluster.DETECT_GROUP, READINGS,
                                                  bus.partitions, from_start=True, rewind=True)
@@ -180,7 +190,8 @@ class DetectEngine:
             if self.owned is not None:
                 from cityops import cluster
 
-                self.owned = cluster.owned_devices(self._devices_seen, self.node.settings)
+                self.owned = cluster.owned_devices(self._devices_seen, self.node.settings,
+                                                   self.router)
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -254,10 +265,8 @@ class DetectEngine:
     def _owns_alert(self, alert) -> bool:
         from cityops import cluster
 
-        d = self.node.registry.index.get(alert.subject)
-        if d is None:
-            return cluster.owns_subject(alert.subject, self.node.settings)
-        return d < self.owned.shape[0] and bool(self.owned[d])
+        return cluster.owns_alert(alert, self.node.registry, self.owned, self.router,
+                                  self.node.settings)
 
     async def caught_up(self, timeout: float = 10.0) -> bool:
         """Wait until every batch published so far has been evaluated (replays, tests)."""
