@@ -10,7 +10,9 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from cityops.store.base import DuplicateKey, Record, Store
+from cityops.store.protocols import RecordStore
+from cityops.store.record_rows import Record
+from cityops.store.values import DuplicateKey
 
 T = TypeVar("T")
 
@@ -20,7 +22,7 @@ class OwnedRecords(Generic[T]):
     doc_type: type[T]
     name: re.Pattern[str] | None = None  # names that cannot be one are not looked up
 
-    def __init__(self, store: Store, now: Callable[[], float]) -> None:
+    def __init__(self, store: RecordStore, now: Callable[[], float]) -> None:
         self.store = store
         self.now = now
 

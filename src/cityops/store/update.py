@@ -10,13 +10,15 @@ clashes in a row the helper gives up with `UpdateGaveUp` rather than spin under 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
-from cityops.domain.incidents.model import Event, Incident, Report
+from cityops.domain.incidents.model import Incident
 from cityops.domain.incidents.workflow import Outcome
-from cityops.store.base import DuplicateKey, StaleVersion
+from cityops.store.incident_rows import StaleVersion
+from cityops.store.protocols import IncidentStore, RecordStore
 from cityops.store.record_rows import Record
+from cityops.store.values import DuplicateKey
 
 T = TypeVar("T")
 
@@ -46,25 +48,8 @@ DELETE: Final = _Delete()
 RecordDecision = tuple[Record | _Delete | None, T]
 
 
-class _Records(Protocol):
-    async def get_record(self, kind: str, record_id: str) -> Record | None: ...
-
-    async def put_record(self, rec: Record, *, expect_version: int | None = None) -> Record: ...
-
-    async def delete_record(self, kind: str, record_id: str, *,
-                            expect_version: int | None = None) -> bool: ...
-
-
-class _Incidents(Protocol):
-    async def get_incident(self, incident_id: str) -> Incident | None: ...
-
-    async def save_incident(self, incident: Incident, events: Sequence[Event] = (),
-                            reports: Sequence[Report] = (), *,
-                            expect_version: int | None = None) -> Incident: ...
-
-
 async def update_record(
-    records: _Records,
+    records: RecordStore,
     kind: str,
     record_id: str,
     decide: Callable[[Record | None], RecordDecision[T] | Awaitable[RecordDecision[T]]],
@@ -109,7 +94,7 @@ async def update_record(
 
 
 async def update_incident(
-    incidents: _Incidents,
+    incidents: IncidentStore,
     incident_id: str,
     decide: Callable[[Incident | None], Outcome | None],
     *,
