@@ -31,8 +31,9 @@ from cityops.store.base import (
 )
 from cityops.store import record_sql
 from cityops.store.schema import SCHEMA_VERSION
-from cityops.store.postgres_incidents import POSTGRES, PostgresIncidents, incident_schema_sql
-from cityops.store.postgres_records import PostgresRecords, record_schema_sql
+from cityops.store.postgres_incidents import POSTGRES, PostgresIncidents
+from cityops.store.postgres_records import PostgresRecords
+from cityops.store.postgres_schema import schema_sql
 
 DEFAULT_SCHEMA = "cityops"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -60,92 +61,6 @@ def split_url(url: str) -> tuple[str, str]:
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ValueError(f"schema name {schema!r} must be a plain SQL identifier")
     return urlunsplit(parts._replace(query=urlencode(kept))), schema
-
-
-def schema_sql(s: str) -> str:
-    # `s` is the quoted schema name; columns that are sorted or joined on use the "C" collation
-    # so the order matches Python's and the other backends', whatever the database's locale.
-    return f"""
-CREATE SCHEMA IF NOT EXISTS {s};
-CREATE TABLE IF NOT EXISTS {s}.meta (
-    key text PRIMARY KEY,
-    value text NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {s}.devices (
-    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-    id text COLLATE "C" PRIMARY KEY,
-    kind text NOT NULL,
-    village text,
-    doc json NOT NULL
-);
-CREATE INDEX IF NOT EXISTS devices_kind ON {s}.devices (kind);
-CREATE INDEX IF NOT EXISTS devices_village ON {s}.devices (village);
-CREATE TABLE IF NOT EXISTS {s}.api_keys (
-    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-    id text PRIMARY KEY,
-    hash text NOT NULL UNIQUE,
-    role text NOT NULL,
-    scope text NOT NULL,
-    name text NOT NULL,
-    created_at double precision NOT NULL,
-    revoked boolean NOT NULL,
-    expires_at double precision
-);
-CREATE TABLE IF NOT EXISTS {s}.latest (
-    device_id text COLLATE "C" NOT NULL,
-    channel text COLLATE "C" NOT NULL,
-    ts_us bigint NOT NULL,
-    value double precision NOT NULL,
-    PRIMARY KEY (device_id, channel)
-) WITH (fillfactor = 70);  -- room on each page, so rewriting a value can be a HOT update
-CREATE TABLE IF NOT EXISTS {s}.dead_letters (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    source text NOT NULL,
-    place text NOT NULL,
-    reason text NOT NULL,
-    payload text NOT NULL,
-    received_at double precision NOT NULL,
-    item bigint
-);
-CREATE INDEX IF NOT EXISTS dead_letters_received ON {s}.dead_letters (received_at);
--- Alerts are kept whole as JSON: the columns beside `doc` exist to be filtered and sorted on.
--- Each filter has an index that ends in (first_seen, id), so a page newest first is read off
--- the index in order instead of being sorted.
-CREATE TABLE IF NOT EXISTS {s}.alerts (
-    id text COLLATE "C" PRIMARY KEY,
-    scenario text NOT NULL,
-    district text,
-    town text,
-    village text,
-    active boolean NOT NULL,
-    first_seen double precision NOT NULL,
-    doc json NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_recent ON {s}.alerts (first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_scenario ON {s}.alerts (scenario, first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_district ON {s}.alerts (district, first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_town ON {s}.alerts (town, first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_village ON {s}.alerts (village, first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_active ON {s}.alerts (active, first_seen, id);
-CREATE TABLE IF NOT EXISTS {s}.area_states (
-    code text PRIMARY KEY,
-    state text NOT NULL,
-    changed_at double precision NOT NULL
-);
--- Append-only: the store has no statement that updates or deletes a row here. An entry that
--- does not say who did what is refused (ValueError), and with it the state change it records.
-CREATE TABLE IF NOT EXISTS {s}.audit (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    actor text NOT NULL CHECK (actor <> ''),
-    action text NOT NULL CHECK (action <> ''),
-    subject text NOT NULL,
-    before_value text,
-    after_value text,
-    reason text NOT NULL,
-    at double precision NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_subject ON {s}.audit (subject, id);
-"""
 
 
 # Created once per pooled connection. ON COMMIT DELETE ROWS empties them at each commit, and
@@ -222,8 +137,6 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
                     "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cityops.schema:{self.schema}",)
                 )
                 await conn.execute(schema_sql(self._schema_quoted))
-                await conn.execute(incident_schema_sql(self._schema_quoted))
-                await conn.execute(record_schema_sql(self._schema_quoted))
                 cursor = await conn.execute(
                     f"SELECT value FROM {self._schema_quoted}.meta WHERE key = 'schema_version'"
                 )

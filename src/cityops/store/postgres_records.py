@@ -12,30 +12,6 @@ from cityops.store.postgres_incidents import POSTGRES
 from cityops.store.record_rows import Record, Sealing, check_record
 
 
-def record_schema_sql(s: str) -> str:
-    return f"""
-CREATE TABLE IF NOT EXISTS {s}.records (
-    kind text COLLATE "C" NOT NULL,
-    id text COLLATE "C" NOT NULL,
-    owner text COLLATE "C" NOT NULL,
-    status text NOT NULL,
-    due double precision,
-    uniq text COLLATE "C",
-    created double precision NOT NULL,
-    updated double precision NOT NULL,
-    version integer NOT NULL,
-    doc text NOT NULL,
-    PRIMARY KEY (kind, id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS records_unique ON {s}.records (kind, uniq)
-    WHERE uniq IS NOT NULL;
-CREATE INDEX IF NOT EXISTS records_owner ON {s}.records (kind, owner, created, id);
-CREATE INDEX IF NOT EXISTS records_status ON {s}.records (kind, status, created, id);
-CREATE INDEX IF NOT EXISTS records_recent ON {s}.records (kind, created, id);
-CREATE INDEX IF NOT EXISTS records_due ON {s}.records (kind, due) WHERE due IS NOT NULL;
-"""
-
-
 class PostgresRecords(Sealing):
     """Mixed into `PostgresStore`: uses its `_connection` and `_schema_quoted`."""
 

@@ -38,92 +38,12 @@ from cityops.store.base import (
 )
 from cityops.store import record_sql
 from cityops.store.schema import SCHEMA_VERSION
-from cityops.store.sqlite_incidents import INCIDENT_SCHEMA, SQLITE, SQLiteIncidents
-from cityops.store.sqlite_records import RECORD_SCHEMA, SQLiteRecords
+from cityops.store.sqlite_incidents import SQLITE, SQLiteIncidents
+from cityops.store.sqlite_records import SQLiteRecords
+from cityops.store.sqlite_schema import SCHEMA
 
 T = TypeVar("T")
 
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS devices (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    village TEXT,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS devices_kind ON devices (kind);
-CREATE INDEX IF NOT EXISTS devices_village ON devices (village);
-CREATE TABLE IF NOT EXISTS api_keys (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    hash TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    name TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    revoked INTEGER NOT NULL,
-    expires_at REAL
-);
-CREATE TABLE IF NOT EXISTS latest (
-    device_id TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    ts_us INTEGER NOT NULL,
-    value REAL,  -- SQLite stores NaN as NULL, so NULL reads back as NaN
-    PRIMARY KEY (device_id, channel)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL,
-    place TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    item INTEGER
-);
-CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_at);
--- Alerts are kept whole as JSON: the columns beside `doc` exist to be filtered and sorted on.
--- Each filter has an index that ends in (first_seen, id), so a page newest first is read off
--- the index in order instead of being sorted.
-CREATE TABLE IF NOT EXISTS alerts (
-    id TEXT PRIMARY KEY,
-    scenario TEXT NOT NULL,
-    district TEXT,
-    town TEXT,
-    village TEXT,
-    active INTEGER NOT NULL,
-    first_seen REAL NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_recent ON alerts (first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_scenario ON alerts (scenario, first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_district ON alerts (district, first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_town ON alerts (town, first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_village ON alerts (village, first_seen, id);
-CREATE INDEX IF NOT EXISTS alerts_active ON alerts (active, first_seen, id);
-CREATE TABLE IF NOT EXISTS area_states (
-    code TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    changed_at REAL NOT NULL
-) WITHOUT ROWID;
--- Append-only: the store has no statement that updates or deletes a row here. An entry that
--- does not say who did what is refused (ValueError), and with it the state change it records.
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    actor TEXT NOT NULL CHECK (actor <> ''),
-    action TEXT NOT NULL CHECK (action <> ''),
-    subject TEXT NOT NULL,
-    before_value TEXT,
-    after_value TEXT,
-    reason TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, id);
-"""
 
 UPSERT_DEVICE = """
 INSERT INTO devices (id, kind, village, doc) VALUES (?, ?, ?, ?)
@@ -266,9 +186,12 @@ class GroupWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Statement by statement: executescript() would commit the open transaction first.
-            for statement in [*SCHEMA.split(";"), *INCIDENT_SCHEMA, *RECORD_SCHEMA]:
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in SCHEMA:
+                conn.execute(statement)
+            # Like PostgreSQL's ADD COLUMN IF NOT EXISTS: a file made before the column was
+            # in both dialects gets it, with no version step (nothing reads it here).
+            if "claimed_until" not in {c[1] for c in conn.execute("PRAGMA table_info(incidents)")}:
+                conn.execute("ALTER TABLE incidents ADD COLUMN claimed_until REAL")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 conn.execute(

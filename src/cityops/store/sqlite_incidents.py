@@ -29,68 +29,6 @@ from cityops.store.incident_rows import (
 
 SQLITE = Dialect("?", lambda code: ("substr(village, 1, ?) = ?", [len(code), code]), int)
 
-INCIDENT_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS incidents (
-        id TEXT PRIMARY KEY,
-        status TEXT NOT NULL,
-        category TEXT NOT NULL,
-        district TEXT,
-        town TEXT,
-        village TEXT,
-        cell TEXT,
-        reported_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        next_due REAL,
-        late_at REAL,
-        version INTEGER NOT NULL,
-        doc TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS incidents_recent ON incidents (reported_at, id)",
-    "CREATE INDEX IF NOT EXISTS incidents_status ON incidents (status, reported_at, id)",
-    "CREATE INDEX IF NOT EXISTS incidents_category ON incidents (category, reported_at, id)",
-    # An area's cases in time order, with the status and category the lists combine with an
-    # area tested in the index: "fire cases in this town" then walks index entries, not the
-    # town's whole year row by row. (They replace the area indexes of time order only.)
-    *(f"DROP INDEX IF EXISTS incidents_{level}" for level in q.AREA_LEVELS),
-    *(f"CREATE INDEX IF NOT EXISTS incidents_in_{level} ON incidents ({columns})"
-      for level, columns in q.AREA_INDEXES),
-    "CREATE INDEX IF NOT EXISTS incidents_due ON incidents (next_due) WHERE next_due IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS incidents_late ON incidents (late_at) WHERE late_at IS NOT NULL",
-    """CREATE INDEX IF NOT EXISTS incidents_open_cell ON incidents (cell, category)
-        WHERE status NOT IN ('closed', 'cancelled')""",
-    # The open cases (a backlog of a few per cent of them) once more, in time order with the
-    # columns open-case filters test, so that "accepted in this town" or "overdue for this
-    # department" walk the backlog, index only, instead of a year of the town's or the
-    # department's cases row by row (see `incident_sql.list_query`).
-    *(f"""CREATE INDEX IF NOT EXISTS incidents_open_{name} ON incidents ({columns})
-        WHERE status NOT IN ('closed', 'cancelled')""" for name, columns in q.OPEN_INDEXES),
-    """CREATE TABLE IF NOT EXISTS incident_departments (
-        department TEXT NOT NULL,
-        reported_at REAL NOT NULL,
-        incident_id TEXT NOT NULL,
-        PRIMARY KEY (department, reported_at, incident_id)
-    ) WITHOUT ROWID""",
-    """CREATE INDEX IF NOT EXISTS incident_departments_incident
-        ON incident_departments (incident_id)""",
-    """CREATE TABLE IF NOT EXISTS incident_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        incident_id TEXT NOT NULL,
-        at REAL NOT NULL,
-        doc TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS incident_events_incident ON incident_events (incident_id, id)",
-    """CREATE TRIGGER IF NOT EXISTS incident_events_no_update BEFORE UPDATE ON incident_events
-        BEGIN SELECT RAISE(ABORT, 'the incident timeline is append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS incident_events_no_delete BEFORE DELETE ON incident_events
-        BEGIN SELECT RAISE(ABORT, 'the incident timeline is append-only'); END""",
-    """CREATE TABLE IF NOT EXISTS incident_reports (
-        key TEXT PRIMARY KEY,
-        incident_id TEXT NOT NULL,
-        at REAL NOT NULL,
-        doc TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS incident_reports_incident ON incident_reports (incident_id, at)",
-]
 
 _P = ""  # no schema prefix in SQLite
 

@@ -12,28 +12,6 @@ from cityops.store.incident_rows import StaleVersion
 from cityops.store.record_rows import Record, Sealing, check_record
 from cityops.store.sqlite_incidents import SQLITE
 
-RECORD_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS records (
-        kind TEXT NOT NULL,
-        id TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        status TEXT NOT NULL,
-        due REAL,
-        uniq TEXT,
-        created REAL NOT NULL,
-        updated REAL NOT NULL,
-        version INTEGER NOT NULL,
-        doc TEXT NOT NULL,
-        PRIMARY KEY (kind, id)
-    )""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS records_unique ON records (kind, uniq) "
-    "WHERE uniq IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS records_owner ON records (kind, owner, created, id)",
-    "CREATE INDEX IF NOT EXISTS records_status ON records (kind, status, created, id)",
-    "CREATE INDEX IF NOT EXISTS records_recent ON records (kind, created, id)",
-    "CREATE INDEX IF NOT EXISTS records_due ON records (kind, due) WHERE due IS NOT NULL",
-]
-
 
 class SQLiteRecords(Sealing):
     """Mixed into `SQLiteStore`: uses its `_write` and `_read`."""
