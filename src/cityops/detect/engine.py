@@ -4,12 +4,10 @@ It runs in the node's event loop: a batch is evaluated by every rule (vectorised
 become alert episodes, and alert events are published on the bus (`alerts`) and stored. A rule
 that throws is logged and counted; it never stops detection.
 
-In cluster mode a detect worker reads only its share of the readings partitions (a device's
-readings all land in one partition, so its windows live in one worker) and is the only one
-to speak for those devices: signals about other devices (time-driven rules see every device
-of the registry) are dropped, and of the open alerts in the store it restores only its own.
-It remembers the series it has evaluated, so a batch a client sent twice is evaluated once;
-that memory starts empty, so what the stream hands a new worker again is evaluated again.
+What the engine speaks for is its `share`: on one node, every device (`Whole`); a detect
+worker of a cluster gets its share from its view of the bus (`cluster.DetectShare`: its
+partitions, the readings it has already evaluated, the alerts it restores, delivery retried
+until the bus and the store have it). The engine itself is the same in both.
 A node without the detect role keeps a passive engine (`evaluate=False`): operating states
 and the scenario list, no rules.
 """
@@ -34,7 +32,6 @@ from cityops.domain.scenarios.signals import Evaluator, Signal
 from cityops.domain.scenarios.spec import ScenarioPack
 from cityops.domain.states import device_states
 from cityops.history.state import SeriesState
-from cityops.store.base import StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +53,51 @@ class _PackRules:
         self.active = np.isin(state, self.codes)
 
 
+class Whole:
+    """The share of a single node: every device is its own, nothing to prepare, filter or
+    retry (the in-process bus and the embedded store do not go away)."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+
+    async def start(self, alerts: list) -> list:
+        return alerts
+
+    async def warm_up(self, engine: DetectEngine) -> None:
+        return None
+
+    async def fresh(self, batch: ReadingBatch) -> ReadingBatch:
+        return batch
+
+    def grow(self, devices: int) -> None:
+        return None
+
+    def mine(self, signals: list[Signal]) -> list[Signal]:
+        return signals
+
+    def latest(self) -> SeriesState:
+        state: SeriesState = self.node.history.state
+        return state
+
+    def apply(self, episodes: Episodes, signals: list[Signal], state_of) -> list[AlertEvent]:
+        return episodes.apply(signals, state_of)
+
+    async def deliver(self, published: list[AlertEvent], alerts: list) -> None:
+        await self.node.bus.publish(ALERTS, published)
+        await self.node.store.upsert_alerts(alerts)
+
+
 class DetectEngine:
     def __init__(self, node, scenarios: list[ScenarioPack], *, tick_s: float = 1.0,
                  clock=time.time, evaluate: bool = True) -> None:
         self.node = node
         self.evaluating = evaluate
-        self.seen: SeriesState | None = None  # cluster: the series this worker has evaluated
-        self.owned: np.ndarray | None = None  # cluster: per device, is it this worker's
-        self.router = None  # cluster: the partition of each device (see cluster.Router)
-        if getattr(node, "cluster", False):
-            from cityops import cluster
-
-            # Built here, before the node starts, so that whatever this node publishes or
-            # reads by partition (ingest, history shards) routes as detection expects.
-            self.router = cluster.router_for(node.registry, scenarios, node.settings)
-            for part in (node.bus, getattr(node, "reader", None)):
-                if hasattr(part, "route_with"):
-                    part.route_with(self.router)
-        self._warming = False  # rebuilding rule memory from the stream: evaluate, emit nothing
+        self.bus = node.bus_for("detect") if hasattr(node, "bus_for") else node.bus
+        # Taken here, before the node starts: a share may have to tell the node's other parts
+        # how readings are partitioned before anything is published.
+        share = getattr(self.bus, "detect_share", None)
+        self.share = share(node, scenarios) if share is not None else Whole(node)
+        self.warming = False  # rebuilding rule memory (see the share): evaluate, emit nothing
         self.scenarios = scenarios
         self.tick_s = tick_s
         self.clock = clock
@@ -120,20 +144,10 @@ class DetectEngine:
             p.refresh(self.ctx.state)
         self.episodes = Episodes(rules, node.registry, self._locate)
         alerts = await node.store.list_alerts(active=True, limit=100_000)
-        bus = node.bus_for("detect") if hasattr(node, "bus_for") else node.bus
-        if getattr(node, "cluster", False):
-            from cityops import cluster
-
-            self.seen = SeriesState(len(node.registry))
-            self.owned = cluster.owned_devices(len(node.registry), node.settings, self.router)
-            alerts = [a for a in alerts if self._owns_alert(a)]
-            floors = await cluster.prepare_group(node.bus, cluster.DETECT_GROUP, READINGS,
-                                                 bus.partitions, from_start=True, rewind=True)
-            await cluster.prepare_group(node.bus, cluster.DETECT_GROUP, REJECTIONS,
-                                        bus.partitions, from_start=True, rewind=True)
+        alerts = await self.share.start(alerts)
         self.episodes.restore(alerts, now_us=int(self.clock() * US))
-        if self.seen is not None:
-            await self._warm_up(floors)
+        await self.share.warm_up(self)
+        bus = self.bus
         self._readings = bus.subscribe(READINGS, maxsize=node.settings.bus_queue)
         self._rejections = bus.subscribe(REJECTIONS, maxsize=node.settings.bus_queue)
         self._loop.start()
@@ -187,11 +201,7 @@ class DetectEngine:
             self.ctx.places = Places.build(self.node.registry, self.node.pack)
             self._devices_seen = len(self.node.registry)
             self._refresh_state()
-            if self.owned is not None:
-                from cityops import cluster
-
-                self.owned = cluster.owned_devices(self._devices_seen, self.node.settings,
-                                                   self.router)
+            self.share.grow(self._devices_seen)
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -201,9 +211,7 @@ class DetectEngine:
             self._busy = True
             try:
                 rejected = await self._waiting_rejections()
-                batch = ReadingBatch.concat(batches)
-                if self.seen is not None:
-                    batch = await self._unseen(batch)
+                batch = await self.share.fresh(ReadingBatch.concat(batches))
                 await self.evaluate(batch, ReadingBatch.concat(rejected))
             except Exception:
                 log.exception("detection failed on a batch")
@@ -225,48 +233,6 @@ class DetectEngine:
                 break
             out += got
         return out
-
-    async def _warm_up(self, floors: dict[int, int]) -> None:
-        """Rules' memory from the readings just before where this worker goes on (see
-        `cluster.replay_window`); episodes move in memory, nothing is published."""
-        from cityops import cluster
-
-        window = self.node.settings.detect_warmup_s
-        started, rows = time.monotonic(), 0
-        self._warming = True
-        try:
-            for partition, floor in sorted(floors.items()):
-                async for batch in cluster.replay_window(self.node.bus, READINGS, partition,
-                                                         floor, window):
-                    batch = await self._unseen(batch)
-                    rows += len(batch)
-                    await self.evaluate(batch)
-        finally:
-            self._warming = False
-        self.stats["warmup_rows"] = rows
-        if rows:
-            log.info("rule memory rebuilt from %d readings of the last %.0f s in %.1f s",
-                     rows, window, time.monotonic() - started)
-
-    async def _unseen(self, batch: ReadingBatch) -> ReadingBatch:
-        """The rows of `batch` this worker has not evaluated yet (a client's retry of a batch
-        already taken is published again, whole)."""
-        if not len(batch):
-            return batch
-        await self.node.ensure_devices(batch)
-        seen = self.seen
-        seen.reserve(max(len(self.node.registry), int(batch.device.max()) + 1))
-        fresh, _ = seen.new_rows(batch)
-        if not fresh.all():
-            batch = batch.take(np.flatnonzero(fresh))
-        seen.commit(batch)
-        return batch
-
-    def _owns_alert(self, alert) -> bool:
-        from cityops import cluster
-
-        return cluster.owns_alert(alert, self.node.registry, self.owned, self.router,
-                                  self.node.settings)
 
     async def caught_up(self, timeout: float = 10.0) -> bool:
         """Wait until every batch published so far has been evaluated (replays, tests)."""
@@ -296,7 +262,7 @@ class DetectEngine:
                         signals += self._call(evaluator, "on_batch", bad, ctx)
                         await self._yield()
             signals += self._composites(signals)
-        if not self._warming:
+        if not self.warming:
             self.stats["batches"] += 1
             self.stats["rows"] += len(batch)
             self.stats["rejected_rows"] += len(rejected) if rejected is not None else 0
@@ -357,7 +323,7 @@ class DetectEngine:
     def _last_seen(self) -> np.ndarray:
         from cityops.domain.kinds import MAX_CHANNELS
 
-        latest = (self.seen if self.seen is not None else self.node.history.state).latest_ts
+        latest = self.share.latest().latest_ts
         n = len(self.node.registry)
         have = min(n, latest.shape[0] // MAX_CHANNELS)
         out = np.full(n, np.iinfo(np.int64).min, np.int64)
@@ -370,24 +336,19 @@ class DetectEngine:
 
     async def _emit(self, signals: list[Signal], received_ns: int,
                     events: list[AlertEvent] | None = None) -> list[AlertEvent]:
-        if self.owned is not None and signals:
-            owned = self.owned
-            signals = [s for s in signals
-                       if s.device < 0 or (s.device < owned.shape[0] and owned[s.device])]
+        if signals:
+            signals = self.share.mine(signals)
         state = self.ctx.state
-        if self._warming:
-            self.episodes.apply(signals,
-                                lambda d: int(state[d]) if 0 <= d < state.shape[0] else 0)
+
+        def state_of(d: int) -> int:
+            return int(state[d]) if 0 <= d < state.shape[0] else 0
+
+        if self.warming:
+            self.episodes.apply(signals, state_of)
             return []
         self.stats["signals"] += len(signals)
-        if self.seen is not None and signals:
-            was_open = {o.alert.id for o in self.episodes.open.values()}
-            applied = self.episodes.apply(
-                signals, lambda d: int(state[d]) if 0 <= d < state.shape[0] else 0)
-            events = (events or []) + _raised_too(applied, was_open)
-        else:
-            events = (events or []) + self.episodes.apply(
-                signals, lambda d: int(state[d]) if 0 <= d < state.shape[0] else 0)
+        events = (events or []) + (self.share.apply(self.episodes, signals, state_of)
+                                   if signals else [])
         if not events:
             return events
         now_ns = time.monotonic_ns()
@@ -400,44 +361,8 @@ class DetectEngine:
                 metrics.alert_latency.observe(latency)
                 self.latencies.append(latency)
         published = [AlertEvent(e.change, e.alert, now_ns) for e in events]
-        if self.seen is None:
-            await self.node.bus.publish(ALERTS, published)
-            await self.node.store.upsert_alerts([e.alert for e in events])
-            return published
-        # Cluster: the episodes have moved on in memory, so these events cannot be made again
-        # by evaluating the batch again; they are retried until the bus and the store have
-        # them (the stream keeps the readings waiting meanwhile).
-        await _until_done(lambda: self.node.bus.publish(ALERTS, published), "publish alerts")
-        await _until_done(lambda: self.node.store.upsert_alerts([e.alert for e in events]),
-                          "store alerts")
+        await self.share.deliver(published, [e.alert for e in events])
         return published
-
-
-def _raised_too(events: list[AlertEvent], was_open: set[str]) -> list[AlertEvent]:
-    """An episode that opened and closed within one evaluation comes out of the episodes as
-    "cleared" alone, and the act side files only what was raised. A worker catching up on a
-    backlog evaluates many messages at once, so short episodes would go unfiled: they are
-    told as raised, then cleared."""
-    out: list[AlertEvent] = []
-    for event in events:
-        if event.change == "cleared" and event.alert.id not in was_open:
-            out.append(AlertEvent("raised", event.alert))
-        out.append(event)
-    return out
-
-
-async def _until_done(call, what: str) -> None:
-    from cityops.bus.nats import BusUnavailable
-
-    delay = 0.1
-    while True:
-        try:
-            await call()
-            return
-        except (BusUnavailable, StoreBusy, ConnectionError, TimeoutError) as exc:
-            log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def _active_rows(batch: ReadingBatch, active: np.ndarray) -> ReadingBatch:
