@@ -563,6 +563,9 @@ def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, 
         "window_s": round(t2 - t1, 2),
         "window_from": round(d1 / messages, 2),
         "rows_per_cpu_s": round(rows / max(worker_cpu, 1e-9)),
+        # Cores the workers got between the marks: on a shared machine the speed-up of two
+        # workers is bounded by this, whatever the per-row cost.
+        "worker_cores": round(worker_cpu / (t2 - t1), 2),
         # The server delivering to this one group (and serving whoever else uses it).
         "nats_cpu_s_per_million": round((s2["nats"] - s1["nats"]) / rows * 1e6, 3),
         "workers_alive": all(ready),
