@@ -364,12 +364,20 @@ def routed_bus_class() -> type:
 
     class RoutedBus(NatsBus):
         router: Router | None = None
+        _unrouted_told = False
 
         def route_with(self, router: Router) -> None:
             self.router = router
 
         def _encode(self, subject: str, message: Any) -> list[tuple[str, bytes]]:
             partitions = self.partitions_of(subject)
+            if self.router is None and subject in PARTITIONED and not self._unrouted_told:
+                # Every cluster node builds a detection engine, which gives the router; a
+                # node without one would split groups that rules across devices need whole.
+                self._unrouted_told = True
+                log.warning("%s published by device hash alone: this node has no router "
+                            "(rules across devices may miss alerts with several detect "
+                            "workers)", subject)
             if (self.router is None or subject not in PARTITIONED or partitions <= 1
                     or not isinstance(message, ReadingBatch) or not len(message)):
                 return super()._encode(subject, message)

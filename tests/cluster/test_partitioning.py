@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
+import pytest
 
 from cityops.bus.nats import partition_of, share
 from cityops.cluster import Router, SpanPlan, owned_devices, owns_alert, split_by_key
@@ -120,3 +121,27 @@ def test_split_by_key_keeps_the_order_of_rows_within_each_partition():
     assert sorted(p for p, _ in pieces) == [0, 1, 2]
     for p, piece in pieces:
         assert np.array_equal(piece.ts, np.flatnonzero(key == p))
+
+
+def test_a_history_worker_names_the_worker_holding_a_pinned_device(tmp_path):
+    from cityops.api.errors import ApiError
+    from cityops.cluster import ShardReader
+
+    reg = registry({"noise": 10, "smoke": 10})
+    plan = SpanPlan.of([scenario()], 8)
+    smoke = next(i for i, k in enumerate(reg.kind_of) if reg.kinds[k].name == "smoke"
+                 and partition_of(i, 8) % 2 != plan.kinds["smoke"] % 2)
+
+    class Reader:
+        def device_readings(self, index, *args, **kwargs):
+            return ["readings of", index]
+
+    holder = plan.kinds["smoke"] % 2
+    for worker in (0, 1):
+        shard = ShardReader(Reader(), settings(worker, 2, tmp_path))
+        shard.route_with(Router(reg, plan, 8))
+        if worker == holder:
+            assert shard.device_readings(smoke) == ["readings of", smoke]
+        else:
+            with pytest.raises(ApiError, match=f"--worker {holder}"):
+                shard.device_readings(smoke)
