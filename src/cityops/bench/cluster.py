@@ -462,7 +462,6 @@ def live(root: Path, *, workers: int, kill_one: bool, devices: int, seconds: int
 
 async def _fill(dep: Deployment, devices: int, readings: int, progress) -> int:
     """Readings of every device, second by second, published in batches; returns messages."""
-    from cityops.bus.nats import NatsBus
     from cityops.bus.subjects import READINGS
     from cityops.domain.readings import (
         CHANNEL_DTYPE,
@@ -472,8 +471,21 @@ async def _fill(dep: Deployment, devices: int, readings: int, progress) -> int:
         ReadingBatch,
     )
 
-    bus = await NatsBus.open(dep.nats, stream=dep.stream, partitions=PARTITIONS,
-                             max_age=3600.0, ack_wait=10.0, fetch_wait=2.0)
+    from cityops import cluster
+    from cityops.domain.registry import DeviceRegistry
+    from cityops.scenarios.loader import load_scenarios
+    from cityops.settings import Settings
+
+    # Routed as ingest would route them (the devices are registered in pack order), so that
+    # the workers find the readings of pinned kinds where they look for them.
+    registry = DeviceRegistry(dep.pack.kinds)
+    registry.add(dep.pack.devices)
+    scenarios = load_scenarios([dep.packs], kinds=dep.pack.kinds)
+    bus = cluster.routed_bus_class()(dep.nats, stream=dep.stream, partitions=PARTITIONS,
+                                     max_age=3600.0, ack_wait=10.0, fetch_wait=2.0)
+    bus.route_with(cluster.router_for(registry, scenarios, Settings(
+        data_dir=dep.root, partitions=PARTITIONS)))
+    await bus.start()
     rng = np.random.default_rng(5)
     t0_us = (int(time.time()) - readings // devices - 120) * 1_000_000
     try:
