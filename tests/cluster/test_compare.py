@@ -1,7 +1,8 @@
 """The differential check of `cityops bench cluster --compare`, short: one labelled input
-through one node and through 1, 2 and 4 detect workers gives the same alerts, rules across
-devices included; a drain with one and with two workers; a live run with a worker killed and
-started again loses and duplicates nothing. Over the real JetStream and PostgreSQL."""
+through one node and through 1, 2 and 4 detect workers (and 2 with one restarted half-way)
+gives the same alerts, rules across devices included; a drain with one and with two workers;
+a live run with a worker killed and started again loses and duplicates nothing. Over the real
+JetStream and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def test_one_node_and_one_two_and_four_workers_raise_the_same_alerts(tmp_path, p
                  "smoke.alarm_cluster", "span.loud"):
         assert by_rule.get(rule, 0) > 0, (rule, by_rule)
     assert result["alerts_differing"] == 0, result["workers"]
+    # A worker stopped half-way and started again restores its open alerts and rebuilds its
+    # rules' memory from the stream: the same alerts still.
+    assert result["workers"]["2+restart"]["alerts"] == result["alerts_single"]
     for workers in ("1", "2", "4"):
         run = result["workers"][workers]
         assert run["alerts"] == result["alerts_single"]

@@ -765,9 +765,12 @@ async def _single_node_alerts(pack, root: Path, packs: Path, bodies: list[bytes]
 
 
 async def _cluster_alerts(pack, root: Path, packs: Path, bodies: list[bytes], clock,
-                          workers: int, store: str, nats: str) -> dict:
+                          workers: int, store: str, nats: str,
+                          restart_at: int | None = None) -> dict:
     """The same input through an ingest node and `workers` detect nodes (in this process,
-    each with its own bus connection and store pool)."""
+    each with its own bus connection and store pool). With `restart_at`, worker 0 (which
+    holds partition 0) is stopped after that many posts and a new one takes its place: it
+    restores its open alerts and rebuilds its rules' memory from the stream."""
     from cityops.node import Node
 
     tag = uuid.uuid4().hex[:8]
@@ -785,12 +788,15 @@ async def _cluster_alerts(pack, root: Path, packs: Path, bodies: list[bytes], cl
                                               **more), clock=clock)
         await ingest.start()
         started.append(ingest)
-        for w in range(workers):
-            node = Node(pack, _compare_settings(root, packs, f"detect{workers}-{w}",
-                                                roles=["detect"], worker=w, workers=workers,
-                                                **more), clock=clock)
+
+        async def worker(w: int, name: str):
+            node = Node(pack, _compare_settings(root, packs, name, roles=["detect"], worker=w,
+                                                workers=workers, **more), clock=clock)
             await node.start()
             started.append(node)
+            return node
+
+        detect = [await worker(w, f"detect{workers}-{w}") for w in range(workers)]
         key, record = new_key("device", None, "bench")
         await ingest.store.add_key(record)
         import nats as nats_client
@@ -810,12 +816,22 @@ async def _cluster_alerts(pack, root: Path, packs: Path, bodies: list[bytes], cl
                                        f"{unacked} unacknowledged")
                 await asyncio.sleep(0.002)
 
+        posted = [0]
+
+        async def settle_or_restart() -> None:
+            await settle()
+            posted[0] += 1
+            if posted[0] == restart_at:
+                await detect[0].stop()
+                started.remove(detect[0])
+                detect[0] = await worker(0, f"detect{workers}-0-again")
+
         try:
-            await _post_in_order(ingest, key, bodies, settle)
+            await _post_in_order(ingest, key, bodies, settle_or_restart)
         finally:
             await nc.close()
         alerts = await ingest.store.list_alerts(limit=1_000_000)
-        rows = [node.detect.stats["rows"] for node in started[1:]]
+        rows = [node.detect.stats["rows"] for node in detect]
         return {"alerts": alerts, "worker_rows": rows}
     finally:
         for node in reversed(started):
@@ -828,7 +844,9 @@ async def _cluster_alerts(pack, root: Path, packs: Path, bodies: list[bytes], cl
 def differential(root: Path, *, devices: int, seconds: int, workers: tuple[int, ...],
                  store: str, nats: str, note) -> dict:
     """Alerts of one node and of each worker count on the same input; `alerts_differing`
-    counts, over the worker counts, the alerts found on one side only."""
+    counts, over the worker counts, the alerts found on one side only. "2+restart" is two
+    workers with worker 0 (the one holding partition 0) stopped half-way and started
+    again."""
     pack = compare_pack(devices)
     city = root / "compare"
     packs = city / "packs"
@@ -848,15 +866,17 @@ def differential(root: Path, *, devices: int, seconds: int, workers: tuple[int, 
                  "alerts_single_by_rule": dict(collections.Counter(a.rule for a in single)),
                  "readings": len(bodies) * len(pack.devices), "workers": {}}
     differing = 0
-    for w in workers:
-        note(f"the input through {w} detect worker(s)")
-        got = asyncio.run(_cluster_alerts(pack, city, packs, bodies, clock, w, store, nats))
+    runs = [(str(w), w, None) for w in workers] + [("2+restart", 2, len(bodies) // 2)]
+    for label, w, restart_at in runs:
+        note(f"the input through {label} detect worker(s)")
+        got = asyncio.run(_cluster_alerts(pack, city, packs, bodies, clock, w, store, nats,
+                                          restart_at))
         have = collections.Counter(alert_key(a) for a in got["alerts"])
         only_single = want - have
         only_cluster = have - want
         n = sum(only_single.values()) + sum(only_cluster.values())
         differing += n
-        out["workers"][str(w)] = {
+        out["workers"][label] = {
             "alerts": sum(have.values()), "differing": n, "worker_rows": got["worker_rows"],
             "missing_examples": [list(k) for k in list(only_single)[:3]],
             "extra_examples": [list(k) for k in list(only_cluster)[:3]]}
