@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -34,6 +34,10 @@ from cityops.api.limits import (
     read_body,
 )
 from cityops.domain.access import Principal, Role
+
+if TYPE_CHECKING:
+    # For the type only: the node builds the app these routes are served from.
+    from cityops.node import Node
 
 B = TypeVar("B")
 Q = TypeVar("Q")
@@ -91,8 +95,9 @@ class Call(Generic[B, Q]):
         return await read_body(self.request, self.body_limit, self.started)
 
     @property
-    def node(self) -> Any:
-        return self.request.app.state.node
+    def node(self) -> Node:
+        node: Node = self.request.app.state.node
+        return node
 
     @property
     def principal(self) -> Principal:
