@@ -10,23 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cityops.act.desk import IncidentDesk
 from cityops.act.intake import AlertIntake
 from cityops.act.scheduler import EscalationScheduler
 from cityops.act.staff import StaffBoard
 from cityops.bus.subjects import ALERTS
-from cityops.domain.city import Level, WorkCalendar
+from cityops.cluster.bus import BusView, is_nats, prepare_group
+from cityops.domain.city import CityPack, Level, WorkCalendar
+from cityops.domain.geo import CityMap
 from cityops.domain.incidents.categories import CategoryTable
 from cityops.domain.incidents.workflow import Rules
 from cityops.domain.workclock import WorkClock
 from cityops.notify import open_notifier
 from cityops.store.base import StoreBusy
 
+if TYPE_CHECKING:
+    from cityops.services import Services
+
 log = logging.getLogger(__name__)
 
 
-def rules_for(node) -> Rules:
+class Placed(Protocol):
+    """What the workflow rules are made from: the city's pack and its map."""
+
+    @property
+    def pack(self) -> CityPack: ...
+
+    @property
+    def city(self) -> CityMap: ...
+
+
+def rules_for(node: Placed) -> Rules:
     pack = node.pack
     calendar = pack.calendar or WorkCalendar(timezone=pack.info.timezone)
     districts = [a.code for a in pack.areas if a.level is Level.DISTRICT]
@@ -74,31 +90,31 @@ class _SteadyIntake(AlertIntake):
 
 
 class ActSide:
-    def __init__(self, node, *, notifier=None, intake: bool = True,
+    def __init__(self, services: Services, *, notifier: Any = None, intake: bool = True,
                  scheduler: bool = True) -> None:
-        settings = node.settings
+        settings = services.settings
         self.settings = settings
         self.runs_intake = intake
         self.runs_scheduler = scheduler
-        clustered = getattr(node, "cluster", False)
+        clustered = services.wiring.clustered
         self.notifier = notifier or open_notifier(settings.notify_url)
-        state = node.history.state
+        state = services.history.state
         self.staff = StaffBoard(
-            node.pack.staff, node.registry.index.get,
+            services.pack.staff, services.registry.index.get,
             lambda series: (state.latest_ts[series], state.latest_value[series]))
-        self.rules = rules_for(node)
-        store = node.store
+        self.rules = rules_for(services)
+        store: Any = services.store
         if clustered:
             # A claim outlives a few ticks, so a node that dies holding cases delays them by
             # at most that long.
             store = _ClaimingStore(store, lease_s=max(6 * settings.escalate_tick_s, 10.0))
-        self.desk = IncidentDesk(store, self.rules, self.notifier, city=node.city,
-                                 bus=node.bus, staff=self.staff, clock=node.clock,
+        self.desk = IncidentDesk(store, self.rules, self.notifier, city=services.city,
+                                 bus=services.bus, staff=self.staff, clock=services.clock,
                                  ack_timeout_s=settings.ack_timeout_s)
         if clustered:
-            self.intake = _SteadyIntake(self.desk, node.bus_for("act"))
+            self.intake: AlertIntake = _SteadyIntake(self.desk, services.views("act"))
         else:
-            self.intake = AlertIntake(self.desk, node.bus)
+            self.intake = AlertIntake(self.desk, services.bus)
         self.scheduler = EscalationScheduler(self.desk, tick_s=settings.escalate_tick_s)
 
     async def start(self) -> None:
@@ -109,14 +125,12 @@ class ActSide:
             self.staff.network = await asyncio.to_thread(StreetNetwork.from_pbf, path)
         await self.notifier.async_start()
         if self.runs_intake:
-            from cityops import cluster
-
             view = self.intake.bus
-            if isinstance(view, cluster.BusView) and cluster.is_nats(view.bus):
+            if isinstance(view, BusView) and is_nats(view.bus):
                 # Alerts raised before the first act node ever ran are filed too. No rewind:
                 # act nodes share the one partition, and filing twice is harmless anyway.
-                await cluster.prepare_group(view.bus, view.group, ALERTS, [0],
-                                            from_start=True, rewind=False)
+                await prepare_group(view.bus, view.group, ALERTS, [0],
+                                    from_start=True, rewind=False)
             await self.intake.start()
         if self.runs_scheduler:
             self.scheduler.start()

@@ -9,6 +9,7 @@ through `citizen_data`."""
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING, Any
 
 from cityops.domain.city import WorkCalendar
 from cityops.domain.workclock import WorkClock
@@ -23,9 +24,12 @@ from cityops.serve.pii import Pii, key_path, seal_at_rest
 from cityops.serve.reviews import ReviewService
 from cityops.serve.scheduler import ServeScheduler
 
+if TYPE_CHECKING:
+    from cityops.node import Node
+
 
 class ServeSide:
-    def __init__(self, node, *, notifier=None) -> None:
+    def __init__(self, node: Node, *, notifier: Any = None) -> None:
         pack = node.pack
         install_log_masking()
         act = node.act
