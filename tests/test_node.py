@@ -103,3 +103,24 @@ async def test_stored_batches_are_published_on_the_bus(live):
     assert batch.source == "http" and batch.received_ns > 0
     assert batch.device.tolist() == [live.node.registry.index["noise-000001"]]
     assert batch.value.tolist() == [61.0]
+
+
+def test_a_single_node_runs_on_the_services_one_process_composes(tmp_path, grid_pack):
+    from cityops.node import Node
+    from cityops.services import Services, SingleWiring, compose_single
+    from cityops.settings import Settings
+
+    def clock():
+        return 1_700_000_000.0
+
+    node = Node(grid_pack, Settings(data_dir=tmp_path / "d"), clock=clock)
+    services = node.services
+    assert isinstance(services, Services) and isinstance(services.wiring, SingleWiring)
+    assert (node.store, node.bus, node.history, node.registry) == (
+        services.store, services.bus, services.history, services.registry)
+    # One process has one bus: every component's view of it is the bus itself.
+    assert node.bus_for("detect") is node.bus_for("act") is services.bus
+    assert node.act is not None and node.act.intake.bus is services.bus
+    assert node.act.desk.clock is clock
+    with pytest.raises(ValueError, match="need a bus between the nodes"):
+        compose_single(grid_pack, Settings(data_dir=tmp_path / "e", roles=["ingest"]), clock)
