@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cityops.act.intake import AlertIntake
 from cityops.auth import KeyResolver
 from cityops.bus.base import Bus
 from cityops.bus.memory import MemoryBus
@@ -31,6 +32,7 @@ from cityops.settings import Settings
 from cityops.store.base import Store, open_store
 
 if TYPE_CHECKING:
+    from cityops.act.desk import IncidentDesk
     from cityops.cluster.history import NoReader, ShardReader, StreamHistory
     from cityops.cluster.ingest import NoIngest
     from cityops.domain.city import Device
@@ -64,6 +66,12 @@ class Wiring(Protocol):
     async def devices_registered(self, node: Node, devices: list[Device]) -> None: ...
 
     def mqtt_intake(self, node: Node) -> MqttIntake: ...
+
+    def desk_store(self, store: Store, settings: Settings) -> Any: ...
+
+    def alert_intake(self, desk: IncidentDesk, view: Any) -> AlertIntake: ...
+
+    async def prepare_alerts(self, view: Any) -> None: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,3 +164,12 @@ class SingleWiring:
 
         return MqttIntake(node.settings.mqtt_url, node.ingestor.ingest, node.dead_letters,
                           topic=node.settings.mqtt_topic)
+
+    def desk_store(self, store: Store, settings: Settings) -> Any:
+        return store
+
+    def alert_intake(self, desk: IncidentDesk, view: Any) -> AlertIntake:
+        return AlertIntake(desk, view)
+
+    async def prepare_alerts(self, view: Any) -> None:
+        pass

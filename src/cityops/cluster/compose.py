@@ -23,6 +23,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from cityops.bus.subjects import READINGS
+from cityops.cluster.act import ClaimingStore, SteadyIntake, prepare_alerts
 from cityops.cluster.bus import BusView, open_bus, prepare_group
 from cityops.cluster.history import (
     HistoryFeeder,
@@ -40,9 +41,12 @@ from cityops.history.query import HistoryReader
 from cityops.ingest.pipeline import Ingestor
 from cityops.ingest.validate import Limits
 from cityops.services import DEVICES_VERSION, Clock, Services, base_parts
+from cityops.store.base import Store
 from cityops.settings import Settings
 
 if TYPE_CHECKING:
+    from cityops.act.desk import IncidentDesk
+    from cityops.act.intake import AlertIntake
     from cityops.domain.city import Device
     from cityops.ingest.mqtt import MqttIntake
     from cityops.node import Node
@@ -193,6 +197,17 @@ class ClusterWiring:
         return MqttIntake(settings.mqtt_url, bus_unavailable_as_overload(node.ingestor.ingest),
                           node.dead_letters, topic=topic, client_id=f"cityops-{node.name}",
                           session_expiry_s=3600)
+
+    def desk_store(self, store: Store, settings: Settings) -> Any:
+        # A claim outlives a few ticks, so a node that dies holding cases delays them by at
+        # most that long.
+        return ClaimingStore(store, lease_s=max(6 * settings.escalate_tick_s, 10.0))
+
+    def alert_intake(self, desk: IncidentDesk, view: Any) -> AlertIntake:
+        return SteadyIntake(desk, view)
+
+    async def prepare_alerts(self, view: Any) -> None:
+        await prepare_alerts(view)
 
 
 async def _follow_store(node: Node) -> None:
