@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cityops.bus.nats import partition_of, share
-from cityops.cluster import Router, SpanPlan, owned_devices, owns_alert, split_by_key
+from cityops.bus.nats import split_by_key
+from cityops.cluster import Router, SpanPlan, owned_devices, owns_alert
 from cityops.domain.alerts import Alert
 from cityops.domain.readings import ReadingBatch
 from cityops.domain.registry import DeviceRegistry

@@ -105,7 +105,13 @@ def split_by_partition(batch: ReadingBatch, partitions: int) -> list[tuple[int, 
     """Rows of `batch` per partition, in their original order within each."""
     if partitions <= 1 or not len(batch):
         return [(0, batch)] if len(batch) else []
-    key = partition_of(batch.device, partitions)
+    return split_by_key(batch, partition_of(batch.device, partitions), partitions)
+
+
+def split_by_key(batch: ReadingBatch, key: np.ndarray,
+                 partitions: int) -> list[tuple[int, ReadingBatch]]:
+    """Rows of `batch` per partition `key` (one per row), in their original order within
+    each; the cluster's router gives its own keys to the same split."""
     if partitions <= 256:
         key = key.astype(np.uint8)  # numpy sorts 8-bit keys by radix: 4x faster than int64
     counts = np.bincount(key, minlength=partitions)

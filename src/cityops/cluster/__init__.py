@@ -49,7 +49,6 @@ from cityops.cluster.routing import (
     owns_subject,
     routed_bus_class,
     router_for,
-    split_by_key,
 )
 
 __all__ = ["ACT_GROUP", "DETECT_GROUP", "HISTORY_GROUP", "REJECTIONS", "ROLES", "BusView",
@@ -57,4 +56,4 @@ __all__ = ["ACT_GROUP", "DETECT_GROUP", "HISTORY_GROUP", "REJECTIONS", "ROLES", 
            "Router", "ShardReader", "SpanPlan", "StreamHistory", "StreamLag", "bus_options",
            "bus_unavailable_as_overload", "is_nats", "open_bus", "owned_devices",
            "owned_partitions", "owns_alert", "owns_subject", "parse_roles", "prepare_group",
-           "replay_window", "routed_bus_class", "router_for", "split_by_key"]
+           "replay_window", "routed_bus_class", "router_for"]

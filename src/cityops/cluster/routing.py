@@ -119,22 +119,6 @@ def router_for(registry, scenarios, settings) -> Router:
     return Router(registry, SpanPlan.of(scenarios, settings.partitions), settings.partitions)
 
 
-def split_by_key(batch: ReadingBatch, key: np.ndarray,
-                 partitions: int) -> list[tuple[int, ReadingBatch]]:
-    """Rows of `batch` per partition `key`, in their original order within each."""
-    counts = np.bincount(key, minlength=partitions)
-    if counts.max() == len(batch):
-        return [(int(np.argmax(counts)), batch)]
-    order = np.argsort(key.astype(np.uint8) if partitions <= 256 else key, kind="stable")
-    out = []
-    end = 0
-    for p in range(partitions):
-        start, end = end, end + int(counts[p])
-        if end > start:
-            out.append((p, batch.take(order[start:end])))
-    return out
-
-
 _ROUTED: type | None = None
 
 
@@ -145,7 +129,7 @@ def routed_bus_class() -> type:
     global _ROUTED
     if _ROUTED is not None:
         return _ROUTED
-    from cityops.bus.nats import NatsBus, _fit
+    from cityops.bus.nats import NatsBus, _fit, split_by_key
 
     class RoutedBus(NatsBus):
         router: Router | None = None
