@@ -30,8 +30,8 @@ def declared_length(request: Request, limit: int) -> int:
     if not declared.isdigit():
         return 0
     if int(declared) > limit:
-        raise ApiError(413, f"body of {declared} bytes is over this route's limit of "
-                            f"{limit} bytes")
+        raise ApiError(413, f"body of {declared} bytes is over the limit of {limit} "
+                            "bytes for this route")
     return int(declared)
 
 
@@ -53,7 +53,7 @@ async def read_body(request: Request, limit: int, started: float | None = None) 
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise ApiError(413, f"body is over this route's limit of {limit} bytes")
+                    raise ApiError(413, f"body is over the limit of {limit} bytes for this route")
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, f"the body did not arrive within {deadline:g} s",

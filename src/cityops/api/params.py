@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import msgspec
-from starlette.requests import Request
 
 from cityops.api.errors import ApiError
 
@@ -66,16 +64,3 @@ def cursor_of(raw: str | None) -> tuple[float, str] | None:
 
 def cursor_for(at: float, rid: str) -> str:
     return f"{at!r}~{rid}"
-
-
-async def body_of(request: Request, kind: type, *, empty_ok: bool = False):
-    """The JSON body as `kind`; a clear 400 naming the field at fault otherwise."""
-    raw = await request.body()
-    if not raw.strip() and empty_ok:
-        return kind()
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as error:
-        raise ApiError(400, f"invalid body: {error}") from None
-    except msgspec.DecodeError as error:
-        raise ApiError(400, f"body is not JSON: {error}") from None

@@ -18,11 +18,10 @@ import asyncio
 from typing import Annotated, Any
 
 import msgspec
-from starlette.requests import Request
 
 from cityops.api.devices import DEVICE, may_see
 from cityops.api.errors import ApiError
-from cityops.api.limits import INGEST_BODY
+from cityops.api.limits import INGEST_BODY, declared_length
 from cityops.api.params import iso, time_us
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import READ_DEVICES, WRITE_READINGS, Principal
@@ -33,17 +32,6 @@ class IngestResult(msgspec.Struct):
     accepted: int
     duplicates: int
     rejected: list[Rejection]
-
-
-def _declared_length(request: Request, limit: int) -> int:
-    """The body's declared length (0 when not declared); 413 at once when over `limit`."""
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        return 0
-    if int(declared) > limit:
-        raise ApiError(413, f"body of {declared} bytes is over the limit of {limit} bytes; "
-                            "send smaller batches")
-    return int(declared)
 
 
 def _outside_scope(node: Any, who: Principal, readings: list[tuple[int, Reading]]
@@ -68,7 +56,7 @@ async def post_readings(call: Call[None, Any]) -> IngestResult:
     call.body_limit = limit = node.settings.max_body_bytes
     # Refuse before reading a body we could not take; once admitted, the body being read and
     # decoded holds its place among the batches in progress.
-    size = _declared_length(call.request, limit)
+    size = declared_length(call.request, limit)
     with ingestor.reserve(size, who.key_id) as slot:
         body = await call.raw_body()
         slot.grow(len(body))

@@ -8,13 +8,13 @@ import msgspec
 from starlette.requests import Request
 
 from cityops.api.errors import ApiError
-from cityops.api.params import body_of, cursor_for, cursor_of, flag
+from cityops.api.params import cursor_for, cursor_of, flag
 from cityops.domain.access import Principal, Role
 from cityops.domain.incidents.workflow import Actor
 
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION})
 CENTRE = frozenset({Role.ADMIN, Role.OPERATOR})
-__all__ = ["body_of", "cursor_for", "cursor_of", "flag", "serve_of", "is_citizen",
+__all__ = ["cursor_for", "cursor_of", "flag", "serve_of", "is_citizen",
            "in_area_scope", "covers", "actor_of", "STAFF", "CENTRE", "Limit", "Cursor",
            "Code", "Short", "Note"]
 
