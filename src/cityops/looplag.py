@@ -29,7 +29,10 @@ class LoopLag:
         self.histogram = histogram
         self.lags: deque[float] = deque(maxlen=keep)  # seconds; about ten minutes at 20 ms
         self._task = Background("loop-lag", self._run)
-        self._beat = self._lagged_from = time.perf_counter()
+        self._beat = time.perf_counter()
+        # The last beats' (start, lag), so the watchdog finds the figure of the beat it saw
+        # stalled even when the loop has beaten again before the watchdog looks.
+        self._recent: deque[tuple[float, float]] = deque(maxlen=256)
         self._watchdog: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -60,8 +63,8 @@ class LoopLag:
             if samples and beat != stall_of:
                 # The timer's own figure once it has woken; the last look if it never had
                 # (a stall before the timer first ran, at start-up).
-                if self.lags and self._lagged_from == stall_of:
-                    held = self.lags[-1]
+                held = next((lag for asked, lag in reversed(list(self._recent))
+                             if asked == stall_of), held)
                 log.warning("event loop held for %.0f ms; its stack every %.0f ms:\n%s",
                             held * 1000, stall_s * 250, "\n--\n".join(samples))
                 samples = []
@@ -78,7 +81,7 @@ class LoopLag:
             await asyncio.sleep(self.interval_s)
             lag = max(0.0, time.perf_counter() - asked - self.interval_s)
             self.lags.append(lag)
-            self._lagged_from = asked
+            self._recent.append((asked, lag))
             if self.histogram is not None:
                 self.histogram.observe(lag)
 
