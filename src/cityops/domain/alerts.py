@@ -39,6 +39,15 @@ class Alert(msgspec.Struct, kw_only=True):
     evidence: list[Evidence] = []
     state: str = "daily"  # operating state in force where it fired
     auto_register: bool = True
+    # Alerts of one group join one case: the rule's group key (see spec.Group) and how long
+    # after the group's latest alert a new one still joins it.
+    group: str = ""
+    group_within_s: float = 600.0
+    # Recorded, but opening no case and notifying no one: the silence that held it, or the
+    # alert that explains it (an area outage explaining a device's silence).
+    silenced_by: str | None = None
+    inhibited_by: str | None = None
+    flaps: int = 0  # times it cleared and fired again within the flap window: one episode
 
 
 class AlertEvent(msgspec.Struct, frozen=True):

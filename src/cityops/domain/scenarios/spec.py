@@ -49,6 +49,19 @@ class Where(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     role: str | None = None  # for GPS trackers: the vehicle role (muck_truck) or "staff"
 
 
+GroupBy = Literal["category", "rule", "subject", "device", "cell", "village", "town", "district"]
+
+
+class Group(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Which alerts join one case (Alertmanager's group_by, with the city's own areas): alerts
+    with equal values of `by`, each within `within` of the group's latest one. `off`: every
+    alert its own case (still merged by place, as any report)."""
+
+    by: list[GroupBy] = msgspec.field(default_factory=lambda: ["category", "village"])
+    within: str = "10m"
+    off: bool = False
+
+
 class Rule(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields=True,
            omit_defaults=True):
     id: str
@@ -59,6 +72,7 @@ class Rule(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields
     where: Where | None = None
     severity: Severity = "minor"
     states: dict[State, dict[str, Any]] = {}  # per operating state: parameter overrides
+    group: Group | None = None  # default: the pack's
 
 
 class Threshold(Rule, tag="threshold"):
@@ -172,6 +186,7 @@ class ScenarioPack(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     urgency: Urgency = "normal"
     states: list[State] = msgspec.field(default_factory=lambda: list(STATES))
     auto_register: bool = True  # incidents open without an operator's verification
+    group: Group = msgspec.field(default_factory=Group)  # for rules that name none
     rules: list[AnyRule]
 
     def rule_ids(self) -> list[str]:
