@@ -25,7 +25,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Fields that hold a duration, and those of them that must be longer than nothing (a window
 # or a span of zero seconds holds no reading at all).
-DURATIONS = ("for_", "within", "clear_after", "over", "dwell")
+DURATIONS = ("for_", "within", "clear_after", "over", "dwell", "max_period")
 POSITIVE_DURATIONS = ("within", "over")
 
 # What a rule is about is fixed when it is built (which devices, channels, zones, rules it
@@ -78,6 +78,7 @@ def check_pack(pack: spec.ScenarioPack, kinds: dict[str, DeviceKind],
     if not pack.states:
         yield "states", "name at least one operating state the pack is active in"
     yield from _duplicates("states", pack.states)
+    yield from _prefixed("group", check_group(pack.group))
     if not pack.rules:
         yield "rules", "a pack needs at least one rule"
     seen: dict[str, int] = {}
@@ -134,6 +135,8 @@ def check_rule(rule: spec.AnyRule, kinds: dict[str, DeviceKind]) -> Iterator[Pro
             yield name, f"{value!r} must be {'longer than' if secs >= 0 else 'at least'} 0s"
     if rule.when is not None:
         yield from _prefixed("when", _check_when(rule.when))
+    if rule.group is not None:
+        yield from _prefixed("group", check_group(rule.group))
     if rule.where is not None:
         yield from _prefixed("where", _check_where(rule.where, kind))
 
@@ -182,6 +185,17 @@ def check_rule(rule: spec.AnyRule, kinds: dict[str, DeviceKind]) -> Iterator[Pro
         yield from _duplicates("all_of", rule.all_of)
         if rule.distance_m <= 0:
             yield "distance_m", f"must be more than 0, got {rule.distance_m}"
+    elif isinstance(rule, spec.Outage):
+        if not rule.per:
+            yield "per", "name at least one of gateway, village, town"
+        yield from _duplicates("per", rule.per)
+        for name in ("share", "clear_share"):
+            if not 0 < getattr(rule, name) <= 1:
+                yield name, f"is a share of devices: in (0, 1], got {getattr(rule, name)}"
+        if rule.min_devices < 1:
+            yield "min_devices", f"must be 1 or more, got {rule.min_devices}"
+        if rule.late <= 0:
+            yield "late", f"must be more than 0 reporting periods, got {rule.late}"
     elif isinstance(rule, spec.Baseline):
         if rule.z_above <= 0:
             yield "z_above", f"must be more than 0, got {rule.z_above}"
@@ -194,6 +208,17 @@ def check_rule(rule: spec.AnyRule, kinds: dict[str, DeviceKind]) -> Iterator[Pro
                                   f"got {rule.min_history}")
         if not 0 < rule.alpha <= 1:
             yield "alpha", f"must be in (0, 1], got {rule.alpha}"
+
+
+def check_group(group: spec.Group) -> Iterator[Problem]:
+    if not group.off and not group.by:
+        yield "by", "name what alerts of one group share (category, village ...), or off: true"
+    yield from _duplicates("by", group.by)
+    try:
+        if spec.seconds(group.within) <= 0:
+            yield "within", f"{group.within!r} must be longer than 0s"
+    except (ValueError, TypeError) as exc:
+        yield "within", str(exc)
 
 
 def _check_threshold(rule: spec.Threshold, channel) -> Iterator[Problem]:

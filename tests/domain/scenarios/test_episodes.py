@@ -51,8 +51,48 @@ def test_an_episode_is_raised_once_updated_and_cleared():
     cleared = episodes.apply([sig(False, T0 + 600 * US, 49.0)], lambda d: 0)
     assert cleared[0].change == "cleared" and not cleared[0].alert.active
     assert cleared[0].alert.cleared_at == (T0 + 600 * US) / US
-    again = episodes.apply([sig(True, T0 + 900 * US)], lambda d: 0)
+    # Past the flap window, firing again is a new episode (within it, see the flapping test).
+    again = episodes.apply([sig(True, T0 + 1201 * US)], lambda d: 0)
     assert again[0].change == "raised" and again[0].alert.id != alert.id
+
+
+def test_flapping_stays_one_episode():
+    """Raised and cleared again and again within the flap window: one alert, resumed each
+    time (told as updated, so the act side files nothing new), counting its flaps."""
+    episodes, _ = setup()
+    first = episodes.apply([sig(True, T0)], lambda d: 0)[0].alert
+    t = T0
+    for flap in range(1, 6):
+        t += 120 * US
+        assert [e.change for e in episodes.apply([sig(False, t)], lambda d: 0)] == ["cleared"]
+        t += 240 * US
+        back = episodes.apply([sig(True, t)], lambda d: 0)
+        assert [(e.change, e.alert.id) for e in back] == [("updated", first.id)]
+        assert back[0].alert.active and back[0].alert.cleared_at is None
+        assert back[0].alert.flaps == flap
+    episodes.apply([sig(False, t + 60 * US)], lambda d: 0)
+    episodes.forget_cleared(t + 60 * US + 601 * US)
+    later = episodes.apply([sig(True, t + 700 * US)], lambda d: 0)
+    assert later[0].change == "raised" and later[0].alert.id != first.id
+
+
+def test_alerts_carry_their_group_key():
+    from cityops.domain.scenarios.spec import Group
+
+    episodes, registry = setup()
+    alert = episodes.apply([sig(True, T0)], lambda d: 0)[0].alert
+    village = registry.devices[0].areas.village
+    assert alert.group == f"event.environment.noise|{village}"
+    assert alert.group_within_s == 600.0
+    pack, rule = episodes.rules["noise.night"]
+    rule.group = Group(by=["rule", "device", "town"], within="30m")
+    other = episodes.apply([sig(True, T0, subject="noise-000001", device=1)], lambda d: 0)
+    assert other[0].alert.group == \
+        f"noise.night|noise-000001|{registry.devices[1].areas.town}"
+    assert other[0].alert.group_within_s == 1800.0
+    rule.group = Group(off=True)
+    alone = episodes.apply([sig(True, T0, subject="noise-000002", device=2)], lambda d: 0)
+    assert alone[0].alert.group == ""
 
 
 def test_a_clear_without_an_open_episode_says_nothing():

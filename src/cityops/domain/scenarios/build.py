@@ -21,6 +21,7 @@ EVALUATORS: dict[type, tuple[str, str]] = {
     spec.RouteDeviation: ("route", "RouteDeviationEvaluator"),
     spec.Composite: ("composite", "CompositeEvaluator"),
     spec.Baseline: ("baseline", "BaselineEvaluator"),
+    spec.Outage: ("outage", "OutageEvaluator"),
 }
 
 

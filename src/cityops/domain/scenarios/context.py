@@ -30,12 +30,17 @@ class Places:
     towns: list[str]
     districts: list[str]
     roles: np.ndarray  # object array: vehicle role ("muck_truck"), "staff", or "" per device
+    # The gateway a device reaches the platform through (`meta.gateway`), where the city
+    # pack knows it: what an outage of the network is judged by, beside the areas.
+    gateway: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    gateways: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, registry: DeviceRegistry, pack: CityPack | None = None) -> Places:
         devices = registry.devices
         n = len(devices)
-        tables: dict[str, dict[str, int]] = {"cell": {}, "village": {}, "town": {}, "district": {}}
+        tables: dict[str, dict[str, int]] = {"cell": {}, "village": {}, "town": {}, "district": {},
+                                             "gateway": {}}
 
         def code(table: str, value: str | None) -> int:
             if value is None:
@@ -52,6 +57,8 @@ class Places:
                            np.int64, n)
         district = np.fromiter((code("district", d.areas.district if d.areas else None)
                                 for d in devices), np.int64, n)
+        gateway = np.fromiter((code("gateway", _gateway_of(d.meta)) for d in devices),
+                              np.int64, n)
         roles = np.full(n, "", dtype=object)
         if pack is not None:
             index = registry.index
@@ -63,7 +70,7 @@ class Places:
                     roles[index[person.device_id]] = "staff"
         return cls(lat, lon, cell, village, town, district,
                    list(tables["cell"]), list(tables["village"]), list(tables["town"]),
-                   list(tables["district"]), roles)
+                   list(tables["district"]), roles, gateway, list(tables["gateway"]))
 
     def group(self, per: str) -> tuple[np.ndarray, list[str]]:
         """Group ids per device and their names, for window aggregates `per` device/cell/..."""
@@ -75,7 +82,14 @@ class Places:
             return self.town, self.towns
         if per == "district":
             return self.district, self.districts
+        if per == "gateway":
+            return self.gateway, self.gateways
         raise ValueError(f"cannot group per {per!r}")
+
+
+def _gateway_of(meta: dict[str, object]) -> str | None:
+    value = meta.get("gateway") if meta else None
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass

@@ -17,15 +17,41 @@ from cityops.domain.alerts import Alert, AlertEvent, Evidence
 from cityops.domain.city import AreaCodes
 from cityops.domain.registry import DeviceRegistry
 from cityops.domain.scenarios.signals import MAX_EVIDENCE, Signal
-from cityops.domain.scenarios.spec import AnyRule, ScenarioPack
+from cityops.domain.scenarios.spec import AnyRule, ScenarioPack, seconds
 
 US = 1_000_000
 STATE_NAMES = ("daily", "special", "emergency")
+# A rule that clears and fires again at one subject within this long is one episode that
+# flapped, not a new one: a device dropping in and out, a level hovering at the limit.
+FLAP_S = 600.0
 
 
 def alert_id(rule: str, subject: str, first_seen_us: int) -> str:
     digest = hashlib.blake2b(f"{rule}|{subject}|{first_seen_us}".encode(), digest_size=10)
     return "al_" + digest.hexdigest()
+
+
+def group_key(pack: ScenarioPack, rule: AnyRule, signal: Signal, areas: AreaCodes | None,
+              cell: str | None) -> str:
+    """What alerts of one group share, as one string ("" when the rule groups nothing).
+    A value the alert lacks (no village for an alert without a place) is left empty, so such
+    alerts group among themselves rather than with every other."""
+    group = rule.group or pack.group
+    if group.off:
+        return ""
+    parts = []
+    for field in group.by:
+        if field == "category":
+            parts.append(pack.category.code)
+        elif field == "rule":
+            parts.append(signal.rule)
+        elif field in ("subject", "device"):
+            parts.append(signal.subject)
+        elif field == "cell":
+            parts.append(cell or "")
+        else:
+            parts.append((getattr(areas, field, None) if areas is not None else None) or "")
+    return "|".join(parts)
 
 
 @dataclass(slots=True)
@@ -47,6 +73,9 @@ class Episodes:
         self.registry = registry
         self.locate = locate
         self.open: dict[tuple[str, str], _Open] = {}
+        # Cleared lately, by (rule, subject): fired again within FLAP_S, the episode resumes.
+        self.cleared: dict[tuple[str, str], Alert] = {}
+        self.flap_us = int(FLAP_S * US)
 
     def restore(self, alerts: list[Alert], now_us: int, grace_s: float = 600.0) -> None:
         """Alerts still open when the node stopped: kept open if their condition is seen again
@@ -63,6 +92,11 @@ class Episodes:
             current = self.open.get(key)
             if signal.active:
                 if current is None:
+                    resumed = self._resume(key, signal)
+                    if resumed is not None:
+                        self.open[key] = _Open(resumed)
+                        events[resumed.id] = AlertEvent("updated", resumed)
+                        continue
                     alert = self._raise(signal, device_state)
                     self.open[key] = _Open(alert)
                     events[alert.id] = AlertEvent("raised", alert)
@@ -78,8 +112,28 @@ class Episodes:
                 alert.cleared_at = max(signal.ts_us / US, alert.last_seen)
                 if signal.detail:
                     alert.detail = signal.detail
+                self.cleared[key] = alert
                 events[alert.id] = AlertEvent("cleared", alert)
         return list(events.values())
+
+    def _resume(self, key: tuple[str, str], signal: Signal) -> Alert | None:
+        """The episode cleared at this subject lately, open again (flapping), if any."""
+        alert = self.cleared.pop(key, None)
+        if alert is None or alert.cleared_at is None \
+                or signal.ts_us - alert.cleared_at * US > self.flap_us:
+            return None
+        alert.active = True
+        alert.cleared_at = None
+        alert.flaps += 1
+        self._update(alert, signal)
+        return alert
+
+    def forget_cleared(self, now_us: int) -> None:
+        """Episodes cleared longer ago than the flap window can no longer resume."""
+        old = [k for k, a in self.cleared.items()
+               if a.cleared_at is None or now_us - a.cleared_at * US > self.flap_us]
+        for key in old:
+            del self.cleared[key]
 
     def expire_unconfirmed(self, now_us: int) -> list[AlertEvent]:
         events = []
@@ -118,6 +172,8 @@ class Episodes:
             evidence=self._evidence(signal),
             state=state,
             auto_register=pack.auto_register,
+            group=group_key(pack, rule, signal, areas, cell),
+            group_within_s=seconds((rule.group or pack.group).within),
         )
 
     def _update(self, alert: Alert, signal: Signal) -> None:

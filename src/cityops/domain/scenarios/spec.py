@@ -105,6 +105,9 @@ class Window(Rule, tag="window"):
     below: float | None = None  # ... or fall under this (e.g. range < 0.01: a stuck value)
     min_count: int = 1  # fewer readings in the window decide nothing
     source: Literal["readings", "rejections"] = "readings"
+    # "device": `agg: count` counts the devices with a reading in the window, not readings
+    # (several detectors in alarm, not one detector repeating itself).
+    distinct: Literal["device"] | None = None
 
 
 class Absence(Rule, tag="absence"):
@@ -164,8 +167,23 @@ class Baseline(Rule, tag="baseline"):
     min_history: int = 3  # slots with less history decide nothing
 
 
+class Outage(Rule, tag="outage"):
+    """Many devices of one gateway, village or town falling silent together: one outage of the
+    network they share, not a fault of each. Raised for the largest area it explains; while it
+    lasts, the offline alerts of the devices it explains are recorded as inhibited by it."""
+
+    per: list[Literal["gateway", "village", "town"]] = msgspec.field(
+        default_factory=lambda: ["town", "village", "gateway"])
+    share: float = 0.6  # of the devices heard around the same time, this many fell silent
+    min_devices: int = 3
+    within: str = "5m"  # the silent devices' last readings lie this close together
+    late: float = 1.5  # silent: no reading for this many of the kind's reporting periods
+    max_period: str = "30m"  # slower kinds (hourly KPIs) cannot tell an outage in time
+    clear_share: float = 0.5  # cleared once this share of the silent devices is heard again
+
+
 AnyRule = (Threshold | RateOfChange | Window | Absence | Quiet | CameraEvent | Geofence
-           | RouteDeviation | Composite | Baseline)
+           | RouteDeviation | Composite | Baseline | Outage)
 
 
 class Category(msgspec.Struct, forbid_unknown_fields=True):
