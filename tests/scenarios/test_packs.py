@@ -432,6 +432,24 @@ def test_smoke_cluster_in_one_cell(packs):
     assert s.subject == f"cell:{cell}"
 
 
+def test_one_detector_repeating_its_alarm_is_no_cluster(packs):
+    """Issue 14: one detector in alarm sent four readings within 5 minutes and fire, police
+    and ambulance were dispatched. The rule counts detectors, not readings."""
+    rig = Rig(packs["smoke"])
+    t = at(2)
+    for k in range(5):
+        rig.feed([("smoke-0", "obscuration", t + k * 60, 12.0 + k)])
+        rig.tick(t + k * 60)
+    rig.feed([("smoke-1", "obscuration", t + 290, 9.0), ("smoke-2", "obscuration", t + 295, 9.0)])
+    assert not rig.raised()  # three detectors, however many readings
+    rig.feed([("smoke-3", "obscuration", t + 299, 20.0)])
+    (s,) = rig.raised("smoke.alarm_cluster")
+    assert s.value == 4 and s.detail.startswith("4 devices with readings above 5 in 5 min")
+    # The evidence is each detector's newest alarm, once.
+    assert sorted(e[2] // US for e in s.evidence) == [int(t + 240), int(t + 290), int(t + 295),
+                                                     int(t + 299)]
+
+
 def test_smoke_alarms_spread_over_more_than_five_minutes_are_no_cluster(packs):
     rig = Rig(packs["smoke"])
     t = at(2)

@@ -370,9 +370,10 @@ class RecentRows:
         self.device = np.hstack([self.device, np.full((n, extra), -1, np.int32)])
 
     def stats(self, group: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, total: bool = True,
-              extremes: bool = True) -> tuple[np.ndarray, ...]:
+              extremes: bool = True, distinct: bool = False) -> tuple[np.ndarray, ...]:
         """Per query: count, sum, min and max of the group's values with lo <= ts <= hi
-        (min +inf and max -inf when nothing is inside; sum and extremes only if asked)."""
+        (min +inf and max -inf when nothing is inside; sum and extremes only if asked).
+        `distinct`: the count is of the devices with a row inside, not of rows."""
         n = group.size
         count = np.zeros(n, np.int64)
         sums, low, high = np.zeros(n), np.full(n, np.inf), np.full(n, -np.inf)
@@ -389,7 +390,15 @@ class RecentRows:
                 lo_, hi_ = lo[a:b], hi[a:b]
             t = self.ts[g]
             inside = (t >= lo_[:, None]) & (t <= hi_[:, None])
-            count[a:b] = inside.sum(axis=1)
+            if distinct:
+                # Devices inside, sorted per query (-1 for the slots outside): each device
+                # counts at its first slot.
+                d = np.sort(np.where(inside, self.device[g], -1), axis=1)
+                first = np.ones(d.shape, bool)
+                first[:, 1:] = d[:, 1:] != d[:, :-1]
+                count[a:b] = (first & (d >= 0)).sum(axis=1)
+            else:
+                count[a:b] = inside.sum(axis=1)
             if total or extremes:
                 v = self.value[g]
                 if total:
@@ -398,6 +407,24 @@ class RecentRows:
                     low[a:b] = np.where(inside, v, np.inf).min(axis=1)
                     high[a:b] = np.where(inside, v, -np.inf).max(axis=1)
         return count, sums, low, high
+
+    def drop_repeats(self, groups: np.ndarray) -> None:
+        """Keep only the newest row of each device in these groups: what a count of distinct
+        devices needs once no window can end before the newest row (the window holds a device
+        if and only if it holds that device's newest row)."""
+        groups = np.unique(groups)
+        groups = groups[groups < self.ts.shape[0]]
+        if groups.size == 0:
+            return
+        ts = self.ts[groups]
+        r, c = np.nonzero(ts != NEVER)
+        if r.size < 2:
+            return
+        d = self.device[groups][r, c]
+        order = np.lexsort((ts[r, c], d, r))
+        r, c, d = r[order], c[order], d[order]
+        older = np.flatnonzero((r[1:] == r[:-1]) & (d[1:] == d[:-1]))
+        self.ts[groups[r[older]], c[older]] = NEVER
 
     def rows(self, group: int, lo: int, hi: int) -> list[tuple[int, int, float]]:
         """(device, ts, value) of one group's rows with lo <= ts <= hi, oldest first."""
@@ -501,11 +528,20 @@ class WindowStore:
     pane of span/60 (whole seconds), so that a window's ends are then exact to a pane or two
     (the panes holding its start and its end count whole). Readings themselves (`rows`) are
     only known while exact.
+
+    `distinct`: counts are of devices. Every window asked for from now on ends at or after
+    the newest row already held (windows never end earlier than one already evaluated), so a
+    window holds a device exactly when it holds that device's newest row: older rows of a
+    device are dropped when its group next takes rows, and a group holds at most one row per
+    device plus one batch's. That bounds memory by devices rather than rate, so the store
+    stays exact and never turns to panes (which could not tell devices apart).
     """
 
-    def __init__(self, span_us: int, capacity: int, exact_limit: int = 128) -> None:
+    def __init__(self, span_us: int, capacity: int, exact_limit: int = 128,
+                 distinct: bool = False) -> None:
         self.span_us = span_us
         self.exact_limit = exact_limit
+        self.distinct = distinct
         self.table: RecentRows | None = RecentRows(min(capacity, exact_limit))
         self.panes: Panes | None = None
 
@@ -519,6 +555,11 @@ class WindowStore:
         """Add `rows` (group, ts, value, device; sorted by group) and answer window queries
         `ask` (group, lo, hi) as RecentRows.stats does, each seeing the rows up to its end."""
         group, ts, value, device = rows
+        if self.distinct:
+            assert self.table is not None  # a distinct count never turns to panes
+            self.table.drop_repeats(group)
+            self.table.add(group, ts, value, device, keep_from)
+            return self.table.stats(*ask, total=total, extremes=extremes, distinct=True)
         if self.table is not None:
             if self.table.add(group, ts, value, device, keep_from, limit=self.exact_limit):
                 return self.table.stats(*ask, total=total, extremes=extremes)
@@ -551,7 +592,8 @@ class WindowStore:
     def stats(self, group: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, total: bool = True,
               extremes: bool = True) -> tuple[np.ndarray, ...]:
         if self.table is not None:
-            return self.table.stats(group, lo, hi, total=total, extremes=extremes)
+            return self.table.stats(group, lo, hi, total=total, extremes=extremes,
+                                    distinct=self.distinct)
         assert self.panes is not None  # no exact table: the panes hold the window
         return self.panes.stats(group, lo, hi, total=total, extremes=extremes)
 

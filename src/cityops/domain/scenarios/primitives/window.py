@@ -25,6 +25,13 @@ and batch for a running episode, at the newest evaluation.
 
 `source: rejections` makes the engine feed this rule the readings intake refused (out of
 range): a storm of refused values is a sick device. With no `channel`, every channel counts.
+
+`distinct: device` (with `agg: count` only) counts the devices with a reading in the window
+rather than the readings, `min_count` included: "more than three detectors in alarm", which one
+detector repeating itself never is. Since a window never ends earlier than one already
+evaluated, it holds a device exactly when it holds the device's newest reading, so the rule
+keeps one reading per device (and one batch's): exact whatever the rate, never in panes. The
+evidence is each device's newest reading in the window.
 """
 
 from __future__ import annotations
@@ -76,7 +83,11 @@ class WindowEvaluator:
             raise ValueError(f"rule {rule.id!r}: a window needs `above` or `below`")
         self.value_above = PerState.of(rule, "value_above")
         self.min_count = PerState.of(rule, "min_count", int)
-        self.table = WindowStore(self.span, 4)
+        self.distinct = rule.distinct == "device"
+        if self.distinct and rule.agg != "count":
+            raise ValueError(f"rule {rule.id!r}: `distinct: device` counts devices, so it needs "
+                             f"`agg: count`, not {rule.agg!r}")
+        self.table = WindowStore(self.span, 4, distinct=self.distinct)
         # This batch's rows in group order (group, ts, value, device), for evidence.
         self._batch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | tuple[()] = ()
         self._sized = False
@@ -96,7 +107,7 @@ class WindowEvaluator:
             self._sized = True
             sparse = self.spec.value_above is not None or self.source == "rejections"
             capacity = 4 if sparse else self.groups.capacity(ctx, self.span)
-            self.table = WindowStore(self.span, capacity)
+            self.table = WindowStore(self.span, capacity, distinct=self.distinct)
 
     # -- evaluation -----------------------------------------------------------------------
 
@@ -179,6 +190,8 @@ class WindowEvaluator:
         if active:
             rows = self.table.rows(g, start, end) if self.table.exact else self._batch_rows(
                 g, start, end)
+            if self.distinct:
+                rows = list({dv: (dv, t, v) for dv, t, v in rows}.values())  # newest per device
         shown = agg if self.spec.agg != "count" else float(count)
         name = subject(ctx, self.per, self.groups.names[g])
         return Signal(self.rule, name, active, end, d, shown,
@@ -199,7 +212,9 @@ class WindowEvaluator:
         what = "refused readings" if self.source == "rejections" else "readings"
         if rule.value_above is not None:
             what += f" above {fmt_value(self.value_above.one(ctx, d))}"
-        if rule.agg == "count":
+        if rule.agg == "count" and self.distinct:
+            text = f"{count} devices with {what} in {fmt_duration(over / US)}"
+        elif rule.agg == "count":
             text = f"{count} {what} in {fmt_duration(over / US)}"
         else:
             u = unit(ctx, d, channel) if self.source == "readings" else ""
