@@ -34,6 +34,12 @@ class Settings(msgspec.Struct, kw_only=True):
     escalate_tick_s: float = 5.0  # how often deadlines are checked
     ack_timeout_s: float = 90.0  # a field person's time to acknowledge an assignment
     street_network: Path | None = None  # an OSM .pbf extract: propose staff by travel time
+    # The storm guard (cityops.act.storm): once this many cases of one category were
+    # auto-dispatched in one area (village, town or district) within the window, the next
+    # ones wait as one case for a supervisor. 0 turns it off.
+    storm_cases: int = 10
+    storm_window_s: float = 600.0
+    storm_level: str = "town"
     # -- cluster mode --------------------------------------------------------------------------
     roles: list[str] = msgspec.field(default_factory=lambda: ["all"])  # or ingest, detect,
     # act, web, history: which parts this node runs (cluster mode)

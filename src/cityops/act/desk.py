@@ -80,6 +80,7 @@ class IncidentDesk:
         self.ack_timeout_s = ack_timeout_s
         self.stats = {"reports": 0, "merged": 0, "repeated": 0, "created": 0, "moves": 0,
                       "retries": 0, "escalations": 0, "notices": 0, "notify_refused": 0}
+        self.storm = None  # the storm guard (cityops.act.storm), set by the act side
 
     # -- intake ------------------------------------------------------------------------------
 
@@ -126,6 +127,11 @@ class IncidentDesk:
                     areas=areas, cell=cell, description=description, severity=severity,
                     alert_id=alert_id)
                 if auto_register if auto_register is not None else category.auto_register:
+                    # Too many of these in one area lately: held for a supervisor instead.
+                    held = None if self.storm is None else await self.storm.hold(
+                        report, category, out.incident, urgency)
+                    if held is not None:
+                        return held
                     out = self._chain(out, "register", report.at)
                     out = self._chain(out, "dispatch", report.at)
                 saved = await self._save(out, None, [report])

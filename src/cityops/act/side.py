@@ -14,6 +14,7 @@ from cityops.act.desk import IncidentDesk
 from cityops.act.intake import AlertIntake
 from cityops.act.scheduler import EscalationScheduler
 from cityops.act.staff import StaffBoard
+from cityops.act.storm import StormGuard
 from cityops.domain.city import CityPack, Level, WorkCalendar
 from cityops.domain.geo import CityMap
 from cityops.domain.incidents.categories import CategoryTable
@@ -63,6 +64,8 @@ class ActSide:
         self.desk = IncidentDesk(store, self.rules, self.notifier, city=services.city,
                                  bus=services.bus, staff=self.staff, clock=services.clock,
                                  ack_timeout_s=settings.ack_timeout_s)
+        self.desk.storm = StormGuard(self.desk, cases=settings.storm_cases,
+                                     window_s=settings.storm_window_s, level=settings.storm_level)
         self.intake: AlertIntake = self.wiring.alert_intake(self.desk, services.views("act"))
         self.scheduler = EscalationScheduler(self.desk, tick_s=settings.escalate_tick_s)
 
@@ -74,6 +77,7 @@ class ActSide:
             self.staff.network = await asyncio.to_thread(StreetNetwork.from_pbf, path)
         await self.notifier.async_start()
         if self.runs_intake:
+            await self.desk.storm.restore()
             await self.wiring.prepare_alerts(self.intake.bus)
             await self.intake.start()
         if self.runs_scheduler:
