@@ -20,6 +20,7 @@ from cityops.auth import KeyResolver
 from cityops.bus.base import Bus
 from cityops.bus.memory import MemoryBus
 from cityops.bus.subjects import READINGS
+from cityops.detect.silences import SilenceBook, registry_kinds
 from cityops.domain.city import CityPack
 from cityops.domain.geo import CityMap
 from cityops.domain.registry import DeviceRegistry
@@ -94,6 +95,7 @@ class Services:
     name: str
     views: Callable[[str], Any]  # the bus as one component sees it (see Node.bus_for)
     wiring: Wiring
+    silences: SilenceBook  # the silences in force, for the detect engine (detect/silences.py)
 
     def runs(self, role: str) -> bool:
         return self.settings.runs(role)
@@ -122,7 +124,8 @@ def compose_single(pack: CityPack, settings: Settings, clock: Clock) -> Services
     return Services(pack=pack, settings=settings, clock=clock, metrics=metrics, city=city,
                     registry=registry, store=store, keys=keys, bus=bus, history=history,
                     reader=HistoryReader(history), ingestor=ingestor, name="",
-                    views=lambda component: bus, wiring=SingleWiring())
+                    views=lambda component: bus, wiring=SingleWiring(),
+                    silences=SilenceBook(store, clock, registry_kinds(registry)))
 
 
 class SingleWiring:

@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, kw_only=True):
     seal_after_s: float = 60.0
     detect: bool = True  # run the scenario rules on this node
     detect_tick_s: float = 1.0  # how often time-driven rules (absence, quiet) are evaluated
+    silence_max_s: float = 30 * 86400.0  # the longest a silence may last (a new one after)
     scenario_dirs: list[Path] = []  # the city's own scenario packs, besides the built-in ones
     max_age_s: float = 7 * 86400.0  # oldest reading taken (raise it to replay history)
     act: bool = True  # run the incident desk, alert intake and escalation scheduler here

@@ -35,6 +35,7 @@ from cityops.cluster.history import (
 from cityops.cluster.ingest import IngestBus, NoIngest, StreamLag, bus_unavailable_as_overload
 from cityops.cluster.roles import ACT_GROUP, HISTORY_GROUP
 from cityops.cluster.routing import owned_partitions
+from cityops.detect.silences import SilenceBook, registry_kinds
 from cityops.domain.city import CityPack
 from cityops.history.log import HistoryLog
 from cityops.history.query import HistoryReader
@@ -98,7 +99,8 @@ def compose_cluster(pack: CityPack, settings: Settings, clock: Clock) -> Service
     return Services(pack=pack, settings=settings, clock=clock, metrics=metrics, city=city,
                     registry=registry, store=store, keys=keys, bus=bus, history=history,
                     reader=reader, ingestor=ingestor, name=name, views=views,
-                    wiring=ClusterWiring(lag))
+                    wiring=ClusterWiring(lag),
+                    silences=SilenceBook(store, clock, registry_kinds(registry)))
 
 
 class ClusterWiring:
@@ -220,6 +222,7 @@ async def _follow_store(node: Node) -> None:
             if version != node.devices_version:
                 node.devices_version = version
                 await node.reload_devices()
+            await node.services.silences.refresh_if_changed()
             if node.detect is not None:
                 states = await node.store.load_area_states()
                 for code, state in states.items():
