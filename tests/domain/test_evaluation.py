@@ -297,3 +297,30 @@ def test_category_rows_add_up_to_the_city_row(cases):
         for mean in (row.report_to_register, row.register_to_dispatch,
                      row.dispatch_to_accept, row.dispatch_to_close):
             assert mean is None or mean >= 0.0
+
+
+def test_mid_period_only_cases_whose_limit_has_passed_are_due():
+    """Issue 14: evaluated mid-month, cases whose limit is still ahead counted as due and not
+    closed, so on-time rates read near 0 % until the month ended. A case is due once its limit
+    has passed (before `now`), or when it was closed in the period."""
+    month_end = S + 30 * DAY
+    now = S + 15 * DAY
+    cases = [
+        case("early", 0, 10, 20, 30, 3 * DAY, 5 * DAY),  # closed on time
+        case("before_limit", 0, 10, 20, 30, 10 * DAY, 20 * DAY),  # closed, limit still ahead
+        case("open_not_yet_due", DAY, DAY + 10, DAY + 20, deadline=20 * DAY),
+        case("open_late", DAY, DAY + 10, DAY + 20, deadline=12 * DAY),
+        case("limit_is_now", DAY, DAY + 10, DAY + 20, deadline=15 * DAY),
+    ]
+    [row] = evaluate(cases, S, month_end, now=now)
+    assert (row.due, row.closed, row.closed_on_time) == (4, 2, 2)
+    assert row.on_time_closure_rate == 0.5 and row.closure_rate == 0.5
+    assert not due_to_close(cases[2], S, month_end, now=now)
+    assert due_to_close(cases[3], S, month_end, now=now)
+    assert due_to_close(cases[4], S, month_end, now=now)  # its limit is now: overdue
+    # With only not-yet-due cases open, the rate is that of the closures: 100 %, not 0 %.
+    [row] = evaluate(cases[:3], S, month_end, now=now)
+    assert (row.due, row.on_time_closure_rate) == (2, 1.0)
+    # Once the month is over (or with no `now`), every limit in it has passed.
+    assert evaluate(cases, S, month_end, now=month_end + DAY)[0].due == 5
+    assert evaluate(cases, S, month_end)[0].due == 5

@@ -83,7 +83,7 @@ async def get_evaluation(call: Call[None, EvaluationQuery]) -> Evaluation:
     if who.scope.department is not None:
         cases = [c for c in cases if who.scope.department in c.departments]
     groups = [d.code for d in node.pack.departments] if q.group_by == "department" else []
-    rows = evaluate(cases, start, end, q.group_by, groups=groups)
+    rows = evaluate(cases, start, end, q.group_by, groups=groups, now=node.clock())
     if who.scope.department is not None and q.group_by == "department":
         rows = [r for r in rows if r.group == who.scope.department]
     return Evaluation(Period(first.isoformat(), (after - dt.timedelta(days=1)).isoformat(),

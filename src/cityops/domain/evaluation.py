@@ -140,12 +140,19 @@ class Figures(msgspec.Struct, frozen=True, kw_only=True):
     dispatch_to_close_samples: int
 
 
-def due_to_close(case: CaseFacts, period_start: float, period_end: float) -> bool:
-    """Whether `case` counts as due to close in [period_start, period_end).
+def due_to_close(case: CaseFacts, period_start: float, period_end: float, *,
+                 now: float | None = None) -> bool:
+    """Whether `case` counts as due to close in [period_start, period_end), as seen at `now`
+    (None: after the period, when every limit in it has passed).
 
     A case is due when it is neither parked nor voided and either
     - it was closed in the period, or
-    - its close deadline falls in the period and it was not already closed before the period.
+    - its close deadline falls in the period, has passed by `now` (a case whose deadline is
+      `now` is overdue), and it was not already closed before the period.
+
+    A period still running therefore judges only the cases it can judge: an open case whose
+    limit lies ahead is not yet late, and counting it as due and not closed would read a
+    mid-month on-time rate of nearly 0 %.
 
     So a case closed early is due only in the period it closed in (never twice), and a case
     closed late is due both in its deadline's period (counted there as not closed, since it
@@ -158,6 +165,7 @@ def due_to_close(case: CaseFacts, period_start: float, period_end: float) -> boo
         return True
     deadline = case.deadline
     return (deadline is not None and period_start <= deadline < period_end
+            and (now is None or deadline <= now)
             and (closed is None or closed >= period_start))
 
 
@@ -172,7 +180,7 @@ class _Tally:
         self.sums = [0.0, 0.0, 0.0, 0.0]
         self.samples = [0, 0, 0, 0]
 
-    def add(self, case: CaseFacts, start: float, end: float) -> None:
+    def add(self, case: CaseFacts, start: float, end: float, now: float | None) -> None:
         if case.parked:
             self.parked += 1
             return
@@ -180,7 +188,7 @@ class _Tally:
         def within(t: float | None) -> TypeGuard[float]:
             return t is not None and start <= t < end
 
-        if due_to_close(case, start, end):
+        if due_to_close(case, start, end, now=now):
             self.due += 1
             if case.closed is not None and case.closed < end:
                 self.closed += 1
@@ -237,11 +245,13 @@ def _keys(case: CaseFacts, group_by: GroupBy | None) -> list[str | None]:
 
 
 def evaluate(cases: Iterable[CaseFacts], period_start: float, period_end: float,
-             group_by: GroupBy | None = None, *, groups: Iterable[str] = ()) -> list[Figures]:
+             group_by: GroupBy | None = None, *, groups: Iterable[str] = (),
+             now: float | None = None) -> list[Figures]:
     """The figures of [period_start, period_end), one row per group, ordered by group key
     (None last). With `group_by=None`, one row for all cases. `groups` names keys that get a
     row even when no case falls in them (every department of the city, say), so that a unit
-    with nothing to do is shown as such rather than missing."""
+    with nothing to do is shown as such rather than missing. `now`: when the figures are
+    taken, for a period not yet over (see `due_to_close`)."""
     if group_by is not None and group_by not in _GROUP_BYS:
         raise ValueError(f"group_by {group_by!r} is not one of {', '.join(_GROUP_BYS)}")
     if not (math.isfinite(period_start) and math.isfinite(period_end)) \
@@ -258,6 +268,6 @@ def evaluate(cases: Iterable[CaseFacts], period_start: float, period_end: float,
             tally = tallies.get(key)
             if tally is None:
                 tally = tallies[key] = _Tally()
-            tally.add(case, period_start, period_end)
+            tally.add(case, period_start, period_end, now)
     order = sorted(tallies, key=lambda k: (k is None, k or ""))
     return [tallies[key].figures(key) for key in order]
