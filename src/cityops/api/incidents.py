@@ -41,9 +41,10 @@ from cityops.domain.incidents.model import Event, Incident, Report, Status, Work
 from cityops.domain.incidents.workflow import CENTRE, NotAllowed, OutOfScope, Refused, Rules
 from cityops.domain.privacy import mask_data, mask_text
 from cityops.store.base import IncidentFilter
+from cityops.store.incident_rows import late_at
 
 __all__ = ["READ", "REPORT", "ACT", "actor_of", "desk_of", "scope_filter", "visible",
-           "ORDER", "ORDER_CASE", "Found", "ROUTES"]
+           "ORDER", "ORDER_CASE", "Found", "ROUTES", "is_overdue"]
 
 READ = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION, Role.FIELD})
 REPORT = frozenset({Role.ADMIN, Role.OPERATOR, Role.FIELD})
@@ -195,12 +196,19 @@ def scope_filter(node: Any, who: Principal) -> dict[str, Any]:
     return {}
 
 
+def is_overdue(inc: Incident, now: float) -> bool:
+    """An open case past any of its deadlines: its close limit, a live order's accept or
+    finish limit, or the centre's dispatch limit. The store's `overdue_at` filter tests the
+    same moment (`late_at`), so `?overdue=true` lists exactly the cases shown overdue."""
+    due = late_at(inc)
+    return due is not None and due <= now
+
+
 def _view(kind: type, inc: Incident, now: float, **more: Any) -> Any:
     fields = msgspec.structs.asdict(inc)
     fields.update(title=mask_text(inc.title), description=mask_text(inc.description))
     return kind(**fields, departments=inc.departments, parked=inc.parked,
-                overdue=inc.is_open and inc.close_due is not None and inc.close_due <= now,
-                **more)
+                overdue=is_overdue(inc, now), **more)
 
 
 def incident_out(inc: Incident, now: float) -> IncidentOut:

@@ -33,7 +33,7 @@ from starlette.responses import Response, StreamingResponse
 
 from cityops.api.alerts import may_see
 from cityops.api.errors import ApiError, json_response
-from cityops.api.incidents import READ, actor_of, scope_filter
+from cityops.api.incidents import READ, actor_of, is_overdue, scope_filter
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.bus.subjects import ALERTS, INCIDENTS
 from cityops.domain.access import Principal, Role, can_see_area, can_see_place
@@ -101,8 +101,7 @@ def incident_summary(inc: Incident, now: float) -> dict:
         "departments": inc.departments, "reported_at": inc.reported_at,
         "updated_at": inc.updated_at, "close_due": inc.close_due,
         "dispatch_due": inc.dispatch_due, "next_due": inc.next_due, "reports": inc.reports,
-        "overdue": inc.is_open and inc.close_due is not None and inc.close_due <= now
-        or any(o.overdue for o in inc.orders),
+        "overdue": is_overdue(inc, now),
         "orders": [{"id": o.id, "department": o.department, "status": o.status.value,
                     "assignee": o.assignee, "progress": o.progress} for o in inc.orders],
         "source": inc.source,
