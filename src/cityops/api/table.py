@@ -36,12 +36,13 @@ from cityops.api import (
     staff,
     states,
     status,
+    storms,
 )
 from cityops.api.route import Endpoint
 from cityops.open311 import routes as open311
 
 FEATURES = (ops, status, readings, areas, mapdata, devices, states, alerts, detection,
-            incidents, staff, field, photos, evaluation, live, pages,
+            incidents, storms, staff, field, photos, evaluation, live, pages,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
             services, applications, licences, benefits, open311, openapi)
 
