@@ -18,6 +18,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from cityops import lifecycle
 from cityops.act.side import ActSide
 from cityops.cluster.compose import compose_cluster
 from cityops.detect.engine import DetectEngine
@@ -108,6 +109,7 @@ class Node:
         await self.wiring.register_pack_devices(self)
         snapshot = await self.store.load_latest()
         await asyncio.to_thread(self.history.open, snapshot)
+        await lifecycle.on_start(self)  # devices with readings are active, not commissioning
         await self.wiring.connect(self)
         self.metrics.devices.set_function(lambda: len(self.registry))
         self.metrics.watch_queue("history_writer", self.history.queue_depth)
@@ -123,6 +125,8 @@ class Node:
         await self.wiring.start_parts(self)
         if self.runs("history"):
             self.keep_task(self._snapshot_loop(), "latest-snapshot")
+        self.keep_task(lifecycle.keep_saved(self, self.settings.snapshot_every_s),
+                       "device-lifecycles")
         from cityops.ingest.deadletters import DeadLetterSink
 
         st = self.settings
@@ -185,6 +189,7 @@ class Node:
         # The newest segment stays WAL (no final compaction): replaying it at the next start
         # restores the dedup memory, so a client retrying its last batch is told "duplicate".
         await self.save_snapshot()
+        await lifecycle.save_unsaved(self)  # first readings not yet in the store
         if self.dead_letters is not None:
             await self.dead_letters.stop()
         await self.bus.close()
@@ -222,7 +227,8 @@ class Node:
                                           "restart it")
                 log.error("device registry diverged from the store; restart this node")
                 return 0
-            self.registry.add(devices[n:])
+            # New devices, and changes of known ones (lifecycle moves made elsewhere).
+            self.registry.follow(devices)
             self._devices_checked = time.monotonic()
             return len(devices) - n
 

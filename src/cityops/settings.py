@@ -30,6 +30,9 @@ class Settings(msgspec.Struct, kw_only=True):
     silence_max_s: float = 30 * 86400.0  # the longest a silence may last (a new one after)
     scenario_dirs: list[Path] = []  # the city's own scenario packs, besides the built-in ones
     max_age_s: float = 7 * 86400.0  # oldest reading taken (raise it to replay history)
+    # A commissioning device not heard this long after it was registered is listed as never
+    # reported (GET /api/v1/devices/never-reported), never raised as an incident.
+    commissioning_window_s: float = 7 * 86400.0
     act: bool = True  # run the incident desk, alert intake and escalation scheduler here
     notify_url: str = "log:"  # see cityops.notify.open_notifier
     escalate_tick_s: float = 5.0  # how often deadlines are checked

@@ -1,12 +1,15 @@
 """Devices:
 
-    GET  /api/v1/devices              the devices the key may see, by kind and area, paged
+    GET  /api/v1/devices              the devices the key may see, by kind, area and
+                                      lifecycle state, paged
     POST /api/v1/devices              register one device (an object) or many (an array)
     GET  /api/v1/devices/{device_id}  one device with its areas, cell and latest reading
 
 A scoped key registers a device only where its scope reaches, and re-registers one only if it
 could see the device as stored: otherwise an operator of one town could take over another
-town's device by sending its id with coordinates in its own town.
+town's device by sending its id with coordinates in its own town. A new device is
+commissioning until its first reading; re-registering one keeps its lifecycle state (moves
+are made with POST /api/v1/devices/lifecycle, api/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from cityops.api.params import iso
 from cityops.api.route import Call, Endpoint, Guard, Scope
 from cityops.domain.access import READ_DEVICES, REGISTER_DEVICES, Principal, can_see_place
 from cityops.domain.city import AreaCodes, Device
+from cityops.domain.lifecycle import Lifecycle
 from cityops.domain.registry import UnknownKind
 from cityops.history.state import NEVER
 
@@ -63,6 +67,8 @@ class DeviceOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     areas: AreaCodes | None
     cell: str | None
     meta: dict[str, Any] = {}
+    lifecycle: Lifecycle
+    lifecycle_at: str | None  # when it entered that state
     latest: Latest | None
 
 
@@ -91,12 +97,16 @@ def latest_of(node: Any, device: Device) -> Latest | None:
 def device_out(node: Any, device: Device) -> DeviceOut:
     return DeviceOut(id=device.id, kind=device.kind, lat=device.lat, lon=device.lon,
                      name=device.name, owner=device.owner, areas=device.areas, cell=device.cell,
-                     meta=device.meta, latest=latest_of(node, device))
+                     meta=device.meta, lifecycle=device.lifecycle,
+                     lifecycle_at=iso(int(device.lifecycle_at * 1e6)) if device.lifecycle_at
+                     else None,
+                     latest=latest_of(node, device))
 
 
 class DeviceQuery(msgspec.Struct, forbid_unknown_fields=False):
     kind: Kind | None = None
     area: AreaCode | None = None
+    lifecycle: Lifecycle | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
     cursor: Annotated[int, msgspec.Meta(ge=0, le=2**62,
                                         description="`next` of the previous page")] = 0
@@ -119,6 +129,8 @@ async def list_devices(call: Call[None, DeviceQuery]) -> DevicePage:
         if q.kind is not None and device.kind != q.kind:
             continue
         if q.area is not None and (device.areas is None or not device.areas.within(q.area)):
+            continue
+        if q.lifecycle is not None and device.lifecycle is not q.lifecycle:
             continue
         if not may_see(node, who, device):
             continue
@@ -155,12 +167,18 @@ async def post_devices(call: Call[Registration, Any]) -> list[DeviceOut] | Devic
     many = isinstance(body, list)
     wanted = body if isinstance(body, list) else [body]
     devices = []
+    now = node.clock()
     for i, d in enumerate(wanted):
         try:
             node.registry.kind(d.kind)
         except UnknownKind as exc:
             raise ApiError(400, f"{f'device {i}' if many else 'device'}: {exc}") from None
-        devices.append(Device(d.id, d.kind, d.lat, d.lon, d.name, d.owner, meta=d.meta))
+        # A device registered again (moved, renamed) stays where it is in its life.
+        held = node.registry.get(d.id)
+        life = {"lifecycle": held.lifecycle, "lifecycle_at": held.lifecycle_at} if held \
+            else {"lifecycle_at": now}
+        devices.append(Device(d.id, d.kind, d.lat, d.lon, d.name, d.owner, meta=d.meta,
+                              **life))
     try:
         resolved = [node.city.resolve_device(d) for d in devices]
     except ValueError as exc:

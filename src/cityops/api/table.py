@@ -24,6 +24,7 @@ from cityops.api import (
     hotline,
     incidents,
     licences,
+    lifecycle,
     live,
     mapdata,
     openapi,
@@ -41,7 +42,7 @@ from cityops.api import (
 from cityops.api.route import Endpoint
 from cityops.open311 import routes as open311
 
-FEATURES = (ops, status, readings, areas, mapdata, devices, states, alerts, detection,
+FEATURES = (ops, status, readings, areas, mapdata, lifecycle, devices, states, alerts, detection,
             incidents, storms, staff, field, photos, evaluation, live, pages,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
             services, applications, licences, benefits, open311, openapi)

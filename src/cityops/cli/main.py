@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cityops.cli.citizens import citizens_app
+from cityops.cli.devices import devices_app
 from cityops.cli.keys import keys_app
 from cityops.cli.serve import serve
 from cityops.logsafe import install_safe_logging
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(citizens_app, name="citizens")
+app.add_typer(devices_app, name="devices")
 
 
 @app.callback()

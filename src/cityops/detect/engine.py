@@ -106,6 +106,7 @@ class DetectEngine:
         self.packs: list[_PackRules] = []
         self.episodes: Episodes | None = None
         self._devices_seen = 0
+        self._lifecycle_seen = -1  # the registry's lifecycle_version the masks were made at
         self._busy = False
         # Batches and ticks take turns: rules yield the loop between them (see `_yield`),
         # and one must not see the clock or the memory of the other half-way.
@@ -140,8 +141,7 @@ class DetectEngine:
                 evaluators.append(build(pack, rule, self.ctx))
                 rules[f"{pack.name}.{rule.id}"] = (pack, rule)
             self.packs.append(_PackRules(pack, evaluators))
-        for p in self.packs:
-            p.refresh(self.ctx.state)
+        self._refresh_state()  # every pack's device mask, lifecycle included
         self.episodes = Episodes(rules, node.registry, self._locate)
         alerts = await node.store.list_alerts(active=True, limit=100_000)
         alerts = await self.share.start(alerts)
@@ -194,6 +194,10 @@ class DetectEngine:
         ctx.state = device_states(self.area_states, ctx.places)
         for p in self.packs:
             p.refresh(ctx.state)
+            # Devices in maintenance or decommissioned: their readings are stored, but no
+            # rule reads them (cityops.domain.lifecycle).
+            p.active &= ctx.registry.evaluated(p.active.shape[0])
+        self._lifecycle_seen = ctx.registry.lifecycle_version
 
     def _grow(self) -> None:
         """Devices registered since the context was built get places and states."""
@@ -202,6 +206,8 @@ class DetectEngine:
             self._devices_seen = len(self.node.registry)
             self._refresh_state()
             self.share.grow(self._devices_seen)
+        elif self.node.registry.lifecycle_version != self._lifecycle_seen:
+            self._refresh_state()  # a device went into or out of maintenance
 
     # -- evaluation -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from cityops.domain.incidents.categories import Category
+from cityops.domain.lifecycle import Lifecycle
 from cityops.domain.onestop.catalogue import Catalogue
 from cityops.domain.onestop.policies import Policy
 
@@ -95,6 +96,11 @@ class Device(msgspec.Struct, frozen=True, omit_defaults=True):
     areas: AreaCodes | None = None  # resolved once, at registration
     cell: str | None = None  # H3 cell at the city's resolution, resolved at registration
     meta: dict[str, Any] = {}
+    # Where the device is in its life (domain/lifecycle.py) and since when (epoch s; 0: not
+    # yet stamped). A device never heard of is commissioning, never "offline"; stored docs
+    # without these fields decode as such.
+    lifecycle: Lifecycle = Lifecycle.COMMISSIONING
+    lifecycle_at: float = 0.0
 
 
 class Staff(msgspec.Struct, frozen=True, omit_defaults=True):

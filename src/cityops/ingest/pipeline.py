@@ -222,6 +222,9 @@ class Ingestor:
             taken = len(np.unique(origin))
             stored = len(np.unique(origin[appended.fresh]))
             duplicates = taken - stored
+            # A commissioning device's first accepted reading makes it active; the registry
+            # keeps the change and cityops.lifecycle saves it with others, not per reading.
+            self.registry.activate(batch.device, self.clock())
             if len(appended.stored):
                 await self.bus.publish(READINGS, appended.stored)
             self.metrics.values.labels(source).inc(len(appended.stored))

@@ -1,11 +1,15 @@
-"""Absence: offline after N reporting periods of silence, counted from the start for devices
-never heard; back when a reading arrives; the engine's last-seen times count."""
+"""Absence: an active device is offline after N reporting periods of silence, counted from
+the rule's start at the earliest; back when a reading arrives; the engine's last-seen times
+count. Devices never heard (commissioning), in maintenance or decommissioned are never
+offline (tests/domain/scenarios/test_absence_lifecycle.py)."""
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
+from cityops.domain.lifecycle import Lifecycle
 from cityops.domain.scenarios.primitives.absence import AbsenceEvaluator
 from cityops.domain.scenarios.spec import Absence, When, Where
 
@@ -15,9 +19,14 @@ T0 = at(2024, 5, 8, 10)
 S = US
 
 
+def active(d, since_us=T0 - 86400 * S):
+    """A device heard before (active since a day before T0)."""
+    return msgspec.structs.replace(d, lifecycle=Lifecycle.ACTIVE, lifecycle_at=since_us / US)
+
+
 def make(rule=None, devices=None, **kw):
     rule = rule or Absence(id="offline", kind="noise", periods=3)
-    ctx = context(devices or [device(0), device(1)], **kw)
+    ctx = context([active(d) for d in devices or [device(0), device(1)]], **kw)
     return AbsenceEvaluator(pack(rule), rule, ctx), ctx
 
 
@@ -26,7 +35,7 @@ def tick(ev, ctx, t):
     return [(s.subject, s.active) for s in ev.on_tick(ctx)]
 
 
-def test_nothing_is_offline_until_periods_after_the_start():
+def test_an_active_device_is_not_offline_until_periods_after_the_start():
     ev, ctx = make()
     assert tick(ev, ctx, T0) == []
     assert tick(ev, ctx, T0 + 179 * S) == []
