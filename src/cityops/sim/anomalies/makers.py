@@ -494,12 +494,27 @@ class WindowMaker(Maker):
 
 class ClusterMaker(WindowMaker):
     """More readings over a level than the rule allows in one cell or area: several devices of
-    the group at once, each also able to carry the count alone (at the rule's own rate)."""
+    the group at once, each also able to carry the count alone (at the rule's own rate). A rule
+    counting distinct devices needs more of them than it allows, so only groups with that many
+    free devices take one."""
 
     def why_not(self):
         if self.rule.agg != "count" or self.rule.above is None:
             return f"per-{self.rule.per} windows are injected only as counts above a level"
+        if self.rule.distinct == "device":
+            sizes: dict[str, int] = {}
+            for device in self.candidates:
+                key = self.env.view.group_key(device, self.rule.per)
+                if key is not None:
+                    sizes[key] = sizes.get(key, 0) + 1
+            want = self._want()
+            if not sizes or max(sizes.values()) < want:
+                return (f"no {self.rule.per} of the city has the {want} devices the rule "
+                        "counts (distinct devices)")
         return Maker.why_not(self)
+
+    def _want(self) -> int:
+        return int(math.floor(float(self.env.param(self.rule, "above")))) + 1
 
     def make(self, now, number, rng):
         env, rule = self.env, self.rule
@@ -512,13 +527,13 @@ class ClusterMaker(WindowMaker):
                 groups.setdefault(key, []).append(device)
         if not groups:
             return None
-        above = float(env.param(rule, "above"))
-        want = int(math.floor(above)) + 1
+        want = self._want()
         # The groups with the most devices, so that the cluster is several devices where the
         # city has them.
         keys = sorted(groups, key=lambda k: -len(groups[k]))
         best = len(groups[keys[0]])
-        top = [k for k in keys if len(groups[k]) >= min(best, want)]
+        least = want if rule.distinct == "device" else min(best, want)
+        top = [k for k in keys if len(groups[k]) >= least]
         for i in rng.permutation(len(top))[:TRIES].tolist():
             key = top[i]
             members = groups[key]
@@ -906,6 +921,9 @@ def maker_for(env: Env, pack: spec.ScenarioPack, rule: spec.AnyRule) -> Maker:
         weeks = int(env.param(rule, "min_history"))
         return Unsupported(env, pack, rule, f"a baseline needs {weeks} weeks of history of the "
                            "same hour of the week before it decides; a simulation starts with none")
+    if isinstance(rule, spec.Outage):
+        return Unsupported(env, pack, rule, "a network outage silences many devices at once: "
+                           "the storm makes those, labelled as outages (`outages=`)")
     if isinstance(rule, spec.Threshold | spec.Window):
         kind = env.view.kinds.get(rule.kind or "")
         if kind is not None and kind.mobile and (rule.channel or kind.primary.name) == "speed":
