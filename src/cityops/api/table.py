@@ -34,6 +34,7 @@ from cityops.api import (
     readings,
     reviews,
     services,
+    silences,
     staff,
     states,
     status,
@@ -43,6 +44,7 @@ from cityops.api.route import Endpoint
 from cityops.open311 import routes as open311
 
 FEATURES = (ops, status, readings, areas, mapdata, lifecycle, devices, states, alerts, detection,
+            silences,
             incidents, storms, staff, field, photos, evaluation, live, pages,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
             services, applications, licences, benefits, open311, openapi)

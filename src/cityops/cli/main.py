@@ -10,6 +10,7 @@ from cityops.cli.citizens import citizens_app
 from cityops.cli.devices import devices_app
 from cityops.cli.keys import keys_app
 from cityops.cli.serve import serve
+from cityops.cli.silences import silences_app
 from cityops.logsafe import install_safe_logging
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(citizens_app, name="citizens")
+app.add_typer(silences_app, name="silences")
 app.add_typer(devices_app, name="devices")
 
 
