@@ -11,6 +11,12 @@ viewer can never hold up detection or the incident desk.
 
 Events: `snapshot` (everything in scope; sent first, after a drop, and every
 `snapshot_every_s`), `delta` (only what changed), and comment pings to keep proxies open.
+
+The snapshot's lists are capped (the newest open cases, active alerts), so no figure may be
+counted off them: `counts` (open cases, overdue ones, open ones by status) come from the
+store, asked at most every `counts_every_s` per scope, and go out in a delta when they change;
+`incidents_open` says how many open cases the list holds of how many (`capped`), and
+`alerts_capped` whether the alert list was cut at its limit.
 The stream needs `Authorization: Bearer`; the pages read it with `fetch`, which can send that
 header (EventSource cannot), so a key never appears in a URL. A request that does not accept
 `text/event-stream` gets the snapshot alone, as JSON.
@@ -22,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +49,7 @@ from cityops.domain.incidents.model import Incident
 from cityops.domain.incidents.workflow import OutOfScope
 from cityops.domain.kinds import MAX_CHANNELS
 from cityops.store.base import IncidentFilter
+from cityops.store.incident_sql import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,7 @@ NEVER = np.iinfo(np.int64).min
 SNAPSHOT_OPEN = 3000  # open cases in a snapshot (newest first) ...
 SNAPSHOT_RECENT = 500  # ... plus the newest of any status, so closed ones can be counted
 SNAPSHOT_ALERTS = 5000
+COUNTS_EVERY_S = 5.0  # how stale the store's counts of a scope's cases may get
 PING_S = 15.0  # a comment line after this long without news keeps proxies from closing
 RECHECK_S = 5.0  # how stale a stream's key may get: revoked or expired, the stream ends
 RESYNC = object()  # queued to wake a viewer that must be sent a snapshot
@@ -120,8 +129,11 @@ def alert_summary(alert: Alert, device: bool) -> dict:
 class LiveHub:
     def __init__(self, node, *, tick_s: float = 0.25, kpi_every_s: float = 1.0,
                  snapshot_every_s: float = 120.0, queue_frames: int = 8,
-                 bus_queue: int = 4096, recheck_s: float = RECHECK_S) -> None:
+                 bus_queue: int = 4096, recheck_s: float = RECHECK_S,
+                 counts_every_s: float = COUNTS_EVERY_S) -> None:
         self.node = node
+        self.counts_every_s = counts_every_s
+        self.monotonic = time.monotonic  # the counts' clock (a test's may be a fake)
         self.tick_s = tick_s
         self.recheck_s = recheck_s
         self.kpi_every_s = kpi_every_s
@@ -312,6 +324,8 @@ class LiveHub:
         group = self._group(who, viewer.group)
         now = node.clock()
         cases: dict[str, Incident] = {}
+        counts = None
+        open_listed = 0
         if node.act is not None:
             scope = scope_filter(node, who)
             for f, limit in ((IncidentFilter(open=True, **scope), SNAPSHOT_OPEN),
@@ -319,8 +333,12 @@ class LiveHub:
                 for inc in await node.store.list_incidents(f, limit=limit):
                     if inc.id not in cases and self._sees_incident(who, inc):
                         cases[inc.id] = inc
-        alerts = [a for a in await node.store.list_alerts(active=True, limit=SNAPSHOT_ALERTS)
-                  if may_see(node, who, a)]
+                        open_listed += inc.is_open
+            counts = await self._counts(group)
+            if track:
+                group["counts_sent"] = counts
+        stored = await node.store.list_alerts(active=True, limit=SNAPSHOT_ALERTS)
+        alerts = [a for a in stored if may_see(node, who, a)]
         staff_lat, staff_lon = self._staff_pos.read() if self.staff_ids else (None, None)
         board = node.act.staff if node.act is not None else None
         staff = {"i": [], "id": [], "name": [], "dept": [], "status": [], "lat": [], "lon": []}
@@ -362,10 +380,48 @@ class LiveHub:
             "staff": staff, "vehicles": vehicles,
             "kpi": self._kpi_for(kpi, group),
             "history": [[t, v] for t, v in self._history],
+            "counts": counts,
+            "incidents_open": None if counts is None else {
+                "capped": counts["open"] > open_listed, "shown": open_listed,
+                "total": counts["open"]},
+            "alerts_capped": len(stored) >= SNAPSHOT_ALERTS,
             "dropped": viewer.dropped,
             "tick_s": self.tick_s,
         }
         return body
+
+    # -- counts from the store -----------------------------------------------------------------
+
+    async def _counts(self, group: dict) -> dict | None:
+        """Open, overdue and per-status counts of the cases a scope's list filter covers, from
+        the store: at most one round of count queries per scope and `counts_every_s`,
+        however many viewers connect or resync. None for a field key, whose own cases (its
+        orders') no store filter names; its list is small and whole."""
+        who = group["who"]
+        node = self.node
+        if node.act is None or who.role is Role.FIELD:
+            return None
+        now = self.monotonic()
+        cached = group.get("counts")
+        if cached is not None and now - group.get("counts_at", -math.inf) < self.counts_every_s:
+            return cached
+        group["counts_at"] = now  # before the queries: a second caller meanwhile waits no more
+        scope = scope_filter(node, who)
+        store = node.store
+        status = {s: await store.count_incidents(IncidentFilter(status=(s,), **scope))
+                  for s in OPEN_STATUSES}
+        overdue = await store.count_incidents(IncidentFilter(overdue_at=node.clock(), **scope))
+        counts = {"open": sum(status.values()), "overdue": overdue, "status": status}
+        group["counts"] = counts
+        return counts
+
+    async def refresh_counts(self) -> None:
+        """The counts of every connected scope, where they are due (see `_counts`)."""
+        seen: set[tuple] = set()
+        for viewer in list(self.viewers):
+            if viewer.group not in seen:
+                seen.add(viewer.group)
+                await self._counts(self._group(viewer.who, viewer.group))
 
     # -- deltas ------------------------------------------------------------------------------
 
@@ -389,6 +445,7 @@ class LiveHub:
                     last_snapshot = time.monotonic()
                     for viewer in self.viewers:
                         self._ask_resync(viewer)
+                await self.refresh_counts()
                 self._tick()
             except Exception:
                 log.exception("live update failed; viewers will be resynced")
@@ -480,6 +537,9 @@ class LiveHub:
             changed_kpi = self._kpi_changes(group, self._kpi_for(kpi, group))
             if changed_kpi:
                 body["kpi"] = changed_kpi
+        counts = group.get("counts")
+        if counts is not None and counts != group.get("counts_sent"):
+            body["counts"] = group["counts_sent"] = counts
         if not body:
             return None
         body["type"] = "delta"

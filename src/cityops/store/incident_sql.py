@@ -100,6 +100,22 @@ def list_query(
         if f.department is not None:
             where.append(_has_department(p, m))
             params.append(f.department)
+    _narrow(d, p, f, where, params)
+    if before is not None:
+        where.append(f"{key} < ({m}, {m})")
+        params += [before[0], before[1]]
+    page = (f"SELECT {keys} FROM {source} {'WHERE ' + ' AND '.join(where) if where else ''} "
+            f"ORDER BY {order} LIMIT {m}")
+    sql = (f"SELECT i.doc FROM ({page}) AS k JOIN {p}incidents AS i ON i.id = k.id "
+           "ORDER BY k.reported_at DESC, k.id DESC")
+    return sql, [*params, max(0, limit)]
+
+
+def _narrow(d: Dialect, p: str, f: IncidentFilter, where: list[str], params: list[Any]) -> None:
+    """The filter's terms on the case row `i`, but its department: appended to `where` and
+    `params`."""
+    m = d.mark
+    statuses = statuses_of(f)
     if f.status:
         where.append(f"i.status IN ({', '.join([m] * len(f.status))})")
         params += list(f.status)
@@ -127,14 +143,22 @@ def list_query(
             ors.append(_has_department(p, m, one_of_several=True))
             params.append(dept)
         where.append("(" + " OR ".join(ors) + ")")
-    if before is not None:
-        where.append(f"{key} < ({m}, {m})")
-        params += [before[0], before[1]]
-    page = (f"SELECT {keys} FROM {source} {'WHERE ' + ' AND '.join(where) if where else ''} "
-            f"ORDER BY {order} LIMIT {m}")
-    sql = (f"SELECT i.doc FROM ({page}) AS k JOIN {p}incidents AS i ON i.id = k.id "
-           "ORDER BY k.reported_at DESC, k.id DESC")
-    return sql, [*params, max(0, limit)]
+
+
+def count_query(d: Dialect, p: str, f: IncidentFilter) -> tuple[str, list[Any]]:
+    """The SELECT of `count_incidents`: how many cases `list_incidents` would return with no
+    limit. The screens ask it every few seconds, mostly of the open backlog (open, overdue, by
+    status, within a scope), which the open-case indexes answer without a case row read: the
+    filter says "open" in those indexes' own words, as `list_query` does."""
+    m = d.mark
+    where: list[str] = []
+    params: list[Any] = []
+    if f.department is not None:
+        where.append(_has_department(p, m))
+        params.append(f.department)
+    _narrow(d, p, f, where, params)
+    return (f"SELECT COUNT(*) FROM {p}incidents AS i "
+            f"{'WHERE ' + ' AND '.join(where) if where else ''}", params)
 
 
 def _has_department(p: str, m: str, *, one_of_several: bool = False) -> str:

@@ -82,6 +82,9 @@ class MemoryIncidents:
         found.sort(key=lambda item: (item[0].reported_at, item[0].id), reverse=True)
         return [decode_incident(doc) for _, doc in found[: max(0, limit)]]
 
+    async def count_incidents(self, f: IncidentFilter) -> int:
+        return sum(1 for c, _ in self._incidents.values() if matches(c, f))
+
     async def open_incidents_in_cells(
         self, category: str, cells: Sequence[str], since: float
     ) -> list[Incident]:

@@ -149,6 +149,10 @@ class PostgresIncidents:
                "ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED) AS d "
                "WHERE i.id = d.id RETURNING i.id, i.next_due")
         async with self._connection(write=True) as conn:
+    async def count_incidents(self, f: IncidentFilter) -> int:
+        rows = await self._docs(*q.count_query(POSTGRES, self._p, f))
+        return int(rows[0][0])
+
             cur = await conn.execute(sql, (now + lease_s, now, now, limit))
             rows = await cur.fetchall()
         return [incident_id for incident_id, _ in sorted(rows, key=lambda r: (r[1], r[0]))]

@@ -133,6 +133,10 @@ class IncidentStore(Protocol):
         """Newest `reported_at` first (ties by id); `before` is the last row of the previous
         page as (reported_at, id)."""
 
+    async def count_incidents(self, f: IncidentFilter) -> int:
+        """How many cases `list_incidents(f)` returns with no limit: what the screens count,
+        never a capped list. Cheap for the open backlog (an index's count)."""
+
     async def open_incidents_in_cells(
         self, category: str, cells: Sequence[str], since: float
     ) -> list[Incident]:

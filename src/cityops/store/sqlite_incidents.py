@@ -92,6 +92,11 @@ class SQLiteIncidents:
         docs = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [decode_incident(doc) for (doc,) in docs]
 
+    async def count_incidents(self, f: IncidentFilter) -> int:
+        sql, params = q.count_query(SQLITE, _P, f)
+        row = await self._read(lambda conn: conn.execute(sql, params).fetchone())
+        return int(row[0])
+
     async def open_incidents_in_cells(
         self, category: str, cells: Sequence[str], since: float
     ) -> list[Incident]:
