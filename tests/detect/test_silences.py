@@ -173,3 +173,17 @@ async def test_a_book_of_thousands_matches_quickly_by_count_of_checks(store) -> 
     assert len(book) == 3000  # read in pages
     assert book.match(alert("dev-2999")) == "d2999"
     assert len(book._set.candidates(alert("dev-7"))) == 1  # noqa: SLF001
+
+
+async def test_changes_move_with_every_change_taken_in(store) -> None:
+    clock = Clock(T0)
+    book = SilenceBook(store, clock)
+    await book.load()
+    seen = book.changes
+    await records.create(store, silence("s", T0, T0 + 60), now=T0, book=book)
+    assert book.changes > seen
+    seen = book.changes
+    assert await book.refresh_if_changed() is True  # the store moved on too
+    assert book.take_ended(T0 + 1) == [] and book.changes == seen + 1  # reloaded once
+    seen = book.changes
+    assert book.take_ended(T0 + 60) == ["s"] and book.changes == seen + 1

@@ -217,7 +217,8 @@ class SilenceBook:
         self.store = store
         self.clock = clock
         self.kind_of: KindOf = kind_of or (lambda device_id: None)
-        self.version: str | None = None
+        self.version: str | None = None  # the store's, as last loaded
+        self.changes = 0  # moves on every change the book takes in, loaded or made here
         self.loaded = False
         self._live: dict[str, Silence] = {}
         self._set = SilenceSet((), self.kind_of)
@@ -297,5 +298,6 @@ class SilenceBook:
         return len(self._live)
 
     def _replace(self, live: dict[str, Silence]) -> None:
+        self.changes += 1
         self._live = live
         self._set = SilenceSet(live.values(), self.kind_of)
