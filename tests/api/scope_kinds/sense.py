@@ -32,6 +32,25 @@ class Devices:
         return {"id": rid, "kind": "noise", "name": "Moved", **PLACE[town]}
 
 
+class DeviceLifecycles:
+    """A device moved with POST /api/v1/devices/lifecycle: the body names town B's device by
+    id (a key of town A must get 403/404 and leave it as it was)."""
+
+    async def make(self, world: World, town: str) -> str:
+        rid = f"life-of-{town}"
+        async with world.client() as c:
+            r = await c.post("/api/v1/devices", json={"id": rid, "kind": "noise", **PLACE[town]})
+            assert r.status_code == 201, r.text
+        return rid
+
+    async def snapshot(self, world: World, rid: str) -> Any:
+        stored = {d.id: d for d in await world.node.store.load_devices()}
+        return world.node.registry.get(rid), stored.get(rid)
+
+    def move_body(self, world: World, rid: str, town: str) -> dict[str, Any] | None:
+        return {"to": "maintenance", "devices": [rid], "reason": "scope test"}
+
+
 class Alerts:
     async def make(self, world: World, town: str) -> str:
         now = time.time()
@@ -81,4 +100,4 @@ class Areas:
         return None
 
 
-KINDS = {"device": Devices(), "alert": Alerts(), "area_state": AreaStates(), "area": Areas()}
+KINDS = {"device": Devices(), "device_lifecycle": DeviceLifecycles(), "alert": Alerts(), "area_state": AreaStates(), "area": Areas()}
