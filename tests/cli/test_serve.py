@@ -78,3 +78,11 @@ def test_serve_refuses_a_public_url_that_is_no_web_address(tmp_path, grid_pack):
     r = CliRunner().invoke(app, ["serve", "--city", str(tmp_path / "city"), "--data",
                                  str(tmp_path / "d"), "--public-url", "ops.example"])
     assert r.exit_code == 2 and "http:// or https://" in r.output
+
+
+def test_serve_refuses_an_unknown_storm_level(tmp_path, grid_pack):
+    save_pack(grid_pack, tmp_path / "city")
+    r = CliRunner().invoke(app, ["serve", "--city", str(tmp_path / "city"), "--data",
+                                 str(tmp_path / "d"), "--storm-level", "street"])
+    assert r.exit_code == 2 and "village, town or district" in r.output
+    assert "Traceback" not in r.output

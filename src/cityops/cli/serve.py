@@ -89,6 +89,14 @@ def serve(
                                   help="The key file personal data is sealed with (made at the "
                                   "first start; default DATA/data.key). Every node sharing a "
                                   "store must use the same file."),
+    storm_cases: int = typer.Option(10, "--storm-cases", min=0, help="Storm guard: once this "
+                                    "many cases of one category were auto-dispatched in one "
+                                    "area within --storm-window, further ones wait as one "
+                                    "case for a supervisor (0: off)."),
+    storm_window: float = typer.Option(600.0, "--storm-window", min=1.0, help="Seconds the "
+                                       "storm guard counts over."),
+    storm_level: str = typer.Option("town", "--storm-level", help="The area the storm guard "
+                                    "counts in: village, town or district."),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
     import uvicorn
@@ -107,6 +115,8 @@ def serve(
         raise fail(f"--mqtt {mqtt!r} must look like mqtt://host:port")
     if mqtt_admin and not mqtt_admin.startswith(("mqtt://", "mqtts://")):
         raise fail("--mqtt-admin must look like mqtt://ADMIN:PASSWORD@HOST:PORT")
+    if storm_level not in ("village", "town", "district"):
+        raise fail(f"--storm-level {storm_level!r} must be village, town or district")
     pack = load_city(city)
     try:
         url = store_url_for(data, store)
@@ -150,7 +160,8 @@ def serve(
                         mqtt_admin_url=mqtt_admin, public_base_url=public_url.rstrip("/"),
                         open_status=open_status, rate_per_key=rate_per_key,
                         burst_per_key=2 * rate_per_key, in_flight_per_key=in_flight_per_key,
-                        body_timeout_s=body_timeout)
+                        body_timeout_s=body_timeout, storm_cases=storm_cases,
+                        storm_window_s=storm_window, storm_level=storm_level)
     if cluster_settings:
         import msgspec
 
