@@ -49,6 +49,8 @@ async def test_storms_are_listed_in_scope_and_decided_by_a_supervisor(tmp_path, 
         assert [s["id"] for s in mine] == [one]
         assert len((await sanitation.get("/api/v1/storms")).json()["items"]) == 2
         assert (await citizen.get("/api/v1/storms")).status_code == 403
+        stats = (await op.get("/api/v1/act/stats")).json()
+        assert (stats["held_by_storm_guard"], stats["storms_started"]) == (2, 2)
 
         # The storm case is an incident the town's keys see, waiting for the centre's check.
         case = (await op_1.get(f"/api/v1/incidents/{one}")).json()

@@ -90,4 +90,6 @@ class ActSide:
 
     def summary(self) -> dict:
         return {**self.desk.stats, **self.intake.summary(),
+                "held_by_storm_guard": self.desk.storm.stats["held"],
+                "storms_started": self.desk.storm.stats["storms"],
                 "notifier": self.notifier.stats()}

@@ -153,6 +153,8 @@ class ActStats(msgspec.Struct):
     escalations: int = 0
     notices: int = 0
     notify_refused: int = 0
+    held_by_storm_guard: int = 0  # reports held in storm cases (act/storm.py)
+    storms_started: int = 0
     alerts: int = 0
     filed: int = 0
     failed: int = 0
