@@ -56,6 +56,7 @@ function snapshot(s) {
   state.q = s.q;
   state.tz = s.city.timezone;
   state.incidents = new Map(s.incidents.map((i) => [i.id, i]));
+  state.counts = s.counts || null;
   state.states = s.kpi.states || {};
   staffLayer.pos.fill(NaN);
   const st = s.staff;
@@ -77,6 +78,7 @@ function delta(d) {
     staffLayer.changed();
   }
   if (d.kpi && d.kpi.states) { state.states = d.kpi.states; view.applyStates(state.states); showState(); }
+  if (d.counts) { state.counts = d.counts; if (!d.incidents) renderQueue(); }
   if (d.incidents) {
     for (const i of d.incidents) state.incidents.set(i.id, i);
     renderQueue();
@@ -107,10 +109,21 @@ function rows() {
   return list;
 }
 
+// The store's counts for the key's scope; the queue holds the newest open cases only, and
+// says so when the store has more ("showing 3,000 of 6,434 open").
+function queueNote() {
+  const c = state.counts;
+  if (!c) return "";
+  let held = 0;
+  for (const i of state.incidents.values()) if (OPEN.has(i.status)) held += 1;
+  const figures = ` · ${fmt.format(c.open)} open · ${fmt.format(c.overdue)} overdue`;
+  return held < c.open ? `${figures} · showing ${fmt.format(held)} of ${fmt.format(c.open)} open` : figures;
+}
+
 function renderQueue() {
   const list = rows();
   const now = Date.now() / 1000;
-  document.getElementById("queue-count").textContent = `${fmt.format(list.length)} shown`;
+  document.getElementById("queue-count").textContent = `${fmt.format(list.length)} shown${queueNote()}`;
   const body = document.querySelector("#queue tbody");
   body.replaceChildren(...list.slice(0, 400).map((i) => {
     const due = dueOf(i);

@@ -14,8 +14,11 @@ const KPI_NAMES = { calls_110: "110 police calls / h", visits_120: "120 emergenc
   sorting_accuracy: "Garbage-sorting accuracy %" };
 
 // What the page holds of the city; the tests and `cityops bench screen` read it too.
+// `counts` are the store's (open, overdue, by status) for the key's whole scope: the list of
+// incidents the page holds is capped, so it is never what a figure for the scope counts.
 const world = { q: 100000, incidents: new Map(), alerts: new Map(), staff: [], staffStatus: [],
-  vehicles: new Map(), kpi: null, history: [], tz: undefined, me: null };
+  vehicles: new Map(), kpi: null, history: [], tz: undefined, me: null, counts: null,
+  alertsCapped: false };
 const stats = { firstRender: null, snapshots: 0, deltas: 0, updates: [], dropped: 0,
   applyMs: [], objects: 0, lastSnapshotAt: 0 };
 window.cityops = { world, stats };
@@ -91,6 +94,8 @@ function snapshot(s, arrived) {
   document.getElementById("city").textContent = s.city.name;
   world.incidents = new Map(s.incidents.map((i) => [i.id, i]));
   world.alerts = new Map(s.alerts.map((a) => [a.id, a]));
+  world.counts = s.counts || null;
+  world.alertsCapped = !!s.alerts_capped;
   staffLayer.count = 0;
   staffLayer.pos.fill(NaN);
   world.staff = [];
@@ -166,6 +171,7 @@ function delta(d, arrived) {
     if (world.history.length > 720) world.history.shift();
     if (d.kpi.states) view.applyStates(d.kpi.states);
   }
+  if (d.counts) world.counts = d.counts;
   if (incidents) drawIncidents();
   schedulePanels();
 }
@@ -264,6 +270,16 @@ function drawBanner() {
   );
 }
 
+// Whether the page holds fewer open cases than the store has in the key's scope: then the
+// list is the newest of them, and the page says so ("showing 3,000 of 6,434").
+function capped() {
+  const c = world.counts;
+  if (!c) return null;
+  let shown = 0;
+  for (const i of world.incidents.values()) if (OPEN.has(i.status)) shown += 1;
+  return shown < c.open ? { shown, total: c.open } : null;
+}
+
 function counted() {
   const byState = Object.fromEntries(STATUS_ORDER.map((s) => [s, 0]));
   const byDept = {};
@@ -277,8 +293,17 @@ function counted() {
     const depts = i.departments.length ? i.departments : ["(not dispatched)"];
     for (const d of depts) byDept[d] = (byDept[d] || 0) + 1;
   }
-  return { byState, byDept, open, overdue };
+  // The whole scope in view: its figures are the store's, not the list's.
+  const c = world.counts;
+  if (c && (!focus || focus.length <= 6)) {
+    open = c.open;
+    overdue = c.overdue;
+    for (const [s, n] of Object.entries(c.status)) byState[s] = n;
+  }
+  return { byState, byDept, open, overdue, capped: capped() };
 }
+
+const cappedNote = (cap) => `showing ${fmt.format(cap.shown)} of ${fmt.format(cap.total)}`;
 
 function bars(container, rows, cls) {
   const max = Math.max(1, ...rows.map((r) => r[1]));
@@ -290,16 +315,21 @@ function bars(container, rows, cls) {
 
 function drawStates() {
   const c = counted();
-  document.getElementById("open-count").textContent = `${fmt.format(c.open)} open · ${fmt.format(c.overdue)} overdue`;
+  const openCount = document.getElementById("open-count");
+  openCount.textContent = `${fmt.format(c.open)} open · ${fmt.format(c.overdue)} overdue${c.capped ? ` · ${cappedNote(c.capped)}` : ""}`;
+  openCount.dataset.capped = c.capped ? "1" : "";
   bars(document.getElementById("by-state"), STATUS_ORDER.map((s) => [STATUS_LABEL[s], c.byState[s] || 0, s]), "state");
 }
 
 function drawDepartments() {
-  const rows = Object.entries(counted().byDept).sort((a, b) => b[1] - a[1]).slice(0, 8)
+  const c = counted();
+  const rows = Object.entries(c.byDept).sort((a, b) => b[1] - a[1]).slice(0, 8)
     .map(([d, n]) => [d.replace(/_/g, " "), n]);
   const box = document.getElementById("by-dept");
   if (!rows.length) box.replaceChildren(el("p", { class: "quiet", text: "No open incidents here" }));
   else bars(box, rows, "dept");
+  // Counted off the list: when it is capped, of its newest cases only.
+  if (c.capped) box.append(el("p", { class: "quiet capped", text: `Newest cases only: ${cappedNote(c.capped)} open` }));
 }
 
 function drawFeed() {
@@ -387,7 +417,8 @@ function drawOps() {
   document.getElementById("health-detail").textContent =
     `${fmt.format(h[0])} of ${fmt.format(h[1])} devices reporting · ${fmt.format(h[1] - h[0])} silent`;
   const alarms = [...world.alerts.values()].filter(inFocus).length;
-  document.getElementById("alarm-count").textContent = fmt.format(alarms);
+  // The alert list is capped too: past its limit, the count is "at least".
+  document.getElementById("alarm-count").textContent = `${fmt.format(alarms)}${world.alertsCapped ? "+" : ""}`;
   const xs = world.history.map((p) => p[0]), ys = world.history.map((p) => p[1]);
   if (xs.length >= 2) spark(document.getElementById("ingest-spark"), "ingest", xs, ys, "#4dabf7");
 }
