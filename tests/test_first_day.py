@@ -7,6 +7,7 @@ learnt (the store holds every device's lifecycle)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import msgspec
@@ -187,3 +188,25 @@ async def test_readings_of_a_device_in_maintenance_are_stored_but_read_by_no_rul
             assert r.status_code == 200
         await _read(live, device, T0, 96.0)
         assert await loud_alerts(live) == ["loud.over_80"]
+
+
+async def test_a_running_node_follows_a_change_made_with_the_cli(tmp_path, grid_pack, live_node):
+    from typer.testing import CliRunner
+
+    from cityops.cli.main import app
+
+    data = tmp_path / "d"
+    async with live_node(grid_pack, data, snapshot_every_s=0.05, **_settings()) as live:
+        await _read(live, "noise-000006", time.time() - 1)
+        r = await asyncio.to_thread(CliRunner().invoke, app, [
+            "devices", "lifecycle", "--to", "maintenance", "--device", "noise-000006",
+            "--device", "noise-000007", "--reason", "pump station works", "--data", str(data)])
+        assert r.exit_code == 0, r.output
+        for _ in range(100):
+            if live.node.registry.get("noise-000007").lifecycle.value == "maintenance":
+                break
+            await asyncio.sleep(0.05)
+        assert [live.node.registry.get(i).lifecycle.value
+                for i in ("noise-000006", "noise-000007")] == ["maintenance", "maintenance"]
+        registry = live.node.registry
+        assert not registry.evaluated(len(registry))[registry.index["noise-000006"]]
