@@ -187,3 +187,11 @@ async def test_changes_move_with_every_change_taken_in(store) -> None:
     assert book.take_ended(T0 + 1) == [] and book.changes == seen + 1  # reloaded once
     seen = book.changes
     assert book.take_ended(T0 + 60) == ["s"] and book.changes == seen + 1
+
+
+def test_ids_never_look_like_a_phone_or_id_number() -> None:
+    from cityops.domain.privacy import mask_text
+
+    ids = [records.new_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert [i for i in ids if mask_text(i) != i] == []
