@@ -59,6 +59,32 @@ def simulate(
         help="Operating state the anomalies assume (daily, special, emergency): typhoon "
         "anomalies need special or emergency.",
     ),
+    outages: int = typer.Option(
+        0, "--outages", min=0,
+        help="Villages whose gateways go down (chosen from the seed): every device behind "
+        "them stops sending for --outage-for seconds, then comes back.",
+    ),
+    outage_at: float = typer.Option(
+        60.0, "--outage-at", min=0.0, help="Seconds into the run the outages start."
+    ),
+    outage_for: float = typer.Option(
+        210.0, "--outage-for", min=0.001, help="Seconds the outages last."
+    ),
+    flaky: float = typer.Option(
+        0.0, "--flaky", min=0.0, max=1.0,
+        help="Share of the fixed devices that drop out for 3.5 to 4.5 reporting periods now "
+        "and then, and come back (e.g. 0.05).",
+    ),
+    repeaters: int = typer.Option(
+        0, "--repeaters", min=0,
+        help="Devices repeating one alarm (a tilted manhole cover, a smoke detector) for 20 s "
+        "of every minute.",
+    ),
+    storm_labels: Path = typer.Option(
+        None, "--storm-labels",
+        help="Write one JSON line per outage, flaky device and repeater: "
+        '{"type": "outage", "village": ..., "gateways": [...], "devices": [...], ...}.',
+    ),
 ) -> None:
     """Simulate the city's devices: noise, rain and flood gauges, bins, lamps, cameras, and
     field staff and muck trucks moving about, at a steady rate."""
@@ -85,6 +111,16 @@ def simulate(
         raise fail("--labels needs --anomalies (there is nothing to label without them)")
     if anomalies:
         plan = _plan(pack, scenarios or [], seed, anomaly_rate, state, duration)
+    from cityops.sim.storm import StormOptions
+
+    storm = StormOptions(outages=outages, outage_at=outage_at, outage_for=outage_for,
+                         flaky=flaky, repeaters=repeaters)
+    problem = storm.problem()
+    if problem:
+        raise fail(problem)
+    if storm_labels is not None and not storm.any:
+        raise fail("--storm-labels needs --outages, --flaky or --repeaters "
+                   "(there is nothing to label without them)")
 
     planned = round(rate * duration) if duration > 0 else None
     columns = [
@@ -115,16 +151,31 @@ def simulate(
             sink = labels.open("w", encoding="utf-8") if labels is not None else None
         except OSError as exc:
             raise fail(f"cannot write labels to {labels}: {exc.strerror}") from None
+        try:
+            storm_sink = (storm_labels.open("w", encoding="utf-8")
+                          if storm_labels is not None else None)
+        except OSError as exc:
+            raise fail(f"cannot write storm labels to {storm_labels}: {exc.strerror}") from None
 
         def write(found) -> None:
             if sink is not None:
                 sink.write("".join(msgspec.json.encode(x).decode() + "\n" for x in found))
                 sink.flush()
 
+        stormed: list = []
+
+        def write_storm(found) -> None:
+            stormed.extend(found)
+            if storm_sink is not None:
+                storm_sink.write("".join(msgspec.json.encode(x).decode() + "\n"
+                                         for x in found))
+                storm_sink.flush()
+
         try:
             report = asyncio.run(
                 run_simulation(pack, sender, key, rate, duration, batch, seed, show,
-                               plan=plan, on_labels=write)
+                               plan=plan, on_labels=write,
+                               storm=storm if storm.any else None, on_storm=write_storm)
             )
         except TargetError as exc:
             raise fail(str(exc)) from None
@@ -135,9 +186,13 @@ def simulate(
         finally:
             if sink is not None:
                 sink.close()
+            if storm_sink is not None:
+                storm_sink.close()
     _summary(report)
     if plan is not None:
         _anomaly_summary(report, plan, labels)
+    if storm.any:
+        _storm_summary(report, stormed, storm_labels)
 
 
 def _plan(pack, folders: list[Path], seed: int, per_min: float, state: str, duration: float):
@@ -164,6 +219,20 @@ def _anomaly_summary(report, plan, labels: Path | None) -> None:
               f"{len(plan.injectable)} rules can be exercised in this city")
     for rule, why in sorted(plan.skipped.items()):
         out.print(f"  [yellow]not injected:[/] {rule}: {why}")
+
+
+def _storm_summary(report, found: list, labels: Path | None) -> None:
+    from cityops.sim.storm import Flaky, Outage, Repeater
+
+    outages = [x for x in found if isinstance(x, Outage)]
+    flaky = sum(isinstance(x, Flaky) for x in found)
+    repeaters = sum(isinstance(x, Repeater) for x in found)
+    where = f"; labels in {labels}" if labels is not None else ""
+    villages = ", ".join(f"{o.village} ({o.count:,} devices)" for o in outages) or "none"
+    out.print(f"storm: villages out: {villages}; {flaky:,} flaky devices, {repeaters:,} "
+              f"repeaters; {report.withheld:,} readings withheld, {report.added:,} added{where}")
+    for part, why in sorted(report.storm_skipped.items()):
+        out.print(f"  [yellow]fewer {part}:[/] {why}")
 
 
 def _summary(report) -> None:

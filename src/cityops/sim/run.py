@@ -13,6 +13,7 @@ from cityops.sim.anomalies import AnomalousSimulator, AnomalyPlan, Label
 from cityops.sim.pacing import Clock, Pacer, Sleep, batch_for_rate
 from cityops.sim.senders import Outcome, Sender, TargetError, open_sender
 from cityops.sim.simulator import Simulator
+from cityops.sim.storm import StormLabel, StormOptions
 
 
 @dataclass(slots=True)
@@ -35,9 +36,12 @@ class SimulationReport:
     rejections: list[str] = field(default_factory=list)  # a few examples
     anomalies: int = 0  # injected anomalies that ran to their end (and were labelled)
     labels: int = 0  # labels written for them: one per rule each sets off
-    # With an anomaly plan, made = planned - withheld + added (for a run that ran its course).
-    withheld: int = 0  # readings of devices an anomaly silenced
-    added: int = 0  # readings an anomaly added
+    # With an anomaly plan or a storm, made = planned - withheld + added (for a run that ran
+    # its course).
+    withheld: int = 0  # readings of devices an anomaly or the storm silenced
+    added: int = 0  # readings an anomaly or a repeater added
+    storm_labels: int = 0  # outages, flaky devices and repeaters labelled
+    storm_skipped: dict[str, str] = field(default_factory=dict)  # storm parts cut short, why
 
     @property
     def rate(self) -> float:
@@ -75,6 +79,8 @@ async def simulate(
     progress_every_s: float = 0.25,
     plan: AnomalyPlan | None = None,
     on_labels: Callable[[list[Label]], None] | None = None,
+    storm: StormOptions | None = None,
+    on_storm: Callable[[list[StormLabel]], None] | None = None,
 ) -> SimulationReport:
     """Send `rate` readings/s for `duration` seconds (0 or less: until cancelled).
 
@@ -85,6 +91,9 @@ async def simulate(
 
     With a `plan`, the readings carry its anomalies; the labels of each anomaly go to
     `on_labels` once it has ended (anomalies still running when the run ends are dropped).
+    With a `storm` (outages, flaky devices, repeaters: `cityops.sim.storm`), its labels go to
+    `on_storm`: each outage once it has ended, the rest (and an outage still running) when the
+    run ends. No anomaly of the plan is put on a device the storm touches.
     """
     if isinstance(target, str):
         sender = open_sender(target, key, concurrency=concurrency)
@@ -108,8 +117,7 @@ async def simulate(
         report.elapsed_s = now - started
         report.absorb(totals)
         report.unsent = unsent
-        if plan is not None:
-            report.withheld, report.added = plan.withheld, plan.added
+        report.withheld, report.added = simulator.withheld, simulator.added
         if progress_cb is not None and (force or now - last_progress >= progress_every_s):
             last_progress = now
             progress_cb(report)
@@ -135,10 +143,18 @@ async def simulate(
         if on_labels is not None:
             on_labels(labels)
 
+    def stormy(labels: list[StormLabel]) -> None:
+        report.storm_labels += len(labels)
+        if on_storm is not None:
+            on_storm(labels)
+
     if plan is None:
-        simulator: Simulator = Simulator(pack, seed, wall())
+        simulator: Simulator = Simulator(pack, seed, wall(), storm=storm, on_storm=stormy)
     else:
-        simulator = AnomalousSimulator(pack, seed, wall(), plan=plan, on_labels=labelled)
+        simulator = AnomalousSimulator(pack, seed, wall(), plan=plan, on_labels=labelled,
+                                       storm=storm, on_storm=stormy)
+    if simulator.storm is not None:
+        report.storm_skipped = dict(simulator.storm.skipped)
     await sender.open()
     taken = 0  # readings asked of the simulator; a plan makes a few more or fewer
     try:
@@ -172,5 +188,6 @@ async def simulate(
         await sender.close()
         if isinstance(simulator, AnomalousSimulator):
             simulator.finish(wall())
+        simulator.finish_storm(wall())
         progress(force=True)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -15,6 +16,7 @@ from cityops.sim.models import CIRCULAR, DECIMALS, Model, model_for
 from cityops.sim.movers import Movers
 from cityops.sim.places import LocalClock, city_bbox
 from cityops.sim.schedule import RoundRobin
+from cityops.sim.storm import Storm, StormLabel, StormOptions
 from cityops.sim.weather import Weather
 
 # Timestamps of one batch are spread over the time since the previous batch, but never further
@@ -32,6 +34,13 @@ class _Group:
     names: tuple[str, ...]
     wire: type  # a Struct that encodes exactly like `Reading` for this kind, but faster
     values: type | None  # the Struct of its `values` for multi-channel kinds
+
+
+def _round(group: _Group, values: np.ndarray) -> None:
+    for c, places in enumerate(group.decimals):
+        values[:, c] = np.round(values[:, c], places)
+        if group.names[c] in CIRCULAR:
+            values[:, c] %= 360.0
 
 
 def _wire_types(kind: DeviceKind) -> tuple[type, type | None]:
@@ -57,8 +66,11 @@ class Simulator:
     """
 
     def __init__(self, pack: CityPack, seed: int = 0, start_ts: float | None = None, *,
-                 calm: bool = False) -> None:
-        """`calm`: the models make no incidents of their own (see `Model.calm`)."""
+                 calm: bool = False, storm: StormOptions | None = None,
+                 on_storm: Callable[[list[StormLabel]], None] | None = None) -> None:
+        """`calm`: the models make no incidents of their own (see `Model.calm`). `storm`:
+        outages, flaky devices and repeaters on top (see `cityops.sim.storm`); the label of
+        each outage goes to `on_storm` once it has ended, the rest at `finish_storm`."""
         self.pack = pack
         self.seed = seed
         self.start_ts = time.time() if start_ts is None else float(start_ts)
@@ -76,6 +88,7 @@ class Simulator:
                 self.skipped.append(device.id)
 
         self.groups: list[_Group] = []
+        ordered: list[Device] = []  # every device, in the order of the schedule's indices
         group_of: list[np.ndarray] = []
         member_of: list[np.ndarray] = []
         periods: list[np.ndarray] = []
@@ -98,6 +111,7 @@ class Simulator:
                     *_wire_types(kind),
                 )
             )
+            ordered += devices
             group_of.append(np.full(len(devices), g, dtype=np.int64))
             member_of.append(np.arange(len(devices), dtype=np.int64))
             periods.append(np.full(len(devices), kind.period_s, dtype=np.float64))
@@ -107,6 +121,13 @@ class Simulator:
         self._schedule = RoundRobin(cat(periods) if periods else np.empty(0), seed)
         self._last_ts = self.start_ts
         self._encoder = msgspec.json.Encoder()
+        self.storm: Storm | None = None
+        problem = storm.problem() if storm is not None else None
+        if problem:
+            raise ValueError(problem)
+        if storm is not None and storm.any:
+            self.storm = Storm(pack, seed, self.start_ts, storm, ordered, kinds)
+        self.on_storm = on_storm
         # Readings really made: an anomaly plan may withhold some of the `n` asked for, or
         # add some, so senders count these, not `n`.
         self.made = 0
@@ -131,7 +152,14 @@ class Simulator:
         if not len(order):
             return []
         ts = self._timestamps(len(order), now_ts)
-        local = ts + self.clock.offset_s(float(ts[-1]))
+        newest = float(ts[-1])
+        storm = self.storm
+        if storm is not None:
+            keep = storm.keep(order, ts)
+            if keep is not None:
+                order, ts = order[keep], ts[keep]
+        offset = self.clock.offset_s(newest)
+        local = ts + offset
         groups = self._group_of[order]
         members = self._member_of[order]
         out = []
@@ -140,12 +168,69 @@ class Simulator:
             group = self.groups[int(g)]
             member = members[pick]
             values = group.model.values(member, ts[pick], local[pick])
-            for c, places in enumerate(group.decimals):
-                values[:, c] = np.round(values[:, c], places)
-                if group.names[c] in CIRCULAR:
-                    values[:, c] %= 360.0
+            if storm is not None and storm.repeats:
+                storm.alarm(order[pick], ts[pick], values)
+            _round(group, values)
             out.append((group.ids[member], ts[pick], values, group))
+        if storm is not None:
+            if storm.repeats:
+                self._repeat(out, newest, offset)
+            if self.on_storm is not None:
+                ended = storm.ended(newest)
+                if ended:
+                    self.on_storm(ended)
         return out
+
+    def _repeat(self, out: list, now: float, offset: float) -> None:
+        """A reading now for each repeater that has shown none in its current alarm or quiet
+        spell, added to its kind's rows."""
+        storm = self.storm
+        assert storm is not None
+        late, alarming = storm.due(now)
+        if not late.size:
+            return
+        index = storm.repeater_index(late)
+        groups = self._group_of[index]
+        at = {id(entry[3]): k for k, entry in enumerate(out)}
+        for g in np.unique(groups).tolist():
+            pick = np.flatnonzero(groups == g)
+            group = self.groups[g]
+            member = self._member_of[index[pick]]
+            ts = np.full(len(pick), now)
+            values = group.model.values(member, ts, ts + offset)
+            on = np.flatnonzero(alarming[pick])
+            if on.size:
+                r = late[pick][on]
+                values[on, storm.channel_of(r)] = storm.level_at(r, ts[on])
+            _round(group, values)
+            ids = group.ids[member]
+            k = at.get(id(group))
+            if k is None:
+                out.append((ids, ts, values, group))
+            else:
+                old_ids, old_ts, old_values, _ = out[k]
+                out[k] = (np.concatenate([old_ids, ids]), np.concatenate([old_ts, ts]),
+                          np.concatenate([old_values, values]), group)
+
+    def finish_storm(self, now_ts: float) -> list[StormLabel]:
+        """End the storm: the labels not handed out yet (see `Storm.finish`), also to
+        `on_storm`."""
+        if self.storm is None:
+            return []
+        labels = self.storm.finish(float(now_ts))
+        if labels and self.on_storm is not None:
+            self.on_storm(labels)
+        return labels
+
+    @property
+    def withheld(self) -> int:
+        """Readings asked for that were not made: devices down in the storm."""
+        return self.storm.withheld if self.storm is not None else 0
+
+    @property
+    def added(self) -> int:
+        """Readings made beyond those asked for: a repeater's alarm or quiet spell shown."""
+        return self.storm.added if self.storm is not None else 0
 
     def next_readings(self, n: int, now_ts: float) -> list[Reading]:
         """The next `n` readings as wire `Reading`s (for in-process ingest)."""

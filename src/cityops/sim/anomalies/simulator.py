@@ -10,6 +10,7 @@ from cityops.domain.city import CityPack
 from cityops.sim.anomalies.plan import AnomalyPlan, KindRows, Label
 from cityops.sim.simulator import Simulator, _Group, _wire_types
 from cityops.sim.models import DECIMALS
+from cityops.sim.storm import StormLabel, StormOptions
 
 
 class AnomalousSimulator(Simulator):
@@ -18,11 +19,17 @@ class AnomalousSimulator(Simulator):
 
     def __init__(self, pack: CityPack, seed: int = 0, start_ts: float | None = None, *,
                  plan: AnomalyPlan, on_labels: Callable[[list[Label]], None] | None = None,
-                 ) -> None:
-        super().__init__(pack, seed, start_ts, calm=True)  # every alert is then the plan's
+                 storm: StormOptions | None = None,
+                 on_storm: Callable[[list[StormLabel]], None] | None = None) -> None:
+        # Calm: every alert is then the plan's (or the storm's, which labels its own).
+        super().__init__(pack, seed, start_ts, calm=True, storm=storm, on_storm=on_storm)
         self.plan = plan
         self.on_labels = on_labels
         self._groups = {g.kind.name: g for g in self.groups}
+        if self.storm is not None:
+            # No anomaly on a device the storm silences or makes repeat itself: each stays
+            # detectable through the storm, and each storm label stays the storm's.
+            plan.env.busy.take(self.storm.device_ids)
 
     def _group(self, kind: str) -> _Group:
         group = self._groups.get(kind)
@@ -41,6 +48,14 @@ class AnomalousSimulator(Simulator):
         if labels and self.on_labels is not None:
             self.on_labels(labels)
         return [(r.ids, r.ts, r.values, self._group(r.kind)) for r in rows if len(r)]
+
+    @property
+    def withheld(self) -> int:
+        return self.plan.withheld + super().withheld
+
+    @property
+    def added(self) -> int:
+        return self.plan.added + super().added
 
     def finish(self, now_ts: float) -> list[Label]:
         """End the plan: labels of anomalies finished by `now_ts` (the rest are dropped)."""
