@@ -148,6 +148,8 @@ def generate(seed: int, progress: Progress | None = None) -> CityPack:
     cell_owners = _cell_owners(rng, city, villages, road_cameras)
     step("zones")
     zones, devices = pudong_zones.zones(seed, district, villages, sensors + staff_gps + truck_gps)
+    step("gateways")
+    devices = pudong_sensors.gateways(devices, city)
     step("vital-sign series")
     devices = devices + pudong_kpis.series(areas)
 

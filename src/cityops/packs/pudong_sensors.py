@@ -4,6 +4,7 @@ Each kind goes where a city would put it: noise meters in residential communitie
 gauges at road underpasses and low points, a sparse even network of rain gauges, anemometers
 mostly on the coast, bin sensors and elderly households' water meters where people live,
 manhole and lamp sensors along the main roads, cameras on the roads and at community gates.
+Every one of them reaches the platform through a gateway of its village (`meta["gateway"]`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 import shapely
 
 from cityops.domain.city import Device
 from cityops.domain.geo import CityMap
 from cityops.domain.kinds import BUILTIN_KINDS
-from cityops.packs.tiling import km2, points_along, points_in, spread_points
+from cityops.packs.tiling import (
+    KM_PER_DEG_LAT,
+    KM_PER_DEG_LON_AT_31N,
+    km2,
+    points_along,
+    points_in,
+    spread_points,
+)
 
 if TYPE_CHECKING:
     from cityops.packs.pudong import Village
@@ -201,3 +210,69 @@ def _devices(batches: list[Batch], city: CityMap) -> list[Device]:
                 name=f"{title}, {meta.get('road') or place}", owner=owner, meta=dict(meta),
             ))
     return devices
+
+
+# A village's sensors reach the platform through one LoRaWAN / NB-IoT gateway, or two or three
+# where there are many of them: a new one for every this many devices, at most three.
+DEVICES_PER_GATEWAY = 60
+MAX_GATEWAYS = 3
+LLOYD_ROUNDS = 100  # k-means settles in a handful; this only bounds it
+
+
+def gateways(devices: list[Device], city: CityMap) -> list[Device]:
+    """`devices` with every fixed sensor and camera given its gateway in `meta["gateway"]`:
+    `gw-<village code>-<n>`, the nearest of its village's gateway sites. Trackers (carried or
+    on trucks, on the mobile network) and KPI series (not radios at all) have none.
+
+    The sites follow from the devices alone (no random draw), so adding gateways left every
+    other part of a seed's city as it was."""
+    fixed = [i for i, d in enumerate(devices)
+             if d.kind in BUILTIN_KINDS and not BUILTIN_KINDS[d.kind].mobile and d.kind != "kpi"]
+    if not fixed:
+        return list(devices)
+    lat = np.array([devices[i].lat for i in fixed])
+    lon = np.array([devices[i].lon for i in fixed])
+    where = city.village_indices(lat, lon)
+    if (where < 0).any():
+        raise RuntimeError("a generated device fell outside the city")
+    xy = np.column_stack([lon * KM_PER_DEG_LON_AT_31N, lat * KM_PER_DEG_LAT])
+    codes = city.villages
+    out = list(devices)
+    for v in np.unique(where).tolist():
+        members = np.flatnonzero(where == v)
+        count = min(MAX_GATEWAYS, 1 + (len(members) - 1) // DEVICES_PER_GATEWAY)
+        sites = _sites(xy[members], count)
+        nearest = np.argmin(
+            np.linalg.norm(xy[members][:, None, :] - sites[None, :, :], axis=2), axis=1)
+        # Numbered north to south, then west to east, as the villages are.
+        rank = np.empty(count, np.int64)
+        rank[np.lexsort((sites[:, 0], -np.round(sites[:, 1], 3)))] = np.arange(1, count + 1)
+        for m, s in zip(members.tolist(), nearest.tolist(), strict=True):
+            device = devices[fixed[m]]
+            out[fixed[m]] = msgspec.structs.replace(
+                device, meta={**device.meta, "gateway": f"gw-{codes[v]}-{int(rank[s])}"})
+    return out
+
+
+def _sites(xy: np.ndarray, count: int) -> np.ndarray:
+    """`count` gateway sites among the points `xy` (km): k-means from a farthest-point start,
+    so each site serves the devices round it."""
+    centre = xy.mean(axis=0)
+    chosen = [int(np.argmin(np.linalg.norm(xy - centre, axis=1)))]
+    while len(chosen) < count:
+        gap = np.min(np.linalg.norm(xy[:, None, :] - xy[chosen][None, :, :], axis=2), axis=1)
+        chosen.append(int(np.argmax(gap)))
+    sites = xy[chosen].astype(np.float64)
+    if count == 1:
+        return centre[None, :]
+    nearest = None
+    for _ in range(LLOYD_ROUNDS):
+        now = np.argmin(np.linalg.norm(xy[:, None, :] - sites[None, :, :], axis=2), axis=1)
+        if nearest is not None and (now == nearest).all():
+            break  # settled: each site is the middle of the devices nearest it
+        nearest = now
+        for s in range(count):
+            mine = xy[nearest == s]
+            if len(mine):
+                sites[s] = mine.mean(axis=0)
+    return sites
