@@ -60,6 +60,14 @@ def demo(
     host: str = typer.Option("127.0.0.1", "--host"),
     rate: int = typer.Option(40_000, "--rate", help="Simulated readings per second."),
     seed: int = typer.Option(1, "--seed"),
+    outages: int = typer.Option(
+        0, "--outages", min=0,
+        help="Villages whose gateways the simulator takes down a minute in (see `cityops "
+        "simulate --outages`)."),
+    flaky: float = typer.Option(
+        0.0, "--flaky", min=0.0, max=1.0, help="Share of the devices dropping out now and then."),
+    repeaters: int = typer.Option(
+        0, "--repeaters", min=0, help="Devices repeating one alarm every minute."),
 ) -> None:
     """Generate (once) and serve the synthetic Pudong city, with the simulator feeding it."""
     import uvicorn
@@ -72,6 +80,9 @@ def demo(
     if pack.exists() and not pack.is_dir():
         raise fail(f"--pack {pack} is a file, not a folder")
     city = _ensure_pack(pack, seed)
+    if outages and not any("gateway" in d.meta for d in city.devices):
+        out.print(f"[yellow]{pack} has no gateways (generated before they were): an outage "
+                  "takes a whole village down; delete the folder to generate it again.[/]")
     url = store_url_for(data, None)
     remember(data, url)
     admin, device, operator, field = asyncio.run(
@@ -98,6 +109,7 @@ def demo(
         sim = subprocess.Popen([  # noqa: ASYNC220
             sys.executable, "-m", "cityops", "simulate", "--city", str(pack), "--target", base,
             "--key", device, "--rate", str(rate), "--duration", str(10 * 365 * 86400),
+            "--outages", str(outages), "--flaky", str(flaky), "--repeaters", str(repeaters),
         ], stdout=subprocess.DEVNULL)
         # The key rides in the fragment, which the browser never sends to the server; the page
         # moves it into sessionStorage and wipes it from the address bar at once.
