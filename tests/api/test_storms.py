@@ -82,3 +82,23 @@ async def test_storms_are_listed_in_scope_and_decided_by_a_supervisor(tmp_path, 
         # A window with nothing more: the storms are over.
         clock.now += 301
         assert (await op.get("/api/v1/storms")).json()["items"] == []
+
+
+async def test_a_restarted_node_carries_on_the_storm(tmp_path, city, live_node):
+    clock = Clock(MONDAY_10)
+    settings = dict(clock=clock, notify_url="memory:", storm_cases=3)
+    async with live_node(city, tmp_path / "data", **settings) as live:
+        storm_id = await storm_in(live, TOWN_1, clock, 3)
+    clock.now += 60
+    async with live_node(city, tmp_path / "data", **settings) as live:
+        op = live.client(await live.key("operator"))
+        [storm] = (await op.get("/api/v1/storms")).json()["items"]
+        assert storm["id"] == storm_id and storm["held"] == 1
+        # The next alert of the kind in the town is held in the same case, not dispatched.
+        report = Report("alert:after-restart", "sensor", clock.now)
+        result = await live.node.act.desk.async_report(
+            report, CATEGORY, areas=AreaCodes("990001", TOWN_1, f"{TOWN_1}001"),
+            auto_register=True)
+        assert result.incident.id == storm_id and result.incident.reports == 2
+        sent = live.node.act.notifier.sent
+        assert not [n for n in sent if n.kind in ("storm.started", "order.dispatched")]
