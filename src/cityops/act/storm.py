@@ -37,7 +37,7 @@ import heapq
 import logging
 import math
 from collections import deque
-from typing import Literal, cast
+from typing import Literal
 
 import msgspec
 
@@ -90,7 +90,7 @@ class StormGuard:
         self.desk = desk
         self.cases = cases  # 0: the guard is off
         self.window_s = window_s
-        self.level = cast(Level, level)
+        self.level: Level = level  # narrowed by the check above
         # Per (category, area): the would-be auto-dispatched cases by arrival, as (time, id).
         self._arrivals: dict[tuple[str, str], deque[tuple[float, str]]] = {}
         self._seen: dict[tuple[str, str], set[str]] = {}
