@@ -23,12 +23,13 @@ import numpy as np
 
 from cityops.background import Background
 from cityops.bus.subjects import ALERTS, READINGS, REJECTIONS
-from cityops.domain.alerts import AlertEvent
+from cityops.domain.alerts import Alert, AlertEvent
 from cityops.domain.readings import ReadingBatch
 from cityops.domain.scenarios.build import build
 from cityops.domain.scenarios.context import STATE_CODES, Context, Places
 from cityops.domain.scenarios.episodes import Episodes
 from cityops.domain.scenarios.signals import Evaluator, Signal
+from cityops.domain.scenarios import spec
 from cityops.domain.scenarios.spec import ScenarioPack
 from cityops.domain.states import device_states
 from cityops.history.state import SeriesState
@@ -118,7 +119,16 @@ class DetectEngine:
         self._ticker = Background("detect-tick", self._tick_loop)
         self.latencies = deque(maxlen=100_000)  # seconds, reading arrival -> alert published
         self.stats = {"batches": 0, "rows": 0, "rejected_rows": 0, "signals": 0, "raised": 0,
-                      "cleared": 0, "rule_errors": 0}
+                      "cleared": 0, "rule_errors": 0, "silenced": 0, "inhibited": 0,
+                      "released": 0}
+        # What holds raised alerts back from the act side: silences (the book of them, when
+        # the node has one) and outages explaining devices' offline alerts.
+        self.silences = getattr(getattr(node, "services", None), "silences", None)
+        self._outages: list = []  # evaluators that explain devices' silence
+        self._absence_rules: set[str] = set()
+        self._held: set[tuple[str, str]] = set()  # open episodes held, by (rule, subject)
+        self._held_seen: tuple = ()
+        self._held_checked = 0.0
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -142,10 +152,18 @@ class DetectEngine:
                 rules[f"{pack.name}.{rule.id}"] = (pack, rule)
             self.packs.append(_PackRules(pack, evaluators))
         self._refresh_state()  # every pack's device mask, lifecycle included
+        self._outages = [e for p in self.packs for e in p.readings if hasattr(e, "explains")]
+        self._absence_rules = {name for name, (_, rule) in rules.items()
+                               if isinstance(rule, spec.Absence)}
         self.episodes = Episodes(rules, node.registry, self._locate)
         alerts = await node.store.list_alerts(active=True, limit=100_000)
         alerts = await self.share.start(alerts)
         self.episodes.restore(alerts, now_us=int(self.clock() * US))
+        if self.silences is not None:
+            await self.silences.load()
+            # Alerts restored held stay held: what holds them is looked at on the next tick.
+            self._held = {(a.rule, a.subject) for a in alerts
+                          if a.active and (a.silenced_by or a.inhibited_by)}
         await self.share.warm_up(self)
         bus = self.bus
         self._readings = bus.subscribe(READINGS, maxsize=node.settings.bus_queue)
@@ -291,7 +309,8 @@ class DetectEngine:
                     await self._yield()
             signals += self._composites(signals)
             events = self.episodes.expire_unconfirmed(ctx.now_us)
-        return await self._emit(signals, 0, events)
+            self.episodes.forget_cleared(ctx.now_us)
+        return await self._emit(signals, 0, events, release=True)
 
     async def _yield(self) -> None:
         """Let the loop run other work once rules have held it for YIELD_S: a batch through
@@ -341,7 +360,8 @@ class DetectEngine:
         return city.resolve(lat, lon), city.cell_of(lat, lon)
 
     async def _emit(self, signals: list[Signal], received_ns: int,
-                    events: list[AlertEvent] | None = None) -> list[AlertEvent]:
+                    events: list[AlertEvent] | None = None,
+                    release: bool = False) -> list[AlertEvent]:
         if signals:
             signals = self.share.mine(signals)
         state = self.ctx.state
@@ -355,6 +375,9 @@ class DetectEngine:
         self.stats["signals"] += len(signals)
         events = (events or []) + (self.share.apply(self.episodes, signals, state_of)
                                    if signals else [])
+        events = self._hold(events)
+        if release:
+            events += self._release()
         if not events:
             return events
         now_ns = time.monotonic_ns()
@@ -369,6 +392,84 @@ class DetectEngine:
         published = [AlertEvent(e.change, e.alert, now_ns) for e in events]
         await self.share.deliver(published, [e.alert for e in events])
         return published
+
+
+    # -- silences and inhibition ---------------------------------------------------------------
+
+    def _outage_ids(self) -> set[str]:
+        rules = {e.rule for e in self._outages}
+        return {o.alert.id for (rule, _), o in self.episodes.open.items() if rule in rules}
+
+    def _holders(self, a: Alert, outage_ids: set[str]) -> tuple[str | None, str | None]:
+        """The silence and the outage alert that hold an alert back, if any. An alert stays
+        inhibited while the outage alert that explained it is open (also when restored after
+        a restart, before the outage rule has seen the silence again)."""
+        silenced = None
+        if self.silences is not None:
+            silenced = self.silences.match(a, self.clock())
+        inhibited = None
+        if self._outages and a.rule in self._absence_rules:
+            if a.inhibited_by in outage_ids:
+                inhibited = a.inhibited_by
+            else:
+                device = self.node.registry.index.get(a.subject, -1)
+                for evaluator in self._outages:
+                    subject = evaluator.explains(device)
+                    outage = self.episodes.open.get((evaluator.rule, subject)) \
+                        if subject else None
+                    if outage is not None:
+                        inhibited = outage.alert.id
+                        break
+        return silenced, inhibited
+
+    def _hold(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """Mark what is raised now and held back: still recorded and published (the screen
+        and the alert list show it, with what held it), but the act side files none of it."""
+        outage_ids = self._outage_ids() if self._outages else set()
+        for event in events:
+            a = event.alert
+            if event.change == "raised":
+                a.silenced_by, a.inhibited_by = self._holders(a, outage_ids)
+                if a.silenced_by or a.inhibited_by:
+                    self.stats["silenced" if a.silenced_by else "inhibited"] += 1
+            if event.change != "cleared" and (a.silenced_by or a.inhibited_by):
+                self._held.add((a.rule, a.subject))  # a flapping episode resumed held, too
+        return events
+
+    def _release(self) -> list[AlertEvent]:
+        """Held alerts whose silence ended or whose outage cleared, still firing, are told
+        again as raised: evaluated as new, as if they had fired only now. Looked at again when
+        what holds them changed (outages, the silences' book) and every few seconds for
+        silences reaching their end."""
+        if not self._held:
+            return []
+        now = self.clock()
+        if self.silences is not None:
+            self.silences.take_ended(now)  # silences past their end stop holding now
+        seen = (tuple(tuple(e.outages) for e in self._outages),
+                getattr(self.silences, "changes", None))
+        if seen == self._held_seen and now - self._held_checked < 5.0:
+            return []
+        self._held_seen, self._held_checked = seen, now
+        outage_ids = self._outage_ids() if self._outages else set()
+        out = []
+        for key in list(self._held):
+            current = self.episodes.open.get(key)
+            if current is None:  # cleared meanwhile: nothing left to release
+                self._held.discard(key)
+                continue
+            a = current.alert
+            holders = self._holders(a, outage_ids)
+            if holders == (a.silenced_by, a.inhibited_by):
+                continue
+            a.silenced_by, a.inhibited_by = holders
+            if a.silenced_by or a.inhibited_by:
+                out.append(AlertEvent("updated", a))
+                continue
+            self._held.discard(key)
+            self.stats["released"] += 1
+            out.append(AlertEvent("raised", a))
+        return out
 
 
 def _active_rows(batch: ReadingBatch, active: np.ndarray) -> ReadingBatch:

@@ -17,13 +17,16 @@ from cityops.domain.alerts import Alert, AlertEvent, Evidence
 from cityops.domain.city import AreaCodes
 from cityops.domain.registry import DeviceRegistry
 from cityops.domain.scenarios.signals import MAX_EVIDENCE, Signal
-from cityops.domain.scenarios.spec import AnyRule, ScenarioPack, seconds
+from cityops.domain.scenarios.spec import Absence, AnyRule, ScenarioPack, seconds
 
 US = 1_000_000
 STATE_NAMES = ("daily", "special", "emergency")
 # A rule that clears and fires again at one subject within this long is one episode that
-# flapped, not a new one: a device dropping in and out, a level hovering at the limit.
+# flapped, not a new one: a device dropping in and out, a level hovering at the limit. For a
+# device's silence, at least FLAP_PERIODS of its kind's reporting period (a bin sensor reports
+# every ten minutes: back for two reports and silent again is still the same trouble).
 FLAP_S = 600.0
+FLAP_PERIODS = 10
 
 
 def alert_id(rule: str, subject: str, first_seen_us: int) -> str:
@@ -74,7 +77,7 @@ class Episodes:
         self.locate = locate
         self.open: dict[tuple[str, str], _Open] = {}
         # Cleared lately, by (rule, subject): fired again within FLAP_S, the episode resumes.
-        self.cleared: dict[tuple[str, str], Alert] = {}
+        self.cleared: dict[tuple[str, str], tuple[Alert, int]] = {}  # with its flap window
         self.flap_us = int(FLAP_S * US)
 
     def restore(self, alerts: list[Alert], now_us: int, grace_s: float = 600.0) -> None:
@@ -112,15 +115,17 @@ class Episodes:
                 alert.cleared_at = max(signal.ts_us / US, alert.last_seen)
                 if signal.detail:
                     alert.detail = signal.detail
-                self.cleared[key] = alert
+                self.cleared[key] = (alert, self._flap_window(signal))
                 events[alert.id] = AlertEvent("cleared", alert)
         return list(events.values())
 
     def _resume(self, key: tuple[str, str], signal: Signal) -> Alert | None:
         """The episode cleared at this subject lately, open again (flapping), if any."""
-        alert = self.cleared.pop(key, None)
-        if alert is None or alert.cleared_at is None \
-                or signal.ts_us - alert.cleared_at * US > self.flap_us:
+        found = self.cleared.pop(key, None)
+        if found is None:
+            return None
+        alert, window = found
+        if alert.cleared_at is None or signal.ts_us - alert.cleared_at * US > window:
             return None
         alert.active = True
         alert.cleared_at = None
@@ -128,10 +133,17 @@ class Episodes:
         self._update(alert, signal)
         return alert
 
+    def _flap_window(self, signal: Signal) -> int:
+        _, rule = self.rules[signal.rule]
+        if isinstance(rule, Absence) and 0 <= signal.device < len(self.registry):
+            kind = self.registry.kinds[int(self.registry.kind_of[signal.device])]
+            return max(self.flap_us, int(FLAP_PERIODS * kind.period_s * US))
+        return self.flap_us
+
     def forget_cleared(self, now_us: int) -> None:
         """Episodes cleared longer ago than the flap window can no longer resume."""
-        old = [k for k, a in self.cleared.items()
-               if a.cleared_at is None or now_us - a.cleared_at * US > self.flap_us]
+        old = [k for k, (a, window) in self.cleared.items()
+               if a.cleared_at is None or now_us - a.cleared_at * US > window]
         for key in old:
             del self.cleared[key]
 
