@@ -98,6 +98,29 @@ async def test_an_alert_is_raised_once_listed_and_cleared(detecting):
         assert len(await alerts(c, scenario="loud")) == 1  # one episode, one alert
 
 
+async def test_an_alert_names_the_case_it_was_filed_into(detecting):
+    live = detecting
+    device = live.node.registry.get("noise-000004")
+    await send(live, [{"device_id": device.id, "ts": time.time() - 5, "value": 91.0}])
+    admin = await live.key("admin")
+    async with live.client(admin) as c:
+        [alert] = await eventually(lambda: alerts(c, scenario="loud"))
+
+        async def filed():
+            body = (await c.get(f"/api/v1/alerts/{alert['id']}")).json()
+            return body if body["incident_id"] else None
+
+        body = await eventually(filed)
+        case = (await c.get(f"/api/v1/incidents/{body['incident_id']}")).json()
+        assert case["alert_id"] == alert["id"] and case["category"] == "event.test.loud"
+    # A key that may see the alert (police serve the area) but not the case (sent to the
+    # environment bureau) is not told which case it is.
+    police = await live.key("department", "police")
+    async with live.client(police) as c:
+        seen = await c.get(f"/api/v1/alerts/{alert['id']}")
+        assert seen.status_code == 200 and seen.json()["incident_id"] is None
+
+
 async def test_alerts_respect_the_keys_scope(detecting):
     live = detecting
     device = live.node.registry.get("noise-000002")

@@ -1,4 +1,5 @@
-"""Alerts raised by detection: GET /api/v1/alerts, GET /api/v1/alerts/{alert_id}.
+"""Alerts raised by detection: GET /api/v1/alerts, GET /api/v1/alerts/{alert_id} (with the
+case it was filed into).
 
 A key sees an alert raised where its scope reaches; a department key also every alert sent to
 its department, wherever it was raised.
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from cityops.api.incidents import visible
 from cityops.api.params import cursor_for, cursor_of
 from cityops.api.route import Call, Endpoint, Guard, Scope
 from cityops.domain.access import READ_DEVICES, Principal, can_see_place
@@ -81,14 +83,30 @@ async def list_alerts(call: Call[None, AlertQuery]) -> AlertPage:
                      if more and items else None)
 
 
-async def get_alert(call: Call[None, Any]) -> Alert:
+class AlertDetail(Alert, kw_only=True):
+    # The case the alert was filed into (its own, its group's or one it merged into), when
+    # the key may see that case; None while unfiled, or when it was held (silenced_by,
+    # inhibited_by) and filed nowhere.
+    incident_id: str | None = None
+
+
+async def get_alert(call: Call[None, Any]) -> AlertDetail:
     alert: Alert = call.record
-    return alert
+    found = None
+    case_id = None
+    if call.node.act is not None:  # a node without the act side cannot judge case scopes
+        case_id = await call.node.store.incident_of_report(f"alert:{alert.id}")
+    if case_id is not None:
+        case = await call.node.store.get_incident(case_id)
+        if case is not None and visible(call.request, call.principal, case):
+            found = case_id
+    fields = msgspec.structs.asdict(alert)
+    return AlertDetail(**fields, incident_id=found)
 
 
 ROUTES = [
     Endpoint("GET", "/api/v1/alerts", list_alerts, "Alerts, newest first", READ_DEVICES,
              Scope.LIST, kind="alert", query=AlertQuery, response=AlertPage),
     Endpoint("GET", "/api/v1/alerts/{alert_id}", get_alert, "One alert with its evidence",
-             READ_DEVICES, Scope.RECORD, guard=ALERT, response=Alert),
+             READ_DEVICES, Scope.RECORD, guard=ALERT, response=AlertDetail),
 ]
