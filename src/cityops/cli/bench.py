@@ -75,6 +75,33 @@ def pipeline(
         loop_stall_ms=loop_stall_ms))
 
 
+@bench_app.command("storm")
+def storm(
+    duration: float = typer.Option(300.0, "--duration", min=60.0, help="Seconds of simulation."),
+    rate: int = typer.Option(40_000, "--rate", min=100, help="Readings per second sent."),
+    seed: int = typer.Option(1, "--seed"),
+    anomalies: float = typer.Option(20.0, "--anomalies-per-min", min=0.1),
+    outages: int = typer.Option(3, "--outages", min=0, help="Villages whose gateways go down."),
+    flaky: float = typer.Option(0.05, "--flaky", min=0.0, max=0.5,
+                                help="Share of fixed devices dropping in and out."),
+    repeaters: int = typer.Option(20, "--repeaters", min=0,
+                                  help="Detectors repeating one alarm."),
+    unreported: int = typer.Option(1000, "--unreported", min=0,
+                                   help="Devices registered that never report."),
+    store: str = typer.Option(None, "--store", help="Store URL; default SQLite in the work dir."),
+    workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+) -> None:
+    """A first day: outages, flaky devices, repeaters and never-heard devices on top of the
+    labelled anomalies; one case per outage, every anomaly still dispatched under 100 ms."""
+    from cityops.bench import storm as bench
+
+    _report("storm benchmark", int(duration * rate), as_json, lambda progress, note: bench.run(
+        duration=duration, rate=rate, seed=seed, anomalies_per_min=anomalies, outages=outages,
+        flaky=flaky, repeaters=repeaters, unreported=unreported, store=store, workdir=workdir,
+        progress=progress, note=note))
+
+
 @bench_app.command("overload")
 def overload(
     duration: float = typer.Option(60.0, "--duration", min=1.0, help="Seconds of overload."),
