@@ -1,6 +1,7 @@
 """Alerts from the bus become reports on the incident desk: a raised alert files a report
-(a new case, or merged into an open one); the alert's pack decides whether the case is
-registered and dispatched at once or waits for an operator's check.
+(a new case, its group's case, or merged into an open one); the alert's pack decides whether
+the case is registered and dispatched at once or waits for an operator's check. Silenced and
+inhibited alerts are counted here and filed nowhere.
 
 The dispatch latency is measured here: from the alert's publication on the bus to every work
 order created and its notification handed to the notifier.
@@ -27,11 +28,19 @@ log = logging.getLogger(__name__)
 
 
 def report_of(event: AlertEvent) -> Report:
+    """The alert as a report: what it is about (its device, when its subject is one: a cell
+    or an area is named "cell:..." or "area:..."), and its group, which the desk files it by."""
     a = event.alert
+    data: dict[str, object] = {"rule": a.rule, "subject": a.subject, "severity": a.severity}
+    if a.value is not None:
+        data["value"] = a.value
+    if a.subject and ":" not in a.subject:
+        data["device"] = a.subject
+    if a.group:
+        data["group"] = a.group
+        data["group_within_s"] = a.group_within_s
     return Report(key=f"alert:{a.id}", source="sensor", at=a.first_seen,
-                  text=a.detail or a.title, lat=a.lat, lon=a.lon,
-                  data={"rule": a.rule, "subject": a.subject, "severity": a.severity,
-                        **({"value": a.value} if a.value is not None else {})})
+                  text=a.detail or a.title, lat=a.lat, lon=a.lon, data=data)
 
 
 LANE_RESOLUTION = 6  # H3: cells ~3.2 km a side
@@ -54,7 +63,7 @@ class AlertIntake:
         self.latencies: deque[float] = deque(maxlen=100_000)  # seconds
         # The same filings split in two: waiting to be picked up, and being filed.
         self.waits: deque[float] = deque(maxlen=100_000)
-        self.stats = {"alerts": 0, "filed": 0, "failed": 0}
+        self.stats = {"alerts": 0, "filed": 0, "failed": 0, "silenced": 0, "inhibited": 0}
         self.slowest: list[tuple[float, str, float]] = []
 
     async def start(self) -> None:
@@ -98,6 +107,15 @@ class AlertIntake:
             return
         self.stats["alerts"] += 1
         a = event.alert
+        # Held by a silence, or explained by another alert (an area outage): detection has
+        # recorded it with what held it; it opens no case and tells no one. Should the
+        # silence end while it still fires, it comes again as raised, with neither set.
+        if a.silenced_by:
+            self.stats["silenced"] += 1
+            return
+        if a.inhibited_by:
+            self.stats["inhibited"] += 1
+            return
         try:
             await self.desk.async_report(
                 report_of(event), a.category, title=a.title, description=a.detail,

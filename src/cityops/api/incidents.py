@@ -4,6 +4,7 @@
     POST /api/v1/incidents                              report a case (operator, inspector)
     GET  /api/v1/incidents/{id}                         with work orders, reports, timeline
     POST /api/v1/incidents/{id}/actions/{action}        register, cancel, dispatch, verify ...
+    POST /api/v1/incidents/{id}/split                   a wrongly merged report to its own case
     GET  /api/v1/incidents/{id}/cap                     OASIS CAP 1.2 public warning
     POST /api/v1/work-orders/{id}/actions/{action}      accept, return, finish ...
     POST /api/v1/work-orders/{id}/assign                propose the nearest available person
@@ -84,6 +85,10 @@ class NewIncident(msgspec.Struct, forbid_unknown_fields=True):
     source: Source = "inspector"
     key: Key | None = None  # the client's idempotency key: a retry files nothing twice
     photos: Photos = []
+    # What the report is about, when the reporter can tell: a report naming the same device
+    # or component as an open case of a related category joins it.
+    device: Code | None = None
+    component: Code | None = None
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -134,6 +139,17 @@ class IncidentFiled(IncidentOut, kw_only=True):
 class IncidentDetail(IncidentOut, kw_only=True):
     reports_filed: list[Report]
     timeline: list[Event]
+    alerts: list[str]  # ids of the alerts filed into it (a group's, or merged ones)
+
+
+class SplitBody(msgspec.Struct, forbid_unknown_fields=True):
+    report: Key  # the key of a report filed in the case (see reports_filed)
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+
+
+class SplitDone(msgspec.Struct):
+    incident: IncidentOut  # the case the report left
+    split: IncidentOut  # the report's own case
 
 
 class Categories(msgspec.Struct):
@@ -155,9 +171,14 @@ class ActStats(msgspec.Struct):
     notify_refused: int = 0
     held_by_storm_guard: int = 0  # reports held in storm cases (act/storm.py)
     storms_started: int = 0
+    grouped: int = 0  # alerts filed into their group's case
+    related: int = 0  # reports merged into a case of a related category
+    split: int = 0
     alerts: int = 0
     filed: int = 0
     failed: int = 0
+    silenced: int = 0  # alerts a silence held: filed nowhere
+    inhibited: int = 0  # alerts another explained (an area outage): filed nowhere
     dispatch_latency_p50_ms: float | None = None
     dispatch_latency_p99_ms: float | None = None
     dispatch_wait_p99_ms: float | None = None
@@ -368,9 +389,13 @@ async def post_incident(call: Call[NewIncident, NoQuery]) -> Reply:
                             f"({who.scope})")
     photos = await evidence_paths(call, body.photos)
     key = f"{who.key_id}:{body.key}" if body.key else f"{who.key_id}:{uuid.uuid4().hex}"
+    data: dict[str, Any] = {"photos": photos} if photos else {}
+    if body.device:
+        data["device"] = body.device
+    if body.component:
+        data["component"] = body.component
     report = Report(key=key, source=body.source, at=node.clock(), text=body.description,
-                    lat=body.lat, lon=body.lon, reporter=who.name or who.key_id,
-                    data={"photos": photos} if photos else {})
+                    lat=body.lat, lon=body.lon, reporter=who.name or who.key_id, data=data)
     # A person's report waits for the centre's check (register or cancel); only alerts of
     # packs that say so are registered and dispatched without one.
     result = await desk.async_report(report, body.category, actor=actor_of(who),
@@ -387,9 +412,18 @@ async def get_incident(call: Call[None, NoQuery]) -> IncidentDetail:
     inc: Incident = call.record
     reports = [report_out(r) for r in await node.store.incident_reports(inc.id)]
     events = list(await node.store.incident_events(inc.id))
+    alerts = [r.key.split(":", 1)[1] for r in reports if r.key.startswith("alert:")]
     out: IncidentDetail = _view(IncidentDetail, inc, node.clock(), reports_filed=reports,
-                                timeline=events)
+                                timeline=events, alerts=alerts)
     return out
+
+
+async def split_incident(call: Call[SplitBody, NoQuery]) -> SplitDone:
+    desk = desk_of(call.request)
+    kept, new = await desk.async_split(call.record.id, call.body.report,
+                                       actor_of(call.principal), call.body.reason)
+    now = call.node.clock()
+    return SplitDone(incident_out(kept, now), incident_out(new, now))
 
 
 async def incident_action(call: Call[ActionBody, NoQuery]) -> IncidentOut:
@@ -457,6 +491,10 @@ ROUTES = [
              "and the reason", ACT, Scope.RECORD, guard=INCIDENT, body=ActionBody,
              body_required=False, response=IncidentOut, errors=MOVES,
              examples={"action": "register"}),
+    Endpoint("POST", "/api/v1/incidents/{incident_id}/split", split_incident,
+             "Take a wrongly merged report out of the case into a case of its own (both "
+             "timelines say who and why)", CENTRE, Scope.RECORD, guard=INCIDENT,
+             body=SplitBody, response=SplitDone, errors=MOVES),
     Endpoint("GET", "/api/v1/incidents/{incident_id}/cap", incident_cap,
              "The incident as an OASIS CAP 1.2 public warning (emergencies)", READ,
              Scope.RECORD, guard=INCIDENT, media_type="application/cap+xml", errors=MOVES),

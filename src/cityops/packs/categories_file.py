@@ -4,6 +4,12 @@ A pack without the file gets the default set (`packs/categories.yaml`, the typic
 SPEC section 4), fitted to the pack's departments: a department the city does not have is
 left out of a category's list, and a category left with none goes to the city's catch-all
 (city management, else the citizen hotline, else the first department).
+
+The file is either the plain list of categories, or a mapping with that list under
+`categories:` and a `related:` section: groups of categories that describe one component's
+troubles (a manhole tilted, its cover missing), and when two reports are about the same
+component (the same device, the same component id, or within some metres). Reports of a
+group's categories about one component merge into one case.
 """
 
 from __future__ import annotations
@@ -12,20 +18,74 @@ import functools
 
 import msgspec
 
-from cityops.domain.incidents.categories import Category, CategoryError, check_categories
-from cityops.packs.items_file import bundled, items_from_yaml, items_to_yaml
+from cityops.domain.incidents.categories import (
+    Category,
+    CategoryError,
+    Related,
+    check_categories,
+    related_groups,
+    with_related,
+)
+from cityops.packs.codec import describe, dump_yaml, load_yaml
+from cityops.packs.errors import PackError
+from cityops.packs.items_file import bundled, items_from_yaml
 
 NAME = "categories.yaml"
 CATCH_ALL = ("city_management", "hotline_12345")
 
 
+SECTIONS = ("categories", "related")
+
+
 def categories_from_yaml(data: bytes, name: str = NAME) -> list[Category]:
-    return items_from_yaml(data, name, Category, noun="category", label="code",
-                           check=check_categories, errors=CategoryError)
+    doc = load_yaml(data, name)
+    groups: list[Related] = []
+    if isinstance(doc, dict):
+        unknown = [k for k in doc if k not in SECTIONS]
+        if unknown:
+            raise PackError(f"{name}: unknown section {unknown[0]!r}; a categories file has "
+                            f"{' and '.join(SECTIONS)}")
+        groups = _related_of(doc.get("related"), name)
+        doc = doc.get("categories")
+    items = msgspec.json.encode(doc if doc is not None else [])
+    categories = items_from_yaml(items, name, Category, noun="category", label="code",
+                                 check=lambda c: None, errors=CategoryError)
+    for c in categories:
+        if c.related:
+            raise PackError(f"{name}: category {c.code!r}: field 'related' is not set on a "
+                            "category; declare the group in the file's related: section")
+    categories = with_related(categories, groups)
+    try:
+        check_categories(categories)
+    except CategoryError as error:
+        raise PackError(f"{name}: {error}") from None
+    return categories
+
+
+def _related_of(raw: object, name: str) -> list[Related]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise PackError(f"{name}: related: must be a list of groups")
+    groups = []
+    for i, item in enumerate(raw):
+        tag = item.get("name") if isinstance(item, dict) else None
+        where = f"{name}: related group {i}" + (f" ({tag})" if isinstance(tag, str) else "")
+        try:
+            groups.append(msgspec.convert(item, Related))
+        except msgspec.ValidationError as error:
+            raise PackError(f"{where}: {describe(error)}") from None
+    return groups
 
 
 def categories_to_yaml(categories: list[Category]) -> bytes:
-    return items_to_yaml(categories)
+    plain = [msgspec.to_builtins(c) for c in categories]
+    for item in plain:
+        item.pop("related", None)
+    groups = related_groups(categories)
+    if not groups:
+        return dump_yaml(plain)
+    return dump_yaml({"categories": plain, "related": [msgspec.to_builtins(g) for g in groups]})
 
 
 @functools.cache

@@ -32,7 +32,12 @@ weeks.
 
 from __future__ import annotations
 
-from cityops.domain.incidents.categories import Category, StepLimits
+from cityops.domain.incidents.categories import (
+    Category,
+    StepLimits,
+    related_groups,
+    with_related,
+)
 from cityops.packs.categories_file import default_categories
 
 HOUR = 3600.0
@@ -262,4 +267,6 @@ def nyc_categories(departments: list[str]) -> list[Category]:
     pack's departments; where both have a code, New York's entry wins."""
     own = {c.code for c in NYC_311_CATEGORIES}
     shared = [c for c in default_categories(departments) if c.code not in own]
-    return [*NYC_311_CATEGORIES, *shared]
+    # The shared related groups take New York's entries of their codes in too.
+    table = [*NYC_311_CATEGORIES, *shared]
+    return with_related(table, related_groups(table))

@@ -190,6 +190,11 @@ def cells_query(d: Dialect, p: str, n_cells: int) -> str:
             f"AND category = {m} AND status NOT IN ({closed}) AND updated_at >= {m}")
 
 
+def move_report(d: Dialect, p: str) -> str:
+    m = d.mark
+    return f"UPDATE {p}incident_reports SET incident_id = {m} WHERE key = {m} AND incident_id = {m}"
+
+
 def due_query(d: Dialect, p: str) -> str:
     m = d.mark
     return (f"SELECT id FROM {p}incidents WHERE next_due IS NOT NULL AND next_due <= {m} "

@@ -111,6 +111,32 @@ class MemoryIncidents:
     async def incident_reports(self, incident_id: str) -> list[Report]:
         return [decode_report(r) for r in self._reports.get(incident_id, [])]
 
+    async def split_incident(
+        self,
+        kept: Incident,
+        kept_events: Sequence[Event],
+        new: Incident,
+        new_events: Sequence[Event],
+        report_key: str,
+        *,
+        expect_version: int,
+    ) -> tuple[Incident, Incident]:
+        stored = self._incidents.get(kept.id)
+        if stored is None or stored[0].version != expect_version:
+            raise StaleVersion(f"incident {kept.id} was changed by someone else; read it again")
+        if self._report_owner.get(report_key) != kept.id:
+            raise StaleVersion(f"report {report_key} is no longer filed in incident {kept.id}")
+        if new.id in self._incidents:
+            raise DuplicateKey(f"incident {new.id} exists")
+        docs = self._reports[kept.id]
+        doc = next(d for d in docs if decode_report(d).key == report_key)
+        saved_kept = await self.save_incident(kept, kept_events, expect_version=expect_version)
+        saved_new = await self.save_incident(new, new_events)
+        docs.remove(doc)
+        self._reports.setdefault(new.id, []).append(doc)
+        self._report_owner[report_key] = new.id
+        return saved_kept, saved_new
+
     async def incidents_for_period(self, start: float, end: float) -> list[Incident]:
         return [
             decode_incident(doc) for c, doc in self._incidents.values()

@@ -45,39 +45,68 @@ class PostgresIncidents:
         expect_version: int | None = None,
     ) -> Incident:
         saved = msgspec.structs.replace(incident, version=(expect_version or 0) + 1)
+        async with self._connection(write=True) as conn:
+            await self._save(conn, saved, events, reports, expect_version)
+        return saved
+
+    async def _save(self, conn: psycopg.AsyncConnection, saved: Incident,
+                    events: Sequence[Event], reports: Sequence[Report],
+                    expect_version: int | None) -> None:
+        """The statements of one save, on a connection whose transaction the caller holds."""
         c = columns_of(saved)
         doc = encode(saved).decode()
         p = self._p
+        try:
+            if expect_version is None:
+                await conn.execute(q.insert_incident(POSTGRES, p), q.row_of(c, doc))
+            else:
+                cur = await conn.execute(q.update_incident(POSTGRES, p),
+                                         q.update_params(c, doc, expect_version))
+                if cur.rowcount != 1:
+                    raise StaleVersion(
+                        f"incident {saved.id} was changed by someone else; read it again")
+                await conn.execute(f"DELETE FROM {p}incident_departments "
+                                   "WHERE incident_id = %s", (saved.id,))
+            async with conn.cursor() as cur:
+                if c.departments:
+                    await cur.executemany(_insert_dept(p),
+                                          [(d, c.reported_at, c.id) for d in c.departments])
+                if events:
+                    await cur.executemany(
+                        f"INSERT INTO {p}incident_events (incident_id, at, doc) "
+                        "VALUES (%s, %s, %s)",
+                        [(saved.id, e.at, encode(e).decode()) for e in events])
+                if reports:
+                    await cur.executemany(
+                        f"INSERT INTO {p}incident_reports (key, incident_id, at, doc) "
+                        "VALUES (%s, %s, %s, %s)",
+                        [(r.key, saved.id, r.at, encode(r).decode()) for r in reports])
+        except psycopg.errors.UniqueViolation as error:
+            raise DuplicateKey(f"incident {saved.id} or one of its reports exists: "
+                               f"{error.diag.message_detail or error}") from None
+
+    async def split_incident(
+        self,
+        kept: Incident,
+        kept_events: Sequence[Event],
+        new: Incident,
+        new_events: Sequence[Event],
+        report_key: str,
+        *,
+        expect_version: int,
+    ) -> tuple[Incident, Incident]:
+        saved_kept = msgspec.structs.replace(kept, version=expect_version + 1)
+        saved_new = msgspec.structs.replace(new, version=1)
+        # One connection, one transaction: the pool rolls it all back on any refusal.
         async with self._connection(write=True) as conn:
-            try:
-                if expect_version is None:
-                    await conn.execute(q.insert_incident(POSTGRES, p), q.row_of(c, doc))
-                else:
-                    cur = await conn.execute(q.update_incident(POSTGRES, p),
-                                             q.update_params(c, doc, expect_version))
-                    if cur.rowcount != 1:
-                        raise StaleVersion(
-                            f"incident {saved.id} was changed by someone else; read it again")
-                    await conn.execute(f"DELETE FROM {p}incident_departments "
-                                       "WHERE incident_id = %s", (saved.id,))
-                async with conn.cursor() as cur:
-                    if c.departments:
-                        await cur.executemany(_insert_dept(p),
-                                              [(d, c.reported_at, c.id) for d in c.departments])
-                    if events:
-                        await cur.executemany(
-                            f"INSERT INTO {p}incident_events (incident_id, at, doc) "
-                            "VALUES (%s, %s, %s)",
-                            [(saved.id, e.at, encode(e).decode()) for e in events])
-                    if reports:
-                        await cur.executemany(
-                            f"INSERT INTO {p}incident_reports (key, incident_id, at, doc) "
-                            "VALUES (%s, %s, %s, %s)",
-                            [(r.key, saved.id, r.at, encode(r).decode()) for r in reports])
-            except psycopg.errors.UniqueViolation as error:
-                raise DuplicateKey(f"incident {saved.id} or one of its reports exists: "
-                                   f"{error.diag.message_detail or error}") from None
-        return saved
+            await self._save(conn, saved_kept, kept_events, (), expect_version)
+            await self._save(conn, saved_new, new_events, (), None)
+            cur = await conn.execute(q.move_report(POSTGRES, self._p),
+                                     (new.id, report_key, kept.id))
+            if cur.rowcount != 1:
+                raise StaleVersion(f"report {report_key} is no longer filed in incident "
+                                   f"{kept.id}")
+        return saved_kept, saved_new
 
     async def insert_incidents(self, incidents: Sequence[Incident]) -> None:
         p = self._p
@@ -120,6 +149,10 @@ class PostgresIncidents:
         rows = await self._docs(sql.replace("SELECT i.doc ", "SELECT i.doc::text ", 1), params)
         return [decode_incident(doc) for (doc,) in rows]
 
+    async def count_incidents(self, f: IncidentFilter) -> int:
+        rows = await self._docs(*q.count_query(POSTGRES, self._p, f))
+        return int(rows[0][0])
+
     async def open_incidents_in_cells(
         self, category: str, cells: Sequence[str], since: float
     ) -> list[Incident]:
@@ -149,10 +182,6 @@ class PostgresIncidents:
                "ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED) AS d "
                "WHERE i.id = d.id RETURNING i.id, i.next_due")
         async with self._connection(write=True) as conn:
-    async def count_incidents(self, f: IncidentFilter) -> int:
-        rows = await self._docs(*q.count_query(POSTGRES, self._p, f))
-        return int(rows[0][0])
-
             cur = await conn.execute(sql, (now + lease_s, now, now, limit))
             rows = await cur.fetchall()
         return [incident_id for incident_id, _ in sorted(rows, key=lambda r: (r[1], r[0]))]

@@ -155,6 +155,21 @@ class IncidentStore(Protocol):
 
     async def incident_reports(self, incident_id: str) -> list[Report]: ...
 
+    async def split_incident(
+        self,
+        kept: Incident,
+        kept_events: Sequence[Event],
+        new: Incident,
+        new_events: Sequence[Event],
+        report_key: str,
+        *,
+        expect_version: int,
+    ) -> tuple[Incident, Incident]:
+        """Move the report `report_key` out of `kept` into the new case `new`, in one
+        transaction: `kept` is saved at `expect_version` (else StaleVersion), `new` created
+        (DuplicateKey if its id is taken), and the report row moves (StaleVersion if it is no
+        longer `kept`'s); nothing lands unless all of it does. Returns both as saved."""
+
     async def incidents_for_period(self, start: float, end: float) -> list[Incident]:
         """Cases reported before `end` that were still open at `start` or changed since."""
 

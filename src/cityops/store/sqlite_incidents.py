@@ -127,6 +127,31 @@ class SQLiteIncidents:
         rows = await self._read(lambda conn: conn.execute(sql, (incident_id,)).fetchall())
         return [decode_report(doc) for (doc,) in rows]
 
+    async def split_incident(
+        self,
+        kept: Incident,
+        kept_events: Sequence[Event],
+        new: Incident,
+        new_events: Sequence[Event],
+        report_key: str,
+        *,
+        expect_version: int,
+    ) -> tuple[Incident, Incident]:
+        saved_kept = msgspec.structs.replace(kept, version=expect_version + 1)
+        saved_new = msgspec.structs.replace(new, version=1)
+
+        def apply(conn: sqlite3.Connection) -> tuple[Incident, Incident]:
+            # One write, so one savepoint: a refusal anywhere undoes all of it.
+            _save(conn, saved_kept, kept_events, (), expect_version)
+            _save(conn, saved_new, new_events, (), None)
+            cur = conn.execute(q.move_report(SQLITE, _P), (new.id, report_key, kept.id))
+            if cur.rowcount != 1:
+                raise StaleVersion(f"report {report_key} is no longer filed in incident "
+                                   f"{kept.id}")
+            return saved_kept, saved_new
+
+        return await self._write(apply)
+
     async def incidents_for_period(self, start: float, end: float) -> list[Incident]:
         sql = q.period_query(SQLITE, _P)
         rows = await self._read(lambda conn: conn.execute(sql, (end, start)).fetchall())

@@ -24,6 +24,31 @@ class StepLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     verify: str = "1wh"  # done -> verified on site and closed
 
 
+class Identity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """When two reports of related categories are about the same component."""
+
+    device: bool = True  # both name the same device (a sensor's alert names its own)
+    component: bool = True  # both name the same component id (`data.component`)
+    within_m: float = 0.0  # or they lie this close (0: nearness alone is not enough)
+
+
+class Related(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Categories that describe one component's troubles in different words (a manhole
+    tilted, its cover missing, the facility damaged): a report of one of them joins an open
+    case of another when `same` says they are about the same component."""
+
+    name: str  # what the component is called in a merge's reason: "same manhole: ..."
+    categories: list[str]
+    same: Identity = Identity()
+    # A category shared by several groups (a sensor's "public facility damaged" is raised for
+    # manholes and lamps alike): an alert belongs to this group only when one of these
+    # scenario rules raised it. Empty: any alert of the group's categories.
+    rules: list[str] = []
+
+    def takes(self, rule: str | None) -> bool:
+        return not self.rules or rule is None or rule in self.rules
+
+
 class Category(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: str  # "<kind>.<major>.<minor>", e.g. "event.sanitation.exposed_garbage"
     name: str
@@ -40,6 +65,9 @@ class Category(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     auto_register: bool = True
     # A public warning (CAP) may be issued: its CAP category (Met, Fire, Safety ...), or "".
     cap_category: str = ""
+    # The related groups it belongs to: set from categories.yaml's `related:` section (one
+    # place to declare a group), never written on a category itself.
+    related: list[Related] = []
 
     @property
     def urgent(self) -> bool:
@@ -73,6 +101,51 @@ def check_categories(categories: list[Category], departments: set[str] | None = 
                 raise CategoryError(f"{where}: unknown department {unknown[0]!r}")
         if c.merge_radius_m < 0 or c.merge_window_s < 0:
             raise CategoryError(f"{where}: merge radius and window must not be negative")
+    check_related(related_groups(categories), seen)
+
+
+MAX_WITHIN_M = 1000.0  # farther apart than this, two reports are not about one component
+
+
+def check_related(groups: list[Related], codes: set[str]) -> None:
+    """Refuse related groups a merge could not work with, naming the group and field."""
+    names: set[str] = set()
+    for g in groups:
+        where = f"related group {g.name!r}"
+        if not g.name.strip():
+            raise CategoryError("related group: field 'name' must not be empty")
+        if g.name in names:
+            raise CategoryError(f"{where}: listed twice")
+        names.add(g.name)
+        if len(set(g.categories)) < 2:
+            raise CategoryError(f"{where}: field 'categories' must name at least two "
+                                "different categories")
+        for code in g.categories:
+            if code not in codes:
+                raise CategoryError(f"{where}: field 'categories': unknown category {code!r}")
+        same = g.same
+        if not (same.device or same.component or same.within_m > 0):
+            raise CategoryError(f"{where}: field 'same' must allow at least one of device, "
+                                "component or within_m > 0")
+        if not 0 <= same.within_m <= MAX_WITHIN_M:
+            raise CategoryError(f"{where}: field 'same.within_m' must lie between 0 and "
+                                f"{MAX_WITHIN_M:g} metres")
+
+
+def related_groups(categories: list[Category]) -> list[Related]:
+    """The distinct related groups the categories carry, by name."""
+    out: dict[str, Related] = {}
+    for c in categories:
+        for g in c.related:
+            out.setdefault(g.name, g)
+    return sorted(out.values(), key=lambda g: g.name)
+
+
+def with_related(categories: list[Category], groups: list[Related]) -> list[Category]:
+    """The categories with each one's related group set (none for a category in no group)."""
+    ordered = sorted(groups, key=lambda g: g.name)
+    return [msgspec.structs.replace(c, related=[g for g in ordered if c.code in g.categories])
+            for c in categories]
 
 
 class CategoryTable:
@@ -93,6 +166,14 @@ class CategoryTable:
 
     def get(self, code: str) -> Category | None:
         return self._by_code.get(code)
+
+    def related_to(self, code: str) -> list[tuple[Related, list[Category]]]:
+        """The related groups of `code`, each with its other categories in this table."""
+        found = self._by_code.get(code)
+        if found is None:
+            return []
+        return [(g, [c for x in g.categories if x != code
+                     and (c := self._by_code.get(x)) is not None]) for g in found.related]
 
     def resolve(
         self, code: str, *, departments: list[str] | None = None, urgency: str | None = None

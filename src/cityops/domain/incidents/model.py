@@ -65,6 +65,9 @@ class Report(msgspec.Struct, frozen=True, omit_defaults=True):
     lon: float | None = None
     reporter: str = ""
     data: dict[str, Any] = {}
+    # The category it was filed under, when it joined a case of another (related) category:
+    # what it becomes again if an operator splits it out.
+    category: str = ""
 
 
 class Offer(msgspec.Struct, frozen=True):
@@ -153,6 +156,15 @@ class Incident(msgspec.Struct, kw_only=True):
     voided: bool = False  # registered, then cancelled: counts against registration accuracy
     parked_s: float = 0.0  # time the case's clock stood still while parked
     alert_id: str | None = None
+    # Alerts of one group join one case (see Alert.group): the group's key, its alerts so far
+    # and when the latest came; a later alert of the group joins while that is recent enough.
+    group: str = ""
+    grouped: int = 0
+    group_at: float | None = None
+    # What its reports are about, as "device:<id>" or "component:<id>": a report naming one of
+    # them joins this case even when filed under a related category (kept for the categories
+    # of a related group only, and only the first few).
+    components: list[str] = []
     reason: str = ""  # last cancellation / reopening reason
     version: int = 0  # bumped on every save; a save with a stale version is refused
 

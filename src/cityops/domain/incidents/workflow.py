@@ -20,6 +20,7 @@ from cityops.domain.access import Principal, Role, Scope, can_see_place
 from cityops.domain.city import AreaCodes
 from cityops.domain.geo import local_authority
 from cityops.domain.incidents.categories import Category, CategoryTable
+from cityops.domain.incidents.merge import with_marks
 from cityops.domain.incidents.model import (
     LEVELS,
     LIVE_ORDERS,
@@ -190,7 +191,9 @@ class Rules:
         description: str = "",
         severity: str = "",
         alert_id: str | None = None,
+        group: str = "",
     ) -> Outcome:
+        """A new case of one report; with `group`, the case the group's later alerts join."""
         if actor.role not in CREATE and actor is not SYSTEM:
             raise NotAllowed(f"role {actor.role} may not report incidents")
         incident = Incident(
@@ -212,6 +215,10 @@ class Rules:
             dispatch_due=self.due(report.at, category.limits.dispatch),
             alert_id=alert_id,
             default_departments=list(category.departments),
+            group=group,
+            grouped=1 if group else 0,
+            group_at=report.at if group else None,
+            components=with_marks([], report) if self._tracks(category.code) else [],
         )
         if not can_see_place(_as_principal(actor), areas) and actor is not SYSTEM:
             raise OutOfScope("the place lies outside the area of this key")
@@ -219,20 +226,80 @@ class Rules:
                        detail={"source": report.source, "report": report.key})
         return Outcome(incident, [event], [])
 
-    def merge(self, incident: Incident, report: Report) -> Outcome:
-        """Fold a repeat report into an open case: it is counted, not opened again."""
+    def merge(self, incident: Incident, report: Report, *, reason: str = "",
+              grouped: bool = False) -> Outcome:
+        """Fold a repeat report into an open case: it is counted, not opened again. `reason`
+        says why it is the same problem when that is not plain (a related category, a group);
+        `grouped`: an alert of the case's group, counted as such."""
         if not incident.is_open:
             raise Refused(f"incident {incident.id} is {incident.status}; it takes no reports")
+        changes: dict[str, object] = {}
+        if grouped:
+            changes.update(grouped=incident.grouped + 1,
+                           group_at=max(incident.group_at or report.at, report.at))
+        if self._tracks(incident.category):
+            changes["components"] = with_marks(incident.components, report)
         merged = msgspec.structs.replace(
             incident,
             reports=incident.reports + 1,
             last_report_at=max(incident.last_report_at or report.at, report.at),
             updated_at=max(incident.updated_at, report.at),
+            **changes,
         )
+        detail: dict[str, object] = {"report": report.key, "source": report.source,
+                                     "reports": merged.reports}
+        if report.category and report.category != incident.category:
+            detail["category"] = report.category
+        if grouped:
+            detail["alerts"] = merged.grouped
         event = Event(at=report.at, actor="system", action="merge", before=incident.status,
-                      after=incident.status, detail={"report": report.key, "source": report.source,
-                                                     "reports": merged.reports})
+                      after=incident.status, reason=reason, detail=detail)
         return Outcome(merged, [event], [])
+
+    def _tracks(self, code: str) -> bool:
+        """Whether a case keeps what its reports are about: only a related group's
+        categories need it, to find a case by its component."""
+        found = self.categories.get(code)
+        return found is not None and bool(found.related)
+
+    def split(self, incident: Incident, report: Report, rest: list[Report], *, opening: str,
+              new_id: str, actor: Actor, now: float, reason: str,
+              areas: AreaCodes | None, cell: str | None) -> tuple[Outcome, Outcome]:
+        """Take a wrongly merged report out of a case into a case of its own (of the category
+        it was filed under). `rest` are the case's other reports; `opening` is the key of the
+        report that opened it, which stays: that report is the case. Returns the changed case
+        and the new one, each with its timeline event."""
+        if actor.role not in CENTRE:
+            raise NotAllowed(f"role {actor.role} may not split a report out of an incident")
+        self.check_scope(incident, actor)
+        _reason_required("split", reason)
+        if not incident.is_open:
+            raise Refused(f"incident {incident.id} is {incident.status}; its reports stay")
+        if report.key == opening:
+            raise Refused(f"report {report.key} opened incident {incident.id}: split the other "
+                          "reports out instead (or cancel the case)")
+        category = self.categories.resolve(report.category or incident.category)
+        opened = self.open_incident(new_id, report, category, title=category.name,
+                                    actor=actor, areas=areas, cell=cell,
+                                    alert_id=_alert_of(report))
+        new = msgspec.structs.replace(opened.incident, updated_at=now)
+        moved = {"report": report.key, "reports": incident.reports - 1}
+        old_was = incident.status
+        kept = msgspec.structs.replace(
+            incident,
+            reports=max(1, incident.reports - 1),
+            last_report_at=max((r.at for r in rest), default=incident.reported_at),
+            updated_at=now,
+            components=_marks_of_all(rest) if self._tracks(incident.category) else [],
+            grouped=incident.grouped - (1 if _in_group(report, incident) else 0),
+        )
+        out_old = Outcome(kept, [_event(now, actor, "split", old_was, old_was, reason,
+                                        detail={**moved, "to": new_id})], [])
+        out_new = Outcome(new, [*opened.events,
+                                _event(now, actor, "split", "", new.status, reason,
+                                       detail={"report": report.key, "from": incident.id})],
+                          [])
+        return out_old, out_new
 
     # -- incident actions ----------------------------------------------------------------------
 
@@ -621,6 +688,21 @@ class Rules:
 
 
 # -- module helpers ------------------------------------------------------------------------------
+
+
+def _alert_of(report: Report) -> str | None:
+    return report.key.split(":", 1)[1] if report.key.startswith("alert:") else None
+
+
+def _in_group(report: Report, incident: Incident) -> bool:
+    return bool(incident.group) and report.data.get("group") == incident.group
+
+
+def _marks_of_all(reports: list[Report]) -> list[str]:
+    marks: list[str] = []
+    for r in reports:
+        marks = with_marks(marks, r)
+    return marks
 
 
 def _fitting(handler: MethodType, args: Mapping[str, object]) -> dict[str, object]:

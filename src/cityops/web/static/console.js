@@ -196,9 +196,18 @@ function renderDetail(inc, quiet) {
     ...["Department", "State", "Field staff", "Deadline", "Evidence", ""].map((h) => el("th", { text: h })))),
   el("tbody", {}, ...inc.orders.map((o) => orderRow(inc, o, now))));
   if (!inc.orders.length) orders.append(el("tbody", {}, el("tr", {}, el("td", { colspan: 6, class: "quiet", text: "Not dispatched yet" }))));
-  const reports = el("ol", { class: "reports" }, ...inc.reports_filed.map((r) => el("li", {},
+  const opening = (inc.timeline.find((e) => e.action === "collect") || { detail: {} }).detail.report;
+  const isOpen = !["closed", "cancelled"].includes(inc.status);
+  const reports = el("ol", { class: "reports" }, ...inc.reports_filed.map((r) => el("li", { "data-report": r.key },
     el("b", { text: `${r.source}` }), ` · ${dateTime(r.at, state.tz)}${r.reporter ? " · " + r.reporter : ""}`,
+    r.category && r.category !== inc.category ? ` · filed as ${r.category}` : "",
+    // A report merged by mistake goes back out into a case of its own.
+    isOpen && r.key !== opening ? el("button", { class: "split", "data-split": r.key, title: "Not the same problem: take it out into its own case",
+      onclick: () => withReason(`Split this report out of ${inc.id}`, (reason) => run("split", async () =>
+        (await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/split`, { method: "POST", body: { report: r.key, reason } })).incident)) }, "Split out…") : null,
     r.text ? el("div", { text: r.text }) : null, reportMedia(r))));
+  const alerts = inc.alerts && inc.alerts.length ? el("p", { class: "alerts quiet",
+    text: `Alerts (${inc.alerts.length}): ${inc.alerts.slice(0, 20).join(", ")}${inc.alerts.length > 20 ? " …" : ""}` }) : null;
   const timeline = el("ol", { class: "timeline" }, ...[...inc.timeline].reverse().map((e) => el("li", {},
     el("span", { class: "when", text: dateTime(e.at, state.tz) }),
     el("span", { class: "what" }, el("b", { text: e.action.replace("order.", "order ") }),
@@ -218,7 +227,7 @@ function renderDetail(inc, quiet) {
     refusal, actions,
     el("div", { class: "orders-box" }, el("h2", { text: "Work orders" }), orders),
     el("div", { class: "cols" },
-      el("section", {}, mapBox, el("h2", { text: `Merged reports (${inc.reports_filed.length})` }), reports),
+      el("section", {}, mapBox, el("h2", { text: `Merged reports (${inc.reports_filed.length})` }), alerts, reports),
       el("section", {}, el("h2", { text: "Timeline" }), timeline)));
   view.map.resize();
   if (inc.lat !== null) {
