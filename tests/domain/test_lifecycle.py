@@ -134,3 +134,15 @@ def test_follow_takes_the_store_but_keeps_an_unsaved_first_reading():
                                                        L.COMMISSIONING, L.COMMISSIONING]
     assert registry.devices[2].lat == 31.3 and len(registry) == 4
     assert registry.unsaved == {0}  # n0's first reading is still to be saved; n1's is moot
+
+
+def test_activation_is_skipped_only_while_nobody_is_commissioning():
+    registry = _registry(2)
+    assert registry.activate(np.array([0, 1]), 1.0) == 2
+    assert registry.activate(np.array([0, 1]), 2.0) == 0
+    # A device registered later, and one commissioned again, are activated as ever.
+    registry.add([Device("late", "noise", 31.2, 121.5)])
+    registry.add([msgspec.structs.replace(registry.devices[0], lifecycle=L.DECOMMISSIONED)])
+    registry.add([msgspec.structs.replace(registry.devices[0], lifecycle=L.COMMISSIONING)])
+    assert registry.activate(np.array([2, 0, 1]), 3.0) == 2
+    assert registry.lifecycle.tolist() == [life.ACTIVE] * 3

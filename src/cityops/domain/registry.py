@@ -45,6 +45,7 @@ class DeviceRegistry:
         # Counts changes into or out of the states rules skip (maintenance, decommissioned):
         # the detect engine rebuilds its device masks when it moves.
         self.lifecycle_version = 0
+        self._commissioning = 0  # how many: none, and a batch's activation check is skipped
 
     def __len__(self) -> int:
         return len(self.devices)
@@ -89,6 +90,7 @@ class DeviceRegistry:
             if k is None:
                 raise self._unknown(device.kind)
             i = self.index.get(device.id)
+            new = i is None
             if i is None:
                 i = len(self.devices)
                 self.devices.append(device)
@@ -101,14 +103,16 @@ class DeviceRegistry:
             else:
                 self.devices[i] = device
             self._kind_of[i] = k
-            self._set_life(i, device)
+            self._set_life(i, device, new)
             out.append(i)
         return out
 
-    def _set_life(self, i: int, device: Device) -> None:
+    def _set_life(self, i: int, device: Device, new: bool) -> None:
         code = life.CODES[device.lifecycle]
-        if (self._life[i] >= life.MAINTENANCE) != (code >= life.MAINTENANCE):
+        was = None if new else int(self._life[i])
+        if (was is not None and was >= life.MAINTENANCE) != (code >= life.MAINTENANCE):
             self.lifecycle_version += 1
+        self._commissioning += (code == life.COMMISSIONING) - (was == life.COMMISSIONING)
         self._life[i] = code
         self._life_at[i] = int(device.lifecycle_at * US)
 
@@ -119,7 +123,7 @@ class DeviceRegistry:
         at `at_s` (epoch s, one for all or one per entry). Returns how many did. Called for
         every accepted batch, so the common case (nobody commissioning among them) is one
         gather and one comparison."""
-        if not devices.size:
+        if not devices.size or not self._commissioning:
             return 0
         inside = devices < len(self.devices)
         fresh = inside.copy()
@@ -130,6 +134,7 @@ class DeviceRegistry:
         which, first = np.unique(devices[fresh], return_index=True)
         when = when[first]
         self._life[which] = life.ACTIVE
+        self._commissioning -= int(which.size)
         self._life_at[which] = (when * US).astype(np.int64)
         replace = msgspec.structs.replace
         for i, at in zip(which.tolist(), when.tolist(), strict=True):
