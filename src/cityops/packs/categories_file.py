@@ -23,6 +23,7 @@ from cityops.domain.incidents.categories import (
     CategoryError,
     Related,
     check_categories,
+    check_related,
     related_groups,
     with_related,
 )
@@ -54,12 +55,12 @@ def categories_from_yaml(data: bytes, name: str = NAME) -> list[Category]:
         if c.related:
             raise PackError(f"{name}: category {c.code!r}: field 'related' is not set on a "
                             "category; declare the group in the file's related: section")
-    categories = with_related(categories, groups)
     try:
-        check_categories(categories)
+        check_related(groups, {c.code for c in categories})
+        check_categories(with_related(categories, groups))
     except CategoryError as error:
         raise PackError(f"{name}: {error}") from None
-    return categories
+    return with_related(categories, groups)
 
 
 def _related_of(raw: object, name: str) -> list[Related]:
