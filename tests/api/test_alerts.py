@@ -121,6 +121,26 @@ async def test_an_alert_names_the_case_it_was_filed_into(detecting):
         assert seen.status_code == 200 and seen.json()["incident_id"] is None
 
 
+async def test_act_stats_show_the_slowest_dispatches_once_there_are_some(detecting):
+    """Each of the slowest filings is (ms, category, when, ms waiting to be picked up): the
+    answer's model once had three fields for four, and the route answered 500 from the first
+    alert filed on."""
+    live = detecting
+    device = live.node.registry.get("noise-000005")
+    admin = await live.key("admin")
+    async with live.client(admin) as c:
+        await send(live, [{"device_id": device.id, "ts": time.time() - 5, "value": 92.0}])
+
+        async def filed():
+            r = await c.get("/api/v1/act/stats")
+            assert r.status_code == 200, r.text
+            return r.json() if r.json()["dispatch_slowest"] else None
+
+        stats = await eventually(filed)
+        [(ms, category, at, waited)] = stats["dispatch_slowest"]
+        assert category == "event.test.loud" and ms >= waited >= 0 and at > 0
+
+
 async def test_alerts_respect_the_keys_scope(detecting):
     live = detecting
     device = live.node.registry.get("noise-000002")

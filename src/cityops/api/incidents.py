@@ -183,7 +183,8 @@ class ActStats(msgspec.Struct):
     dispatch_latency_p99_ms: float | None = None
     dispatch_wait_p99_ms: float | None = None
     latency_samples: int = 0
-    dispatch_slowest: list[tuple[float, str, float]] = []
+    # (ms, category, when, ms waiting to be picked up) of the slowest few filings
+    dispatch_slowest: list[tuple[float, str, float, float]] = []
     notifier: dict[str, Any] = {}
     loop_lag_p99_ms: float | None = None
     loop_lag_max_ms: float | None = None
