@@ -77,3 +77,29 @@ async def test_a_silence_reaching_its_end_lets_go_on_the_nodes_clock(live_node, 
             await settled(live)
             cases = await listing(ops, "/api/v1/incidents")
             assert [c["category"] for c in cases] == ["component.iot_device.fault"]
+
+
+async def test_a_silence_written_to_the_store_elsewhere_reaches_a_running_single_node(
+        live_node, tmp_path):
+    """As `cityops silences add` does: straight into the store, the node not told. The engine
+    reads the silences' version every few seconds of its clock, on its ticks."""
+    from cityops.detect import silences as records
+    from cityops.domain.silences import Matchers, Silence
+
+    clock = Clock(time.time())
+    async with live_node(generate(devices={"noise": 4}), tmp_path / "d", clock=clock,
+                         detect_tick_s=3600.0) as live:
+        node = live.node
+        quiet = node.registry.devices[0]
+        book = node.services.silences
+        await node.detect.tick()  # the book read just now
+        made = await records.create(node.store, Silence(
+            id=records.new_id(), matchers=Matchers(device=[quiet.id]), starts_at=clock.now,
+            ends_at=clock.now + 3600, comment="written by the CLI", created_by="cli:test",
+            created_at=clock.now), now=clock.now)
+        clock.now += 0.5
+        await node.detect.tick()
+        assert not book.in_force(made.id, clock.now)  # read at most every 2 s
+        clock.now += 2.0
+        await node.detect.tick()
+        assert book.in_force(made.id, clock.now)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 US = 1_000_000
 YIELD_S = 0.005
+SILENCES_EVERY_S = 2.0
 
 
 class _PackRules:
@@ -129,6 +130,7 @@ class DetectEngine:
         self._held: set[tuple[str, str]] = set()  # open episodes held, by (rule, subject)
         self._held_seen: tuple = ()
         self._held_checked = 0.0
+        self._silences_read = 0.0
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -293,6 +295,7 @@ class DetectEngine:
         return await self._emit(signals, batch.received_ns)
 
     async def tick(self) -> list:
+        await self._follow_silences()
         bad = await self._waiting_rejections()
         if bad:
             # Batches refused whole never come with readings; take them here.
@@ -395,6 +398,19 @@ class DetectEngine:
 
 
     # -- silences and inhibition ---------------------------------------------------------------
+
+    async def _follow_silences(self) -> None:
+        """Silences made elsewhere (the CLI on this store, another node) reach the book within
+        a few seconds: one meta read when nothing changed. A node of a cluster also follows
+        them with the rest of the store (cluster.compose); twice costs one more read."""
+        now = self.clock()
+        if self.silences is None or now - self._silences_read < SILENCES_EVERY_S:
+            return
+        self._silences_read = now
+        try:
+            await self.silences.refresh_if_changed()
+        except Exception as exc:  # the store is away: keep the silences known, try again
+            log.warning("reading the silences failed: %s", exc)
 
     def _outage_ids(self) -> set[str]:
         rules = {e.rule for e in self._outages}
