@@ -118,3 +118,12 @@ def test_the_same_device_beats_the_component_beats_the_nearest() -> None:
     assert related_target([near], report, manhole, window_s=50) is None
     lamp = case(4, 31.15005, source="sensor", marks=["rule:components.lamp_out"])
     assert related_target([lamp], report, manhole, window_s=3600) is None
+
+
+def test_what_a_case_keeps_of_its_reports_is_masked_and_bounded() -> None:
+    from cityops.domain.incidents.merge import MAX_MARKS, marks_of, with_marks
+    report = Report("r", "open311", 1.0, data={"attributes": {"asset_number": "13812345678"},
+                                                "device": "mh-1"})
+    assert marks_of(report) == ["device:mh-1", "component:138****5678"]
+    many = [f"device:d{i}" for i in range(MAX_MARKS)]
+    assert with_marks(many, report) == many

@@ -12,6 +12,7 @@ import h3
 from cityops.domain.incidents.categories import Related
 from cityops.domain.incidents.model import Incident, Report
 from cityops.domain.nearest import haversine_m
+from cityops.domain.privacy import mask_text
 
 
 def search_cells(lat: float, lon: float, resolution: int, radius_m: float) -> list[str]:
@@ -49,6 +50,7 @@ def merge_target(
 # -- the same component across related categories -----------------------------------------------
 
 MAX_MARKS = 32  # a case's components kept: enough for any one component's reports
+MAX_MARK = 120  # characters of one device or component id kept
 
 
 def marks_of(report: Report) -> list[str]:
@@ -64,7 +66,9 @@ def marks_of(report: Report) -> list[str]:
                          ("component", report.data.get("component") or asset),
                          ("rule", report.data.get("rule"))):
         if isinstance(value, str) and value.strip():
-            out.append(f"{field}:{value.strip()}")
+            # Kept on the case, which staff read: a phone number typed as a cover's number
+            # is masked like any in a report's text (both sides alike, so it still matches).
+            out.append(f"{field}:{mask_text(value.strip()[:MAX_MARK])}")
     return out
 
 
