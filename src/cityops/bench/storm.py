@@ -55,13 +55,13 @@ def _all_incidents(url: str, headers: dict) -> list[dict]:
 
 
 def _register_unreported(url: str, headers: dict, pack, count: int, seed: int) -> list[str]:
-    """Devices installed at places of the city's own (beside existing ones), registered but
+    """Devices installed beside existing ones (at their places), registered but
     never sending: they stay commissioning and must never be called offline."""
     rng = np.random.default_rng(seed + 7)
     fixed = [d for d in pack.devices if d.kind in ("noise", "smoke", "manhole_tilt", "bin_fill")]
     picks = rng.choice(len(fixed), size=min(count, len(fixed)), replace=False)
-    body = [{"id": f"new-{i:05d}", "kind": fixed[p].kind, "lat": fixed[p].lat + 1e-4,
-             "lon": fixed[p].lon + 1e-4, "name": "installed, not yet reporting"}
+    body = [{"id": f"new-{i:05d}", "kind": fixed[p].kind, "lat": fixed[p].lat,
+             "lon": fixed[p].lon, "name": "installed, not yet reporting"}
             for i, p in enumerate(picks.tolist())]
     answer = httpx.post(url + "/api/v1/devices", json=body, headers=headers, timeout=120)
     answer.raise_for_status()
