@@ -682,6 +682,13 @@ def compare_pack(devices: int):
     pack.categories.append(Category(code="event.bench.span", name="Span", kind="event",
                                     major="bench", minor="span", departments=["environment"],
                                     merge_radius_m=0))
+    # Five detectors in one building (metres apart, so one grid cell): the smoke pack's
+    # cluster counts detectors, and the city's scattered ones rarely share a cell.
+    smoke = [i for i, d in enumerate(pack.devices) if d.kind == "smoke"][:5]
+    first = pack.devices[smoke[0]]
+    for k, i in enumerate(smoke[1:], start=1):
+        pack.devices[i] = msgspec.structs.replace(pack.devices[i], lat=first.lat + k * 1e-5,
+                                                  lon=first.lon)
     return pack
 
 
@@ -698,6 +705,11 @@ def compare_bodies(pack, seconds: int, t0: float) -> list[bytes]:
     for d in range(len(pack.devices)):
         for start in rng.choice(steps, size=max(1, steps // 15), replace=False):
             alarm[d, start:start + int(rng.integers(2, 7))] = True
+    # Now and then every smoke detector at once (a fire in the building of compare_pack): the
+    # smoke pack's cluster counts detectors, so scattered spells alone would hardly make one.
+    smoke = [d for d, device in enumerate(pack.devices) if device.kind == "smoke"]
+    for start in range(5, steps, 40):
+        alarm[smoke, start:start + 3] = True
     out = []
     for j in range(steps):
         rows = []
