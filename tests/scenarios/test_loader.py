@@ -321,6 +321,16 @@ def _rule_doc(rule: dict) -> dict:
      "at least two rules"),
     ({"id": "c", "type": "composite", "kind": "noise", "all_of": ["x", "y"]}, "rules[0].kind",
      "reads the rules it combines"),
+    ({"id": "w", "type": "window", "kind": "smoke", "agg": "max", "above": 3,
+      "distinct": "device"}, "rules[0].distinct", "goes with agg: count"),
+    ({"id": "o", "type": "outage", "share": 1.5}, "rules[0].share", "share of devices"),
+    ({"id": "o", "type": "outage", "per": []}, "rules[0].per", "at least one of"),
+    ({"id": "o", "type": "outage", "min_devices": 0}, "rules[0].min_devices", "1 or more"),
+    ({"id": "o", "type": "outage", "within": "soon"}, "rules[0].within", "is not like 90s"),
+    ({"id": "t", "type": "threshold", "kind": "noise", "above": 80,
+      "group": {"by": [], "within": "10m"}}, "rules[0].group.by", "name what alerts"),
+    ({"id": "t", "type": "threshold", "kind": "noise", "above": 80,
+      "group": {"within": "0s"}}, "rules[0].group.within", "longer than 0s"),
 ])
 def test_rule_errors_per_primitive(tmp_path, rule, field, words):
     message = error_of(tmp_path, _rule_doc(rule))

@@ -154,6 +154,9 @@ def check_rule(rule: spec.AnyRule, kinds: dict[str, DeviceKind]) -> Iterator[Pro
             yield "above", "give `above` or `below` (what the aggregate must exceed or fall under)"
         if rule.min_count < 1:
             yield "min_count", f"must be 1 or more, got {rule.min_count}"
+        if rule.distinct is not None and rule.agg != "count":
+            yield "distinct", (f"counts devices: it goes with agg: count, not "
+                               f"agg: {rule.agg}")
         if rule.value_above is not None and channel is not None:
             yield from _reachable("value_above", rule.value_above, channel, upward=True)
     elif isinstance(rule, spec.Absence):
