@@ -15,4 +15,7 @@ rules:
     above: 80
     clear_below: 70
     title: Noise over 80 dB(A)
+    # Tests count one alert per loud spell and one case per alert.
+    flap: 0s
+    group: {off: true}
 """

@@ -25,7 +25,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Fields that hold a duration, and those of them that must be longer than nothing (a window
 # or a span of zero seconds holds no reading at all).
-DURATIONS = ("for_", "within", "clear_after", "over", "dwell", "max_period")
+DURATIONS = ("for_", "within", "clear_after", "over", "dwell", "max_period", "flap")
 POSITIVE_DURATIONS = ("within", "over")
 
 # What a rule is about is fixed when it is built (which devices, channels, zones, rules it
@@ -125,6 +125,8 @@ def check_rule(rule: spec.AnyRule, kinds: dict[str, DeviceKind]) -> Iterator[Pro
         if not hasattr(rule, attr):
             continue
         value = getattr(rule, attr)
+        if value is None:  # optional (flap): the default applies
+            continue
         name = encoded(rtype, attr)
         try:
             secs = spec.seconds(value)

@@ -76,6 +76,20 @@ def test_flapping_stays_one_episode():
     assert later[0].change == "raised" and later[0].alert.id != first.id
 
 
+def test_a_rule_may_set_its_flap_window_or_have_none():
+    episodes, _ = setup()
+    _, rule = episodes.rules["noise.night"]
+    rule.flap = "0s"
+    first = episodes.apply([sig(True, T0)], lambda d: 0)[0].alert
+    episodes.apply([sig(False, T0 + 60 * US)], lambda d: 0)
+    again = episodes.apply([sig(True, T0 + 61 * US)], lambda d: 0)
+    assert again[0].change == "raised" and again[0].alert.id != first.id
+    rule.flap = "1h"
+    episodes.apply([sig(False, T0 + 120 * US)], lambda d: 0)
+    back = episodes.apply([sig(True, T0 + 3000 * US)], lambda d: 0)
+    assert back[0].change == "updated" and back[0].alert.id == again[0].alert.id
+
+
 def test_alerts_carry_their_group_key():
     from cityops.domain.scenarios.spec import Group
 

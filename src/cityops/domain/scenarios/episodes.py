@@ -135,6 +135,8 @@ class Episodes:
 
     def _flap_window(self, signal: Signal) -> int:
         _, rule = self.rules[signal.rule]
+        if rule.flap is not None:
+            return int(seconds(rule.flap) * US)
         if isinstance(rule, Absence) and 0 <= signal.device < len(self.registry):
             kind = self.registry.kinds[int(self.registry.kind_of[signal.device])]
             return max(self.flap_us, int(FLAP_PERIODS * kind.period_s * US))

@@ -73,6 +73,9 @@ class Rule(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields
     severity: Severity = "minor"
     states: dict[State, dict[str, Any]] = {}  # per operating state: parameter overrides
     group: Group | None = None  # default: the pack's
+    # Cleared and firing again within this long is the same episode, flapping ("0s": never).
+    # Default 10 minutes, and for absence at least 10 of the device kind's periods.
+    flap: str | None = None
 
 
 class Threshold(Rule, tag="threshold"):
