@@ -38,6 +38,15 @@ def device(i: int, kind: str = "noise", village: str = V1, cell: str | None = "c
                   meta=meta)
 
 
+def active(d: Device, since_us: int) -> Device:
+    """A device heard before: active in its lifecycle since `since_us`."""
+    import msgspec
+
+    from cityops.domain.lifecycle import Lifecycle
+
+    return msgspec.structs.replace(d, lifecycle=Lifecycle.ACTIVE, lifecycle_at=since_us / US)
+
+
 def context(devices: list[Device], *, tz: str = "Asia/Shanghai",
             calendar: WorkCalendar | None = None, now_us: int = 0) -> Context:
     registry = DeviceRegistry(BUILTIN_KINDS)

@@ -5,14 +5,13 @@ offline (tests/domain/scenarios/test_absence_lifecycle.py)."""
 
 from __future__ import annotations
 
-import msgspec
 import numpy as np
 import pytest
 
-from cityops.domain.lifecycle import Lifecycle
 from cityops.domain.scenarios.primitives.absence import AbsenceEvaluator
 from cityops.domain.scenarios.spec import Absence, When, Where
 
+from .city_kit import active as kit_active
 from .city_kit import US, at, batch, context, device, pack, series, set_state
 
 T0 = at(2024, 5, 8, 10)
@@ -21,7 +20,7 @@ S = US
 
 def active(d, since_us=T0 - 86400 * S):
     """A device heard before (active since a day before T0)."""
-    return msgspec.structs.replace(d, lifecycle=Lifecycle.ACTIVE, lifecycle_at=since_us / US)
+    return kit_active(d, since_us)
 
 
 def make(rule=None, devices=None, **kw):

@@ -1,12 +1,15 @@
 """Quiet ("nothing happened"): time without activity counted only inside `when`, raised on
-ticks, cleared by activity, late activity, per-state durations."""
+ticks, cleared by activity, late activity, per-state durations; a meter never heard of (being
+installed) or resting in maintenance is nobody going quiet."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from cityops.domain.scenarios.primitives.quiet import QuietEvaluator
 from cityops.domain.scenarios.spec import Quiet, When
 
-from .city_kit import US, at, batch, context, device, pack, set_state
+from .city_kit import US, active, at, batch, context, device, pack, set_state
 
 H = 3600 * US
 DAYTIME = When(hours="07:00-19:00")
@@ -14,8 +17,11 @@ ELDERLY = Quiet(id="no_water", kind="water_meter", active_above=0.5, when=DAYTIM
                 **{"for_": "12h"})
 
 
-def make(rule=ELDERLY, n=2):
-    ctx = context([device(i, "water_meter") for i in range(n)])
+def make(rule=ELDERLY, n=2, heard=True):
+    meters = [device(i, "water_meter") for i in range(n)]
+    if heard:  # meters in use since well before the tests' days
+        meters = [active(m, at(2024, 1, 1)) for m in meters]
+    ctx = context(meters)
     return QuietEvaluator(pack(rule), rule, ctx), ctx
 
 
@@ -90,3 +96,25 @@ def test_a_reading_ahead_of_the_clock_is_not_quiet_time():
     ctx.now_us = t0
     assert tick(ev, ctx, t0 + 1) == []
     assert tick(ev, ctx, t0 + 120 * US + H) == [("water_meter-000", True)]
+
+
+def test_a_meter_never_heard_or_in_maintenance_is_nobody_going_quiet():
+    import msgspec
+
+    from cityops.domain.lifecycle import Lifecycle
+
+    ev, ctx = make(heard=False)
+    assert tick(ev, ctx, at(2024, 5, 6, 7)) == []
+    assert tick(ev, ctx, at(2024, 5, 8, 19)) == []  # two whole days: still being installed
+    # Heard once (a reading of no flow): from then on it is watched.
+    assert flow(ev, ctx, 0, at(2024, 5, 8, 20), 0.0) == []
+    ctx.last_seen_us = np.full(2, np.iinfo(np.int64).min, np.int64)  # as the engine keeps it
+    ctx.last_seen_us[0] = at(2024, 5, 8, 20)
+    assert tick(ev, ctx, at(2024, 5, 9, 19)) == [("water_meter-000", True)]
+    # A meter in maintenance is not watched, however long.
+    ev, ctx = make()
+    resting = msgspec.structs.replace(ctx.registry.devices[1],
+                                      lifecycle=Lifecycle.MAINTENANCE)
+    ctx.registry.add([resting])
+    assert tick(ev, ctx, at(2024, 5, 6, 7)) == []
+    assert tick(ev, ctx, at(2024, 5, 8, 19)) == [("water_meter-000", True)]

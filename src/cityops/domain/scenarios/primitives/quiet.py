@@ -7,13 +7,17 @@ and now; the episode is raised on the tick at which it reaches `for` (at least),
 by the next activity newer than the newest known one. A late activity reading also clears a
 running episode when it is newer than the activity the episode was measured from (the person
 did turn the tap on; the reading was slow to come). Silence is not activity: a meter that
-stops reporting also goes quiet here; the absence rule says it is offline.
+stops reporting also goes quiet here; the absence rule says it is offline. Only devices heard
+at least once (or active in the registry) are watched, never those in maintenance or
+decommissioned (cityops.domain.lifecycle), and quiet time counts from when the device became
+active at the earliest: a meter being installed is nobody going quiet.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cityops.domain import lifecycle as life
 from cityops.domain.readings import ReadingBatch
 from cityops.domain.scenarios import spec
 from cityops.domain.scenarios.context import Context
@@ -89,10 +93,23 @@ class QuietEvaluator:
         self.sel.refresh(ctx)
         n = len(ctx.registry)
         self._grow(n)
-        watch = np.flatnonzero(self.sel.mask & ~self.quiet[:n])
+        # As for absence: a device never heard of is being installed, one in maintenance or
+        # decommissioned is resting; neither is a person who stopped using water. Quiet time
+        # counts from when the device became active at the earliest.
+        registry = ctx.registry
+        state = registry.lifecycle[:n]
+        heard = self.last_active[:n] != NEVER
+        seen = ctx.last_seen_us
+        if seen is not None:
+            k = min(n, seen.shape[0])
+            heard[:k] |= seen[:k] != NEVER
+        counted = ((state == life.ACTIVE) | heard) & (state < life.MAINTENANCE)
+        watch = np.flatnonzero(self.sel.mask & counted & ~self.quiet[:n])
         if watch.size == 0:
             return []
         since = np.maximum(self.last_active[watch], self.started_us)
+        since = np.maximum(since, np.where(state[watch] == life.ACTIVE,
+                                           registry.lifecycle_at_us[watch], since))
         quiet_s = np.asarray(ctx.clock.seconds_inside(self.spec.when, since, np.int64(now)))
         hold_s = np.asarray(self.hold.at(ctx, watch)) / US
         out = []
