@@ -147,3 +147,16 @@ def test_gps_trackers_move_between_areas_and_are_left_out():
         [device(10 + i, village=V1) for i in range(2)]
     ev, ctx = make(devices=devices)
     assert tick(ev, ctx, T0 + 600 * S) == []
+
+
+def test_a_backlog_of_old_readings_arriving_now_is_devices_alive_now():
+    """Readings two hours old (a gateway catching up, a replay) arrive: their devices are
+    heard now, not silent for two hours."""
+    from .city_kit import batch
+
+    ev, ctx = make()
+    ctx.last_seen_us[:] = T0 - 7200 * S
+    ctx.now_us = T0
+    ev.on_batch(batch(*[(d, 0, T0 - 7200 * S, 50.0) for d in range(26)]), ctx)
+    assert tick(ev, ctx, T0 + 30 * S) == []
+    assert tick(ev, ctx, T0 + 100 * S) != []  # then silent: judged from their arrival

@@ -6,7 +6,8 @@ raises one alert for the network, for the largest area the silence explains (a t
 village, else a gateway), and tells the engine which devices it explains, so that their own
 offline alerts are recorded as inhibited by it rather than opening cases.
 
-Judged on ticks from each device's newest reading time (`ctx.last_seen_us`):
+Judged on ticks from each device's newest reading time (`ctx.last_seen_us`), or the time a
+reading of it arrived here if later (a backlog of old readings is a device alive now):
 
 - a device is *silent* when it has not reported for `late` of its kind's reporting periods
   (1.5 by default: well before the absence rule's 3, so the outage is known before the
@@ -42,6 +43,7 @@ from cityops.domain.scenarios.primitives.common import (
     Selection,
     duration_us,
     fmt_duration,
+    grown,
     runs,
 )
 from cityops.domain.scenarios.signals import Signal
@@ -75,6 +77,7 @@ class OutageEvaluator:
         self.outages: dict[str, _Out] = {}  # by subject
         self._explains = np.full(0, -1, np.int64)  # per device: index into _subjects
         self._subjects: list[str] = []
+        self.heard = np.zeros(0, np.int64)  # per device: newest reading or its arrival here
 
     # -- what the engine asks -----------------------------------------------------------------
 
@@ -89,7 +92,15 @@ class OutageEvaluator:
     # -- evaluation -----------------------------------------------------------------------------
 
     def on_batch(self, batch: ReadingBatch, ctx: Context) -> list[Signal]:
-        return []  # judged on ticks, from the newest reading times the engine keeps
+        """Judged on ticks; here only the arrival is noted: a device sending a backlog of old
+        readings (a gateway catching up, a replay) is heard now, not silent since then."""
+        rows = self.sel.rows(batch, ctx)
+        if rows.size:
+            n = len(ctx.registry)
+            self.heard = grown(self.heard, n, NEVER)
+            dev = batch.device[rows]
+            np.maximum.at(self.heard, dev, np.maximum(batch.ts[rows], ctx.now_us))
+        return []
 
     def on_tick(self, ctx: Context) -> list[Signal]:
         now = ctx.now_us
@@ -102,6 +113,8 @@ class OutageEvaluator:
         last = np.full(n, NEVER, np.int64)
         k = min(n, seen.shape[0])
         last[:k] = seen[:k]
+        self.heard = grown(self.heard, n, NEVER)
+        last = np.maximum(last, self.heard[:n])
         kinds = registry.kinds
         period_s = np.array([kind.period_s for kind in kinds], np.float64)[registry.kind_of]
         mobile = np.array([kind.mobile for kind in kinds], bool)[registry.kind_of]
