@@ -1,42 +1,41 @@
-"""Fault tests against the real servers of this machine: PostgreSQL and the MQTT broker are
-restarted while a node works. The node answers 503 with Retry-After (never 500) while a server
-is down, says so on /readyz, reconnects by itself, and loses nothing it acknowledged."""
+"""Fault tests: PostgreSQL and the MQTT broker are restarted while a node works. The node
+answers 503 with Retry-After (never 500) while a server is down, says so on /readyz, reconnects
+by itself, and loses nothing it acknowledged.
+
+The servers restarted are the test's own, started from the installed binaries on a free port
+(tests/pg_kit.py, tests/mqtt_kit.py): the machine's shared PostgreSQL and Mosquitto, which other
+test runs use at the same time, are never stopped."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-import uuid
+from collections.abc import Iterator
 
 import aiomqtt
 import msgspec
-import psycopg
 import pytest
 
 from cityops.ingest.mqtt import parse_mqtt_url
 from cityops.store.base import IncidentFilter
-from cityops.store.postgres import split_url
+from tests.mqtt_kit import PlainBroker, own_plain_broker
+from tests.pg_kit import PrivatePostgres, own_postgres
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
 
 
-def run(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+@pytest.fixture
+def pg() -> Iterator[PrivatePostgres]:
+    """The test's own PostgreSQL, on a free port: this test stops and starts it."""
+    with own_postgres() as server:
+        yield server
 
 
-def postgres(action: str) -> None:
-    version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True,
-                             check=True).stdout.split()[0]
-    run("pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action)
-
-
-def start_mosquitto() -> None:
-    run("mosquitto", "-d", "-c", "/etc/mosquitto/mosquitto.conf")
-
-
-def stop_mosquitto() -> None:
-    run("pkill", "-x", "mosquitto")
+@pytest.fixture
+def broker(tmp_path_factory) -> Iterator[PlainBroker]:
+    """The test's own anonymous Mosquitto, on a free port: this test stops and starts it."""
+    with own_plain_broker(tmp_path_factory.mktemp("mosquitto")) as server:
+        yield server
 
 
 async def wait_port(host: str, port: int, up: bool, timeout: float = 30.0) -> None:
@@ -54,23 +53,9 @@ async def wait_port(host: str, port: int, up: bool, timeout: float = 30.0) -> No
     raise AssertionError(f"{host}:{port} did not go {'up' if up else 'down'}")
 
 
-@pytest.fixture
-def pg_schema_url(postgres_url):
-    schema = f"cityops_fault_{uuid.uuid4().hex[:12]}"
-    sep = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{sep}schema={schema}"
-    conninfo, _ = split_url(postgres_url)
-    for _ in range(50):  # the server may still be coming back
-        try:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            return
-        except psycopg.OperationalError:
-            time.sleep(0.2)
-
-
-async def test_postgresql_restarted_mid_run(tmp_path, grid_pack, live_node, pg_schema_url):
-    async with live_node(grid_pack, tmp_path / "data", store_url=pg_schema_url,
+async def test_postgresql_restarted_mid_run(tmp_path, grid_pack, live_node,
+                                            pg: PrivatePostgres):
+    async with live_node(grid_pack, tmp_path / "data", store_url=pg.schema_url("cityops_fault"),
                          notify_url="memory:") as live:
         op = live.client(await live.key("operator"))
         acked: list[str] = []
@@ -94,16 +79,16 @@ async def test_postgresql_restarted_mid_run(tmp_path, grid_pack, live_node, pg_s
 
         for i in range(20):
             await report(i)
-        await asyncio.to_thread(postgres, "stop")
+        await asyncio.to_thread(pg.stop)
         try:
-            await wait_port("127.0.0.1", 5432, up=False)
+            await wait_port(pg.host, pg.port, up=False)
             r = await live.client().get("/readyz")
             degraded = r.status_code == 503 and not r.json()["checks"]["store"]["ok"]
             for i in range(20, 22):  # refused while down, with a reason and a time to retry
                 await report(i)
         finally:
-            await asyncio.to_thread(postgres, "start")
-        await wait_port("127.0.0.1", 5432, up=True)
+            await asyncio.to_thread(pg.start)
+        await wait_port(pg.host, pg.port, up=True)
         deadline = time.monotonic() + 60
         while (await live.client().get("/readyz")).status_code != 200:
             assert time.monotonic() < deadline, "the node did not reconnect"
@@ -118,9 +103,10 @@ async def test_postgresql_restarted_mid_run(tmp_path, grid_pack, live_node, pg_s
         await op.aclose()
 
 
-async def test_mqtt_broker_restarted_mid_run(tmp_path, grid_pack, live_node, mqtt_url):
-    a = parse_mqtt_url(mqtt_url)
-    async with live_node(grid_pack, tmp_path / "data", mqtt_url=mqtt_url) as live:
+async def test_mqtt_broker_restarted_mid_run(tmp_path, grid_pack, live_node,
+                                             broker: PlainBroker):
+    a = parse_mqtt_url(broker.url)
+    async with live_node(grid_pack, tmp_path / "data", mqtt_url=broker.url) as live:
         intake = live.node.mqtt
         await intake.wait_ready(10.0)
         device = "noise-000001"
@@ -133,7 +119,7 @@ async def test_mqtt_broker_restarted_mid_run(tmp_path, grid_pack, live_node, mqt
                         {"ts": t0 + k, "value": v}), qos=1)
 
         await publish([40.0, 41.0, 42.0], now)
-        await asyncio.to_thread(stop_mosquitto)
+        await asyncio.to_thread(broker.stop)
         try:
             await wait_port(a.host, a.port, up=False)
             deadline = time.monotonic() + 10
@@ -143,7 +129,7 @@ async def test_mqtt_broker_restarted_mid_run(tmp_path, grid_pack, live_node, mqt
             r = await live.client().get("/readyz")
             assert r.status_code == 503 and r.json()["checks"]["mqtt"]["ok"] is False
         finally:
-            await asyncio.to_thread(start_mosquitto)
+            await asyncio.to_thread(broker.start)
         await wait_port(a.host, a.port, up=True)
         await intake.wait_ready(30.0)
         await publish([43.0, 44.0], now + 10)
