@@ -58,8 +58,9 @@ async def test_a_dark_village_is_one_outage_case_and_its_devices_open_none(live_
                 [("component.iot_device.network_outage", "dispatched")]
             assert node.act.intake.stats["inhibited"] == len(dark)
 
-            # Power back for all but one device: the outage clears, and the one still silent
-            # is judged on its own: its offline alert is told again as new and opens a case.
+            # Power back for all but one device: the outage clears. The one still silent gets
+            # the time its own rule allows (3 periods) to report after the recovery, then is
+            # judged on its own: its offline alert is told again as new and opens a case.
             still = sorted(dark)[0]
             for _ in range(4):
                 clock.now += STEP_S
@@ -67,6 +68,14 @@ async def test_a_dark_village_is_one_outage_case_and_its_devices_open_none(live_
             await settled(live)
             alerts = await listing(ops, "/api/v1/alerts")
             assert not next(a for a in alerts if a["id"] == outage["id"])["active"]
+            lone = [a for a in alerts if a["subject"] == still and a["active"]]
+            assert [a["inhibited_by"] for a in lone] == [outage["id"]]
+            assert len(await listing(ops, "/api/v1/incidents")) == 1
+            for _ in range(4):
+                clock.now += STEP_S
+                await post_all(live, sensors, clock, but={still})
+            await settled(live)
+            alerts = await listing(ops, "/api/v1/alerts")
             lone = [a for a in alerts if a["subject"] == still and a["active"]]
             assert [a["inhibited_by"] for a in lone] == [None]
             cases = await listing(ops, "/api/v1/incidents")

@@ -131,6 +131,7 @@ class DetectEngine:
         self._held_seen: tuple = ()
         self._held_checked = 0.0
         self._silences_read = 0.0
+        self._outage_cleared: dict[str, float] = {}  # outage alert id -> when it cleared
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -425,7 +426,7 @@ class DetectEngine:
             silenced = self.silences.match(a, self.clock())
         inhibited = None
         if self._outages and a.rule in self._absence_rules:
-            if a.inhibited_by in outage_ids:
+            if a.inhibited_by in outage_ids or self._recovering(a):
                 inhibited = a.inhibited_by
             else:
                 device = self.node.registry.index.get(a.subject, -1)
@@ -438,12 +439,30 @@ class DetectEngine:
                         break
         return silenced, inhibited
 
+    def _recovering(self, a: Alert) -> bool:
+        """Its outage cleared lately, and the device has not yet had the time its own rule
+        allows to report again: a bin sensor every ten minutes is not a fault of its own the
+        moment its gateway's noise meters are back."""
+        cleared = self._outage_cleared.get(a.inhibited_by or "")
+        if cleared is None:
+            return False
+        device = self.node.registry.index.get(a.subject)
+        if device is None:
+            return False
+        rule = self.episodes.rules[a.rule][1]
+        registry = self.node.registry
+        period_s = registry.kinds[int(registry.kind_of[device])].period_s
+        return self.clock() - cleared < float(getattr(rule, "periods", 3.0)) * period_s
+
     def _hold(self, events: list[AlertEvent]) -> list[AlertEvent]:
         """Mark what is raised now and held back: still recorded and published (the screen
         and the alert list show it, with what held it), but the act side files none of it."""
         outage_ids = self._outage_ids() if self._outages else set()
+        outage_rules = {e.rule for e in self._outages}
         for event in events:
             a = event.alert
+            if event.change == "cleared" and a.rule in outage_rules:
+                self._outage_cleared[a.id] = self.clock()
             if event.change == "raised":
                 a.silenced_by, a.inhibited_by = self._holders(a, outage_ids)
                 if a.silenced_by or a.inhibited_by:
@@ -467,6 +486,8 @@ class DetectEngine:
         if seen == self._held_seen and now - self._held_checked < 5.0:
             return []
         self._held_seen, self._held_checked = seen, now
+        for gone in [i for i, t in self._outage_cleared.items() if now - t > 86400.0]:
+            del self._outage_cleared[gone]
         outage_ids = self._outage_ids() if self._outages else set()
         out = []
         for key in list(self._held):

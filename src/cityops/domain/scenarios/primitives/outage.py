@@ -26,6 +26,9 @@ cannot tell a ten-minute outage); movers (GPS) cross areas and are left out.
 
 An outage clears once `clear_share` of the devices that fell silent are heard again. While it
 lasts, every device of its group counts as explained, including those that fall silent later.
+After it, a device of the group tells nothing until it is heard again or has had the time to
+report (`late` periods): slow kinds take their turn after the fast ones, and a gateway still
+dark when its village came back is raised on its own once its devices had that time.
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ class OutageEvaluator:
         self._explains = np.full(0, -1, np.int64)  # per device: index into _subjects
         self._subjects: list[str] = []
         self.heard = np.zeros(0, np.int64)  # per device: newest reading or its arrival here
+        # Per device: when an outage explaining it last cleared. Until the device is heard
+        # after that, its silence tells nothing new: a bin sensor reporting every ten minutes
+        # has not had its turn yet when the noise meters of its gateway are back.
+        self.recovered = np.zeros(0, np.int64)
 
     # -- what the engine asks -----------------------------------------------------------------
 
@@ -114,15 +121,19 @@ class OutageEvaluator:
         k = min(n, seen.shape[0])
         last[:k] = seen[:k]
         self.heard = grown(self.heard, n, NEVER)
+        self.recovered = grown(self.recovered, n, NEVER)
         last = np.maximum(last, self.heard[:n])
+        out = self._cleared(ctx, last, now)  # first: a recovery changes who can tell
         kinds = registry.kinds
         period_s = np.array([kind.period_s for kind in kinds], np.float64)[registry.kind_of]
         mobile = np.array([kind.mobile for kind in kinds], bool)[registry.kind_of]
+        allowance = (self.spec.late * period_s * US).astype(np.int64)
+        # Since a recovery: told again once heard, or once it had its time to report.
+        recovered = self.recovered[:n]
+        told = (last > recovered) | (now - recovered > allowance)
         eligible = (self.sel.mask[:n] & (last > NEVER) & ~mobile
-                    & (period_s <= self.max_period_s))
-        late = eligible & (now - last > (self.spec.late * period_s * US).astype(np.int64))
-
-        out = self._cleared(ctx, last, now)
+                    & (period_s <= self.max_period_s) & told)
+        late = eligible & (now - last > allowance)
         taken = self._explained_mask(ctx, n)
         for level in self.levels:
             ids, names = ctx.places.group(level)
@@ -140,6 +151,9 @@ class OutageEvaluator:
             back = float(np.mean(last[devices] > o.since_us)) if devices.size else 1.0
             if back >= self.spec.clear_share:
                 del self.outages[subject]
+                ids, _ = ctx.places.group(o.level)
+                k = min(self.recovered.shape[0], ids.shape[0])
+                self.recovered[:k][ids[:k] == o.group] = now
                 out.append(Signal(self.rule, subject, False, now, int(o.devices[0]),
                                   back, detail=f"{round(back * 100)} % of the "
                                   f"{o.devices.size} silent devices are reporting again"))
