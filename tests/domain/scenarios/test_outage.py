@@ -182,3 +182,17 @@ def test_after_a_recovery_devices_not_heard_since_tell_nothing():
     for t in (600, 900, 1200):
         heard(ctx, list(range(0, 6)) + list(range(10, 18)), T0 + t * S)
         assert tick(ev, ctx, T0 + t * S) == []
+
+
+def test_it_stays_while_the_devices_stay_silent_whatever_their_last_readings():
+    """The silence is dated by the median of the devices' last readings; half of them sent a
+    reading after that median. They are not back until heard after their newest one."""
+    ev, ctx = make()
+    for d in range(10):  # V1's devices fell silent over 40 s, each at its own moment
+        ctx.last_seen_us[d] = T0 + d * 4 * S
+    heard(ctx, range(10, 26), T0 + 200 * S)
+    assert tick(ev, ctx, T0 + 200 * S) == [(f"outage:village:{V1}", True)]
+    for t in (260, 320, 380):
+        heard(ctx, range(10, 26), T0 + t * S)
+        assert tick(ev, ctx, T0 + t * S) == []
+    assert ev.explains(9) == f"outage:village:{V1}"

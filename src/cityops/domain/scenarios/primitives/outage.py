@@ -63,6 +63,7 @@ class _Out:
     name: str  # area code or gateway id
     since_us: int  # when the silence began (median last reading of the silent devices)
     devices: np.ndarray  # the devices that fell silent together
+    newest_us: int  # the newest of their last readings: heard after it is back
 
 
 class OutageEvaluator:
@@ -148,7 +149,10 @@ class OutageEvaluator:
         out = []
         for subject, o in list(self.outages.items()):
             devices = o.devices[o.devices < last.shape[0]]
-            back = float(np.mean(last[devices] > o.since_us)) if devices.size else 1.0
+            # Back: heard after the newest reading any of them sent before falling silent
+            # (not after the median the silence is dated by: half of them sent later than
+            # that, and would have counted as back from the start).
+            back = float(np.mean(last[devices] > o.newest_us)) if devices.size else 1.0
             if back >= self.spec.clear_share:
                 del self.outages[subject]
                 ids, _ = ctx.places.group(o.level)
@@ -188,7 +192,7 @@ class OutageEvaluator:
             if subject in self.outages:
                 continue
             members = np.flatnonzero(together & (gid == group))
-            o = _Out(level, group, name, int(since[group]), members)
+            o = _Out(level, group, name, int(since[group]), members, int(last[members].max()))
             self.outages[subject] = o
             taken |= gid == group
             share = silent_n[group] / (silent_n[group] + alive_n[group])
