@@ -28,16 +28,20 @@ from cityops.sim.run import simulate
 SLACK_S = 5.0  # clock and batching slack when matching alerts to labels
 
 
-def _all_alerts(url: str, headers: dict) -> list[dict]:
+def all_pages(url: str, path: str, headers: dict) -> list[dict]:
+    """Every item of a paged list (`items`, `next`), a thousand a page."""
     out, cursor = [], None
     while True:
         params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(url + "/api/v1/alerts", params=params, headers=headers,
-                         timeout=60).json()
+        page = httpx.get(url + path, params=params, headers=headers, timeout=60).json()
         out += page["items"]
         cursor = page["next"]
         if not cursor:
             return out
+
+
+def _all_alerts(url: str, headers: dict) -> list[dict]:
+    return all_pages(url, "/api/v1/alerts", headers)
 
 
 def act_stats(url: str, headers: dict) -> dict:

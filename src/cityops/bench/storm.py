@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 
 from cityops.bench.ingest import detect_stats
-from cityops.bench.pipeline import SLACK_S, _all_alerts, act_stats, score
+from cityops.bench.pipeline import SLACK_S, all_pages, act_stats, score
 from cityops.bench.server import BenchNode
 from cityops.packs.pudong import generate
 from cityops.scenarios.loader import load_scenarios
@@ -40,18 +40,6 @@ DISPATCH_P99_BAR_MS = 100.0
 OUTAGE_RULE = "network.area_outage"
 OFFLINE = "device_health.offline_"
 DISPATCHED = {"dispatched", "accepted", "handled", "verified", "closed"}
-
-
-def _all_incidents(url: str, headers: dict) -> list[dict]:
-    out, cursor = [], None
-    while True:
-        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(url + "/api/v1/incidents", params=params, headers=headers,
-                         timeout=60).json()
-        out += page["items"]
-        cursor = page["next"]
-        if not cursor:
-            return out
 
 
 def _register_unreported(url: str, headers: dict, pack, count: int, seed: int) -> list[str]:
@@ -182,8 +170,8 @@ def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, outa
         time.sleep(3)  # a few ticks for the time-driven rules
         stats = detect_stats(server.url, admin)
         act = act_stats(server.url, admin)
-        alerts = _all_alerts(server.url, admin)
-        incidents = _all_incidents(server.url, admin)
+        alerts = all_pages(server.url, "/api/v1/alerts", admin)
+        incidents = all_pages(server.url, "/api/v1/incidents", admin)
         dispatched = _dispatched(server.url, admin, labels, alerts)
     finally:
         server.stop()

@@ -7,7 +7,6 @@ and write an entry in the audit trail naming who ran them (`--by`, default the l
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cityops.cli.config import with_store
+from cityops.cli.config import cli_actor, with_store
 from cityops.cli.errors import fail
 from cityops.serve.citizen_data import CitizenData, NotFound
 from cityops.serve.pii import META_KEY_ID, KeyFileError, Pii, WrongKey, key_path
@@ -31,15 +30,6 @@ STORE = typer.Option(None, "--store", help="Store URL (default: the one the data
 KEY = typer.Option(None, "--data-key", envvar="CITYOPS_DATA_KEY",
                    help="The node's data key file (default DATA/data.key).")
 BY = typer.Option(None, "--by", help="Who asks, for the audit trail (default: cli:LOGIN).")
-
-
-def _actor(by: str | None) -> str:
-    if by:
-        return by
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 async def _with_service(data: Path, store: str | None, key: Path | None, work):
@@ -74,7 +64,7 @@ def export(
 ) -> None:
     """Everything CityOps holds about a citizen, as JSON, whole (it is for the person)."""
     found = asyncio.run(_with_service(
-        data, store, data_key, lambda svc: svc.export(citizen_id, _actor(by), reason)))
+        data, store, data_key, lambda svc: svc.export(citizen_id, cli_actor(by), reason)))
     text = msgspec.json.format(msgspec.json.encode(found), indent=2) + b"\n"
     if output is None:
         sys.stdout.buffer.write(text)
@@ -111,7 +101,7 @@ def erase(
                                      "This cannot be undone", default=False):
         raise fail("nothing erased", code=1)
     summary = asyncio.run(_with_service(
-        data, store, data_key, lambda svc: svc.erase(citizen_id, _actor(by), reason)))
+        data, store, data_key, lambda svc: svc.erase(citizen_id, cli_actor(by), reason)))
     table = Table("what", "records", title=f"Erased citizen {citizen_id}")
     for bucket in ("deleted", "anonymised"):
         for section, count in summary[bucket].items():

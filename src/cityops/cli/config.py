@@ -59,3 +59,16 @@ async def with_store(data: Path, store: str | None, work: Callable[[Store], Awai
         return await work(opened)
     finally:
         await opened.close()
+
+
+def cli_actor(by: str | None = None) -> str:
+    """Who a command acts as, for the audit trail: `--by` when given, else the login running
+    it as "cli:<login>" (or "cli" where no user name is to be had, as in some containers)."""
+    if by:
+        return by
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # getpass raises KeyError or OSError without a passwd entry
+        return "cli"

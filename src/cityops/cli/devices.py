@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import getpass
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cityops import lifecycle
-from cityops.cli.config import with_store
+from cityops.cli.config import cli_actor, with_store
 from cityops.cli.errors import fail
 from cityops.cli.keys import DATA, STORE, parse_duration
 from cityops.domain.city import Device
@@ -25,13 +24,6 @@ from cityops.store.base import Store
 devices_app = typer.Typer(help="Devices: their lifecycle (commissioning, active, maintenance, "
                                "decommissioned) and those never heard.", no_args_is_help=True)
 out = Console()
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name to be had (a container without one): still audited
-        return "cli"
 
 
 def _chosen(devices: list[Device], ids: list[str], area: str | None,
@@ -82,7 +74,7 @@ def change(
             moves = lifecycle.plan(chosen, target, at)
         except RefusedMove as exc:
             raise fail(f"{exc}; nothing was changed") from None
-        await lifecycle.apply(s, moves, actor=_actor(), reason=reason, at=at)
+        await lifecycle.apply(s, moves, actor=cli_actor(), reason=reason, at=at)
         return chosen, len(moves)
 
     chosen, moved = asyncio.run(with_store(data, store, work))

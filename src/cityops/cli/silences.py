@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import getpass
 import time
 from pathlib import Path
 from typing import cast
@@ -19,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cityops.cli.config import with_store
+from cityops.cli.config import cli_actor, with_store
 from cityops.cli.errors import fail
 from cityops.detect import silences as records
 from cityops.detect.silences import StateFilter
@@ -33,15 +32,6 @@ out = Console()
 DATA = typer.Option(Path("var/data"), "--data", help="The node's data directory.")
 STORE = typer.Option(None, "--store", help="Store URL (default: the one the data dir uses).")
 BY = typer.Option(None, "--by", help="Who does it, for the audit trail (default: cli:LOGIN).")
-
-
-def _actor(by: str | None) -> str:
-    if by:
-        return by
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _moment(text: str, option: str) -> float:
@@ -123,7 +113,7 @@ def add(
         try:
             silence = new_silence(silence_id=records.new_id(), matchers=matchers,
                                   comment=comment, now=now, known=known,
-                                  created_by=_actor(by), starts_at=starts_at, ends_at=ends_at,
+                                  created_by=cli_actor(by), starts_at=starts_at, ends_at=ends_at,
                                   duration=for_, max_s=max_s)
         except SilenceError as exc:
             option = {"ends_at": "--until", "duration": "--for", "starts_at": "--starts",
@@ -184,7 +174,7 @@ def expire(
 
     async def work(s: Store) -> Silence | None:
         try:
-            return await records.expire(s, silence_id, by=_actor(by), reason=reason,
+            return await records.expire(s, silence_id, by=cli_actor(by), reason=reason,
                                         now=time.time())
         except (SilenceEnded, SilenceError, StaleVersion) as exc:
             raise fail(str(exc)) from None
