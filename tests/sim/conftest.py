@@ -149,3 +149,4 @@ async def node():
         server.should_exit = True
         await task
         sock.close()
+

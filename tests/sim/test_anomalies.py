@@ -3,6 +3,8 @@ real rule evaluators detect every labelled anomaly, and the CLI writes the label
 
 from __future__ import annotations
 
+from tests.sim.sim_kit import CountingSender
+
 import asyncio
 import collections
 import datetime as dt
@@ -444,27 +446,6 @@ def test_labels_serialise_as_the_documented_json(city, scenarios):
 # -- wiring: the run and the CLI ------------------------------------------------------------
 
 
-class Collecting:
-    url = "test://"
-    concurrency = 1
-
-    def __init__(self) -> None:
-        self.readings = 0
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    def payload(self, sim, n, now_ts):
-        return sim.next_readings(n, now_ts)
-
-    async def send(self, payload, n):
-        from cityops.sim.senders import Outcome
-
-        self.readings += len(payload)
-        return Outcome(sent=n, accepted=n)
-
-
 def test_a_run_with_a_plan_reports_its_labels(city, scenarios):
     from cityops.sim.run import simulate
 
@@ -481,7 +462,7 @@ def test_a_run_with_a_plan_reports_its_labels(city, scenarios):
                        rules={"components.manhole_displaced"})
     found: list[Label] = []
     report = asyncio.run(simulate(
-        city, Collecting(), rate=20, duration=300, batch_size=10, seed=5,
+        city, CountingSender(), rate=20, duration=300, batch_size=10, seed=5,
         clock=wall, sleep=sleep, wall=wall, plan=plan, on_labels=found.extend))
     assert found and report.labels == len(found)
     assert report.anomalies == len({x.anomaly for x in found})

@@ -7,6 +7,8 @@ Time is the simulator's own: batches are asked for at simulated instants, nothin
 
 from __future__ import annotations
 
+from tests.sim.sim_kit import CountingSender
+
 import asyncio
 import collections
 import json
@@ -333,27 +335,6 @@ def test_the_usual_anomalies_are_still_injected_and_detected_during_the_storm():
         check_label(run, rules, label)
 
 
-class _Counting:
-    url = "test://"
-    concurrency = 1
-
-    def __init__(self) -> None:
-        self.readings = 0
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    def payload(self, sim, n, now_ts):
-        return sim.next_readings(n, now_ts)
-
-    async def send(self, payload, n):
-        from cityops.sim.senders import Outcome
-
-        self.readings += len(payload)
-        return Outcome(sent=n, accepted=n)
-
-
 def test_a_run_counts_what_the_storm_withholds_and_adds(make_pack):
     clock = [T0]
 
@@ -364,7 +345,7 @@ def test_a_run_counts_what_the_storm_withholds_and_adds(make_pack):
         clock[0] += seconds
         await asyncio.sleep(0)
 
-    sender = _Counting()
+    sender = CountingSender()
     found: list[StormLabel] = []
     options = StormOptions(outages=1, outage_at=30.0, outage_for=120.0, flaky=0.1,
                            repeaters=2)
