@@ -54,8 +54,8 @@ def test_never_heard_devices_flaky_devices_and_repeaters():
     alerts = [alert("n", "device_health.offline_noise", "new-1"),
               alert("f1", "device_health.offline_noise", "f", flaps=3),
               alert("f2", "device_health.offline_noise", "f", 700.0),
-              alert("r1", "components.manhole_displaced", "r")]
+              alert("r1", "components.manhole_displaced", "r", flaps=4)]
     figures = judge([flaky, loud], alerts, [], {"new-1", "new-2"})
     assert figures["unreported_alerts"] == 1
     assert figures["flaky_episodes_max"] == 2 and figures["flaky_flaps"] == 3
-    assert figures["repeater_episodes_max"] == 1
+    assert figures["repeater_episodes_max"] == 1 and figures["repeater_flaps"] == 4

@@ -99,6 +99,8 @@ def judge(storm: list[StormLabel], alerts: list[dict], incidents: list[dict],
                            if a["rule"].startswith(OFFLINE) and a["subject"] in set(flaky)),
         "repeaters": len(repeaters),
         "repeater_episodes_max": max((repeat_episodes[d] for d in repeaters), default=0),
+        "repeater_flaps": sum(a.get("flaps", 0) for a in alerts
+                              if a["subject"] in set(repeaters)),
     }
 
 
