@@ -112,6 +112,7 @@ def _dispatched(url: str, headers: dict, labels: list[Label], alerts: list[dict]
     for label in labels:
         primary.setdefault(label.anomaly, label)
     done = checking = held = unfiled = 0
+    held_rules: Counter[str] = Counter()
     for label in primary.values():
         found = [a for a in alerts if a["rule"] == label.rule and a["subject"] == label.subject
                  and label.start - SLACK_S <= a["first_seen"] <= label.end + SLACK_S]
@@ -130,8 +131,10 @@ def _dispatched(url: str, headers: dict, labels: list[Label], alerts: list[dict]
             checking += 1
         else:
             held += 1
+            held_rules[label.rule] += 1
     return {"anomalies_dispatched": done, "anomalies_awaiting_check": checking,
-            "anomalies_held": held, "anomalies_unfiled": unfiled}
+            "anomalies_held": held, "anomalies_held_rules": dict(held_rules),
+            "anomalies_unfiled": unfiled}
 
 
 def run(*, duration: float, rate: int, seed: int, anomalies_per_min: float, outages: int,
