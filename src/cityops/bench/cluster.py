@@ -512,6 +512,10 @@ async def _watch_drain(dep: Deployment, role: str, procs: list[ServerProcess],
 
     nc = await nats.connect(dep.nats)
     marks: dict[str, tuple] = {}
+    # The same marks taken whether or not every worker is up yet: used when the first workers
+    # up drain (almost) everything before the last one is (a cold start, a busy machine);
+    # `workers_up_in_window` then says the window saw fewer workers.
+    early: dict[str, tuple] = {}
     last = (0.0, 0)
     deadline = time.monotonic() + 900
     try:
@@ -519,16 +523,19 @@ async def _watch_drain(dep: Deployment, role: str, procs: list[ServerProcess],
             done, pending, unacked = await dep.consumers(role, nc)
             now = time.perf_counter()
             for label, at in (("start", 0.1), ("end", 0.9)):
-                if label not in marks and done / messages >= at and up.is_set():
-                    marks[label] = (now, done, [cpu_s(p.proc.pid) for p in procs
-                                                if p.proc is not None], server_cpu())
+                for into, ready in ((marks, up.is_set()), (early, True)):
+                    if label not in into and done / messages >= at and ready:
+                        into[label] = (now, done, [cpu_s(p.proc.pid) if p.proc is not None
+                                                   else 0.0 for p in procs], server_cpu())
             last = (now, done)
             if pending == 0 and unacked == 0 and done >= messages:
                 break
             await asyncio.sleep(0.1)
     finally:
         await nc.close()
-    return marks, last
+    if "start" in marks and "end" in marks:
+        return {**marks, "all_up": True}, last
+    return {**early, "all_up": False}, last
 
 
 def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, nats: str,
@@ -581,6 +588,7 @@ def drain(root: Path, *, workers: int, devices: int, readings: int, store: str, 
         # The server delivering to this one group (and serving whoever else uses it).
         "nats_cpu_s_per_million": round((s2["nats"] - s1["nats"]) / rows * 1e6, 3),
         "workers_alive": all(ready),
+        "workers_up_in_window": marks["all_up"],
     }
 
 
