@@ -191,8 +191,11 @@ class PrivatePostgres:
             pid = int((self.data / "postmaster.pid").read_text().split()[0])
             os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError, IndexError):
-            pass
-        time.sleep(0.2)
+            return
+        # Gone before its folder is removed under it (it is not our child: no wait()).
+        deadline = time.monotonic() + 5.0
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def _os_user() -> str | None:

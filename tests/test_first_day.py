@@ -12,6 +12,7 @@ import uuid
 
 import msgspec
 
+from cityops import lifecycle
 from cityops.domain.kinds import BUILTIN_KINDS
 from cityops.packs.grid import generate as grid_city
 from cityops.store.base import IncidentFilter
@@ -37,7 +38,7 @@ async def _run(live, clock, until, step=300.0):
     while clock.now < until:
         clock.now = min(until, clock.now + step)
         await live.node.detect.tick()
-    await asyncio.sleep(0.05)  # the act side takes published alerts in the background
+    assert await live.node.act.intake.caught_up()  # the act side files in the background
 
 
 async def _offline(live):
@@ -202,10 +203,8 @@ async def test_a_running_node_follows_a_change_made_with_the_cli(tmp_path, grid_
             "devices", "lifecycle", "--to", "maintenance", "--device", "noise-000006",
             "--device", "noise-000007", "--reason", "pump station works", "--data", str(data)])
         assert r.exit_code == 0, r.output
-        for _ in range(100):
-            if live.node.registry.get("noise-000007").lifecycle.value == "maintenance":
-                break
-            await asyncio.sleep(0.05)
+        # What the node's keep-saved loop does every few seconds: follow the store.
+        await lifecycle.follow_store(live.node)
         assert [live.node.registry.get(i).lifecycle.value
                 for i in ("noise-000006", "noise-000007")] == ["maintenance", "maintenance"]
         registry = live.node.registry

@@ -1,9 +1,11 @@
-"""One named background task: started once, stopped by cancelling it and waiting for it."""
+"""One named background task: started once, stopped by cancelling it and waiting for it; and
+`idle`, for waiting until such a task has nothing left in hand."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
 
@@ -27,3 +29,14 @@ class Background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def idle(busy: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Wait until `busy()` is false (a queue drained and nothing being worked on), giving the
+    loop to the task meanwhile; False if it still is after `timeout` (replays, tests)."""
+    deadline = time.monotonic() + timeout
+    while busy():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.001)
+    return True

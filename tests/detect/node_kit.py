@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import msgspec
 
@@ -23,13 +22,7 @@ async def post_all(live, client, clock, but: set[str] = frozenset()) -> None:
 async def settled(live) -> None:
     """Until the alerts published so far are filed (the in-process bus delivers them to the
     intake in the background)."""
-    intake = live.node.act.intake
-    for _ in range(200):
-        await asyncio.sleep(0.02)
-        if intake._sub is None or not intake._sub.depth():
-            await asyncio.sleep(0.05)
-            if not intake._sub.depth():
-                return
+    assert await live.node.act.intake.caught_up()
 
 
 async def listing(client, path: str, **params) -> list[dict]:

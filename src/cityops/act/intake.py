@@ -18,7 +18,7 @@ import h3
 import numpy as np
 
 from cityops.act.desk import IncidentDesk
-from cityops.background import Background
+from cityops.background import Background, idle
 from cityops.bus.subjects import ALERTS
 from cityops.domain.alerts import AlertEvent
 from cityops.domain.incidents.model import Report
@@ -60,6 +60,7 @@ class AlertIntake:
         self._queue = queue
         self._sub = None
         self._task = Background("alert-intake", self._run)
+        self._busy = False  # filing a batch taken off the bus
         self.latencies: deque[float] = deque(maxlen=100_000)  # seconds
         # The same filings split in two: waiting to be picked up, and being filed.
         self.waits: deque[float] = deque(maxlen=100_000)
@@ -78,7 +79,16 @@ class AlertIntake:
     async def _run(self) -> None:
         while True:
             batches = await self._sub.get_batch(16)
-            await self.take_all([e for events in batches for e in events])
+            self._busy = True
+            try:
+                await self.take_all([e for events in batches for e in events])
+            finally:
+                self._busy = False
+
+    async def caught_up(self, timeout: float = 10.0) -> bool:
+        """Wait until every alert published so far has been filed (replays, tests)."""
+        return await idle(lambda: bool(self._sub is not None and self._sub.depth())
+                          or self._busy, timeout)
 
     async def take_all(self, events: list[AlertEvent]) -> None:
         """Alerts are filed side by side, so a burst shares the store's group commits instead

@@ -21,7 +21,7 @@ from collections import deque
 
 import numpy as np
 
-from cityops.background import Background
+from cityops.background import Background, idle
 from cityops.bus.subjects import ALERTS, READINGS, REJECTIONS
 from cityops.domain.alerts import Alert, AlertEvent
 from cityops.domain.readings import ReadingBatch
@@ -263,12 +263,8 @@ class DetectEngine:
 
     async def caught_up(self, timeout: float = 10.0) -> bool:
         """Wait until every batch published so far has been evaluated (replays, tests)."""
-        deadline = time.monotonic() + timeout
-        while (self._readings is not None and self._readings.depth()) or self._busy:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.001)
-        return True
+        return await idle(lambda: bool(self._readings is not None and self._readings.depth())
+                          or self._busy, timeout)
 
     async def evaluate(self, batch: ReadingBatch, rejected: ReadingBatch | None = None) -> list:
         """Run every active rule on `batch`; publish and store the alert events."""
