@@ -15,6 +15,7 @@ are made with POST /api/v1/devices/lifecycle, api/lifecycle.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -119,26 +120,33 @@ async def list_devices(call: Call[None, DeviceQuery]) -> DevicePage:
             node.registry.kind(q.kind)
         except UnknownKind as exc:
             raise ApiError(400, str(exc)) from None
+    found, resume = page_of_devices(
+        node, who, cursor=q.cursor, limit=q.limit, kind=q.kind, area=q.area,
+        keep=lambda d: q.lifecycle is None or d.lifecycle is q.lifecycle)
+    return DevicePage([device_out(node, d) for d in found], resume)
+
+
+def page_of_devices(node: Any, who: Principal, *, cursor: int, limit: int, kind: str | None,
+                    area: str | None, keep: Callable[[Device], bool]
+                    ) -> tuple[list[Device], str | None]:
+    """A page of the registry's devices the key may see, of `kind`, inside `area`, that
+    `keep` keeps, in registry order from `cursor`; and the cursor of the next page, if any."""
     devices = node.registry.devices
-    items: list[DeviceOut] = []
-    resume = None
-    i = q.cursor
+    items: list[Device] = []
+    i = cursor
     while i < len(devices):
         device = devices[i]
         i += 1
-        if q.kind is not None and device.kind != q.kind:
+        if kind is not None and device.kind != kind:
             continue
-        if q.area is not None and (device.areas is None or not device.areas.within(q.area)):
+        if area is not None and (device.areas is None or not device.areas.within(area)):
             continue
-        if q.lifecycle is not None and device.lifecycle is not q.lifecycle:
+        if not keep(device) or not may_see(node, who, device):
             continue
-        if not may_see(node, who, device):
-            continue
-        if len(items) == q.limit:  # one more exists: the next page starts at it
-            resume = i - 1
-            break
-        items.append(device_out(node, device))
-    return DevicePage(items, None if resume is None else str(resume))
+        if len(items) == limit:  # one more exists: the next page starts at it
+            return items, str(i - 1)
+        items.append(device)
+    return items, None
 
 
 async def get_device(call: Call[None, Any]) -> DeviceOut:

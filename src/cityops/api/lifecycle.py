@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 from cityops import lifecycle
-from cityops.api.devices import AreaCode, Kind, may_see
+from cityops.api.devices import AreaCode, Kind, may_see, page_of_devices
 from cityops.api.errors import ApiError
 from cityops.api.params import iso
 from cityops.api.route import Call, Endpoint, Scope, errors_map
@@ -129,30 +129,13 @@ async def never_reported(call: Call[None, WaitingQuery]) -> WaitingPage:
         _unknown_kind(node, q.kind)
     now = node.clock()
     window = node.settings.commissioning_window_s
-    devices = node.registry.devices
-    items: list[Waiting] = []
-    resume = None
-    i = q.cursor
-    while i < len(devices):
-        device = devices[i]
-        i += 1
-        if not lifecycle.waiting([device], now, window):
-            continue
-        if q.kind is not None and device.kind != q.kind:
-            continue
-        if q.area is not None and (device.areas is None or not device.areas.within(q.area)):
-            continue
-        if not may_see(node, who, device):
-            continue
-        if len(items) == q.limit:
-            resume = i - 1
-            break
-        items.append(Waiting(id=device.id, kind=device.kind, name=device.name,
-                             owner=device.owner, areas=device.areas, lat=device.lat,
-                             lon=device.lon,
-                             commissioning_since=iso(int(device.lifecycle_at * 1e6)),
-                             waiting_s=round(now - device.lifecycle_at, 3)))
-    return WaitingPage(items, None if resume is None else str(resume), window)
+    found, resume = page_of_devices(
+        node, who, cursor=q.cursor, limit=q.limit, kind=q.kind, area=q.area,
+        keep=lambda d: bool(lifecycle.waiting([d], now, window)))
+    items = [Waiting(id=d.id, kind=d.kind, name=d.name, owner=d.owner, areas=d.areas,
+                     lat=d.lat, lon=d.lon, commissioning_since=iso(int(d.lifecycle_at * 1e6)),
+                     waiting_s=round(now - d.lifecycle_at, 3)) for d in found]
+    return WaitingPage(items, resume, window)
 
 
 ROUTES = [
