@@ -132,6 +132,8 @@ class DetectEngine:
         self._held_checked = 0.0
         self._silences_read = 0.0
         self._outage_cleared: dict[str, float] = {}  # outage alert id -> when it cleared
+        self._outage_rules: set[str] = set()
+        self._open_outages: set[str] = set()  # ids of the outage alerts open now
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -156,6 +158,7 @@ class DetectEngine:
             self.packs.append(_PackRules(pack, evaluators))
         self._refresh_state()  # every pack's device mask, lifecycle included
         self._outages = [e for p in self.packs for e in p.readings if hasattr(e, "explains")]
+        self._outage_rules = {e.rule for e in self._outages}
         self._absence_rules = {name for name, (_, rule) in rules.items()
                                if isinstance(rule, spec.Absence)}
         self.episodes = Episodes(rules, node.registry, self._locate)
@@ -164,9 +167,10 @@ class DetectEngine:
         self.episodes.restore(alerts, now_us=int(self.clock() * US))
         if self.silences is not None:
             await self.silences.load()
-            # Alerts restored held stay held: what holds them is looked at on the next tick.
-            self._held = {(a.rule, a.subject) for a in alerts
-                          if a.active and (a.silenced_by or a.inhibited_by)}
+        # Alerts restored held stay held: what holds them is looked at on the next tick.
+        self._held = {(a.rule, a.subject) for a in alerts
+                      if a.active and (a.silenced_by or a.inhibited_by)}
+        self._open_outages = {a.id for a in alerts if a.active and a.rule in self._outage_rules}
         await self.share.warm_up(self)
         bus = self.bus
         self._readings = bus.subscribe(READINGS, maxsize=node.settings.bus_queue)
@@ -409,11 +413,7 @@ class DetectEngine:
         except Exception as exc:  # the store is away: keep the silences known, try again
             log.warning("reading the silences failed: %s", exc)
 
-    def _outage_ids(self) -> set[str]:
-        rules = {e.rule for e in self._outages}
-        return {o.alert.id for (rule, _), o in self.episodes.open.items() if rule in rules}
-
-    def _holders(self, a: Alert, outage_ids: set[str]) -> tuple[str | None, str | None]:
+    def _holders(self, a: Alert) -> tuple[str | None, str | None]:
         """The silence and the outage alert that hold an alert back, if any. An alert stays
         inhibited while the outage alert that explained it is open (also when restored after
         a restart, before the outage rule has seen the silence again)."""
@@ -422,7 +422,7 @@ class DetectEngine:
             silenced = self.silences.match(a, self.clock())
         inhibited = None
         if self._outages and a.rule in self._absence_rules:
-            if a.inhibited_by in outage_ids or self._recovering(a):
+            if a.inhibited_by in self._open_outages or self._recovering(a):
                 inhibited = a.inhibited_by
             else:
                 device = self.node.registry.index.get(a.subject, -1)
@@ -453,14 +453,17 @@ class DetectEngine:
     def _hold(self, events: list[AlertEvent]) -> list[AlertEvent]:
         """Mark what is raised now and held back: still recorded and published (the screen
         and the alert list show it, with what held it), but the act side files none of it."""
-        outage_ids = self._outage_ids() if self._outages else set()
-        outage_rules = {e.rule for e in self._outages}
+        for event in events:  # the outages first: one raised now explains devices now
+            if event.alert.rule in self._outage_rules:
+                if event.change == "cleared":
+                    self._open_outages.discard(event.alert.id)
+                    self._outage_cleared[event.alert.id] = self.clock()
+                else:
+                    self._open_outages.add(event.alert.id)
         for event in events:
             a = event.alert
-            if event.change == "cleared" and a.rule in outage_rules:
-                self._outage_cleared[a.id] = self.clock()
             if event.change == "raised":
-                a.silenced_by, a.inhibited_by = self._holders(a, outage_ids)
+                a.silenced_by, a.inhibited_by = self._holders(a)
                 if a.silenced_by or a.inhibited_by:
                     self.stats["silenced" if a.silenced_by else "inhibited"] += 1
             if event.change != "cleared" and (a.silenced_by or a.inhibited_by):
@@ -484,7 +487,6 @@ class DetectEngine:
         self._held_seen, self._held_checked = seen, now
         for gone in [i for i, t in self._outage_cleared.items() if now - t > 86400.0]:
             del self._outage_cleared[gone]
-        outage_ids = self._outage_ids() if self._outages else set()
         out = []
         for key in list(self._held):
             current = self.episodes.open.get(key)
@@ -492,7 +494,7 @@ class DetectEngine:
                 self._held.discard(key)
                 continue
             a = current.alert
-            holders = self._holders(a, outage_ids)
+            holders = self._holders(a)
             if holders == (a.silenced_by, a.inhibited_by):
                 continue
             a.silenced_by, a.inhibited_by = holders
