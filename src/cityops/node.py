@@ -24,6 +24,7 @@ from cityops.cluster.compose import compose_cluster
 from cityops.detect.engine import DetectEngine
 from cityops.domain.city import CityPack
 from cityops.looplag import LoopLag
+from cityops.ngsild.service import NgsiLd
 from cityops.scenarios.loader import load_scenarios
 from cityops.serve.side import ServeSide
 from cityops.services import DEVICES_VERSION, Clock, Services, compose_single
@@ -84,6 +85,7 @@ class Node:
         self.serve = ServeSide(self, notifier=notifier if self.act is None else None)
         self.dead_letters: Any = None
         self.mqtt: Any = None
+        self.ngsild = NgsiLd(self)
         self.broker_sync: Any = None
         self.started_at = 0.0
         self.registration_errors: list[tuple[int, str]] = []
@@ -120,6 +122,7 @@ class Node:
             await self.act.start()  # before detection, so no raised alert goes unheard
         if self.runs("web"):
             await self.serve.start()
+            await self.ngsild.start()
         if self.detect is not None:
             await self.detect.start()
         await self.wiring.start_parts(self)
@@ -177,6 +180,7 @@ class Node:
             await self.detect.stop()
         await self.wiring.stop_parts()
         if self.runs("web"):
+            await self.ngsild.stop()
             await self.serve.stop()
         if self.act is not None:
             await self.act.stop()

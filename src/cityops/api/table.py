@@ -41,12 +41,13 @@ from cityops.api import (
     storms,
 )
 from cityops.api.route import Endpoint
+from cityops.ngsild import routes as ngsild
 from cityops.open311 import routes as open311
 
 FEATURES = (ops, status, readings, areas, mapdata, lifecycle, devices, states, alerts, detection,
             silences,
             incidents, storms, staff, field, photos, evaluation, live, pages,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
-            services, applications, licences, benefits, open311, openapi)
+            services, applications, licences, benefits, open311, ngsild, openapi)
 
 TABLE: list[Endpoint] = [e for feature in FEATURES for e in getattr(feature, "ROUTES", [])]
