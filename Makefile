@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 # The web pages' libraries (MapLibre GL JS, uPlot), pinned in web/package-lock.json; npm ci
 # copies their dist files into src/cityops/web/static/vendor/ (web/vendor.mjs).
 WEBSTAMP := web/node_modules/.installed
+# Stock third-party clients the interoperability tests drive (ngsildclient), in a venv of their
+# own: their pins conflict with CityOps's (see tests/ngsild/clients/requirements.txt).
+CLIENTS := .venv-clients
+CLIENTSTAMP := $(CLIENTS)/.installed
 PACK := var/packs/pudong
 DATA := var/demo
 PORT ?= 8080
@@ -19,6 +23,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[all]'
 	touch $(STAMP)
 
+$(CLIENTSTAMP): tests/ngsild/clients/requirements.txt
+	$(PY) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/pip install --quiet -r tests/ngsild/clients/requirements.txt
+	touch $(CLIENTSTAMP)
+
 $(WEBSTAMP): web/package.json web/package-lock.json web/vendor.mjs
 	cd web && npm ci --no-audit --no-fund
 	touch $(WEBSTAMP)
@@ -28,7 +37,7 @@ $(WEBSTAMP): web/package.json web/package-lock.json web/vendor.mjs
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	else echo "Chromium is missing: sudo apt-get install chromium (the browser tests need it)"; fi
 
-install: $(STAMP) $(WEBSTAMP) /usr/bin/chromium
+install: $(STAMP) $(WEBSTAMP) $(CLIENTSTAMP) /usr/bin/chromium
 
 demo: install
 	$(BIN)/cityops demo --pack $(PACK) --data $(DATA) --port $(PORT) --rate $(RATE)
@@ -50,4 +59,4 @@ bench: install
 	$(BIN)/cityops bench ingest --json
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(CLIENTS) var .pytest_cache
