@@ -13,6 +13,20 @@ from pathlib import Path
 import msgspec
 
 
+class FederationSource(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A subscription this node keeps at another NGSI-LD broker (cityops.ngsild.federation):
+    the broker's notifications come back to this node's `POST /ngsi-ld/v1/notify`."""
+
+    url: str  # the broker's base URL (http://orion:1026); /ngsi-ld/v1/... is appended
+    types: list[str]  # entity types to take in: terms of `context`, or full IRIs
+    name: str = ""  # names the source in status and in its callback key; default the host
+    q: str | None = None  # an NGSI-LD query the remote applies before notifying
+    watched_attributes: list[str] = []
+    context: str | None = None  # a context URL CityOps ships (default: CityOps's own)
+    key: str | None = None  # a Bearer key for the remote broker, if it asks for one
+    tenant: str | None = None  # the remote's NGSILD-Tenant, if it is multi-tenant
+
+
 class Settings(msgspec.Struct, kw_only=True):
     data_dir: Path
     store_url: str | None = None  # default: sqlite:///DATA/state.db
@@ -80,6 +94,19 @@ class Settings(msgspec.Struct, kw_only=True):
     dead_letters_window_s: float = 600.0  # ... of this long; the rest are only counted
     dead_letters_retention_s: float = 7 * 86400.0  # older letters are deleted
     dead_letters_sweep_s: float = 3600.0  # how often the retention sweep runs
+    # -- NGSI-LD subscriptions and federation (cityops.ngsild) -----------------------------------
+    ngsild_subscriptions_max: int = 10_000  # subscriptions the node keeps; more are refused
+    ngsild_notify_workers: int = 16  # notifications in flight at once (the connection pool)
+    ngsild_notify_pending: int = 10_000  # entities waiting per subscription; a slow endpoint
+    # gets the newest state of each entity, and beyond this the oldest waiting are dropped
+    ngsild_notify_batch: int = 1_000  # entities in one notification at most
+    ngsild_notify_timeout_s: float = 10.0  # one notification's HTTP request
+    ngsild_retry_base_s: float = 1.0  # first backoff of a failing endpoint, doubled after ...
+    ngsild_retry_max_s: float = 300.0  # ... up to this, and retried at this pace from then on
+    ngsild_reload_s: float = 5.0  # how often a cluster's web node looks for subscriptions
+    # changed by another node
+    ngsild_federation: list[FederationSource] = []  # subscriptions kept at other brokers
+    ngsild_federation_file: Path | None = None  # the same list as a YAML file
 
     @property
     def cluster(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
@@ -120,6 +121,11 @@ class Ingestor:
         # Out-of-range rows not handed to detection because its queue was full. The queue
         # stays bounded; what it could not take is counted here and shown in detect stats.
         self.rejections_dropped = 0
+        # Told of every stored batch (the rows new to the history), after the durable append
+        # and before the answer: NGSI-LD subscriptions hear of readings this way. A listener
+        # only notes the batch for later (it must not block); one that raises is logged and
+        # ingest goes on.
+        self.listeners: list[Callable[[ReadingBatch], None]] = []
 
     def admit(self, size: int = 0) -> None:
         """Raise Overloaded if this node should not take another batch (of `size` bytes, when
@@ -227,6 +233,12 @@ class Ingestor:
             self.registry.activate(batch.device, self.clock())
             if len(appended.stored):
                 await self.bus.publish(READINGS, appended.stored)
+                for listener in self.listeners:
+                    try:
+                        listener(appended.stored)
+                    except Exception:
+                        log.exception("ingest listener %r failed; the batch is stored",
+                                      listener)
             self.metrics.values.labels(source).inc(len(appended.stored))
         if wild:
             # Only once the batch is taken: a batch answered 503 comes again, and its
