@@ -7,6 +7,7 @@ older than the writer's dedup memory) still reads back once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import duckdb
 import numpy as np
@@ -67,6 +68,56 @@ class HistoryReader:
         ordered = sorted(rows.items(), key=lambda item: (item[0][1], item[0][0]))[:limit]
         return [(channel, t, v) for (channel, t), v in ordered]
 
+    def series(self, devices: Sequence[int], from_us: int, to_us: int, per_series: int,
+               *, newest: bool = False) -> ReadingBatch:
+        """Readings of `devices` with from_us <= ts < to_us, at most `per_series` of each
+        (device, channel): the oldest ones, or the newest with `newest`. Ordered by device,
+        channel and time. The NGSI-LD temporal API reads attribute histories through this; the
+        per-series bound is applied in DuckDB, so a long history is never read whole."""
+        if not devices or per_series <= 0 or from_us >= to_us:
+            return ReadingBatch.empty()
+        registry = self.history.registry
+        wanted = np.unique(np.asarray(devices, dtype=np.int64))
+        parts = []
+        source = self._parquet_source()
+        if source is not None:
+            ids = [registry.devices[int(i)].id for i in wanted]
+            order = "DESC" if newest else "ASC"
+            query = (
+                f"SELECT device_id::VARCHAR AS d, channel::VARCHAR AS c, epoch_us(ts) AS t, "
+                f"first(value) AS v FROM {source} "
+                "WHERE device_id::VARCHAR IN (SELECT unnest($ids)) "
+                "AND ts >= make_timestamp($f) AND ts < make_timestamp($t) GROUP BY d, c, t "
+                f"QUALIFY row_number() OVER (PARTITION BY d, c ORDER BY t {order}) <= $n"
+            )
+            params = {"ids": ids, "f": from_us, "t": to_us, "n": per_series}
+            found = self._con().execute(query, params).fetchnumpy()
+            if len(found["t"]):
+                parts.append(self._indexed(found["d"], found["c"], found["t"], found["v"]))
+        frames = [f.take(np.flatnonzero(np.isin(f.device, wanted) & (f.ts >= from_us)
+                                        & (f.ts < to_us)))
+                  for f in self.history.recent_frames()]
+        parts.extend(f for f in frames if len(f))
+        return _head_per_series(ReadingBatch.concat(parts), per_series, newest)
+
+    def _indexed(self, device_ids: np.ndarray, channels: np.ndarray, ts: np.ndarray,
+                 values: np.ndarray) -> ReadingBatch:
+        """Rows read back from Parquet (devices and channels by name) as registry indices.
+        A channel its kind no longer lists is dropped: it has no attribute to stand under."""
+        registry = self.history.registry
+        names = registry.channel_names()
+        device = np.empty(len(ts), np.int32)
+        channel = np.full(len(ts), -1, np.int8)
+        for i, (d, c) in enumerate(zip(device_ids.tolist(), channels.tolist())):
+            index = registry.index[d]
+            device[i] = index
+            kind_channels = names[int(registry.kind_of[index])]
+            if c in kind_channels:
+                channel[i] = kind_channels.index(c)
+        keep = channel >= 0
+        return ReadingBatch(device[keep], channel[keep], np.asarray(ts, np.int64)[keep],
+                            np.asarray(values, np.float64)[keep])
+
     def count(self, from_us: int | None = None, to_us: int | None = None) -> int:
         """Distinct readings stored, optionally within [from_us, to_us)."""
         con = self._con()
@@ -94,3 +145,26 @@ class HistoryReader:
         finally:
             if len(recent):
                 con.unregister("recent_rows")
+
+
+def _head_per_series(rows: ReadingBatch, n: int, newest: bool) -> ReadingBatch:
+    """`rows` without repeats of a (device, channel, ts) (the first one read is kept: Parquet
+    before the WAL, as everywhere here), ordered by device, channel and time, keeping the first
+    `n` of each (device, channel), or the last `n` with `newest`."""
+    if not len(rows):
+        return rows
+    order = np.lexsort((np.arange(len(rows)), rows.ts, rows.channel, rows.device))
+    rows = rows.take(order)
+    d, c, t = rows.device, rows.channel, rows.ts
+    fresh = np.ones(len(rows), bool)
+    fresh[1:] = (d[1:] != d[:-1]) | (c[1:] != c[:-1]) | (t[1:] != t[:-1])
+    rows = rows.take(np.flatnonzero(fresh))
+    d, c = rows.device, rows.channel
+    starts = np.ones(len(rows), bool)
+    starts[1:] = (d[1:] != d[:-1]) | (c[1:] != c[:-1])
+    first = np.flatnonzero(starts)
+    sizes = np.diff(np.append(first, len(rows)))
+    rank = np.arange(len(rows)) - np.repeat(first, sizes)
+    if newest:
+        rank = np.repeat(sizes, sizes) - 1 - rank
+    return rows.take(np.flatnonzero(rank < n))
