@@ -1,0 +1,301 @@
+"""Sending NGSI-LD notifications over HTTP: one lane per subscription, a shared pool.
+
+Matching (cityops.ngsild.subscriptions) only offers entities here; nothing in this module runs
+inside ingest or a request. Each subscription has a lane holding the entities waiting to be
+sent, keyed by entity id, so a slow or unreachable subscriber gets the newest state of each
+entity rather than a backlog of stale ones, and the lane is bounded (beyond `max_pending` the
+oldest waiting entity is dropped and counted). A fixed set of workers sends for the lanes that
+are due, through one httpx client whose pool is as large as the set: a subscriber that hangs
+ties up at most the workers sending to it while they wait for its timeout.
+
+A lane is due when it holds entities and its next allowed time has come: `throttling` spaces
+sends at least that far apart, and after a failure (no connection, a timeout, 408, 429 or a
+5xx) the entities stay in the lane and the next try waits a backoff that doubles up to a cap
+(a Retry-After the subscriber sends is honoured within the cap). The lane keeps retrying at the
+capped pace for as long as the subscription lasts, so a subscriber that comes back gets the
+newest state of everything it missed. Another 4xx means the subscriber refuses these
+notifications: they are dropped, and the failure shows in the status like any other.
+
+Times come from the node's clock (`node.clock`), so tests drive throttling, backoff and
+periodic notifications by setting it and calling `tick`; a background loop calls `tick` every
+`tick_s` of real time in a running node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from cityops.notify.delivery import parse_retry_after
+
+log = logging.getLogger("cityops.ngsild.notify")
+
+_SNIPPET = 200  # characters of a refusal's body kept as the reason
+
+
+@dataclass
+class Health:
+    """A subscription's notification status fields (GS CIM 009 5.2.12's NotificationParams):
+    what this node sent for it. Epoch seconds; None until it happened."""
+
+    status: str = "ok"  # "failed" from a failed notification until the next success
+    times_sent: int = 0  # notifications attempted, a retry included
+    times_failed: int = 0
+    last_notification: float | None = None
+    last_success: float | None = None
+    last_failure: float | None = None
+    last_error: str = ""  # why the last failure failed (not a spec field: shown to admins)
+    dropped: int = 0  # entities dropped from a full lane (a subscriber far behind)
+
+    def merge(self, other: Health) -> Health:
+        """The figures of two nodes' sends for one subscription, as one."""
+
+        def latest(a: float | None, b: float | None) -> float | None:
+            return b if a is None else a if b is None else max(a, b)
+
+        failure = latest(self.last_failure, other.last_failure)
+        success = latest(self.last_success, other.last_success)
+        failed = failure is not None and (success is None or failure > success)
+        error = self.last_error if self.last_failure == failure else other.last_error
+        return Health("failed" if failed else "ok", self.times_sent + other.times_sent,
+                      self.times_failed + other.times_failed,
+                      latest(self.last_notification, other.last_notification), success,
+                      failure, error, self.dropped + other.dropped)
+
+
+class Recipient(Protocol):
+    """What the notifier needs of a subscription."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def throttling(self) -> float: ...
+
+    health: Health
+
+    def render(self, entities: list[dict[str, Any]], notified_at: float
+               ) -> tuple[bytes, dict[str, str]]:
+        """The notification's body and headers (content type, Link, receiverInfo)."""
+        ...
+
+
+@dataclass
+class _Lane:
+    recipient: Recipient
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # insertion = age
+    next_at: float = 0.0  # no send before this (throttling, backoff)
+    failures: int = 0  # consecutive failed attempts
+    busy: bool = False  # a worker is sending for it
+    queued: bool = False  # it is in the ready queue
+    closed: bool = False  # its subscription is gone
+
+
+class Notifier:
+    """Lanes, workers and the retry clock for every subscription of a node."""
+
+    def __init__(self, clock: Callable[[], float], *, workers: int = 16,
+                 max_pending: int = 10_000, max_batch: int = 1_000, timeout: float = 10.0,
+                 retry_base: float = 1.0, retry_max: float = 300.0, tick_s: float = 0.25,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 rng: random.Random | None = None) -> None:
+        if workers < 1 or max_pending < 1 or max_batch < 1:
+            raise ValueError("workers, max_pending and max_batch must each be at least 1")
+        self.clock = clock
+        self.workers = workers
+        self.max_pending = max_pending
+        self.max_batch = max_batch
+        self.timeout = timeout
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.tick_s = tick_s
+        self._transport = transport
+        self._rng = rng or random.Random()
+        self._lanes: dict[str, _Lane] = {}
+        self._ready: asyncio.Queue[_Lane] = asyncio.Queue()  # each lane at most once
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+        self._idle = asyncio.Condition()
+        self.sent = 0  # notifications answered 2xx, all subscriptions
+        self.failed = 0
+
+    async def start(self) -> None:
+        limits = httpx.Limits(max_connections=self.workers,
+                              max_keepalive_connections=self.workers)
+        self._client = httpx.AsyncClient(limits=limits, timeout=self.timeout,
+                                         transport=self._transport, follow_redirects=False)
+        self._tasks = [asyncio.create_task(self._work(), name=f"ngsild-notify-{i}")
+                       for i in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._ticking(), name="ngsild-notify-tick"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- what matching calls ------------------------------------------------------------------
+
+    def offer(self, recipient: Recipient, entities: list[dict[str, Any]]) -> None:
+        """Queue `entities` (already rendered for matching: filtered, not compacted) for the
+        recipient; never waits. An entity already waiting is replaced by this newer state."""
+        lane = self._lanes.get(recipient.id)
+        if lane is None or lane.closed:
+            lane = self._lanes[recipient.id] = _Lane(recipient)
+        lane.recipient = recipient  # the subscription as last updated
+        pending = lane.pending
+        for entity in entities:
+            key = str(entity.get("id", ""))
+            pending.pop(key, None)  # to the back: it is the newest now
+            pending[key] = entity
+        over = len(pending) - self.max_pending
+        if over > 0:
+            for key in list(pending)[:over]:
+                del pending[key]
+            recipient.health.dropped += over
+            if recipient.health.dropped == over:
+                log.warning("NGSI-LD subscription %s is far behind: dropping its oldest "
+                            "waiting entities (counted in its status)", recipient.id)
+        self._consider(lane, self.clock())
+
+    def forget(self, subscription_id: str) -> None:
+        """The subscription is gone: nothing more is sent for it."""
+        lane = self._lanes.pop(subscription_id, None)
+        if lane is not None:
+            lane.closed = True
+            lane.pending.clear()
+
+    def waiting(self, subscription_id: str) -> int:
+        lane = self._lanes.get(subscription_id)
+        return 0 if lane is None else len(lane.pending)
+
+    def next_attempt(self, subscription_id: str) -> float | None:
+        """When the lane may send next (epoch seconds on the node's clock), if it waits."""
+        lane = self._lanes.get(subscription_id)
+        if lane is None or not lane.pending:
+            return None
+        return lane.next_at
+
+    async def tick(self) -> None:
+        """Hand the lanes whose throttling or backoff has run out to the workers."""
+        now = self.clock()
+        for lane in list(self._lanes.values()):
+            self._consider(lane, now)
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until no lane is due or being sent (for tests and orderly stops)."""
+        async with asyncio.timeout(timeout), self._idle:
+            await self._idle.wait_for(self._quiet)
+
+    def _quiet(self) -> bool:
+        now = self.clock()
+        return not any(lane.busy or lane.queued or (lane.pending and lane.next_at <= now)
+                       for lane in self._lanes.values())
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _consider(self, lane: _Lane, now: float) -> None:
+        if lane.pending and not lane.busy and not lane.queued and not lane.closed \
+                and lane.next_at <= now:
+            lane.queued = True
+            self._ready.put_nowait(lane)
+
+    async def _ticking(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            await self.tick()
+
+    async def _work(self) -> None:
+        while True:
+            lane = await self._ready.get()
+            lane.queued = False
+            if lane.closed or not lane.pending:
+                continue
+            lane.busy = True
+            try:
+                await self._send(lane)
+            except Exception:  # a bug must not end the worker; the lane is retried later
+                log.exception("NGSI-LD notification for %s failed unexpectedly",
+                              lane.recipient.id)
+                lane.next_at = self.clock() + self.retry_max
+            finally:
+                lane.busy = False
+                self._consider(lane, self.clock())
+                async with self._idle:
+                    self._idle.notify_all()
+
+    async def _send(self, lane: _Lane) -> None:
+        recipient = lane.recipient
+        keys = list(lane.pending)[:self.max_batch]
+        taken = {key: lane.pending.pop(key) for key in keys}
+        now = self.clock()
+        health = recipient.health
+        try:
+            body, headers = recipient.render(list(taken.values()), now)
+        except Exception as error:
+            # Nothing the subscriber did: the entities cannot be shown with the subscription's
+            # context. Retrying would fail the same way.
+            log.exception("rendering a notification for %s failed", recipient.id)
+            self._failed(lane, health, now, f"rendering failed: {error}"[:_SNIPPET], None,
+                         retry=False)
+            return
+        health.times_sent += 1
+        health.last_notification = now
+        assert self._client is not None, "the notifier is not started"
+        retry_after: float | None = None
+        try:
+            answer = await self._client.post(recipient.uri, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            reason = f"{type(error).__name__}: {error}"[:_SNIPPET] or type(error).__name__
+            retry = True
+        else:
+            if 200 <= answer.status_code < 300:
+                health.status = "ok"
+                health.last_success = self.clock()
+                lane.failures = 0
+                lane.next_at = now + recipient.throttling
+                self.sent += 1
+                return
+            reason = f"HTTP {answer.status_code}: {answer.text[:_SNIPPET]}"
+            retry = answer.status_code in (408, 425, 429) or answer.status_code >= 500
+            retry_after = parse_retry_after(answer.headers.get("retry-after"), now)
+        if retry and not lane.closed:
+            # Back in the lane, behind nothing: whatever arrived meanwhile is newer and wins.
+            lane.pending = {**{k: v for k, v in taken.items() if k not in lane.pending},
+                            **lane.pending}
+        self._failed(lane, health, now, reason, retry_after, retry=retry)
+
+    def _failed(self, lane: _Lane, health: Health, now: float, reason: str,
+                retry_after: float | None, *, retry: bool) -> None:
+        self.failed += 1
+        health.status = "failed"
+        health.times_failed += 1
+        health.last_failure = now
+        health.last_error = reason
+        lane.failures += 1
+        if retry:
+            delay = min(self.retry_max, self.retry_base * 2.0 ** min(lane.failures - 1, 30))
+            delay *= 1.0 - 0.2 * self._rng.random()  # spread the retries of many at once
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, self.retry_max))
+            lane.next_at = now + delay
+        else:
+            lane.next_at = now + lane.recipient.throttling
+        if lane.failures == 1:
+            log.warning("NGSI-LD notification for %s to %s failed: %s", lane.recipient.id,
+                        lane.recipient.uri, reason)
