@@ -63,7 +63,8 @@ BUILTIN_KINDS: dict[str, DeviceKind] = {
     ]
 }
 
-# Camera analytics event codes (the `event` channel); 0 means "nothing detected".
+# Camera analytics event codes (the `event` channel); 0 means "nothing detected". Codes are
+# stored in readings and history: a code, once given, keeps its meaning (add, never renumber).
 CAMERA_EVENTS: dict[int, str] = {
     0: "none",
     1: "vehicle_in_fire_lane",
@@ -72,6 +73,7 @@ CAMERA_EVENTS: dict[int, str] = {
     4: "crowd_gathering",
     5: "illegal_parking",
     6: "smoke_or_fire",
+    7: "muck_truck_uncovered",
 }
 
 # Device ids may carry at most this many channels; readings are keyed by (device, channel).

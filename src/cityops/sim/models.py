@@ -17,10 +17,6 @@ from cityops.domain.kinds import CAMERA_EVENTS
 from cityops.sim.randomness import normal, stream_key, uniform
 from cityops.sim.weather import Weather
 
-_CODE = {name: code for code, name in CAMERA_EVENTS.items()}
-FIRE_LANE = float(_CODE["vehicle_in_fire_lane"])
-ILLEGAL_PARKING = float(_CODE["illegal_parking"])
-
 DAY_S = 86400.0
 
 # How busy the city is by local hour, 0 (dead of night) to 1 (working day). The shape follows the
@@ -336,8 +332,8 @@ class Camera(Model):
             active = happens & (t >= start) & (t < start + length)
             pick = np.searchsorted(self.cum, self.draw("code", d, slot), side="right")
             code = self.codes[np.minimum(pick, len(self.codes) - 1)]
-            if self.calm:  # parking elsewhere, never in a fire lane
-                code = np.where(code == FIRE_LANE, ILLEGAL_PARKING, code)
+            if self.calm:  # every camera event code has a rule: a calm camera sees none
+                active = np.zeros_like(active)
             event = np.where(active, code, event)
             dwell = np.where(active, t - start, dwell)
         return np.stack([event, dwell], axis=1)
