@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from paho.mqtt.properties import Properties
 
 from cityops.background import Background
 from cityops.ingest.deadletters import DeadLetterSink
+from cityops.ingest.mqtt_link import keep_subscribed
 from cityops.ingest.decode import AwareDatetime, BodyError, Reading, decode_array
 from cityops.ingest.pipeline import IngestResult, Overloaded
 from cityops.store.base import DeadLetter
@@ -271,29 +271,12 @@ class MqttIntake:
         return client
 
     async def _run(self) -> None:
-        delay = self.backoff_s[0]
-        first = True
-        while True:
-            if not first:
-                self._reconnects += 1
-            first = False
-            try:
-                async with self._client() as client:
-                    await client.subscribe(self.topic_filter, qos=1)
-                    log.info("MQTT intake subscribed to %s on %s", self.topic_filter, self.url)
-                    self._ready.set()
-                    delay = self.backoff_s[0]
-                    await self._consume(client)
-            except aiomqtt.MqttError as exc:
-                was_up = self._ready.is_set()
-                self._ready.clear()
-                log.warning(
-                    "MQTT broker %s %s (%s); retrying in %.1f s",
-                    self.url, "lost" if was_up else "unreachable", exc, delay,
-                )
-            # Jitter keeps a fleet of nodes from reconnecting in lockstep after a broker restart.
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2.0, self.backoff_s[1])
+        await keep_subscribed("MQTT intake", self.url, self._client, [self.topic_filter],
+                              self._consume, self._ready, backoff_s=self.backoff_s,
+                              on_reconnect=self._count_reconnect)
+
+    def _count_reconnect(self) -> None:
+        self._reconnects += 1
 
     # -- consuming ----------------------------------------------------------------------------
 
