@@ -120,6 +120,33 @@ def overload(
         workdir=workdir, progress=progress, note=note))
 
 
+@bench_app.command("ngsild")
+def ngsild(
+    entities: int = typer.Option(40_000, "--entities", min=10, help="NoiseLevelObserved "
+                                 "entities (one noise meter each)."),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="Rounds of updates at full speed."),
+    paced_rounds: int = typer.Option(3, "--paced-rounds", min=1, help="Rounds at a steady "
+                                     "pace, for the notification latency."),
+    pace: float = typer.Option(10_000.0, "--pace", min=10.0, help="Entity updates/s of the "
+                               "paced rounds."),
+    batch: int = typer.Option(1_000, "--batch", min=1, max=10_000, help="Entities per upsert."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=256),
+    subscriptions: int = typer.Option(1_000, "--subscriptions", min=1),
+    queries: int = typer.Option(50, "--queries", min=2, help="Queries of each kind."),
+    store: str = typer.Option(None, "--store", help="Store URL; default SQLite in the work dir."),
+    workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+) -> None:
+    """NGSI-LD: entity updates/s by batch upsert, query p99, notification latency p99."""
+    from cityops.bench import ngsild as bench
+
+    _report("NGSI-LD benchmark", entities * (rounds + paced_rounds), as_json,
+            lambda progress, note: bench.run(
+                entities=entities, rounds=rounds, paced_rounds=paced_rounds, pace_per_s=pace,
+                batch=batch, concurrency=concurrency, subscriptions=subscriptions,
+                queries=queries, store=store, workdir=workdir, progress=progress, note=note))
+
+
 @bench_app.command("screen")
 def screen(
     objects: int = typer.Option(10_000, "--objects", min=1, help="Moving objects on the map."),
