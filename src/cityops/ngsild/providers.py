@@ -1,0 +1,183 @@
+"""Where entities come from, and the one query engine over all of them.
+
+A `Provider` holds entities of some types: the context store (entities no CityOps record
+stands behind) and the Smart Data Models views (devices, alerts, service requests, built by
+`views.providers(node)`). The engine asks each for the candidates of a query's types and ids
+(each answers only what the key may see) and applies `q`, the geo-query, `scopeQ` and the
+attribute selection itself, then pages. Providers are asked in a fixed order, so `offset`
+pages through one stable sequence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cityops.domain.access import Principal
+from cityops.ngsild.contexts import TermMap
+from cityops.ngsild.entity import ENTITY_MEMBERS, Entity
+from cityops.ngsild.errors import NgsiError
+from cityops.ngsild.query import GeoQuery, Q, scope_matches
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000  # the spec lets a broker set its maximum; beyond it TooManyResults
+MAX_IDS = 1000  # ids in one `id` parameter
+
+
+class Provider(Protocol):
+    def types(self) -> list[str]:
+        """The expanded type IRIs it holds entities of."""
+
+    def attributes(self) -> dict[str, set[str]]:
+        """Type IRI -> the attribute IRIs its entities of that type carry."""
+
+    def find(self, who: Principal, *, types: set[str] | None, ids: set[str] | None,
+             id_pattern: re.Pattern[str] | None) -> Iterable[Entity]:
+        """Entities of any of `types` (None: any), with one of `ids` (None: any) and an id
+        matching `id_pattern`, that the key may see."""
+
+    def get(self, who: Principal, entity_id: str) -> Entity | None:
+        """One entity the key may see, or None."""
+
+    def owns(self, entity_id: str, types: list[str]) -> bool:
+        """Whether an entity of that id (and types) is this provider's to hold."""
+
+
+def providers_of(node: Any) -> list[Provider]:
+    """The context store first, then the Smart Data Models views (absent until that part is
+    installed)."""
+    found: list[Provider] = [node.ngsild.entities]
+    try:
+        from cityops.ngsild import views  # type: ignore[attr-defined,unused-ignore]
+
+        found.extend(views.providers(node))
+    except (ImportError, AttributeError):
+        pass
+    return found
+
+
+@dataclass
+class TypeSelection:
+    """The `type` parameter: alternatives joined by `,` or `|`, each one type or several
+    joined by `;` that an entity must all have (`(A;B)`), as expanded IRIs."""
+
+    alternatives: list[frozenset[str]] = field(default_factory=list)
+
+    @property
+    def all_types(self) -> set[str]:
+        return set().union(*self.alternatives) if self.alternatives else set()
+
+    def matches(self, types: list[str]) -> bool:
+        have = set(types)
+        return any(alt <= have for alt in self.alternatives)
+
+    @property
+    def simple(self) -> bool:
+        return all(len(alt) == 1 for alt in self.alternatives)
+
+
+def parse_types(text: str, terms: TermMap, *, param: str = "type") -> TypeSelection:
+    if not text or len(text) > 4096:
+        raise NgsiError("BadRequestData", f"{param}: give one or more type names")
+    out = TypeSelection()
+    for alt in re.split(r"[,|]", text):
+        names = [n.strip() for n in alt.strip().strip("()").split(";")]
+        if not all(names) or any(re.search(r"[\s<>\"'=()]", n) for n in names):
+            raise NgsiError("BadRequestData", f"{param}: {alt!r} is not a type name")
+        out.alternatives.append(frozenset(terms.expand_type(n) for n in names))
+    if len(out.alternatives) > 100:
+        raise NgsiError("TooComplexQuery", f"{param}: more than 100 types")
+    return out
+
+
+@dataclass
+class EntityQuery:
+    types: TypeSelection | None = None
+    ids: set[str] | None = None
+    id_pattern: re.Pattern[str] | None = None
+    q: Q | None = None
+    geo: GeoQuery | None = None
+    scope_q: str | None = None
+    attrs: set[str] | None = None  # IRIs: entities having at least one of them
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    count: bool = False
+
+    def check(self) -> None:
+        if self.limit < 0 or self.offset < 0:
+            raise NgsiError("BadRequestData", "limit and offset may not be negative")
+        if self.limit > MAX_LIMIT:
+            raise NgsiError("TooManyResults", f"limit: at most {MAX_LIMIT} entities in one "
+                                              f"page, not {self.limit}; page with offset")
+        if self.limit == 0 and not self.count:
+            raise NgsiError("BadRequestData", "limit: 0 only goes with count=true")
+
+
+def _matching(query: EntityQuery, terms: TermMap, candidates: Iterable[Entity]
+              ) -> Iterator[Entity]:
+    types, q, geo, attrs, scope_q = query.types, query.q, query.geo, query.attrs, query.scope_q
+    for entity in candidates:
+        if types is not None and not types.simple and not types.matches(entity["type"]):
+            continue
+        if attrs is not None and not any(a in entity for a in attrs):
+            continue
+        if scope_q is not None and not scope_matches(entity.get("scope"), scope_q):
+            continue
+        if q is not None and not q.matches(entity, terms):
+            continue
+        if geo is not None and not geo.matches(entity):
+            continue
+        yield entity
+
+
+def run_query(node: Any, who: Principal, query: EntityQuery, terms: TermMap
+              ) -> tuple[list[Entity], int | None]:
+    """One page of the entities matching `query` that the key may see, and (with
+    `count`) how many match in all."""
+    query.check()
+    page: list[Entity] = []
+    seen = 0
+    types = query.types.all_types if query.types is not None else None
+    for provider in providers_of(node):
+        candidates = provider.find(who, types=types, ids=query.ids, id_pattern=query.id_pattern)
+        for entity in _matching(query, terms, candidates):
+            if seen >= query.offset and len(page) < query.limit:
+                page.append(entity)
+            seen += 1
+            if not query.count and len(page) >= query.limit and seen > query.offset:
+                return page, None
+    return page, (seen if query.count else None)
+
+
+def find_entity(node: Any, who: Principal, entity_id: str) -> Entity | None:
+    """The entity of that id the key may see, from whichever provider holds it."""
+    for provider in providers_of(node):
+        found = provider.get(who, entity_id)
+        if found is not None:
+            return found
+    return None
+
+
+def type_catalogue(node: Any, who: Principal) -> dict[str, set[str]]:
+    """Type IRI -> attribute IRIs, over every provider (what /types and /attributes list)."""
+    out: dict[str, set[str]] = {}
+    for provider in providers_of(node):
+        for type_iri, attrs in provider.attributes().items():
+            out.setdefault(type_iri, set()).update(attrs)
+        for type_iri in provider.types():
+            out.setdefault(type_iri, set())
+    return out
+
+
+def attribute_kinds(entities: Iterable[Entity]) -> dict[str, set[str]]:
+    """Attribute IRI -> the attribute types (Property, Relationship ...) seen."""
+    out: dict[str, set[str]] = {}
+    for entity in entities:
+        for iri, instances in entity.items():
+            if iri in ENTITY_MEMBERS:
+                continue
+            for instance in instances:
+                out.setdefault(iri, set()).add(instance.get("type", "Property"))
+    return out
