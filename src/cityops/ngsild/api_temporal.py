@@ -1,7 +1,440 @@
-"""(being written)"""
+"""The NGSI-LD temporal API (GS CIM 009 clauses 5.7.3, 5.7.4, 6.18-6.22):
+
+    GET  /ngsi-ld/v1/temporal/entities               the temporal evolution of matching entities
+    GET  /ngsi-ld/v1/temporal/entities/{entityId}    of one entity
+    POST /ngsi-ld/v1/temporal/entities ...           OperationNotSupported (see below)
+
+Entities are selected as for `GET /entities` (type, id, idPattern, attrs, q, georel, scopeQ,
+limit/offset/count) by the one query engine (`providers.run_query`), so a key sees here what
+it sees there. `q` is evaluated on the entity's current state, as there, not on each instance
+in the window. A device-backed entity answers its measured attributes from the readings
+history (`temporal.py`); its other attributes (location, refDevice ...) and every attribute of
+a context entity have no history here, so their one current instance stands for them when it
+falls in the window.
+
+Writes: a reading is written once, by its device or through `entityOperations/upsert` on a
+mapped entity, and CityOps keeps no history of context entities; the temporal write
+operations therefore answer OperationNotSupported (422), naming where to write instead.
+"""
 
 from __future__ import annotations
 
-from cityops.api.route import Endpoint
+import asyncio
+import re
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
-ROUTES: list[Endpoint] = []
+import msgspec
+import numpy as np
+from starlette.responses import Response
+
+from cityops.api.errors import ApiError
+from cityops.api.route import Call, Endpoint, Guard, Scope
+from cityops.domain.access import READ_DEVICES, WRITE_READINGS
+from cityops.domain.readings import ReadingBatch
+from cityops.ngsild import PREFIX, sdm
+from cityops.ngsild import temporal as tp
+from cityops.ngsild.contexts import TermMap, context_of_request, link_header
+from cityops.ngsild.entity import ENTITY_MEMBERS, compact_entity, is_uri
+from cityops.ngsild.errors import NgsiError, render_problem
+from cityops.ngsild.providers import (
+    MAX_IDS,
+    MAX_LIMIT,
+    EntityQuery,
+    find_entity,
+    parse_types,
+    run_query,
+)
+from cityops.ngsild.query import check_scope_q, parse_geoquery, parse_q
+
+TEMPORAL = PREFIX + "/temporal/entities"
+DEFAULT_LIMIT = 20
+KIND = "ngsild_entity"
+
+Text = Annotated[str, msgspec.Meta(max_length=4096)]
+Short = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class TemporalParams(msgspec.Struct, forbid_unknown_fields=False):
+    id: Text | None = None
+    type: Text | None = None
+    idPattern: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    attrs: Text | None = None
+    q: Text | None = None
+    scopeQ: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    georel: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    geometry: Short | None = None
+    coordinates: Annotated[str, msgspec.Meta(max_length=100_000)] | None = None
+    geoproperty: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    timerel: Short | None = None
+    timeAt: Short | None = None
+    endTimeAt: Short | None = None
+    timeproperty: Short | None = None
+    lastN: Short | None = None
+    options: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    format: Short | None = None
+    aggrMethods: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    aggrPeriodDuration: Short | None = None
+    limit: Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 0
+    count: Annotated[str, msgspec.Meta(max_length=8)] | None = None
+    local: Annotated[str, msgspec.Meta(max_length=8)] | None = None
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def _options(p: TemporalParams) -> list[str]:
+    out = [o.strip() for o in (p.options or "").split(",") if o.strip()]
+    known = {"temporalValues", "aggregatedValues", "sysAttrs", "keyValues", "simplified",
+             "normalized", "concise"}
+    for o in out:
+        if o not in known:
+            raise tp.bad("options", f"{o[:40]!r} is not an option of the temporal API")
+    if p.format is not None:
+        if p.format not in ("temporalValues", "aggregatedValues", "normalized", "simplified"):
+            raise tp.bad("format", f"{p.format[:40]!r} is not a temporal representation")
+        out.append(p.format)
+    return ["temporalValues" if o == "simplified" else o for o in out]
+
+
+def _flag(raw: str | None, name: str) -> bool:
+    if raw is None or raw == "":
+        return False
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise tp.bad(name, f"{raw!r} is neither true nor false")
+
+
+def _attrs(raw: str | None, terms: TermMap) -> set[str] | None:
+    if raw is None:
+        return None
+    names = [a.strip() for a in raw.split(",")]
+    if not all(names):
+        raise tp.bad("attrs", "an attribute name is empty")
+    return {sdm.canonical(terms.expand(a)) for a in names}
+
+
+def _temporal(p: TemporalParams) -> tp.TemporalQuery:
+    return tp.temporal_query(timerel=p.timerel, time_at=p.timeAt, end_time_at=p.endTimeAt,
+                             last_n=p.lastN, timeproperty=p.timeproperty,
+                             options=_options(p), aggr_methods=p.aggrMethods,
+                             aggr_period=p.aggrPeriodDuration)
+
+
+def _entity_query(p: TemporalParams, terms: TermMap) -> EntityQuery:
+    query = EntityQuery(limit=p.limit, offset=p.offset, count=_flag(p.count, "count"))
+    if p.type is not None:
+        query.types = parse_types(p.type, terms)
+    if p.id is not None:
+        ids = {i.strip() for i in p.id.split(",")}
+        if len(ids) > MAX_IDS or not all(is_uri(i) for i in ids):
+            raise tp.bad("id", f"give at most {MAX_IDS} entity ids, each a URI")
+        query.ids = ids
+    if p.idPattern is not None:
+        try:
+            query.id_pattern = re.compile(p.idPattern)
+        except re.error as error:
+            raise tp.bad("idPattern", f"not a regular expression: {error}") from None
+    query.attrs = _attrs(p.attrs, terms)
+    if p.q is not None:
+        query.q = parse_q(p.q)
+    if p.georel is not None or p.geometry is not None or p.coordinates is not None:
+        geoproperty = sdm.canonical(terms.expand(p.geoproperty)) if p.geoproperty else None
+        query.geo = parse_geoquery(p.georel, p.geometry, p.coordinates, geoproperty,
+                                   terms=terms)
+    if p.scopeQ is not None:
+        query.scope_q = check_scope_q(p.scopeQ)
+    if (query.types is None and query.attrs is None and query.q is None and query.geo is None
+            and not _flag(p.local, "local")):
+        raise NgsiError("BadRequestData", "type, attrs, q or georel: a temporal query needs "
+                                          "at least one of them (or local=true)")
+    query.check()
+    return query
+
+
+# -- one entity's temporal form ----------------------------------------------------------------
+
+
+class _Series(msgspec.Struct):
+    entity: int  # index into the answer's entities
+    attr: str  # IRI
+    device: int
+    channel: int
+    device_id: str
+    channel_name: str
+    unit: str | None
+    scale: float
+
+
+def _history_series(node: Any, entity: Mapping[str, Any], index: int, attrs: set[str] | None
+                    ) -> list[_Series]:
+    """The attributes of a device-backed entity that the readings history holds."""
+    registry = node.registry
+    for type_iri in entity["type"]:
+        if not sdm.is_mapped(type_iri):
+            continue
+        device_id = sdm.device_of_id(entity["id"], type_iri)
+        device = registry.get(device_id) if device_id is not None else None
+        model = sdm.MODELS.get(device.kind) if device is not None else None
+        if device is None or model is None or device_id is None:
+            continue
+        channels = [c.name for c in registry.kind(device.kind).channels]
+        measures = model.measures
+        if sdm.canonical(type_iri) == sdm.DEVICE:
+            # A Device's `value` is a number only for one channel; several make a text.
+            if model.type != "Device" and len(channels) != 1:
+                return []
+            measures = tuple(m for m in measures if m.channel in channels)[:1] \
+                if len(channels) == 1 else ()
+            out = []
+            for m in measures:
+                out.append(_Series(index, sdm.iri("value"), registry.index[device_id],
+                                   channels.index(m.channel), device_id, m.channel, m.unit,
+                                   m.scale))
+            return [s for s in out if attrs is None or s.attr in attrs]
+        return [_Series(index, m.iri, registry.index[device_id], channels.index(m.channel),
+                        device_id, m.channel, m.unit, m.scale)
+                for m in measures if m.channel in channels
+                and (attrs is None or m.iri in attrs)]
+    return []
+
+
+def _timestamps(rows: ReadingBatch) -> list[int]:
+    return rows.ts.tolist() if len(rows) else []
+
+
+def _rows_of(rows: ReadingBatch, series: list[_Series]) -> list[np.ndarray]:
+    """Per series, the indices of its rows (rows are ordered by device, channel, time)."""
+    if not len(rows):
+        return [np.empty(0, np.int64) for _ in series]
+    key = rows.device.astype(np.int64) * 256 + rows.channel.astype(np.int64)
+    out = []
+    for s in series:
+        wanted = s.device * 256 + s.channel
+        lo = int(np.searchsorted(key, wanted, side="left"))
+        hi = int(np.searchsorted(key, wanted, side="right"))
+        out.append(np.arange(lo, hi))
+    return out
+
+
+def _static(entity: Mapping[str, Any], skip: set[str], attrs: set[str] | None,
+            query: tp.TemporalQuery) -> dict[str, list[Mapping[str, Any]]]:
+    """Attributes without a history here: their current instance, where it is in the window."""
+    out = {}
+    for iri, instances in entity.items():
+        if iri in ENTITY_MEMBERS or iri in skip or (attrs is not None and iri not in attrs):
+            continue
+        kept = tp.current_instances(instances if isinstance(instances, list) else [instances],
+                                    query)
+        if kept:
+            out[iri] = kept
+    return out
+
+
+def _static_simplified(instances: list[Mapping[str, Any]]) -> dict[str, Any]:
+    kind = instances[0].get("type", "Property")
+    member = {"Relationship": "object", "LanguageProperty": "languageMap"}.get(kind, "value")
+    return {"type": kind, "values": [[i.get(member), i.get("observedAt")] for i in instances]}
+
+
+def _render(entities: Sequence[Mapping[str, Any]], series: list[_Series],
+            histories: tp.Histories, query: tp.TemporalQuery, attrs: set[str] | None,
+            terms: TermMap, now_us: int) -> list[dict[str, Any]]:
+    rows = histories.rows
+    picks = _rows_of(rows, series)
+    by_entity: dict[int, list[tuple[_Series, np.ndarray]]] = {}
+    for s, pick in zip(series, picks):
+        by_entity.setdefault(s.entity, []).append((s, pick))
+    aggregated = query.representation == tp.AGGREGATED
+    aggregates = _aggregate(entities, series, picks, rows, query, now_us) if aggregated else {}
+    out = []
+    for i, entity in enumerate(entities):
+        mine = by_entity.get(i, [])
+        skip = {s.attr for s, _ in mine}
+        static = _static(entity, skip, attrs, query)
+        shown = compact_entity({"id": entity["id"], "type": entity["type"],
+                                **({"scope": entity["scope"]} if "scope" in entity else {}),
+                                **static}, terms)
+        for iri, instances in static.items():
+            name = terms.compact(iri)
+            if aggregated:
+                shown.pop(name, None)  # no numbers over time to aggregate
+            elif query.representation == tp.SIMPLIFIED:
+                shown[name] = _static_simplified(instances)
+            elif not isinstance(shown.get(name), list):
+                shown[name] = [shown[name]]
+        for s, pick in mine:
+            name = terms.compact(s.attr)
+            if aggregated:
+                shown[name] = aggregates.get((i, s.attr), {"type": "Property"})
+                continue
+            values = rows.value[pick] * s.scale if s.scale != 1.0 else rows.value[pick]
+            shown[name] = tp.series_instances(
+                tp.Channel(s.attr, s.channel, s.unit), rows.ts[pick], values, s.device_id,
+                s.channel_name, query.representation)
+        out.append(shown)
+    return out
+
+
+def _aggregate(entities: Sequence[Mapping[str, Any]], series: list[_Series],
+               picks: list[np.ndarray], rows: ReadingBatch, query: tp.TemporalQuery,
+               now_us: int) -> dict[tuple[int, str], dict[str, Any]]:
+    """Each series' aggregated values: periods from timeAt (after, between), else from the
+    entity's first instance in the answer; a whole-window period ends at endTimeAt (between),
+    timeAt (before) or now."""
+    if not series:
+        return {}
+    order = np.concatenate(picks) if picks else np.empty(0, np.int64)
+    series_of_row = np.repeat(np.arange(len(series)), [len(p) for p in picks])
+    taken = rows.take(order)
+    scale = np.repeat([s.scale for s in series], [len(p) for p in picks])
+    ordered = ReadingBatch(taken.device, taken.channel, taken.ts, taken.value * scale)
+    first_of_entity: dict[int, int] = {}
+    for s, pick in zip(series, picks):
+        if len(pick):
+            t = int(rows.ts[pick[0]])
+            first_of_entity[s.entity] = min(first_of_entity.get(s.entity, t), t)
+    start, end = query.window
+    origin = np.array([start if query.timerel in ("after", "between")
+                       else first_of_entity.get(s.entity, 0) for s in series], np.int64)
+    whole_end = end if end < tp.NEVER else now_us
+    ends = np.full(len(series), whole_end, np.int64)
+    result = tp.aggregate(ordered, series_of_row, origin, query.period, query.methods, ends)
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for k, s in enumerate(series):
+        groups = np.flatnonzero(result.series == k)
+        if query.last_n is not None:
+            groups = groups[-query.last_n:]
+        attr: dict[str, Any] = {"type": "Property"}
+        for method in query.methods:
+            values = result.values[method]
+            attr[method] = [[tp.aggregate_json(float(values[g]), method),
+                             tp.iso(int(result.start[g])), tp.iso(int(result.end[g]))]
+                            for g in groups]
+        out[(s.entity, s.attr)] = attr
+    return out
+
+
+async def _temporal_form(call: Call[Any, Any], entities: Sequence[Mapping[str, Any]],
+                         query: tp.TemporalQuery, attrs: set[str] | None, terms: TermMap
+                         ) -> tuple[list[dict[str, Any]], str | None]:
+    node = call.node
+    series = [s for i, e in enumerate(entities) for s in _history_series(node, e, i, attrs)]
+    devices = sorted({s.device for s in series})
+    aggregated = query.representation == tp.AGGREGATED
+    if devices:
+        histories = await asyncio.to_thread(tp.read_histories, node.reader, devices, query,
+                                            series=len(series), aggregate=aggregated)
+        # Only the answer's series count: a device's other channels were read alongside.
+        wanted = {(s.device, s.channel) for s in series}
+        rows = histories.rows
+        if len(rows):
+            keep = np.fromiter(((d, c) in wanted for d, c in zip(rows.device.tolist(),
+                                                                  rows.channel.tolist())),
+                               bool, len(rows))
+            histories = tp.Histories(rows.take(np.flatnonzero(keep)), histories.cut_at)
+    else:
+        histories = tp.Histories(ReadingBatch.empty())
+    now_us = int(node.clock() * tp.US)
+    shown = _render(entities, series, histories, query, attrs, terms, now_us)
+    return shown, tp.content_range(query, histories, _timestamps(histories.rows))
+
+
+def _headers(call: Call[Any, Any], terms: TermMap, extra: Mapping[str, str]) -> dict[str, str]:
+    base = str(call.request.base_url)
+    return {"Link": link_header(terms, base), **extra}
+
+
+def _answer(body: Any, status: int, headers: Mapping[str, str]) -> Response:
+    return Response(msgspec.json.encode(body), status, dict(headers),
+                    media_type="application/json")
+
+
+async def query_temporal(call: Call[None, TemporalParams]) -> Response:
+    p = call.query
+    terms = context_of_request(call.request.headers)
+    query = _temporal(p)
+    selection = _entity_query(p, terms)
+    page, total = run_query(call.node, call.principal, selection, terms)
+    shown, cut = await _temporal_form(call, page, query, selection.attrs, terms)
+    extra = {}
+    if total is not None:
+        extra["NGSILD-Results-Count"] = str(total)
+    if cut is not None:
+        extra["Content-Range"] = cut
+    return _answer(shown, 206 if cut else 200, _headers(call, terms, extra))
+
+
+async def _load(call: Call[Any, Any]) -> Mapping[str, Any] | None:
+    entity_id = call.path["entityId"]
+    if not is_uri(entity_id):
+        # The route layer maps a handler's errors, not its guard's: an ApiError it renders
+        # as BadRequestData.
+        raise ApiError(400, f"entityId: {entity_id[:100]!r} is not a URI")
+    return find_entity(call.node, call.principal, entity_id)
+
+
+ENTITY = Guard(KIND, "entityId", _load, lambda call, entity: True)  # providers answer only
+# what the key may see, so a found entity is one it sees
+
+
+async def retrieve_temporal(call: Call[None, TemporalParams]) -> Response:
+    p = call.query
+    terms = context_of_request(call.request.headers)
+    query = _temporal(p)
+    attrs = _attrs(p.attrs, terms)
+    entity = call.record
+    if attrs is not None and not any(a in entity for a in attrs):
+        raise NgsiError("ResourceNotFound", f"attrs: entity {entity['id']!r} has none of "
+                                            "the attributes asked for")
+    shown, cut = await _temporal_form(call, [entity], query, attrs, terms)
+    extra = {"Content-Range": cut} if cut is not None else {}
+    return _answer(shown[0], 206 if cut else 200, _headers(call, terms, extra))
+
+
+async def not_supported(call: Call[None, Any]) -> Response:
+    raise NgsiError("OperationNotSupported",
+                    "the temporal API is read-only here: readings of a device-backed entity "
+                    f"are written through POST {PREFIX}/entityOperations/upsert (or the "
+                    "device's own intake), and context entities keep no history")
+
+
+class ProblemDetails(msgspec.Struct):
+    """RFC 7807, with the ETSI error type URI (errors.py)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+_COMMON: dict[str, Any] = dict(render_error=render_problem, error_type=ProblemDetails,
+                               tags=("NGSI-LD",))
+_WRITE: dict[str, Any] = dict(raw_body=True, **_COMMON)
+
+ROUTES: list[Endpoint] = [
+    Endpoint("GET", TEMPORAL, query_temporal,
+             "The temporal evolution of the entities matching a query (NGSI-LD)",
+             READ_DEVICES, Scope.LIST, kind=KIND, query=TemporalParams, response=list,
+             also_ok=(206,), errors=(403, 503), **_COMMON,
+             description="Device-backed entities answer from the readings history; each "
+                         "attribute holds at most 1,000 instances and an answer 100,000: "
+                         "past that the answer is 206 with a Content-Range (date-time)."),
+    Endpoint("POST", TEMPORAL, not_supported,
+             "Create a temporal representation: not supported (OperationNotSupported)",
+             WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
+    Endpoint("GET", TEMPORAL + "/{entityId}", retrieve_temporal,
+             "The temporal evolution of one entity (NGSI-LD)",
+             READ_DEVICES, Scope.RECORD, guard=ENTITY, query=TemporalParams, response=dict,
+             also_ok=(206,), errors=(503,), **_COMMON),
+    Endpoint("PATCH", TEMPORAL + "/{entityId}", not_supported,
+             "Update a temporal representation: not supported (OperationNotSupported)",
+             WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
+    Endpoint("DELETE", TEMPORAL + "/{entityId}", not_supported,
+             "Delete a temporal representation: not supported (OperationNotSupported)",
+             WRITE_READINGS, Scope.NONE, status=422, **_COMMON),
+    Endpoint("POST", TEMPORAL + "/{entityId}/attrs", not_supported,
+             "Add temporal attribute instances: not supported (OperationNotSupported)",
+             WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
+]
