@@ -65,14 +65,24 @@ class Receiver:
         return Response(status_code=200)
 
 
-async def serve_app(app) -> tuple[str, Any, asyncio.Task[None], socket.socket]:
-    """`app` served by uvicorn on a free loopback port, in the running loop; returns its base
-    URL and what `stop_app` needs."""
-    import uvicorn
-
+def free_socket() -> tuple[socket.socket, str]:
+    """A loopback socket bound to a free port, and its base URL (bind first when the URL must
+    be known before the app exists: a node's public URL)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def serve_app(app, sock: socket.socket | None = None
+                    ) -> tuple[str, Any, asyncio.Task[None], socket.socket]:
+    """`app` served by uvicorn on `sock` (a free loopback port by default), in the running
+    loop; returns its base URL and what `stop_app` needs."""
+    import uvicorn
+
+    if sock is None:
+        sock, base = free_socket()
+    else:
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                            timeout_graceful_shutdown=2))
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -111,3 +121,56 @@ def dead_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}/dead"
+
+
+# -- a started node without its HTTP app (feeds and views need only the node) -----------------
+
+
+@contextlib.asynccontextmanager
+async def started_node(pack: Any, data_dir: Any, clock: Any = None, **settings: Any
+                       ) -> AsyncIterator[Any]:
+    """A node on `pack` with the embedded store, started for the block; `clock` (a
+    tests.clock_kit.Clock) is its now."""
+    from cityops.node import Node
+    from cityops.settings import Settings
+
+    node = Node(pack, Settings(data_dir=data_dir, **settings),
+                **({"clock": clock} if clock is not None else {}))
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+# -- subscriptions ----------------------------------------------------------------------------
+
+
+async def put_entity(node: Any, doc: dict[str, Any], context: Any = None) -> Any:
+    """Create or replace a context entity (given in `context`'s terms) as a write through the
+    API would, listeners told; returns the entity as stored."""
+    from cityops.ngsild.contexts import resolve
+    from cityops.ngsild.entity import expand_entity
+
+    entity = expand_entity(doc, resolve(context))
+    _, after = await node.ngsild.entities.modify(entity["id"], lambda before: entity)
+    return after
+
+
+def subscription(uri: str, **members: Any) -> dict[str, Any]:
+    """A subscription body notifying `uri` of Buildings unless `members` say otherwise
+    (`notification` members are merged into the endpoint's notification)."""
+    note = {"endpoint": {"uri": uri}, **members.pop("notification", {})}
+    body: dict[str, Any] = {"type": "Subscription", "entities": [{"type": "Building"}],
+                            "notification": note}
+    body.update(members)
+    return body
+
+
+def building(n: int, lat: float = 31.15, lon: float = 121.45, **attrs: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": f"urn:ngsi-ld:Building:{n}", "type": "Building",
+                           "location": {"type": "GeoProperty",
+                                        "value": {"type": "Point", "coordinates": [lon, lat]}}}
+    for name, value in attrs.items():
+        doc[name] = {"type": "Property", "value": value}
+    return doc

@@ -167,38 +167,58 @@ class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
 Registration = DeviceIn | Annotated[list[DeviceIn], msgspec.Meta(min_length=1, max_length=5000)]
 
 
+class Refused(ValueError):
+    """A device this key may not register, with the status the devices API answers."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def device_to_register(node: Any, who: Principal, device: Device) -> Device:
+    """`device` as it would be registered by `who`: its kind known, its place resolved by the
+    city (areas, cell), its lifecycle kept if it is registered already; Refused when the key
+    may not: a scoped key registers only where its scope reaches, and re-registers only a
+    device it could see as stored. Shared by POST /api/v1/devices and NGSI-LD (ngsild/feed.py)."""
+    try:
+        node.registry.kind(device.kind)
+    except UnknownKind as exc:
+        raise Refused(400, str(exc)) from None
+    # A device registered again (moved, renamed) stays where it is in its life.
+    held = node.registry.get(device.id)
+    if held is not None:
+        device = msgspec.structs.replace(device, lifecycle=held.lifecycle,
+                                         lifecycle_at=held.lifecycle_at)
+    else:
+        device = msgspec.structs.replace(device, lifecycle_at=node.clock())
+    try:
+        resolved: Device = node.city.resolve_device(device)
+    except ValueError as exc:
+        raise Refused(422, str(exc)) from None
+    if held is not None and not may_see(node, who, held):
+        # Registered elsewhere: refused without saying where.
+        raise Refused(403, f"device {device.id!r} is not this key's to register "
+                           f"(scope {who.scope})")
+    if not may_see(node, who, resolved):
+        raise Refused(403, f"device {device.id!r} lies outside this key's scope {who.scope}")
+    return resolved
+
+
 async def post_devices(call: Call[Registration, Any]) -> list[DeviceOut] | DeviceOut:
-    """Areas and cell are resolved here. Nothing of a batch is registered unless all of it
-    may be: each device's new place and, for a device already registered, its place as
-    stored must lie in the key's scope."""
+    """Nothing of a batch is registered unless all of it may be: each device's new place and,
+    for a device already registered, its place as stored must lie in the key's scope."""
     node, who, body = call.node, call.principal, call.body
     many = isinstance(body, list)
     wanted = body if isinstance(body, list) else [body]
-    devices = []
-    now = node.clock()
+    resolved = []
     for i, d in enumerate(wanted):
+        device = Device(d.id, d.kind, d.lat, d.lon, d.name, d.owner, meta=d.meta)
         try:
-            node.registry.kind(d.kind)
-        except UnknownKind as exc:
-            raise ApiError(400, f"{f'device {i}' if many else 'device'}: {exc}") from None
-        # A device registered again (moved, renamed) stays where it is in its life.
-        held = node.registry.get(d.id)
-        life = {"lifecycle": held.lifecycle, "lifecycle_at": held.lifecycle_at} if held \
-            else {"lifecycle_at": now}
-        devices.append(Device(d.id, d.kind, d.lat, d.lon, d.name, d.owner, meta=d.meta,
-                              **life))
-    try:
-        resolved = [node.city.resolve_device(d) for d in devices]
-    except ValueError as exc:
-        raise ApiError(422, str(exc)) from None
-    for device in resolved:
-        held = node.registry.get(device.id)
-        if held is not None and not may_see(node, who, held):
-            # Registered elsewhere: refused without saying where.
-            raise ApiError(403, f"device {device.id!r} is not this key's to register "
-                                f"(scope {who.scope})")
-        if not may_see(node, who, device):
-            raise ApiError(403, f"device {device.id!r} lies outside this key's scope {who.scope}")
+            resolved.append(device_to_register(node, who, device))
+        except Refused as exc:
+            where = f"{f'device {i}' if many else 'device'}: " if exc.status == 400 else ""
+            raise ApiError(exc.status, where + exc.reason) from None
     await node.register_devices(resolved)
     out = [device_out(node, d) for d in resolved]
     return out if many else out[0]

@@ -106,6 +106,11 @@ def iri(term: str) -> str:
     return TERMS[term]
 
 
+def term_of(name: str) -> str | None:
+    """The CityOps term of a canonical IRI (`canonical` first for other spellings)."""
+    return _TERM_OF_IRI.get(name)
+
+
 def canonical(name: str) -> str:
     """The IRI CityOps stores for `name`, an expanded attribute or type name in any spelling of
     a term it knows (another subject's namespace, the unified context, the default @vocab);

@@ -1,0 +1,340 @@
+"""Entities of mapped Smart Data Models types, written by producers, become readings.
+
+A NoiseLevelObserved upserted through NGSI-LD is a noise meter's reading: its measured
+attributes (sdm.MODELS) go through the ingestor like any reading (validation, the WAL,
+detection and everything after). Nothing else of such an entity is kept: CityOps derives the
+rest (refDevice, dates, Device state) from the device and its readings, so attributes other
+than the measured ones and `location` are ignored.
+
+Which device: the id `urn:ngsi-ld:<Type>:<device id>`, or, for any other URI, the device its
+`refDevice` names (`urn:ngsi-ld:Device:<device id>`), which must then be registered. A
+Device entity names its device by its own id; its `value` feeds the kind's channels
+(sdm.device_value_readings).
+
+When: a measured attribute's `observedAt`; one without it was observed when CityOps received
+it (the node's clock), as the spec's default for a Property without observedAt is "now".
+
+An entity fails whole: its values are checked (numbers, the kind's range, the ingestor's
+timestamp window) before anything is ingested, and an entity with one bad value feeds
+nothing; the others of the call are ingested together, in one ingestor call.
+
+Modes: create refuses an id whose device exists (AlreadyExists); update refuses one whose
+device does not (ResourceNotFound); upsert and replace take either. A device not yet
+registered is registered where its `location` says, with the kind its type (and, for a type
+several kinds share, its attributes) names, by the same rules as POST /api/v1/devices
+(api/devices.device_to_register): only for REGISTER_DEVICES keys, and only inside the key's
+scope. A scoped key writes only devices it may see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from typing import Any
+
+from cityops.api.devices import Refused, device_to_register, may_see
+from cityops.domain.access import REGISTER_DEVICES, WRITE_READINGS, Principal
+from cityops.domain.city import Device, DeviceKind
+from cityops.ingest.decode import Reading
+from cityops.ngsild import sdm
+from cityops.ngsild.errors import NgsiError
+
+MODES = ("create", "upsert", "update", "replace")
+_SKIP = frozenset({"id", "type", "@context", "scope", "createdAt", "modifiedAt", "deletedAt"})
+Outcome = tuple[str, NgsiError | None]
+
+
+def _bad(detail: str) -> NgsiError:
+    return NgsiError("BadRequestData", detail)
+
+
+def parse_time(text: Any, where: str) -> float:
+    """An RFC 3339 date-time with a zone, as epoch seconds."""
+    if not isinstance(text, str):
+        raise _bad(f"{where}: observedAt must be a date-time string")
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad(f"{where}: observedAt {text[:40]!r} is not an RFC 3339 date-time") from None
+    if when.tzinfo is None:
+        raise _bad(f"{where}: observedAt {text[:40]!r} has no time zone (write Z for UTC)")
+    return when.timestamp()
+
+
+def _number(raw: Any, where: str) -> tuple[Any, Any]:
+    """(value, observedAt) of a measured attribute in normalized, concise or simplified form."""
+    if isinstance(raw, list):
+        if len(raw) != 1:
+            raise _bad(f"{where}: one instance expected (datasetIds are not readings)")
+        raw = raw[0]
+    if isinstance(raw, dict):
+        kind = raw.get("type", "Property")
+        if kind != "Property":
+            raise _bad(f"{where}: must be a Property, not {str(kind)[:40]}")
+        if "value" not in raw:
+            raise _bad(f"{where}: a measured attribute needs a `value`")
+        return raw["value"], raw.get("observedAt")
+    return raw, None
+
+
+def _point(raw: Any, where: str) -> tuple[float, float]:
+    """(lat, lon) of a GeoProperty Point, normalized or simplified."""
+    if isinstance(raw, list) and len(raw) == 1:
+        raw = raw[0]
+    geo = raw.get("value") if isinstance(raw, dict) and "value" in raw else raw
+    coords = geo.get("coordinates") if isinstance(geo, dict) else None
+    if not isinstance(geo, dict) or geo.get("type") != "Point" or not isinstance(coords, list) \
+            or len(coords) < 2 or not all(_is_number(c) for c in coords[:2]):
+        raise _bad(f"{where}: location must be a GeoJSON Point [lon, lat]")
+    lon, lat = float(coords[0]), float(coords[1])
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise _bad(f"{where}: location [{lon:g}, {lat:g}] is not a longitude, latitude pair")
+    return lat, lon
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class _Call:
+    """One write_mapped call: term expansions and type lookups cached across its docs."""
+
+    def __init__(self, node: Any, who: Principal, expand: Callable[[str], str], mode: str):
+        self.node = node
+        self.who = who
+        self.mode = mode
+        self.expand = expand
+        self.names: dict[str, str] = {}
+        self.now = node.clock()
+        limits = node.ingestor.limits
+        self.earliest = self.now - limits.max_age_s
+        self.latest = self.now + limits.max_future_s
+        self.registry = node.registry
+        self.scoped = who.scope.area is not None or who.scope.department is not None
+        self.register: list[tuple[int, Device]] = []
+        self.registering: set[str] = set()
+
+    def name(self, key: str) -> str:
+        found = self.names.get(key)
+        if found is None:
+            found = self.names[key] = sdm.canonical(self.expand(key))
+        return found
+
+    def type_of(self, doc: dict[str, Any], where: str) -> str:
+        raw = doc.get("type")
+        types: list[str] = raw if isinstance(raw, list) else [raw]
+        if not types or not all(isinstance(t, str) and t for t in types):
+            raise _bad(f"{where}: `type` must be a type name or a list of them")
+        names = [self.name(t) for t in types]
+        for t in names:
+            if t in sdm.VIEW_TYPES:
+                raise NgsiError("OperationNotSupported",
+                                f"{where}: {sdm.type_term(t)} entities are read-only views: "
+                                f"{sdm.VIEW_TYPES[t]}")
+        mapped = [t for t in names if t in sdm.MAPPED_TYPES]
+        if len(mapped) != 1:
+            raise _bad(f"{where}: exactly one Smart Data Models type CityOps maps is needed, "
+                       f"got {', '.join(types)}")
+        return mapped[0]
+
+    def device_id(self, doc: dict[str, Any], eid: str, type_iri: str, where: str) -> str:
+        own = sdm.device_of_id(eid, type_iri)
+        if own is not None:
+            return own
+        if type_iri != sdm.DEVICE:
+            for key, raw in doc.items():
+                if key not in _SKIP and self.name(key) == sdm.TERMS["refDevice"]:
+                    target = raw[0] if isinstance(raw, list) and raw else raw
+                    obj = target.get("object") if isinstance(target, dict) else target
+                    found = sdm.device_of_id(obj, sdm.DEVICE) if isinstance(obj, str) else None
+                    if found is not None and found in self.registry.index:
+                        return found
+                    raise _bad(f"{where}: refDevice must name a registered device as "
+                               f"urn:ngsi-ld:Device:<device id>")
+        raise _bad(f"{where}: id must be urn:ngsi-ld:{sdm.type_term(type_iri)}:<device id>, "
+                   f"or name its registered device by refDevice")
+
+
+def _kind_for(type_iri: str, attrs: dict[str, Any], values: dict[str, Any] | None,
+              held: Device | None, where: str) -> sdm.Model:
+    kinds = sdm.KINDS_OF_TYPE.get(type_iri, ())
+    if held is not None:
+        if type_iri == sdm.DEVICE or held.kind in kinds:
+            return sdm.MODELS[held.kind]
+        raise _bad(f"{where}: device {held.id!r} is a {held.kind}, which is no "
+                   f"{sdm.type_term(type_iri)}")
+    if type_iri == sdm.DEVICE:
+        wanted = set(values.get("controlled", ())) if values else set()
+        fits = [m for m in sdm.MODELS.values() if wanted and wanted == set(m.controlled)]
+        if len(fits) != 1:
+            raise _bad(f"{where}: an unregistered Device needs a controlledProperty that names "
+                       f"one kind: " + "; ".join(f"{m.kind}: {','.join(m.controlled)}"
+                                                for m in sdm.MODELS.values() if m.controlled))
+        return fits[0]
+    fits = [sdm.MODELS[k] for k in kinds
+            if any(m.attr in attrs for m in sdm.MODELS[k].measures)] or \
+        [sdm.MODELS[k] for k in kinds]
+    if len(fits) != 1:
+        raise _bad(f"{where}: a {sdm.type_term(type_iri)} reports "
+                   f"{' or '.join(', '.join(m.attr for m in sdm.MODELS[k].measures) for k in kinds)}")
+    return fits[0]
+
+
+def _one(call: _Call, index: int, doc: Any) -> tuple[str, list[Reading]]:
+    """The entity's id and its readings; NgsiError when it cannot be taken (nothing of it)."""
+    where = f"entity {index}"
+    if not isinstance(doc, dict):
+        raise _bad(f"{where}: an entity must be a JSON object")
+    eid = doc.get("id")
+    if not isinstance(eid, str) or ":" not in eid or len(eid) > 1024 or " " in eid:
+        raise _bad(f"{where}: `id` must be a URI")
+    where = f"entity {eid[:200]!r}"
+    type_iri = call.type_of(doc, where)
+    device_id = call.device_id(doc, eid, type_iri, where)
+    held = call.registry.get(device_id)
+    mode = call.mode
+    if held is not None and mode == "create":
+        raise NgsiError("AlreadyExists", f"{where} already exists (device {device_id!r})")
+    if held is None and mode == "update":
+        raise NgsiError("ResourceNotFound", f"{where}: no device {device_id!r}")
+    attrs: dict[str, Any] = {}
+    place: tuple[float, float] | None = None
+    extra: dict[str, Any] = {}
+    for key, raw in doc.items():
+        if key in _SKIP:
+            continue
+        name = call.name(key)
+        if name == sdm.TERMS["location"]:
+            place = _point(raw, f"{where} location")
+        elif name == sdm.TERMS["controlledProperty"]:
+            value, _ = _number(raw, f"{where} controlledProperty")
+            extra["controlled"] = value if isinstance(value, list) else [value]
+        else:
+            term = sdm.term_of(name)
+            if term is not None:
+                attrs[term] = raw
+    model = _kind_for(type_iri, attrs, extra, held, where)
+    kind: DeviceKind = call.registry.kind(model.kind)
+    readings = _readings(call, model, kind, attrs, device_id, where,
+                         as_device=type_iri == sdm.DEVICE)
+    if held is None and device_id not in call.registering:
+        call.registering.add(device_id)
+        call.register.append((index, _new_device(call, device_id, model.kind, place, where)))
+    elif call.scoped and not may_see(call.node, call.who, held):
+        raise NgsiError("BadRequestData", f"{where}: device {device_id!r} is outside this "
+                                          f"key's scope {call.who.scope}", 403)
+    return eid, readings
+
+
+def _readings(call: _Call, model: sdm.Model, kind: DeviceKind, attrs: dict[str, Any],
+              device_id: str, where: str, *, as_device: bool) -> list[Reading]:
+    """The entity's measured attributes as readings, one per observation time. A Device
+    entity reports by its `value`, a domain entity by its type's measured attributes."""
+    channels = [c.name for c in kind.channels]
+    by_time: dict[float, dict[str, float]] = {}
+    if as_device or model.type == "Device":
+        if "value" in attrs:
+            value, observed = _number(attrs["value"], f"{where} value")
+            found = sdm.device_value_readings(value, channels)
+            if isinstance(found, str):
+                raise _bad(f"{where}: {found}")
+            at = call.now if observed is None else parse_time(observed, f"{where} value")
+            by_time[at] = found
+    else:
+        for measure in model.measures:
+            if measure.attr not in attrs:
+                continue
+            value, observed = _number(attrs[measure.attr], f"{where} {measure.attr}")
+            if not _is_number(value):
+                raise _bad(f"{where} {measure.attr}: value must be a number")
+            at = call.now if observed is None else parse_time(observed,
+                                                               f"{where} {measure.attr}")
+            found = sdm.readings_of(model, {measure.attr: float(value)}, channels)
+            by_time.setdefault(at, {}).update(found)
+    if not by_time:
+        names = "value" if as_device else ", ".join(m.attr for m in model.measures)
+        raise _bad(f"{where}: no measured attribute ({names})")
+    out = []
+    for at, values in by_time.items():
+        if not call.earliest <= at <= call.latest:
+            raise _bad(f"{where}: observedAt {sdm.rfc3339(at * 1e6)} lies outside what a "
+                       f"reading may carry (up to {call.node.ingestor.limits.max_future_s:g} s "
+                       f"ahead, {call.node.ingestor.limits.max_age_s / 86400:g} days back)")
+        for name, v in values.items():
+            spec = kind.channels[channels.index(name)]
+            if not spec.min <= v <= spec.max:
+                raise _bad(f"{where}: {name} {v:g} is outside the valid range "
+                           f"{spec.min:g}..{spec.max:g} {spec.unit} of a {kind.name}")
+        if len(channels) == 1:
+            out.append(Reading(device_id, at, value=next(iter(values.values()))))
+        else:
+            out.append(Reading(device_id, at, values=values))
+    return out
+
+
+def _new_device(call: _Call, device_id: str, kind: str, place: tuple[float, float] | None,
+                where: str) -> Device:
+    if call.who.role not in REGISTER_DEVICES:
+        raise NgsiError("BadRequestData", f"{where}: no device {device_id!r}, and a "
+                                          f"{call.who.role.value} key may not register one",
+                        403)
+    if place is None:
+        raise _bad(f"{where}: device {device_id!r} is not registered; give its `location` "
+                   f"to register it")
+    try:
+        return device_to_register(call.node, call.who, Device(device_id, kind, *place))
+    except Refused as exc:
+        raise NgsiError("BadRequestData", f"{where}: {exc.reason}",
+                        exc.status if exc.status == 403 else None) from None
+
+
+async def write_mapped(node: Any, who: Principal, docs: list[Any],
+                       terms: Any = None, *, mode: str) -> list[Outcome]:
+    """Feed entities of mapped types as readings; one outcome per doc, in order (see the
+    module's docstring). `docs` are as the request gave them, with `terms` (a TermMap) to
+    expand their names, or already expanded (terms None)."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if who.role not in WRITE_READINGS:
+        refusal = NgsiError("BadRequestData", f"a {who.role.value} key may not write readings",
+                            403)
+        return [(_id_of(doc), refusal) for doc in docs]
+    call = _Call(node, who, terms.expand if terms is not None else _same, mode)
+    outcomes: list[Outcome] = []
+    readings: list[Reading] = []
+    owner: list[int] = []  # per reading, the outcome it belongs to
+    seen: dict[str, int] = {}
+    for index, doc in enumerate(docs):
+        try:
+            eid, mine = _one(call, index, doc)
+        except NgsiError as error:
+            outcomes.append((_id_of(doc), error))
+            continue
+        if eid in seen and mode == "create":
+            outcomes.append((eid, NgsiError("AlreadyExists", f"entity {eid!r} is created "
+                                                             f"earlier in this batch")))
+            continue
+        seen[eid] = index
+        outcomes.append((eid, None))
+        readings += mine
+        owner += [index] * len(mine)
+    if call.register:
+        await node.register_devices([device for _, device in call.register])
+    if readings:
+        result = await node.ingestor.ingest(list(enumerate(readings)), source="ngsild")
+        for rejection in result.rejected:
+            index = owner[rejection.index]
+            eid = outcomes[index][0]
+            if outcomes[index][1] is None:
+                outcomes[index] = (eid, _bad(f"entity {eid!r}: {rejection.error}"))
+    return outcomes
+
+
+def _same(name: str) -> str:
+    return name
+
+
+def _id_of(doc: Any) -> str:
+    eid = doc.get("id") if isinstance(doc, dict) else None
+    return eid[:1024] if isinstance(eid, str) else ""
