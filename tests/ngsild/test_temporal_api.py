@@ -77,6 +77,19 @@ async def test_an_entitys_readings_are_its_instances_oldest_first(history):
     assert "Link" in r.headers
 
 
+async def test_a_devices_value_is_its_one_channels_history(history):
+    r = await get(history, f"{TEMPORAL}/urn:ngsi-ld:Device:noise-000000", lastN="2",
+                  attrs="value")
+    assert r.status_code == 200, r.text
+    assert [(i["value"], i["observedAt"]) for i in r.json()["value"]] == [(68.0, at(8)),
+                                                                          (69.0, at(9))]
+    # Several channels make the Device's value a text: no history, the current one stands.
+    air = await get(history, f"{TEMPORAL}/urn:ngsi-ld:Device:air_quality-000000",
+                    attrs="value")
+    assert air.status_code == 200, r.text
+    assert [i["observedAt"] for i in air.json()["value"]] == [at(70)]
+
+
 async def test_timerel_bounds_are_the_specs(history):
     after = await get(history, f"{TEMPORAL}/{NOISE}", timerel="after", timeAt=at(7))
     assert [i["observedAt"] for i in after.json()["LAeq"]] == [at(7), at(8), at(9)]

@@ -167,8 +167,8 @@ class _Series(msgspec.Struct):
     scale: float
 
 
-def _history_series(node: Any, entity: Mapping[str, Any], index: int, attrs: set[str] | None
-                    ) -> list[_Series]:
+def _history_series(node: Any, entity: Mapping[str, Any], entity_index: int,
+                    attrs: set[str] | None) -> list[_Series]:
     """The attributes of a device-backed entity that the readings history holds."""
     registry = node.registry
     for type_iri in entity["type"]:
@@ -180,23 +180,19 @@ def _history_series(node: Any, entity: Mapping[str, Any], index: int, attrs: set
         if device is None or model is None or device_id is None:
             continue
         channels = [c.name for c in registry.kind(device.kind).channels]
-        measures = model.measures
+        index = registry.index[device_id]
         if sdm.canonical(type_iri) == sdm.DEVICE:
-            # A Device's `value` is a number only for one channel; several make a text.
-            if model.type != "Device" and len(channels) != 1:
+            # A Device's `value` is its one channel's reading, unscaled; of a device with
+            # several channels it is a text composed of them, which has no history here.
+            if len(channels) != 1:
                 return []
-            measures = tuple(m for m in measures if m.channel in channels)[:1] \
-                if len(channels) == 1 else ()
-            out = []
-            for m in measures:
-                out.append(_Series(index, sdm.iri("value"), registry.index[device_id],
-                                   channels.index(m.channel), device_id, m.channel, m.unit,
-                                   m.scale))
-            return [s for s in out if attrs is None or s.attr in attrs]
-        return [_Series(index, m.iri, registry.index[device_id], channels.index(m.channel),
-                        device_id, m.channel, m.unit, m.scale)
-                for m in measures if m.channel in channels
-                and (attrs is None or m.iri in attrs)]
+            value = sdm.iri("value")
+            return [_Series(entity_index, value, index, 0, device_id, channels[0], m.unit, 1.0)
+                    for m in model.measures[:1] if attrs is None or value in attrs]
+        return [_Series(entity_index, m.iri, index, channels.index(m.channel), device_id,
+                        m.channel, m.unit, m.scale)
+                for m in model.measures
+                if m.channel in channels and (attrs is None or m.iri in attrs)]
     return []
 
 
