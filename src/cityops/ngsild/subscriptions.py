@@ -247,12 +247,14 @@ def _endpoint(raw: Any) -> dict[str, Any]:
     return out
 
 
-def _notification(raw: Any, terms: TermMap) -> dict[str, Any]:
+def _notification(raw: Any, terms: TermMap, partial: bool) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise _bad("notification", "must be an object with an endpoint")
-    if "endpoint" not in raw:
+    out: dict[str, Any] = {}
+    if "endpoint" in raw:
+        out["endpoint"] = _endpoint(raw["endpoint"])
+    elif not partial:  # a PATCH may change the other members and keep the endpoint
         raise _bad("notification.endpoint", "is required")
-    out: dict[str, Any] = {"endpoint": _endpoint(raw["endpoint"])}
     if raw.get("attributes") is not None:
         out["attributes"] = _names(raw["attributes"], "notification.attributes", terms)
     fmt = raw.get("format")
@@ -280,7 +282,7 @@ def _expires(raw: Any, now: float, *, check_future: bool) -> str:
 
 
 def parse_members(body: dict[str, Any], terms: TermMap, now: float, *,
-                  check_future: bool = True) -> dict[str, Any]:
+                  check_future: bool = True, partial: bool = False) -> dict[str, Any]:
     """The subscription members of `body` (a whole subscription or a PATCH fragment) in
     canonical form: names expanded with `terms`, every value checked. Members set to null
     map to None (removed by a PATCH). Read-only members and unknown ones are ignored, as the
@@ -306,7 +308,7 @@ def parse_members(body: dict[str, Any], terms: TermMap, now: float, *,
         elif member == "geoQ":
             out[member] = _geoq(raw, terms)
         elif member == "notification":
-            out[member] = _notification(raw, terms)
+            out[member] = _notification(raw, terms, partial)
         elif member in ("throttling", "timeInterval"):
             out[member] = _seconds(raw, member)
         elif member == "expiresAt":
@@ -742,7 +744,7 @@ class Subscriptions:
             raise _bad("id", "a subscription's id cannot be changed")
         if "type" in fragment and fragment["type"] != "Subscription":
             raise _bad("type", 'must be "Subscription"')
-        changes = parse_members(fragment, terms, now)
+        changes = parse_members(fragment, terms, now, partial=True)
         if not changes:
             raise _bad("body", "the fragment changes no member of the subscription")
         members = dict(sub.sub)
