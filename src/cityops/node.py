@@ -85,6 +85,8 @@ class Node:
         self.serve = ServeSide(self, notifier=notifier if self.act is None else None)
         self.dead_letters: Any = None
         self.mqtt: Any = None
+        self.frigate: Any = None  # ingest/frigate_node.FrigatePart, on ingest nodes
+        self.frigate_map: Any = None  # the checked frigate.yaml, on every node that has one
         self.ngsild = NgsiLd(self)
         self.broker_sync: Any = None
         self.started_at = 0.0
@@ -147,6 +149,12 @@ class Node:
             self.mqtt = self.wiring.mqtt_intake(self)
             await self.mqtt.start()
             self.metrics.watch_fields(self.metrics.mqtt, lambda: self.mqtt.stats)
+        from cityops.ingest import frigate_node
+
+        self.frigate_map = frigate_node.load_mapping(self)
+        if self.frigate_map is not None and self.runs("ingest"):
+            self.frigate = frigate_node.FrigatePart(self, self.frigate_map)
+            await self.frigate.start()
         self.started_at = time.time()
 
     async def _start_broker_sync(self) -> None:
@@ -174,6 +182,8 @@ class Node:
     async def stop(self) -> None:
         if self.broker_sync is not None:
             await self.broker_sync.stop()
+        if self.frigate is not None:
+            await self.frigate.stop()
         if self.mqtt is not None:
             await self.mqtt.stop()
         if self.detect is not None:
@@ -217,6 +227,9 @@ class Node:
         if self.mqtt is not None:
             checks["mqtt"] = {"ok": bool(self.mqtt.connected),
                               "state": "connected" if self.mqtt.connected else "reconnecting"}
+        if self.frigate is not None:
+            up = self.frigate.intake.connected
+            checks["frigate"] = {"ok": up, "state": "connected" if up else "reconnecting"}
         return checks
 
     async def reload_devices(self) -> int:

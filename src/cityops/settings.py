@@ -94,6 +94,9 @@ class Settings(msgspec.Struct, kw_only=True):
     dead_letters_window_s: float = 600.0  # ... of this long; the rest are only counted
     dead_letters_retention_s: float = 7 * 86400.0  # older letters are deleted
     dead_letters_sweep_s: float = 3600.0  # how often the retention sweep runs
+    # -- NGSI-LD context entities (cityops.ngsild.store) ----------------------------------------
+    ngsild_max_entities: int = 100_000  # context entities the node keeps; more are refused
+    ngsild_max_entity_bytes: int = 256 * 1024  # one context entity, as stored
     # -- NGSI-LD subscriptions and federation (cityops.ngsild) -----------------------------------
     ngsild_subscriptions_max: int = 10_000  # subscriptions the node keeps; more are refused
     ngsild_notify_workers: int = 16  # notifications in flight at once (the connection pool)
@@ -107,6 +110,13 @@ class Settings(msgspec.Struct, kw_only=True):
     # changed by another node
     ngsild_federation: list[FederationSource] = []  # subscriptions kept at other brokers
     ngsild_federation_file: Path | None = None  # the same list as a YAML file
+
+    # -- Frigate (ingest/frigate.py): a city's NVRs' video analytics events -------------------
+    frigate_file: Path | None = None  # the city pack's frigate.yaml; None: no Frigate intake
+    frigate_mqtt_url: str | None = None  # the broker Frigate publishes to (default: mqtt_url)
+    frigate_report_s: float = 30.0  # how often a lasting event's dwell is reported
+    frigate_snapshot_attempts: int = 6  # tries at fetching an alert's snapshot from Frigate ...
+    frigate_retry_s: float = 2.0  # ... the first pause between them, doubling
 
     @property
     def cluster(self) -> bool:

@@ -68,3 +68,65 @@ def obj(event_id: str, camera: str, label: str, start: float, frame: float | Non
 
 def message(kind: str, after: dict, before: dict | None = None) -> bytes:
     return msgspec.json.encode({"type": kind, "before": before or after, "after": after})
+
+
+def jpeg() -> bytes:
+    """A valid baseline JPEG of one grey 8x8 block, built by hand: quantisation all 1, one
+    Huffman code each for "DC difference 0" and "end of block", so the scan is two bits."""
+    def segment(marker: int, body: bytes) -> bytes:
+        return bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body
+
+    one_code = bytes([1] + [0] * 15) + b"\x00"  # one code of length 1, for symbol 0
+    return (b"\xff\xd8"
+            + segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+            + segment(0xDB, b"\x00" + b"\x01" * 64)
+            + segment(0xC0, b"\x08\x00\x08\x00\x08\x01\x01\x11\x00")
+            + segment(0xC4, b"\x00" + one_code) + segment(0xC4, b"\x10" + one_code)
+            + segment(0xDA, b"\x01\x01\x00\x00\x3f\x00") + b"\x3f" + b"\xff\xd9")
+
+
+class SnapshotServer:
+    """Frigate's HTTP API as far as evidence needs it: a real server on a loopback port that
+    answers `/api/events/<id>/snapshot.jpg` with a JPEG and counts what it was asked."""
+
+    def __init__(self, port: int = 0) -> None:
+        import http.server
+        import threading
+
+        asked: list[str] = []
+        self.asked = asked
+        body = jpeg()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                asked.append(self.path)
+                if self.path.startswith("/api/events/") and self.path.endswith("/snapshot.jpg"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

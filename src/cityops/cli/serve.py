@@ -35,6 +35,13 @@ def serve(
                                    help="The broker's dynamic-security admin, mqtt://ADMIN:"
                                         "PASSWORD@HOST:PORT: device keys get broker accounts "
                                         "(without it MQTT publishing is open to anyone)."),
+    frigate: Path = typer.Option(None, "--frigate", help="The Frigate mapping (frigate.yaml, "
+                                 "see docs/city-packs.md); default: the city pack's own, "
+                                 "if it has one. Frigate's events then become camera "
+                                 "readings."),
+    frigate_mqtt: str = typer.Option(None, "--frigate-mqtt", help="The broker Frigate "
+                                     "publishes its events to, mqtt://HOST:PORT (default: "
+                                     "--mqtt)."),
     store: str = typer.Option(None, "--store", help="sqlite:///PATH or postgresql://..."),
     no_fsync: bool = typer.Option(False, "--no-fsync", help="Do not fsync (tests only: "
                                                             "acknowledged readings may be lost)."),
@@ -115,6 +122,21 @@ def serve(
         raise fail(f"--mqtt {mqtt!r} must look like mqtt://host:port")
     if mqtt_admin and not mqtt_admin.startswith(("mqtt://", "mqtts://")):
         raise fail("--mqtt-admin must look like mqtt://ADMIN:PASSWORD@HOST:PORT")
+    if frigate is None and (city / "frigate.yaml").is_file():
+        frigate = city / "frigate.yaml"
+    if frigate is not None:
+        from cityops.packs.errors import PackError
+        from cityops.packs.frigate_file import load_frigate
+
+        try:
+            load_frigate(frigate)
+        except PackError as exc:
+            raise fail(str(exc)) from None
+        if not (frigate_mqtt or mqtt):
+            raise fail(f"{frigate}: Frigate's events come over MQTT: give --frigate-mqtt "
+                       "mqtt://HOST:PORT (the broker Frigate publishes to) or --mqtt")
+    if frigate_mqtt and not frigate_mqtt.startswith(("mqtt://", "mqtts://")):
+        raise fail(f"--frigate-mqtt {frigate_mqtt!r} must look like mqtt://host:port")
     if storm_level not in ("village", "town", "district"):
         raise fail(f"--storm-level {storm_level!r} must be village, town or district")
     pack = load_city(city)
@@ -161,7 +183,8 @@ def serve(
                         open_status=open_status, rate_per_key=rate_per_key,
                         burst_per_key=2 * rate_per_key, in_flight_per_key=in_flight_per_key,
                         body_timeout_s=body_timeout, storm_cases=storm_cases,
-                        storm_window_s=storm_window, storm_level=storm_level)
+                        storm_window_s=storm_window, storm_level=storm_level,
+                        frigate_file=frigate, frigate_mqtt_url=frigate_mqtt)
     if cluster_settings:
         import msgspec
 

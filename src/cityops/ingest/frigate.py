@@ -366,6 +366,7 @@ class FrigateTracker:
 class FrigateStats(msgspec.Struct):
     connected: bool
     messages: int
+    handled: int  # messages done with: their readings ingested, or dead-lettered
     readings: int  # sent to ingest
     accepted: int
     dead_letters: int
@@ -415,6 +416,7 @@ class FrigateIntake:
         self._ticker = Background("frigate-ticker", self._tick_loop)
         self._lock = asyncio.Lock()  # readings leave in the order their times were given
         self._messages = 0
+        self._handled = 0
         self._readings = 0
         self._accepted = 0
         self._dead = 0
@@ -443,7 +445,8 @@ class FrigateIntake:
     @property
     def stats(self) -> FrigateStats:
         return FrigateStats(
-            connected=self.connected, messages=self._messages, readings=self._readings,
+            connected=self.connected, messages=self._messages, handled=self._handled,
+            readings=self._readings,
             accepted=self._accepted, dead_letters=self._dead,
             followed=len(self.tracker.events), evicted=self.tracker.evicted,
             expired=self.tracker.expired, reconnects=self._reconnects, dropped=self._dropped,
@@ -496,6 +499,12 @@ class FrigateIntake:
     async def take(self, topic: str, payload: bytes) -> None:
         """One message from Frigate: readings to ingest, or a dead letter."""
         self._messages += 1
+        try:
+            await self._take(topic, payload)
+        finally:
+            self._handled += 1
+
+    async def _take(self, topic: str, payload: bytes) -> None:
         received = time.time()
         try:
             message = decode_message(payload, self.max_payload)
