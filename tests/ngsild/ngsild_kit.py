@@ -174,3 +174,31 @@ def building(n: int, lat: float = 31.15, lon: float = 121.45, **attrs: Any) -> d
     for name, value in attrs.items():
         doc[name] = {"type": "Property", "value": value}
     return doc
+
+
+# -- the core API (entities, queries, contexts): keys and clients speaking NGSI-LD -------------
+
+NGSI = "/ngsi-ld/v1"
+
+
+def link(url: str) -> dict[str, str]:
+    """A Link header naming `url` as the request's JSON-LD context."""
+    return {"Link": f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; '
+                    'type="application/ld+json"'}
+
+
+async def ngsi_client(live: Any, role: str = "admin", scope: str | None = None,
+                      headers: dict[str, str] | None = None) -> Any:
+    """An httpx client on `live`'s app with a new key of `role` (scoped to `scope`)."""
+    client = live.client(await live.key(role, scope))
+    client.headers.update(headers or {})
+    return client
+
+
+def problem_type(response: Any) -> str:
+    """The ETSI error type's last segment of a ProblemDetails answer (checking its shape)."""
+    body = response.json()
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    assert body["title"] and body["detail"] and body["title"] != body["detail"], body
+    prefix = "https://uri.etsi.org/ngsi-ld/errors/"
+    return body["type"][len(prefix):] if body["type"].startswith(prefix) else body["type"]

@@ -1,7 +1,1349 @@
-"""(being written)"""
+"""NGSI-LD context information routes (GS CIM 009 clause 6.4-6.6, 6.14, 6.25-6.31): entities,
+their attributes, batch operations, types, attributes and the JSON-LD contexts CityOps serves.
+
+Entities of a mapped Smart Data Models type (a CityOps device kind: `sdm.is_mapped`) are not
+kept here: writes hand the documents as received to `feed.write_mapped`, which turns them into
+readings (validation, the WAL, detection, like any reading), and reads come from the views'
+providers. Every other entity is a context entity in `node.ngsild.entities`. The batch path is
+lean on purpose (the benchmark pushes 40,000 NoiseLevelObserved entities per round): one
+msgspec decode, the type of each document expanded once per distinct name, mapped documents
+handed to the feed in one call, unexpanded.
+
+Every answer and refusal under the prefix is NGSI-LD's: entities compacted with the request's
+@context (a Link header for application/json, `@context` in the body for
+application/ld+json), errors as ProblemDetails (`errors.render_problem`).
+"""
 
 from __future__ import annotations
 
-from cityops.api.route import Endpoint
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
-ROUTES: list[Endpoint] = []
+import msgspec
+import re2  # type: ignore[import-untyped]
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityops.api.errors import ApiError
+from cityops.api.limits import INGEST_BODY, check_depth
+from cityops.api.route import PUBLIC, Call, Endpoint, Guard, Reply, Scope
+from cityops.domain.access import READ_DEVICES, WRITE_READINGS, Principal, Role
+from cityops.ngsild import PREFIX
+from cityops.ngsild import contexts as ctx
+from cityops.ngsild.contexts import NO_CONTEXT, TermMap
+from cityops.ngsild.entity import (
+    ENTITY_MEMBERS,
+    Entity,
+    attribute_names,
+    check_name,
+    compact_entity,
+    expand_attribute,
+    expand_entity,
+    expand_fragment,
+    is_uri,
+)
+from cityops.ngsild.errors import NgsiError, render_problem
+from cityops.ngsild.providers import (
+    DEFAULT_LIMIT,
+    MAX_IDS,
+    EntityQuery,
+    find_entity,
+    parse_types,
+    providers_of,
+    run_query,
+)
+from cityops.ngsild.query import check_scope_q, parse_geoquery, parse_q
+
+TAGS = ("NGSI-LD",)
+ENTITY_BODY = 1 << 20  # one entity or a fragment of one
+CONTEXT_BODY = 256 << 10  # a context a client hosts here
+WRITE_CONTEXT = frozenset({Role.ADMIN, Role.OPERATOR})  # context entities
+WRITERS = WRITE_CONTEXT | WRITE_READINGS  # mapped entities too (device keys)
+JSON, JSONLD, MERGE_PATCH = "application/json", "application/ld+json", "application/merge-patch+json"
+NULL = "urn:ngsi-ld:null"  # merge-patch's "delete this attribute"
+COUNT_HEADER = "NGSILD-Results-Count"
+KIND = "ngsild_entity"
+
+
+# -- documented shapes ------------------------------------------------------------------------
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    detail: str
+    status: int | None = None
+
+
+class BatchError(msgspec.Struct):
+    entityId: str  # noqa: N815 - the spec's member names
+    error: ProblemDetails
+
+
+class BatchResult(msgspec.Struct):
+    success: list[str]
+    errors: list[BatchError]
+
+
+class NotUpdated(msgspec.Struct):
+    attributeName: str  # noqa: N815
+    reason: str
+
+
+class UpdateResult(msgspec.Struct):
+    updated: list[str]
+    notUpdated: list[NotUpdated]  # noqa: N815
+
+
+class EntityTypeList(msgspec.Struct):
+    id: str
+    type: str
+    typeList: list[str]  # noqa: N815
+
+
+class EntityTypeDetail(msgspec.Struct):
+    id: str
+    type: str
+    typeName: str  # noqa: N815
+    attributeNames: list[str]  # noqa: N815
+
+
+class AttributeDetail(msgspec.Struct):
+    id: str
+    type: str
+    attributeName: str  # noqa: N815
+    attributeTypes: list[str]  # noqa: N815
+
+
+class EntityTypeInfo(msgspec.Struct):
+    id: str
+    type: str
+    typeName: str  # noqa: N815
+    entityCount: int  # noqa: N815
+    attributeDetails: list[AttributeDetail]  # noqa: N815
+
+
+class AttributeList(msgspec.Struct):
+    id: str
+    type: str
+    attributeList: list[str]  # noqa: N815
+
+
+class AttributeInfo(msgspec.Struct):
+    id: str
+    type: str
+    attributeName: str  # noqa: N815
+    attributeCount: int  # noqa: N815
+    attributeTypes: list[str]  # noqa: N815
+    typeNames: list[str]  # noqa: N815
+
+
+class ContextInfo(msgspec.Struct):
+    id: str
+    url: str
+    kind: str
+
+
+Doc = dict[str, Any]
+BODY_MEDIA = {JSON: Doc, JSONLD: Doc}
+BATCH_MEDIA = {JSON: list[Any], JSONLD: list[Any]}
+
+
+# -- query models -----------------------------------------------------------------------------
+
+Text = str | None
+
+
+class EntityOptions(msgspec.Struct, forbid_unknown_fields=False):
+    attrs: Text = None
+    pick: Text = None
+    omit: Text = None
+    options: Text = None
+    format: Text = None
+    lang: Text = None
+    geometryProperty: Text = None  # noqa: N815
+    local: Text = None
+    datasetId: Text = None  # noqa: N815
+
+
+class EntityListing(EntityOptions, forbid_unknown_fields=False):
+    type: Text = None
+    id: Text = None
+    idPattern: Text = None  # noqa: N815
+    q: Text = None
+    scopeQ: Text = None  # noqa: N815
+    georel: Text = None
+    geometry: Text = None
+    coordinates: Text = None
+    geoproperty: Text = None
+    limit: int | None = None
+    offset: int | None = None
+    count: bool | None = None
+
+
+class WriteOptions(msgspec.Struct, forbid_unknown_fields=False):
+    options: Text = None
+
+
+class AttrDelete(msgspec.Struct, forbid_unknown_fields=False):
+    datasetId: Text = None  # noqa: N815
+    deleteAll: bool | None = None  # noqa: N815
+
+
+class Details(msgspec.Struct, forbid_unknown_fields=False):
+    details: bool | None = None
+    type: Text = None
+
+
+class ContextListing(msgspec.Struct, forbid_unknown_fields=False):
+    details: bool | None = None
+    kind: Text = None
+
+
+# -- the edge: media types, bodies, answers ---------------------------------------------------
+
+
+def answer_media(request: Request) -> str:
+    """application/json or application/ld+json, as the Accept header prefers; 406 when it
+    takes neither."""
+    accept = request.headers.get("accept", "")
+    if not accept.strip():
+        return JSON
+    best, best_q = "", -1.0
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        media = media.lower()
+        chosen = {JSON: JSON, JSONLD: JSONLD, "*/*": JSON, "application/*": JSON,
+                  "application/geo+json": JSON}.get(media)
+        if chosen is not None and weight > 0 and weight > best_q:
+            best, best_q = chosen, weight
+    if not best:
+        raise NgsiError("InvalidRequest", f"Accept: {accept[:100]!r} takes neither "
+                                          "application/json nor application/ld+json", 406)
+    return best
+
+
+def _body_media(request: Request, allowed: tuple[str, ...]) -> str:
+    media = ctx.media_type(request.headers)
+    if media not in allowed:
+        raise NgsiError("InvalidRequest", f"Content-Type {media or '(none)'!r} is not taken "
+                                          f"here: send {' or '.join(allowed)}", 415)
+    return media
+
+
+async def read_json(call: Call[Any, Any], *, allowed: tuple[str, ...] = (JSON, JSONLD)
+                    ) -> Any:
+    media = _body_media(call.request, allowed)
+    raw = await call.raw_body()
+    if not raw.strip():
+        raise NgsiError("InvalidRequest", "the request needs a JSON body")
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as error:
+        raise NgsiError("InvalidRequest", f"the body is not JSON: {error}") from None
+    except RecursionError:
+        raise NgsiError("InvalidRequest", "the body nests too deeply") from None
+    try:
+        check_depth(body)
+    except ApiError as error:
+        raise NgsiError("BadRequestData", error.error) from None
+    del media
+    return body
+
+
+def _headers_for_context(request: Request) -> dict[str, str]:
+    headers = request.headers
+    # merge-patch bodies carry their context like application/json ones.
+    if ctx.media_type(headers) == MERGE_PATCH:
+        return {"link": headers.get("link", ""), "content-type": JSON}
+    return {"link": headers.get("link", ""), "content-type": headers.get("content-type", "")}
+
+
+def terms_of(request: Request, body: Any = NO_CONTEXT) -> TermMap:
+    body_context = body.get("@context", NO_CONTEXT) if isinstance(body, dict) else NO_CONTEXT
+    if body is NO_CONTEXT or body is None:
+        body_context = NO_CONTEXT
+    headers = _headers_for_context(request)
+    if not headers["link"]:
+        headers.pop("link")
+    return ctx.context_of_request(headers, body_context)
+
+
+def query_terms(request: Request) -> TermMap:
+    """A GET's term map: its Link header (a GET has no body to carry one)."""
+    link = request.headers.get("link")
+    return ctx.resolve(ctx.link_context(link) if link else None)
+
+
+def _base(request: Request) -> str:
+    settings = getattr(getattr(request.app.state, "node", None), "settings", None)
+    configured = getattr(settings, "public_base_url", "") or ""
+    return configured or f"{request.url.scheme}://{request.url.netloc}"
+
+
+def answer(request: Request, payload: Any, terms: TermMap, *, status: int = 200,
+           headers: dict[str, str] | None = None) -> Response:
+    """Entities (or documents with short names) in the media asked for: @context in the body
+    for application/ld+json, a Link header for application/json."""
+    media = answer_media(request)
+    out_headers = dict(headers or {})
+    if media == JSONLD:
+        context = terms.context
+        if isinstance(context, str) and context.startswith("/"):
+            context = ctx.served_url(context, _base(request))
+        if isinstance(payload, list):
+            payload = [{**p, "@context": context} if isinstance(p, dict) else p
+                       for p in payload]
+        elif isinstance(payload, dict):
+            payload = {**payload, "@context": context}
+    else:
+        out_headers["Link"] = ctx.link_header(terms, _base(request))
+    return Response(msgspec.json.encode(payload), status, out_headers, media_type=media)
+
+
+def _options(raw: str | None, fmt: str | None = None) -> set[str]:
+    found = {o.strip() for o in (raw or "").split(",") if o.strip()}
+    if fmt:
+        found.add(fmt.strip())
+    known = {"keyValues", "simplified", "concise", "normalized", "sysAttrs", "noOverwrite",
+             "update", "replace"}
+    unknown = found - known
+    if unknown:
+        raise NgsiError("BadRequestData", f"options: {sorted(unknown)[0]!r} is not one of "
+                                          f"{', '.join(sorted(known))}")
+    shapes = found & {"keyValues", "simplified", "concise", "normalized"}
+    if "simplified" in shapes:
+        shapes = (shapes - {"simplified"}) | {"keyValues"}
+    if len(shapes) > 1:
+        raise NgsiError("BadRequestData", "options: keyValues, concise and normalized "
+                                          "exclude each other")
+    return found
+
+
+def _names(raw: str | None, param: str, terms: TermMap) -> set[str] | None:
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        raise NgsiError("BadRequestData", f"{param}: give one or more attribute names")
+    if len(names) > 1000:
+        raise NgsiError("TooComplexQuery", f"{param}: more than 1000 names")
+    for n in names:
+        check_name(n, param)
+    return {terms.expand(n) for n in names}
+
+
+class Shape(msgspec.Struct):
+    attrs: set[str] | None
+    omit: set[str]
+    key_values: bool
+    concise: bool
+    sys_attrs: bool
+    keep_id: bool = True
+    keep_type: bool = True
+
+
+def shape_of(q: EntityOptions, terms: TermMap) -> Shape:
+    options = _options(q.options, q.format)
+    attrs = _names(q.attrs, "attrs", terms)
+    keep_id = keep_type = True
+    if q.pick is not None:
+        picked = [n.strip() for n in q.pick.split(",") if n.strip()]
+        keep_id, keep_type = "id" in picked, "type" in picked
+        named = {terms.expand(n) for n in picked if n not in ("id", "type")}
+        attrs = named if attrs is None else attrs & named
+    omit: set[str] = set()
+    if q.omit is not None:
+        omitted = [n.strip() for n in q.omit.split(",") if n.strip()]
+        keep_id, keep_type = keep_id and "id" not in omitted, keep_type and "type" not in omitted
+        omit = {terms.expand(n) for n in omitted if n not in ("id", "type")}
+    return Shape(attrs, omit, bool(options & {"keyValues", "simplified"}),
+                 "concise" in options, "sysAttrs" in options, keep_id, keep_type)
+
+
+def show(entity: Entity, terms: TermMap, s: Shape) -> dict[str, Any]:
+    attrs = s.attrs
+    if s.omit:
+        attrs = (set(attribute_names(entity)) if attrs is None else attrs) - s.omit
+    out = compact_entity(entity, terms, attrs=attrs, key_values=s.key_values,
+                         sys_attrs=s.sys_attrs, concise=s.concise)
+    if not s.keep_id:
+        out.pop("id", None)
+    if not s.keep_type:
+        out.pop("type", None)
+    return out
+
+
+# -- mapped types and the feed ----------------------------------------------------------------
+
+
+def _sdm() -> Any:
+    try:
+        from cityops.ngsild import sdm
+
+        return sdm
+    except ImportError:
+        return None
+
+
+def is_mapped(type_iri: str) -> bool:
+    sdm = _sdm()
+    return bool(sdm is not None and sdm.is_mapped(type_iri))
+
+
+def is_view(type_iri: str) -> bool:
+    sdm = _sdm()
+    return bool(sdm is not None and getattr(sdm, "is_view", None) is not None
+                and sdm.is_view(type_iri))
+
+
+async def write_mapped(node: Any, who: Principal, docs: list[Any], terms: TermMap, *,
+                       mode: str) -> list[tuple[str, NgsiError | None]]:
+    try:
+        from cityops.ngsild import feed
+    except ImportError:
+        refusal = NgsiError("OperationNotSupported", "entities of Smart Data Models device "
+                                                     "types cannot be written on this node")
+        return [(str(d.get("id", "")), refusal) for d in docs]
+    outcomes: list[tuple[str, NgsiError | None]] = await feed.write_mapped(
+        node, who, docs, terms, mode=mode)
+    return outcomes
+
+
+def _view_refusal(type_iri: str, terms: TermMap) -> NgsiError:
+    return NgsiError("OperationNotSupported",
+                     f"type: {terms.compact(type_iri)} entities are CityOps records seen "
+                     "through NGSI-LD (read only); change them through the CityOps API")
+
+
+def _route(types: list[str]) -> str:
+    """Where an entity of these types is written: "view", "mapped" or "context"."""
+    if any(is_view(t) for t in types):
+        return "view"
+    if any(is_mapped(t) for t in types):
+        return "mapped"
+    return "context"
+
+
+def _need_context_writer(who: Principal) -> None:
+    if who.role not in WRITE_CONTEXT:
+        raise ApiError(403, f"a {who.role.value} key may write only entities of Smart Data "
+                            "Models device types (readings), not context entities")
+
+
+def _one_outcome(outcomes: list[tuple[str, NgsiError | None]]) -> None:
+    if not outcomes:
+        raise NgsiError("InternalError", "the feed gave no outcome")
+    error = outcomes[0][1]
+    if error is not None:
+        raise error
+
+
+# -- guards -----------------------------------------------------------------------------------
+
+
+def _entity_id(call: Call[Any, Any]) -> str:
+    entity_id = call.path["entityId"]
+    if not is_uri(entity_id):
+        raise ApiError(400, f"entityId: {entity_id[:100]!r} is not a URI")
+    return entity_id
+
+
+async def load_entity(call: Call[Any, Any]) -> Entity | None:
+    return find_entity(call.node, call.principal, _entity_id(call))
+
+
+def _seen(call: Call[Any, Any], entity: Entity) -> bool:
+    return True  # providers answer only what the key may see
+
+
+ENTITY_GUARD: Guard[Entity] = Guard(KIND, "entityId", load_entity, _seen)
+
+
+def _is_context(call: Call[Any, Any]) -> bool:
+    return call.node.ngsild.entities.peek(call.record["id"]) is not None
+
+
+# -- entities ---------------------------------------------------------------------------------
+
+
+def _location(entity_id: str) -> dict[str, str]:
+    return {"Location": f"{PREFIX}/entities/{quote(entity_id, safe=':')}"}
+
+
+def _context_scope(call: Call[Any, Any], entity: Entity) -> None:
+    """A scoped key writes only entities located in its area, and never over one outside."""
+    store = call.node.ngsild.entities
+    who = call.principal
+    if not store.would_see(who, entity):
+        raise ApiError(403, f"a key scoped to {who.scope} may write only entities located "
+                            "in its area")
+    existing = store.peek(entity["id"])
+    if existing is not None and not store.sees(who, entity["id"]):
+        raise ApiError(403, f"a key scoped to {who.scope} may not write {entity['id']}")
+
+
+async def create_entity(call: Call[Any, WriteOptions]) -> Response:
+    body = await read_json(call)
+    terms = terms_of(call.request, body)
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the body must be one entity (a JSON object)")
+    entity = expand_entity(body, terms)
+    where = _route(entity["type"])
+    if where == "view":
+        raise _view_refusal(entity["type"][0], terms)
+    if where == "mapped":
+        doc = {k: v for k, v in body.items() if k != "@context"}
+        _one_outcome(await write_mapped(call.node, call.principal, [doc], terms, mode="create"))
+        return Response(status_code=201, headers=_location(entity["id"]))
+    _need_context_writer(call.principal)
+    _context_scope(call, entity)
+    if find_entity(call.node, call.principal, entity["id"]) is not None and \
+            call.node.ngsild.entities.peek(entity["id"]) is None:
+        raise NgsiError("AlreadyExists", f"id: {entity['id']} is a CityOps record's entity")
+    await call.node.ngsild.entities.create(entity)
+    return Response(status_code=201, headers=_location(entity["id"]))
+
+
+def _query_of(q: EntityListing, terms: TermMap) -> EntityQuery:
+    query = EntityQuery()
+    if q.type is not None:
+        query.types = parse_types(q.type, terms)
+    if q.id is not None:
+        ids = {i.strip() for i in q.id.split(",") if i.strip()}
+        if not ids or len(ids) > MAX_IDS:
+            raise NgsiError("BadRequestData", f"id: give 1 to {MAX_IDS} entity ids")
+        bad = next((i for i in ids if not is_uri(i)), None)
+        if bad is not None:
+            raise NgsiError("BadRequestData", f"id: {bad[:100]!r} is not a URI")
+        query.ids = ids
+    if q.idPattern is not None:
+        if len(q.idPattern) > 512:
+            raise NgsiError("BadRequestData", "idPattern: longer than 512 characters")
+        try:
+            query.id_pattern = re2.compile(q.idPattern)
+        except Exception as error:
+            raise NgsiError("BadRequestData", f"idPattern: {q.idPattern[:100]!r} is not a "
+                                              f"regular expression ({error})") from None
+    if q.q is not None:
+        query.q = parse_q(q.q)
+    if q.scopeQ is not None:
+        query.scope_q = check_scope_q(q.scopeQ)
+    if q.georel is not None or q.geometry is not None or q.coordinates is not None:
+        query.geo = parse_geoquery(q.georel, q.geometry, q.coordinates, q.geoproperty,
+                                   terms=terms)
+    elif q.geoproperty is not None:
+        raise NgsiError("BadRequestData", "geoproperty: goes with georel, geometry and "
+                                          "coordinates")
+    query.attrs = _names(q.attrs, "attrs", terms)
+    query.limit = DEFAULT_LIMIT if q.limit is None else q.limit
+    query.offset = q.offset or 0
+    query.count = bool(q.count)
+    if (query.types is None and query.ids is None and query.id_pattern is None and
+            query.q is None and query.attrs is None and query.geo is None and
+            query.scope_q is None):
+        raise NgsiError("BadRequestData", "type, id, idPattern, q, attrs or a geo-query is "
+                                          "required: a broker lists no entities "
+                                          "unconditionally")
+    return query
+
+
+async def query_entities(call: Call[Any, EntityListing]) -> Response:
+    terms = query_terms(call.request)
+    answer_media(call.request)
+    query = _query_of(call.query, terms)
+    shape = shape_of(call.query, terms)
+    page, total = run_query(call.node, call.principal, query, terms)
+    headers = {COUNT_HEADER: str(total)} if total is not None else None
+    return answer(call.request, [show(e, terms, shape) for e in page], terms, headers=headers)
+
+
+async def get_entity(call: Call[Any, EntityOptions]) -> Response:
+    terms = query_terms(call.request)
+    shape = shape_of(call.query, terms)
+    return answer(call.request, show(call.record, terms, shape), terms)
+
+
+async def delete_entity(call: Call[Any, Any]) -> Response:
+    if not _is_context(call):
+        raise NgsiError("OperationNotSupported", f"entityId: {call.record['id']} is a CityOps "
+                                                 "record's entity; retire it through the "
+                                                 "CityOps API")
+    _need_context_writer(call.principal)
+    await call.node.ngsild.entities.delete(call.record["id"])
+    return Response(status_code=204)
+
+
+def _doc_for_feed(call: Call[Any, Any], body: dict[str, Any], terms: TermMap) -> dict[str, Any]:
+    doc = {k: v for k, v in body.items() if k != "@context"}
+    doc["id"] = call.record["id"]
+    doc.setdefault("type", [terms.compact(t) for t in call.record["type"]])
+    return doc
+
+
+async def replace_entity(call: Call[Any, Any]) -> Response:
+    body = await read_json(call)
+    terms = terms_of(call.request, body)
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the body must be one entity (a JSON object)")
+    entity_id = call.record["id"]
+    if "id" in body and body["id"] != entity_id:
+        raise NgsiError("BadRequestData", f"id: {str(body['id'])[:100]!r} differs from the "
+                                          f"entityId in the path")
+    new = expand_entity({**body, "id": entity_id,
+                         "type": body.get("type", [terms.compact(t) for t in
+                                                   call.record["type"]])}, terms)
+    if not _is_context(call):
+        _one_outcome(await write_mapped(call.node, call.principal,
+                                        [_doc_for_feed(call, body, terms)], terms,
+                                        mode="replace"))
+        return Response(status_code=204)
+    _need_context_writer(call.principal)
+    _context_scope(call, new)
+    await _modify(call, lambda before: new)
+    return Response(status_code=204)
+
+
+async def _modify(call: Call[Any, Any], change: Callable[[Entity], Entity]) -> None:
+    entity_id = call.record["id"]
+
+    def checked(before: Entity | None) -> Entity | None:
+        if before is None:
+            raise NgsiError("ResourceNotFound", f"entityId: no entity {entity_id}")
+        after = change(before)
+        if not call.node.ngsild.entities.would_see(call.principal, after):
+            raise ApiError(403, f"a key scoped to {call.principal.scope} may not move an "
+                                "entity out of its area")
+        return after
+
+    await call.node.ngsild.entities.modify(entity_id, checked)
+
+
+def _same_instance(instances: list[dict[str, Any]], dataset: str | None) -> int | None:
+    for i, instance in enumerate(instances):
+        if instance.get("datasetId") == dataset:
+            return i
+    return None
+
+
+def _put_instances(entity: Entity, iri: str, new: list[dict[str, Any]]) -> None:
+    current = entity.setdefault(iri, [])
+    for instance in new:
+        at = _same_instance(current, instance.get("datasetId"))
+        if at is None:
+            current.append(instance)
+        else:
+            current[at] = instance
+
+
+def _update_result(updated: list[str], not_updated: list[tuple[str, str]]) -> Reply | Response:
+    if not not_updated:
+        return Response(status_code=204)
+    return Reply({"updated": updated,
+                  "notUpdated": [{"attributeName": n, "reason": r} for n, r in not_updated]},
+                 207)
+
+
+async def _fragment_call(call: Call[Any, Any]) -> tuple[dict[str, Any], TermMap,
+                                                         dict[str, Any]]:
+    body = await read_json(call)
+    terms = terms_of(call.request, body)
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the body must be a JSON object of attributes")
+    fragment = expand_fragment(body, terms)
+    if not fragment and not call.request.method == "PATCH":
+        raise NgsiError("BadRequestData", "the body names no attribute")
+    return body, terms, fragment
+
+
+async def append_attrs(call: Call[Any, WriteOptions]) -> Any:
+    body, terms, fragment = await _fragment_call(call)
+    no_overwrite = "noOverwrite" in _options(call.query.options)
+    if not _is_context(call):
+        _one_outcome(await write_mapped(call.node, call.principal,
+                                        [_doc_for_feed(call, body, terms)], terms,
+                                        mode="update"))
+        return Response(status_code=204)
+    _need_context_writer(call.principal)
+    updated: list[str] = []
+    skipped: list[tuple[str, str]] = []
+
+    def change(entity: Entity) -> Entity:
+        updated.clear()
+        skipped.clear()
+        for iri, instances in fragment.items():
+            name = terms.compact(iri)
+            if no_overwrite and iri in entity:
+                datasets = {i.get("datasetId") for i in entity[iri]}
+                fresh = [i for i in instances if i.get("datasetId") not in datasets]
+                if not fresh:
+                    skipped.append((name, "the attribute exists and noOverwrite was asked"))
+                    continue
+                instances = fresh
+            _put_instances(entity, iri, instances)
+            updated.append(name)
+        return entity
+
+    await _modify(call, change)
+    return _update_result(updated, skipped)
+
+
+async def update_attrs(call: Call[Any, Any]) -> Any:
+    body, terms, fragment = await _fragment_call(call)
+    if not _is_context(call):
+        _one_outcome(await write_mapped(call.node, call.principal,
+                                        [_doc_for_feed(call, body, terms)], terms,
+                                        mode="update"))
+        return Response(status_code=204)
+    _need_context_writer(call.principal)
+    updated: list[str] = []
+    skipped: list[tuple[str, str]] = []
+
+    def change(entity: Entity) -> Entity:
+        updated.clear()
+        skipped.clear()
+        for iri, instances in fragment.items():
+            name = terms.compact(iri)
+            have = entity.get(iri)
+            if not have:
+                skipped.append((name, "the entity has no such attribute"))
+                continue
+            missing = [i for i in instances if _same_instance(have, i.get("datasetId")) is None]
+            if missing:
+                skipped.append((name, f"no instance with datasetId "
+                                      f"{missing[0].get('datasetId')!r}"))
+                continue
+            _put_instances(entity, iri, instances)
+            updated.append(name)
+        return entity
+
+    await _modify(call, change)
+    return _update_result(updated, skipped)
+
+
+def _merge_instance(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(old)
+    for key, value in new.items():
+        if key == "type" and value != old.get("type"):
+            merged = {k: v for k, v in merged.items()
+                      if k not in ("value", "object", "languageMap", "valueList",
+                                   "objectList", "vocab", "json")}
+        merged[key] = value
+    return merged
+
+
+async def partial_update(call: Call[Any, Any]) -> Response:
+    body = await read_json(call)
+    terms = terms_of(call.request, body)
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the body must be an attribute (a JSON object)")
+    attr_name = call.path["attrId"]
+    iri, instances = expand_attribute(attr_name, {k: v for k, v in body.items()
+                                                  if k != "@context"}, terms)
+    if not _is_context(call):
+        doc = _doc_for_feed(call, {attr_name: {k: v for k, v in body.items()
+                                               if k != "@context"}}, terms)
+        _one_outcome(await write_mapped(call.node, call.principal, [doc], terms,
+                                        mode="update"))
+        return Response(status_code=204)
+    _need_context_writer(call.principal)
+    if iri not in call.record:
+        raise NgsiError("ResourceNotFound", f"attrId: {call.record['id']} has no attribute "
+                                            f"{attr_name!r}")
+
+    def change(entity: Entity) -> Entity:
+        have = entity.get(iri)
+        if not have:
+            raise NgsiError("ResourceNotFound", f"attrId: no attribute {attr_name!r}")
+        for new in instances:
+            at = _same_instance(have, new.get("datasetId"))
+            if at is None:
+                raise NgsiError("ResourceNotFound", f"datasetId: {attr_name!r} has no "
+                                                    f"instance {new.get('datasetId')!r}")
+            have[at] = _merge_instance(have[at], new)
+        return entity
+
+    await _modify(call, change)
+    return Response(status_code=204)
+
+
+async def delete_attr(call: Call[Any, AttrDelete]) -> Response:
+    if not _is_context(call):
+        raise NgsiError("OperationNotSupported", f"entityId: {call.record['id']} is a CityOps "
+                                                 "record's entity; its attributes are its "
+                                                 "readings")
+    _need_context_writer(call.principal)
+    terms = query_terms(call.request)
+    attr_name = call.path["attrId"]
+    check_name(attr_name, "attrId")
+    iri = terms.expand(attr_name)
+    dataset = call.query.datasetId
+    delete_all = bool(call.query.deleteAll)
+    if iri not in call.record:
+        raise NgsiError("ResourceNotFound", f"attrId: {call.record['id']} has no attribute "
+                                            f"{attr_name!r}")
+
+    def change(entity: Entity) -> Entity:
+        have = entity.get(iri) or []
+        if delete_all:
+            kept: list[dict[str, Any]] = []
+        else:
+            at = _same_instance(have, dataset)
+            if at is None:
+                raise NgsiError("ResourceNotFound", f"datasetId: {attr_name!r} has no "
+                                                    f"instance {dataset!r}")
+            kept = have[:at] + have[at + 1:]
+        if kept:
+            entity[iri] = kept
+        else:
+            entity.pop(iri, None)
+        return entity
+
+    await _modify(call, change)
+    return Response(status_code=204)
+
+
+def _merge_patch(entity: Entity, fragment: dict[str, Any], raw: dict[str, Any],
+                 terms: TermMap) -> Entity:
+    for name, value in raw.items():
+        if name in ENTITY_MEMBERS:
+            continue
+        iri = terms.expand(name)
+        if value == NULL or (isinstance(value, dict) and
+                             NULL in (value.get("value"), value.get("object"))):
+            entity.pop(iri, None)
+            continue
+        instances = fragment.get(iri)
+        if instances is None:
+            continue
+        have = entity.get(iri)
+        if not have:
+            entity[iri] = instances
+            continue
+        for new in instances:
+            at = _same_instance(have, new.get("datasetId"))
+            if at is None:
+                have.append(new)
+            else:
+                have[at] = _merge_instance(have[at], new)
+    return entity
+
+
+async def merge_entity(call: Call[Any, Any]) -> Response:
+    body = await read_json(call, allowed=(JSON, JSONLD, MERGE_PATCH))
+    terms = terms_of(call.request, body)
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the body must be an entity fragment (a JSON object)")
+    if "id" in body and body["id"] != call.record["id"]:
+        raise NgsiError("BadRequestData", "id: differs from the entityId in the path")
+    deletions = {k for k, v in body.items() if v == NULL or (isinstance(v, dict) and NULL in (
+        v.get("value"), v.get("object")))}
+    fragment = expand_fragment({k: v for k, v in body.items() if k not in deletions}, terms)
+    if not _is_context(call):
+        _one_outcome(await write_mapped(call.node, call.principal,
+                                        [_doc_for_feed(call, body, terms)], terms,
+                                        mode="update"))
+        return Response(status_code=204)
+    _need_context_writer(call.principal)
+    await _modify(call, lambda entity: _merge_patch(entity, fragment, body, terms))
+    return Response(status_code=204)
+
+
+# -- batch operations -------------------------------------------------------------------------
+
+
+def _problem(error: NgsiError | ApiError) -> dict[str, Any]:
+    if isinstance(error, NgsiError):
+        return error.problem()
+    from cityops.ngsild.errors import problem_of
+
+    return problem_of(error)
+
+
+class _Batch:
+    """A batch's documents sorted by where they go, with each one's outcome in order."""
+
+    def __init__(self, call: Call[Any, Any], body: Any, media: str) -> None:
+        self.call = call
+        if not isinstance(body, list):
+            raise NgsiError("BadRequestData", "the body must be a JSON array of entities")
+        if not body:
+            raise NgsiError("BadRequestData", "the batch is empty")
+        self.docs = body
+        self.media = media
+        self.outcomes: list[tuple[str, NgsiError | ApiError | None] | None] = [None] * len(body)
+        self.link_terms: TermMap | None = None
+        if media != JSONLD:
+            self.link_terms = terms_of(call.request)
+
+    def terms(self, doc: dict[str, Any]) -> TermMap:
+        if self.link_terms is not None:
+            if "@context" in doc:
+                raise NgsiError("BadRequestData", "@context: an application/json batch "
+                                                  "carries its context in a Link header")
+            return self.link_terms
+        if "@context" not in doc:
+            raise NgsiError("BadRequestData", "@context: each entity of an "
+                                              "application/ld+json batch carries its @context")
+        return ctx.resolve(doc["@context"])
+
+    def sort(self) -> tuple[dict[int, tuple[TermMap, list[Any]]], list[int]]:
+        """(mapped docs grouped by term map, as (terms, [(index, doc)])), context indices."""
+        mapped: dict[int, tuple[TermMap, list[Any]]] = {}
+        context: list[int] = []
+        where_of: dict[tuple[int, str], str] = {}
+        for index, doc in enumerate(self.docs):
+            try:
+                if not isinstance(doc, dict):
+                    raise NgsiError("BadRequestData", f"entities[{index}]: not a JSON object")
+                terms = self.terms(doc)
+                raw_type: Any = doc.get("type")
+                names: list[str] = raw_type if isinstance(raw_type, list) else [raw_type]
+                if not names or not all(isinstance(n, str) and n for n in names):
+                    raise NgsiError("BadRequestData", f"entities[{index}].type: an entity "
+                                                      "needs a type")
+                where = None
+                for n in names:
+                    key = (id(terms), n)
+                    found = where_of.get(key)
+                    if found is None:
+                        found = where_of[key] = _route([terms.expand_type(n)])
+                    where = found if where in (None, "context") else where
+                if where == "view":
+                    raise _view_refusal(terms.expand_type(names[0]), terms)
+                if where == "mapped":
+                    group = mapped.setdefault(id(terms), (terms, []))
+                    group[1].append((index, doc))
+                else:
+                    context.append(index)
+            except NgsiError as error:
+                self.outcomes[index] = (_doc_id(doc), error)
+        return mapped, context
+
+    async def feed(self, mapped: dict[int, tuple[TermMap, list[Any]]], mode: str) -> None:
+        for terms, items in mapped.values():
+            docs = []
+            for _, doc in items:
+                doc.pop("@context", None)
+                docs.append(doc)
+            outcomes = await write_mapped(self.call.node, self.call.principal, docs, terms,
+                                          mode=mode)
+            for (index, _), outcome in zip(items, outcomes, strict=True):
+                self.outcomes[index] = outcome
+
+    def answer(self, all_ok: Response | Reply) -> Any:
+        success = [o[0] for o in self.outcomes if o is not None and o[1] is None]
+        errors = [{"entityId": o[0], "error": _problem(o[1])} for o in self.outcomes
+                  if o is not None and o[1] is not None]
+        if not errors:
+            return all_ok
+        return Reply({"success": success, "errors": errors}, 207)
+
+
+def _doc_id(doc: Any) -> str:
+    found = doc.get("id") if isinstance(doc, dict) else None
+    return found[:1024] if isinstance(found, str) else ""
+
+
+def _expanded(batch: _Batch, indices: list[int]) -> list[tuple[int, Entity]]:
+    out: list[tuple[int, Entity]] = []
+    seen: set[str] = set()
+    for index in indices:
+        doc = batch.docs[index]
+        try:
+            entity = expand_entity(doc, batch.terms(doc), where=f"entities[{index}].")
+            if entity["id"] in seen:
+                raise NgsiError("BadRequestData", f"entities[{index}].id: "
+                                                  f"{entity['id']} is twice in the batch")
+            seen.add(entity["id"])
+            out.append((index, entity))
+        except NgsiError as error:
+            batch.outcomes[index] = (_doc_id(doc), error)
+    return out
+
+
+def _batch_scope(call: Call[Any, Any], entities: list[tuple[int, Entity]]) -> None:
+    """A scoped key's batch naming a context entity outside its area is refused whole,
+    before anything is written."""
+    if not entities:
+        return
+    _need_context_writer(call.principal)
+    for _, entity in entities:
+        _context_scope(call, entity)
+
+
+async def _batch_write(call: Call[Any, WriteOptions], op: str) -> Any:
+    body = await read_json(call)
+    batch = _Batch(call, body, ctx.media_type(call.request.headers))
+    options = _options(call.query.options)
+    mapped, context = batch.sort()
+    entities = _expanded(batch, context)
+    _batch_scope(call, entities)
+    await batch.feed(mapped, {"create": "create", "update": "update"}.get(
+        op, "replace" if "replace" in options and "update" not in options else "upsert"))
+    store = call.node.ngsild.entities
+    created: list[str] = []
+    for index, entity in entities:
+        entity_id = entity["id"]
+        try:
+            if op == "create":
+                if find_entity(call.node, call.principal, entity_id) is not None:
+                    raise NgsiError("AlreadyExists", f"entity {entity_id} already exists")
+                await store.create(entity)
+                created.append(entity_id)
+            elif op == "upsert":
+                merge = "update" in options
+
+                def upsert(before: Entity | None, entity: Entity = entity,
+                           merge: bool = merge) -> Entity:
+                    if before is None:
+                        created.append(entity["id"])
+                        return entity
+                    if not merge:
+                        return entity
+                    for iri, instances in entity.items():
+                        if iri not in ENTITY_MEMBERS:
+                            _put_instances(before, iri, instances)
+                    before["type"] = list(dict.fromkeys([*before["type"], *entity["type"]]))
+                    return before
+
+                await store.modify(entity_id, upsert)
+            else:
+                no_overwrite = "noOverwrite" in options
+
+                def update(before: Entity | None, entity: Entity = entity,
+                           no_overwrite: bool = no_overwrite) -> Entity:
+                    if before is None:
+                        raise NgsiError("ResourceNotFound", f"no entity {entity['id']}")
+                    for iri, instances in entity.items():
+                        if iri in ENTITY_MEMBERS or (no_overwrite and iri in before):
+                            continue
+                        _put_instances(before, iri, instances)
+                    return before
+
+                await store.modify(entity_id, update)
+            batch.outcomes[index] = (entity_id, None)
+        except (NgsiError, ApiError) as error:
+            batch.outcomes[index] = (entity_id, error)
+    if op == "create":
+        return batch.answer(Reply([o[0] for o in batch.outcomes if o is not None], 201))
+    if op == "upsert":
+        fresh = [o[0] for o in batch.outcomes if o is not None and o[1] is None and
+                 (o[0] in created)]
+        return batch.answer(Reply(fresh, 201) if fresh else Response(status_code=204))
+    return batch.answer(Response(status_code=204))
+
+
+async def batch_create(call: Call[Any, WriteOptions]) -> Any:
+    return await _batch_write(call, "create")
+
+
+async def batch_upsert(call: Call[Any, WriteOptions]) -> Any:
+    return await _batch_write(call, "upsert")
+
+
+async def batch_update(call: Call[Any, WriteOptions]) -> Any:
+    return await _batch_write(call, "update")
+
+
+async def batch_delete(call: Call[Any, Any]) -> Any:
+    body = await read_json(call)
+    if not isinstance(body, list) or not body:
+        raise NgsiError("BadRequestData", "the body must be a non-empty JSON array of "
+                                          "entity ids")
+    if len(body) > 100_000:
+        raise NgsiError("TooComplexQuery", "more than 100,000 ids in one batch")
+    store = call.node.ngsild.entities
+    who = call.principal
+    outcomes: list[tuple[str, NgsiError | ApiError | None]] = []
+    ids: list[str] = []
+    for index, entity_id in enumerate(body):
+        if not is_uri(entity_id):
+            outcomes.append((str(entity_id)[:1024], NgsiError(
+                "BadRequestData", f"[{index}]: {str(entity_id)[:100]!r} is not a URI")))
+        else:
+            ids.append(entity_id)
+    held = [i for i in ids if store.peek(i) is not None]
+    if held:
+        _need_context_writer(who)
+        outside = next((i for i in held if not store.sees(who, i)), None)
+        if outside is not None:
+            raise ApiError(403, f"a key scoped to {who.scope} may not delete {outside}")
+    for entity_id in ids:
+        try:
+            if store.peek(entity_id) is None:
+                if find_entity(call.node, who, entity_id) is not None:
+                    raise NgsiError("OperationNotSupported", f"{entity_id} is a CityOps "
+                                                             "record's entity")
+                raise NgsiError("ResourceNotFound", f"no entity {entity_id}")
+            await store.delete(entity_id)
+            outcomes.append((entity_id, None))
+        except (NgsiError, ApiError) as error:
+            outcomes.append((entity_id, error))
+    errors = [{"entityId": i, "error": _problem(e)} for i, e in outcomes if e is not None]
+    if not errors:
+        return Response(status_code=204)
+    return Reply({"success": [i for i, e in outcomes if e is None], "errors": errors}, 207)
+
+
+# -- types and attributes ---------------------------------------------------------------------
+
+
+def _visible(call: Call[Any, Any]) -> list[Entity]:
+    """Every entity the key may see (for the type and attribute listings of a scoped key)."""
+    out: list[Entity] = []
+    for provider in providers_of(call.node):
+        out.extend(provider.find(call.principal, types=None, ids=None, id_pattern=None))
+    return out
+
+
+def _catalogue(call: Call[Any, Any]) -> tuple[dict[str, set[str]], dict[str, set[str]],
+                                               dict[str, int]]:
+    """type -> attributes, attribute -> attribute types, type -> entity count, over what the
+    key may see."""
+    types: dict[str, set[str]] = {}
+    kinds: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for entity in _visible(call):
+        names = attribute_names(entity)
+        for t in entity["type"]:
+            types.setdefault(t, set()).update(names)
+            counts[t] = counts.get(t, 0) + 1
+        for iri in names:
+            for instance in entity[iri]:
+                kinds.setdefault(iri, set()).add(instance.get("type", "Property"))
+    return types, kinds, counts
+
+
+def _type_id(type_iri: str) -> str:
+    return type_iri
+
+
+async def list_types(call: Call[Any, Details]) -> Response:
+    terms = query_terms(call.request)
+    types, _, _ = _catalogue(call)
+    if call.query.details:
+        payload: Any = [{"id": _type_id(t), "type": "EntityType", "typeName": terms.compact(t),
+                         "attributeNames": sorted(terms.compact(a) for a in attrs)}
+                        for t, attrs in sorted(types.items())]
+    else:
+        payload = {"id": "urn:ngsi-ld:EntityTypeList:" + _digest(sorted(types)),
+                   "type": "EntityTypeList",
+                   "typeList": sorted(terms.compact(t) for t in types)}
+    return answer(call.request, payload, terms)
+
+
+def _digest(items: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
+
+
+async def get_type(call: Call[Any, Any]) -> Response:
+    terms = query_terms(call.request)
+    name = call.path["type"]
+    check_name(name, "type")
+    type_iri = terms.expand_type(name)
+    types, kinds, counts = _catalogue(call)
+    if type_iri not in types:
+        raise NgsiError("ResourceNotFound", f"type: no entity of type {name!r}")
+    payload = {"id": type_iri, "type": "EntityTypeInfo", "typeName": terms.compact(type_iri),
+               "entityCount": counts.get(type_iri, 0),
+               "attributeDetails": [{"id": a, "type": "Attribute",
+                                     "attributeName": terms.compact(a),
+                                     "attributeTypes": sorted(kinds.get(a, ()))}
+                                    for a in sorted(types[type_iri])]}
+    return answer(call.request, payload, terms)
+
+
+async def list_attributes(call: Call[Any, Details]) -> Response:
+    terms = query_terms(call.request)
+    types, kinds, _ = _catalogue(call)
+    if call.query.details:
+        payload: Any = [{"id": a, "type": "Attribute", "attributeName": terms.compact(a),
+                         "attributeTypes": sorted(k)}
+                        for a, k in sorted(kinds.items())]
+    else:
+        payload = {"id": "urn:ngsi-ld:AttributeList:" + _digest(sorted(kinds)),
+                   "type": "AttributeList",
+                   "attributeList": sorted(terms.compact(a) for a in kinds)}
+    return answer(call.request, payload, terms)
+
+
+async def get_attribute(call: Call[Any, Any]) -> Response:
+    terms = query_terms(call.request)
+    name = call.path["attrId"]
+    check_name(name, "attrId")
+    iri = terms.expand(name)
+    count = 0
+    kinds: set[str] = set()
+    type_names: set[str] = set()
+    for entity in _visible(call):
+        instances = entity.get(iri)
+        if instances:
+            count += 1
+            kinds.update(i.get("type", "Property") for i in instances)
+            type_names.update(entity["type"])
+    if not count:
+        raise NgsiError("ResourceNotFound", f"attrId: no entity has an attribute {name!r}")
+    payload = {"id": iri, "type": "Attribute", "attributeName": terms.compact(iri),
+               "attributeCount": count, "attributeTypes": sorted(kinds),
+               "typeNames": sorted(terms.compact(t) for t in type_names)}
+    return answer(call.request, payload, terms)
+
+
+# -- JSON-LD contexts -------------------------------------------------------------------------
+
+
+async def list_contexts(call: Call[Any, ContextListing]) -> Any:
+    base = _base(call.request)
+    rows = [{"id": name, "url": f"{base}{ctx.CONTEXTS_PATH}/{name}", "kind": "Cached"}
+            for name in ctx.shipped()]
+    rows += [{"id": h.id, "url": f"{base}{ctx.CONTEXTS_PATH}/{h.id}", "kind": h.kind}
+             for h in ctx.hosted()]
+    wanted = call.query.kind
+    if wanted is not None:
+        if wanted not in ("Cached", "Hosted", "ImplicitlyCreated"):
+            raise NgsiError("BadRequestData", "kind: one of Cached, Hosted, ImplicitlyCreated")
+        rows = [r for r in rows if r["kind"] == wanted]
+    if call.query.details:
+        return rows
+    return [r["url"] for r in rows]
+
+
+async def get_context(call: Call[Any, Any]) -> Response:
+    found = ctx.context_document(call.path["contextId"])
+    if found is None:
+        raise NgsiError("ResourceNotFound", f"contextId: CityOps serves no context "
+                                            f"{call.path['contextId'][:100]!r}")
+    return Response(msgspec.json.encode({"@context": found[0]}), 200,
+                    media_type=JSONLD if "ld+json" in call.request.headers.get("accept", "")
+                    else JSON)
+
+
+async def add_context(call: Call[Any, Any]) -> Response:
+    body = await read_json(call)
+    if not isinstance(body, dict) or "@context" not in body:
+        raise NgsiError("BadRequestData", "@context: the body is {\"@context\": ...}")
+    context = body["@context"]
+    if isinstance(context, str):
+        raise NgsiError("BadRequestData", "@context: give the context itself (an object or a "
+                                          "list), not a URL")
+    ctx.resolve(context)  # refused now if it names a context CityOps does not hold
+    cid = ctx.host(context, kind="Hosted")
+    ctx.forget()
+    return Response(status_code=201, headers={
+        "Location": f"{_base(call.request)}{ctx.CONTEXTS_PATH}/{cid}"})
+
+
+async def delete_context(call: Call[Any, Any]) -> Response:
+    cid = call.path["contextId"]
+    if cid in ctx.shipped():
+        raise NgsiError("BadRequestData", f"contextId: {cid} is shipped with CityOps and "
+                                          "cannot be deleted")
+    if not ctx.unhost(cid):
+        raise NgsiError("ResourceNotFound", f"contextId: no hosted context {cid[:100]!r}")
+    ctx.forget()
+    return Response(status_code=204)
+
+
+# -- the table --------------------------------------------------------------------------------
+
+_ERRORS = (400, 406, 503)
+_WRITE_ERRORS = (*_ERRORS, 409, 413, 415, 422)
+
+
+def _ep(method: str, path: str, handler: Any, summary: str, roles: frozenset[Role],
+        scope: Scope, **more: Any) -> Endpoint:
+    errors = (*_WRITE_ERRORS, *more.pop("errors", ())) if method != "GET" else \
+        (*_ERRORS, *more.pop("errors", ()))
+    return Endpoint(method, PREFIX + path, handler, summary, roles, scope, tags=TAGS,
+                    error_type=ProblemDetails, render_error=render_problem,
+                    errors=tuple(sorted(set(errors))), **more)
+
+
+def _raw(media: dict[str, Any], limit: int = ENTITY_BODY) -> dict[str, Any]:
+    return {"raw_body": True, "request_content": media, "body_limit": limit}
+
+
+_ENTITY = "/entities/{entityId}"
+
+ROUTES: list[Endpoint] = [
+    _ep("POST", "/entityOperations/create", batch_create,
+        "NGSI-LD: create a batch of entities", WRITERS, Scope.CREATE, kind="ngsild_batch",
+        query=WriteOptions, status=201, also_ok=(207,), response=list[str] | BatchResult,
+        **_raw(BATCH_MEDIA, INGEST_BODY)),
+    _ep("POST", "/entityOperations/upsert", batch_upsert,
+        "NGSI-LD: create or replace (options=update: merge) a batch of entities", WRITERS,
+        Scope.CREATE, kind="ngsild_batch", query=WriteOptions, status=201,
+        also_ok=(204, 207), response=list[str] | BatchResult, **_raw(BATCH_MEDIA, INGEST_BODY)),
+    _ep("POST", "/entityOperations/update", batch_update,
+        "NGSI-LD: update the attributes of a batch of entities", WRITERS, Scope.CREATE,
+        kind="ngsild_batch", query=WriteOptions, status=204, also_ok=(207,),
+        response=BatchResult, **_raw(BATCH_MEDIA, INGEST_BODY)),
+    _ep("POST", "/entityOperations/delete", batch_delete,
+        "NGSI-LD: delete a batch of context entities", WRITE_CONTEXT, Scope.CREATE,
+        kind="ngsild_ids", status=204, also_ok=(207,), response=BatchResult,
+        **_raw(BATCH_MEDIA, INGEST_BODY)),
+    _ep("POST", "/entities", create_entity, "NGSI-LD: create an entity", WRITERS,
+        Scope.CREATE, kind=KIND, query=WriteOptions, status=201, **_raw(BODY_MEDIA)),
+    _ep("GET", "/entities", query_entities,
+        "NGSI-LD: query entities by type, id, idPattern, q, attrs and geo-query",
+        READ_DEVICES, Scope.LIST, kind=KIND, query=EntityListing, response=list[Doc],
+        errors=(403,)),
+    _ep("GET", _ENTITY, get_entity, "NGSI-LD: retrieve an entity", READ_DEVICES,
+        Scope.RECORD, guard=ENTITY_GUARD, query=EntityOptions, response=Doc),
+    _ep("PUT", _ENTITY, replace_entity, "NGSI-LD: replace an entity", WRITERS,
+        Scope.RECORD, guard=ENTITY_GUARD, status=204, **_raw(BODY_MEDIA)),
+    _ep("PATCH", _ENTITY, merge_entity, "NGSI-LD: merge an entity (merge-patch)", WRITERS,
+        Scope.RECORD, guard=ENTITY_GUARD, status=204,
+        **_raw({**BODY_MEDIA, MERGE_PATCH: Doc})),
+    _ep("DELETE", _ENTITY, delete_entity, "NGSI-LD: delete a context entity", WRITE_CONTEXT,
+        Scope.RECORD, guard=ENTITY_GUARD, status=204),
+    _ep("POST", _ENTITY + "/attrs", append_attrs,
+        "NGSI-LD: append attributes (options=noOverwrite)", WRITERS, Scope.RECORD,
+        guard=ENTITY_GUARD, query=WriteOptions, status=204, also_ok=(207,),
+        response=UpdateResult, **_raw(BODY_MEDIA)),
+    _ep("PATCH", _ENTITY + "/attrs", update_attrs,
+        "NGSI-LD: update existing attributes", WRITERS, Scope.RECORD, guard=ENTITY_GUARD,
+        status=204, also_ok=(207,), response=UpdateResult, **_raw(BODY_MEDIA)),
+    _ep("PATCH", _ENTITY + "/attrs/{attrId}", partial_update,
+        "NGSI-LD: partially update one attribute", WRITERS, Scope.RECORD, guard=ENTITY_GUARD,
+        status=204, examples={"attrId": "name"}, **_raw(BODY_MEDIA)),
+    _ep("DELETE", _ENTITY + "/attrs/{attrId}", delete_attr,
+        "NGSI-LD: delete an attribute (datasetId, deleteAll)", WRITE_CONTEXT, Scope.RECORD,
+        guard=ENTITY_GUARD, query=AttrDelete, status=204, examples={"attrId": "name"}),
+    _ep("GET", "/types", list_types, "NGSI-LD: the entity types (details=true: each one's "
+        "attributes)", READ_DEVICES, Scope.LIST, kind=KIND, query=Details,
+        response=EntityTypeList | list[EntityTypeDetail]),
+    _ep("GET", "/types/{type}", get_type, "NGSI-LD: one entity type's details",
+        READ_DEVICES, Scope.LIST, kind=KIND, response=EntityTypeInfo, errors=(404,),
+        examples={"type": "Building"}),
+    _ep("GET", "/attributes", list_attributes, "NGSI-LD: the attributes (details=true: "
+        "each one's types)", READ_DEVICES, Scope.LIST, kind=KIND, query=Details,
+        response=AttributeList | list[AttributeDetail]),
+    _ep("GET", "/attributes/{attrId}", get_attribute, "NGSI-LD: one attribute's details",
+        READ_DEVICES, Scope.LIST, kind=KIND, response=AttributeInfo, errors=(404,),
+        examples={"attrId": "name"}),
+    _ep("GET", "/jsonldContexts", list_contexts,
+        "NGSI-LD: the JSON-LD contexts CityOps serves (details=true, kind)", PUBLIC,
+        Scope.NONE, query=ContextListing, response=list[str] | list[ContextInfo]),
+    _ep("POST", "/jsonldContexts", add_context, "NGSI-LD: host a JSON-LD context",
+        WRITE_CONTEXT, Scope.CITY, status=201, **_raw(BODY_MEDIA, CONTEXT_BODY)),
+    _ep("GET", "/jsonldContexts/{contextId}", get_context,
+        "NGSI-LD: one JSON-LD context CityOps serves", PUBLIC, Scope.NONE, response=Doc,
+        errors=(404,), examples={"contextId": ctx.CORE_FILE}),
+    _ep("DELETE", "/jsonldContexts/{contextId}", delete_context,
+        "NGSI-LD: delete a hosted JSON-LD context", WRITE_CONTEXT, Scope.CITY, status=204,
+        errors=(404,), examples={"contextId": "nothing"}),
+]
+

@@ -1,0 +1,247 @@
+"""The NGSI-LD entity routes over HTTP on a started node: every operation, its errors as
+ProblemDetails with the ETSI types (the field at fault named), content negotiation, paging,
+q and geo-queries, and scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cityops.ngsild.contexts import CORE_CONTEXT_URL
+from tests.ngsild.ngsild_kit import NGSI, building, link, ngsi_client, problem_type
+
+E = NGSI + "/entities"
+ID = "urn:ngsi-ld:Building:1"
+
+
+async def _make(c: Any, *docs: dict[str, Any]) -> None:
+    for doc in docs:
+        r = await c.post(E, json=doc)
+        assert r.status_code == 201, r.text
+
+
+async def test_create_retrieve_delete(live) -> None:
+    async with await ngsi_client(live) as c:
+        r = await c.post(E, json=building(1, name="Town hall", floors=4))
+        assert r.status_code == 201, r.text
+        assert r.headers["location"] == f"{E}/{ID}"
+        r = await c.get(f"{E}/{ID}")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["id"] == ID and body["type"] == "Building"
+        assert body["floors"] == {"type": "Property", "value": 4}
+        assert CORE_CONTEXT_URL in r.headers["link"]
+        r = await c.get(f"{E}/{ID}", params={"options": "keyValues", "attrs": "name"})
+        assert r.json() == {"id": ID, "type": "Building", "name": "Town hall"}
+        r = await c.get(f"{E}/{ID}", params={"options": "sysAttrs"})
+        assert r.json()["createdAt"].endswith("Z") and "modifiedAt" in r.json()["floors"]
+        assert (await c.delete(f"{E}/{ID}")).status_code == 204
+        r = await c.get(f"{E}/{ID}")
+        assert r.status_code == 404 and problem_type(r) == "ResourceNotFound"
+
+
+async def test_create_errors_name_the_field(live) -> None:
+    async with await ngsi_client(live) as c:
+        await _make(c, building(1))
+        r = await c.post(E, json=building(1))
+        assert r.status_code == 409 and problem_type(r) == "AlreadyExists"
+        r = await c.post(E, json={"id": "not a uri", "type": "Building"})
+        assert r.status_code == 400 and problem_type(r) == "BadRequestData"
+        assert "id" in r.json()["detail"]
+        r = await c.post(E, json={"id": "urn:x:1", "type": "Building",
+                                  "owner": {"type": "Relationship", "object": "nope"}})
+        assert r.status_code == 400 and "owner.object" in r.json()["detail"]
+        r = await c.post(E, content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and problem_type(r) == "InvalidRequest"
+        r = await c.post(E, json=building(2), headers=link("https://example.org/ctx.jsonld"))
+        assert r.status_code == 503 and problem_type(r) == "LdContextNotAvailable"
+        r = await c.post(E, content=b"<x/>", headers={"content-type": "application/xml"})
+        assert r.status_code == 415
+        r = await c.get(f"{E}/{ID}", headers={"accept": "text/html"})
+        assert r.status_code == 406
+
+
+async def test_ld_json_carries_its_context_in_the_body(live) -> None:
+    context = {"ex": "http://example.org/", "height": "ex:height"}
+    async with await ngsi_client(live) as c:
+        doc = {**building(1, height=30), "@context": context}
+        ld = {"content-type": "application/ld+json"}
+        r = await c.post(E, json=doc, headers=ld)
+        assert r.status_code == 201, r.text
+        r = await c.post(E, json=building(2), headers=ld)  # no @context in an ld+json body
+        assert r.status_code == 400 and "@context" in r.json()["detail"]
+        r = await c.post(E, json=doc, headers={**ld, **link(CORE_CONTEXT_URL)})
+        assert r.status_code == 400 and problem_type(r) == "BadRequestData"
+        r = await c.post(E, json={**building(3), "@context": context})  # application/json
+        assert r.status_code == 400
+        # Without that context the attribute has another name (its full IRI).
+        r = await c.get(f"{E}/{ID}")
+        assert "http://example.org/height" in r.json()
+        r = await c.get(f"{E}/{ID}", headers={"accept": "application/ld+json"})
+        assert r.headers["content-type"].startswith("application/ld+json")
+        assert r.json()["@context"] == CORE_CONTEXT_URL
+        # The inline context is served under an id of its own: a Link to it works.
+        r = await c.get(NGSI + "/jsonldContexts", params={"kind": "ImplicitlyCreated"})
+        url = r.json()[0]
+        r = await c.get(f"{E}/{ID}", headers=link(url))
+        assert r.json()["height"]["value"] == 30
+
+
+async def test_attributes_append_update_partial_delete(live) -> None:
+    async with await ngsi_client(live) as c:
+        await _make(c, building(1, name="A"))
+        url = f"{E}/{ID}/attrs"
+        r = await c.post(url, json={"name": {"type": "Property", "value": "B"},
+                                    "floors": {"type": "Property", "value": 2}},
+                         params={"options": "noOverwrite"})
+        assert r.status_code == 207
+        assert r.json()["updated"] == ["floors"]
+        assert r.json()["notUpdated"][0]["attributeName"] == "name"
+        r = await c.patch(url, json={"floors": {"type": "Property", "value": 3},
+                                     "colour": {"type": "Property", "value": "red"}})
+        assert r.status_code == 207 and r.json()["updated"] == ["floors"]
+        r = await c.patch(f"{url}/floors", json={"value": 5, "unitCode": "C62"})
+        assert r.status_code == 204
+        r = await c.patch(f"{url}/nothing", json={"value": 5})
+        assert r.status_code == 404 and problem_type(r) == "ResourceNotFound"
+        assert (await c.delete(f"{url}/name")).status_code == 204
+        r = await c.delete(f"{url}/name")
+        assert r.status_code == 404 and "attrId" in r.json()["detail"]
+        body = (await c.get(f"{E}/{ID}")).json()
+        assert body["floors"] == {"type": "Property", "value": 5, "unitCode": "C62"}
+        assert "name" not in body
+        r = await c.patch(f"{E}/{ID}", json={"floors": "urn:ngsi-ld:null", "roof": "flat"})
+        assert r.status_code == 204
+        body = (await c.get(f"{E}/{ID}", params={"options": "keyValues"})).json()
+        assert "floors" not in body and body["roof"] == "flat"
+        r = await c.put(f"{E}/{ID}", json={"type": "Building", "only": 1})
+        assert r.status_code == 204
+        body = (await c.get(f"{E}/{ID}", params={"options": "keyValues"})).json()
+        assert body == {"id": ID, "type": "Building", "only": 1}
+
+
+async def test_query_type_q_paging_count(live) -> None:
+    async with await ngsi_client(live) as c:
+        await _make(c, *(building(n, floors=n, name=f"b{n}") for n in range(1, 8)))
+        r = await c.get(E)
+        assert r.status_code == 400 and problem_type(r) == "BadRequestData"
+        r = await c.get(E, params={"type": "Building", "limit": 3, "count": "true"})
+        assert [e["id"] for e in r.json()] == [f"urn:ngsi-ld:Building:{n}" for n in (1, 2, 3)]
+        assert r.headers["NGSILD-Results-Count"] == "7"
+        r = await c.get(E, params={"type": "Building", "limit": 3, "offset": 6})
+        assert [e["id"] for e in r.json()] == ["urn:ngsi-ld:Building:7"]
+        r = await c.get(E, params={"type": "Building", "limit": 5000})
+        assert r.status_code == 403 and problem_type(r) == "TooManyResults"
+        r = await c.get(E, params={"q": "floors>=3;floors<5", "options": "keyValues",
+                                   "attrs": "floors"})
+        assert sorted(e["floors"] for e in r.json()) == [3, 4]
+        r = await c.get(E, params={"q": 'name=="b2"|floors==6..7'})
+        assert len(r.json()) == 3
+        r = await c.get(E, params={"q": "floors>"})
+        assert r.status_code == 400 and "q:" in r.json()["detail"]
+        r = await c.get(E, params={"q": "(" * 20 + "a" + ")" * 20})
+        assert r.status_code == 403 and problem_type(r) == "TooComplexQuery"
+        r = await c.get(E, params={"idPattern": ".*:[12]$"})
+        assert len(r.json()) == 2
+        r = await c.get(E, params={"id": "urn:ngsi-ld:Building:4,urn:ngsi-ld:Building:5"})
+        assert len(r.json()) == 2
+
+
+async def test_geo_queries(live) -> None:
+    async with await ngsi_client(live) as c:
+        await _make(c, building(1, lat=31.150, lon=121.450), building(2, lat=31.150,
+                                                                       lon=121.460),
+                    building(3, lat=31.300, lon=121.800))
+        near = {"georel": "near;maxDistance==2000", "geometry": "Point",
+                "coordinates": "[121.45,31.15]", "type": "Building"}
+        r = await c.get(E, params=near)  # 121.46 is ~950 m east at this latitude
+        assert sorted(e["id"][-1] for e in r.json()) == ["1", "2"]
+        r = await c.get(E, params={**near, "georel": "near;maxDistance==500"})
+        assert [e["id"][-1] for e in r.json()] == ["1"]
+        box = "[[[121.4,31.1],[121.5,31.1],[121.5,31.2],[121.4,31.2],[121.4,31.1]]]"
+        for rel, expected in (("within", ["1", "2"]), ("intersects", ["1", "2"]),
+                              ("disjoint", ["3"])):
+            r = await c.get(E, params={"type": "Building", "georel": rel,
+                                       "geometry": "Polygon", "coordinates": box})
+            assert sorted(e["id"][-1] for e in r.json()) == expected, rel
+        r = await c.get(E, params={**near, "georel": "near"})
+        assert r.status_code == 400 and "georel" in r.json()["detail"]
+        r = await c.get(E, params={**near, "coordinates": "[1"})
+        assert r.status_code == 400 and "coordinates" in r.json()["detail"]
+        r = await c.get(E, params={**near, "geometry": "Circle"})
+        assert r.status_code == 400 and "geometry" in r.json()["detail"]
+
+
+async def test_batch_operations(live) -> None:
+    async with await ngsi_client(live) as c:
+        ops = NGSI + "/entityOperations"
+        r = await c.post(ops + "/create", json=[building(1), building(2)])
+        assert r.status_code == 201 and r.json() == [ID, "urn:ngsi-ld:Building:2"]
+        r = await c.post(ops + "/create", json=[building(3), building(1), {"id": "bad"}])
+        assert r.status_code == 207
+        assert r.json()["success"] == ["urn:ngsi-ld:Building:3"]
+        kinds = {e["entityId"]: e["error"]["type"].rsplit("/", 1)[1] for e in r.json()["errors"]}
+        assert kinds == {ID: "AlreadyExists", "bad": "BadRequestData"}
+        r = await c.post(ops + "/upsert", json=[building(1, floors=9), building(4)])
+        assert r.status_code == 201 and r.json() == ["urn:ngsi-ld:Building:4"]
+        r = await c.post(ops + "/upsert", json=[building(1, roof="flat")],
+                         params={"options": "update"})
+        assert r.status_code == 204
+        body = (await c.get(f"{E}/{ID}", params={"options": "keyValues"})).json()
+        assert body["floors"] == 9 and body["roof"] == "flat"
+        r = await c.post(ops + "/update", json=[building(1, floors=10),
+                                                building(99, floors=1)])
+        assert r.status_code == 207
+        assert r.json()["errors"][0]["error"]["type"].endswith("ResourceNotFound")
+        r = await c.post(ops + "/delete", json=[ID, "urn:ngsi-ld:Building:99"])
+        assert r.status_code == 207 and r.json()["success"] == [ID]
+        r = await c.post(ops + "/delete", json={"not": "a list"})
+        assert r.status_code == 400
+
+
+async def test_types_and_attributes(live) -> None:
+    async with await ngsi_client(live) as c:
+        await _make(c, building(1, name="x"), {"id": "urn:ngsi-ld:Park:1", "type": "Park",
+                                               "owner": {"object": ID}})
+        r = await c.get(NGSI + "/types")
+        assert {"Building", "Park"} <= set(r.json()["typeList"])
+        r = await c.get(NGSI + "/types", params={"details": "true"})
+        park = next(t for t in r.json() if t["typeName"] == "Park")
+        assert park["attributeNames"] == ["owner"]
+        r = await c.get(NGSI + "/types/Building")
+        assert r.json()["entityCount"] == 1
+        assert (await c.get(NGSI + "/types/Nothing")).status_code == 404
+        r = await c.get(NGSI + "/attributes/owner")
+        assert r.json()["attributeTypes"] == ["Relationship"] and r.json()["typeNames"] == ["Park"]
+        r = await c.get(NGSI + "/attributes")
+        assert {"name", "owner", "location"} <= set(r.json()["attributeList"])
+
+
+async def test_contexts_served_and_hosted(live) -> None:
+    async with await ngsi_client(live) as c:
+        r = await c.get(NGSI + "/jsonldContexts/ngsi-ld-core-context-v1.8.jsonld")
+        assert r.json()["@context"]["location"] == "ngsi-ld:location"
+        r = await c.post(NGSI + "/jsonldContexts",
+                         json={"@context": {"storeys": "http://example.org/storeys"}})
+        assert r.status_code == 201
+        url = r.headers["location"]
+        r = await c.post(E, json={**building(1), "storeys": 3}, headers=link(url))
+        assert r.status_code == 201, r.text
+        r = await c.get(f"{E}/{ID}")
+        assert "http://example.org/storeys" in r.json()
+        assert (await c.delete(url)).status_code == 204
+        assert (await c.get(url)).status_code == 404
+
+
+async def test_scoped_keys_see_and_write_only_their_area(live) -> None:
+    town = next(a.code for a in live.node.pack.areas if a.level == "town")
+    async with await ngsi_client(live) as admin:
+        await _make(admin, building(1, lat=31.15, lon=121.45),
+                    {"id": "urn:ngsi-ld:Note:1", "type": "Note", "text": "no location"})
+    async with await ngsi_client(live, "operator", town) as c:
+        mine = live.node.ngsild.entities.sees
+        r = await c.get(E, params={"type": "Building,Note"})
+        visible = {e["id"] for e in r.json()}
+        assert "urn:ngsi-ld:Note:1" not in visible  # never an entity without a location
+        r = await c.get(f"{E}/urn:ngsi-ld:Note:1")
+        assert r.status_code == 404
+        del mine
