@@ -165,6 +165,7 @@ class _Series(msgspec.Struct):
     channel_name: str
     unit: str | None
     scale: float
+    lon: int = -1  # a track: `channel` is latitude, this longitude (a GeoProperty's Points)
 
 
 def _history_series(node: Any, entity: Mapping[str, Any], entity_index: int,
@@ -189,10 +190,17 @@ def _history_series(node: Any, entity: Mapping[str, Any], entity_index: int,
             value = sdm.iri("value")
             return [_Series(entity_index, value, index, 0, device_id, channels[0], m.unit, 1.0)
                     for m in model.measures[:1] if attrs is None or value in attrs]
-        return [_Series(entity_index, m.iri, index, channels.index(m.channel), device_id,
-                        m.channel, m.unit, m.scale)
-                for m in model.measures
-                if m.channel in channels and (attrs is None or m.iri in attrs)]
+        out = [_Series(entity_index, m.iri, index, channels.index(m.channel), device_id,
+                       m.channel, m.unit, m.scale)
+               for m in model.measures
+               if m.channel in channels and (attrs is None or m.iri in attrs)]
+        location = sdm.iri("location")
+        if model.moves and "lat" in channels and "lon" in channels \
+                and (attrs is None or location in attrs):
+            # A mover's location is its track: each lat/lon pair it reported is a Point.
+            out.append(_Series(entity_index, location, index, channels.index("lat"), device_id,
+                               "lat", None, 1.0, channels.index("lon")))
+        return out
     return []
 
 
@@ -200,14 +208,18 @@ def _timestamps(rows: ReadingBatch) -> list[int]:
     return rows.ts.tolist() if len(rows) else []
 
 
-def _rows_of(rows: ReadingBatch, series: list[_Series]) -> list[np.ndarray]:
-    """Per series, the indices of its rows (rows are ordered by device, channel, time)."""
-    if not len(rows):
-        return [np.empty(0, np.int64) for _ in series]
+def _rows_of(rows: ReadingBatch, series: list[_Series], *, lon: bool = False
+             ) -> list[np.ndarray]:
+    """Per series, the indices of its rows (rows are ordered by device, channel, time); with
+    `lon`, of a track's longitudes (empty for other series)."""
     key = rows.device.astype(np.int64) * 256 + rows.channel.astype(np.int64)
     out = []
     for s in series:
-        wanted = s.device * 256 + s.channel
+        channel = s.lon if lon else s.channel
+        if channel < 0:
+            out.append(np.empty(0, np.int64))
+            continue
+        wanted = s.device * 256 + channel
         lo = int(np.searchsorted(key, wanted, side="left"))
         hi = int(np.searchsorted(key, wanted, side="right"))
         out.append(np.arange(lo, hi))
@@ -239,15 +251,16 @@ def _render(entities: Sequence[Mapping[str, Any]], series: list[_Series],
             terms: TermMap, now_us: int) -> list[dict[str, Any]]:
     rows = histories.rows
     picks = _rows_of(rows, series)
-    by_entity: dict[int, list[tuple[_Series, np.ndarray]]] = {}
-    for s, pick in zip(series, picks):
-        by_entity.setdefault(s.entity, []).append((s, pick))
+    lons = _rows_of(rows, series, lon=True)
+    by_entity: dict[int, list[tuple[_Series, np.ndarray, np.ndarray]]] = {}
+    for s, pick, lon in zip(series, picks, lons):
+        by_entity.setdefault(s.entity, []).append((s, pick, lon))
     aggregated = query.representation == tp.AGGREGATED
     aggregates = _aggregate(entities, series, picks, rows, query, now_us) if aggregated else {}
     out = []
     for i, entity in enumerate(entities):
         mine = by_entity.get(i, [])
-        skip = {s.attr for s, _ in mine}
+        skip = {s.attr for s, _, _ in mine}
         static = _static(entity, skip, attrs, query)
         shown = compact_entity({"id": entity["id"], "type": entity["type"],
                                 **({"scope": entity["scope"]} if "scope" in entity else {}),
@@ -255,13 +268,24 @@ def _render(entities: Sequence[Mapping[str, Any]], series: list[_Series],
         for iri, instances in static.items():
             name = terms.compact(iri)
             if aggregated:
-                shown.pop(name, None)  # no numbers over time to aggregate
+                summary = _aggregate_static(instances, query, now_us)
+                if summary is None:
+                    shown.pop(name, None)  # no numbers over time to aggregate
+                else:
+                    shown[name] = summary
             elif query.representation == tp.SIMPLIFIED:
                 shown[name] = _static_simplified(instances)
             elif not isinstance(shown.get(name), list):
                 shown[name] = [shown[name]]
-        for s, pick in mine:
+        for s, pick, lon in mine:
             name = terms.compact(s.attr)
+            if s.lon >= 0:
+                track = _track(rows, pick, lon, s, query)
+                if track is not None:
+                    shown[name] = track
+                else:
+                    shown.pop(name, None)
+                continue
             if aggregated:
                 shown[name] = aggregates.get((i, s.attr), {"type": "Property"})
                 continue
@@ -273,12 +297,34 @@ def _render(entities: Sequence[Mapping[str, Any]], series: list[_Series],
     return out
 
 
+def _track(rows: ReadingBatch, lat: np.ndarray, lon: np.ndarray, s: _Series,
+           query: tp.TemporalQuery) -> list[Any] | dict[str, Any] | None:
+    """A mover's Points: its latitude and longitude readings of the same instants."""
+    if query.representation == tp.AGGREGATED:
+        return None  # positions have no sum or mean the spec's methods would mean
+    both, at_lat, at_lon = np.intersect1d(rows.ts[lat], rows.ts[lon], assume_unique=True,
+                                          return_indices=True)
+    if not len(both):
+        return None
+    points = [{"type": "Point", "coordinates": [x, y]}
+              for x, y in zip(rows.value[lon][at_lon].tolist(),
+                              rows.value[lat][at_lat].tolist())]
+    times = [tp.iso(t) for t in both.tolist()]
+    if query.representation == tp.SIMPLIFIED:
+        return {"type": "GeoProperty", "values": [[p, t] for p, t in zip(points, times)]}
+    return [{"type": "GeoProperty", "value": p, "observedAt": t,
+             "instanceId": tp.instance_id(s.device_id, "location", ts)}
+            for p, t, ts in zip(points, times, both.tolist())]
+
+
 def _aggregate(entities: Sequence[Mapping[str, Any]], series: list[_Series],
                picks: list[np.ndarray], rows: ReadingBatch, query: tp.TemporalQuery,
                now_us: int) -> dict[tuple[int, str], dict[str, Any]]:
     """Each series' aggregated values: periods from timeAt (after, between), else from the
     entity's first instance in the answer; a whole-window period ends at endTimeAt (between),
     timeAt (before) or now."""
+    # A track is not aggregated: its rows stay out.
+    picks = [np.empty(0, np.int64) if s.lon >= 0 else p for s, p in zip(series, picks)]
     if not series:
         return {}
     order = np.concatenate(picks) if picks else np.empty(0, np.int64)
@@ -312,6 +358,37 @@ def _aggregate(entities: Sequence[Mapping[str, Any]], series: list[_Series],
     return out
 
 
+def _aggregate_static(instances: list[Mapping[str, Any]], query: tp.TemporalQuery,
+                      now_us: int) -> dict[str, Any] | None:
+    """The aggregates of an attribute without a history: its current numeric instances that
+    carry the query's time property, aggregated as readings would be."""
+    stamped = []
+    for instance in instances:
+        value, stamp = instance.get("value"), instance.get(query.timeproperty)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and isinstance(stamp, str):
+            stamped.append((tp.parse_time(stamp, query.timeproperty), float(value)))
+    if not stamped:
+        return None
+    stamped.sort()
+    n = len(stamped)
+    rows = ReadingBatch(np.zeros(n, np.int32), np.zeros(n, np.int8),
+                        np.array([t for t, _ in stamped], np.int64),
+                        np.array([v for _, v in stamped], np.float64))
+    start, end = query.window
+    origin = start if query.timerel in ("after", "between") else stamped[0][0]
+    result = tp.aggregate(rows, np.zeros(n, np.int64), np.array([origin], np.int64),
+                          query.period, query.methods,
+                          np.array([end if end < tp.NEVER else now_us], np.int64))
+    kind = instances[0].get("type", "Property")
+    groups = range(len(result.series))
+    if query.last_n is not None:
+        groups = groups[-query.last_n:]
+    return {"type": kind, **{m: [[tp.aggregate_json(float(result.values[m][g]), m),
+                                  tp.iso(int(result.start[g])), tp.iso(int(result.end[g]))]
+                                 for g in groups] for m in query.methods}}
+
+
 async def _temporal_form(call: Call[Any, Any], entities: Sequence[Mapping[str, Any]],
                          query: tp.TemporalQuery, attrs: set[str] | None, terms: TermMap
                          ) -> tuple[list[dict[str, Any]], str | None]:
@@ -323,7 +400,8 @@ async def _temporal_form(call: Call[Any, Any], entities: Sequence[Mapping[str, A
         histories = await asyncio.to_thread(tp.read_histories, node.reader, devices, query,
                                             series=len(series), aggregate=aggregated)
         # Only the answer's series count: a device's other channels were read alongside.
-        wanted = {(s.device, s.channel) for s in series}
+        wanted = {(s.device, s.channel) for s in series} | {(s.device, s.lon) for s in series
+                                                             if s.lon >= 0}
         rows = histories.rows
         if len(rows):
             keep = np.fromiter(((d, c) in wanted for d, c in zip(rows.device.tolist(),
