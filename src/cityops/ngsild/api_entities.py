@@ -1336,7 +1336,7 @@ ROUTES: list[Endpoint] = [
         examples={"attrId": "name"}),
     _ep("GET", "/jsonldContexts", list_contexts,
         "NGSI-LD: the JSON-LD contexts CityOps serves (details=true, kind)", PUBLIC,
-        Scope.NONE, query=ContextListing, response=list[str] | list[ContextInfo]),
+        Scope.NONE, query=ContextListing, response=list[str | ContextInfo]),
     _ep("POST", "/jsonldContexts", add_context, "NGSI-LD: host a JSON-LD context",
         WRITE_CONTEXT, Scope.CITY, status=201, **_raw(BODY_MEDIA, CONTEXT_BODY)),
     _ep("GET", "/jsonldContexts/{contextId}", get_context,
