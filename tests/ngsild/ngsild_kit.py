@@ -123,26 +123,6 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{port}/dead"
 
 
-# -- a started node without its HTTP app (feeds and views need only the node) -----------------
-
-
-@contextlib.asynccontextmanager
-async def started_node(pack: Any, data_dir: Any, clock: Any = None, **settings: Any
-                       ) -> AsyncIterator[Any]:
-    """A node on `pack` with the embedded store, started for the block; `clock` (a
-    tests.clock_kit.Clock) is its now."""
-    from cityops.node import Node
-    from cityops.settings import Settings
-
-    node = Node(pack, Settings(data_dir=data_dir, **settings),
-                **({"clock": clock} if clock is not None else {}))
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
 # -- subscriptions ----------------------------------------------------------------------------
 
 

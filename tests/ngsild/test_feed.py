@@ -11,7 +11,6 @@ from cityops.domain.access import Principal, Role, Scope
 from cityops.ngsild import contexts, feed, sdm
 from cityops.packs.grid import generate as grid_city
 from tests.clock_kit import Clock
-from tests.ngsild.ngsild_kit import started_node
 
 ADMIN = Principal("k-admin", Role.ADMIN, Scope())
 DEVICE_KEY = Principal("k-dev", Role.DEVICE, Scope())
@@ -39,20 +38,14 @@ class Fed:
 
 
 @pytest.fixture
-async def night(tmp_path):
+async def night(tmp_path, live_node):
     """A node on the grid city at 23:00 local, its first noise meter in a residential
     community (where the night rule applies)."""
     pack = grid_city(devices={"noise": 4, "air_quality": 1, "gps": 1})
     pack.devices[0] = msgspec.structs.replace(pack.devices[0], meta={"setting": "residential"})
     clock = Clock(NIGHT)
-    async with started_node(pack, tmp_path / "data", clock, detect_tick_s=3600.0) as node:
-        yield Fed(node, clock)
-
-
-@pytest.fixture
-async def live(tmp_path, grid_pack):
-    async with started_node(grid_pack, tmp_path / "data") as node:
-        yield Fed(node, Clock(0))
+    async with live_node(pack, tmp_path / "data", clock, detect_tick_s=3600.0) as live:
+        yield Fed(live.node, clock)
 
 
 async def test_a_night_upsert_above_the_limit_raises_the_noise_alert(night, terms):
