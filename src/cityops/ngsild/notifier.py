@@ -173,6 +173,18 @@ class Notifier:
                             "waiting entities (counted in its status)", recipient.id)
         self._consider(lane, self.clock())
 
+    def rebind(self, recipient: Recipient) -> None:
+        """The subscription was changed: what waits is sent as it now says. A new endpoint
+        starts afresh, without the old one's backoff."""
+        lane = self._lanes.get(recipient.id)
+        if lane is None:
+            return
+        if lane.recipient.uri != recipient.uri:
+            lane.failures = 0
+            lane.next_at = min(lane.next_at, self.clock())
+        lane.recipient = recipient
+        self._consider(lane, self.clock())
+
     def forget(self, subscription_id: str) -> None:
         """The subscription is gone: nothing more is sent for it."""
         lane = self._lanes.pop(subscription_id, None)

@@ -646,6 +646,7 @@ class Subscriptions:
             if old is not None:
                 sub.health = old.health
                 sub.next_periodic = old.next_periodic
+                self.notifier.rebind(sub)
         self._subs = mine
         self._reindex()
 
@@ -776,6 +777,7 @@ class Subscriptions:
             new.next_periodic = now
         self._subs[sub.id] = new
         self._reindex()
+        self.notifier.rebind(new)
         await self._bump()
         return new
 
