@@ -14,6 +14,7 @@ from cityops.api import (
     areas,
     benefits,
     cabinets,
+    cameras,
     citizen_photos,
     citizen_reports,
     citizens,
@@ -44,8 +45,8 @@ from cityops.api.route import Endpoint
 from cityops.ngsild import routes as ngsild
 from cityops.open311 import routes as open311
 
-FEATURES = (ops, status, readings, areas, mapdata, lifecycle, devices, states, alerts, detection,
-            silences,
+FEATURES = (ops, status, readings, areas, mapdata, lifecycle, devices, cameras, states, alerts,
+            detection, silences,
             incidents, storms, staff, field, photos, evaluation, live, pages,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
             services, applications, licences, benefits, open311, ngsild, openapi)

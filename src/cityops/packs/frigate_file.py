@@ -138,6 +138,7 @@ class FrigateMap:
         self.by_topic: dict[str, list[str]] = {}
         for s in doc.servers:
             self.by_topic.setdefault(s.events_topic, []).append(s.name)
+        self._devices = self._map_devices()
 
     def camera(self, topic: str, name: str) -> tuple[ServerMap, CameraMap] | None:
         for server in self.by_topic.get(topic, ()):
@@ -148,6 +149,9 @@ class FrigateMap:
 
     def devices(self) -> dict[str, tuple[ServerMap, CameraMap]]:
         """Every mapped CityOps device with the Frigate camera it reports for."""
+        return self._devices
+
+    def _map_devices(self) -> dict[str, tuple[ServerMap, CameraMap]]:
         out: dict[str, tuple[ServerMap, CameraMap]] = {}
         for (server, _), camera in self.cameras.items():
             for device in camera.devices():
