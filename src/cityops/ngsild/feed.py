@@ -28,6 +28,7 @@ scope. A scoped key writes only devices it may see.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections.abc import Callable
@@ -41,8 +42,12 @@ from cityops.ngsild import sdm
 from cityops.ngsild.errors import NgsiError
 
 MODES = ("create", "upsert", "update", "replace")
+# Docs checked between turns of the event loop: a 40,000-entity batch must not hold the loop
+# (and every other request) for the whole of its checking; a turn every ~20 ms.
+YIELD_EVERY = 1024
 _SKIP = frozenset({"id", "type", "@context", "scope", "createdAt", "modifiedAt", "deletedAt"})
 Outcome = tuple[str, NgsiError | None]
+_UNSEEN = "\0"  # a key not looked up yet (None: looked up, not a term CityOps reads)
 
 
 def _bad(detail: str) -> NgsiError:
@@ -114,6 +119,10 @@ class _Call:
         self.scoped = who.scope.area is not None or who.scope.department is not None
         self.register: list[tuple[int, Device]] = []
         self.registering: set[str] = set()
+        self.types: dict[Any, str | NgsiError] = {}
+        self.times: dict[Any, float] = {}
+        self.prefixes: dict[str, str] = {}
+        self.terms: dict[str, str | None] = {}
 
     def name(self, key: str) -> str:
         found = self.names.get(key)
@@ -121,27 +130,49 @@ class _Call:
             found = self.names[key] = sdm.canonical(self.expand(key))
         return found
 
-    def type_of(self, doc: dict[str, Any], where: str) -> str:
+    def type_of(self, doc: dict[str, Any]) -> str:
         raw = doc.get("type")
+        key = tuple(raw) if isinstance(raw, list) else raw
+        try:
+            found = self.types.get(key)
+        except TypeError:  # an unhashable member: not a type name
+            found = None
+        if found is None:
+            found = self._type_of(raw)
+            self.types[key] = found
+        if isinstance(found, NgsiError):
+            raise found
+        return found
+
+    def _type_of(self, raw: Any) -> str | NgsiError:
         types: list[str] = raw if isinstance(raw, list) else [raw]
         if not types or not all(isinstance(t, str) and t for t in types):
-            raise _bad(f"{where}: `type` must be a type name or a list of them")
+            return _bad("`type` must be a type name or a list of them")
         names = [self.name(t) for t in types]
         for t in names:
             if t in sdm.VIEW_TYPES:
-                raise NgsiError("OperationNotSupported",
-                                f"{where}: {sdm.type_term(t)} entities are read-only views: "
-                                f"{sdm.VIEW_TYPES[t]}")
+                return NgsiError("OperationNotSupported",
+                                 f"{sdm.type_term(t)} entities are read-only views: "
+                                 f"{sdm.VIEW_TYPES[t]}")
         mapped = [t for t in names if t in sdm.MAPPED_TYPES]
         if len(mapped) != 1:
-            raise _bad(f"{where}: exactly one Smart Data Models type CityOps maps is needed, "
-                       f"got {', '.join(types)}")
+            return _bad(f"exactly one Smart Data Models type CityOps maps is needed, got "
+                        f"{', '.join(types)[:200]}")
         return mapped[0]
 
-    def device_id(self, doc: dict[str, Any], eid: str, type_iri: str, where: str) -> str:
-        own = sdm.device_of_id(eid, type_iri)
-        if own is not None:
-            return own
+    def time(self, text: Any, what: str) -> float:
+        found = self.times.get(text) if isinstance(text, str) else None
+        if found is None:
+            found = parse_time(text, what)
+            self.times[text] = found
+        return found
+
+    def device_id(self, doc: dict[str, Any], eid: str, type_iri: str) -> str:
+        prefix = self.prefixes.get(type_iri)
+        if prefix is None:
+            prefix = self.prefixes[type_iri] = f"{sdm.URN}{sdm.type_term(type_iri)}:"
+        if eid.startswith(prefix) and len(eid) > len(prefix):
+            return eid[len(prefix):]
         if type_iri != sdm.DEVICE:
             for key, raw in doc.items():
                 if key not in _SKIP and self.name(key) == sdm.TERMS["refDevice"]:
@@ -150,121 +181,137 @@ class _Call:
                     found = sdm.device_of_id(obj, sdm.DEVICE) if isinstance(obj, str) else None
                     if found is not None and found in self.registry.index:
                         return found
-                    raise _bad(f"{where}: refDevice must name a registered device as "
-                               f"urn:ngsi-ld:Device:<device id>")
-        raise _bad(f"{where}: id must be urn:ngsi-ld:{sdm.type_term(type_iri)}:<device id>, "
-                   f"or name its registered device by refDevice")
+                    raise _bad("refDevice must name a registered device as "
+                               "urn:ngsi-ld:Device:<device id>")
+        raise _bad(f"id must be {prefix}<device id>, or name its registered device by "
+                   f"refDevice")
 
 
-def _kind_for(type_iri: str, attrs: dict[str, Any], values: dict[str, Any] | None,
-              held: Device | None, where: str) -> sdm.Model:
+def _kind_for(type_iri: str, attrs: dict[str, Any], controlled: list[Any] | None,
+              held: Device | None) -> sdm.Model:
     kinds = sdm.KINDS_OF_TYPE.get(type_iri, ())
     if held is not None:
         if type_iri == sdm.DEVICE or held.kind in kinds:
             return sdm.MODELS[held.kind]
-        raise _bad(f"{where}: device {held.id!r} is a {held.kind}, which is no "
+        raise _bad(f"device {held.id!r} is a {held.kind}, which is no "
                    f"{sdm.type_term(type_iri)}")
     if type_iri == sdm.DEVICE:
-        wanted = set(values.get("controlled", ())) if values else set()
+        wanted = set(controlled or ())
         fits = [m for m in sdm.MODELS.values() if wanted and wanted == set(m.controlled)]
         if len(fits) != 1:
-            raise _bad(f"{where}: an unregistered Device needs a controlledProperty that names "
-                       f"one kind: " + "; ".join(f"{m.kind}: {','.join(m.controlled)}"
-                                                for m in sdm.MODELS.values() if m.controlled))
+            raise _bad("an unregistered Device needs a controlledProperty that names one "
+                       "kind: " + "; ".join(f"{m.kind}: {','.join(m.controlled)}"
+                                           for m in sdm.MODELS.values() if m.controlled))
         return fits[0]
     fits = [sdm.MODELS[k] for k in kinds
             if any(m.attr in attrs for m in sdm.MODELS[k].measures)] or \
         [sdm.MODELS[k] for k in kinds]
     if len(fits) != 1:
-        raise _bad(f"{where}: a {sdm.type_term(type_iri)} reports "
-                   f"{' or '.join(', '.join(m.attr for m in sdm.MODELS[k].measures) for k in kinds)}")
+        names = " or ".join(", ".join(m.attr for m in sdm.MODELS[k].measures) for k in kinds)
+        raise _bad(f"a {sdm.type_term(type_iri)} reports {names}")
     return fits[0]
 
 
-def _one(call: _Call, index: int, doc: Any) -> tuple[str, list[Reading]]:
-    """The entity's id and its readings; NgsiError when it cannot be taken (nothing of it)."""
-    where = f"entity {index}"
+def _entity(call: _Call, index: int, doc: Any) -> tuple[str, list[Reading]]:
+    """The entity's id and its readings; NgsiError naming the entity when it cannot be taken
+    (then nothing of it is)."""
     if not isinstance(doc, dict):
-        raise _bad(f"{where}: an entity must be a JSON object")
+        raise _bad(f"entity {index}: an entity must be a JSON object")
     eid = doc.get("id")
     if not isinstance(eid, str) or ":" not in eid or len(eid) > 1024 or " " in eid:
-        raise _bad(f"{where}: `id` must be a URI")
-    where = f"entity {eid[:200]!r}"
-    type_iri = call.type_of(doc, where)
-    device_id = call.device_id(doc, eid, type_iri, where)
+        raise _bad(f"entity {index}: `id` must be a URI")
+    try:
+        return eid, _one(call, index, doc, eid)
+    except NgsiError as error:
+        # Messages are written without the entity; named once here, only when one fails.
+        raise NgsiError(error.kind, f"entity {eid[:200]!r}: {error.detail}",
+                        error.status) from None
+
+
+def _one(call: _Call, index: int, doc: dict[str, Any], eid: str) -> list[Reading]:
+    type_iri = call.type_of(doc)
+    device_id = call.device_id(doc, eid, type_iri)
     held = call.registry.get(device_id)
     mode = call.mode
     if held is not None and mode == "create":
-        raise NgsiError("AlreadyExists", f"{where} already exists (device {device_id!r})")
+        raise NgsiError("AlreadyExists", f"already exists (device {device_id!r})")
     if held is None and mode == "update":
-        raise NgsiError("ResourceNotFound", f"{where}: no device {device_id!r}")
+        raise NgsiError("ResourceNotFound", f"no device {device_id!r}")
     attrs: dict[str, Any] = {}
     place: tuple[float, float] | None = None
-    extra: dict[str, Any] = {}
+    controlled: list[Any] | None = None
     for key, raw in doc.items():
         if key in _SKIP:
             continue
-        name = call.name(key)
-        if name == sdm.TERMS["location"]:
-            place = _point(raw, f"{where} location")
-        elif name == sdm.TERMS["controlledProperty"]:
-            value, _ = _number(raw, f"{where} controlledProperty")
-            extra["controlled"] = value if isinstance(value, list) else [value]
+        term = call.terms.get(key, _UNSEEN)
+        if term is _UNSEEN:
+            term = call.terms[key] = sdm.term_of(call.name(key))
+        if term is None:
+            continue  # derived by CityOps, or not CityOps's: see the module's docstring
+        if term == "location":
+            place = _point(raw, "location")
+        elif term == "controlledProperty":
+            value, _ = _number(raw, "controlledProperty")
+            controlled = value if isinstance(value, list) else [value]
         else:
-            term = sdm.term_of(name)
-            if term is not None:
-                attrs[term] = raw
-    model = _kind_for(type_iri, attrs, extra, held, where)
+            attrs[term] = raw
+    model = _kind_for(type_iri, attrs, controlled, held)
     kind: DeviceKind = call.registry.kind(model.kind)
-    readings = _readings(call, model, kind, attrs, device_id, where,
+    readings = _readings(call, model, kind, attrs, device_id,
                          as_device=type_iri == sdm.DEVICE)
-    if held is None and device_id not in call.registering:
-        call.registering.add(device_id)
-        call.register.append((index, _new_device(call, device_id, model.kind, place, where)))
+    if held is None:
+        if device_id not in call.registering:
+            call.registering.add(device_id)
+            call.register.append((index, _new_device(call, device_id, model.kind, place)))
     elif call.scoped and not may_see(call.node, call.who, held):
-        raise NgsiError("BadRequestData", f"{where}: device {device_id!r} is outside this "
-                                          f"key's scope {call.who.scope}", 403)
-    return eid, readings
+        raise NgsiError("BadRequestData", f"device {device_id!r} is outside this key's "
+                                          f"scope {call.who.scope}", 403)
+    return readings
 
 
 def _readings(call: _Call, model: sdm.Model, kind: DeviceKind, attrs: dict[str, Any],
-              device_id: str, where: str, *, as_device: bool) -> list[Reading]:
+              device_id: str, *, as_device: bool) -> list[Reading]:
     """The entity's measured attributes as readings, one per observation time. A Device
     entity reports by its `value`, a domain entity by its type's measured attributes."""
     channels = [c.name for c in kind.channels]
     by_time: dict[float, dict[str, float]] = {}
     if as_device or model.type == "Device":
         if "value" in attrs:
-            value, observed = _number(attrs["value"], f"{where} value")
+            value, observed = _number(attrs["value"], "value")
             found = sdm.device_value_readings(value, channels)
             if isinstance(found, str):
-                raise _bad(f"{where}: {found}")
-            at = call.now if observed is None else parse_time(observed, f"{where} value")
+                raise _bad(found)
+            at = call.now if observed is None else call.time(observed, "value")
             by_time[at] = found
     else:
         for measure in model.measures:
             if measure.attr not in attrs:
                 continue
-            value, observed = _number(attrs[measure.attr], f"{where} {measure.attr}")
+            value, observed = _number(attrs[measure.attr], measure.attr)
             if not _is_number(value):
-                raise _bad(f"{where} {measure.attr}: value must be a number")
-            at = call.now if observed is None else parse_time(observed,
-                                                               f"{where} {measure.attr}")
-            found = sdm.readings_of(model, {measure.attr: float(value)}, channels)
-            by_time.setdefault(at, {}).update(found)
+                raise _bad(f"{measure.attr}: value must be a number")
+            at = call.now if observed is None else call.time(observed, measure.attr)
+            v = float(value)
+            if model.type == "Vehicle" and measure.attr == "heading" and v == -1:
+                continue  # SDM's "standing": no direction, no reading
+            channel = measure.channel
+            if channel in channels:
+                by_time.setdefault(at, {})[channel] = v / measure.scale \
+                    if measure.scale != 1.0 else v
     if not by_time:
         names = "value" if as_device else ", ".join(m.attr for m in model.measures)
-        raise _bad(f"{where}: no measured attribute ({names})")
+        raise _bad(f"no measured attribute ({names})")
     out = []
     for at, values in by_time.items():
         if not call.earliest <= at <= call.latest:
-            raise _bad(f"{where}: observedAt {sdm.rfc3339(at * 1e6)} lies outside what a "
-                       f"reading may carry (up to {call.node.ingestor.limits.max_future_s:g} s "
-                       f"ahead, {call.node.ingestor.limits.max_age_s / 86400:g} days back)")
+            limits = call.node.ingestor.limits
+            raise _bad(f"observedAt {sdm.rfc3339(at * 1e6)} lies outside what a reading may "
+                       f"carry (up to {limits.max_future_s:g} s ahead, "
+                       f"{limits.max_age_s / 86400:g} days back)")
         for name, v in values.items():
             spec = kind.channels[channels.index(name)]
             if not spec.min <= v <= spec.max:
-                raise _bad(f"{where}: {name} {v:g} is outside the valid range "
+                raise _bad(f"{name} {v:g} is outside the valid range "
                            f"{spec.min:g}..{spec.max:g} {spec.unit} of a {kind.name}")
         if len(channels) == 1:
             out.append(Reading(device_id, at, value=next(iter(values.values()))))
@@ -273,19 +320,19 @@ def _readings(call: _Call, model: sdm.Model, kind: DeviceKind, attrs: dict[str, 
     return out
 
 
-def _new_device(call: _Call, device_id: str, kind: str, place: tuple[float, float] | None,
-                where: str) -> Device:
+def _new_device(call: _Call, device_id: str, kind: str, place: tuple[float, float] | None
+                ) -> Device:
     if call.who.role not in REGISTER_DEVICES:
-        raise NgsiError("BadRequestData", f"{where}: no device {device_id!r}, and a "
+        raise NgsiError("BadRequestData", f"no device {device_id!r}, and a "
                                           f"{call.who.role.value} key may not register one",
                         403)
     if place is None:
-        raise _bad(f"{where}: device {device_id!r} is not registered; give its `location` "
-                   f"to register it")
+        raise _bad(f"device {device_id!r} is not registered; give its `location` to register "
+                   f"it")
     try:
         return device_to_register(call.node, call.who, Device(device_id, kind, *place))
     except Refused as exc:
-        raise NgsiError("BadRequestData", f"{where}: {exc.reason}",
+        raise NgsiError("BadRequestData", exc.reason,
                         exc.status if exc.status == 403 else None) from None
 
 
@@ -300,14 +347,24 @@ async def write_mapped(node: Any, who: Principal, docs: list[Any],
         refusal = NgsiError("BadRequestData", f"a {who.role.value} key may not write readings",
                             403)
         return [(_id_of(doc), refusal) for doc in docs]
+    # Admitted before any work, as an HTTP batch is before its body is read: a node that
+    # cannot take it says so at once (Overloaded: 429/503 with Retry-After).
+    with node.ingestor.reserve(holder=who.key_id) as slot:
+        return await _write(node, who, docs, terms, mode, slot)
+
+
+async def _write(node: Any, who: Principal, docs: list[Any], terms: Any, mode: str,
+                 slot: Any) -> list[Outcome]:
     call = _Call(node, who, terms.expand if terms is not None else _same, mode)
     outcomes: list[Outcome] = []
     readings: list[Reading] = []
     owner: list[int] = []  # per reading, the outcome it belongs to
     seen: dict[str, int] = {}
     for index, doc in enumerate(docs):
+        if index and not index % YIELD_EVERY:
+            await asyncio.sleep(0)
         try:
-            eid, mine = _one(call, index, doc)
+            eid, mine = _entity(call, index, doc)
         except NgsiError as error:
             outcomes.append((_id_of(doc), error))
             continue
@@ -322,7 +379,8 @@ async def write_mapped(node: Any, who: Principal, docs: list[Any],
     if call.register:
         await node.register_devices([device for _, device in call.register])
     if readings:
-        result = await node.ingestor.ingest(list(enumerate(readings)), source="ngsild")
+        result = await node.ingestor.ingest(list(enumerate(readings)), source="ngsild",
+                                            slot=slot)
         for rejection in result.rejected:
             index = owner[rejection.index]
             eid = outcomes[index][0]

@@ -417,22 +417,6 @@ VEHICLE_TYPES = {"muck_truck": "lorry", "bus": "bus", "patrol_car": "car",
                  "fire_engine": "lorry"}
 
 
-def readings_of(model: Model, attrs: Mapping[str, float], channels: Sequence[str]
-                ) -> dict[str, float]:
-    """Channel values from measured SDM attributes (by term), undoing `scale`. The Vehicle's
-    -1 heading (standing) is no reading."""
-    out: dict[str, float] = {}
-    if model.type == "Device":
-        return out  # a Device's `value` is read by device_value_readings
-    for measure in model.measures:
-        if measure.attr in attrs and measure.channel in channels:
-            v = attrs[measure.attr]
-            if model.type == "Vehicle" and measure.attr == "heading" and v == -1:
-                continue
-            out[measure.channel] = v / measure.scale if measure.scale != 1.0 else v
-    return out
-
-
 # -- alerts ---------------------------------------------------------------------------------
 
 # CityOps category (code, or its major part) -> SDM Alert (category, subCategory). SDM's
