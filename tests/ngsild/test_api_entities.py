@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from cityops.ngsild.contexts import CORE_CONTEXT_URL
+from tests.api.scope_kinds.base import PLACE, TOWN_A, TOWN_B
 from tests.ngsild.ngsild_kit import NGSI, building, link, ngsi_client, problem_type
 
 E = NGSI + "/entities"
@@ -233,15 +234,31 @@ async def test_contexts_served_and_hosted(live) -> None:
 
 
 async def test_scoped_keys_see_and_write_only_their_area(live) -> None:
-    town = next(a.code for a in live.node.pack.areas if a.level == "town")
+    a, b = PLACE[TOWN_A], PLACE[TOWN_B]
+    theirs = "urn:ngsi-ld:Building:2"
     async with await ngsi_client(live) as admin:
-        await _make(admin, building(1, lat=31.15, lon=121.45),
+        await _make(admin, building(1, lat=a["lat"], lon=a["lon"]),
+                    building(2, lat=b["lat"], lon=b["lon"]),
                     {"id": "urn:ngsi-ld:Note:1", "type": "Note", "text": "no location"})
-    async with await ngsi_client(live, "operator", town) as c:
-        mine = live.node.ngsild.entities.sees
+    async with await ngsi_client(live, "operator", TOWN_A) as c:
         r = await c.get(E, params={"type": "Building,Note"})
-        visible = {e["id"] for e in r.json()}
-        assert "urn:ngsi-ld:Note:1" not in visible  # never an entity without a location
-        r = await c.get(f"{E}/urn:ngsi-ld:Note:1")
-        assert r.status_code == 404
-        del mine
+        assert [e["id"] for e in r.json()] == [ID]  # never one without a location
+        for url in (f"{E}/{theirs}", f"{E}/urn:ngsi-ld:Note:1"):
+            assert (await c.get(url)).status_code == 404
+        assert (await c.patch(f"{E}/{theirs}/attrs", json={"name": "x"})).status_code == 404
+        r = await c.post(E, json=building(3, lat=b["lat"], lon=b["lon"]))
+        assert r.status_code == 403
+        r = await c.post(NGSI + "/entityOperations/upsert",
+                         json=[building(4, lat=a["lat"], lon=a["lon"]),
+                               building(2, lat=a["lat"], lon=a["lon"])])
+        assert r.status_code == 403  # refused whole: nothing written
+        assert live.node.ngsild.entities.peek("urn:ngsi-ld:Building:4") is None
+        # Moving its own entity out of its area is refused too.
+        r = await c.patch(f"{E}/{ID}", json={"location": {"type": "Point",
+                                                          "coordinates": [b["lon"], b["lat"]]}})
+        assert r.status_code == 403
+        r = await c.get(NGSI + "/types")
+        assert "Building" in r.json()["typeList"] and "Note" not in r.json()["typeList"]
+    async with await ngsi_client(live, "device", TOWN_A) as c:
+        r = await c.post(E, json=building(5, lat=a["lat"], lon=a["lon"]))
+        assert r.status_code == 403  # device keys write readings, not context entities

@@ -314,9 +314,11 @@ def _build(context: Any) -> TermMap:
     state: dict[str, Any] = {"vocab": DEFAULT_VOCAB}
     if context is not None:
         _collect(context, defs, state, 0)
-    # The core context last: its terms win over any redefinition.
+    user_vocab = state["vocab"]
+    # The core context last: its terms win over any redefinition; a client's own @vocab
+    # stays in force for its own names (the core's is only the fallback).
     _collect(_load_file(CORE_FILE), defs, state, 0)
-    state_vocab = state["vocab"]
+    state_vocab = user_vocab
     if isinstance(context, str):
         link = context
     elif context is None:

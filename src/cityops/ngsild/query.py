@@ -23,10 +23,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import numpy as np
 import re2  # type: ignore[import-untyped]
+import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform
 
 from cityops.ngsild.contexts import TermMap, core
 from cityops.ngsild.entity import (
@@ -472,13 +473,13 @@ EARTH_RADIUS_M = 6_371_008.8
 
 
 def _local(lat0: float) -> Any:
-    """lon/lat degrees -> metres east/north of a point at latitude `lat0` (equirectangular:
-    within a city the error is far below a GPS fix's)."""
-    kx = math.radians(1) * EARTH_RADIUS_M * math.cos(math.radians(lat0))
-    ky = math.radians(1) * EARTH_RADIUS_M
+    """lon/lat degrees -> metres east/north (equirectangular at latitude `lat0`: within a
+    city the error is far below a GPS fix's), for shapely.transform."""
+    scale = np.array([math.radians(1) * EARTH_RADIUS_M * math.cos(math.radians(lat0)),
+                      math.radians(1) * EARTH_RADIUS_M])
 
-    def to_metres(x: Any, y: Any, z: Any = None) -> tuple[Any, Any]:
-        return x * kx, y * ky
+    def to_metres(xy: Any) -> Any:
+        return xy * scale
 
     return to_metres
 
@@ -501,7 +502,7 @@ class GeoQuery:
 
     def __post_init__(self) -> None:
         self._to_metres = _local(self.geometry.centroid.y)
-        self._metric = transform(self._to_metres, self.geometry)
+        self._metric = shapely.transform(self.geometry, self._to_metres)
         self._point = (self.geometry.y, self.geometry.x) if self.geojson["type"] == "Point" \
             else None
 
@@ -536,7 +537,7 @@ class GeoQuery:
                                    float(coords[0]))
         else:
             try:
-                distance = transform(self._to_metres, shape(geo)).distance(self._metric)
+                distance = shapely.transform(shape(geo), self._to_metres).distance(self._metric)
             except Exception:
                 return False
         if self.max_distance is not None and distance > self.max_distance:
