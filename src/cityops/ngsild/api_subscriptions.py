@@ -29,6 +29,12 @@ from cityops.ngsild import PREFIX
 from cityops.ngsild.contexts import NO_CONTEXT, TermMap, context_of_request, link_header
 from cityops.ngsild.entity import is_uri
 from cityops.ngsild.errors import NgsiError, render_problem
+from cityops.ngsild.federation import (
+    NOTIFY_BODY,
+    NOTIFY_PATH,
+    federation_status,
+    take_notification,
+)
 from cityops.ngsild.subscriptions import Subscription, Subscriptions, render
 
 MANAGERS = frozenset({Role.ADMIN, Role.OPERATOR})
@@ -181,12 +187,6 @@ _COMMON: dict[str, Any] = {"render_error": render_problem, "tags": ("ngsi-ld",),
                            "error_type": ProblemDetails}
 
 
-def _notify_routes() -> list[Endpoint]:
-    from cityops.ngsild.federation import NOTIFY_ROUTES
-
-    return NOTIFY_ROUTES
-
-
 ROUTES: list[Endpoint] = [
     Endpoint("POST", f"{PREFIX}/subscriptions", create_subscription,
              "Create an NGSI-LD subscription", MANAGERS, Scope.CREATE,
@@ -210,5 +210,15 @@ ROUTES: list[Endpoint] = [
     Endpoint("DELETE", f"{PREFIX}/subscriptions/{{subscriptionId}}", delete_subscription,
              "Delete an NGSI-LD subscription", MANAGERS, Scope.RECORD, guard=SUBSCRIPTION,
              status=204, errors=(400,), **_COMMON),
-    *_notify_routes(),
+    Endpoint("POST", NOTIFY_PATH, take_notification,
+             "Take in a notification of a broker this node subscribed to", MANAGERS,
+             Scope.CITY, raw_body=True, body_limit=NOTIFY_BODY, request_content=_BODY_DOC,
+             status=204, also_ok=(207,), errors=(415,),
+             description="The endpoint of the subscriptions CityOps keeps at other brokers "
+                         "(Settings.ngsild_federation); entities of mapped types become "
+                         "readings, others context entities; 207 with each entity's outcome "
+                         "when some failed. Unscoped keys only.", **_COMMON),
+    Endpoint("GET", "/api/v1/ngsild/federation", federation_status,
+             "The subscriptions this node keeps at other NGSI-LD brokers, and their state",
+             MANAGERS, Scope.CITY, response=list[dict[str, Any]]),
 ]

@@ -41,10 +41,10 @@ import httpx
 import msgspec
 from starlette.responses import Response
 
-from cityops.api.route import Call, Endpoint, Scope
-from cityops.domain.access import Principal, Role
+from cityops.api.route import Call
+from cityops.domain.access import Principal
 from cityops.ngsild import PREFIX
-from cityops.ngsild.errors import NgsiError, render_problem
+from cityops.ngsild.errors import NgsiError
 from cityops.settings import FederationSource
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ class Federation:
 
         name = KEY_NAME + link.source.name
         for record in await self.node.store.list_keys():
-            if record.name == name:
+            if record.name == name and not record.revoked:
                 await self.node.store.revoke_key(record.id)
         secret, record = new_key("operator", None, name)
         await self.node.store.add_key(record)
@@ -369,29 +369,3 @@ def _outcome(doc: Any, error: NgsiError) -> dict[str, Any]:
 
 async def federation_status(call: Call[Any, Any]) -> list[dict[str, Any]]:
     return call.node.ngsild.federation.status()
-
-
-_MANAGERS = frozenset({Role.ADMIN, Role.OPERATOR})
-
-
-def _problem_type() -> Any:
-    from cityops.ngsild.api_subscriptions import ProblemDetails
-
-    return ProblemDetails
-
-
-NOTIFY_ROUTES: list[Endpoint] = [
-    Endpoint("POST", NOTIFY_PATH, take_notification,
-             "Take in a notification of a broker this node subscribed to", _MANAGERS,
-             Scope.CITY, raw_body=True, body_limit=NOTIFY_BODY,
-             request_content={m: {"type": "object"} for m in ("application/json",
-                                                             "application/ld+json")},
-             status=204, also_ok=(207,), errors=(415,), render_error=render_problem,
-             tags=("ngsi-ld",), error_type=_problem_type(),
-             description="The endpoint of the subscriptions CityOps keeps at other brokers "
-                         "(Settings.ngsild_federation); entities of mapped types become "
-                         "readings, others context entities. Unscoped keys only."),
-    Endpoint("GET", "/api/v1/ngsild/federation", federation_status,
-             "The subscriptions this node keeps at other NGSI-LD brokers, and their state",
-             _MANAGERS, Scope.CITY, response=list[dict[str, Any]]),
-]
