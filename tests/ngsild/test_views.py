@@ -7,14 +7,16 @@ import itertools
 import re
 
 import msgspec
+import numpy as np
 import pytest
 
 from cityops.bus.subjects import ALERTS
 from cityops.domain.access import Principal, Role, Scope
 from cityops.domain.alerts import Alert, AlertEvent
 from cityops.domain.city import Vehicle
+from cityops.domain.readings import ReadingBatch
 from cityops.ingest.decode import Reading
-from cityops.ngsild import sdm, views
+from cityops.ngsild import contexts, sdm, views
 from cityops.ngsild.sdm import TERMS
 from cityops.packs.grid import generate as grid_city
 from tests.open311.conftest import GARBAGE, HERE, MONDAY_10, VILLAGE, Clock, open311_city
@@ -24,12 +26,17 @@ NOISE_TYPE = TERMS["NoiseLevelObserved"]
 
 
 @pytest.fixture
-async def node(tmp_path, live_node):
+async def served(tmp_path, live_node):
     pack = grid_city(devices={"noise": 300, "air_quality": 3, "gps": 2, "bin_fill": 2})
     pack = msgspec.structs.replace(pack, vehicles=[Vehicle("v-1", "沪A1", "muck_truck",
                                                            "gps-000000")])
     async with live_node(pack, tmp_path / "data") as live:
-        yield live.node
+        yield live
+
+
+@pytest.fixture
+def node(served):
+    return served.node
 
 
 def _device_view(node) -> views.DeviceView:
@@ -118,9 +125,6 @@ async def test_entities_of_a_stored_batch(node):
         Reading("noise-000007", now - 2, value=71.0)])), source="test")
     assert result.accepted == 2
     index = node.registry.index["noise-000007"]
-    from cityops.domain.readings import ReadingBatch
-    import numpy as np
-
     batch = ReadingBatch(np.array([index, index], np.int32), np.zeros(2, np.int8),
                          np.array([int((now - 1) * 1e6)] * 2), np.array([70.0, 71.0]))
     found = views.entities_of_batch(node, batch)
@@ -183,3 +187,31 @@ async def test_service_requests(tmp_path, live_node):
         other = Principal("k-2", Role.OPERATOR, Scope(area="990001002"))
         assert requests.get(same, entity_id) is not None
         assert requests.get(other, entity_id) is None
+
+
+async def test_through_the_api_upsert_then_query(served):
+    """A producer's batch upsert feeds a reading; a consumer finds the entity by type and q,
+    in the CityOps context's terms; a scoped key only in its town."""
+    node = served.node
+    meter = node.registry.devices[5]
+    at = sdm.rfc3339((node.clock() - 5) * 1e6)
+    link = {"Link": f'<{contexts.DEFAULT_CONTEXT_URL}>; rel="http://www.w3.org/ns/json-ld#'
+                    f'context"; type="application/ld+json"'}
+    doc = {"id": f"urn:ngsi-ld:NoiseLevelObserved:{meter.id}", "type": "NoiseLevelObserved",
+           "LAeq": {"type": "Property", "value": 88.5, "observedAt": at}}
+    async with served.client(await served.key("device")) as producer:
+        r = await producer.post("/ngsi-ld/v1/entityOperations/upsert", json=[doc],
+                                headers=link)
+        assert r.status_code in (201, 204), r.text
+    async with served.client(await served.key("operator")) as consumer:
+        r = await consumer.get("/ngsi-ld/v1/entities", headers=link,
+                               params={"type": "NoiseLevelObserved", "q": "LAeq>80"})
+        assert r.status_code == 200, r.text
+        found = r.json()
+        assert [e["id"] for e in found] == [doc["id"]]
+        assert found[0]["LAeq"]["value"] == 88.5 and found[0]["LAeq"]["unitCode"] == "2N"
+        assert found[0]["refDevice"]["object"] == f"urn:ngsi-ld:Device:{meter.id}"
+    elsewhere = next(d for d in node.registry.devices if d.areas.town != meter.areas.town)
+    async with served.client(await served.key("operator", elsewhere.areas.town)) as other:
+        r = await other.get(f"/ngsi-ld/v1/entities/{doc['id']}", headers=link)
+        assert r.status_code == 404
