@@ -245,3 +245,22 @@ def _latest(node, index: int) -> float | None:
     if found is None or math.isnan(float(found[1][0])):
         return None
     return float(found[1][0])
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--ngsild-subscribe", "http://broker:1026"], "types after '#'"),
+    (["--ngsild-subscribe", "http://broker:1026#Building"], "--public-url"),
+    (["--ngsild-subscribe", "ftp://broker#Building", "--public-url", "http://me:8080"],
+     "http(s) URL"),
+])
+def test_serve_refuses_bad_federation_flags(tmp_path, grid_pack, args, words):
+    from typer.testing import CliRunner
+
+    from cityops.cli.main import app
+    from cityops.packs.format import save_pack
+
+    save_pack(grid_pack, tmp_path / "city")
+    result = CliRunner().invoke(app, ["serve", "--city", str(tmp_path / "city"), "--data",
+                                      str(tmp_path / "data"), *args])
+    assert result.exit_code != 0
+    assert words in result.output.replace("\n", " ")

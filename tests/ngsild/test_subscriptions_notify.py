@@ -7,6 +7,8 @@ import contextlib
 
 import pytest
 
+from cityops.ngsild.contexts import DEFAULT_CONTEXT_URL
+
 from tests.api.scope_kinds.base import PLACE, TOWN_A, TOWN_B
 from tests.clock_kit import Clock
 from tests.ngsild.ngsild_kit import building, dead_url, put_entity, receiver, subscription
@@ -283,3 +285,28 @@ async def test_formats_compact_with_the_subscriptions_own_context(tmp_path, grid
     floors = got.json()["data"][0]["floors"]
     assert floors == ({"type": "Property", "value": 3} if fmt == "normalized" else
                       {"value": 3}) or floors == 3
+
+
+async def test_readings_notify_subscriptions_on_their_sdm_type(tmp_path, grid_pack, live_node):
+    async with world(live_node, grid_pack, tmp_path) as (live, clock, admin, server):
+        meters = [d.id for d in live.node.registry.devices if d.kind == "noise"][:3]
+        # In CityOps's own context, where the Smart Data Models terms are.
+        body = subscription(server.url("noise"), entities=[{"type": "NoiseLevelObserved"}],
+                            q="LAeq>60", notification={"attributes": ["LAeq"],
+                                                       "format": "keyValues"})
+        r = await admin.post(SUBS, json={**body, "@context": DEFAULT_CONTEXT_URL},
+                             headers={"Content-Type": "application/ld+json"})
+        assert r.status_code == 201, r.text
+        async with live.client(await live.key("device")) as device:
+            r = await device.post("/api/v1/readings", json=[
+                {"device_id": meters[0], "ts": T0 - 2, "value": 55.0},
+                {"device_id": meters[1], "ts": T0 - 2, "value": 71.5}])
+            assert r.status_code == 202, r.text
+            [got] = await server.wait_for("noise")
+            await settle(live)
+            r = await device.post("/api/v1/readings", json=[
+                {"device_id": meters[2], "ts": T0 - 1, "value": 64.0}])
+            second = (await server.wait_for("noise", 2))[1]
+    assert got.json()["data"] == [{"id": f"urn:ngsi-ld:NoiseLevelObserved:{meters[1]}",
+                                   "type": "NoiseLevelObserved", "LAeq": 71.5}]
+    assert ids(second) == [f"urn:ngsi-ld:NoiseLevelObserved:{meters[2]}"]

@@ -104,6 +104,13 @@ def serve(
                                        "storm guard counts over."),
     storm_level: str = typer.Option("town", "--storm-level", help="The area the storm guard "
                                     "counts in: village, town or district."),
+    ngsild_subscribe: list[str] = typer.Option([], "--ngsild-subscribe", help="Take in an "
+                                               "NGSI-LD broker's entities: URL#Type1,Type2 "
+                                               "(repeatable; needs --public-url for the "
+                                               "broker's callbacks)."),
+    ngsild_federation: Path = typer.Option(None, "--ngsild-federation", help="A YAML list of "
+                                           "NGSI-LD brokers to subscribe to (url, types, q, "
+                                           "key, context, name)."),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
     import uvicorn
@@ -137,6 +144,19 @@ def serve(
                        "mqtt://HOST:PORT (the broker Frigate publishes to) or --mqtt")
     if frigate_mqtt and not frigate_mqtt.startswith(("mqtt://", "mqtts://")):
         raise fail(f"--frigate-mqtt {frigate_mqtt!r} must look like mqtt://host:port")
+    federation_sources = []
+    if ngsild_subscribe or ngsild_federation is not None:
+        from cityops.ngsild.federation import source_from_flag, sources_of
+
+        try:
+            federation_sources = [source_from_flag(text) for text in ngsild_subscribe]
+            sources_of(Settings(data_dir=data, ngsild_federation=federation_sources,
+                                ngsild_federation_file=ngsild_federation))
+        except (ValueError, OSError) as exc:
+            raise fail(str(exc)) from None
+        if not public_url:
+            raise fail("--ngsild-subscribe/--ngsild-federation need --public-url: the brokers "
+                       "call this node back there")
     if storm_level not in ("village", "town", "district"):
         raise fail(f"--storm-level {storm_level!r} must be village, town or district")
     pack = load_city(city)
@@ -184,7 +204,9 @@ def serve(
                         burst_per_key=2 * rate_per_key, in_flight_per_key=in_flight_per_key,
                         body_timeout_s=body_timeout, storm_cases=storm_cases,
                         storm_window_s=storm_window, storm_level=storm_level,
-                        frigate_file=frigate, frigate_mqtt_url=frigate_mqtt)
+                        frigate_file=frigate, frigate_mqtt_url=frigate_mqtt,
+                        ngsild_federation=federation_sources,
+                        ngsild_federation_file=ngsild_federation)
     if cluster_settings:
         import msgspec
 

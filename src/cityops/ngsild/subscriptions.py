@@ -844,9 +844,12 @@ class Subscriptions:
             found[id(sub)] = sub
         return list(found.values())
 
-    def on_change(self, before: Entity | None, after: Entity | None) -> None:
-        """A context entity was created, changed or deleted (ContextStore's listener)."""
-        if not self._subs:
+    def on_change(self, before: Entity | None, after: Entity | None, *,
+                  local: bool = True) -> None:
+        """A context entity was created, changed or deleted (ContextStore's listener).
+        `local` False: another node's write this node read back from the store, which that
+        node notifies itself."""
+        if not self._subs or not local:
             return
         current = after if after is not None else before
         if current is None:
@@ -921,7 +924,10 @@ class Subscriptions:
             entities_of_batch = views.entities_of_batch
         except (ImportError, AttributeError):
             return
-        found = entities_of_batch(self.node, batch)
+        # Only the types some subscription asks for are built (all where one asks for any).
+        types = None if self._any_type else \
+            set(self._by_type) | {t for t, _ in self._by_type_id}
+        found = entities_of_batch(self.node, batch, types)
         if inspect.isawaitable(found):
             found = await found
         since = _earliest(batch)
