@@ -310,3 +310,23 @@ async def test_readings_notify_subscriptions_on_their_sdm_type(tmp_path, grid_pa
     assert got.json()["data"] == [{"id": f"urn:ngsi-ld:NoiseLevelObserved:{meters[1]}",
                                    "type": "NoiseLevelObserved", "LAeq": 71.5}]
     assert ids(second) == [f"urn:ngsi-ld:NoiseLevelObserved:{meters[2]}"]
+
+
+async def test_a_subscription_naming_devices_hears_only_their_readings(tmp_path, grid_pack,
+                                                                       live_node):
+    async with world(live_node, grid_pack, tmp_path) as (live, clock, admin, server):
+        meters = [d.id for d in live.node.registry.devices if d.kind == "noise"][:3]
+        body = subscription(server.url("one"), entities=[
+            {"type": "NoiseLevelObserved", "id": f"urn:ngsi-ld:NoiseLevelObserved:{meters[2]}"}])
+        r = await admin.post(SUBS, json={**body, "@context": DEFAULT_CONTEXT_URL},
+                             headers={"Content-Type": "application/ld+json"})
+        assert r.status_code == 201, r.text
+        async with live.client(await live.key("device")) as device:
+            for n, meter in enumerate(meters):
+                r = await device.post("/api/v1/readings", json=[
+                    {"device_id": meter, "ts": T0 - 10 + n, "value": 50.0 + n}])
+                assert r.status_code == 202
+        [got] = await server.wait_for("one")
+        await settle(live)
+    assert ids(got) == [f"urn:ngsi-ld:NoiseLevelObserved:{meters[2]}"]
+    assert len(server.of("one")) == 1
