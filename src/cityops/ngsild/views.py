@@ -247,7 +247,7 @@ class AlertMirror:
         self.loaded = asyncio.Event()
 
     def ensure_started(self) -> None:
-        if self.started:
+        if self.started or not _in_loop():
             return
         self.started = True
         self.node.keep_task(self._run(), "ngsild-alerts")
@@ -328,7 +328,7 @@ class RequestMirror:
         self.loaded = asyncio.Event()
 
     def ensure_started(self) -> None:
-        if self.started:
+        if self.started or not _in_loop():
             return
         self.started = True
         self.node.keep_task(self._run(), "ngsild-requests")
@@ -394,6 +394,16 @@ class RequestView:
 
     def owns(self, entity_id: str, types: list[str]) -> bool:
         return any(sdm.canonical(t) == sdm.SERVICE_REQUEST for t in types)
+
+
+def _in_loop() -> bool:
+    """A mirror's task starts on the node's loop; asked from elsewhere (a worker thread), it
+    waits for the next ask from the loop, and holds nothing meanwhile."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 # -- per node -------------------------------------------------------------------------------------
