@@ -401,6 +401,9 @@ class Subscription:
         self.selectors = [_Selector(frozenset(s["type"]), s.get("id"),
                                     re2.compile(s["idPattern"]) if s.get("idPattern") else None)
                           for s in sub.get("entities") or []]
+        self._exact = {(t, s.id) for s in self.selectors if s.id is not None
+                       and s.pattern is None for t in s.types}
+        self._other = [s for s in self.selectors if s.id is None or s.pattern is not None]
         self.watched = frozenset(sub["watchedAttributes"]) if sub.get("watchedAttributes") \
             else None
         self.triggers = frozenset(sub.get("notificationTrigger") or DEFAULT_TRIGGERS)
@@ -451,7 +454,12 @@ class Subscription:
     def selects(self, entity: Entity) -> bool:
         if not self.selectors:
             return True  # watchedAttributes only: any entity
-        return any(s.selects(entity) for s in self.selectors)
+        if self._exact:
+            # A set look-up for the selectors naming an id: a subscription may name hundreds.
+            entity_id = entity["id"]
+            if any((t, entity_id) in self._exact for t in entity["type"]):
+                return True
+        return any(s.selects(entity) for s in self._other)
 
     def filters(self, entity: Entity) -> bool:
         """q and geoQ, on the entity as it is (as it was, for a deletion)."""
