@@ -133,7 +133,9 @@ async def test_a_notification_of_a_mapped_type_becomes_a_reading(tmp_path, live_
                      "LAeq": {"type": "Property", "value": 58.0, "observedAt": _at(t)}},
                     {"id": "urn:ngsi-ld:NoiseLevelObserved:noise-x", "type":
                      "NoiseLevelObserved", "LAeq": {"type": "Property", "value": "loud"}},
-                    building(3)]}
+                    building(3),
+                    {"id": "urn:ngsi-ld:Alert:x", "type": "Alert",
+                     "category": {"type": "Property", "value": "traffic"}}]}
         link = ('<http://127.0.0.1/ngsi-ld/v1/jsonldContexts/cityops-default.jsonld>; '
                 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"')
         async with b.client(await b.key("admin")) as c:
@@ -146,8 +148,9 @@ async def test_a_notification_of_a_mapped_type_becomes_a_reading(tmp_path, live_
         body = r.json()
         assert sorted(body["success"]) == sorted([f"urn:ngsi-ld:NoiseLevelObserved:{meter}",
                                                   "urn:ngsi-ld:Building:3"])
-        assert [e["entityId"] for e in body["errors"]] == [
-            "urn:ngsi-ld:NoiseLevelObserved:noise-x"]
+        assert sorted(e["entityId"] for e in body["errors"]) == [
+            "urn:ngsi-ld:Alert:x", "urn:ngsi-ld:NoiseLevelObserved:noise-x"]
+        assert b.node.ngsild.entities.peek("urn:ngsi-ld:Alert:x") is None
         assert _latest(b.node, b.node.registry.index[meter]) == 58.0
         assert b.node.ngsild.entities.peek("urn:ngsi-ld:Building:3") is not None
         assert refused.status_code == 403  # a notification feed is city-wide

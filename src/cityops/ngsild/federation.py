@@ -335,6 +335,13 @@ async def take_notification(call: Call[Any, Any]) -> Response:
         except NgsiError as error:
             errors.append(_outcome(doc, error))
             continue
+        if any(sdm.is_view(t) for t in entity["type"]):
+            # Alerts and service requests are CityOps's own records, shown as entities: a
+            # broker's entity of such a type would pass itself off as one.
+            errors.append(_outcome(entity, NgsiError(
+                "OperationNotSupported", f"{where}: entities of type "
+                f"{sdm.type_term(entity['type'][0])} are CityOps's own records, read-only")))
+            continue
         (mapped if any(sdm.is_mapped(t) for t in entity["type"]) else context).append(entity)
     ok: list[str] = []
     if mapped:

@@ -84,6 +84,8 @@ MAX_INFO = 20  # receiverInfo / notifierInfo pairs
 MAX_TEXT = 2_000  # description, q
 MAX_PATTERN = 256
 BATCH_QUEUE = 256  # stored reading batches waiting to be matched; more are dropped, counted
+HEALTH_SAVE_S = 30.0  # how often this node's notification figures are saved (one record
+# per subscription that sent since)
 MIN_INTERVAL = 1.0  # seconds: the shortest timeInterval (a tighter loop is polling, not a
 # subscription)
 _SCHEMES = ("http://", "https://")
@@ -992,7 +994,7 @@ class Subscriptions:
             try:
                 await self.periodic()
                 now = self.clock()
-                if now - last_save >= 10.0 or now < last_save:
+                if now - last_save >= HEALTH_SAVE_S or now < last_save:
                     last_save = now
                     await self.save_health()
                 if getattr(self.node, "cluster", False) and (
