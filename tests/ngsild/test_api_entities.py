@@ -262,3 +262,88 @@ async def test_scoped_keys_see_and_write_only_their_area(live) -> None:
     async with await ngsi_client(live, "device", TOWN_A) as c:
         r = await c.post(E, json=building(5, lat=a["lat"], lon=a["lon"]))
         assert r.status_code == 403  # device keys write readings, not context entities
+
+
+async def test_query_via_post_is_the_get_query(live) -> None:
+    """POST /entityOperations/query answers what GET /entities answers for the same query,
+    with several entity selectors besides, and names the member at fault."""
+    url = NGSI + "/entityOperations/query"
+    async with await ngsi_client(live) as c:
+        await _make(c, *(building(n, lat=31.15, lon=121.45 + n / 100, floors=n)
+                         for n in range(1, 6)),
+                    {"id": "urn:ngsi-ld:Park:1", "type": "Park", "name": "green"})
+        # 0.01 degree of longitude is ~953 m here: Buildings 1 to 4 lie within 4 km.
+        near = {"georel": "near;maxDistance==4000", "geometry": "Point",
+                "coordinates": [121.45, 31.15]}
+        r = await c.post(url, json={"type": "Query", "entities": [{"type": "Building"}],
+                                    "q": "floors>=2", "geoQ": near, "attrs": ["floors"]},
+                         params={"options": "keyValues", "count": "true", "limit": 2})
+        assert r.status_code == 200, r.text
+        assert r.json() == [{"id": f"urn:ngsi-ld:Building:{n}", "type": "Building",
+                             "floors": n} for n in (2, 3)]
+        assert r.headers["NGSILD-Results-Count"] == "3"
+        r2 = await c.get(E, params={"type": "Building", "q": "floors>=2",
+                                    "georel": near["georel"], "geometry": "Point",
+                                    "coordinates": "[121.45,31.15]", "attrs": "floors",
+                                    "options": "keyValues", "count": "true", "limit": 2})
+        assert r2.json() == r.json() and r2.headers["NGSILD-Results-Count"] == "3"
+        r = await c.post(url, params={"offset": 2}, json={"type": "Query",
+                                                          "entities": [{"type": "Building"}]})
+        assert [e["id"][-1] for e in r.json()] == ["3", "4", "5"]
+        # Selectors are alternatives; an entity two of them match is listed once.
+        r = await c.post(url, params={"count": "true"}, json={
+            "type": "Query", "entities": [{"id": "urn:ngsi-ld:Park:1", "type": "Park"},
+                                          {"idPattern": ".*:[12]$", "type": "Building"},
+                                          {"id": "urn:ngsi-ld:Building:1"}]})
+        assert sorted(e["id"] for e in r.json()) == [
+            "urn:ngsi-ld:Building:1", "urn:ngsi-ld:Building:2", "urn:ngsi-ld:Park:1"]
+        assert r.headers["NGSILD-Results-Count"] == "3"
+        # The context in an application/ld+json body, and the answer in its media.
+        r = await c.post(url, json={"type": "Query", "entities": [{"type": "ex:Park"}],
+                                    "@context": [{"ex": "https://uri.etsi.org/ngsi-ld/"
+                                                        "default-context/"},
+                                                 CORE_CONTEXT_URL]},
+                         headers={"content-type": "application/ld+json",
+                                  "accept": "application/ld+json"})
+        assert r.status_code == 200 and [e["id"] for e in r.json()] == ["urn:ngsi-ld:Park:1"]
+        assert "@context" in r.json()[0]
+        for body, named in (({"type": "Query"}, "type, id"),
+                            ({"entities": [{"type": "Park"}]}, "type"),
+                            ({"type": "Query", "entities": [{}]}, "entities[0]"),
+                            ({"type": "Query", "entities": [{"type": "P", "idPatern": "x"}]},
+                             "entities[0].idPatern"),
+                            ({"type": "Query", "entities": [{"id": "nope"}]},
+                             "entities[0].id"),
+                            ({"type": "Query", "entities": {"type": "Park"}}, "entities"),
+                            ({"type": "Query", "q": "floors>", "entities": [{"type": "P"}]},
+                             "q:"),
+                            ({"type": "Query", "geoQ": {**near, "georel": "near"}},
+                             "geoQ.georel"),
+                            ({"type": "Query", "geoQ": {**near, "coordinates": {"x": 1}}},
+                             "geoQ.coordinates"),
+                            ({"type": "Query", "attrs": "name", "limits": 3}, "limits"),
+                            ({"type": "Query", "attrs": [3]}, "attrs")):
+            r = await c.post(url, json=body)
+            assert r.status_code == 400, (body, r.text)
+            assert problem_type(r) == "BadRequestData" and named in r.json()["detail"], r.text
+        r = await c.post(url, json={"type": "Query", "entities": [{"type": "Park"}]},
+                         params={"limit": 5000})
+        assert r.status_code == 403 and problem_type(r) == "TooManyResults"
+        r = await c.post(url, content=b"[", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and problem_type(r) == "InvalidRequest"
+
+
+async def test_query_via_post_keeps_to_the_keys_scope(live) -> None:
+    a, b = PLACE[TOWN_A], PLACE[TOWN_B]
+    async with await ngsi_client(live) as admin:
+        await _make(admin, building(1, lat=a["lat"], lon=a["lon"]),
+                    building(2, lat=b["lat"], lon=b["lon"]))
+    async with await ngsi_client(live, "operator", TOWN_A) as c:
+        r = await c.post(NGSI + "/entityOperations/query", params={"count": "true"},
+                         json={"type": "Query", "entities": [{"type": "Building"}]})
+        assert [e["id"] for e in r.json()] == [ID]
+        assert r.headers["NGSILD-Results-Count"] == "1"
+    async with await ngsi_client(live, "citizen") as c:
+        r = await c.post(NGSI + "/entityOperations/query",
+                         json={"type": "Query", "entities": [{"type": "Building"}]})
+        assert r.status_code == 403

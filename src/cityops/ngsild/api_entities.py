@@ -48,6 +48,7 @@ from cityops.ngsild.providers import (
     DEFAULT_LIMIT,
     MAX_IDS,
     EntityQuery,
+    Selector,
     find_entity,
     parse_types,
     providers_of,
@@ -514,26 +515,44 @@ async def create_entity(call: Call[Any, WriteOptions]) -> Response:
     return Response(status_code=201, headers=_location(entity["id"]))
 
 
-def _query_of(q: EntityListing, terms: TermMap) -> EntityQuery:
-    query = EntityQuery()
-    if q.type is not None:
-        query.types = parse_types(q.type, terms)
-    if q.id is not None:
-        ids = {i.strip() for i in q.id.split(",") if i.strip()}
+def _selector(type_text: str | None, id_text: str | None, id_pattern: str | None,
+              terms: TermMap, where: str = "") -> Selector:
+    """One entity selector: `where` prefixes the parameters' names in errors
+    (`entities[1].` in a POST query)."""
+    found = Selector()
+    if type_text is not None:
+        found.types = parse_types(type_text, terms, param=f"{where}type")
+    if id_text is not None:
+        ids = {i.strip() for i in id_text.split(",") if i.strip()}
         if not ids or len(ids) > MAX_IDS:
-            raise NgsiError("BadRequestData", f"id: give 1 to {MAX_IDS} entity ids")
+            raise NgsiError("BadRequestData", f"{where}id: give 1 to {MAX_IDS} entity ids")
         bad = next((i for i in ids if not is_uri(i)), None)
         if bad is not None:
-            raise NgsiError("BadRequestData", f"id: {bad[:100]!r} is not a URI")
-        query.ids = ids
-    if q.idPattern is not None:
-        if len(q.idPattern) > 512:
-            raise NgsiError("BadRequestData", "idPattern: longer than 512 characters")
+            raise NgsiError("BadRequestData", f"{where}id: {bad[:100]!r} is not a URI")
+        found.ids = ids
+    if id_pattern is not None:
+        if len(id_pattern) > 512:
+            raise NgsiError("BadRequestData", f"{where}idPattern: longer than 512 characters")
         try:
-            query.id_pattern = re2.compile(q.idPattern)
+            found.id_pattern = re2.compile(id_pattern)
         except Exception as error:
-            raise NgsiError("BadRequestData", f"idPattern: {q.idPattern[:100]!r} is not a "
-                                              f"regular expression ({error})") from None
+            raise NgsiError("BadRequestData", f"{where}idPattern: {id_pattern[:100]!r} is not "
+                                              f"a regular expression ({error})") from None
+    return found
+
+
+def _query_of(q: EntityListing, terms: TermMap, selectors: list[Selector] | None = None
+              ) -> EntityQuery:
+    """The query of GET /entities's parameters, or of a POST query's document turned into
+    them (its entity selectors given apart, as `selectors`)."""
+    query = EntityQuery()
+    if selectors is None:
+        selectors = [_selector(q.type, q.id, q.idPattern, terms)]
+    if len(selectors) == 1:
+        only = selectors[0]
+        query.types, query.ids, query.id_pattern = only.types, only.ids, only.id_pattern
+    else:
+        query.selectors = selectors
     if q.q is not None:
         query.q = parse_q(q.q)
     if q.scopeQ is not None:
@@ -548,23 +567,146 @@ def _query_of(q: EntityListing, terms: TermMap) -> EntityQuery:
     query.limit = DEFAULT_LIMIT if q.limit is None else q.limit
     query.offset = q.offset or 0
     query.count = bool(q.count)
-    if (query.types is None and query.ids is None and query.id_pattern is None and
-            query.q is None and query.attrs is None and query.geo is None and
-            query.scope_q is None):
+    selective = any(s.types is not None or s.ids is not None or s.id_pattern is not None
+                    for s in selectors)
+    if not selective and query.q is None and query.attrs is None and query.geo is None and \
+            query.scope_q is None:
         raise NgsiError("BadRequestData", "type, id, idPattern, q, attrs or a geo-query is "
                                           "required: a broker lists no entities "
                                           "unconditionally")
     return query
 
 
-async def query_entities(call: Call[Any, EntityListing]) -> Response:
-    terms = query_terms(call.request)
+async def _run_and_answer(call: Call[Any, Any], listing: EntityListing, terms: TermMap,
+                          selectors: list[Selector] | None = None) -> Response:
+    """One page of a query (GET /entities and POST /entityOperations/query alike)."""
     answer_media(call.request)
-    query = _query_of(call.query, terms)
-    shape = shape_of(call.query, terms)
+    query = _query_of(listing, terms, selectors)
+    shape = shape_of(listing, terms)
     page, total = run_query(call.node, call.principal, query, terms)
     headers = {COUNT_HEADER: str(total)} if total is not None else None
     return answer(call.request, [show(e, terms, shape) for e in page], terms, headers=headers)
+
+
+async def query_entities(call: Call[Any, EntityListing]) -> Response:
+    return await _run_and_answer(call, call.query, query_terms(call.request))
+
+
+# A Query document's members (GS CIM 009 clause 5.2.23) CityOps reads, and those it takes and
+# ignores as GET /entities ignores the same parameters (a distributed query's `local`, joins
+# of linked entities, a temporal query's temporalQ, which has no meaning here).
+_QUERY_MEMBERS = frozenset({"type", "entities", "attrs", "q", "geoQ", "scopeQ", "lang",
+                            "pick", "omit", "@context"})
+_QUERY_IGNORED = frozenset({"temporalQ", "local", "join", "joinLevel", "datasetId",
+                            "containedBy", "geometryProperty", "csf"})
+MAX_SELECTORS = 100
+
+
+def _member_text(doc: dict[str, Any], name: str, where: str = "") -> str | None:
+    value = doc.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise NgsiError("BadRequestData", f"{where}{name}: must be a non-empty string")
+    return value
+
+
+def _name_list(doc: dict[str, Any], name: str) -> str | None:
+    """An array of names (or one string of them joined by commas), as a parameter's text."""
+    value = doc.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not value or \
+            not all(isinstance(n, str) and n and "," not in n for n in value):
+        raise NgsiError("BadRequestData", f"{name}: must be a non-empty array of names")
+    return ",".join(value)
+
+
+def _selectors_of(raw: Any, terms: TermMap) -> list[Selector] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise NgsiError("BadRequestData", "entities: must be a non-empty array of entity "
+                                          "selectors ({type, id, idPattern})")
+    if len(raw) > MAX_SELECTORS:
+        raise NgsiError("TooComplexQuery", f"entities: more than {MAX_SELECTORS} selectors")
+    out = []
+    for index, item in enumerate(raw):
+        where = f"entities[{index}]."
+        if not isinstance(item, dict):
+            raise NgsiError("BadRequestData", f"entities[{index}]: must be an object")
+        unknown = sorted(set(item) - {"type", "id", "idPattern"})
+        if unknown:
+            raise NgsiError("BadRequestData", f"{where}{unknown[0]}: an entity selector has "
+                                              "only type, id and idPattern")
+        texts = [_member_text(item, n, where) for n in ("type", "id", "idPattern")]
+        if all(t is None for t in texts):
+            raise NgsiError("BadRequestData", f"entities[{index}]: give type, id or idPattern")
+        out.append(_selector(*texts, terms, where))
+    return out
+
+
+def _geo_params(raw: Any) -> dict[str, str | None]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise NgsiError("BadRequestData", "geoQ: must be an object {georel, geometry, "
+                                          "coordinates, geoproperty}")
+    unknown = sorted(set(raw) - {"georel", "geometry", "coordinates", "geoproperty"})
+    if unknown:
+        raise NgsiError("BadRequestData", f"geoQ.{unknown[0]}: a geo-query has only georel, "
+                                          "geometry, coordinates and geoproperty")
+    coordinates = raw.get("coordinates")
+    if isinstance(coordinates, list):
+        coordinates = msgspec.json.encode(coordinates).decode()
+    elif coordinates is not None and not isinstance(coordinates, str):
+        raise NgsiError("BadRequestData", "geoQ.coordinates: must be an array (or its JSON "
+                                          "text)")
+    out = {"coordinates": coordinates}
+    for name in ("georel", "geometry", "geoproperty"):
+        out[name] = _member_text(raw, name, "geoQ.")
+    return out
+
+
+class QueryPaging(msgspec.Struct, forbid_unknown_fields=False):
+    """The URL parameters of a POST query: the rest is in its body."""
+
+    limit: int | None = None
+    offset: int | None = None
+    count: bool | None = None
+    options: Text = None
+    format: Text = None
+    local: Text = None
+
+
+async def query_post(call: Call[Any, QueryPaging]) -> Response:
+    """Query entities via POST (clause 6.23): the Query document stands for GET /entities's
+    parameters (several entity selectors besides), and is answered the same way."""
+    body = await read_json(call)
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the body must be a Query (a JSON object)")
+    terms = terms_of(call.request, body)
+    if body.get("type") != "Query":
+        raise NgsiError("BadRequestData", "type: a query document's type is \"Query\"")
+    unknown = sorted(set(body) - _QUERY_MEMBERS - _QUERY_IGNORED)
+    if unknown:
+        raise NgsiError("BadRequestData", f"{unknown[0]}: not a member of a Query")
+    selectors = _selectors_of(body.get("entities"), terms)
+    paging = call.query
+    try:
+        listing = EntityListing(
+            attrs=_name_list(body, "attrs"), pick=_name_list(body, "pick"),
+            omit=_name_list(body, "omit"), options=paging.options, format=paging.format,
+            lang=_member_text(body, "lang"), q=_member_text(body, "q"),
+            scopeQ=_member_text(body, "scopeQ"), limit=paging.limit, offset=paging.offset,
+            count=paging.count, **_geo_params(body.get("geoQ")))
+        return await _run_and_answer(call, listing, terms, selectors)
+    except NgsiError as error:
+        if error.detail.startswith(("georel", "geometry", "coordinates", "geoproperty")):
+            raise NgsiError(error.kind, "geoQ." + error.detail, error.status) from None
+        raise
 
 
 async def get_entity(call: Call[Any, EntityOptions]) -> Response:
@@ -1300,6 +1442,10 @@ ROUTES: list[Endpoint] = [
         "NGSI-LD: query entities by type, id, idPattern, q, attrs and geo-query",
         READ_DEVICES, Scope.LIST, kind=KIND, query=EntityListing, response=list[Doc],
         errors=(403,)),
+    _ep("POST", "/entityOperations/query", query_post,
+        "NGSI-LD: query entities via POST (a Query document: entities, attrs, q, geoQ, "
+        "scopeQ)", READ_DEVICES, Scope.LIST, kind=KIND, query=QueryPaging, status=200,
+        response=list[Doc], errors=(403,), **_raw({JSON: Doc, JSONLD: Doc})),
     _ep("GET", _ENTITY, get_entity, "NGSI-LD: retrieve an entity", READ_DEVICES,
         Scope.RECORD, guard=ENTITY_GUARD, query=EntityOptions, response=Doc),
     _ep("PUT", _ENTITY, replace_entity, "NGSI-LD: replace an entity", WRITERS,

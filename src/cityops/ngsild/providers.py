@@ -93,10 +93,22 @@ def parse_types(text: str, terms: TermMap, *, param: str = "type") -> TypeSelect
 
 
 @dataclass
+class Selector:
+    """Which entities by type, id and id pattern (all that are given must hold)."""
+
+    types: TypeSelection | None = None
+    ids: set[str] | None = None
+    id_pattern: re.Pattern[str] | None = None
+
+
+@dataclass
 class EntityQuery:
     types: TypeSelection | None = None
     ids: set[str] | None = None
     id_pattern: re.Pattern[str] | None = None
+    # Several selectors, any of which an entity may match (a POST query's `entities`); when
+    # None the query has the one selector of `types`, `ids` and `id_pattern` above.
+    selectors: list[Selector] | None = None
     q: Q | None = None
     geo: GeoQuery | None = None
     scope_q: str | None = None
@@ -115,9 +127,16 @@ class EntityQuery:
             raise NgsiError("BadRequestData", "limit: 0 only goes with count=true")
 
 
-def _matching(query: EntityQuery, terms: TermMap, candidates: Iterable[Entity]
-              ) -> Iterator[Entity]:
-    types, q, geo, attrs, scope_q = query.types, query.q, query.geo, query.attrs, query.scope_q
+    def all_selectors(self) -> list[Selector]:
+        if self.selectors:
+            return self.selectors
+        return [Selector(self.types, self.ids, self.id_pattern)]
+
+
+def _matching(query: EntityQuery, selector: Selector, terms: TermMap,
+              candidates: Iterable[Entity]) -> Iterator[Entity]:
+    q, geo, attrs, scope_q = query.q, query.geo, query.attrs, query.scope_q
+    types = selector.types
     for entity in candidates:
         if types is not None and not types.simple and not types.matches(entity["type"]):
             continue
@@ -139,15 +158,26 @@ def run_query(node: Any, who: Principal, query: EntityQuery, terms: TermMap
     query.check()
     page: list[Entity] = []
     seen = 0
-    types = query.types.all_types if query.types is not None else None
+    selectors = query.all_selectors()
     for provider in providers_of(node):
-        candidates = provider.find(who, types=types, ids=query.ids, id_pattern=query.id_pattern)
-        for entity in _matching(query, terms, candidates):
-            if seen >= query.offset and len(page) < query.limit:
-                page.append(entity)
-            seen += 1
-            if not query.count and len(page) >= query.limit and seen > query.offset:
-                return page, None
+        # An entity two selectors match is one result: the ids already taken from this
+        # provider are remembered (only when there are several selectors; providers hold
+        # distinct ids).
+        taken: set[str] | None = set() if len(selectors) > 1 else None
+        for selector in selectors:
+            types = selector.types.all_types if selector.types is not None else None
+            candidates = provider.find(who, types=types, ids=selector.ids,
+                                       id_pattern=selector.id_pattern)
+            for entity in _matching(query, selector, terms, candidates):
+                if taken is not None:
+                    if entity["id"] in taken:
+                        continue
+                    taken.add(entity["id"])
+                if seen >= query.offset and len(page) < query.limit:
+                    page.append(entity)
+                seen += 1
+                if not query.count and len(page) >= query.limit and seen > query.offset:
+                    return page, None
     return page, (seen if query.count else None)
 
 
