@@ -22,13 +22,19 @@ async def test_saved_followed_by_another_node_and_told(tmp_path, grid_pack, live
     async with live_node(grid_pack, tmp_path / "a", store_url=url, data_key_file=key) as live_a, \
             live_node(grid_pack, tmp_path / "b", store_url=url, data_key_file=key) as live_b:
         a, b = live_a.node, live_b.node
-        told = []
-        b.ngsild.entities.add_listener(lambda before, after: told.append((before, after)))
+        told, told_a = [], []
+        b.ngsild.entities.add_listener(
+            lambda before, after, *, local: told.append((before, after, local)))
+        a.ngsild.entities.add_listener(
+            lambda before, after, *, local: told_a.append((before, after, local)))
         await a.ngsild.entities.create(_entity(1, floors=2))
         assert b.ngsild.entities.peek("urn:ngsi-ld:Building:1") is None
         assert await b.ngsild.entities.follow_once()
         assert b.ngsild.entities.peek("urn:ngsi-ld:Building:1") is not None
         assert told[-1][0] is None and told[-1][1]["id"] == "urn:ngsi-ld:Building:1"
+        # Each node tells its own subscribers of its own writes; b read a's back (not local),
+        # so b's subscriptions do not notify it a second time.
+        assert told[-1][2] is False and told_a[-1][2] is True
         assert not await b.ngsild.entities.follow_once()  # nothing new
         await a.ngsild.entities.delete("urn:ngsi-ld:Building:1")
         assert await b.ngsild.entities.follow_once()

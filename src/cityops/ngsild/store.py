@@ -46,7 +46,9 @@ VERSION_KEY = "ngsild.version"
 FULL_RELOAD_S = 300.0
 PAGE = 500
 
-Listener = Callable[[Entity | None, Entity | None], Any]
+# (before, after, *, local): `local` is False for another node's write read back from the
+# store, which that node has already told its own listeners (its subscriptions) of.
+Listener = Callable[..., Any]
 Change = Callable[[Entity | None], Entity | None]
 """A write: the entity as stored (None when there is none) -> what to store (None: delete)."""
 
@@ -140,14 +142,14 @@ class ContextStore:
             if entity_id not in fresh:
                 self._forget(entity_id)
                 if tell:
-                    self._tell(old.get(entity_id), None)
+                    self._tell(old.get(entity_id), None, local=False)
         for entity_id, entity in fresh.items():
             before = self._entities.get(entity_id)
             if before == entity:
                 continue
             self._keep(entity)
             if tell:
-                self._tell(before, entity)
+                self._tell(before, entity, local=False)
 
     # -- memory and indexes ---------------------------------------------------------------------
 
@@ -185,10 +187,11 @@ class ContextStore:
             return None
         return found
 
-    def _tell(self, before: Entity | None, after: Entity | None) -> None:
+    def _tell(self, before: Entity | None, after: Entity | None, *, local: bool = True
+              ) -> None:
         for listener in list(self.listeners):
             try:
-                listener(before, after)
+                listener(before, after, local=local)
             except Exception:
                 log.exception("a context entity listener failed on %s",
                               (after or before or {}).get("id"))
