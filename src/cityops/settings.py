@@ -97,6 +97,10 @@ class Settings(msgspec.Struct, kw_only=True):
     # -- NGSI-LD context entities (cityops.ngsild.store) ----------------------------------------
     ngsild_max_entities: int = 100_000  # context entities the node keeps; more are refused
     ngsild_max_entity_bytes: int = 256 * 1024  # one context entity, as stored
+    # An operator's mirror of the JSON-LD contexts its producers name by URL: a folder with an
+    # index.yaml (`urls: {remote URL: file}`) and the files (cityops.ngsild.contexts). Those
+    # URLs then resolve offline, as the contexts CityOps ships do; nothing is ever fetched.
+    ngsild_context_mirror: Path | None = None
     # -- NGSI-LD subscriptions and federation (cityops.ngsild) -----------------------------------
     ngsild_subscriptions_max: int = 10_000  # subscriptions the node keeps; more are refused
     ngsild_notify_workers: int = 16  # notifications in flight at once (the connection pool)

@@ -182,3 +182,22 @@ def problem_type(response: Any) -> str:
     assert body["title"] and body["detail"] and body["title"] != body["detail"], body
     prefix = "https://uri.etsi.org/ngsi-ld/errors/"
     return body["type"][len(prefix):] if body["type"].startswith(prefix) else body["type"]
+
+
+# -- contexts ---------------------------------------------------------------------------------
+
+
+def context_mirror(folder: Any, contexts: dict[str, Any]) -> Any:
+    """An operator's context mirror in `folder`: each URL of `contexts` (URL -> the `@context`
+    value) as a file, and the index.yaml naming them. Returns the folder."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["urls:"]
+    for n, (url, context) in enumerate(contexts.items()):
+        name = f"mirrored-{n}.jsonld"
+        (folder / name).write_text(json.dumps({"@context": context}))
+        lines.append(f"  {json.dumps(url)}: {name}")
+    (folder / "index.yaml").write_text("\n".join(lines) + "\n")
+    return folder

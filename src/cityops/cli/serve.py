@@ -111,6 +111,10 @@ def serve(
     ngsild_federation: Path = typer.Option(None, "--ngsild-federation", help="A YAML list of "
                                            "NGSI-LD brokers to subscribe to (url, types, q, "
                                            "key, context, name)."),
+    ngsild_contexts: Path = typer.Option(None, "--ngsild-contexts", help="A folder mirroring "
+                                         "the JSON-LD contexts producers name by URL: an "
+                                         "index.yaml (urls: {URL: file}) and the files; those "
+                                         "URLs then resolve offline."),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
     import uvicorn
@@ -206,7 +210,8 @@ def serve(
                         storm_window_s=storm_window, storm_level=storm_level,
                         frigate_file=frigate, frigate_mqtt_url=frigate_mqtt,
                         ngsild_federation=federation_sources,
-                        ngsild_federation_file=ngsild_federation)
+                        ngsild_federation_file=ngsild_federation,
+                        ngsild_context_mirror=ngsild_contexts)
     if cluster_settings:
         import msgspec
 

@@ -42,6 +42,7 @@ from cityops.ngsild.entity import (
     expand_entity,
     expand_fragment,
     is_uri,
+    now_iso,
 )
 from cityops.ngsild.errors import NgsiError, render_problem
 from cityops.ngsild.providers import (
@@ -141,9 +142,10 @@ class AttributeInfo(msgspec.Struct):
 
 
 class ContextInfo(msgspec.Struct):
-    id: str
-    url: str
+    URL: str  # noqa: N815 - the spec's member names
+    localId: str  # noqa: N815
     kind: str
+    createdAt: str  # noqa: N815
 
 
 Doc = dict[str, Any]
@@ -641,10 +643,11 @@ def _selectors_of(raw: Any, terms: TermMap) -> list[Selector] | None:
         if unknown:
             raise NgsiError("BadRequestData", f"{where}{unknown[0]}: an entity selector has "
                                               "only type, id and idPattern")
-        texts = [_member_text(item, n, where) for n in ("type", "id", "idPattern")]
-        if all(t is None for t in texts):
+        type_text, id_text, pattern = (_member_text(item, n, where)
+                                       for n in ("type", "id", "idPattern"))
+        if type_text is None and id_text is None and pattern is None:
             raise NgsiError("BadRequestData", f"entities[{index}]: give type, id or idPattern")
-        out.append(_selector(*texts, terms, where))
+        out.append(_selector(type_text, id_text, pattern, terms, where))
     return out
 
 
@@ -1346,55 +1349,71 @@ async def get_attribute(call: Call[Any, Any]) -> Response:
 # -- JSON-LD contexts -------------------------------------------------------------------------
 
 
+def _library(call: Call[Any, Any]) -> ctx.Library:
+    library: ctx.Library = call.node.ngsild.contexts
+    return library
+
+
+def _info(held: ctx.Held, base: str) -> dict[str, Any]:
+    """A context's ContextInfo: a Cached copy by the remote URL it stands for, the others by
+    this node's address for them."""
+    return {"URL": held.url or f"{base}{ctx.CONTEXTS_PATH}/{held.id}", "localId": held.id,
+            "kind": held.kind, "createdAt": now_iso(held.created)}
+
+
 async def list_contexts(call: Call[Any, ContextListing]) -> Any:
-    base = _base(call.request)
-    rows = [{"id": name, "url": f"{base}{ctx.CONTEXTS_PATH}/{name}", "kind": "Cached"}
-            for name in ctx.shipped()]
-    rows += [{"id": h.id, "url": f"{base}{ctx.CONTEXTS_PATH}/{h.id}", "kind": h.kind}
-             for h in ctx.hosted()]
     wanted = call.query.kind
-    if wanted is not None:
-        if wanted not in ("Cached", "Hosted", "ImplicitlyCreated"):
-            raise NgsiError("BadRequestData", "kind: one of Cached, Hosted, ImplicitlyCreated")
-        rows = [r for r in rows if r["kind"] == wanted]
+    if wanted is not None and wanted not in ("Cached", "Hosted", "ImplicitlyCreated"):
+        raise NgsiError("BadRequestData", "kind: one of Cached, Hosted, ImplicitlyCreated")
+    base = _base(call.request)
+    rows = [_info(h, base) for h in _library(call).listing()
+            if wanted is None or h.kind == wanted]
     if call.query.details:
         return rows
-    return [r["url"] for r in rows]
+    return [r["URL"] for r in rows]
 
 
-async def get_context(call: Call[Any, Any]) -> Response:
-    found = ctx.context_document(call.path["contextId"])
+def _context_id(call: Call[Any, Any]) -> str:
+    cid = call.path["contextId"]
+    own = ctx.own_id(cid) if "://" in cid else None
+    return own or cid  # this node's own address for a context is its id
+
+
+async def get_context(call: Call[Any, ContextListing]) -> Response:
+    found = _library(call).document(_context_id(call))
     if found is None:
         raise NgsiError("ResourceNotFound", f"contextId: CityOps serves no context "
                                             f"{call.path['contextId'][:100]!r}")
-    return Response(msgspec.json.encode({"@context": found[0]}), 200,
+    if call.query.details:
+        payload: Any = _info(found, _base(call.request))
+    else:
+        payload = {"@context": found.body}
+    return Response(msgspec.json.encode(payload), 200,
                     media_type=JSONLD if "ld+json" in call.request.headers.get("accept", "")
-                    else JSON)
+                    and not call.query.details else JSON)
 
 
 async def add_context(call: Call[Any, Any]) -> Response:
     body = await read_json(call)
     if not isinstance(body, dict) or "@context" not in body:
-        raise NgsiError("BadRequestData", "@context: the body is {\"@context\": ...}")
+        raise NgsiError("InvalidRequest", "@context: the body is a JSON-LD context document, "
+                                          "{\"@context\": ...}")
     context = body["@context"]
-    if isinstance(context, str):
+    if not isinstance(context, (dict, list)):
         raise NgsiError("BadRequestData", "@context: give the context itself (an object or a "
-                                          "list), not a URL")
-    ctx.resolve(context)  # refused now if it names a context CityOps does not hold
-    cid = ctx.host(context, kind="Hosted")
-    ctx.forget()
-    return Response(status_code=201, headers={
-        "Location": f"{_base(call.request)}{ctx.CONTEXTS_PATH}/{cid}"})
+                                          "list of objects and URLs)")
+    library = _library(call)
+    library.check(context)  # refused now if it names a context the node does not hold
+    cid = await library.add(context)
+    return Response(status_code=201, headers={"Location": f"{ctx.CONTEXTS_PATH}/{cid}"})
 
 
-async def delete_context(call: Call[Any, Any]) -> Response:
-    cid = call.path["contextId"]
-    if cid in ctx.shipped():
-        raise NgsiError("BadRequestData", f"contextId: {cid} is shipped with CityOps and "
-                                          "cannot be deleted")
-    if not ctx.unhost(cid):
-        raise NgsiError("ResourceNotFound", f"contextId: no hosted context {cid[:100]!r}")
-    ctx.forget()
+class ContextDelete(msgspec.Struct, forbid_unknown_fields=False):
+    reload: bool | None = None
+
+
+async def delete_context(call: Call[Any, ContextDelete]) -> Response:
+    await _library(call).remove(_context_id(call), reload=bool(call.query.reload))
     return Response(status_code=204)
 
 
@@ -1485,11 +1504,13 @@ ROUTES: list[Endpoint] = [
         Scope.NONE, query=ContextListing, response=list[str | ContextInfo]),
     _ep("POST", "/jsonldContexts", add_context, "NGSI-LD: host a JSON-LD context",
         WRITE_CONTEXT, Scope.CITY, status=201, **_raw(BODY_MEDIA, CONTEXT_BODY)),
-    _ep("GET", "/jsonldContexts/{contextId}", get_context,
-        "NGSI-LD: one JSON-LD context CityOps serves", PUBLIC, Scope.NONE, response=Doc,
-        errors=(404,), examples={"contextId": ctx.CORE_FILE}),
-    _ep("DELETE", "/jsonldContexts/{contextId}", delete_context,
-        "NGSI-LD: delete a hosted JSON-LD context", WRITE_CONTEXT, Scope.CITY, status=204,
-        errors=(404,), examples={"contextId": "nothing"}),
+    _ep("GET", "/jsonldContexts/{contextId:path}", get_context,
+        "NGSI-LD: one JSON-LD context CityOps serves, by its id or the URL it stands for "
+        "(details=true: its ContextInfo)", PUBLIC, Scope.NONE, query=ContextListing,
+        response=Doc, errors=(404,), examples={"contextId": ctx.CORE_FILE}),
+    _ep("DELETE", "/jsonldContexts/{contextId:path}", delete_context,
+        "NGSI-LD: delete a hosted or implicitly created JSON-LD context, or drop a cached "
+        "copy (reload=true: take it again now)", WRITE_CONTEXT, Scope.CITY, query=ContextDelete,
+        status=204, errors=(404,), examples={"contextId": "nothing"}),
 ]
 

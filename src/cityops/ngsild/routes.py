@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from cityops.api.route import Endpoint
+import dataclasses
+import functools
+from typing import Any
+
+from cityops.api.route import Call, Endpoint, Handler
 from cityops.ngsild import api_entities, api_subscriptions, api_temporal
+from cityops.ngsild.contexts import using
+
+
+def _with_contexts(handler: Handler) -> Handler:
+    """`handler` run with its node's JSON-LD contexts in force (contexts.current), so a
+    context resolved anywhere below it is that node's."""
+
+    @functools.wraps(handler)
+    async def run(call: Call[Any, Any]) -> Any:
+        with using(call.node.ngsild.contexts):
+            return await handler(call)
+
+    return run
+
 
 # Temporal and subscription paths are fixed prefixes that never clash with /entities/{id};
 # the entity routes list their own fixed paths (/entities/batch ...) before `{entityId}`.
-ROUTES: list[Endpoint] = [*api_temporal.ROUTES, *api_subscriptions.ROUTES,
-                          *api_entities.ROUTES]
+ROUTES: list[Endpoint] = [
+    dataclasses.replace(e, handler=_with_contexts(e.handler))
+    for e in (*api_temporal.ROUTES, *api_subscriptions.ROUTES, *api_entities.ROUTES)]
