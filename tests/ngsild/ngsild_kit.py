@@ -201,3 +201,8 @@ def context_mirror(folder: Any, contexts: dict[str, Any]) -> Any:
         lines.append(f"  {json.dumps(url)}: {name}")
     (folder / "index.yaml").write_text("\n".join(lines) + "\n")
     return folder
+
+
+async def admin_principal(live: Any) -> Any:
+    """An unscoped admin's Principal on `live` (for calling providers directly)."""
+    return await live.node.keys.resolve(await live.key("admin"))

@@ -8,7 +8,14 @@ from typing import Any
 
 from cityops.ngsild.contexts import CORE_CONTEXT_URL
 from tests.api.scope_kinds.base import PLACE, TOWN_A, TOWN_B
-from tests.ngsild.ngsild_kit import NGSI, building, link, ngsi_client, problem_type
+from tests.ngsild.ngsild_kit import (
+    NGSI,
+    admin_principal,
+    building,
+    link,
+    ngsi_client,
+    problem_type,
+)
 
 E = NGSI + "/entities"
 ID = "urn:ngsi-ld:Building:1"
@@ -347,3 +354,46 @@ async def test_query_via_post_keeps_to_the_keys_scope(live) -> None:
         r = await c.post(NGSI + "/entityOperations/query",
                          json={"type": "Query", "entities": [{"type": "Building"}]})
         assert r.status_code == 403
+
+
+async def test_types_and_attributes_from_the_catalogues(live, monkeypatch) -> None:
+    """An unscoped key's /types and /attributes come from the context store's counters (kept
+    as entities come and go), never from a walk over its entities; a scoped key's from what
+    it sees."""
+    store = live.node.ngsild.entities
+    async with await ngsi_client(live) as c:
+        await _make(c, building(1, name="a", floors=2), building(2, name="b"),
+                    {"id": "urn:ngsi-ld:Park:1", "type": ["Park", "Building"],
+                     "owner": {"object": ID}, "name": {"value": "p", "datasetId": "urn:d:1"}})
+        assert (await c.patch(f"{E}/urn:ngsi-ld:Building:2", json={
+            "name": "urn:ngsi-ld:null", "floors": {"type": "Property", "value": 1}})
+                ).status_code == 204
+        assert (await c.delete(f"{E}/urn:ngsi-ld:Park:1")).status_code == 204
+        await _make(c, {"id": "urn:ngsi-ld:Park:2", "type": "Park",
+                        "owner": {"type": "Relationship", "object": ID}})
+
+        def no_walk(*args, **kwargs):
+            raise AssertionError("the context store was walked")
+
+        monkeypatch.setattr(store, "find", no_walk)
+        r = await c.get(NGSI + "/types/Building")
+        assert r.json()["entityCount"] == 2
+        assert {d["attributeName"]: d["attributeTypes"] for d in r.json()["attributeDetails"]
+                } == {"floors": ["Property"], "location": ["GeoProperty"],
+                      "name": ["Property"]}
+        r = await c.get(NGSI + "/types", params={"details": "true"})
+        park = next(t for t in r.json() if t["typeName"] == "Park")
+        assert park["attributeNames"] == ["owner"]
+        r = await c.get(NGSI + "/attributes/name")
+        assert r.json()["attributeCount"] == 1 and r.json()["typeNames"] == ["Building"]
+        r = await c.get(NGSI + "/attributes/floors")
+        assert r.json()["attributeCount"] == 2
+        r = await c.get(NGSI + "/attributes", params={"details": "true"})
+        owner = next(a for a in r.json() if a["attributeName"] == "owner")
+        assert owner["attributeTypes"] == ["Relationship"]
+        assert (await c.get(NGSI + "/attributes/storeys")).status_code == 404
+        monkeypatch.undo()
+        # The counters agree with a walk of what is stored.
+        walked = {t: {a for e in store.find(await admin_principal(live), types={t}, ids=None)
+                      for a in e if a.startswith("http")} for t in store.types()}
+        assert store.attributes() == walked

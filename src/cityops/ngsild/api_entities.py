@@ -48,11 +48,13 @@ from cityops.ngsild.errors import NgsiError, render_problem
 from cityops.ngsild.providers import (
     DEFAULT_LIMIT,
     MAX_IDS,
+    Catalogue,
     EntityQuery,
     Selector,
+    catalogue,
+    count_of,
     find_entity,
     parse_types,
-    providers_of,
     run_query,
 )
 from cityops.ngsild.query import check_scope_q, parse_geoquery, parse_q
@@ -1243,39 +1245,23 @@ async def batch_delete(call: Call[Any, Any]) -> Any:
 # -- types and attributes ---------------------------------------------------------------------
 
 
-def _visible(call: Call[Any, Any]) -> list[Entity]:
-    """Every entity the key may see (for the type and attribute listings of a scoped key)."""
-    out: list[Entity] = []
-    for provider in providers_of(call.node):
-        out.extend(provider.find(call.principal, types=None, ids=None, id_pattern=None))
-    return out
-
-
-def _catalogue(call: Call[Any, Any]) -> tuple[dict[str, set[str]], dict[str, set[str]],
-                                               dict[str, int]]:
-    """type -> attributes, attribute -> attribute types, type -> entity count, over what the
-    key may see."""
-    types: dict[str, set[str]] = {}
-    kinds: dict[str, set[str]] = {}
-    counts: dict[str, int] = {}
-    for entity in _visible(call):
-        names = attribute_names(entity)
-        for t in entity["type"]:
-            types.setdefault(t, set()).update(names)
-            counts[t] = counts.get(t, 0) + 1
-        for iri in names:
-            for instance in entity[iri]:
-                kinds.setdefault(iri, set()).add(instance.get("type", "Property"))
-    return types, kinds, counts
-
-
 def _type_id(type_iri: str) -> str:
     return type_iri
 
 
+def _digest(items: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
+
+
+# What these four answer comes from the providers' catalogues (providers.catalogue), not from a
+# walk over every entity; a scoped key's answer is built from what it may see.
+
+
 async def list_types(call: Call[Any, Details]) -> Response:
     terms = query_terms(call.request)
-    types, _, _ = _catalogue(call)
+    types = catalogue(call.node, call.principal).attrs
     if call.query.details:
         payload: Any = [{"id": _type_id(t), "type": "EntityType", "typeName": terms.compact(t),
                          "attributeNames": sorted(terms.compact(a) for a in attrs)}
@@ -1287,40 +1273,39 @@ async def list_types(call: Call[Any, Details]) -> Response:
     return answer(call.request, payload, terms)
 
 
-def _digest(items: list[str]) -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
-
-
 async def get_type(call: Call[Any, Any]) -> Response:
     terms = query_terms(call.request)
     name = call.path["type"]
     check_name(name, "type")
     type_iri = terms.expand_type(name)
-    types, kinds, counts = _catalogue(call)
-    if type_iri not in types:
+    cat = catalogue(call.node, call.principal)
+    if type_iri not in cat.attrs:
         raise NgsiError("ResourceNotFound", f"type: no entity of type {name!r}")
     payload = {"id": type_iri, "type": "EntityTypeInfo", "typeName": terms.compact(type_iri),
-               "entityCount": counts.get(type_iri, 0),
+               "entityCount": count_of(call.node, call.principal, cat, type_iri=type_iri),
                "attributeDetails": [{"id": a, "type": "Attribute",
                                      "attributeName": terms.compact(a),
-                                     "attributeTypes": sorted(kinds.get(a, ()))}
-                                    for a in sorted(types[type_iri])]}
+                                     "attributeTypes": sorted(cat.kinds.get(a, ()))}
+                                    for a in sorted(cat.attrs[type_iri])]}
     return answer(call.request, payload, terms)
+
+
+def _all_attributes(cat: Catalogue) -> set[str]:
+    return set().union(*cat.attrs.values()) if cat.attrs else set()
 
 
 async def list_attributes(call: Call[Any, Details]) -> Response:
     terms = query_terms(call.request)
-    types, kinds, _ = _catalogue(call)
+    cat = catalogue(call.node, call.principal)
+    names = _all_attributes(cat)
     if call.query.details:
         payload: Any = [{"id": a, "type": "Attribute", "attributeName": terms.compact(a),
-                         "attributeTypes": sorted(k)}
-                        for a, k in sorted(kinds.items())]
+                         "attributeTypes": sorted(cat.kinds.get(a, ()))}
+                        for a in sorted(names)]
     else:
-        payload = {"id": "urn:ngsi-ld:AttributeList:" + _digest(sorted(kinds)),
+        payload = {"id": "urn:ngsi-ld:AttributeList:" + _digest(sorted(names)),
                    "type": "AttributeList",
-                   "attributeList": sorted(terms.compact(a) for a in kinds)}
+                   "attributeList": sorted(terms.compact(a) for a in names)}
     return answer(call.request, payload, terms)
 
 
@@ -1329,19 +1314,13 @@ async def get_attribute(call: Call[Any, Any]) -> Response:
     name = call.path["attrId"]
     check_name(name, "attrId")
     iri = terms.expand(name)
-    count = 0
-    kinds: set[str] = set()
-    type_names: set[str] = set()
-    for entity in _visible(call):
-        instances = entity.get(iri)
-        if instances:
-            count += 1
-            kinds.update(i.get("type", "Property") for i in instances)
-            type_names.update(entity["type"])
+    cat = catalogue(call.node, call.principal)
+    type_names = {t for t, names in cat.attrs.items() if iri in names}
+    count = count_of(call.node, call.principal, cat, attr=iri) if type_names else 0
     if not count:
         raise NgsiError("ResourceNotFound", f"attrId: no entity has an attribute {name!r}")
     payload = {"id": iri, "type": "Attribute", "attributeName": terms.compact(iri),
-               "attributeCount": count, "attributeTypes": sorted(kinds),
+               "attributeCount": count, "attributeTypes": sorted(cat.kinds.get(iri, ())),
                "typeNames": sorted(terms.compact(t) for t in type_names)}
     return answer(call.request, payload, terms)
 

@@ -27,6 +27,12 @@ MAX_IDS = 1000  # ids in one `id` parameter
 
 
 class Provider(Protocol):
+    """What the engine asks of a provider. Two methods are optional, for /types and
+    /attributes without walking entities: `attribute_kinds() -> dict[str, set[str]]`
+    (attribute IRI -> the attribute types its instances are of) and `count(who, types, attr)
+    -> int | None` (how many entities of `types` (a set of one type, or None for any)
+    having `attr` (None: any) the key sees; None when it cannot say without a walk)."""
+
     def types(self) -> list[str]:
         """The expanded type IRIs it holds entities of."""
 
@@ -190,21 +196,102 @@ def find_entity(node: Any, who: Principal, entity_id: str) -> Entity | None:
     return None
 
 
-def type_catalogue(node: Any, who: Principal) -> dict[str, set[str]]:
-    """Type IRI -> attribute IRIs, over every provider (what /types and /attributes list)."""
-    out: dict[str, set[str]] = {}
+def _scoped(who: Principal) -> bool:
+    return who.scope.area is not None or who.scope.department is not None
+
+
+@dataclass
+class Catalogue:
+    """What /types and /attributes list: type IRI -> its attribute IRIs, attribute IRI -> its
+    attribute types (Property, Relationship ...); with the counts, when they were had on the
+    way (a scoped key's walk)."""
+
+    attrs: dict[str, set[str]] = field(default_factory=dict)
+    kinds: dict[str, set[str]] = field(default_factory=dict)
+    type_counts: dict[str, int] | None = None
+    attr_counts: dict[str, int] | None = None
+
+
+def catalogue(node: Any, who: Principal) -> Catalogue:
+    """The types and attributes a key may learn of.
+
+    An unscoped key sees every entity, so each provider's own catalogue answers (`types()`,
+    `attributes()`, and `attribute_kinds()` where a provider keeps it; for one that does not,
+    the kinds are read off the first entity of each of its types: an attribute no such entity
+    carries is listed with no attribute type rather than a guessed one). No entity is
+    walked.
+
+    A scoped key learns only of the types and attributes of entities it may see: a name that
+    exists only elsewhere is information about elsewhere. So its catalogue is built from those
+    entities, walked (its share of the city, not the whole), with the counts on the way."""
+    if _scoped(who):
+        return _walked(node, who)
+    out = Catalogue()
     for provider in providers_of(node):
-        for type_iri, attrs in provider.attributes().items():
-            out.setdefault(type_iri, set()).update(attrs)
         for type_iri in provider.types():
-            out.setdefault(type_iri, set())
+            out.attrs.setdefault(type_iri, set())
+        for type_iri, names in provider.attributes().items():
+            out.attrs.setdefault(type_iri, set()).update(names)
+        own = getattr(provider, "attribute_kinds", None)
+        if own is not None:
+            for name, kinds in own().items():
+                out.kinds.setdefault(name, set()).update(kinds)
+            continue
+        for type_iri in provider.attributes():
+            sample = next(iter(provider.find(who, types={type_iri}, ids=None,
+                                             id_pattern=None)), None)
+            for name, kinds in attribute_kinds([sample]).items():
+                out.kinds.setdefault(name, set()).update(kinds)
     return out
 
 
-def attribute_kinds(entities: Iterable[Entity]) -> dict[str, set[str]]:
+def _walked(node: Any, who: Principal) -> Catalogue:
+    out = Catalogue(type_counts={}, attr_counts={})
+    assert out.type_counts is not None and out.attr_counts is not None
+    for provider in providers_of(node):
+        for entity in provider.find(who, types=None, ids=None, id_pattern=None):
+            names = [k for k in entity if k not in ENTITY_MEMBERS]
+            for t in entity["type"]:
+                out.attrs.setdefault(t, set()).update(names)
+                out.type_counts[t] = out.type_counts.get(t, 0) + 1
+            for name in names:
+                out.attr_counts[name] = out.attr_counts.get(name, 0) + 1
+                out.kinds.setdefault(name, set()).update(
+                    i.get("type", "Property") for i in entity[name])
+    return out
+
+
+def count_of(node: Any, who: Principal, cat: Catalogue, *, type_iri: str | None = None,
+             attr: str | None = None) -> int:
+    """How many entities the key sees of `type_iri`, or having `attr`: from the walk for a
+    scoped key, from the providers' counters where they keep them, else by walking only the
+    entities of that type (of the types whose catalogue names `attr`)."""
+    if type_iri is not None and cat.type_counts is not None:
+        return cat.type_counts.get(type_iri, 0)
+    if attr is not None and cat.attr_counts is not None:
+        return cat.attr_counts.get(attr, 0)
+    total = 0
+    for provider in providers_of(node):
+        counter = getattr(provider, "count", None)
+        types = {type_iri} if type_iri is not None else None
+        found = counter(who, types, attr) if counter is not None else None
+        if found is None:
+            if types is None:
+                types = {t for t, names in provider.attributes().items() if attr in names}
+                if not types:
+                    continue
+            found = sum(1 for e in provider.find(who, types=types, ids=None, id_pattern=None)
+                        if attr is None or attr in e)
+        total += found
+    return total
+
+
+def attribute_kinds(entities: Iterable[Entity | None]) -> dict[str, set[str]]:
     """Attribute IRI -> the attribute types (Property, Relationship ...) seen."""
     out: dict[str, set[str]] = {}
     for entity in entities:
+        if entity is None:
+            continue
         for iri, instances in entity.items():
             if iri in ENTITY_MEMBERS:
                 continue

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -69,7 +70,12 @@ class ContextStore:
         self._areas: dict[str, AreaCodes | None] = {}
         self._seen_version: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self._attrs: dict[str, set[str]] | None = None  # type -> attributes, cached
+        # What /types and /attributes list, kept as entities come and go (never a walk):
+        # type -> attribute -> how many entities of the type have it, and attribute ->
+        # attribute type (Property, Relationship ...) -> how many instances are of it.
+        self._attr_count: dict[str, Counter[str]] = {}
+        self._kind_count: dict[str, Counter[str]] = {}
+        self._attr_total: Counter[str] = Counter()  # attribute -> entities having it
 
     # -- life -----------------------------------------------------------------------------------
 
@@ -159,11 +165,12 @@ class ContextStore:
         if before is not None:
             for t in before["type"]:
                 self._by_type.get(t, {}).pop(entity_id, None)
+            self._count(before, -1)
         self._entities[entity_id] = entity
         for t in entity["type"]:
             self._by_type.setdefault(t, {})[entity_id] = None
+        self._count(entity, 1)
         self._areas[entity_id] = self._locate(entity)
-        self._attrs = None
 
     def _forget(self, entity_id: str) -> None:
         before = self._entities.pop(entity_id, None)
@@ -175,7 +182,28 @@ class ContextStore:
                     ids.pop(entity_id, None)
                     if not ids:
                         del self._by_type[t]
-        self._attrs = None
+            self._count(before, -1)
+
+    def _count(self, entity: Entity, step: int) -> None:
+        names = attribute_names(entity)
+        self._attr_total.update({n: step for n in names})
+        if step < 0:
+            self._attr_total = +self._attr_total
+        for t in entity["type"]:
+            counts = self._attr_count.setdefault(t, Counter())
+            counts.update({n: step for n in names})
+            if step < 0:
+                self._attr_count[t] = +counts  # drops the names no entity has any more
+                if not self._by_type.get(t):
+                    del self._attr_count[t]
+        for name in names:
+            kinds = self._kind_count.setdefault(name, Counter())
+            for instance in entity[name]:
+                kinds[instance.get("type", "Property")] += step
+            if step < 0:
+                kinds = self._kind_count[name] = +kinds
+                if not kinds:
+                    del self._kind_count[name]
 
     def _locate(self, entity: Entity) -> AreaCodes | None:
         point = point_of(entity)
@@ -221,14 +249,28 @@ class ContextStore:
         return [t for t, ids in self._by_type.items() if ids]
 
     def attributes(self) -> dict[str, set[str]]:
-        if self._attrs is None:
-            found: dict[str, set[str]] = {}
-            for entity in self._entities.values():
-                names = attribute_names(entity)
-                for t in entity["type"]:
-                    found.setdefault(t, set()).update(names)
-            self._attrs = found
-        return self._attrs
+        return {t: set(counts) for t, counts in self._attr_count.items()}
+
+    def attribute_kinds(self) -> dict[str, set[str]]:
+        """Attribute IRI -> the attribute types its instances are of."""
+        return {name: set(kinds) for name, kinds in self._kind_count.items()}
+
+    def count(self, who: Principal, types: set[str] | None, attr: str | None = None
+              ) -> int | None:
+        """How many entities of any of `types` (None: of any type) having `attr` (None: any)
+        the key sees, from the counters for an unscoped key; None for a scoped key, whose
+        share the engine counts by walking it (no counter knows where an entity lies)."""
+        scope = who.scope
+        if scope.area is not None or scope.department is not None:
+            return None
+        if types is None:
+            return self._attr_total[attr] if attr is not None else len(self._entities)
+        if len(types) != 1:
+            return None  # an entity of two of the types would count twice
+        t = next(iter(types))
+        if attr is None:
+            return len(self._by_type.get(t, ()))
+        return self._attr_count.get(t, Counter())[attr]
 
     def find(self, who: Principal, *, types: set[str] | None, ids: set[str] | None,
              id_pattern: Any = None) -> Iterator[Entity]:
