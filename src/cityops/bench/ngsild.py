@@ -328,6 +328,23 @@ def _latencies(sender: Sender, got: _Received, since: set[str]) -> tuple[np.ndar
     return np.asarray(out, float), unmatched
 
 
+def _drain(receiver: Receiver, expected: int, settle_s: float) -> int:
+    """Wait until `expected` notices are in, or none has come for 5 s (superseded notices
+    never come), or `settle_s` has passed; answer how many came."""
+    deadline = time.monotonic() + settle_s
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = receiver.count()
+        if count >= expected:
+            return count
+        if count != last:
+            last, quiet_since = count, time.monotonic()
+        elif time.monotonic() - quiet_since > 5.0:
+            break
+        time.sleep(0.2)
+    return max(last, 0)
+
+
 def _p(values: np.ndarray | list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if len(values) else None
 
@@ -378,24 +395,17 @@ def run(*, entities: int = 40_000, rounds: int = 5, paced_rounds: int = 3,
         note("upserting at full speed")
         flat = [b for r in range(rounds) for b in encoded[r]]
         updated, elapsed = asyncio.run(sender.send(flat, progress))
+        # The paced rounds time the path from an upsert to its notice, not the backlog the
+        # full-speed rounds left: they start once the notifier has caught up.
+        note("waiting for the notifier to catch up")
+        _drain(receiver, per_sub * min(subscriptions, len(ids)) * rounds, settle_s)
         note("upserting at a steady pace")
         paced = [b for r in range(rounds, total) for b in encoded[r]]
         paced_updated, paced_elapsed = asyncio.run(sender.send(paced, progress, pace_per_s))
         note("waiting for the last notifications")
         covered = per_sub * min(subscriptions, len(ids))
         expected = covered * total
-        # Until every notice is in, or none has come for a while (superseded ones never do).
-        deadline = time.monotonic() + settle_s
-        last, quiet_since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            now_count = receiver.count()
-            if now_count >= expected:
-                break
-            if now_count != last:
-                last, quiet_since = now_count, time.monotonic()
-            elif time.monotonic() - quiet_since > 5.0:
-                break
-            time.sleep(0.2)
+        _drain(receiver, expected, settle_s)
         got = receiver.received()
         note("querying")
         query_ms = asyncio.run(_queries(server.url, admin, points, queries, rng))
