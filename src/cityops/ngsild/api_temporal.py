@@ -28,12 +28,12 @@ import msgspec
 import numpy as np
 from starlette.responses import Response
 
-from cityops.api.errors import ApiError
-from cityops.api.route import Call, Endpoint, Guard, Scope
+from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import READ_DEVICES, WRITE_READINGS
 from cityops.domain.readings import ReadingBatch
 from cityops.ngsild import PREFIX, sdm
 from cityops.ngsild import temporal as tp
+from cityops.ngsild.api_entities import ENTITY_GUARD, KIND, ProblemDetails
 from cityops.ngsild.contexts import TermMap, context_of_request, link_header
 from cityops.ngsild.entity import ENTITY_MEMBERS, compact_entity, is_uri
 from cityops.ngsild.errors import NgsiError, render_problem
@@ -41,7 +41,6 @@ from cityops.ngsild.providers import (
     MAX_IDS,
     MAX_LIMIT,
     EntityQuery,
-    find_entity,
     parse_types,
     run_query,
 )
@@ -49,7 +48,6 @@ from cityops.ngsild.query import check_scope_q, parse_geoquery, parse_q
 
 TEMPORAL = PREFIX + "/temporal/entities"
 DEFAULT_LIMIT = 20
-KIND = "ngsild_entity"
 
 Text = Annotated[str, msgspec.Meta(max_length=4096)]
 Short = Annotated[str, msgspec.Meta(max_length=64)]
@@ -440,19 +438,6 @@ async def query_temporal(call: Call[None, TemporalParams]) -> Response:
     return _answer(shown, 206 if cut else 200, _headers(call, terms, extra))
 
 
-async def _load(call: Call[Any, Any]) -> Mapping[str, Any] | None:
-    entity_id = call.path["entityId"]
-    if not is_uri(entity_id):
-        # The route layer maps a handler's errors, not its guard's: an ApiError it renders
-        # as BadRequestData.
-        raise ApiError(400, f"entityId: {entity_id[:100]!r} is not a URI")
-    return find_entity(call.node, call.principal, entity_id)
-
-
-ENTITY = Guard(KIND, "entityId", _load, lambda call, entity: True)  # providers answer only
-# what the key may see, so a found entity is one it sees
-
-
 async def retrieve_temporal(call: Call[None, TemporalParams]) -> Response:
     p = call.query
     terms = context_of_request(call.request.headers)
@@ -474,15 +459,6 @@ async def not_supported(call: Call[None, Any]) -> Response:
                     "device's own intake), and context entities keep no history")
 
 
-class ProblemDetails(msgspec.Struct):
-    """RFC 7807, with the ETSI error type URI (errors.py)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-
-
 _COMMON: dict[str, Any] = dict(render_error=render_problem, error_type=ProblemDetails,
                                tags=("NGSI-LD",))
 _WRITE: dict[str, Any] = dict(raw_body=True, **_COMMON)
@@ -500,7 +476,7 @@ ROUTES: list[Endpoint] = [
              WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
     Endpoint("GET", TEMPORAL + "/{entityId}", retrieve_temporal,
              "The temporal evolution of one entity (NGSI-LD)",
-             READ_DEVICES, Scope.RECORD, guard=ENTITY, query=TemporalParams, response=dict,
+             READ_DEVICES, Scope.RECORD, guard=ENTITY_GUARD, query=TemporalParams, response=dict,
              also_ok=(206,), errors=(503,), **_COMMON),
     Endpoint("PATCH", TEMPORAL + "/{entityId}", not_supported,
              "Update a temporal representation: not supported (OperationNotSupported)",
