@@ -397,3 +397,142 @@ async def test_types_and_attributes_from_the_catalogues(live, monkeypatch) -> No
         walked = {t: {a for e in store.find(await admin_principal(live), types={t}, ids=None)
                       for a in e if a.startswith("http")} for t in store.types()}
         assert store.attributes() == walked
+
+
+NULL = "urn:ngsi-ld:null"
+
+
+async def test_ngsi_ld_null_deletes_attributes_and_instances(live) -> None:
+    url = f"{E}/{ID}"
+    async with await ngsi_client(live) as c:
+        await _make(c, {**building(1, name="A"),
+                        "street": {"type": "LanguageProperty", "languageMap": {"fr": "Rue"}},
+                        "owner": [{"type": "Relationship", "object": "urn:p:1"},
+                                  {"type": "Relationship", "object": "urn:p:2",
+                                   "datasetId": "urn:d:2"}]})
+        r = await c.patch(url + "/attrs", json={
+            "name": {"type": "Property", "value": NULL},
+            "location": {"type": "GeoProperty", "value": NULL},
+            "street": {"type": "LanguageProperty", "languageMap": {"@none": NULL}},
+            "owner": {"type": "Relationship", "object": NULL, "datasetId": "urn:d:2"}})
+        assert r.status_code == 204, r.text
+        body = (await c.get(url)).json()
+        assert not {"name", "location", "street"} & set(body)
+        assert body["owner"] == {"type": "Relationship", "object": "urn:p:1"}
+        r = await c.patch(url + "/attrs", json={"name": {"value": NULL}})
+        assert r.status_code == 207 and r.json()["notUpdated"][0]["attributeName"] == "name"
+        r = await c.patch(url + "/attrs/owner", json={"object": NULL})
+        assert r.status_code == 204 and "owner" not in (await c.get(url)).json()
+        # Null is how an update deletes: it is never a value to create.
+        r = await c.post(E, json={**building(2), "name": {"type": "Property", "value": NULL}})
+        assert r.status_code == 400 and "name" in r.json()["detail"]
+        await _make(c, building(3, name="C", floors=1))
+        r = await c.patch(f"{E}/urn:ngsi-ld:Building:3", json={"name": NULL, "floors": 2})
+        assert r.status_code == 204
+        body = (await c.get(f"{E}/urn:ngsi-ld:Building:3", params={"options": "keyValues"})
+                ).json()
+        assert "name" not in body and body["floors"] == 2
+
+
+async def test_partial_update_and_replace_one_attribute(live) -> None:
+    url = f"{E}/{ID}/attrs"
+    async with await ngsi_client(live) as c:
+        await _make(c, {**building(1), "parkedAt": {
+            "type": "Relationship", "object": "urn:p:1", "observedAt": "2024-01-01T00:00:00Z",
+            "by": {"type": "Relationship", "object": "urn:person:bob"}}})
+        # Only a sub-attribute: merged into the Relationship, which stays one.
+        r = await c.patch(url + "/parkedAt",
+                          json={"by": {"type": "Relationship", "object": "urn:person:jo"}})
+        assert r.status_code == 204, r.text
+        parked = (await c.get(f"{E}/{ID}")).json()["parkedAt"]
+        assert parked["type"] == "Relationship" and parked["object"] == "urn:p:1"
+        assert parked["by"]["object"] == "urn:person:jo"
+        r = await c.patch(url + "/parkedAt", json={"type": "Property", "value": 3})
+        assert r.status_code == 400 and "Relationship" in r.json()["detail"]
+        r = await c.put(url + "/parkedAt", json={"type": "Property", "value": "gone"})
+        assert r.status_code == 204
+        assert (await c.get(f"{E}/{ID}")).json()["parkedAt"] == {"type": "Property",
+                                                                 "value": "gone"}
+        for name, status in (("nothing", 404), ("scope", 400), ("bad name", 400)):
+            r = await c.put(f"{url}/{name}", json={"type": "Property", "value": 1})
+            assert r.status_code == status, (name, r.text)
+        r = await c.put(url + "/parkedAt", json={"value": 1, "datasetId": "urn:d:9"})
+        assert r.status_code == 404 and "datasetId" in r.json()["detail"]
+
+
+async def test_fragments_add_types_and_set_scope(live) -> None:
+    url = f"{E}/{ID}"
+    async with await ngsi_client(live) as c:
+        await _make(c, {**building(1), "scope": "/Pudong/Lujiazui"})
+        r = await c.patch(url + "/attrs", json={"type": ["Landmark"], "scope": "/Pudong/Bund"})
+        assert r.status_code == 204
+        body = (await c.get(url)).json()
+        assert body["type"] == ["Building", "Landmark"] and body["scope"] == "/Pudong/Bund"
+        r = await c.post(url + "/attrs", params={"options": "noOverwrite"},
+                         json={"scope": "/Pudong/Zhangjiang"})
+        assert r.status_code == 204
+        assert (await c.get(url)).json()["scope"] == ["/Pudong/Zhangjiang", "/Pudong/Bund"]
+        assert (await c.delete(url + "/attrs/scope")).status_code == 204
+        assert "scope" not in (await c.get(url)).json()
+        r = await c.patch(url + "/attrs", json={"scope": "/Pudong/Bund"})
+        assert r.status_code == 207 and r.json()["notUpdated"][0]["attributeName"] == "scope"
+        r = await c.patch(url + "/attrs", json={"scope": "no-slash"})
+        assert r.status_code == 400 and "scope" in r.json()["detail"]
+
+
+async def test_batch_update_merge_and_their_nulls(live) -> None:
+    ops = NGSI + "/entityOperations"
+    async with await ngsi_client(live) as c:
+        await _make(c, building(1, name="A", floors=1), building(2, name="B"))
+        r = await c.post(ops + "/update", params={"options": "noOverwrite"},
+                         json=[{"id": ID, "type": "Building", "floors": 5, "roof": "flat"},
+                               {"id": "urn:ngsi-ld:Building:2", "name": NULL}])
+        assert r.status_code == 207, r.text
+        assert r.json()["success"] == ["urn:ngsi-ld:Building:2"]
+        assert "floors" in r.json()["errors"][0]["error"]["detail"]
+        one = (await c.get(f"{E}/{ID}", params={"options": "keyValues"})).json()
+        assert one["floors"] == 1 and one["roof"] == "flat"  # what could be written, was
+        assert "name" not in (await c.get(f"{E}/urn:ngsi-ld:Building:2")).json()
+        r = await c.post(ops + "/merge", json=[
+            {"id": ID, "floors": {"value": 7, "unitCode": "C62"}, "roof": NULL},
+            {"id": "urn:ngsi-ld:Building:99", "floors": 1}])
+        assert r.status_code == 207
+        assert r.json()["errors"][0]["error"]["type"].endswith("ResourceNotFound")
+        one = (await c.get(f"{E}/{ID}")).json()
+        assert one["floors"] == {"type": "Property", "value": 7, "unitCode": "C62"}
+        assert "roof" not in one
+        # Upserting one id twice applies both, in order.
+        r = await c.post(ops + "/upsert", json=[building(5, floors=1), building(5, floors=2)])
+        assert r.status_code == 201 and r.json() == ["urn:ngsi-ld:Building:5"]
+        five = (await c.get(f"{E}/urn:ngsi-ld:Building:5", params={"options": "keyValues"}))
+        assert five.json()["floors"] == 2
+        r = await c.post(ops + "/create",
+                         json=[{**building(6), "@context": CORE_CONTEXT_URL}],
+                         headers={"content-type": "application/ld+json",
+                                  **link(CORE_CONTEXT_URL)})
+        assert r.status_code == 400 and "Link" in r.json()["detail"]
+
+
+async def test_ids_that_hide_characters_are_refused(live) -> None:
+    async with await ngsi_client(live) as c:
+        for hidden in ("\u202e", "\u200b", "\ufeff", "\ufe0f", "\U000e0100", "\ufdd0",
+                       "\U0010ffff", "\u115f", "\u3164", "\uffa0", "\u2800"):
+            r = await c.post(E, json={"id": f"urn:ngsi-ld:Building:A{hidden}B",
+                                      "type": "Building"})
+            assert r.status_code == 400 and "id" in r.json()["detail"], repr(hidden)
+        await _make(c, {"id": "urn:ngsi-ld:Building:浦东-1", "type": "Building"})
+
+
+async def test_a_default_vocab_name_a_context_defines_otherwise_stays_full(live) -> None:
+    """Compacted as JSON-LD does: `almostFull` stored under the default vocabulary is not
+    written back as a term the client's context gives another meaning."""
+    ctx = [{"almostFull": "https://example.org/almostFull"}, CORE_CONTEXT_URL]
+    async with await ngsi_client(live) as c:
+        await _make(c, building(1, almostFull=True))
+        r = await c.get(f"{E}/{ID}", params={"options": "keyValues"},
+                        headers={"accept": "application/ld+json"})
+        assert r.json()["almostFull"] is True
+        r = await c.post(NGSI + "/jsonldContexts", json={"@context": ctx})
+        r = await c.get(f"{E}/{ID}", params={"options": "keyValues"},
+                        headers=link(r.headers["location"]))
+        assert r.json()["ngsi-ld:default-context/almostFull"] is True

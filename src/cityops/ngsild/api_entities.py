@@ -16,7 +16,9 @@ application/ld+json), errors as ProblemDetails (`errors.render_problem`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -34,15 +36,22 @@ from cityops.ngsild import contexts as ctx
 from cityops.ngsild.contexts import NO_CONTEXT, TermMap
 from cityops.ngsild.entity import (
     ENTITY_MEMBERS,
+    NULL,
     Entity,
     attribute_names,
     check_name,
     compact_entity,
+    compact_instance,
+    delete_instances,
     expand_attribute,
     expand_entity,
     expand_fragment,
+    expand_scope,
+    expand_types,
     is_uri,
     now_iso,
+    nulls_of,
+    split_nulls,
 )
 from cityops.ngsild.errors import NgsiError, render_problem
 from cityops.ngsild.providers import (
@@ -65,7 +74,6 @@ CONTEXT_BODY = 256 << 10  # a context a client hosts here
 WRITE_CONTEXT = frozenset({Role.ADMIN, Role.OPERATOR})  # context entities
 WRITERS = WRITE_CONTEXT | WRITE_READINGS  # mapped entities too (device keys)
 JSON, JSONLD, MERGE_PATCH = "application/json", "application/ld+json", "application/merge-patch+json"
-NULL = "urn:ngsi-ld:null"  # merge-patch's "delete this attribute"
 COUNT_HEADER = "NGSILD-Results-Count"
 KIND = "ngsild_entity"
 
@@ -800,25 +808,151 @@ def _update_result(updated: list[str], not_updated: list[tuple[str, str]]) -> Re
                  207)
 
 
-async def _fragment_call(call: Call[Any, Any]) -> tuple[dict[str, Any], TermMap,
-                                                         dict[str, Any]]:
-    body = await read_json(call)
-    terms = terms_of(call.request, body)
+@dataclass
+class Fragment:
+    """An update's body: the attributes it sets, the instances it deletes (NGSI-LD Null),
+    the types it adds and the scope it sets (an empty list: deletes)."""
+
+    body: dict[str, Any]
+    terms: TermMap
+    attrs: dict[str, list[dict[str, Any]]]
+    gone: dict[str, list[str | None]]
+    types: list[str]
+    scope: list[str] | None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.attrs or self.gone or self.types or self.scope is not None)
+
+
+def fragment_of(body: Any, terms: TermMap, *, entity_id: str | None = None,
+                where: str = "") -> Fragment:
     if not isinstance(body, dict):
-        raise NgsiError("BadRequestData", "the body must be a JSON object of attributes")
-    fragment = expand_fragment(body, terms)
-    if not fragment and not call.request.method == "PATCH":
+        raise NgsiError("BadRequestData", f"{where}the body must be a JSON object of "
+                                          "attributes".strip())
+    if entity_id is not None and "id" in body and body["id"] != entity_id:
+        raise NgsiError("BadRequestData", f"{where}id: {str(body['id'])[:100]!r} differs from "
+                                          "the entityId in the path")
+    kept, gone = nulls_of(body)
+    types = expand_types(body["type"], terms, where) if "type" in body else []
+    scope = None
+    if "scope" in body:
+        scope = [] if body["scope"] == NULL else expand_scope(body["scope"], where)
+    return Fragment(body, terms, expand_fragment(kept, terms, where=where),
+                    {terms.expand(n): d for n, d in gone.items()}, types, scope)
+
+
+async def _fragment_call(call: Call[Any, Any], *, allowed: tuple[str, ...] = (JSON, JSONLD)
+                         ) -> Fragment:
+    body = await read_json(call, allowed=allowed)
+    frag = fragment_of(body, terms_of(call.request, body), entity_id=call.record["id"])
+    if frag.empty:
         raise NgsiError("BadRequestData", "the body names no attribute")
-    return body, terms, fragment
+    return frag
+
+
+def _types_and_scope(entity: Entity, frag: Fragment, scope: str,
+                     skipped: list[tuple[str, str]] | None = None) -> list[str]:
+    """Add the fragment's types and apply its scope: "set" (replace), "add" (append with
+    noOverwrite: the new scopes beside the old) or "update" (only an entity that has one).
+    Returns the names of what it changed."""
+    changed: list[str] = []
+    if frag.types:
+        before = list(entity["type"])
+        entity["type"] = list(dict.fromkeys([*before, *frag.types]))
+        if entity["type"] != before:
+            changed.append("type")
+    if frag.scope is None:
+        return changed
+    if scope == "update" and "scope" not in entity:
+        if skipped is not None:
+            skipped.append(("scope", "the entity has no scope to update"))
+        return changed
+    if not frag.scope:
+        entity.pop("scope", None)
+    elif scope == "add" and "scope" in entity:
+        entity["scope"] = list(dict.fromkeys([*frag.scope, *entity["scope"]]))
+    else:
+        entity["scope"] = frag.scope
+    changed.append("scope")
+    return changed
+
+
+def _deletions(entity: Entity, frag: Fragment, updated: list[str],
+               skipped: list[tuple[str, str]]) -> None:
+    for iri, datasets in frag.gone.items():
+        name = frag.terms.compact(iri)
+        if delete_instances(entity, iri, datasets):
+            updated.append(name)
+        else:
+            skipped.append((name, "NGSI-LD Null names no instance the entity has"))
+
+
+def _append(entity: Entity, frag: Fragment, no_overwrite: bool, updated: list[str],
+            skipped: list[tuple[str, str]]) -> Entity:
+    for iri, instances in frag.attrs.items():
+        name = frag.terms.compact(iri)
+        if no_overwrite and iri in entity:
+            datasets = {i.get("datasetId") for i in entity[iri]}
+            fresh = [i for i in instances if i.get("datasetId") not in datasets]
+            if not fresh:
+                skipped.append((name, "the attribute exists and noOverwrite was asked"))
+                continue
+            instances = fresh
+        _put_instances(entity, iri, instances)
+        updated.append(name)
+    _deletions(entity, frag, updated, skipped)
+    updated += _types_and_scope(entity, frag, "add" if no_overwrite else "set")
+    return entity
+
+
+def _update(entity: Entity, frag: Fragment, updated: list[str],
+            skipped: list[tuple[str, str]]) -> Entity:
+    for iri, instances in frag.attrs.items():
+        name = frag.terms.compact(iri)
+        have = entity.get(iri)
+        if not have:
+            skipped.append((name, "the entity has no such attribute"))
+            continue
+        missing = [i for i in instances if _same_instance(have, i.get("datasetId")) is None]
+        if missing:
+            skipped.append((name, f"no instance with datasetId "
+                                  f"{missing[0].get('datasetId')!r}"))
+            continue
+        _put_instances(entity, iri, instances)
+        updated.append(name)
+    _deletions(entity, frag, updated, skipped)
+    updated += _types_and_scope(entity, frag, "update", skipped)
+    return entity
+
+
+def _merge(entity: Entity, frag: Fragment) -> Entity:
+    """Merge-patch: each instance's members merged into the one of its datasetId (or added),
+    NGSI-LD Null deleting instances."""
+    for iri, instances in frag.attrs.items():
+        have = entity.get(iri)
+        if not have:
+            entity[iri] = instances
+            continue
+        for new in instances:
+            at = _same_instance(have, new.get("datasetId"))
+            if at is None:
+                have.append(new)
+            else:
+                have[at] = _merge_instance(have[at], new)
+    for iri, datasets in frag.gone.items():
+        delete_instances(entity, iri, datasets)
+    _types_and_scope(entity, frag, "set")
+    return entity
 
 
 async def append_attrs(call: Call[Any, WriteOptions]) -> Any:
-    body, terms, fragment = await _fragment_call(call)
+    frag = await _fragment_call(call)
     no_overwrite = "noOverwrite" in _options(call.query.options)
     if not _is_context(call):
         _one_outcome(await write_mapped(call.node, call.principal,
-                                        [_doc_for_feed(call, body, terms)], terms,
-                                        mode="update"))
+                                        [_doc_for_feed(call, frag.body, frag.terms)],
+                                        frag.terms, mode="update"))
         return Response(status_code=204)
     _need_context_writer(call.principal)
     updated: list[str] = []
@@ -827,29 +961,18 @@ async def append_attrs(call: Call[Any, WriteOptions]) -> Any:
     def change(entity: Entity) -> Entity:
         updated.clear()
         skipped.clear()
-        for iri, instances in fragment.items():
-            name = terms.compact(iri)
-            if no_overwrite and iri in entity:
-                datasets = {i.get("datasetId") for i in entity[iri]}
-                fresh = [i for i in instances if i.get("datasetId") not in datasets]
-                if not fresh:
-                    skipped.append((name, "the attribute exists and noOverwrite was asked"))
-                    continue
-                instances = fresh
-            _put_instances(entity, iri, instances)
-            updated.append(name)
-        return entity
+        return _append(entity, frag, no_overwrite, updated, skipped)
 
     await _modify(call, change)
     return _update_result(updated, skipped)
 
 
 async def update_attrs(call: Call[Any, Any]) -> Any:
-    body, terms, fragment = await _fragment_call(call)
+    frag = await _fragment_call(call)
     if not _is_context(call):
         _one_outcome(await write_mapped(call.node, call.principal,
-                                        [_doc_for_feed(call, body, terms)], terms,
-                                        mode="update"))
+                                        [_doc_for_feed(call, frag.body, frag.terms)],
+                                        frag.terms, mode="update"))
         return Response(status_code=204)
     _need_context_writer(call.principal)
     updated: list[str] = []
@@ -858,20 +981,7 @@ async def update_attrs(call: Call[Any, Any]) -> Any:
     def change(entity: Entity) -> Entity:
         updated.clear()
         skipped.clear()
-        for iri, instances in fragment.items():
-            name = terms.compact(iri)
-            have = entity.get(iri)
-            if not have:
-                skipped.append((name, "the entity has no such attribute"))
-                continue
-            missing = [i for i in instances if _same_instance(have, i.get("datasetId")) is None]
-            if missing:
-                skipped.append((name, f"no instance with datasetId "
-                                      f"{missing[0].get('datasetId')!r}"))
-                continue
-            _put_instances(entity, iri, instances)
-            updated.append(name)
-        return entity
+        return _update(entity, frag, updated, skipped)
 
     await _modify(call, change)
     return _update_result(updated, skipped)
@@ -888,17 +998,81 @@ def _merge_instance(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_NOT_ATTRIBUTES = ("id", "type", "scope", "@context", "createdAt", "modifiedAt", "deletedAt")
+
+
+def _attr_path(call: Call[Any, Any], terms: TermMap) -> tuple[str, str]:
+    """The attribute the path names, and its IRI; `scope` and the entity's own members are not
+    attributes to partially update or replace."""
+    name = call.path["attrId"]
+    check_name(name, "attrId")
+    if name in _NOT_ATTRIBUTES:
+        raise NgsiError("BadRequestData", f"attrId: {name!r} is not an attribute; change it "
+                                          "with an update of the entity's attributes")
+    return name, terms.expand(name)
+
+
 async def partial_update(call: Call[Any, Any]) -> Response:
+    """Partial attribute update (clause 6.7.3.1): the body's members (value, observedAt,
+    sub-attributes ...) are merged into the instance of its datasetId; the result must still be
+    the attribute's type. NGSI-LD Null deletes the instance."""
     body = await read_json(call)
     terms = terms_of(call.request, body)
     if not isinstance(body, dict):
         raise NgsiError("BadRequestData", "the body must be an attribute (a JSON object)")
-    attr_name = call.path["attrId"]
-    iri, instances = expand_attribute(attr_name, {k: v for k, v in body.items()
-                                                  if k != "@context"}, terms)
+    raw = {k: v for k, v in body.items() if k != "@context"}
+    if not raw:
+        raise NgsiError("BadRequestData", "the body names nothing to update")
+    attr_name, iri = _attr_path(call, terms)
     if not _is_context(call):
-        doc = _doc_for_feed(call, {attr_name: {k: v for k, v in body.items()
-                                               if k != "@context"}}, terms)
+        doc = _doc_for_feed(call, {attr_name: raw}, terms)
+        _one_outcome(await write_mapped(call.node, call.principal, [doc], terms,
+                                        mode="update"))
+        return Response(status_code=204)
+    _need_context_writer(call.principal)
+    if iri not in call.record:
+        raise NgsiError("ResourceNotFound", f"attrId: {call.record['id']} has no attribute "
+                                            f"{attr_name!r}")
+    rest, gone = split_nulls(raw)
+    dataset = raw.get("datasetId")
+
+    def change(entity: Entity) -> Entity:
+        have = entity.get(iri)
+        at = _same_instance(have or [], dataset)
+        if not have or at is None:
+            raise NgsiError("ResourceNotFound", f"datasetId: {attr_name!r} has no instance "
+                                                f"{dataset!r}" if dataset else
+                            f"attrId: {attr_name!r} has no default instance")
+        if gone:
+            delete_instances(entity, iri, gone)
+            return entity
+        old = have[at]
+        kind = rest.get("type", old.get("type", "Property"))
+        if kind != old.get("type", "Property"):
+            raise NgsiError("BadRequestData", f"type: {attr_name!r} is a "
+                                              f"{old.get('type', 'Property')}, not a {kind}")
+        shown = compact_instance(old, terms)
+        merged = {**shown, **rest} if isinstance(shown, dict) else rest
+        _, (new,) = expand_attribute(attr_name, {**merged, "type": kind}, terms)
+        have[at] = new
+        return entity
+
+    await _modify(call, change)
+    return Response(status_code=204)
+
+
+async def replace_attr(call: Call[Any, Any]) -> Response:
+    """Replace an attribute (clause 6.7.3.3): the instance of the body's datasetId is replaced
+    whole."""
+    body = await read_json(call)
+    terms = terms_of(call.request, body)
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the body must be an attribute (a JSON object)")
+    raw = {k: v for k, v in body.items() if k != "@context"}
+    attr_name, iri = _attr_path(call, terms)
+    _, instances = expand_attribute(attr_name, raw, terms)
+    if not _is_context(call):
+        doc = _doc_for_feed(call, {attr_name: raw}, terms)
         _one_outcome(await write_mapped(call.node, call.principal, [doc], terms,
                                         mode="update"))
         return Response(status_code=204)
@@ -908,15 +1082,13 @@ async def partial_update(call: Call[Any, Any]) -> Response:
                                             f"{attr_name!r}")
 
     def change(entity: Entity) -> Entity:
-        have = entity.get(iri)
-        if not have:
-            raise NgsiError("ResourceNotFound", f"attrId: no attribute {attr_name!r}")
+        have = entity.get(iri) or []
         for new in instances:
             at = _same_instance(have, new.get("datasetId"))
             if at is None:
                 raise NgsiError("ResourceNotFound", f"datasetId: {attr_name!r} has no "
                                                     f"instance {new.get('datasetId')!r}")
-            have[at] = _merge_instance(have[at], new)
+            have[at] = new
         return entity
 
     await _modify(call, change)
@@ -932,6 +1104,16 @@ async def delete_attr(call: Call[Any, AttrDelete]) -> Response:
     terms = query_terms(call.request)
     attr_name = call.path["attrId"]
     check_name(attr_name, "attrId")
+    if attr_name == "scope":
+        if "scope" not in call.record:
+            raise NgsiError("ResourceNotFound", f"attrId: {call.record['id']} has no scope")
+
+        def unscope(entity: Entity) -> Entity:
+            entity.pop("scope", None)
+            return entity
+
+        await _modify(call, unscope)
+        return Response(status_code=204)
     iri = terms.expand(attr_name)
     dataset = call.query.datasetId
     delete_all = bool(call.query.deleteAll)
@@ -959,49 +1141,15 @@ async def delete_attr(call: Call[Any, AttrDelete]) -> Response:
     return Response(status_code=204)
 
 
-def _merge_patch(entity: Entity, fragment: dict[str, Any], raw: dict[str, Any],
-                 terms: TermMap) -> Entity:
-    for name, value in raw.items():
-        if name in ENTITY_MEMBERS:
-            continue
-        iri = terms.expand(name)
-        if value == NULL or (isinstance(value, dict) and
-                             NULL in (value.get("value"), value.get("object"))):
-            entity.pop(iri, None)
-            continue
-        instances = fragment.get(iri)
-        if instances is None:
-            continue
-        have = entity.get(iri)
-        if not have:
-            entity[iri] = instances
-            continue
-        for new in instances:
-            at = _same_instance(have, new.get("datasetId"))
-            if at is None:
-                have.append(new)
-            else:
-                have[at] = _merge_instance(have[at], new)
-    return entity
-
-
 async def merge_entity(call: Call[Any, Any]) -> Response:
-    body = await read_json(call, allowed=(JSON, JSONLD, MERGE_PATCH))
-    terms = terms_of(call.request, body)
-    if not isinstance(body, dict):
-        raise NgsiError("BadRequestData", "the body must be an entity fragment (a JSON object)")
-    if "id" in body and body["id"] != call.record["id"]:
-        raise NgsiError("BadRequestData", "id: differs from the entityId in the path")
-    deletions = {k for k, v in body.items() if v == NULL or (isinstance(v, dict) and NULL in (
-        v.get("value"), v.get("object")))}
-    fragment = expand_fragment({k: v for k, v in body.items() if k not in deletions}, terms)
+    frag = await _fragment_call(call, allowed=(JSON, JSONLD, MERGE_PATCH))
     if not _is_context(call):
         _one_outcome(await write_mapped(call.node, call.principal,
-                                        [_doc_for_feed(call, body, terms)], terms,
-                                        mode="update"))
+                                        [_doc_for_feed(call, frag.body, frag.terms)],
+                                        frag.terms, mode="update"))
         return Response(status_code=204)
     _need_context_writer(call.principal)
-    await _modify(call, lambda entity: _merge_patch(entity, fragment, body, terms))
+    await _modify(call, lambda entity: _merge(entity, frag))
     return Response(status_code=204)
 
 
@@ -1031,6 +1179,10 @@ class _Batch:
         self.link_terms: TermMap | None = None
         if media != JSONLD:
             self.link_terms = terms_of(call.request)
+        elif call.request.headers.get("link"):
+            raise NgsiError("BadRequestData", "an application/ld+json batch carries each "
+                                              "entity's @context in its body, not in a Link "
+                                              "header")
 
     def terms(self, doc: dict[str, Any]) -> TermMap:
         if self.link_terms is not None:
@@ -1043,6 +1195,18 @@ class _Batch:
                                               "application/ld+json batch carries its @context")
         return ctx.resolve(doc["@context"])
 
+    typeless = False  # update and merge name entities that exist: their type may be left out
+
+    def _type_of_held(self, doc: dict[str, Any], index: int, terms: TermMap) -> None:
+        """An update's document without a type takes the type of the entity it names."""
+        entity_id = doc.get("id")
+        held = find_entity(self.call.node, self.call.principal, entity_id) \
+            if is_uri(entity_id) else None
+        if held is None:
+            raise NgsiError("ResourceNotFound", f"entities[{index}]: no entity "
+                                                f"{str(entity_id)[:100]!r}")
+        doc["type"] = [terms.compact(t) for t in held["type"]]
+
     def sort(self) -> tuple[dict[int, tuple[TermMap, list[Any]]], list[int]]:
         """(mapped docs grouped by term map, as (terms, [(index, doc)])), context indices."""
         mapped: dict[int, tuple[TermMap, list[Any]]] = {}
@@ -1053,6 +1217,8 @@ class _Batch:
                 if not isinstance(doc, dict):
                     raise NgsiError("BadRequestData", f"entities[{index}]: not a JSON object")
                 terms = self.terms(doc)
+                if "type" not in doc and self.typeless:
+                    self._type_of_held(doc, index, terms)
                 raw_type: Any = doc.get("type")
                 names: list[str] = raw_type if isinstance(raw_type, list) else [raw_type]
                 if not names or not all(isinstance(n, str) and n for n in names):
@@ -1101,45 +1267,102 @@ def _doc_id(doc: Any) -> str:
     return found[:1024] if isinstance(found, str) else ""
 
 
-def _expanded(batch: _Batch, indices: list[int]) -> list[tuple[int, Entity]]:
-    out: list[tuple[int, Entity]] = []
-    seen: set[str] = set()
+def _expanded(batch: _Batch, indices: list[int], op: str
+              ) -> list[tuple[int, Entity, Fragment | None]]:
+    """Each context document expanded: whole for create and upsert, as a fragment (NGSI-LD
+    Null deleting, types added) for update and merge. One id given twice is created once (the
+    second is AlreadyExists) and otherwise written twice, in order."""
+    out: list[tuple[int, Entity, Fragment | None]] = []
     for index in indices:
         doc = batch.docs[index]
+        where = f"entities[{index}]."
         try:
-            entity = expand_entity(doc, batch.terms(doc), where=f"entities[{index}].")
-            if entity["id"] in seen:
-                raise NgsiError("BadRequestData", f"entities[{index}].id: "
-                                                  f"{entity['id']} is twice in the batch")
-            seen.add(entity["id"])
-            out.append((index, entity))
+            terms = batch.terms(doc)
+            if op in ("update", "merge"):
+                if not is_uri(doc.get("id")):
+                    raise NgsiError("BadRequestData", f"{where}id: an entity needs an id that "
+                                                      "is a URI")
+                frag = fragment_of(doc, terms, where=where)
+                out.append((index, {"id": doc["id"], "type": frag.types}, frag))
+            else:
+                out.append((index, expand_entity(doc, terms, where=where), None))
         except NgsiError as error:
             batch.outcomes[index] = (_doc_id(doc), error)
     return out
 
 
-def _batch_scope(call: Call[Any, Any], entities: list[tuple[int, Entity]]) -> None:
+def _batch_scope(call: Call[Any, Any], entities: list[tuple[int, Entity, Fragment | None]]
+                 ) -> None:
     """A scoped key's batch naming a context entity outside its area is refused whole,
     before anything is written."""
     if not entities:
         return
     _need_context_writer(call.principal)
-    for _, entity in entities:
-        _context_scope(call, entity)
+    store = call.node.ngsild.entities
+    for _, entity, frag in entities:
+        if frag is None:
+            _context_scope(call, entity)
+        elif store.peek(entity["id"]) is not None and not store.sees(call.principal,
+                                                                     entity["id"]):
+            raise ApiError(403, f"a key scoped to {call.principal.scope} may not write "
+                                f"{entity['id']}")
+
+
+def _upsert(entity: Entity, merge: bool, created: list[str]) -> Callable[[Entity | None],
+                                                                        Entity]:
+    def change(before: Entity | None) -> Entity:
+        if before is None:
+            created.append(entity["id"])
+            return copy.deepcopy(entity)
+        if not merge:
+            return copy.deepcopy(entity)
+        for iri, instances in entity.items():
+            if iri not in ENTITY_MEMBERS:
+                _put_instances(before, iri, copy.deepcopy(instances))
+        before["type"] = list(dict.fromkeys([*before["type"], *entity["type"]]))
+        return before
+
+    return change
+
+
+def _patch(entity_id: str, frag: Fragment, op: str, no_overwrite: bool,
+           call: Call[Any, Any], skipped: list[tuple[str, str]]
+           ) -> Callable[[Entity | None], Entity]:
+    """A batch update (append, noOverwrite kept) or merge of one entity; what was not updated
+    lands in `skipped` (the entity is then reported, what could be written is)."""
+
+    def change(before: Entity | None) -> Entity:
+        if before is None:
+            raise NgsiError("ResourceNotFound", f"no entity {entity_id}")
+        skipped.clear()
+        if op == "merge":
+            after = _merge(before, frag)
+        else:
+            updated: list[str] = []
+            after = _append(before, frag, no_overwrite, updated, skipped)
+            if not updated and not skipped:
+                skipped.append(("(none)", "the entity names no attribute"))
+        if not call.node.ngsild.entities.would_see(call.principal, after):
+            raise ApiError(403, f"a key scoped to {call.principal.scope} may not move an "
+                                "entity out of its area")
+        return after
+
+    return change
 
 
 async def _batch_write(call: Call[Any, WriteOptions], op: str) -> Any:
     body = await read_json(call)
     batch = _Batch(call, body, ctx.media_type(call.request.headers))
+    batch.typeless = op in ("update", "merge")
     options = _options(call.query.options)
     mapped, context = batch.sort()
-    entities = _expanded(batch, context)
+    entities = _expanded(batch, context, op)
     _batch_scope(call, entities)
-    await batch.feed(mapped, {"create": "create", "update": "update"}.get(
+    await batch.feed(mapped, {"create": "create", "update": "update", "merge": "update"}.get(
         op, "replace" if "replace" in options and "update" not in options else "upsert"))
     store = call.node.ngsild.entities
     created: list[str] = []
-    for index, entity in entities:
+    for index, entity, frag in entities:
         entity_id = entity["id"]
         try:
             if op == "create":
@@ -1148,44 +1371,23 @@ async def _batch_write(call: Call[Any, WriteOptions], op: str) -> Any:
                 await store.create(entity)
                 created.append(entity_id)
             elif op == "upsert":
-                merge = "update" in options
-
-                def upsert(before: Entity | None, entity: Entity = entity,
-                           merge: bool = merge) -> Entity:
-                    if before is None:
-                        created.append(entity["id"])
-                        return entity
-                    if not merge:
-                        return entity
-                    for iri, instances in entity.items():
-                        if iri not in ENTITY_MEMBERS:
-                            _put_instances(before, iri, instances)
-                    before["type"] = list(dict.fromkeys([*before["type"], *entity["type"]]))
-                    return before
-
-                await store.modify(entity_id, upsert)
+                await store.modify(entity_id, _upsert(entity, "update" in options, created))
             else:
-                no_overwrite = "noOverwrite" in options
-
-                def update(before: Entity | None, entity: Entity = entity,
-                           no_overwrite: bool = no_overwrite) -> Entity:
-                    if before is None:
-                        raise NgsiError("ResourceNotFound", f"no entity {entity['id']}")
-                    for iri, instances in entity.items():
-                        if iri in ENTITY_MEMBERS or (no_overwrite and iri in before):
-                            continue
-                        _put_instances(before, iri, instances)
-                    return before
-
-                await store.modify(entity_id, update)
+                assert frag is not None
+                skipped: list[tuple[str, str]] = []
+                await store.modify(entity_id, _patch(entity_id, frag, op,
+                                                     "noOverwrite" in options, call, skipped))
+                if skipped:
+                    raise NgsiError("BadRequestData", "not updated: " + "; ".join(
+                        f"{n} ({r})" for n, r in skipped))
             batch.outcomes[index] = (entity_id, None)
         except (NgsiError, ApiError) as error:
             batch.outcomes[index] = (entity_id, error)
     if op == "create":
         return batch.answer(Reply([o[0] for o in batch.outcomes if o is not None], 201))
     if op == "upsert":
-        fresh = [o[0] for o in batch.outcomes if o is not None and o[1] is None and
-                 (o[0] in created)]
+        fresh = list(dict.fromkeys(o[0] for o in batch.outcomes if o is not None and
+                                   o[1] is None and o[0] in created))
         return batch.answer(Reply(fresh, 201) if fresh else Response(status_code=204))
     return batch.answer(Response(status_code=204))
 
@@ -1200,6 +1402,10 @@ async def batch_upsert(call: Call[Any, WriteOptions]) -> Any:
 
 async def batch_update(call: Call[Any, WriteOptions]) -> Any:
     return await _batch_write(call, "update")
+
+
+async def batch_merge(call: Call[Any, WriteOptions]) -> Any:
+    return await _batch_write(call, "merge")
 
 
 async def batch_delete(call: Call[Any, Any]) -> Any:
@@ -1430,6 +1636,10 @@ ROUTES: list[Endpoint] = [
         "NGSI-LD: update the attributes of a batch of entities", WRITERS, Scope.CREATE,
         kind="ngsild_batch", query=WriteOptions, status=204, also_ok=(207,),
         response=BatchResult, **_raw(BATCH_MEDIA, INGEST_BODY)),
+    _ep("POST", "/entityOperations/merge", batch_merge,
+        "NGSI-LD: merge a batch of entities (merge-patch each)", WRITERS, Scope.CREATE,
+        kind="ngsild_batch", query=WriteOptions, status=204, also_ok=(207,),
+        response=BatchResult, **_raw(BATCH_MEDIA, INGEST_BODY)),
     _ep("POST", "/entityOperations/delete", batch_delete,
         "NGSI-LD: delete a batch of context entities", WRITE_CONTEXT, Scope.CREATE,
         kind="ngsild_ids", status=204, also_ok=(207,), response=BatchResult,
@@ -1462,6 +1672,9 @@ ROUTES: list[Endpoint] = [
         status=204, also_ok=(207,), response=UpdateResult, **_raw(BODY_MEDIA)),
     _ep("PATCH", _ENTITY + "/attrs/{attrId}", partial_update,
         "NGSI-LD: partially update one attribute", WRITERS, Scope.RECORD, guard=ENTITY_GUARD,
+        status=204, examples={"attrId": "name"}, **_raw(BODY_MEDIA)),
+    _ep("PUT", _ENTITY + "/attrs/{attrId}", replace_attr,
+        "NGSI-LD: replace one attribute", WRITERS, Scope.RECORD, guard=ENTITY_GUARD,
         status=204, examples={"attrId": "name"}, **_raw(BODY_MEDIA)),
     _ep("DELETE", _ENTITY + "/attrs/{attrId}", delete_attr,
         "NGSI-LD: delete an attribute (datasetId, deleteAll)", WRITE_CONTEXT, Scope.RECORD,

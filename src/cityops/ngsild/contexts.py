@@ -125,7 +125,10 @@ class TermMap:
             return found
         if iri.startswith(self.vocab):
             rest = iri[len(self.vocab):]
-            if rest and ":" not in rest and "/" not in rest and "#" not in rest:
+            # As JSON-LD compacts: a vocabulary-relative name only where it is not a term of
+            # the context naming something else (it would read back as that other IRI).
+            if rest and ":" not in rest and "/" not in rest and "#" not in rest and \
+                    self.defs.get(rest, iri) == iri:
                 return rest
         best_term, best_base = None, ""
         for target, name in reverse.items():

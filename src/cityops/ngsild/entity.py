@@ -58,10 +58,20 @@ MAX_ID = 1024  # characters of an entity id
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 _BAD_NAME = re.compile(r"[\s<>\"'=;()\\]")
+# Characters that show as nothing (or as blank) but make a different id: direction overrides,
+# zero-width and filler characters, variation selectors, the byte order mark, noncharacters.
+# An id an operator cannot tell apart from another on a screen is refused, not stored.
+_INVISIBLE = re.compile(
+    "[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5"
+    "\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f"
+    "\ufeff\uffa0\ufff0-\ufff8\ufdd0-\ufdef\U000e0000-\U000e0fff]"
+    "|[\ufffe\uffff\U0001fffe\U0001ffff\U0002fffe\U0002ffff\U0003fffe\U0003ffff"
+    "\U000ffffe\U000fffff\U0010fffe\U0010ffff]")
 
 
 def is_uri(text: Any) -> bool:
-    return isinstance(text, str) and len(text) <= MAX_ID and _URI.match(text) is not None
+    return isinstance(text, str) and len(text) <= MAX_ID and _URI.match(text) is not None \
+        and _INVISIBLE.search(text) is None
 
 
 def now_iso(clock_seconds: float) -> str:
@@ -121,6 +131,8 @@ def _looks_like_instance(item: Any) -> bool:
 def _instance(raw: Any, name: str, iri: str, terms: TermMap, where: str,
               depth: int) -> dict[str, Any]:
     """One attribute instance in normalized form, from normalized, concise or simplified."""
+    if _is_null_instance(raw):
+        raise _bad(where, f"{NULL} deletes an attribute in an update; it is not a value")
     if not isinstance(raw, dict):
         if raw is None:
             raise _bad(where, "an attribute's value may not be null")
@@ -202,6 +214,81 @@ def _instance(raw: Any, name: str, iri: str, terms: TermMap, where: str,
     return out
 
 
+# -- NGSI-LD Null: an update's way of deleting ----------------------------------------------
+
+NULL = "urn:ngsi-ld:null"
+_ABSENT: Any = object()
+
+
+def _is_null_instance(raw: Any) -> bool:
+    """Whether one attribute instance, as a client wrote it, is NGSI-LD Null (its value,
+    object, languageMap {"@none": ...}, valueList or objectList [...] is urn:ngsi-ld:null)."""
+    if raw == NULL:
+        return True
+    if not isinstance(raw, dict):
+        return False
+    for member in ("value", "object", "vocab", "json"):
+        if raw.get(member) == NULL:
+            return True
+    if raw.get("languageMap") == {"@none": NULL}:
+        return True
+    return any(raw.get(member) in ([NULL], NULL) for member in ("valueList", "objectList"))
+
+
+def split_nulls(raw: Any) -> tuple[Any, list[str | None]]:
+    """An attribute as a client wrote it, split into what it sets (`_ABSENT` when nothing) and
+    the datasetIds (None: the default instance) whose instances it deletes with NGSI-LD
+    Null."""
+    items = raw if isinstance(raw, list) and raw and all(
+        _looks_like_instance(v) for v in raw) else None
+    if items is None:
+        if _is_null_instance(raw):
+            dataset = raw.get("datasetId") if isinstance(raw, dict) else None
+            return _ABSENT, [dataset if isinstance(dataset, str) else None]
+        return raw, []
+    kept, gone = [], []
+    for item in items:
+        if _is_null_instance(item):
+            dataset = item.get("datasetId")
+            gone.append(dataset if isinstance(dataset, str) else None)
+        else:
+            kept.append(item)
+    return (kept or _ABSENT), gone
+
+
+def nulls_of(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str | None]]]:
+    """A fragment's attributes split into those it sets and, by name, the instances it
+    deletes (NGSI-LD Null)."""
+    kept: dict[str, Any] = {}
+    gone: dict[str, list[str | None]] = {}
+    for name, raw in doc.items():
+        if name in ENTITY_MEMBERS or name in ("@id", "@type"):
+            kept[name] = raw
+            continue
+        rest, deleted = split_nulls(raw)
+        if deleted:
+            check_name(name, name)
+            gone[name] = deleted
+        if rest is not _ABSENT:
+            kept[name] = rest
+    return kept, gone
+
+
+def delete_instances(entity: Entity, iri: str, datasets: list[str | None]) -> bool:
+    """Remove the instances of `iri` with those datasetIds; False when it had none of them."""
+    have = entity.get(iri)
+    if not have:
+        return False
+    kept = [i for i in have if i.get("datasetId") not in datasets]
+    if len(kept) == len(have):
+        return False
+    if kept:
+        entity[iri] = kept
+    else:
+        del entity[iri]
+    return True
+
+
 def expand_attribute(name: str, raw: Any, terms: TermMap, *,
                      where: str = "") -> tuple[str, list[dict[str, Any]]]:
     """One attribute's IRI and its instances in normalized form."""
@@ -223,7 +310,7 @@ def expand_attribute(name: str, raw: Any, terms: TermMap, *,
     return iri, [_instance(raw, name, iri, terms, at, 0)]
 
 
-def _types(raw: Any, terms: TermMap, where: str) -> list[str]:
+def expand_types(raw: Any, terms: TermMap, where: str = "") -> list[str]:
     names = raw if isinstance(raw, list) else [raw]
     if not names or not all(isinstance(n, str) and n for n in names):
         raise _bad(f"{where}type" if where else "type",
@@ -233,7 +320,7 @@ def _types(raw: Any, terms: TermMap, where: str) -> list[str]:
     return list(dict.fromkeys(terms.expand_type(n) for n in names))
 
 
-def _scope(raw: Any, where: str) -> list[str]:
+def expand_scope(raw: Any, where: str = "") -> list[str]:
     scopes = raw if isinstance(raw, list) else [raw]
     if not all(isinstance(s, str) and s.startswith("/") and len(s) <= MAX_NAME and
                " " not in s for s in scopes):
@@ -252,10 +339,10 @@ def expand_entity(doc: Any, terms: TermMap, *, where: str = "") -> Entity:
                                  f"urn:ngsi-ld:Type:name), not {str(entity_id)[:80]!r}")
     if "type" not in doc and "@type" not in doc:
         raise _bad(f"{where}type", "an entity needs a type")
-    out: Entity = {"id": entity_id, "type": _types(doc.get("type", doc.get("@type")), terms,
-                                                   where)}
+    out: Entity = {"id": entity_id, "type": expand_types(doc.get("type", doc.get("@type")),
+                                                         terms, where)}
     if "scope" in doc:
-        out["scope"] = _scope(doc["scope"], where)
+        out["scope"] = expand_scope(doc["scope"], where)
     out.update(expand_fragment(doc, terms, where=where))
     return out
 
