@@ -5,6 +5,7 @@ q and geo-queries, and scope."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from cityops.ngsild.contexts import CORE_CONTEXT_URL
 from tests.api.scope_kinds.base import PLACE, TOWN_A, TOWN_B
@@ -148,10 +149,19 @@ async def test_query_type_q_paging_count(live) -> None:
         assert r.status_code == 400 and "q:" in r.json()["detail"]
         r = await c.get(E, params={"q": "(" * 20 + "a" + ")" * 20})
         assert r.status_code == 403 and problem_type(r) == "TooComplexQuery"
-        r = await c.get(E, params={"idPattern": ".*:[12]$"})
+        r = await c.get(E, params={"idPattern": ".*:[12]$", "type": "Building"})
         assert len(r.json()) == 2
-        r = await c.get(E, params={"id": "urn:ngsi-ld:Building:4,urn:ngsi-ld:Building:5"})
+        two = "urn:ngsi-ld:Building:4,urn:ngsi-ld:Building:5"
+        r = await c.get(E, params={"id": two, "type": "Building"})
         assert len(r.json()) == 2
+        # Ids alone are no query (clause 5.7.2); local=true asks for everything held here.
+        r = await c.get(E, params={"id": two})
+        assert r.status_code == 400 and "local=true" in r.json()["detail"]
+        r = await c.get(E, params={"local": "true", "limit": 1000})
+        held = {e["id"] for e in r.json()}
+        assert {f"urn:ngsi-ld:Building:{n}" for n in range(1, 8)} < held  # and the devices
+        r = await c.get(E, params={"attrs": "id,type"})
+        assert r.status_code == 400 and "not an attribute" in r.json()["detail"]
 
 
 async def test_geo_queries(live) -> None:
@@ -314,7 +324,7 @@ async def test_query_via_post_is_the_get_query(live) -> None:
                                   "accept": "application/ld+json"})
         assert r.status_code == 200 and [e["id"] for e in r.json()] == ["urn:ngsi-ld:Park:1"]
         assert "@context" in r.json()[0]
-        for body, named in (({"type": "Query"}, "type, id"),
+        for body, named in (({"type": "Query"}, "type, attrs"),
                             ({"entities": [{"type": "Park"}]}, "type"),
                             ({"type": "Query", "entities": [{}]}, "entities[0]"),
                             ({"type": "Query", "entities": [{"type": "P", "idPatern": "x"}]},
@@ -536,3 +546,81 @@ async def test_a_default_vocab_name_a_context_defines_otherwise_stays_full(live)
         r = await c.get(f"{E}/{ID}", params={"options": "keyValues"},
                         headers=link(r.headers["location"]))
         assert r.json()["ngsi-ld:default-context/almostFull"] is True
+
+
+async def test_representations_pick_omit_format_lang_datasets(live) -> None:
+    url = f"{E}/{ID}"
+    async with await ngsi_client(live) as c:
+        await _make(c, {**building(1, name="Hall", floors=3),
+                        "street": {"type": "LanguageProperty",
+                                   "languageMap": {"fr": "Grand Place", "nl": "Grote Markt"}},
+                        "alias": [{"type": "Property", "value": "default"},
+                                  {"type": "Property", "value": "fr",
+                                   "datasetId": "urn:d:fr"}]})
+        r = await c.get(url, params={"pick": "id,name|floors"})
+        assert r.json() == {"id": ID, "name": {"type": "Property", "value": "Hall"},
+                            "floors": {"type": "Property", "value": 3}}
+        r = await c.get(url, params={"omit": "type,location,street,alias,floors",
+                                     "format": "keyValues", "options": "normalized"})
+        assert r.json() == {"id": ID, "name": "Hall"}  # format wins over options
+        for params in ({"pick": "name", "omit": "name"}, {"pick": "name", "attrs": "floors"},
+                       {"pick": "id;name"}, {"pick": "id,,name"}, {"pick": "a{b"},
+                       {"pick": "a{}"}, {"pick": "locatedAt{name}"}):
+            r = await c.get(url, params=params)
+            assert r.status_code == 400 and problem_type(r) == "BadRequestData", params
+        for params in ({"pick": "unknown"}, {"omit": "id,type,location,name,floors,street,"
+                                                     "alias"}, {"attrs": "unknown"}):
+            r = await c.get(url, params=params)
+            assert r.status_code == 404, params
+        # A malformed request is refused as such, whether or not the entity exists.
+        for params in ({"format": "fancy"}, {"options": "keyValues,fancy"}):
+            r = await c.get(f"{E}/urn:ngsi-ld:Building:none", params=params)
+            assert r.status_code == 400 and problem_type(r) == "InvalidRequest", params
+        r = await c.get(url, params={"lang": "nl;q=0.4,fr;q=0.9", "attrs": "street"})
+        assert r.json()["street"] == {"type": "Property", "value": "Grand Place", "lang": "fr"}
+        r = await c.get(url, params={"lang": "de", "attrs": "street",
+                                     "options": "keyValues"})
+        assert r.json()["street"] == "Grand Place"  # none asked for: any it has
+        r = await c.get(url, params={"lang": "f r"})
+        assert r.status_code == 400 and "lang" in r.json()["detail"]
+        r = await c.get(url, params={"datasetId": "urn:d:fr", "attrs": "alias"})
+        assert r.json()["alias"] == {"type": "Property", "value": "fr",
+                                     "datasetId": "urn:d:fr"}
+        r = await c.get(url, params={"datasetId": "@none", "attrs": "alias"})
+        assert r.json()["alias"] == {"type": "Property", "value": "default"}
+
+
+async def test_geojson_features(live) -> None:
+    geo = {"accept": "application/geo+json"}
+    async with await ngsi_client(live) as c:
+        await _make(c, {**building(1, name="Hall"), "observationSpace": {
+            "type": "GeoProperty", "value": {"type": "Point", "coordinates": [11.0, 12.0]}}},
+            {"id": "urn:ngsi-ld:Building:2", "type": "Building", "name": "no place"})
+        r = await c.get(f"{E}/{ID}", params={"options": "keyValues"}, headers=geo)
+        assert r.headers["content-type"].startswith("application/geo+json")
+        body = r.json()
+        assert body["type"] == "Feature" and body["id"] == ID
+        assert body["geometry"] == {"type": "Point", "coordinates": [121.45, 31.15]}
+        assert body["properties"]["name"] == "Hall" and body["@context"] == CORE_CONTEXT_URL
+        r = await c.get(f"{E}/{ID}", params={"geometryProperty": "observationSpace"},
+                        headers=geo)
+        assert r.json()["geometry"]["coordinates"] == [11.0, 12.0]
+        assert r.json()["properties"]["location"]["type"] == "GeoProperty"
+        r = await c.get(E, params={"type": "Building"}, headers=geo)
+        body = r.json()
+        assert body["type"] == "FeatureCollection" and len(body["features"]) == 2
+        assert [f["geometry"] for f in body["features"]][1] is None
+        r = await c.get(NGSI + "/types", headers=geo)  # not entities: plain JSON
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+
+
+async def test_types_and_attributes_by_full_name_and_with_a_slash(live) -> None:
+    async with await ngsi_client(live) as c:
+        await _make(c, building(1, floors=2))
+        for url in (NGSI + "/types/", NGSI + "/attributes/"):
+            assert (await c.get(url)).status_code == 200
+        vocab = "https://uri.etsi.org/ngsi-ld/default-context/"
+        r = await c.get(NGSI + "/types/" + quote(vocab + "Building", safe=""))
+        assert r.status_code == 200 and r.json()["entityCount"] == 1
+        r = await c.get(NGSI + "/attributes/" + quote(vocab + "floors", safe=""))
+        assert r.status_code == 200 and r.json()["attributeCount"] == 1

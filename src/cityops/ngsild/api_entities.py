@@ -17,6 +17,7 @@ application/ld+json), errors as ProblemDetails (`errors.render_problem`).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from cityops.ngsild import contexts as ctx
 from cityops.ngsild.contexts import NO_CONTEXT, TermMap
 from cityops.ngsild.entity import (
     ENTITY_MEMBERS,
+    LOCATION,
     NULL,
     Entity,
     attribute_names,
@@ -74,6 +76,7 @@ CONTEXT_BODY = 256 << 10  # a context a client hosts here
 WRITE_CONTEXT = frozenset({Role.ADMIN, Role.OPERATOR})  # context entities
 WRITERS = WRITE_CONTEXT | WRITE_READINGS  # mapped entities too (device keys)
 JSON, JSONLD, MERGE_PATCH = "application/json", "application/ld+json", "application/merge-patch+json"
+GEOJSON = "application/geo+json"
 COUNT_HEADER = "NGSILD-Results-Count"
 KIND = "ngsild_entity"
 
@@ -179,6 +182,21 @@ class EntityOptions(msgspec.Struct, forbid_unknown_fields=False):
     local: Text = None
     datasetId: Text = None  # noqa: N815
 
+    def __post_init__(self) -> None:
+        # Checked as the query is decoded, before the entity is looked up: a malformed
+        # request is refused as such (400), whether or not the entity exists.
+        try:
+            picked = _projection(self.pick, "pick")
+            omitted = _projection(self.omit, "omit")
+        except NgsiError as error:
+            raise ValueError(error.detail) from None
+        if self.attrs is not None and (picked is not None or omitted is not None):
+            raise ValueError("attrs: goes with neither pick nor omit (pick the attributes "
+                             "instead)")
+        both = sorted(set(picked or ()) & set(omitted or ()))
+        if both:
+            raise ValueError(f"pick, omit: {both[0]!r} is in both")
+
 
 class EntityListing(EntityOptions, forbid_unknown_fields=False):
     type: Text = None
@@ -236,7 +254,7 @@ def answer_media(request: Request) -> str:
                     weight = 0.0
         media = media.lower()
         chosen = {JSON: JSON, JSONLD: JSONLD, "*/*": JSON, "application/*": JSON,
-                  "application/geo+json": JSON}.get(media)
+                  GEOJSON: GEOJSON}.get(media)
         if chosen is not None and weight > 0 and weight > best_q:
             best, best_q = chosen, weight
     if not best:
@@ -304,12 +322,26 @@ def _base(request: Request) -> str:
 
 
 def answer(request: Request, payload: Any, terms: TermMap, *, status: int = 200,
-           headers: dict[str, str] | None = None) -> Response:
+           headers: dict[str, str] | None = None, geometry: str | None = None) -> Response:
     """Entities (or documents with short names) in the media asked for: @context in the body
-    for application/ld+json, a Link header for application/json."""
+    for application/ld+json, a Link header for application/json. Entities asked for as
+    application/geo+json (`geometry` names the attribute that is their geometry) become a
+    Feature or a FeatureCollection with the @context in the body."""
     media = answer_media(request)
     out_headers = dict(headers or {})
-    if media == JSONLD:
+    if media == GEOJSON and geometry is None:
+        media = JSON  # not entities: plain JSON
+    if media == GEOJSON:
+        context = terms.context
+        if isinstance(context, str) and context.startswith("/"):
+            context = ctx.served_url(context, _base(request))
+        name = terms.compact(geometry or LOCATION)
+        if isinstance(payload, list):
+            payload = {"type": "FeatureCollection",
+                       "features": [feature(p, name) for p in payload], "@context": context}
+        else:
+            payload = {**feature(payload, name), "@context": context}
+    elif media == JSONLD:
         context = terms.context
         if isinstance(context, str) and context.startswith("/"):
             context = ctx.served_url(context, _base(request))
@@ -323,23 +355,71 @@ def answer(request: Request, payload: Any, terms: TermMap, *, status: int = 200,
     return Response(msgspec.json.encode(payload), status, out_headers, media_type=media)
 
 
+_SHAPES = {"keyValues", "simplified", "concise", "normalized"}
+
+
 def _options(raw: str | None, fmt: str | None = None) -> set[str]:
+    """The options asked for; `format` (clause 6.3.20) names the representation and wins
+    over one named in `options`."""
     found = {o.strip() for o in (raw or "").split(",") if o.strip()}
-    if fmt:
-        found.add(fmt.strip())
-    known = {"keyValues", "simplified", "concise", "normalized", "sysAttrs", "noOverwrite",
-             "update", "replace"}
+    known = {*_SHAPES, "sysAttrs", "noOverwrite", "update", "replace"}
     unknown = found - known
     if unknown:
-        raise NgsiError("BadRequestData", f"options: {sorted(unknown)[0]!r} is not one of "
+        raise NgsiError("InvalidRequest", f"options: {sorted(unknown)[0]!r} is not one of "
                                           f"{', '.join(sorted(known))}")
-    shapes = found & {"keyValues", "simplified", "concise", "normalized"}
+    if fmt is not None:
+        fmt = fmt.strip()
+        if fmt not in _SHAPES:
+            raise NgsiError("InvalidRequest", f"format: {fmt[:40]!r} is not one of "
+                                              f"{', '.join(sorted(_SHAPES))}")
+        found = (found - _SHAPES) | {fmt}
+    shapes = found & _SHAPES
     if "simplified" in shapes:
         shapes = (shapes - {"simplified"}) | {"keyValues"}
     if len(shapes) > 1:
         raise NgsiError("BadRequestData", "options: keyValues, concise and normalized "
                                           "exclude each other")
     return found
+
+
+_PROJECTION_NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_:/#.\-]*")
+
+
+def _projection(text: str | None, param: str) -> list[str] | None:
+    """The top-level names of a pick or omit expression (clause 4.21: names separated by `,`
+    or `|`, a name followed by `{...}` selecting within a linked entity). Nested selections
+    need linked entities joined, which this node does not do, so they are refused."""
+    if text is None:
+        return None
+    names: list[str] = []
+    at = 0
+    while True:
+        match = _PROJECTION_NAME.match(text, at)
+        if match is None:
+            raise NgsiError("BadRequestData", f"{param}: expected an attribute name at "
+                                              f"character {at + 1} of {text[:200]!r}")
+        names.append(match.group())
+        at = match.end()
+        if at < len(text) and text[at] == "{":
+            depth, end = 0, at
+            while end < len(text):
+                depth += {"{": 1, "}": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+                end += 1
+            inner = text[at + 1:end]
+            if depth != 0 or not inner:
+                raise NgsiError("BadRequestData", f"{param}: {text[at:at + 40]!r} is not a "
+                                                  "closed, non-empty {...} selection")
+            _projection(inner, param)  # its syntax, for the error's sake
+            raise NgsiError("BadRequestData", f"{param}: {names[-1]}{{...}} selects within "
+                                              "linked entities, which this node does not join")
+        if at == len(text):
+            return names
+        if text[at] not in ",|":
+            raise NgsiError("BadRequestData", f"{param}: {text[at]!r} at character {at + 1} "
+                                              f"of {text[:200]!r} is not a separator (, or |)")
+        at += 1
 
 
 def _names(raw: str | None, param: str, terms: TermMap) -> set[str] | None:
@@ -352,6 +432,9 @@ def _names(raw: str | None, param: str, terms: TermMap) -> set[str] | None:
         raise NgsiError("TooComplexQuery", f"{param}: more than 1000 names")
     for n in names:
         check_name(n, param)
+        if n in ENTITY_MEMBERS:
+            raise NgsiError("BadRequestData", f"{param}: {n!r} is a member of every entity, "
+                                              "not an attribute")
     return {terms.expand(n) for n in names}
 
 
@@ -363,27 +446,127 @@ class Shape(msgspec.Struct):
     sys_attrs: bool
     keep_id: bool = True
     keep_type: bool = True
+    lang: list[tuple[str, float]] | None = None  # language ranges, best first
+    datasets: set[str | None] | None = None  # instances kept (None: the default one)
+    geometry: str = LOCATION  # the GeoJSON representation's geometry (an attribute IRI)
+
+
+def _language_ranges(text: str | None) -> list[tuple[str, float]] | None:
+    """`lang` (clause 4.15): language ranges with optional `;q=` weights, best first."""
+    if text is None:
+        return None
+    ranges: list[tuple[str, float]] = []
+    for part in text.split(","):
+        tag, _, weight = part.strip().partition(";")
+        tag = tag.strip()
+        q = 1.0
+        if weight:
+            name, _, value = weight.strip().partition("=")
+            try:
+                q = float(value) if name.strip() == "q" else -1.0
+            except ValueError:
+                q = -1.0
+            if not 0.0 <= q <= 1.0:
+                raise NgsiError("BadRequestData", f"lang: {part.strip()[:40]!r} has no valid "
+                                                  "q=0..1 weight")
+        if not tag or not re.fullmatch(r"\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", tag):
+            raise NgsiError("BadRequestData", f"lang: {tag[:40]!r} is not a language range")
+        ranges.append((tag.lower(), q))
+    return sorted(ranges, key=lambda r: -r[1])
 
 
 def shape_of(q: EntityOptions, terms: TermMap) -> Shape:
     options = _options(q.options, q.format)
     attrs = _names(q.attrs, "attrs", terms)
     keep_id = keep_type = True
-    if q.pick is not None:
-        picked = [n.strip() for n in q.pick.split(",") if n.strip()]
+    picked = _projection(q.pick, "pick")
+    if picked is not None:
         keep_id, keep_type = "id" in picked, "type" in picked
         named = {terms.expand(n) for n in picked if n not in ("id", "type")}
         attrs = named if attrs is None else attrs & named
     omit: set[str] = set()
-    if q.omit is not None:
-        omitted = [n.strip() for n in q.omit.split(",") if n.strip()]
+    omitted = _projection(q.omit, "omit")
+    if omitted is not None:
         keep_id, keep_type = keep_id and "id" not in omitted, keep_type and "type" not in omitted
         omit = {terms.expand(n) for n in omitted if n not in ("id", "type")}
+    datasets: set[str | None] | None = None
+    if q.datasetId is not None:
+        given = [d.strip() for d in q.datasetId.split(",") if d.strip()]
+        bad = next((d for d in given if d != "@none" and not is_uri(d)), None)
+        if not given or bad is not None:
+            raise NgsiError("BadRequestData", f"datasetId: {str(bad)[:100]!r} is not a URI "
+                                              "(or @none, the default instance)")
+        datasets = {None if d == "@none" else d for d in given}
+    geometry = terms.expand(q.geometryProperty) if q.geometryProperty else LOCATION
     return Shape(attrs, omit, bool(options & {"keyValues", "simplified"}),
-                 "concise" in options, "sysAttrs" in options, keep_id, keep_type)
+                 "concise" in options, "sysAttrs" in options, keep_id, keep_type,
+                 _language_ranges(q.lang), datasets, geometry)
+
+
+def _pick_language(language_map: dict[str, Any], ranges: list[tuple[str, float]]
+                   ) -> tuple[str, Any] | None:
+    """The entry of a languageMap the ranges prefer (RFC 4647 lookup: a range matches its
+    tag or a longer one); failing all, any entry, as the spec asks for."""
+    tags = [t for t in language_map if t != "@none"]
+    for wanted, q in ranges:
+        if q <= 0:
+            continue
+        if wanted == "*":
+            break
+        for tag in tags:
+            low = tag.lower()
+            if low == wanted or low.startswith(wanted + "-"):
+                return tag, language_map[tag]
+        for tag in tags:  # a longer range falls back to its primary language
+            if wanted.startswith(tag.lower() + "-"):
+                return tag, language_map[tag]
+    if not language_map:
+        return None
+    tag = tags[0] if tags else "@none"
+    return tag, language_map[tag]
+
+
+def _in_language(entity: Entity, ranges: list[tuple[str, float]]) -> Entity:
+    """LanguageProperties as Properties holding the preferred language's string (and its
+    `lang`)."""
+    out = dict(entity)
+    for iri, instances in entity.items():
+        if iri in ENTITY_MEMBERS or not isinstance(instances, list):
+            continue
+        if not any(i.get("type") == "LanguageProperty" for i in instances):
+            continue
+        shown = []
+        for instance in instances:
+            if instance.get("type") == "LanguageProperty":
+                found = _pick_language(instance.get("languageMap") or {}, ranges)
+                instance = {k: v for k, v in instance.items() if k != "languageMap"}
+                instance["type"] = "Property"
+                if found is not None:
+                    instance["value"] = found[1]
+                    if found[0] != "@none":
+                        instance["lang"] = found[0]
+            shown.append(instance)
+        out[iri] = shown
+    return out
+
+
+def _of_datasets(entity: Entity, datasets: set[str | None]) -> Entity:
+    out = {}
+    for iri, instances in entity.items():
+        if iri in ENTITY_MEMBERS or not isinstance(instances, list):
+            out[iri] = instances
+            continue
+        kept = [i for i in instances if i.get("datasetId") in datasets]
+        if kept:
+            out[iri] = kept
+    return out
 
 
 def show(entity: Entity, terms: TermMap, s: Shape) -> dict[str, Any]:
+    if s.datasets is not None:
+        entity = _of_datasets(entity, s.datasets)
+    if s.lang is not None:
+        entity = _in_language(entity, s.lang)
     attrs = s.attrs
     if s.omit:
         attrs = (set(attribute_names(entity)) if attrs is None else attrs) - s.omit
@@ -393,6 +576,29 @@ def show(entity: Entity, terms: TermMap, s: Shape) -> dict[str, Any]:
         out.pop("id", None)
     if not s.keep_type:
         out.pop("type", None)
+    return out
+
+
+def _geometry_of(shown: Any) -> Any:
+    """The GeoJSON geometry of an attribute as shown (normalized, concise or keyValues)."""
+    if isinstance(shown, list):
+        shown = next((i for i in shown if isinstance(i, dict) and "datasetId" not in i),
+                     shown[0] if shown else None)
+    if not isinstance(shown, dict):
+        return None
+    if shown.get("type") == "GeoProperty" or "value" in shown:
+        shown = shown.get("value")
+    if isinstance(shown, dict) and "coordinates" in shown and "type" in shown:
+        return shown
+    return None
+
+
+def feature(doc: dict[str, Any], geometry_name: str) -> dict[str, Any]:
+    """An entity as shown, as a GeoJSON Feature (clause 4.5.16)."""
+    properties = {k: v for k, v in doc.items() if k not in ("id", "@context")}
+    out: dict[str, Any] = {"id": doc.get("id"), "type": "Feature",
+                           "geometry": _geometry_of(doc.get(geometry_name)),
+                           "properties": properties}
     return out
 
 
@@ -472,6 +678,14 @@ def _entity_id(call: Call[Any, Any]) -> str:
 
 
 async def load_entity(call: Call[Any, Any]) -> Entity | None:
+    query = call.query
+    if isinstance(query, (EntityOptions, WriteOptions)):
+        # A malformed request is refused as such before the entity is looked up (raised as
+        # the route layer's error; the NgsiError rides along as its cause, for the problem).
+        try:
+            _options(query.options, getattr(query, "format", None))
+        except NgsiError as error:
+            raise ApiError(error.status, error.detail) from error
     return find_entity(call.node, call.principal, _entity_id(call))
 
 
@@ -576,16 +790,23 @@ def _query_of(q: EntityListing, terms: TermMap, selectors: list[Selector] | None
         raise NgsiError("BadRequestData", "geoproperty: goes with georel, geometry and "
                                           "coordinates")
     query.attrs = _names(q.attrs, "attrs", terms)
+    picked = [n for n in _projection(q.pick, "pick") or () if n not in ENTITY_MEMBERS]
+    if query.attrs is None and picked:
+        query.attrs = {terms.expand(n) for n in picked}  # picked attributes select, as attrs
     query.limit = DEFAULT_LIMIT if q.limit is None else q.limit
     query.offset = q.offset or 0
     query.count = bool(q.count)
-    selective = any(s.types is not None or s.ids is not None or s.id_pattern is not None
-                    for s in selectors)
-    if not selective and query.q is None and query.attrs is None and query.geo is None and \
-            query.scope_q is None:
-        raise NgsiError("BadRequestData", "type, id, idPattern, q, attrs or a geo-query is "
-                                          "required: a broker lists no entities "
-                                          "unconditionally")
+    typed = any(s.types is not None for s in selectors)
+    local = (q.local or "").strip().lower()
+    if local not in ("", "true", "false"):
+        raise NgsiError("BadRequestData", f"local: {local[:20]!r} is not true or false")
+    if not typed and query.q is None and query.attrs is None and query.geo is None and \
+            query.scope_q is None and local != "true":
+        # Clause 5.7.2: ids alone do not make a query (every broker of a federation would
+        # be asked to look up every id); local=true asks this node for all it holds.
+        raise NgsiError("BadRequestData", "type, attrs, q, scopeQ or a geo-query is required "
+                                          "(with id or idPattern if you like), or "
+                                          "local=true")
     return query
 
 
@@ -597,7 +818,8 @@ async def _run_and_answer(call: Call[Any, Any], listing: EntityListing, terms: T
     shape = shape_of(listing, terms)
     page, total = run_query(call.node, call.principal, query, terms)
     headers = {COUNT_HEADER: str(total)} if total is not None else None
-    return answer(call.request, [show(e, terms, shape) for e in page], terms, headers=headers)
+    return answer(call.request, [show(e, terms, shape) for e in page], terms, headers=headers,
+                  geometry=shape.geometry)
 
 
 async def query_entities(call: Call[Any, EntityListing]) -> Response:
@@ -608,9 +830,8 @@ async def query_entities(call: Call[Any, EntityListing]) -> Response:
 # ignores as GET /entities ignores the same parameters (a distributed query's `local`, joins
 # of linked entities, a temporal query's temporalQ, which has no meaning here).
 _QUERY_MEMBERS = frozenset({"type", "entities", "attrs", "q", "geoQ", "scopeQ", "lang",
-                            "pick", "omit", "@context"})
-_QUERY_IGNORED = frozenset({"temporalQ", "local", "join", "joinLevel", "datasetId",
-                            "containedBy", "geometryProperty", "csf"})
+                            "pick", "omit", "datasetId", "geometryProperty", "@context"})
+_QUERY_IGNORED = frozenset({"temporalQ", "local", "join", "joinLevel", "containedBy", "csf"})
 MAX_SELECTORS = 100
 
 
@@ -683,6 +904,13 @@ def _geo_params(raw: Any) -> dict[str, str | None]:
     return out
 
 
+def _listing(**params: Any) -> EntityListing:
+    try:
+        return EntityListing(**params)
+    except ValueError as error:  # EntityOptions' own checks
+        raise NgsiError("BadRequestData", str(error)) from None
+
+
 class QueryPaging(msgspec.Struct, forbid_unknown_fields=False):
     """The URL parameters of a POST query: the rest is in its body."""
 
@@ -709,10 +937,12 @@ async def query_post(call: Call[Any, QueryPaging]) -> Response:
     selectors = _selectors_of(body.get("entities"), terms)
     paging = call.query
     try:
-        listing = EntityListing(
+        listing = _listing(
             attrs=_name_list(body, "attrs"), pick=_name_list(body, "pick"),
             omit=_name_list(body, "omit"), options=paging.options, format=paging.format,
             lang=_member_text(body, "lang"), q=_member_text(body, "q"),
+            datasetId=_name_list(body, "datasetId"), local=paging.local,
+            geometryProperty=_member_text(body, "geometryProperty"),
             scopeQ=_member_text(body, "scopeQ"), limit=paging.limit, offset=paging.offset,
             count=paging.count, **_geo_params(body.get("geoQ")))
         return await _run_and_answer(call, listing, terms, selectors)
@@ -725,7 +955,15 @@ async def query_post(call: Call[Any, QueryPaging]) -> Response:
 async def get_entity(call: Call[Any, EntityOptions]) -> Response:
     terms = query_terms(call.request)
     shape = shape_of(call.query, terms)
-    return answer(call.request, show(call.record, terms, shape), terms)
+    answer_media(call.request)
+    shown = show(call.record, terms, shape)
+    if shape.attrs and not shape.attrs & set(call.record):
+        raise NgsiError("ResourceNotFound", f"attrs: {call.record['id']} has none of the "
+                                            "attributes asked for")
+    if not shown:
+        raise NgsiError("ResourceNotFound", f"pick, omit: nothing of {call.record['id']} is "
+                                            "left to show")
+    return answer(call.request, shown, terms, geometry=shape.geometry)
 
 
 async def delete_entity(call: Call[Any, Any]) -> Response:
@@ -1200,7 +1438,7 @@ class _Batch:
     def _type_of_held(self, doc: dict[str, Any], index: int, terms: TermMap) -> None:
         """An update's document without a type takes the type of the entity it names."""
         entity_id = doc.get("id")
-        held = find_entity(self.call.node, self.call.principal, entity_id) \
+        held = find_entity(self.call.node, self.call.principal, str(entity_id)) \
             if is_uri(entity_id) else None
         if held is None:
             raise NgsiError("ResourceNotFound", f"entities[{index}]: no entity "
@@ -1479,7 +1717,9 @@ async def list_types(call: Call[Any, Details]) -> Response:
     return answer(call.request, payload, terms)
 
 
-async def get_type(call: Call[Any, Any]) -> Response:
+async def get_type(call: Call[Any, Details]) -> Response:
+    if not call.path["type"]:
+        return await list_types(call)  # /types/ is /types
     terms = query_terms(call.request)
     name = call.path["type"]
     check_name(name, "type")
@@ -1515,7 +1755,9 @@ async def list_attributes(call: Call[Any, Details]) -> Response:
     return answer(call.request, payload, terms)
 
 
-async def get_attribute(call: Call[Any, Any]) -> Response:
+async def get_attribute(call: Call[Any, Details]) -> Response:
+    if not call.path["attrId"]:
+        return await list_attributes(call)  # /attributes/ is /attributes
     terms = query_terms(call.request)
     name = call.path["attrId"]
     check_name(name, "attrId")
@@ -1682,14 +1924,16 @@ ROUTES: list[Endpoint] = [
     _ep("GET", "/types", list_types, "NGSI-LD: the entity types (details=true: each one's "
         "attributes)", READ_DEVICES, Scope.LIST, kind=KIND, query=Details,
         response=EntityTypeList | list[EntityTypeDetail]),
-    _ep("GET", "/types/{type}", get_type, "NGSI-LD: one entity type's details",
-        READ_DEVICES, Scope.LIST, kind=KIND, response=EntityTypeInfo, errors=(404,),
+    _ep("GET", "/types/{type:path}", get_type, "NGSI-LD: one entity type's details",
+        READ_DEVICES, Scope.LIST, kind=KIND, query=Details, response=EntityTypeInfo,
+        errors=(404,),
         examples={"type": "Building"}),
     _ep("GET", "/attributes", list_attributes, "NGSI-LD: the attributes (details=true: "
         "each one's types)", READ_DEVICES, Scope.LIST, kind=KIND, query=Details,
         response=AttributeList | list[AttributeDetail]),
-    _ep("GET", "/attributes/{attrId}", get_attribute, "NGSI-LD: one attribute's details",
-        READ_DEVICES, Scope.LIST, kind=KIND, response=AttributeInfo, errors=(404,),
+    _ep("GET", "/attributes/{attrId:path}", get_attribute, "NGSI-LD: one attribute's details",
+        READ_DEVICES, Scope.LIST, kind=KIND, query=Details, response=AttributeInfo,
+        errors=(404,),
         examples={"attrId": "name"}),
     _ep("GET", "/jsonldContexts", list_contexts,
         "NGSI-LD: the JSON-LD contexts CityOps serves (details=true, kind)", PUBLIC,

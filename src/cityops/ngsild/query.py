@@ -439,30 +439,35 @@ def parse_q(text: str, *, param: str = "q") -> Q:
     return _Parser(text.strip(), param).parse()
 
 
+def _scope_is(scope: str, wanted: str) -> bool:
+    if wanted == "/#" or wanted == scope:
+        return True
+    if wanted.endswith("/#") and (scope == wanted[:-2] or scope.startswith(wanted[:-1])):
+        return True
+    if "+" in wanted:
+        w, s = wanted.split("/"), scope.split("/")
+        return len(w) == len(s) and all(a in ("+", b) for a, b in zip(w, s, strict=True))
+    return False
+
+
 def scope_matches(scopes: list[str] | None, query: str) -> bool:
-    """`scopeQ`: `/a/b` that scope exactly, `/a/b/#` it and below, `/#` any scope, `/a/+`
-    one level below; `,` or `;` join alternatives (any of them)."""
+    """`scopeQ` (clause 4.19): `/a/b` that scope exactly, `/a/b/#` it and below, `/#` any
+    scope, `/a/+` one level below; `;` joins terms that must all hold (each met by one of the
+    entity's scopes), `,` alternatives."""
     if not scopes:
         return False
-    for wanted in query.replace(";", ",").split(","):
-        wanted = wanted.strip()
-        for scope in scopes:
-            if wanted == "/#" or wanted == scope:
-                return True
-            if wanted.endswith("/#") and (scope == wanted[:-2] or
-                                          scope.startswith(wanted[:-1])):
-                return True
-            if "+" in wanted:
-                w, s = wanted.split("/"), scope.split("/")
-                if len(w) == len(s) and all(a in ("+", b) for a, b in zip(w, s, strict=True)):
-                    return True
+    for alternative in query.split(","):
+        if all(any(_scope_is(scope, term.strip()) for scope in scopes)
+               for term in alternative.split(";")):
+            return True
     return False
 
 
 def check_scope_q(text: str) -> str:
     if not text or len(text) > MAX_Q or not all(p.strip().startswith("/") for p in
                                                 text.replace(";", ",").split(",")):
-        raise _bad("scopeQ", "a scope query is /path, /path/# or /path/+ (joined by ,)")
+        raise _bad("scopeQ", "a scope query is /path, /path/# or /path/+ (joined by , for any "
+                             "and ; for all)")
     return text
 
 
@@ -516,6 +521,8 @@ class GeoQuery:
             other = shape(geo)
         except Exception:
             return False
+        if not other.is_valid:
+            other = shapely.make_valid(other)
         rel = self.georel
         if rel == "within":
             return bool(other.within(self.geometry))
@@ -598,8 +605,10 @@ def parse_geoquery(georel: str | None, geometry: str | None, coordinates: Any,
     try:
         check_geometry(geojson, "coordinates")
         shaped = shape(geojson)
-        if not shaped.is_valid and geometry in ("Polygon", "MultiPolygon"):
-            raise _bad("coordinates", f"the {geometry} is not valid (it crosses itself)")
+        if not shaped.is_valid:
+            # A ring that crosses itself is still an area a client means: compared as the
+            # valid shape it outlines (GEOS cannot relate an invalid one).
+            shaped = shapely.make_valid(shaped)
     except NgsiError as error:
         if error.detail.startswith("coordinates"):
             raise
