@@ -107,6 +107,7 @@ class Settings(msgspec.Struct, kw_only=True):
     ngsild_notify_pending: int = 10_000  # entities waiting per subscription; a slow endpoint
     # gets the newest state of each entity, and beyond this the oldest waiting are dropped
     ngsild_notify_batch: int = 1_000  # entities in one notification at most
+    ngsild_notify_body_bytes: int = 4 << 20  # a notification's body at most (split above)
     ngsild_notify_timeout_s: float = 10.0  # one notification's HTTP request
     ngsild_retry_base_s: float = 1.0  # first backoff of a failing endpoint, doubled after ...
     ngsild_retry_max_s: float = 300.0  # ... up to this, and retried at this pace from then on

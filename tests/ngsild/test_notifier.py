@@ -93,6 +93,25 @@ async def test_a_lane_is_bounded_and_counts_what_it_dropped(notifier):
     assert [e["id"][-1] for e in second.json()["data"]] == ["3", "4", "5"]
 
 
+async def test_a_body_over_the_bound_is_split_and_the_rest_follows():
+    clock = Clock(1_000.0)
+    one = len(Sub("urn:s:x", "").render([entity(1)], 0.0)[0])
+    # Room for two entities' worth and a little, not for four.
+    split = Notifier(clock, workers=1, max_body=2 * one + 20)
+    await split.start()
+    try:
+        async with receiver() as server:
+            sub = Sub("urn:s:big", server.url("big"))
+            split.offer(sub, [entity(n) for n in range(4)])
+            got = await server.wait_for("big", 2)
+            await split.idle()
+    finally:
+        await split.stop()
+    assert [[e["id"][-1] for e in r.json()["data"]] for r in got] == [["0", "1"], ["2", "3"]]
+    assert all(len(r.body) <= 2 * one + 20 for r in got)
+    assert (sub.health.times_sent, sub.health.times_failed) == (2, 0)
+
+
 async def test_throttling_spaces_notifications_on_the_clock(notifier):
     async with receiver() as server:
         sub = Sub("urn:s:throttled", server.url("t"), throttling=10.0)

@@ -574,6 +574,7 @@ class Subscriptions:
             node.clock, workers=getattr(settings, "ngsild_notify_workers", 16),
             max_pending=getattr(settings, "ngsild_notify_pending", 10_000),
             max_batch=getattr(settings, "ngsild_notify_batch", 1_000),
+            max_body=getattr(settings, "ngsild_notify_body_bytes", 4 << 20),
             timeout=getattr(settings, "ngsild_notify_timeout_s", 10.0),
             retry_base=getattr(settings, "ngsild_retry_base_s", 1.0),
             retry_max=getattr(settings, "ngsild_retry_max_s", 300.0))
