@@ -624,3 +624,68 @@ async def test_types_and_attributes_by_full_name_and_with_a_slash(live) -> None:
         assert r.status_code == 200 and r.json()["entityCount"] == 1
         r = await c.get(NGSI + "/attributes/" + quote(vocab + "floors", safe=""))
         assert r.status_code == 200 and r.json()["attributeCount"] == 1
+
+
+async def test_linked_entities_joined_inline_and_flat(live) -> None:
+    a, b = PLACE[TOWN_A], PLACE[TOWN_B]
+    async with await ngsi_client(live) as c:
+        await _make(c,
+                    {**building(1, name="Hall", lat=a["lat"], lon=a["lon"]),
+                     "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:1"}},
+                    {"id": "urn:ngsi-ld:City:1", "type": "City", "name": "Pudong",
+                     "location": {"type": "Point", "coordinates": [a["lon"], a["lat"]]},
+                     "isIn": {"type": "Relationship", "object": "urn:ngsi-ld:Country:1"}},
+                    {"id": "urn:ngsi-ld:Country:1", "type": "Country", "name": "China",
+                     "location": {"type": "Point", "coordinates": [b["lon"], b["lat"]]}})
+        url = f"{E}/{ID}"
+        r = await c.get(url, params={"join": "inline", "options": "keyValues",
+                                     "attrs": "locatedAt"})
+        assert r.json()["locatedAt"] == {"id": "urn:ngsi-ld:City:1", "type": "City",
+                                         "name": "Pudong", "location": {
+                                             "type": "Point",
+                                             "coordinates": [a["lon"], a["lat"]]},
+                                         "isIn": "urn:ngsi-ld:Country:1"}
+        r = await c.get(url, params={"join": "inline", "joinLevel": 2,
+                                     "pick": "id,locatedAt{name,isIn{name}}"})
+        assert r.json() == {"id": ID, "locatedAt": {
+            "type": "Relationship", "object": "urn:ngsi-ld:City:1", "entity": {
+                "name": {"type": "Property", "value": "Pudong"},
+                "isIn": {"type": "Relationship", "object": "urn:ngsi-ld:Country:1",
+                         "entity": {"name": {"type": "Property", "value": "China"}}}}}}
+        r = await c.get(url, params={"join": "flat", "joinLevel": 2,
+                                     "options": "keyValues", "pick": "id,locatedAt"})
+        assert [e["id"] for e in r.json()] == [ID, "urn:ngsi-ld:City:1",
+                                               "urn:ngsi-ld:Country:1"]
+        r = await c.get(E, params={"type": "Building", "join": "flat",
+                                   "options": "keyValues"})
+        assert [e["id"] for e in r.json()] == [ID, "urn:ngsi-ld:City:1"]
+        for params in ({"join": "deep"}, {"joinLevel": 2}, {"join": "flat", "joinLevel": 0}):
+            assert (await c.get(url, params=params)).status_code == 400, params
+    # A scoped key sees linked entities only where it may: town B's country is left out.
+    async with await ngsi_client(live, "operator", TOWN_A) as c:
+        r = await c.get(f"{E}/urn:ngsi-ld:City:1", params={"join": "flat"})
+        assert [e["id"] for e in r.json()] == ["urn:ngsi-ld:City:1"]
+        r = await c.get(f"{E}/urn:ngsi-ld:City:1", params={"join": "inline"})
+        assert "entity" not in r.json()["isIn"]
+
+
+async def test_unknown_parameters_and_media_refused_before_the_lookup(live) -> None:
+    """A parameter the operation does not have is InvalidRequest (clause 6.3.20), a media the
+    node does not speak 406/415, each before the entity is looked up (so a missing entity
+    does not hide the malformed request)."""
+    missing = f"{E}/urn:ngsi-ld:Building:none"
+    async with await ngsi_client(live) as c:
+        for url, params in ((E, {"type": "Building", "georels": "near"}),
+                            (NGSI + "/types", {"invalidParams": "x"}), (missing, {"x": "1"})):
+            r = await c.get(url, params=params)
+            assert r.status_code == 400 and problem_type(r) == "InvalidRequest", url
+            assert "unknown field" in r.json()["detail"]
+        r = await c.get(missing, headers={"accept": "text/csv"})
+        assert r.status_code == 406
+        r = await c.patch(missing + "/attrs/name", content=b"{}",
+                          headers={"content-type": "text/plain"})
+        assert r.status_code == 415
+        await _make(c, building(1, name="A"))
+        r = await c.patch(f"{E}/{ID}/attrs/name", json={"value": "B"},
+                          headers={"content-type": "application/merge-patch+json"})
+        assert r.status_code == 204

@@ -171,7 +171,7 @@ BATCH_MEDIA = {JSON: list[Any], JSONLD: list[Any]}
 Text = str | None
 
 
-class EntityOptions(msgspec.Struct, forbid_unknown_fields=False):
+class EntityOptions(msgspec.Struct, forbid_unknown_fields=True):
     attrs: Text = None
     pick: Text = None
     omit: Text = None
@@ -181,6 +181,9 @@ class EntityOptions(msgspec.Struct, forbid_unknown_fields=False):
     geometryProperty: Text = None  # noqa: N815
     local: Text = None
     datasetId: Text = None  # noqa: N815
+    join: Text = None
+    joinLevel: int | None = None  # noqa: N815
+    containedBy: Text = None  # noqa: N815
 
     def __post_init__(self) -> None:
         # Checked as the query is decoded, before the entity is looked up: a malformed
@@ -198,7 +201,7 @@ class EntityOptions(msgspec.Struct, forbid_unknown_fields=False):
             raise ValueError(f"pick, omit: {both[0]!r} is in both")
 
 
-class EntityListing(EntityOptions, forbid_unknown_fields=False):
+class EntityListing(EntityOptions, forbid_unknown_fields=True):
     type: Text = None
     id: Text = None
     idPattern: Text = None  # noqa: N815
@@ -211,23 +214,24 @@ class EntityListing(EntityOptions, forbid_unknown_fields=False):
     limit: int | None = None
     offset: int | None = None
     count: bool | None = None
+    csf: Text = None  # a context source filter: this node asks no context sources
 
 
-class WriteOptions(msgspec.Struct, forbid_unknown_fields=False):
+class WriteOptions(msgspec.Struct, forbid_unknown_fields=True):
     options: Text = None
 
 
-class AttrDelete(msgspec.Struct, forbid_unknown_fields=False):
+class AttrDelete(msgspec.Struct, forbid_unknown_fields=True):
     datasetId: Text = None  # noqa: N815
     deleteAll: bool | None = None  # noqa: N815
 
 
-class Details(msgspec.Struct, forbid_unknown_fields=False):
+class Details(msgspec.Struct, forbid_unknown_fields=True):
     details: bool | None = None
     type: Text = None
 
 
-class ContextListing(msgspec.Struct, forbid_unknown_fields=False):
+class ContextListing(msgspec.Struct, forbid_unknown_fields=True):
     details: bool | None = None
     kind: Text = None
 
@@ -383,43 +387,52 @@ def _options(raw: str | None, fmt: str | None = None) -> set[str]:
 
 
 _PROJECTION_NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_:/#.\-]*")
+Tree = dict[str, Any]  # name -> the selection within the entity it links to (None: all)
 
 
-def _projection(text: str | None, param: str) -> list[str] | None:
-    """The top-level names of a pick or omit expression (clause 4.21: names separated by `,`
-    or `|`, a name followed by `{...}` selecting within a linked entity). Nested selections
-    need linked entities joined, which this node does not do, so they are refused."""
-    if text is None:
-        return None
-    names: list[str] = []
-    at = 0
+def _tree(text: str, at: int, param: str, depth: int) -> tuple[Tree, int]:
+    tree: Tree = {}
     while True:
         match = _PROJECTION_NAME.match(text, at)
         if match is None:
             raise NgsiError("BadRequestData", f"{param}: expected an attribute name at "
                                               f"character {at + 1} of {text[:200]!r}")
-        names.append(match.group())
-        at = match.end()
+        name, at = match.group(), match.end()
+        inner: Tree | None = None
         if at < len(text) and text[at] == "{":
-            depth, end = 0, at
-            while end < len(text):
-                depth += {"{": 1, "}": -1}.get(text[end], 0)
-                if depth == 0:
-                    break
-                end += 1
-            inner = text[at + 1:end]
-            if depth != 0 or not inner:
-                raise NgsiError("BadRequestData", f"{param}: {text[at:at + 40]!r} is not a "
-                                                  "closed, non-empty {...} selection")
-            _projection(inner, param)  # its syntax, for the error's sake
-            raise NgsiError("BadRequestData", f"{param}: {names[-1]}{{...}} selects within "
-                                              "linked entities, which this node does not join")
-        if at == len(text):
-            return names
+            if depth >= MAX_JOIN_LEVEL:
+                raise NgsiError("BadRequestData", f"{param}: nests deeper than "
+                                                  f"{MAX_JOIN_LEVEL} linked entities")
+            inner, at = _tree(text, at + 1, param, depth + 1)
+            if at >= len(text) or text[at] != "}":
+                raise NgsiError("BadRequestData", f"{param}: a {{ at character {at} of "
+                                                  f"{text[:200]!r} is not closed")
+            at += 1
+        tree[name] = inner
+        if at == len(text) or text[at] == "}":
+            if at < len(text) and depth == 0:
+                raise NgsiError("BadRequestData", f"{param}: an unopened }} at character "
+                                                  f"{at + 1} of {text[:200]!r}")
+            return tree, at
         if text[at] not in ",|":
             raise NgsiError("BadRequestData", f"{param}: {text[at]!r} at character {at + 1} "
                                               f"of {text[:200]!r} is not a separator (, or |)")
         at += 1
+
+
+def projection_tree(text: str | None, param: str) -> Tree | None:
+    """A pick or omit expression (clause 4.21): names separated by `,` or `|`, a name
+    followed by `{...}` selecting within the entity a Relationship links to (with join)."""
+    if text is None:
+        return None
+    tree, _ = _tree(text, 0, param, 0)
+    return tree
+
+
+def _projection(text: str | None, param: str) -> list[str] | None:
+    """The top-level names of a pick or omit expression."""
+    tree = projection_tree(text, param)
+    return None if tree is None else list(tree)
 
 
 def _names(raw: str | None, param: str, terms: TermMap) -> set[str] | None:
@@ -449,6 +462,8 @@ class Shape(msgspec.Struct):
     lang: list[tuple[str, float]] | None = None  # language ranges, best first
     datasets: set[str | None] | None = None  # instances kept (None: the default one)
     geometry: str = LOCATION  # the GeoJSON representation's geometry (an attribute IRI)
+    pick: Tree | None = None  # as given, with the selections within linked entities
+    omitted: Tree | None = None
 
 
 def _language_ranges(text: str | None) -> list[tuple[str, float]] | None:
@@ -475,20 +490,34 @@ def _language_ranges(text: str | None) -> list[tuple[str, float]] | None:
     return sorted(ranges, key=lambda r: -r[1])
 
 
+def projected(base: Shape, pick: Tree | None, omit: Tree | None, terms: TermMap,
+              attrs: set[str] | None = None) -> Shape:
+    """`base` narrowed by a pick and an omit selection (and `attrs`)."""
+    keep_id = keep_type = True
+    if pick is not None:
+        keep_id, keep_type = "id" in pick, "type" in pick
+        named = {terms.expand(n) for n in pick if n not in ("id", "type")}
+        attrs = named if attrs is None else attrs & named
+    omitted: set[str] = set()
+    if omit is not None:
+        keep_id, keep_type = keep_id and "id" not in omit, keep_type and "type" not in omit
+        omitted = {terms.expand(n) for n in omit if n not in ("id", "type")}
+    return msgspec.structs.replace(base, attrs=attrs, omit=omitted, keep_id=keep_id,
+                                   keep_type=keep_type, pick=pick, omitted=omit)
+
+
+def _nests(tree: Tree | None) -> bool:
+    return tree is not None and any(v is not None for v in tree.values())
+
+
 def shape_of(q: EntityOptions, terms: TermMap) -> Shape:
     options = _options(q.options, q.format)
     attrs = _names(q.attrs, "attrs", terms)
-    keep_id = keep_type = True
-    picked = _projection(q.pick, "pick")
-    if picked is not None:
-        keep_id, keep_type = "id" in picked, "type" in picked
-        named = {terms.expand(n) for n in picked if n not in ("id", "type")}
-        attrs = named if attrs is None else attrs & named
-    omit: set[str] = set()
-    omitted = _projection(q.omit, "omit")
-    if omitted is not None:
-        keep_id, keep_type = keep_id and "id" not in omitted, keep_type and "type" not in omitted
-        omit = {terms.expand(n) for n in omitted if n not in ("id", "type")}
+    pick = projection_tree(q.pick, "pick")
+    omit_tree = projection_tree(q.omit, "omit")
+    if (_nests(pick) or _nests(omit_tree)) and q.join in (None, "@none"):
+        raise NgsiError("BadRequestData", "pick, omit: a {...} selection applies to linked "
+                                          "entities, so it goes with join=inline or flat")
     datasets: set[str | None] | None = None
     if q.datasetId is not None:
         given = [d.strip() for d in q.datasetId.split(",") if d.strip()]
@@ -498,9 +527,10 @@ def shape_of(q: EntityOptions, terms: TermMap) -> Shape:
                                               "(or @none, the default instance)")
         datasets = {None if d == "@none" else d for d in given}
     geometry = terms.expand(q.geometryProperty) if q.geometryProperty else LOCATION
-    return Shape(attrs, omit, bool(options & {"keyValues", "simplified"}),
-                 "concise" in options, "sysAttrs" in options, keep_id, keep_type,
-                 _language_ranges(q.lang), datasets, geometry)
+    base = Shape(None, set(), bool(options & {"keyValues", "simplified"}),
+                 "concise" in options, "sysAttrs" in options, lang=_language_ranges(q.lang),
+                 datasets=datasets, geometry=geometry)
+    return projected(base, pick, omit_tree, terms, attrs)
 
 
 def _pick_language(language_map: dict[str, Any], ranges: list[tuple[str, float]]
@@ -577,6 +607,122 @@ def show(entity: Entity, terms: TermMap, s: Shape) -> dict[str, Any]:
     if not s.keep_type:
         out.pop("type", None)
     return out
+
+
+# -- linked entities (clause 4.5.23: join) ------------------------------------------------------
+
+MAX_JOIN_LEVEL = 8
+
+
+def join_of(q: EntityOptions) -> tuple[str | None, int]:
+    """`join` (inline, flat or @none) and `joinLevel` (how many Relationships deep)."""
+    if q.join in (None, "@none"):
+        if q.joinLevel is not None:
+            raise NgsiError("BadRequestData", "joinLevel: goes with join=inline or join=flat")
+        return None, 0
+    if q.join not in ("inline", "flat"):
+        raise NgsiError("BadRequestData", f"join: {q.join[:20]!r} is not inline, flat or @none")
+    level = 1 if q.joinLevel is None else q.joinLevel
+    if not 1 <= level <= MAX_JOIN_LEVEL:
+        raise NgsiError("BadRequestData", f"joinLevel: 1 to {MAX_JOIN_LEVEL}")
+    return q.join, level
+
+
+class Joiner:
+    """The entities an answer's Relationships name, looked up as the key may see them (once
+    each per answer), shown inside the Relationship (inline) or beside the entities (flat)."""
+
+    def __init__(self, call: Call[Any, Any], terms: TermMap, shape: Shape, how: str,
+                 level: int) -> None:
+        self.call = call
+        self.terms = terms
+        self.how = how
+        self.level = level
+        # Linked entities in the answer's representation, whole unless a {...} selection of
+        # pick or omit names what to show of them.
+        self.base = Shape(None, set(), shape.key_values, shape.concise, shape.sys_attrs,
+                          lang=shape.lang)
+        self.found: dict[str, Entity | None] = {}
+
+    def shape_for(self, parent: Shape, name: str) -> Shape:
+        pick = parent.pick.get(name) if parent.pick is not None else None
+        omit = parent.omitted.get(name) if parent.omitted is not None else None
+        return projected(self.base, pick, omit, self.terms)
+
+    def target(self, entity_id: str) -> Entity | None:
+        if entity_id not in self.found:
+            if len(self.found) >= MAX_IDS:
+                raise NgsiError("TooManyResults", f"join: more than {MAX_IDS} linked entities")
+            self.found[entity_id] = find_entity(self.call.node, self.call.principal, entity_id)
+        return self.found[entity_id]
+
+    def links(self, entity: Entity) -> list[tuple[str, int, str]]:
+        """(attribute IRI, instance index, object) of each Relationship of `entity`."""
+        out = []
+        for iri, instances in entity.items():
+            if iri in ENTITY_MEMBERS or not isinstance(instances, list):
+                continue
+            for n, instance in enumerate(instances):
+                target = instance.get("object")
+                if instance.get("type") == "Relationship" and isinstance(target, str):
+                    out.append((iri, n, target))
+        return out
+
+    def inline(self, entity: Entity, shown: dict[str, Any], shape: Shape, level: int,
+               path: frozenset[str]) -> dict[str, Any]:
+        for iri, n, target_id in self.links(entity):
+            name = self.terms.compact(iri)
+            target = self.target(target_id) if target_id not in path else None
+            if name not in shown or target is None:
+                continue
+            sub = self.shape_for(shape, name)
+            linked = show(target, self.terms, sub)
+            if level > 1:
+                linked = self.inline(target, linked, sub, level - 1, path | {target_id})
+            held = shown[name]
+            if self.base.key_values:
+                if n == 0:
+                    shown[name] = linked
+            elif isinstance(held, list) and n < len(held) and isinstance(held[n], dict):
+                held[n] = {**held[n], "entity": linked}
+            elif isinstance(held, dict) and n == 0:
+                shown[name] = {**held, "entity": linked}
+        return shown
+
+    def flat(self, entities: list[Entity], shape: Shape) -> list[dict[str, Any]]:
+        """The linked entities to list after `entities`, each once."""
+        out: list[dict[str, Any]] = []
+        listed = {e["id"] for e in entities}
+        frontier = [(e, shape) for e in entities]
+        for _ in range(self.level):
+            following: list[tuple[Entity, Shape]] = []
+            for entity, parent in frontier:
+                for iri, _, target_id in self.links(entity):
+                    if target_id in listed:
+                        continue
+                    target = self.target(target_id)
+                    if target is None:
+                        continue
+                    listed.add(target_id)
+                    sub = self.shape_for(parent, self.terms.compact(iri))
+                    out.append(show(target, self.terms, sub))
+                    following.append((target, sub))
+            frontier = following
+        return out
+
+
+def shown_with_links(call: Call[Any, Any], entities: list[Entity], terms: TermMap,
+                     shape: Shape, q: EntityOptions) -> list[dict[str, Any]]:
+    """The entities as shown, with their linked entities as `join` asks."""
+    shown = [show(e, terms, shape) for e in entities]
+    how, level = join_of(q)
+    if how is None:
+        return shown
+    joiner = Joiner(call, terms, shape, how, level)
+    if how == "inline":
+        return [joiner.inline(e, d, shape, level, frozenset({e["id"]}))
+                for e, d in zip(entities, shown, strict=True)]
+    return shown + joiner.flat(entities, shape)
 
 
 def _geometry_of(shown: Any) -> Any:
@@ -678,14 +824,21 @@ def _entity_id(call: Call[Any, Any]) -> str:
 
 
 async def load_entity(call: Call[Any, Any]) -> Entity | None:
+    # A malformed request (its media, its options) is refused as such before the entity is
+    # looked up: raised as the route layer's error, the NgsiError riding along as its cause,
+    # which is what the answer's ProblemDetails show.
     query = call.query
-    if isinstance(query, (EntityOptions, WriteOptions)):
-        # A malformed request is refused as such before the entity is looked up (raised as
-        # the route layer's error; the NgsiError rides along as its cause, for the problem).
-        try:
+    method = call.request.method
+    try:
+        if method in ("GET", "HEAD"):
+            answer_media(call.request)
+        elif method in ("POST", "PUT", "PATCH"):
+            _body_media(call.request, (JSON, JSONLD, MERGE_PATCH) if method == "PATCH"
+                        else (JSON, JSONLD))
+        if isinstance(query, (EntityOptions, WriteOptions)):
             _options(query.options, getattr(query, "format", None))
-        except NgsiError as error:
-            raise ApiError(error.status, error.detail) from error
+    except NgsiError as error:
+        raise ApiError(error.status, error.detail) from error
     return find_entity(call.node, call.principal, _entity_id(call))
 
 
@@ -816,10 +969,11 @@ async def _run_and_answer(call: Call[Any, Any], listing: EntityListing, terms: T
     answer_media(call.request)
     query = _query_of(listing, terms, selectors)
     shape = shape_of(listing, terms)
+    join_of(listing)
     page, total = run_query(call.node, call.principal, query, terms)
     headers = {COUNT_HEADER: str(total)} if total is not None else None
-    return answer(call.request, [show(e, terms, shape) for e in page], terms, headers=headers,
-                  geometry=shape.geometry)
+    return answer(call.request, shown_with_links(call, page, terms, shape, listing), terms,
+                  headers=headers, geometry=shape.geometry)
 
 
 async def query_entities(call: Call[Any, EntityListing]) -> Response:
@@ -830,8 +984,9 @@ async def query_entities(call: Call[Any, EntityListing]) -> Response:
 # ignores as GET /entities ignores the same parameters (a distributed query's `local`, joins
 # of linked entities, a temporal query's temporalQ, which has no meaning here).
 _QUERY_MEMBERS = frozenset({"type", "entities", "attrs", "q", "geoQ", "scopeQ", "lang",
-                            "pick", "omit", "datasetId", "geometryProperty", "@context"})
-_QUERY_IGNORED = frozenset({"temporalQ", "local", "join", "joinLevel", "containedBy", "csf"})
+                            "pick", "omit", "datasetId", "geometryProperty", "join",
+                            "joinLevel", "@context"})
+_QUERY_IGNORED = frozenset({"temporalQ", "local", "containedBy", "csf"})
 MAX_SELECTORS = 100
 
 
@@ -904,6 +1059,12 @@ def _geo_params(raw: Any) -> dict[str, str | None]:
     return out
 
 
+def _join_level(raw: Any) -> int | None:
+    if raw is None or isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    raise NgsiError("BadRequestData", "joinLevel: a whole number of Relationships")
+
+
 def _listing(**params: Any) -> EntityListing:
     try:
         return EntityListing(**params)
@@ -911,7 +1072,7 @@ def _listing(**params: Any) -> EntityListing:
         raise NgsiError("BadRequestData", str(error)) from None
 
 
-class QueryPaging(msgspec.Struct, forbid_unknown_fields=False):
+class QueryPaging(msgspec.Struct, forbid_unknown_fields=True):
     """The URL parameters of a POST query: the rest is in its body."""
 
     limit: int | None = None
@@ -942,6 +1103,7 @@ async def query_post(call: Call[Any, QueryPaging]) -> Response:
             omit=_name_list(body, "omit"), options=paging.options, format=paging.format,
             lang=_member_text(body, "lang"), q=_member_text(body, "q"),
             datasetId=_name_list(body, "datasetId"), local=paging.local,
+            join=_member_text(body, "join"), joinLevel=_join_level(body.get("joinLevel")),
             geometryProperty=_member_text(body, "geometryProperty"),
             scopeQ=_member_text(body, "scopeQ"), limit=paging.limit, offset=paging.offset,
             count=paging.count, **_geo_params(body.get("geoQ")))
@@ -956,14 +1118,16 @@ async def get_entity(call: Call[Any, EntityOptions]) -> Response:
     terms = query_terms(call.request)
     shape = shape_of(call.query, terms)
     answer_media(call.request)
-    shown = show(call.record, terms, shape)
+    how, _ = join_of(call.query)
+    shown = shown_with_links(call, [call.record], terms, shape, call.query)
     if shape.attrs and not shape.attrs & set(call.record):
         raise NgsiError("ResourceNotFound", f"attrs: {call.record['id']} has none of the "
                                             "attributes asked for")
-    if not shown:
+    if not shown[0]:
         raise NgsiError("ResourceNotFound", f"pick, omit: nothing of {call.record['id']} is "
                                             "left to show")
-    return answer(call.request, shown, terms, geometry=shape.geometry)
+    return answer(call.request, shown if how == "flat" else shown[0], terms,
+                  geometry=shape.geometry)
 
 
 async def delete_entity(call: Call[Any, Any]) -> Response:
@@ -1206,7 +1370,7 @@ async def append_attrs(call: Call[Any, WriteOptions]) -> Any:
 
 
 async def update_attrs(call: Call[Any, Any]) -> Any:
-    frag = await _fragment_call(call)
+    frag = await _fragment_call(call, allowed=(JSON, JSONLD, MERGE_PATCH))
     if not _is_context(call):
         _one_outcome(await write_mapped(call.node, call.principal,
                                         [_doc_for_feed(call, frag.body, frag.terms)],
@@ -1254,7 +1418,7 @@ async def partial_update(call: Call[Any, Any]) -> Response:
     """Partial attribute update (clause 6.7.3.1): the body's members (value, observedAt,
     sub-attributes ...) are merged into the instance of its datasetId; the result must still be
     the attribute's type. NGSI-LD Null deletes the instance."""
-    body = await read_json(call)
+    body = await read_json(call, allowed=(JSON, JSONLD, MERGE_PATCH))
     terms = terms_of(call.request, body)
     if not isinstance(body, dict):
         raise NgsiError("BadRequestData", "the body must be an attribute (a JSON object)")
@@ -1835,7 +1999,7 @@ async def add_context(call: Call[Any, Any]) -> Response:
     return Response(status_code=201, headers={"Location": f"{ctx.CONTEXTS_PATH}/{cid}"})
 
 
-class ContextDelete(msgspec.Struct, forbid_unknown_fields=False):
+class ContextDelete(msgspec.Struct, forbid_unknown_fields=True):
     reload: bool | None = None
 
 
@@ -1911,10 +2075,10 @@ ROUTES: list[Endpoint] = [
         response=UpdateResult, **_raw(BODY_MEDIA)),
     _ep("PATCH", _ENTITY + "/attrs", update_attrs,
         "NGSI-LD: update existing attributes", WRITERS, Scope.RECORD, guard=ENTITY_GUARD,
-        status=204, also_ok=(207,), response=UpdateResult, **_raw(BODY_MEDIA)),
+        status=204, also_ok=(207,), response=UpdateResult, **_raw({**BODY_MEDIA, MERGE_PATCH: Doc})),
     _ep("PATCH", _ENTITY + "/attrs/{attrId}", partial_update,
         "NGSI-LD: partially update one attribute", WRITERS, Scope.RECORD, guard=ENTITY_GUARD,
-        status=204, examples={"attrId": "name"}, **_raw(BODY_MEDIA)),
+        status=204, examples={"attrId": "name"}, **_raw({**BODY_MEDIA, MERGE_PATCH: Doc})),
     _ep("PUT", _ENTITY + "/attrs/{attrId}", replace_attr,
         "NGSI-LD: replace one attribute", WRITERS, Scope.RECORD, guard=ENTITY_GUARD,
         status=204, examples={"attrId": "name"}, **_raw(BODY_MEDIA)),

@@ -114,7 +114,9 @@ def problem_of(error: ApiError) -> dict[str, Any]:
     if isinstance(error.detail, str) and error.detail and error.detail != detail:
         detail = f"{detail}: {error.detail}"
     kind = _LAYER_KIND.get(error.status)
-    if error.status == 400 and "is not JSON" in detail:
+    if error.status == 400 and ("is not JSON" in detail or "contains unknown field" in detail):
+        # A body that is no JSON, or a query parameter the operation does not have (clause
+        # 6.3.20): the request itself is malformed.
         kind = "InvalidRequest"
     if kind is not None:
         return NgsiError(kind, detail, error.status).problem()
