@@ -96,6 +96,67 @@ def test_schema_extras():
     assert truck[TERMS["vehiclePlateIdentifier"]][0]["value"] == "P-1"
 
 
+def _facts_of(kind: str, values: dict[str, float], period_s: float = 60):
+    channels, latest = _latest(kind, values)
+    vehicle = Vehicle("v1", "P-1", "muck_truck", f"{kind}-1") if kind == "gps" else None
+    return sdm.facts(_device(kind), channels, period_s=period_s, vehicle=vehicle), latest
+
+
+@pytest.mark.parametrize("kind", sorted(BUILTIN_KINDS))
+def test_an_entity_of_chosen_attributes_is_the_whole_one_cut_down(kind):
+    # Standing still (speed 0), so the truck's heading is the derived -1; a lamp's 0 W reads
+    # as powerState off: the derived attributes come out right without what they derive from.
+    values = {c.name: (0.0 if c.name in ("speed", "power") else 3.0)
+              for c in BUILTIN_KINDS[kind].channels}
+    f, latest = _facts_of(kind, values)
+    for whole, build in ((sdm.domain_entity_of(f, latest), sdm.domain_entity_of),
+                         (sdm.device_entity_of(f, latest), sdm.device_entity_of)):
+        if whole is None:
+            assert f.domain is None and build(f, latest, {TERMS["location"]}) is None
+            continue
+        names = [k for k in whole if k not in ("id", "type")]
+        for n in range(len(names)):
+            chosen = {names[n], names[(n + 2) % len(names)], "https://example.org/absent"}
+            cut = build(f, latest, chosen)
+            assert cut == {k: v for k, v in whole.items() if k in ("id", "type") or k in chosen}
+        assert build(f, latest, set()) == {"id": whole["id"], "type": whole["type"]}
+
+
+def test_the_whole_entity_of_facts_is_the_entity_of_the_device():
+    f, latest = _facts_of("gps", {"lat": 31.25, "lon": 121.55, "speed": 12.0, "heading": 9.0})
+    channels = list(f.channels)
+    assert sdm.domain_entity_of(f, latest) == sdm.domain_entity(
+        f.device, channels, latest, period_s=60, vehicle=f.vehicle)
+    assert sdm.device_entity_of(f, latest) == sdm.device_entity(f.device, channels, latest)
+    assert f.place(latest) == (31.25, 121.55) and f.moves
+
+
+def test_what_a_reading_of_each_channel_changes():
+    f, _ = _facts_of("noise", {})
+    laeq = sdm.changed_by(f, f.domain, 0)
+    assert laeq == {TERMS[t] for t in ("LAeq", "dateObservedFrom", "dateObservedTo",
+                                       "dateObserved")}
+    assert sdm.changed_by(f, sdm.DEVICE, 0) == {TERMS["value"], TERMS["dateLastValueReported"]}
+    assert sdm.changed_by(f, TERMS["Vehicle"], 0) == set()  # not this device's type
+    f, _ = _facts_of("street_lamp", {})
+    assert TERMS["powerState"] in sdm.changed_by(f, f.domain, 0)
+    f, _ = _facts_of("gps", {})
+    names = list(f.channels)
+    assert sdm.changed_by(f, f.domain, names.index("lat")) == {TERMS["location"]}
+    assert sdm.changed_by(f, f.domain, names.index("speed")) == {
+        TERMS["speed"], TERMS["heading"], TERMS["observationDateTime"]}
+    assert TERMS["location"] in sdm.changed_by(f, sdm.DEVICE, names.index("lon"))
+    assert TERMS["location"] not in sdm.changed_by(f, sdm.DEVICE, names.index("speed"))
+
+
+def test_times_are_written_alike_whether_just_formatted_or_kept():
+    for ts in (T0 * US, T0 * US + 250_000, float(T0 * US), T0 * US + 1):
+        first, again = sdm.rfc3339(ts), sdm.rfc3339(ts)
+        assert first == again
+    assert sdm.rfc3339(T0 * US + 250_000) == "2024-05-29T16:26:40.250Z"
+    assert sdm.rfc3339(T0 * US) == "2024-05-29T16:26:40Z"
+
+
 def test_a_persons_tracker_and_device_only_kinds_have_no_domain_entity():
     channels, latest = _latest("gps", {"lat": 31.0, "lon": 121.0})
     assert sdm.domain_entity(_device("gps"), channels, latest, period_s=10) is None

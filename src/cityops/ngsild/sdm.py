@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,13 +243,22 @@ def device_of_id(entity_id: str, type_iri: str) -> str | None:
 Entity = dict[str, Any]
 NEVER = -(2**63)
 US = 1_000_000
+_TIMES: dict[int | float, str] = {}  # rfc3339's recent answers: a batch has few distinct times
+_TIMES_MAX = 4096
 
 
 def rfc3339(ts_us: int | float) -> str:
-    """UTC with `Z`, milliseconds only when there are some."""
-    t = dt.datetime.fromtimestamp(ts_us / US, dt.UTC)
-    text = t.isoformat(timespec="milliseconds" if t.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    """UTC with `Z`, milliseconds only when there are some. The readings of a batch share a
+    handful of times, so recent answers are kept (formatting is most of an entity's cost)."""
+    found = _TIMES.get(ts_us)
+    if found is None:
+        t = dt.datetime.fromtimestamp(ts_us / US, dt.UTC)
+        text = t.isoformat(timespec="milliseconds" if t.microsecond else "seconds")
+        found = text.replace("+00:00", "Z")
+        if len(_TIMES) >= _TIMES_MAX:
+            _TIMES.clear()
+        _TIMES[ts_us] = found
+    return found
 
 
 def date_value(ts_us: int | float) -> dict[str, str]:
@@ -295,11 +304,63 @@ class Place:
     @staticmethod
     def of(device: Device, channels: Sequence[str], latest: Latest) -> tuple[float, float]:
         if "lat" in channels and "lon" in channels:
-            lat = latest.of(channels.index("lat"))
-            lon = latest.of(channels.index("lon"))
+            return Place.at(device, channels.index("lat"), channels.index("lon"), latest)
+        return device.lat, device.lon
+
+    @staticmethod
+    def at(device: Device, lat_at: int | None, lon_at: int | None, latest: Latest
+           ) -> tuple[float, float]:
+        if lat_at is not None and lon_at is not None:
+            lat, lon = latest.of(lat_at), latest.of(lon_at)
             if lat is not None and lon is not None:
                 return lat[1], lon[1]
         return device.lat, device.lon
+
+
+LOCATION = TERMS["location"]
+NAME = TERMS["name"]
+REF_DEVICE = TERMS["refDevice"]
+VALUE = TERMS["value"]
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a device's entities take from its record and kind rather than its readings: the
+    same for every reading while the record is unchanged, so worked out once per device."""
+
+    device: Device
+    model: Model | None
+    channels: tuple[str, ...]
+    period_s: float
+    vehicle: Vehicle | None
+    domain: str | None  # the domain type IRI, if the device has one
+    domain_id: str | None
+    device_urn: str
+    measured: tuple[tuple[Measure, int], ...]  # with the channel's position
+    lat_at: int | None  # positions of a mover's lat/lon channels
+    lon_at: int | None
+
+    @property
+    def moves(self) -> bool:
+        return self.lat_at is not None and self.lon_at is not None
+
+    def place(self, latest: Latest) -> tuple[float, float]:
+        return Place.at(self.device, self.lat_at, self.lon_at, latest)
+
+
+def facts(device: Device, channels: Sequence[str], *, period_s: float,
+          vehicle: Vehicle | None = None) -> Facts:
+    model = MODELS.get(device.kind)
+    names = tuple(channels)
+    domain = domain_type(device, vehicle)
+    measured = tuple((m, names.index(m.channel)) for m in (model.measures if model else ())
+                     if m.channel in names)
+    movable = "lat" in names and "lon" in names
+    return Facts(device, model, names, period_s, vehicle, domain,
+                 entity_id(domain, device.id) if domain is not None else None,
+                 f"{URN}Device:{device.id}", measured,
+                 names.index("lat") if movable else None,
+                 names.index("lon") if movable else None)
 
 
 def _measured(measure: Measure, sample: tuple[int, float]) -> dict[str, Any]:
@@ -311,24 +372,39 @@ def _measured(measure: Measure, sample: tuple[int, float]) -> dict[str, Any]:
 
 def device_entity(device: Device, channels: Sequence[str], latest: Latest) -> Entity:
     """A CityOps device as an SDM Device."""
-    model = MODELS.get(device.kind)
-    lat, lon = Place.of(device, channels, latest)
-    out: Entity = {"id": f"{URN}Device:{device.id}", "type": [DEVICE]}
-    if device.name:
-        out[TERMS["name"]] = [_prop(device.name)]
+    return device_entity_of(facts(device, channels, period_s=0.0), latest)
+
+
+def device_entity_of(f: Facts, latest: Latest, attrs: Set[str] | None = None) -> Entity:
+    """The Device entity of a device (`facts`), with only `attrs` (IRIs) when given."""
+    device, model = f.device, f.model
+    out: Entity = {"id": f.device_urn, "type": [DEVICE]}
+    if device.name and (attrs is None or NAME in attrs):
+        out[NAME] = [_prop(device.name)]
     controlled = model.controlled if model else ()
-    if controlled:
-        out[TERMS["controlledProperty"]] = [_prop(list(controlled))]
-    out[TERMS["deviceCategory"]] = [_prop([model.category if model else "sensor"])]
-    out[TERMS["deviceState"]] = [_prop(device.lifecycle.value)]
-    newest = latest.newest()
-    if newest is not None:
-        out[TERMS["dateLastValueReported"]] = [_prop(date_value(newest))]
-    out[TERMS["location"]] = [_point(lat, lon)]
-    value = _device_value(model, channels, latest)
-    if value is not None:
-        out[TERMS["value"]] = [value]
+    if controlled and (attrs is None or _CONTROLLED in attrs):
+        out[_CONTROLLED] = [_prop(list(controlled))]
+    if attrs is None or _CATEGORY in attrs:
+        out[_CATEGORY] = [_prop([model.category if model else "sensor"])]
+    if attrs is None or _STATE in attrs:
+        out[_STATE] = [_prop(device.lifecycle.value)]
+    if attrs is None or _REPORTED in attrs:
+        newest = latest.newest()
+        if newest is not None:
+            out[_REPORTED] = [_prop(date_value(newest))]
+    if attrs is None or LOCATION in attrs:
+        out[LOCATION] = [_point(*f.place(latest))]
+    if attrs is None or VALUE in attrs:
+        value = _device_value(model, f.channels, latest)
+        if value is not None:
+            out[VALUE] = [value]
     return out
+
+
+_CONTROLLED = TERMS["controlledProperty"]
+_CATEGORY = TERMS["deviceCategory"]
+_STATE = TERMS["deviceState"]
+_REPORTED = TERMS["dateLastValueReported"]
 
 
 def _device_value(model: Model | None, channels: Sequence[str], latest: Latest
@@ -358,57 +434,102 @@ def _device_value(model: Model | None, channels: Sequence[str], latest: Latest
 def domain_entity(device: Device, channels: Sequence[str], latest: Latest, *,
                   period_s: float, vehicle: Vehicle | None = None) -> Entity | None:
     """A device as its domain type (NoiseLevelObserved ...), or None when it has none."""
-    type_iri = domain_type(device, vehicle)
-    if type_iri is None:
+    return domain_entity_of(facts(device, channels, period_s=period_s, vehicle=vehicle), latest)
+
+
+def domain_entity_of(f: Facts, latest: Latest, attrs: Set[str] | None = None
+                     ) -> Entity | None:
+    """The domain entity of a device (`facts`), with only `attrs` (IRIs) when given; None
+    when the device has no domain type."""
+    if f.domain is None:
         return None
-    model = MODELS[device.kind]
-    lat, lon = Place.of(device, channels, latest)
-    out: Entity = {"id": entity_id(type_iri, device.id), "type": [type_iri]}
-    if device.name:
-        out[TERMS["name"]] = [_prop(device.name)]
-    out[TERMS["location"]] = [_point(lat, lon)]
-    out[TERMS["refDevice"]] = [_rel(f"{URN}Device:{device.id}")]
+    model = f.model
+    assert model is not None
+    out: Entity = {"id": f.domain_id, "type": [f.domain]}
+    if f.device.name and (attrs is None or NAME in attrs):
+        out[NAME] = [_prop(f.device.name)]
+    if attrs is None or LOCATION in attrs:
+        out[LOCATION] = [_point(*f.place(latest))]
+    if attrs is None or REF_DEVICE in attrs:
+        out[REF_DEVICE] = [_rel(f.device_urn)]
     newest: int | None = None
-    for measure in model.measures:
-        if measure.channel not in channels:
-            continue
-        sample = latest.of(channels.index(measure.channel))
+    for measure, at in f.measured:
+        sample = latest.of(at)
         if sample is None:
             continue
+        # Every measure is built (a type has at most four): Streetlight's powerState and
+        # a Vehicle's heading are read off them; those not asked for go at the end.
         out[measure.iri] = [_measured(measure, sample)]
         newest = sample[0] if newest is None else max(newest, sample[0])
-    _extras(out, model, newest, period_s, vehicle)
+    _extras(out, model, newest, f.period_s, f.vehicle, attrs)
+    if attrs is not None:
+        for measure, _ in f.measured:
+            if measure.iri not in attrs:
+                out.pop(measure.iri, None)
     return out
 
 
+# The dates each type's schema asks for, set from its newest reading.
+DATES: dict[str, tuple[str, ...]] = {
+    "NoiseLevelObserved": ("dateObservedFrom", "dateObservedTo", "dateObserved"),
+    "FloodMonitoring": ("observationDateTime",), "Streetlight": ("observationDateTime",),
+    "Vehicle": ("observationDateTime",), "WeatherObserved": ("dateObserved",),
+    "AirQualityObserved": ("dateObserved",)}
+
+
+def changed_by(f: Facts, type_iri: str, channel: int) -> frozenset[str]:
+    """The attributes (IRIs) of a device's entity of `type_iri` (its domain type or Device)
+    that a new reading of its channel at position `channel` changes: what a subscription's
+    watchedAttributes are held against."""
+    moved = {LOCATION} if f.moves and channel in (f.lat_at, f.lon_at) else set()
+    if type_iri == DEVICE:
+        return frozenset({VALUE, _REPORTED, *moved})
+    if type_iri != f.domain or f.model is None:
+        return frozenset()
+    name = f.channels[channel] if channel < len(f.channels) else None
+    measures = {m.attr for m in f.model.measures if m.channel == name}
+    if not measures:
+        return frozenset(moved)
+    t = f.model.type
+    terms = {*measures, *DATES.get(t, ())}
+    if t == "Streetlight":
+        terms.add("powerState")
+    if t == "Vehicle" and "speed" in measures:
+        terms.add("heading")  # standing still reads as heading -1
+    return frozenset({*(TERMS[term] for term in terms), *moved})
+
+
 def _extras(out: Entity, model: Model, newest: int | None, period_s: float,
-            vehicle: Vehicle | None) -> None:
+            vehicle: Vehicle | None, attrs: Set[str] | None = None) -> None:
     """What each type's schema asks for beyond the measured values."""
     t = model.type
+
+    def put(term: str, instance: dict[str, Any]) -> None:
+        iri = TERMS[term]
+        if attrs is None or iri in attrs:
+            out[iri] = [instance]
+
     if newest is not None:
-        if t == "NoiseLevelObserved":
-            out[TERMS["dateObservedFrom"]] = [_prop(date_value(newest - period_s * US))]
-            out[TERMS["dateObservedTo"]] = [_prop(date_value(newest))]
-        if t in ("FloodMonitoring", "Streetlight", "Vehicle"):
-            out[TERMS["observationDateTime"]] = [_prop(date_value(newest))]
-        if t in ("WeatherObserved", "AirQualityObserved", "NoiseLevelObserved"):
-            out[TERMS["dateObserved"]] = [_prop(date_value(newest))]
+        for term in DATES.get(t, ()):
+            # The observation window opens one reporting period before the reading.
+            at = newest - period_s * US if term == "dateObservedFrom" else newest
+            put(term, _prop(date_value(at)))
     if t == "Streetlight":
         power = out.get(TERMS["powerConsumption"])
         if power:
             state = "on" if power[0]["value"] > 0 else "off"
-            out[TERMS["powerState"]] = [_prop(state, observedAt=power[0]["observedAt"])]
+            put("powerState", _prop(state, observedAt=power[0]["observedAt"]))
     elif t == "Vehicle" and vehicle is not None:
-        out[TERMS["vehicleType"]] = [_prop(VEHICLE_TYPES.get(vehicle.role, "anyVehicle"))]
-        out[TERMS["category"]] = [_prop(["tracked"])]
+        put("vehicleType", _prop(VEHICLE_TYPES.get(vehicle.role, "anyVehicle")))
+        put("category", _prop(["tracked"]))
         if vehicle.plate:
-            out[TERMS["vehiclePlateIdentifier"]] = [_prop(vehicle.plate)]
+            put("vehiclePlateIdentifier", _prop(vehicle.plate))
         speed, heading = out.get(TERMS["speed"]), out.get(TERMS["heading"])
         if speed and heading and speed[0]["value"] == 0:
             heading[0]["value"] = -1  # the schema's "standing": no direction of travel
     elif t == "KeyPerformanceIndicator":
-        out[TERMS["calculationFrequency"]] = [_prop("hourly")]
-        out[TERMS["category"]] = [_prop(["quantitative"])]
+        put("calculationFrequency", _prop("hourly"))
+        put("category", _prop(["quantitative"]))
 
 
 # Vehicle roles of city packs -> SDM vehicleType.

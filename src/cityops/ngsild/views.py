@@ -26,6 +26,7 @@ import re
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import msgspec
@@ -37,6 +38,7 @@ from cityops.bus.subjects import ALERTS
 from cityops.domain.access import Principal, can_see_place
 from cityops.domain.alerts import Alert
 from cityops.domain.city import AreaCodes, Device, Vehicle
+from cityops.domain.kinds import MAX_CHANNELS
 from cityops.domain.readings import ReadingBatch
 from cityops.ngsild import sdm
 from cityops.ngsild.sdm import TERMS, Entity, Latest
@@ -102,9 +104,11 @@ def _matches(entity_id: str, ids: set[str] | None, pattern: re.Pattern[str] | No
 class DeviceView:
     """Every registered device as a Device, and as its domain type when it has one."""
 
-    def __init__(self, node: Any, vehicles: dict[str, Vehicle]) -> None:
+    def __init__(self, node: Any, vehicles: dict[str, Vehicle],
+                 builder: Builder | None = None) -> None:
         self.node = node
         self.vehicles = vehicles
+        self.builder = builder or Builder(node, vehicles)
 
     def types(self) -> list[str]:
         """The types of the devices registered (a Vehicle only with a vehicle's tracker)."""
@@ -177,14 +181,7 @@ class DeviceView:
                 yield found
 
     def _build(self, index: int, device: Device, type_iri: str) -> Entity | None:
-        kind = self.node.registry.kind(device.kind)
-        channels = [c.name for c in kind.channels]
-        ts, value = self.node.history.state.latest(index)
-        latest = Latest(ts, value)
-        if type_iri == sdm.DEVICE:
-            return sdm.device_entity(device, channels, latest)
-        return sdm.domain_entity(device, channels, latest, period_s=kind.period_s,
-                                 vehicle=self.vehicles.get(device.id))
+        return self.builder.entity(index, type_iri, self.builder.latest_of(index))
 
     def get(self, who: Principal, entity_id: str) -> Entity | None:
         if not entity_id.startswith(_URN):
@@ -219,8 +216,9 @@ def entities_of_batch(node: Any, batch: ReadingBatch, types: set[str] | None = N
                       ) -> list[Entity]:
     """The current entities (domain type, then Device) of the devices a stored batch names,
     each once; only of `types` (expanded IRIs, any spelling) when given. No key filter: the
-    caller (subscriptions) applies its subscriber's."""
-    view = DeviceView(node, _state(node).vehicles)
+    caller applies its own."""
+    state = _state(node)
+    view = DeviceView(node, state.vehicles, state.builder)
     wanted = _wanted(types, view.types())
     if wanted is not None and not wanted:
         return []
@@ -231,6 +229,63 @@ def entities_of_batch(node: Any, batch: ReadingBatch, types: set[str] | None = N
             continue
         out.extend(view._of(index, registry.devices[index], wanted, None))
     return out
+
+
+class Builder:
+    """Devices' entities built from the history's latest values, for queries and, many at a
+    time, for the notifications of stored readings (cityops.ngsild.reading_match).
+
+    What an entity takes from the device's record and kind (ids, type, channels, measures) is
+    worked out once per device and kept (`sdm.Facts`) until the registry holds another record
+    for it (the registry replaces a record, never changes one in place); what it takes from
+    readings is read from the history's latest-value arrays, for a batch's devices at once."""
+
+    def __init__(self, node: Any, vehicles: dict[str, Vehicle]) -> None:
+        self.node = node
+        self.vehicles = vehicles
+        self._facts: list[sdm.Facts | None] = []
+
+    def facts(self, index: int) -> sdm.Facts:
+        registry = self.node.registry
+        device = registry.devices[index]
+        held = self._facts[index] if index < len(self._facts) else None
+        if held is not None and held.device is device:
+            return held
+        if index >= len(self._facts):
+            self._facts.extend([None] * (len(registry) - len(self._facts)))
+        kind = registry.kind(device.kind)
+        found = sdm.facts(device, [c.name for c in kind.channels], period_s=kind.period_s,
+                          vehicle=self.vehicles.get(device.id))
+        self._facts[index] = found
+        return found
+
+    def latest_of(self, index: int) -> Latest:
+        ts, value = self.node.history.state.latest(index)
+        return Latest(ts, value)
+
+    def latest(self, indices: np.ndarray) -> list[Latest]:
+        """The latest values of many devices, read from the history's arrays in one go."""
+        state = self.node.history.state
+        n = len(indices)
+        if not n:
+            return []
+        series = indices.astype(np.int64)[:, None] * MAX_CHANNELS + np.arange(MAX_CHANNELS)
+        inside = series < state.capacity  # registered after the last reserve: nothing yet
+        safe = np.where(inside, series, 0)
+        ts = np.where(inside, state.latest_ts[safe], sdm.NEVER).tolist()
+        value = np.where(inside, state.latest_value[safe], np.nan).tolist()
+        return [Latest(t, v) for t, v in zip(ts, value)]
+
+    def entity(self, index: int, type_iri: str, latest: Latest,
+               attrs: AbstractSet[str] | None = None) -> Entity | None:
+        """The device's entity of `type_iri` (its domain type or Device), only `attrs` of it
+        when given; None when the device has no entity of that type."""
+        f = self.facts(index)
+        if type_iri == sdm.DEVICE:
+            return sdm.device_entity_of(f, latest, attrs)
+        if type_iri != f.domain:
+            return None
+        return sdm.domain_entity_of(f, latest, attrs)
 
 
 # -- alerts ---------------------------------------------------------------------------------------
@@ -412,6 +467,7 @@ def _in_loop() -> bool:
 class _State:
     def __init__(self, node: Any) -> None:
         self.vehicles = {v.device_id: v for v in getattr(node.pack, "vehicles", [])}
+        self.builder = Builder(node, self.vehicles)
         self.alerts = AlertMirror(node)
         self.requests = RequestMirror(node)
 
@@ -426,8 +482,13 @@ def _state(node: Any) -> _State:
     return found
 
 
+def builder(node: Any) -> Builder:
+    """The node's entity builder (its per-device facts kept between calls)."""
+    return _state(node).builder
+
+
 def providers(node: Any) -> list[Any]:
     """Devices, alerts, service requests: the Smart Data Models views of this node."""
     state = _state(node)
-    return [DeviceView(node, state.vehicles), AlertView(node, state.alerts),
+    return [DeviceView(node, state.vehicles, state.builder), AlertView(node, state.alerts),
             RequestView(node, state.requests)]
