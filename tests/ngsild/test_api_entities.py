@@ -659,12 +659,19 @@ async def test_linked_entities_joined_inline_and_flat(live) -> None:
         r = await c.get(E, params={"type": "Building", "join": "flat",
                                    "options": "keyValues"})
         assert [e["id"] for e in r.json()] == [ID, "urn:ngsi-ld:City:1"]
+        # Only the links shown are followed; an omit within a linked entity keeps the link.
+        r = await c.get(url, params={"join": "flat", "joinLevel": 2,
+                                     "pick": "id,locatedAt{id,name}"})
+        assert [e["id"] for e in r.json()] == [ID, "urn:ngsi-ld:City:1"]
+        r = await c.get(url, params={"join": "inline", "omit": "location,locatedAt{name}",
+                                     "options": "keyValues"})
+        assert "name" not in r.json()["locatedAt"] and r.json()["name"] == "Hall"
         for params in ({"join": "deep"}, {"joinLevel": 2}, {"join": "flat", "joinLevel": 0}):
             assert (await c.get(url, params=params)).status_code == 400, params
     # A scoped key sees linked entities only where it may: town B's country is left out.
     async with await ngsi_client(live, "operator", TOWN_A) as c:
         r = await c.get(f"{E}/urn:ngsi-ld:City:1", params={"join": "flat"})
-        assert [e["id"] for e in r.json()] == ["urn:ngsi-ld:City:1"]
+        assert r.json()["id"] == "urn:ngsi-ld:City:1"  # nothing linked to list beside it
         r = await c.get(f"{E}/urn:ngsi-ld:City:1", params={"join": "inline"})
         assert "entity" not in r.json()["isIn"]
 

@@ -501,7 +501,9 @@ def projected(base: Shape, pick: Tree | None, omit: Tree | None, terms: TermMap,
     omitted: set[str] = set()
     if omit is not None:
         keep_id, keep_type = keep_id and "id" not in omit, keep_type and "type" not in omit
-        omitted = {terms.expand(n) for n in omit if n not in ("id", "type")}
+        # `a{b}` omits b of the entity a links to, not a itself.
+        omitted = {terms.expand(n) for n, inner in omit.items()
+                   if n not in ("id", "type") and inner is None}
     return msgspec.structs.replace(base, attrs=attrs, omit=omitted, keep_id=keep_id,
                                    keep_type=keep_type, pick=pick, omitted=omit)
 
@@ -656,11 +658,15 @@ class Joiner:
             self.found[entity_id] = find_entity(self.call.node, self.call.principal, entity_id)
         return self.found[entity_id]
 
-    def links(self, entity: Entity) -> list[tuple[str, int, str]]:
-        """(attribute IRI, instance index, object) of each Relationship of `entity`."""
+    def links(self, entity: Entity, shape: Shape | None = None) -> list[tuple[str, int, str]]:
+        """(attribute IRI, instance index, object) of each Relationship of `entity` (that
+        `shape` shows)."""
         out = []
         for iri, instances in entity.items():
             if iri in ENTITY_MEMBERS or not isinstance(instances, list):
+                continue
+            if shape is not None and (shape.attrs is not None and iri not in shape.attrs or
+                                      iri in shape.omit):
                 continue
             for n, instance in enumerate(instances):
                 target = instance.get("object")
@@ -697,7 +703,7 @@ class Joiner:
         for _ in range(self.level):
             following: list[tuple[Entity, Shape]] = []
             for entity, parent in frontier:
-                for iri, _, target_id in self.links(entity):
+                for iri, _, target_id in self.links(entity, parent):
                     if target_id in listed:
                         continue
                     target = self.target(target_id)
@@ -943,9 +949,11 @@ def _query_of(q: EntityListing, terms: TermMap, selectors: list[Selector] | None
         raise NgsiError("BadRequestData", "geoproperty: goes with georel, geometry and "
                                           "coordinates")
     query.attrs = _names(q.attrs, "attrs", terms)
-    picked = [n for n in _projection(q.pick, "pick") or () if n not in ENTITY_MEMBERS]
-    if query.attrs is None and picked:
-        query.attrs = {terms.expand(n) for n in picked}  # picked attributes select, as attrs
+    picked = _projection(q.pick, "pick") or []
+    if query.attrs is None and picked and not {"id", "type"} & set(picked):
+        # Picked attributes alone select, as attrs do: an entity with none of them would
+        # show as nothing.
+        query.attrs = {terms.expand(n) for n in picked}
     query.limit = DEFAULT_LIMIT if q.limit is None else q.limit
     query.offset = q.offset or 0
     query.count = bool(q.count)
@@ -1118,7 +1126,6 @@ async def get_entity(call: Call[Any, EntityOptions]) -> Response:
     terms = query_terms(call.request)
     shape = shape_of(call.query, terms)
     answer_media(call.request)
-    how, _ = join_of(call.query)
     shown = shown_with_links(call, [call.record], terms, shape, call.query)
     if shape.attrs and not shape.attrs & set(call.record):
         raise NgsiError("ResourceNotFound", f"attrs: {call.record['id']} has none of the "
@@ -1126,7 +1133,8 @@ async def get_entity(call: Call[Any, EntityOptions]) -> Response:
     if not shown[0]:
         raise NgsiError("ResourceNotFound", f"pick, omit: nothing of {call.record['id']} is "
                                             "left to show")
-    return answer(call.request, shown if how == "flat" else shown[0], terms,
+    # Flat lists the linked entities after the entity; with none, the entity is the answer.
+    return answer(call.request, shown if len(shown) > 1 else shown[0], terms,
                   geometry=shape.geometry)
 
 
