@@ -696,3 +696,21 @@ async def test_unknown_parameters_and_media_refused_before_the_lookup(live) -> N
         r = await c.patch(f"{E}/{ID}/attrs/name", json={"value": "B"},
                           headers={"content-type": "application/merge-patch+json"})
         assert r.status_code == 204
+
+
+async def test_keywords_are_no_names_and_answers_use_the_clients(live) -> None:
+    async with await ngsi_client(live) as c:
+        r = await c.post(E, json={"id": "urn:ngsi-ld:Thing:1", "type": "type"})
+        assert r.status_code == 400 and "keyword" in r.json()["detail"], r.text
+        for body in ({}, []):
+            r = await c.post(E, json=body)
+            assert r.status_code == 400 and problem_type(r) == "InvalidRequest"
+        await _make(c, building(1, owner_name="x"))
+        r = await c.post(f"{E}/{ID}/attrs", params={"options": "noOverwrite"},
+                         json={"owner_name": "y"})
+        assert r.json()["notUpdated"][0]["attributeName"] == "owner_name"
+        r = await c.post(f"{E}/{ID}/attrs", params={"options": "noOverwrite"},
+                         json={"https://example.org/full": {"value": 1}})
+        r = await c.post(f"{E}/{ID}/attrs", params={"options": "noOverwrite"},
+                         json={"https://example.org/full": {"value": 2}})
+        assert r.json()["notUpdated"][0]["attributeName"] == "https://example.org/full"

@@ -880,6 +880,8 @@ def _context_scope(call: Call[Any, Any], entity: Entity) -> None:
 
 async def create_entity(call: Call[Any, WriteOptions]) -> Response:
     body = await read_json(call)
+    if body in ({}, []):
+        raise NgsiError("InvalidRequest", "the body is empty JSON: no entity")
     terms = terms_of(call.request, body)
     if not isinstance(body, dict):
         raise NgsiError("BadRequestData", "the body must be one entity (a JSON object)")
@@ -1229,6 +1231,10 @@ class Fragment:
     gone: dict[str, list[str | None]]
     types: list[str]
     scope: list[str] | None
+    names: dict[str, str]  # IRI -> the name the client wrote (what answers report)
+
+    def name(self, iri: str) -> str:
+        return self.names.get(iri) or self.terms.compact(iri)
 
     @property
     def empty(self) -> bool:
@@ -1248,8 +1254,9 @@ def fragment_of(body: Any, terms: TermMap, *, entity_id: str | None = None,
     scope = None
     if "scope" in body:
         scope = [] if body["scope"] == NULL else expand_scope(body["scope"], where)
+    names = {terms.expand(n): n for n in body if n not in ENTITY_MEMBERS}
     return Fragment(body, terms, expand_fragment(kept, terms, where=where),
-                    {terms.expand(n): d for n, d in gone.items()}, types, scope)
+                    {terms.expand(n): d for n, d in gone.items()}, types, scope, names)
 
 
 async def _fragment_call(call: Call[Any, Any], *, allowed: tuple[str, ...] = (JSON, JSONLD)
@@ -1291,7 +1298,7 @@ def _types_and_scope(entity: Entity, frag: Fragment, scope: str,
 def _deletions(entity: Entity, frag: Fragment, updated: list[str],
                skipped: list[tuple[str, str]]) -> None:
     for iri, datasets in frag.gone.items():
-        name = frag.terms.compact(iri)
+        name = frag.name(iri)
         if delete_instances(entity, iri, datasets):
             updated.append(name)
         else:
@@ -1301,7 +1308,7 @@ def _deletions(entity: Entity, frag: Fragment, updated: list[str],
 def _append(entity: Entity, frag: Fragment, no_overwrite: bool, updated: list[str],
             skipped: list[tuple[str, str]]) -> Entity:
     for iri, instances in frag.attrs.items():
-        name = frag.terms.compact(iri)
+        name = frag.name(iri)
         if no_overwrite and iri in entity:
             datasets = {i.get("datasetId") for i in entity[iri]}
             fresh = [i for i in instances if i.get("datasetId") not in datasets]
@@ -1319,7 +1326,7 @@ def _append(entity: Entity, frag: Fragment, no_overwrite: bool, updated: list[st
 def _update(entity: Entity, frag: Fragment, updated: list[str],
             skipped: list[tuple[str, str]]) -> Entity:
     for iri, instances in frag.attrs.items():
-        name = frag.terms.compact(iri)
+        name = frag.name(iri)
         have = entity.get(iri)
         if not have:
             skipped.append((name, "the entity has no such attribute"))

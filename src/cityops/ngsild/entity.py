@@ -295,6 +295,8 @@ def expand_attribute(name: str, raw: Any, terms: TermMap, *,
     at = f"{where}.{name}" if where else name
     check_name(name, at)
     iri = terms.expand(name)
+    if iri.startswith("@"):
+        raise _bad(at, f"{name!r} is a JSON-LD keyword of the context, not an attribute name")
     if isinstance(raw, list) and raw and all(_looks_like_instance(v) for v in raw):
         if len(raw) > MAX_INSTANCES:
             raise _bad(at, f"at most {MAX_INSTANCES} instances (datasetIds) of one attribute")
@@ -317,7 +319,13 @@ def expand_types(raw: Any, terms: TermMap, where: str = "") -> list[str]:
                    "an entity needs a type: a name or a list of names")
     for n in names:
         check_name(n, f"{where}type")
-    return list(dict.fromkeys(terms.expand_type(n) for n in names))
+    expanded = [terms.expand_type(n) for n in names]
+    keyword = next((n for n, iri in zip(names, expanded, strict=True) if iri.startswith("@")),
+                   None)
+    if keyword is not None:
+        raise _bad(f"{where}type", f"{keyword!r} is a JSON-LD keyword of the context, not a "
+                                   "type name")
+    return list(dict.fromkeys(expanded))
 
 
 def expand_scope(raw: Any, where: str = "") -> list[str]:
