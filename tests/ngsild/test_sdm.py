@@ -132,21 +132,25 @@ def test_the_whole_entity_of_facts_is_the_entity_of_the_device():
 
 
 def test_what_a_reading_of_each_channel_changes():
-    f, _ = _facts_of("noise", {})
-    laeq = sdm.changed_by(f, f.domain, 0)
-    assert laeq == {TERMS[t] for t in ("LAeq", "dateObservedFrom", "dateObservedTo",
-                                       "dateObserved")}
-    assert sdm.changed_by(f, sdm.DEVICE, 0) == {TERMS["value"], TERMS["dateLastValueReported"]}
-    assert sdm.changed_by(f, TERMS["Vehicle"], 0) == set()  # not this device's type
-    f, _ = _facts_of("street_lamp", {})
-    assert TERMS["powerState"] in sdm.changed_by(f, f.domain, 0)
-    f, _ = _facts_of("gps", {})
-    names = list(f.channels)
-    assert sdm.changed_by(f, f.domain, names.index("lat")) == {TERMS["location"]}
-    assert sdm.changed_by(f, f.domain, names.index("speed")) == {
-        TERMS["speed"], TERMS["heading"], TERMS["observationDateTime"]}
-    assert TERMS["location"] in sdm.changed_by(f, sdm.DEVICE, names.index("lon"))
-    assert TERMS["location"] not in sdm.changed_by(f, sdm.DEVICE, names.index("speed"))
+    def changed(kind, type_iri, channel):
+        names = [c.name for c in BUILTIN_KINDS[kind].channels]
+        return sdm.changed_by(sdm.MODELS[kind], names, type_iri, names.index(channel))
+
+    noise = TERMS["NoiseLevelObserved"]
+    assert changed("noise", noise, "laeq") == {
+        TERMS[t] for t in ("LAeq", "dateObservedFrom", "dateObservedTo", "dateObserved")}
+    assert changed("noise", sdm.DEVICE, "laeq") == {TERMS["value"],
+                                                    TERMS["dateLastValueReported"]}
+    assert changed("noise", TERMS["Vehicle"], "laeq") == set()  # not this kind's type
+    assert TERMS["powerState"] in changed("street_lamp", TERMS["Streetlight"], "power")
+    vehicle = TERMS["Vehicle"]
+    assert changed("gps", vehicle, "lat") == {TERMS["location"]}
+    assert changed("gps", vehicle, "speed") == {TERMS["speed"], TERMS["heading"],
+                                                TERMS["observationDateTime"]}
+    assert TERMS["location"] in changed("gps", sdm.DEVICE, "lon")
+    assert TERMS["location"] not in changed("gps", sdm.DEVICE, "speed")
+    assert changed("smoke", sdm.DEVICE, "obscuration") == {TERMS["value"],
+                                                           TERMS["dateLastValueReported"]}
 
 
 def test_times_are_written_alike_whether_just_formatted_or_kept():

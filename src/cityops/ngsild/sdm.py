@@ -477,20 +477,22 @@ DATES: dict[str, tuple[str, ...]] = {
     "AirQualityObserved": ("dateObserved",)}
 
 
-def changed_by(f: Facts, type_iri: str, channel: int) -> frozenset[str]:
-    """The attributes (IRIs) of a device's entity of `type_iri` (its domain type or Device)
-    that a new reading of its channel at position `channel` changes: what a subscription's
-    watchedAttributes are held against."""
-    moved = {LOCATION} if f.moves and channel in (f.lat_at, f.lon_at) else set()
+def changed_by(model: Model | None, channels: Sequence[str], type_iri: str, channel: int
+               ) -> frozenset[str]:
+    """The attributes (IRIs) of an entity of `type_iri` (a device's domain type or Device)
+    that a new reading of the channel at position `channel` of a device of `model` (whose kind
+    has `channels`) changes: what a subscription's watchedAttributes are held against."""
+    name = channels[channel] if channel < len(channels) else None
+    moves = "lat" in channels and "lon" in channels
+    moved = {LOCATION} if moves and name in ("lat", "lon") else set()
     if type_iri == DEVICE:
         return frozenset({VALUE, _REPORTED, *moved})
-    if type_iri != f.domain or f.model is None:
+    if model is None or model.type == "Device" or type_iri != model.type_iri:
         return frozenset()
-    name = f.channels[channel] if channel < len(f.channels) else None
-    measures = {m.attr for m in f.model.measures if m.channel == name}
+    measures = {m.attr for m in model.measures if m.channel == name}
     if not measures:
         return frozenset(moved)
-    t = f.model.type
+    t = model.type
     terms = {*measures, *DATES.get(t, ())}
     if t == "Streetlight":
         terms.add("powerState")
@@ -511,6 +513,8 @@ def _extras(out: Entity, model: Model, newest: int | None, period_s: float,
 
     if newest is not None:
         for term in DATES.get(t, ()):
+            if attrs is not None and TERMS[term] not in attrs:
+                continue  # most notifications ask for the measure alone
             # The observation window opens one reporting period before the reading.
             at = newest - period_s * US if term == "dateObservedFrom" else newest
             put(term, _prop(date_value(at)))
