@@ -195,3 +195,48 @@ async def test_a_key_that_may_not_write_readings_is_refused(live, terms):
                                   mode="upsert")
     assert out[0][1].status == 403
 
+
+
+async def test_the_common_entity_takes_the_short_path_to_the_same_reading(tmp_path, live_node,
+                                                                          terms):
+    pack = grid_city(devices={"noise": 12, "wind": 1, "bin_fill": 1, "gps": 1})
+    async with live_node(pack, tmp_path / "d") as live:
+        node = live.node
+        t = node.clock() - 10
+        ids = {d.kind: d.id for d in node.registry.devices}
+        common = [noise(ids["noise"], 61.5, t),
+                  noise(ids["noise"], 61, t),  # an integer
+                  {"id": f"urn:ngsi-ld:WeatherObserved:{ids['wind']}", "type": "WeatherObserved",
+                   "windDirection": {"type": "Property", "value": 270.0, "observedAt": _at(t)}},
+                  {"id": f"urn:ngsi-ld:WasteContainer:{ids['bin_fill']}",
+                   "type": "WasteContainer",  # a 0..1 ratio: percent in CityOps
+                   "fillingLevel": {"value": 0.25, "observedAt": _at(t), "unitCode": "C62"}}]
+        others = [noise(ids["noise"], 61.5, t, name={"type": "Property", "value": "x"}),
+                  noise("nm-unknown", 61.5, t),
+                  noise(ids["noise"], 151.0, t),  # beyond the meter's range
+                  noise(ids["noise"], True, t),
+                  noise(ids["noise"], 61.5, t + 3600),  # ahead of the clock
+                  noise(ids["noise"], 61.5, t) | {"LAeq": {"type": "Property", "value": 61.5,
+                                                           "observedAt": "yesterday"}},
+                  noise(ids["noise"], 61.5, t) | {"LAeq": 61.5},  # no observedAt: now
+                  {"id": f"urn:ngsi-ld:Device:{ids['noise']}", "type": "Device",
+                   "value": {"value": 61.5, "observedAt": _at(t)}},
+                  {"id": f"urn:ngsi-ld:Vehicle:{ids['gps']}", "type": "Vehicle",
+                   "heading": {"value": -1, "observedAt": _at(t)}},
+                  {"id": f"urn:ngsi-ld:NoiseLevelObserved:{ids['wind']}",
+                   "type": "NoiseLevelObserved", "LAeq": 50.0}]  # a wind gauge
+        call = feed._Call(node, DEVICE_KEY, terms.expand, "upsert")
+        for n, doc in enumerate(common):
+            assert call.fast(doc) == (doc["id"], feed._entity(call, n, doc)[1][0]), doc
+        for doc in others:
+            assert call.fast(doc) is None, doc
+        assert feed._Call(node, DEVICE_KEY, terms.expand, "create").fast(common[0]) is None
+        town = node.registry.devices[0].areas.town
+        scoped = Principal("k-op", Role.OPERATOR, Scope(area=town))
+        elsewhere = next(d for d in node.registry.devices if d.kind == "noise" and
+                         d.areas.town != town)
+        assert feed._Call(node, scoped, terms.expand, "upsert").fast(
+            noise(elsewhere.id, 50.0, t)) is None
+        fresh = feed._Call(node, DEVICE_KEY, terms.expand, "upsert")
+        assert fresh.fast(common[3])[1].value == 25.0
+        assert fresh.fast(common[2])[1].values == {"direction": 270.0}

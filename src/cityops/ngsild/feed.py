@@ -18,6 +18,11 @@ An entity fails whole: its values are checked (numbers, the kind's range, the in
 timestamp window) before anything is ingested, and an entity with one bad value feeds
 nothing; the others of the call are ingested together, in one ingestor call.
 
+A producer's batch is mostly one shape: a registered device's entity with one measured
+attribute, observed at a time the readings window takes. That shape takes a short path
+(`_Call.fast`: a few cached look-ups to its reading); anything else, or anything the short
+path doubts, goes the careful way, which names what is wrong.
+
 Modes: create refuses an id whose device exists (AlreadyExists); update refuses one whose
 device does not (ResourceNotFound); upsert and replace take either. A device not yet
 registered is registered where its `location` says, with the kind its type (and, for a type
@@ -32,7 +37,7 @@ import asyncio
 import datetime as dt
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from cityops.api.devices import Refused, device_to_register, may_see
 from cityops.domain.access import REGISTER_DEVICES, WRITE_READINGS, Principal
@@ -102,6 +107,20 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
+class _Route(NamedTuple):
+    """Where a measured attribute goes for a device kind: its channel (None for a kind of
+    one channel), the SDM scale, and the channel's valid range."""
+
+    channel: str | None
+    scale: float
+    low: float
+    high: float
+
+
+# A (type, attribute) not looked up yet; None once looked up: not the common case.
+_NO_ROUTES: tuple[str, dict[str, _Route]] = ("", {})
+
+
 class _Call:
     """One write_mapped call: term expansions and type lookups cached across its docs."""
 
@@ -123,6 +142,93 @@ class _Call:
         self.times: dict[Any, float] = {}
         self.prefixes: dict[str, str] = {}
         self.terms: dict[str, str | None] = {}
+        self.routes: dict[tuple[str, str], tuple[str, dict[str, _Route]] | None] = {}
+        self.fast_ok = mode != "create"  # a create of a known device is AlreadyExists
+
+    def fast(self, doc: Any) -> tuple[str, Reading] | None:
+        """The common entity as its reading, with a handful of look-ups: a registered
+        device's domain entity (`urn:ngsi-ld:<Type>:<device id>`) carrying one measured
+        attribute, a number observed at a time the readings window takes, within the
+        channel's range. None for anything else, which the careful path (`_entity`) takes,
+        and explains when it fails."""
+        if type(doc) is not dict or len(doc) != 3 or not self.fast_ok:
+            return None
+        eid, raw_type = doc.get("id"), doc.get("type")
+        if type(eid) is not str or type(raw_type) is not str or len(eid) > 1024:
+            return None
+        key = next((k for k in doc if k != "id" and k != "type"), None)
+        if key is None:
+            return None
+        found = self.routes.get((raw_type, key), _NO_ROUTES)
+        if found is _NO_ROUTES:
+            found = self.routes[raw_type, key] = self._routes(raw_type, key)
+        if found is None:
+            return None
+        prefix, routes = found
+        if not eid.startswith(prefix) or len(eid) == len(prefix) or " " in eid:
+            return None
+        device_id = eid[len(prefix):]
+        index = self.registry.index.get(device_id)
+        if index is None:
+            return None
+        device = self.registry.devices[index]
+        route = routes.get(device.kind)
+        raw = doc[key]
+        if route is None or type(raw) is not dict or raw.get("type", "Property") != "Property":
+            return None
+        value, observed = raw.get("value"), raw.get("observedAt")
+        if (type(value) is not float and type(value) is not int) or type(observed) is not str:
+            return None
+        at = self.times.get(observed)
+        if at is None:
+            try:
+                at = self.time(observed, key)
+            except NgsiError:
+                return None
+        if not self.earliest <= at <= self.latest:
+            return None
+        v = value / route.scale if route.scale != 1.0 else float(value)
+        if not route.low <= v <= route.high:  # NaN and infinities fail too
+            return None
+        if self.scoped and not may_see(self.node, self.who, device):
+            return None
+        if route.channel is None:
+            return eid, Reading(device_id, at, value=v)
+        return eid, Reading(device_id, at, values={route.channel: v})
+
+    def _routes(self, raw_type: str, key: str) -> tuple[str, dict[str, _Route]] | None:
+        """The id prefix of entities of type `raw_type`, and per device kind where their
+        attribute `key` goes; None when such entities are not the common case."""
+        if key in _SKIP:
+            return None
+        try:
+            type_iri = self.type_of({"type": raw_type})
+        except NgsiError:
+            return None
+        if type_iri == sdm.DEVICE or sdm.type_term(type_iri) == "Vehicle":
+            return None  # a Device's `value` text; a standing vehicle's heading of -1
+        term = sdm.term_of(self.name(key))
+        out: dict[str, _Route] = {}
+        for kind_name in sdm.KINDS_OF_TYPE.get(type_iri, ()):
+            model = sdm.MODELS[kind_name]
+            measure = next((m for m in model.measures if m.attr == term), None)
+            kind = self.registry.kinds[self.registry.kind_index[kind_name]] \
+                if kind_name in self.registry.kind_index else None
+            if measure is None or kind is None:
+                continue
+            names = [c.name for c in kind.channels]
+            if measure.channel not in names:
+                continue
+            spec = kind.channels[names.index(measure.channel)]
+            out[kind_name] = _Route(None if len(names) == 1 else measure.channel,
+                                    measure.scale, spec.min, spec.max)
+        return (self.device_id_prefix(type_iri), out) if out else None
+
+    def device_id_prefix(self, type_iri: str) -> str:
+        prefix = self.prefixes.get(type_iri)
+        if prefix is None:
+            prefix = self.prefixes[type_iri] = f"{sdm.URN}{sdm.type_term(type_iri)}:"
+        return prefix
 
     def name(self, key: str) -> str:
         found = self.names.get(key)
@@ -168,9 +274,7 @@ class _Call:
         return found
 
     def device_id(self, doc: dict[str, Any], eid: str, type_iri: str) -> str:
-        prefix = self.prefixes.get(type_iri)
-        if prefix is None:
-            prefix = self.prefixes[type_iri] = f"{sdm.URN}{sdm.type_term(type_iri)}:"
+        prefix = self.device_id_prefix(type_iri)
         if eid.startswith(prefix) and len(eid) > len(prefix):
             return eid[len(prefix):]
         if type_iri != sdm.DEVICE:
@@ -360,9 +464,18 @@ async def _write(node: Any, who: Principal, docs: list[Any], terms: Any, mode: s
     readings: list[Reading] = []
     owner: list[int] = []  # per reading, the outcome it belongs to
     seen: dict[str, int] = {}
+    fast = call.fast
     for index, doc in enumerate(docs):
         if index and not index % YIELD_EVERY:
             await asyncio.sleep(0)
+        found = fast(doc)
+        if found is not None:  # the common case: never a create, so never seen before
+            eid, reading = found
+            seen[eid] = index
+            outcomes.append((eid, None))
+            readings.append(reading)
+            owner.append(index)
+            continue
         try:
             eid, mine = _entity(call, index, doc)
         except NgsiError as error:
