@@ -234,3 +234,16 @@ def test_two_nodes_figures_merge():
     assert (merged.last_notification, merged.last_success, merged.last_failure) == (
         30.0, 30.0, 20.0)
     assert merged.dropped == 4
+
+
+async def test_proxies_from_the_environment_are_honoured(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "hooks.internal")
+    n = Notifier(Clock(0.0))
+    await n.start()
+    try:
+        assert n._proxy("http://hooks.example/notify") == "http://proxy.example:3128"
+        assert n._proxy("http://hooks.internal/notify") is None
+        assert n._proxy("https://hooks.example/notify") is None  # no HTTPS_PROXY given
+    finally:
+        await n.stop()

@@ -35,6 +35,8 @@ import asyncio
 import contextlib
 import logging
 import random
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -135,16 +137,21 @@ class Notifier:
         self._ready: asyncio.Queue[_Lane] = asyncio.Queue()  # each lane at most once
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiohttp.ClientSession | None = None
+        # Proxies from the environment (HTTP(S)_PROXY, NO_PROXY) are honoured, as CityOps's
+        # other outgoing requests (httpx) honour them: worked out once per endpoint, as
+        # aiohttp's own trust_env reads ~/.netrc in a thread for every request.
+        self._proxies: dict[str, str] = {}
+        self._proxy_of: dict[str, str | None] = {}
         self._idle = asyncio.Condition()
         self.sent = 0  # notifications answered 2xx, all subscriptions
         self.failed = 0
 
     async def start(self) -> None:
-        # Proxies from the environment are honoured, as CityOps's other outgoing requests
-        # (httpx) honour them.
         self._client = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.workers),
-            timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=True)
+            timeout=aiohttp.ClientTimeout(total=self.timeout))
+        self._proxies = urllib.request.getproxies()
+        self._proxy_of.clear()
         self._tasks = [asyncio.create_task(self._work(), name=f"ngsild-notify-{i}")
                        for i in range(self.workers)]
         self._tasks.append(asyncio.create_task(self._ticking(), name="ngsild-notify-tick"))
@@ -283,7 +290,8 @@ class Notifier:
         retry_after: float | None = None
         try:
             async with self._client.post(recipient.uri, data=body, headers=headers,
-                                         allow_redirects=False) as answer:
+                                         allow_redirects=False,
+                                         proxy=self._proxy(recipient.uri)) as answer:
                 # Read (a bounded part of) the answer: a connection is reused only once its
                 # answer has been read.
                 text = (await answer.content.read(_ANSWER_READ)).decode("utf-8", "replace")
@@ -310,6 +318,17 @@ class Notifier:
             lane.pending = {**{k: v for k, v in taken.items() if k not in lane.pending},
                             **lane.pending}
         self._failed(lane, health, now, reason, retry_after, retry=retry)
+
+    def _proxy(self, uri: str) -> str | None:
+        found = self._proxy_of.get(uri, "")
+        if found == "":
+            parts = urllib.parse.urlsplit(uri)
+            found = None if not self._proxies or urllib.request.proxy_bypass(
+                parts.hostname or "") else self._proxies.get(parts.scheme)
+            if len(self._proxy_of) >= 10_000:  # endpoints come and go with subscriptions
+                self._proxy_of.clear()
+            self._proxy_of[uri] = found
+        return found
 
     def _render(self, lane: _Lane, taken: dict[str, dict[str, Any]], now: float
                 ) -> tuple[bytes, dict[str, str]]:
