@@ -237,3 +237,13 @@ async def test_hosted_contexts_outlive_a_restart_and_are_shared(tmp_path, grid_p
     async with live_node(grid_pack, tmp_path / "c", **shared) as c_node:
         found = c_node.node.ngsild.contexts.document(hosted.rsplit("/", 1)[1])
         assert found is not None and found.kind == "Hosted" and found.body == storeys
+
+
+def test_a_library_without_a_store_keeps_nothing_to_save() -> None:
+    from cityops.ngsild.contexts import MAX_HOSTED, Library
+
+    library = Library()
+    for n in range(MAX_HOSTED + 50):
+        library.resolve({"n": f"http://example.org/{n}"})
+    assert len(library.listing()) <= MAX_HOSTED + len(contexts.shipped()) + 1
+    assert library._unsaved == {}

@@ -300,7 +300,9 @@ class Library:
         self._held: OrderedDict[str, Held] = OrderedDict()  # hosted and implicit, by id
         self._cached: dict[str, Held] = {}  # remote URL -> the copy taken
         self._terms: OrderedDict[Any, TermMap] = OrderedDict()
-        self._unsaved: dict[str, Held | None] = {}  # id -> to save (None: to delete)
+        # id -> to save (None: to delete), kept only once a store is attached (a library with
+        # none, the process's own, would otherwise remember every context it ever saw).
+        self._unsaved: dict[str, Held | None] = {}
         self._store: Any = None
         self._seen_version: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -388,7 +390,7 @@ class Library:
             if found is not None:
                 if kind == "Hosted" and found.kind != "Hosted":
                     found.kind = "Hosted"  # a client added what it had given inline
-                    self._unsaved[cid] = found
+                    self._changed(cid, found)
                 self._held.move_to_end(cid)
                 return cid
             if len(self._held) >= MAX_HOSTED:
@@ -398,12 +400,16 @@ class Library:
                     raise NgsiError("BadRequestData", f"at most {MAX_HOSTED} contexts are "
                                                       "hosted: delete one first", 409)
                 del self._held[implicit]
-                self._unsaved[implicit] = None
+                self._changed(implicit, None)
             held = self._held[cid] = Held(cid, body, kind, "", self.clock())
-            self._unsaved[cid] = held
+            self._changed(cid, held)
         if self._wake is not None:
             self._wake.set()
         return cid
+
+    def _changed(self, cid: str, held: Held | None) -> None:
+        if self._store is not None:
+            self._unsaved[cid] = held
 
     async def add(self, body: Any) -> str:
         """Host a client's context (POST /jsonldContexts), saved before this returns."""
@@ -439,7 +445,7 @@ class Library:
                                                   "reloaded")
             with self._lock:
                 self._held.pop(context_id, None)
-                self._unsaved[context_id] = None
+                self._changed(context_id, None)
         elif cached:
             if CORE_CONTEXT_URL in cached and not reload:
                 raise NgsiError("BadRequestData", "contextId: the core context is always in "
@@ -543,6 +549,8 @@ class Library:
         """Keep hosted and implicit contexts in `store` from now on, read the ones kept there,
         and follow other nodes' changes."""
         self._store = store
+        with self._lock:  # what was hosted before the store was there is kept too
+            self._unsaved = {cid: held for cid, held in self._held.items()}
         self._seen_version = await store.get_meta(VERSION_KEY)
         await self.reload()
         self._wake = asyncio.Event()
