@@ -156,8 +156,10 @@ class _Call:
         eid, raw_type = doc.get("id"), doc.get("type")
         if type(eid) is not str or type(raw_type) is not str or len(eid) > 1024:
             return None
-        key = next((k for k in doc if k != "id" and k != "type"), None)
-        if key is None:
+        for key in doc:  # the one that is neither (three keys, two of them these)
+            if key != "id" and key != "type":
+                break
+        else:
             return None
         found = self.routes.get((raw_type, key), _NO_ROUTES)
         if found is _NO_ROUTES:

@@ -43,7 +43,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device, Vehicle
@@ -277,10 +277,9 @@ def _rel(target: str) -> dict[str, Any]:
     return {"type": "Relationship", "object": target}
 
 
-@dataclass(frozen=True, slots=True)
-class Latest:
+class Latest(NamedTuple):
     """A device's newest stored value per channel: epoch microseconds (NEVER: none) and value,
-    indexed like the kind's channels."""
+    indexed like the kind's channels. (A tuple: tens of thousands are made a second.)"""
 
     ts: Sequence[int]
     value: Sequence[float]
@@ -350,17 +349,32 @@ class Facts:
 
 def facts(device: Device, channels: Sequence[str], *, period_s: float,
           vehicle: Vehicle | None = None) -> Facts:
-    model = MODELS.get(device.kind)
     names = tuple(channels)
-    domain = domain_type(device, vehicle)
+    key = (device.kind, names, vehicle is not None)
+    shared = _KIND_FACTS.get(key)
+    if shared is None:
+        shared = _KIND_FACTS[key] = _kind_facts(device.kind, names, vehicle is not None)
+    model, domain, prefix, measured, lat_at, lon_at = shared
+    return Facts(device, model, names, period_s, vehicle, domain,
+                 None if prefix is None else prefix + device.id,
+                 f"{URN}Device:{device.id}", measured, lat_at, lon_at)
+
+
+def _kind_facts(kind: str, names: tuple[str, ...], tracked: bool) -> tuple[Any, ...]:
+    """What the devices of a kind (with a vehicle's tracker or not) share."""
+    model = MODELS.get(kind)
+    domain = None
+    if model is not None and model.type != "Device" and (tracked or not model.moves):
+        domain = model.type_iri
     measured = tuple((m, names.index(m.channel)) for m in (model.measures if model else ())
                      if m.channel in names)
     movable = "lat" in names and "lon" in names
-    return Facts(device, model, names, period_s, vehicle, domain,
-                 entity_id(domain, device.id) if domain is not None else None,
-                 f"{URN}Device:{device.id}", measured,
-                 names.index("lat") if movable else None,
-                 names.index("lon") if movable else None)
+    return (model, domain, None if domain is None else f"{URN}{type_term(domain)}:",
+            measured, names.index("lat") if movable else None,
+            names.index("lon") if movable else None)
+
+
+_KIND_FACTS: dict[tuple[str, tuple[str, ...], bool], tuple[Any, ...]] = {}
 
 
 def _measured(measure: Measure, sample: tuple[int, float]) -> dict[str, Any]:
@@ -461,7 +475,8 @@ def domain_entity_of(f: Facts, latest: Latest, attrs: Set[str] | None = None
         # a Vehicle's heading are read off them; those not asked for go at the end.
         out[measure.iri] = [_measured(measure, sample)]
         newest = sample[0] if newest is None else max(newest, sample[0])
-    _extras(out, model, newest, f.period_s, f.vehicle, attrs)
+    if attrs is None or not attrs.isdisjoint(_EXTRA_IRIS[model.type]):
+        _extras(out, model, newest, f.period_s, f.vehicle, attrs)
     if attrs is not None:
         for measure, _ in f.measured:
             if measure.iri not in attrs:
@@ -475,6 +490,16 @@ DATES: dict[str, tuple[str, ...]] = {
     "FloodMonitoring": ("observationDateTime",), "Streetlight": ("observationDateTime",),
     "Vehicle": ("observationDateTime",), "WeatherObserved": ("dateObserved",),
     "AirQualityObserved": ("dateObserved",)}
+
+
+# Per type, the attributes `_extras` may set.
+_EXTRA_IRIS: dict[str, frozenset[str]] = {
+    t: frozenset(TERMS[term] for term in (
+        *DATES.get(t, ()),
+        *{"Streetlight": ("powerState",),
+          "Vehicle": ("vehicleType", "category", "vehiclePlateIdentifier", "heading"),
+          "KeyPerformanceIndicator": ("calculationFrequency", "category")}.get(t, ())))
+    for t in {m.type for m in MODELS.values()}}
 
 
 def changed_by(model: Model | None, channels: Sequence[str], type_iri: str, channel: int

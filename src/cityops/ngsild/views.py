@@ -264,17 +264,24 @@ class Builder:
         return Latest(ts, value)
 
     def latest(self, indices: np.ndarray) -> list[Latest]:
-        """The latest values of many devices, read from the history's arrays in one go."""
+        """The latest values of many devices (in the order given), read from the history's
+        arrays a few gathers at a time: one per number of channels their kinds have."""
         state = self.node.history.state
-        n = len(indices)
-        if not n:
+        registry = self.node.registry
+        if not len(indices):
             return []
-        series = indices.astype(np.int64)[:, None] * MAX_CHANNELS + np.arange(MAX_CHANNELS)
-        inside = series < state.capacity  # registered after the last reserve: nothing yet
-        safe = np.where(inside, series, 0)
-        ts = np.where(inside, state.latest_ts[safe], sdm.NEVER).tolist()
-        value = np.where(inside, state.latest_value[safe], np.nan).tolist()
-        return [Latest(t, v) for t, v in zip(ts, value)]
+        widths = np.array([len(k.channels) for k in registry.kinds])[registry.kind_of[indices]]
+        out: list[Latest | None] = [None] * len(indices)
+        for width in np.unique(widths).tolist():
+            rows = np.flatnonzero(widths == width)
+            series = indices[rows].astype(np.int64)[:, None] * MAX_CHANNELS + np.arange(width)
+            inside = series < state.capacity  # registered after the last reserve: none yet
+            safe = np.where(inside, series, 0)
+            ts = np.where(inside, state.latest_ts[safe], sdm.NEVER).tolist()
+            value = np.where(inside, state.latest_value[safe], np.nan).tolist()
+            for row, t, v in zip(rows.tolist(), ts, value):
+                out[row] = Latest(t, v)
+        return out  # type: ignore[return-value]
 
     def entity(self, index: int, type_iri: str, latest: Latest,
                attrs: AbstractSet[str] | None = None) -> Entity | None:
