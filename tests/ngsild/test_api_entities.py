@@ -463,7 +463,8 @@ async def test_partial_update_and_replace_one_attribute(live) -> None:
         assert r.status_code == 204
         assert (await c.get(f"{E}/{ID}")).json()["parkedAt"] == {"type": "Property",
                                                                  "value": "gone"}
-        for name, status in (("nothing", 404), ("scope", 400), ("bad name", 400)):
+        for name, status in (("nothing", 404), ("scope", 400), ("bad name", 400),
+                             ("@invalid", 400)):
             r = await c.put(f"{url}/{name}", json={"type": "Property", "value": 1})
             assert r.status_code == status, (name, r.text)
         r = await c.put(url + "/parkedAt", json={"value": 1, "datasetId": "urn:d:9"})

@@ -98,9 +98,9 @@ def _bad(where: str, what: str) -> NgsiError:
 def check_name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not name:
         raise _bad(where, "an attribute name must be a non-empty string")
-    if len(name) > MAX_NAME or _BAD_NAME.search(name):
+    if len(name) > MAX_NAME or _BAD_NAME.search(name) or name.startswith("@"):
         raise _bad(where, f"{name[:80]!r} is not a valid attribute name (no spaces, quotes, "
-                          f"<>=;() and at most {MAX_NAME} characters)")
+                          f"<>=;(), no leading @ and at most {MAX_NAME} characters)")
     return name
 
 
