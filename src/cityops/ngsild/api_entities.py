@@ -56,6 +56,15 @@ from cityops.ngsild.entity import (
     split_nulls,
 )
 from cityops.ngsild.errors import NgsiError, render_problem
+from cityops.ngsild.http import (
+    GEOJSON,
+    JSON,
+    JSONLD,
+    MERGE_PATCH,
+    answer_media,
+    body_media,
+    refused_early,
+)
 from cityops.ngsild.providers import (
     DEFAULT_LIMIT,
     MAX_IDS,
@@ -75,8 +84,6 @@ ENTITY_BODY = 1 << 20  # one entity or a fragment of one
 CONTEXT_BODY = 256 << 10  # a context a client hosts here
 WRITE_CONTEXT = frozenset({Role.ADMIN, Role.OPERATOR})  # context entities
 WRITERS = WRITE_CONTEXT | WRITE_READINGS  # mapped entities too (device keys)
-JSON, JSONLD, MERGE_PATCH = "application/json", "application/ld+json", "application/merge-patch+json"
-GEOJSON = "application/geo+json"
 COUNT_HEADER = "NGSILD-Results-Count"
 KIND = "ngsild_entity"
 
@@ -239,45 +246,9 @@ class ContextListing(msgspec.Struct, forbid_unknown_fields=True):
 # -- the edge: media types, bodies, answers ---------------------------------------------------
 
 
-def answer_media(request: Request) -> str:
-    """application/json or application/ld+json, as the Accept header prefers; 406 when it
-    takes neither."""
-    accept = request.headers.get("accept", "")
-    if not accept.strip():
-        return JSON
-    best, best_q = "", -1.0
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        weight = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        media = media.lower()
-        chosen = {JSON: JSON, JSONLD: JSONLD, "*/*": JSON, "application/*": JSON,
-                  GEOJSON: GEOJSON}.get(media)
-        if chosen is not None and weight > 0 and weight > best_q:
-            best, best_q = chosen, weight
-    if not best:
-        raise NgsiError("InvalidRequest", f"Accept: {accept[:100]!r} takes neither "
-                                          "application/json nor application/ld+json", 406)
-    return best
-
-
-def _body_media(request: Request, allowed: tuple[str, ...]) -> str:
-    media = ctx.media_type(request.headers)
-    if media not in allowed:
-        raise NgsiError("InvalidRequest", f"Content-Type {media or '(none)'!r} is not taken "
-                                          f"here: send {' or '.join(allowed)}", 415)
-    return media
-
-
 async def read_json(call: Call[Any, Any], *, allowed: tuple[str, ...] = (JSON, JSONLD)
                     ) -> Any:
-    media = _body_media(call.request, allowed)
+    media = body_media(call.request, allowed)
     raw = await call.raw_body()
     if not raw.strip():
         raise NgsiError("InvalidRequest", "the request needs a JSON body")
@@ -835,16 +806,14 @@ async def load_entity(call: Call[Any, Any]) -> Entity | None:
     # which is what the answer's ProblemDetails show.
     query = call.query
     method = call.request.method
-    try:
+    with refused_early():
         if method in ("GET", "HEAD"):
             answer_media(call.request)
         elif method in ("POST", "PUT", "PATCH"):
-            _body_media(call.request, (JSON, JSONLD, MERGE_PATCH) if method == "PATCH"
-                        else (JSON, JSONLD))
+            body_media(call.request, (JSON, JSONLD, MERGE_PATCH) if method == "PATCH"
+                       else (JSON, JSONLD))
         if isinstance(query, (EntityOptions, WriteOptions)):
             _options(query.options, getattr(query, "format", None))
-    except NgsiError as error:
-        raise ApiError(error.status, error.detail) from error
     return find_entity(call.node, call.principal, _entity_id(call))
 
 
