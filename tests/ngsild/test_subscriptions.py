@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from cityops.ngsild.contexts import DEFAULT_CONTEXT_URL
 from tests.api.scope_kinds.base import TOWN_A
-from tests.ngsild.ngsild_kit import subscription
+from tests.ngsild.ngsild_kit import link, subscription
 
 SUBS = "/ngsi-ld/v1/subscriptions"
 ERR = "https://uri.etsi.org/ngsi-ld/errors/"
 URI = "http://127.0.0.1:9/notify"
+SDM_CONTEXT = "http://cityops.test" + DEFAULT_CONTEXT_URL
 
 
 def problem(r, kind: str, status: int, *words: str) -> None:
@@ -202,6 +204,48 @@ async def test_update_refuses_bad_fragments(admin):
     problem(await admin.patch(where, json={"timesSent": 3}), "BadRequestData", 400,
             "no member")
     assert (await admin.get(where)).json()["throttling"] == 5  # unchanged by the refusals
+
+
+async def test_a_merge_patch_fragment_updates_with_its_link_context(admin):
+    where = (await admin.post(SUBS, json=subscription(URI, throttling=5))).headers["location"]
+    r = await admin.patch(where, content=b'{"throttling": 30, "watchedAttributes": ["name"]}',
+                          headers={"Content-Type": "application/merge-patch+json",
+                                   **link(SDM_CONTEXT)})
+    assert r.status_code == 204, r.text
+    got = (await admin.get(where, headers=link(SDM_CONTEXT))).json()
+    assert got["throttling"] == 30 and got["watchedAttributes"] == ["name"]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", SUBS), ("GET", SUBS), ("GET", f"{SUBS}/urn:ngsi-ld:Subscription:none"),
+    ("PATCH", f"{SUBS}/urn:ngsi-ld:Subscription:none"),
+    ("DELETE", f"{SUBS}/urn:ngsi-ld:Subscription:none"),
+])
+async def test_a_query_parameter_the_operation_does_not_have_is_invalid(admin, method, path):
+    # Clause 6.3.20; refused before the subscription is looked up, so never a 404.
+    r = await admin.request(method, path, params={"invalidParams": "invalidValue"},
+                            json=subscription(URI) if method == "POST" else {"throttling": 1}
+                            if method == "PATCH" else None)
+    problem(r, "InvalidRequest", 400, "invalidParams")
+
+
+async def test_what_the_client_accepts_and_sends_is_checked_before_the_lookup(admin):
+    missing = f"{SUBS}/urn:ngsi-ld:Subscription:none"
+    for accept in ("application/xml", "application/geo+json"):
+        r = await admin.get(missing, headers={"Accept": accept})
+        problem(r, "InvalidRequest", 406, "Accept")
+        problem(await admin.get(SUBS, headers={"Accept": accept}), "InvalidRequest", 406,
+                "Accept")
+    r = await admin.patch(missing, content=b'{"throttling": 1}',
+                          headers={"Content-Type": "text/plain"})
+    problem(r, "InvalidRequest", 415, "Content-Type")
+    # What is well formed reaches the lookup; a weighted Accept picks JSON-LD.
+    problem(await admin.get(missing, headers={"Accept": "application/xml, */*;q=0.1"}),
+            "ResourceNotFound", 404)
+    where = (await admin.post(SUBS, json=subscription(URI))).headers["location"]
+    r = await admin.get(where, headers={"Accept": "application/json;q=0.5, "
+                                                  "application/ld+json"})
+    assert r.headers["content-type"].startswith("application/ld+json") and "@context" in r.json()
 
 
 async def test_delete_removes_it(admin):

@@ -29,6 +29,16 @@ from cityops.ngsild import PREFIX
 from cityops.ngsild.contexts import NO_CONTEXT, TermMap, context_of_request, link_header
 from cityops.ngsild.entity import is_uri
 from cityops.ngsild.errors import NgsiError, render_problem
+from cityops.ngsild.http import (
+    ANSWERS,
+    JSON,
+    JSONLD,
+    MERGE_PATCH,
+    NoParams,
+    answer_media,
+    body_media,
+    refused_early,
+)
 from cityops.ngsild.federation import (
     NOTIFY_BODY,
     NOTIFY_PATH,
@@ -40,7 +50,8 @@ from cityops.ngsild.subscriptions import Subscription, Subscriptions, render
 MANAGERS = frozenset({Role.ADMIN, Role.OPERATOR})
 SUBSCRIPTION_BODY = 64 * 1024  # a subscription is a few selectors and names
 MAX_LIMIT = 1000
-MEDIA = ("application/json", "application/ld+json")
+MEDIA = (JSON, JSONLD)
+PATCH_MEDIA = (*MEDIA, MERGE_PATCH)  # clause 6.3.4: PATCH takes merge-patch+json too
 
 
 class ProblemDetails(msgspec.Struct):
@@ -52,7 +63,7 @@ class ProblemDetails(msgspec.Struct):
     detail: str
 
 
-class ListQuery(msgspec.Struct, forbid_unknown_fields=False):
+class ListQuery(msgspec.Struct, forbid_unknown_fields=True):
     limit: Annotated[int, msgspec.Meta(ge=0)] = 20
     offset: Annotated[int, msgspec.Meta(ge=0)] = 0
     count: bool = False
@@ -63,13 +74,11 @@ def subscriptions_of(call: Call[Any, Any]) -> Subscriptions:
     return subs
 
 
-async def json_body(call: Call[Any, Any], what: str = "body") -> dict[str, Any]:
-    """The request's JSON object (application/json or application/ld+json), or the spec's
-    error: InvalidRequest for what is not JSON, BadRequestData for JSON of another shape."""
-    media = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in MEDIA:
-        raise NgsiError("InvalidRequest", f"Content-Type: send {' or '.join(MEDIA)}, not "
-                                          f"{media or 'nothing'}", 415)
+async def json_body(call: Call[Any, Any], what: str = "body",
+                    allowed: tuple[str, ...] = MEDIA) -> dict[str, Any]:
+    """The request's JSON object (of a media type in `allowed`), or the spec's error:
+    InvalidRequest for what is not JSON, BadRequestData for JSON of another shape."""
+    body_media(call.request, allowed)
     raw = await call.raw_body()
     try:
         body = msgspec.json.decode(raw)
@@ -93,18 +102,17 @@ def answer(call: Call[Any, Any], body: Any, terms: TermMap, status: int = 200,
            headers: dict[str, str] | None = None) -> Response:
     """JSON with the context in a Link header, or JSON-LD with it in the body, as asked."""
     out = dict(headers or {})
-    accept = call.request.headers.get("accept", "")
-    if "application/ld+json" in accept:
+    if answer_media(call.request, ANSWERS) == JSONLD:
         context = terms.context if terms.context is not None else _core_url()
         if isinstance(body, list):
             body = [dict(item, **{"@context": context}) for item in body]
         else:
             body = dict(body, **{"@context": context})
-        media = "application/ld+json"
+        media = JSONLD
     else:
         out["Link"] = link_header(terms, call.node.settings.public_base_url
                                   or str(call.request.base_url))
-        media = "application/json"
+        media = JSON
     return Response(msgspec.json.encode(body), status, out, media_type=media)
 
 
@@ -135,6 +143,7 @@ async def create_subscription(call: Call[Any, Any]) -> Response:
 
 async def list_subscriptions(call: Call[ListQuery, Any]) -> Response:
     query = call.query
+    answer_media(call.request, ANSWERS)  # 406 before any work
     if query.limit > MAX_LIMIT:
         raise NgsiError("TooManyResults", f"limit: at most {MAX_LIMIT} subscriptions in one "
                                           f"page, not {query.limit}")
@@ -157,7 +166,7 @@ async def retrieve_subscription(call: Call[Any, Any]) -> Response:
 
 
 async def update_subscription(call: Call[Any, Any]) -> Response:
-    body = await json_body(call, "the fragment")
+    body = await json_body(call, "the fragment", PATCH_MEDIA)
     terms = request_terms(call, body)
     await subscriptions_of(call).update(call.record, body, terms)
     return Response(status_code=204)
@@ -169,6 +178,14 @@ async def delete_subscription(call: Call[Any, Any]) -> Response:
 
 
 async def _load(call: Call[Any, Any]) -> Subscription | None:
+    # A malformed request is refused as such whether or not the subscription exists: what
+    # it accepts and what it sends are checked before the lookup (cityops.ngsild.http).
+    method = call.request.method
+    with refused_early():
+        if method in ("GET", "HEAD"):
+            answer_media(call.request, ANSWERS)
+        elif method == "PATCH":
+            body_media(call.request, PATCH_MEDIA)
     sub_id = call.path["subscriptionId"]
     if not is_uri(sub_id):
         # Before the record is looked for: an id that is no URI is the client's mistake.
@@ -183,6 +200,7 @@ def _sees(call: Call[Any, Any], sub: Subscription) -> bool:
 SUBSCRIPTION = Guard[Subscription]("ngsild_subscription", "subscriptionId", _load, _sees)
 
 _BODY_DOC = {media: {"type": "object"} for media in MEDIA}
+_PATCH_DOC = {media: {"type": "object"} for media in PATCH_MEDIA}
 _COMMON: dict[str, Any] = {"render_error": render_problem, "tags": ("ngsi-ld",),
                            "error_type": ProblemDetails}
 
@@ -190,26 +208,27 @@ _COMMON: dict[str, Any] = {"render_error": render_problem, "tags": ("ngsi-ld",),
 ROUTES: list[Endpoint] = [
     Endpoint("POST", f"{PREFIX}/subscriptions", create_subscription,
              "Create an NGSI-LD subscription", MANAGERS, Scope.CREATE,
-             kind="ngsild_subscription", raw_body=True, request_content=_BODY_DOC,
-             body_limit=SUBSCRIPTION_BODY, status=201, errors=(409, 415, 422),
+             kind="ngsild_subscription", query=NoParams, raw_body=True,
+             request_content=_BODY_DOC, body_limit=SUBSCRIPTION_BODY, status=201,
+             errors=(409, 415, 422),
              description="Notifications go to `notification.endpoint.uri` (http/https) when "
                          "a matching entity changes, or every `timeInterval` seconds.",
              **_COMMON),
     Endpoint("GET", f"{PREFIX}/subscriptions", list_subscriptions,
              "List the NGSI-LD subscriptions this key may see", MANAGERS, Scope.LIST,
              kind="ngsild_subscription", query=ListQuery, response=list[dict[str, Any]],
-             errors=(400,), **_COMMON),
+             errors=(400, 406), **_COMMON),
     Endpoint("GET", f"{PREFIX}/subscriptions/{{subscriptionId}}", retrieve_subscription,
              "Retrieve an NGSI-LD subscription with its notification status", MANAGERS,
-             Scope.RECORD, guard=SUBSCRIPTION, response=dict[str, Any], errors=(400,),
-             **_COMMON),
+             Scope.RECORD, guard=SUBSCRIPTION, query=NoParams, response=dict[str, Any],
+             errors=(400, 406), **_COMMON),
     Endpoint("PATCH", f"{PREFIX}/subscriptions/{{subscriptionId}}", update_subscription,
              "Update an NGSI-LD subscription", MANAGERS, Scope.RECORD, guard=SUBSCRIPTION,
-             raw_body=True, request_content=_BODY_DOC, body_limit=SUBSCRIPTION_BODY,
-             status=204, errors=(415, 503), **_COMMON),
+             query=NoParams, raw_body=True, request_content=_PATCH_DOC,
+             body_limit=SUBSCRIPTION_BODY, status=204, errors=(400, 415, 503), **_COMMON),
     Endpoint("DELETE", f"{PREFIX}/subscriptions/{{subscriptionId}}", delete_subscription,
              "Delete an NGSI-LD subscription", MANAGERS, Scope.RECORD, guard=SUBSCRIPTION,
-             status=204, errors=(400,), **_COMMON),
+             query=NoParams, status=204, errors=(400,), **_COMMON),
     Endpoint("POST", NOTIFY_PATH, take_notification,
              "Take in a notification of a broker this node subscribed to", MANAGERS,
              Scope.CITY, raw_body=True, body_limit=NOTIFY_BODY, request_content=_BODY_DOC,
