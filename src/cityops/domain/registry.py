@@ -40,6 +40,10 @@ class DeviceRegistry:
         # when it entered that state (epoch microseconds).
         self._life = np.zeros(1024, dtype=np.int8)
         self._life_at = np.zeros(1024, dtype=np.int64)
+        # Where each is registered (a mover's registered place, not its latest fix): spatial
+        # filters over thousands of devices read these instead of the Device structs.
+        self._lat = np.zeros(1024, dtype=np.float64)
+        self._lon = np.zeros(1024, dtype=np.float64)
         # Devices whose lifecycle changed here and is not yet in the store (see `activate`).
         self.unsaved: set[int] = set()
         # Counts changes into or out of the states rules skip (maintenance, decommissioned):
@@ -53,6 +57,14 @@ class DeviceRegistry:
     @property
     def kind_of(self) -> np.ndarray:
         return self._kind_of[: len(self.devices)]
+
+    @property
+    def lat(self) -> np.ndarray:
+        return self._lat[: len(self.devices)]
+
+    @property
+    def lon(self) -> np.ndarray:
+        return self._lon[: len(self.devices)]
 
     @property
     def lifecycle(self) -> np.ndarray:
@@ -100,9 +112,13 @@ class DeviceRegistry:
                     self._kind_of = np.resize(self._kind_of, size)
                     self._life = np.resize(self._life, size)
                     self._life_at = np.resize(self._life_at, size)
+                    self._lat = np.resize(self._lat, size)
+                    self._lon = np.resize(self._lon, size)
             else:
                 self.devices[i] = device
             self._kind_of[i] = k
+            self._lat[i] = device.lat
+            self._lon[i] = device.lon
             self._set_life(i, device, new)
             out.append(i)
         return out

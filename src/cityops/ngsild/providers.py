@@ -40,9 +40,12 @@ class Provider(Protocol):
         """Type IRI -> the attribute IRIs its entities of that type carry."""
 
     def find(self, who: Principal, *, types: set[str] | None, ids: set[str] | None,
-             id_pattern: re.Pattern[str] | None) -> Iterable[Entity]:
+             id_pattern: re.Pattern[str] | None,
+             envelope: tuple[float, float, float, float] | None = None) -> Iterable[Entity]:
         """Entities of any of `types` (None: any), with one of `ids` (None: any) and an id
-        matching `id_pattern`, that the key may see."""
+        matching `id_pattern`, that the key may see. `envelope` (lon/lat bounds, from a
+        geo-query) is a hint: a provider may leave out entities whose point location lies
+        outside it, before building them; what it yields is still checked by the query."""
 
     def get(self, who: Principal, entity_id: str) -> Entity | None:
         """One entity the key may see, or None."""
@@ -165,6 +168,7 @@ def run_query(node: Any, who: Principal, query: EntityQuery, terms: TermMap
     page: list[Entity] = []
     seen = 0
     selectors = query.all_selectors()
+    envelope = query.geo.envelope() if query.geo is not None else None
     for provider in providers_of(node):
         # An entity two selectors match is one result: the ids already taken from this
         # provider are remembered (only when there are several selectors; providers hold
@@ -173,7 +177,7 @@ def run_query(node: Any, who: Principal, query: EntityQuery, terms: TermMap
         for selector in selectors:
             types = selector.types.all_types if selector.types is not None else None
             candidates = provider.find(who, types=types, ids=selector.ids,
-                                       id_pattern=selector.id_pattern)
+                                       id_pattern=selector.id_pattern, envelope=envelope)
             for entity in _matching(query, selector, terms, candidates):
                 if taken is not None:
                     if entity["id"] in taken:

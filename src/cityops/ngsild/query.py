@@ -536,6 +536,25 @@ class GeoQuery:
             return bool(other.equals(self.geometry))
         return bool(other.overlaps(self.geometry))
 
+    def envelope(self) -> tuple[float, float, float, float] | None:
+        """(min lon, min lat, max lon, max lat) outside which no POINT location can match, or
+        None where there is no such bound (disjoint, a near with only minDistance). A
+        provider of point-located entities (thousands of devices) filters on it before
+        building any entity; `matches` still decides each one."""
+        if self.georel == "disjoint" or (self.georel == "near" and self.max_distance is None):
+            return None
+        west, south, east, north = self.geometry.bounds
+        if self.georel == "near" and self.max_distance is not None:
+            # Degrees of latitude are never shorter than 110.5 km, and a degree of longitude
+            # is longest at the latitude nearest the equator: the box can only be too big.
+            dlat = self.max_distance / 110_500.0
+            south, north = max(-90.0, south - dlat), min(90.0, north + dlat)
+            widest = max(abs(south), abs(north))
+            cos = math.cos(math.radians(min(widest, 89.9)))
+            dlon = self.max_distance / (111_320.0 * cos) * 1.01
+            west, east = west - dlon, east + dlon
+        return west, south, east, north
+
     def _near(self, geo: dict[str, Any]) -> bool:
         coords = geo.get("coordinates")
         if self._point is not None and geo.get("type") == "Point" and \

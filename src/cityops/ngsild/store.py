@@ -273,7 +273,7 @@ class ContextStore:
         return self._attr_count.get(t, Counter())[attr]
 
     def find(self, who: Principal, *, types: set[str] | None, ids: set[str] | None,
-             id_pattern: Any = None) -> Iterator[Entity]:
+             id_pattern: Any = None, envelope: Any = None) -> Iterator[Entity]:
         if ids is not None:
             candidates: Any = (i for i in ids if i in self._entities)
         elif types is not None:

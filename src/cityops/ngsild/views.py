@@ -129,13 +129,14 @@ class DeviceView:
         return out
 
     def find(self, who: Principal, *, types: set[str] | None, ids: set[str] | None,
-             id_pattern: re.Pattern[str] | None) -> Iterator[Entity]:
+             id_pattern: re.Pattern[str] | None,
+             envelope: tuple[float, float, float, float] | None = None) -> Iterator[Entity]:
         wanted = _wanted(types, self.types())
         if wanted is not None and not wanted:
             return iter(())
         if ids is not None:
             return self._by_ids(who, wanted, ids, id_pattern)
-        return self._scan(who, wanted, id_pattern)
+        return self._scan(who, wanted, id_pattern, envelope)
 
     def _by_ids(self, who: Principal, wanted: set[str] | None, ids: set[str],
                 pattern: re.Pattern[str] | None) -> Iterator[Entity]:
@@ -147,17 +148,19 @@ class DeviceView:
                 yield found
 
     def _scan(self, who: Principal, wanted: set[str] | None,
-              pattern: re.Pattern[str] | None) -> Iterator[Entity]:
+              pattern: re.Pattern[str] | None,
+              envelope: tuple[float, float, float, float] | None = None) -> Iterator[Entity]:
         registry = self.node.registry
         kinds = None
         if wanted is not None and sdm.DEVICE not in wanted:
             names = {k for t in wanted for k in sdm.KINDS_OF_TYPE.get(t, ())}
             kinds = [registry.kind_index[k] for k in names if k in registry.kind_index]
-        # The kind array picks the candidates without touching a Device struct.
-        if kinds is None:
-            rows: Iterable[int] = range(len(registry))
-        else:
-            rows = np.flatnonzero(np.isin(registry.kind_of, kinds)).tolist()
+        # The kind and place arrays pick the candidates without touching a Device struct.
+        keep = None if kinds is None else np.isin(registry.kind_of, kinds)
+        if envelope is not None:
+            keep = _around(registry, envelope, keep)
+        rows: Iterable[int] = range(len(registry)) if keep is None \
+            else np.flatnonzero(keep).tolist()
         devices = registry.devices
         for i in rows:
             device = devices[i]
@@ -210,6 +213,19 @@ class DeviceView:
         for i, device in enumerate(self.node.registry.devices):
             if may_see(self.node, who, device):
                 yield i, device.lat, device.lon
+
+
+def _around(registry: Any, envelope: tuple[float, float, float, float],
+            keep: np.ndarray | None) -> np.ndarray:
+    """Devices registered inside the envelope, and every mover (its location is its latest
+    fix, which may be anywhere): the others cannot match a geo-query bounded by it."""
+    west, south, east, north = envelope
+    lat, lon = registry.lat, registry.lon
+    inside = (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+    movers = [i for i, k in enumerate(registry.kinds) if k.mobile]
+    if movers:
+        inside |= np.isin(registry.kind_of, movers)
+    return inside if keep is None else keep & inside
 
 
 def entities_of_batch(node: Any, batch: ReadingBatch, types: set[str] | None = None
@@ -352,7 +368,8 @@ class AlertView:
         return {sdm.ALERT: set(_ALERT_ATTRS)}
 
     def find(self, who: Principal, *, types: set[str] | None, ids: set[str] | None,
-             id_pattern: re.Pattern[str] | None) -> Iterator[Entity]:
+             id_pattern: re.Pattern[str] | None,
+             envelope: tuple[float, float, float, float] | None = None) -> Iterator[Entity]:
         wanted = _wanted(types, [sdm.ALERT])
         if wanted is not None and not wanted:
             return
@@ -436,7 +453,8 @@ class RequestView:
         return can_see_place(who, areas, None, self.node.department_areas)
 
     def find(self, who: Principal, *, types: set[str] | None, ids: set[str] | None,
-             id_pattern: re.Pattern[str] | None) -> Iterator[Entity]:
+             id_pattern: re.Pattern[str] | None,
+             envelope: tuple[float, float, float, float] | None = None) -> Iterator[Entity]:
         wanted = _wanted(types, [sdm.SERVICE_REQUEST])
         if wanted is not None and not wanted:
             return
