@@ -74,6 +74,9 @@ class ReadingIndex:
         self._kind_channels = [[c.name for c in k.channels] for k in kinds]
         self.interests: list[Interest] = []
         self.wide: dict[int, list[int]] = {}  # kind index -> interests of every device of it
+        # Built for every (type, watched) once: a thousand subscriptions watch alike.
+        self._masks: dict[tuple[str, frozenset[str] | None], np.ndarray] = {}
+        self._prefixes: dict[str, str] = {}
         exact: list[tuple[int, int]] = []  # (device index, interest)
         for sub in subs:
             if sub.interval is not None or not (sub.triggers & HEARS):
@@ -112,21 +115,28 @@ class ReadingIndex:
                 slot = slots[key]
                 if wide or slot is None:
                     continue
-                device_id = sdm.device_of_id(selector.id, type_iri)
-                index = self.registry.index.get(device_id) if device_id is not None else None
+                prefix = self._prefixes.get(type_iri)
+                if prefix is None:
+                    prefix = self._prefixes[type_iri] = f"{sdm.URN}{sdm.type_term(type_iri)}:"
+                if not selector.id.startswith(prefix):
+                    continue
+                index = self.registry.index.get(selector.id[len(prefix):])
                 if index is not None:  # not (yet) a device: the index is rebuilt when one is
                     exact.append((index, slot))
 
     def _interest(self, sub: Any, type_iri: str, pattern: Any, watched: frozenset[str] | None,
                   attrs: frozenset[str] | None) -> int | None:
-        masks = np.zeros(len(self._kind_models), _MASK)
-        for k, (model, channels) in enumerate(zip(self._kind_models, self._kind_channels)):
-            bits = 0
-            for c in range(len(channels)):
-                changed = sdm.changed_by(model, channels, type_iri, c)
-                if changed and (watched is None or watched & changed):
-                    bits |= 1 << c
-            masks[k] = bits
+        masks = self._masks.get((type_iri, watched))
+        if masks is None:
+            masks = self._masks[type_iri, watched] = np.zeros(len(self._kind_models), _MASK)
+            for k, (model, channels) in enumerate(zip(self._kind_models,
+                                                      self._kind_channels)):
+                bits = 0
+                for c in range(len(channels)):
+                    changed = sdm.changed_by(model, channels, type_iri, c)
+                    if changed and (watched is None or watched & changed):
+                        bits |= 1 << c
+                masks[k] = bits
         if not masks.any():
             return None  # it watches nothing a reading changes
         self.interests.append(Interest(sub, type_iri, pattern, masks, attrs))
