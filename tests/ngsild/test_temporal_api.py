@@ -270,3 +270,59 @@ async def test_a_vehicles_track_is_its_location_history(tmp_path, live_node, gri
         aggregated = (await get(live, entity, options="aggregatedValues",
                                 aggrMethods="max")).json()
         assert aggregated["speed"]["max"][0][0] == 22.0 and "location" not in aggregated
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", TEMPORAL), ("GET", f"{TEMPORAL}/{NOISE}"),
+    ("GET", f"{TEMPORAL}/urn:ngsi-ld:NoiseLevelObserved:nowhere"), ("POST", TEMPORAL),
+])
+async def test_a_query_parameter_the_api_does_not_have_is_invalid(live, method, path):
+    # Clause 6.3.20: refused as such before anything is looked up (never 404 or 422).
+    async with live.client(await live.key("admin")) as c:
+        r = await c.request(method, path, params={"invalidParams": "invalidValue",
+                                                  "type": "NoiseLevelObserved"},
+                            headers={"Link": SDM_LINK},
+                            json={"id": NOISE, "type": "NoiseLevelObserved"}
+                            if method == "POST" else None)
+    problem(r, "InvalidRequest", 400, "invalidParams")
+
+
+@pytest.mark.parametrize("accept", ["application/xml", "application/geo+json"])
+async def test_an_answer_the_client_does_not_accept_is_406(history, accept):
+    # GeoJSON is an answer of entity retrieval and query only, not of the temporal API.
+    async with history.client(await history.key("operator")) as c:
+        for path, params in ((TEMPORAL, {"type": "NoiseLevelObserved", "timerel": "after",
+                                         "timeAt": "2020-08-01T12:05:00Z"}),
+                             (f"{TEMPORAL}/{NOISE}", {}),
+                             (f"{TEMPORAL}/urn:ngsi-ld:NoiseLevelObserved:nowhere", {})):
+            r = await c.get(path, params=params, headers={"Link": SDM_LINK, "Accept": accept})
+            problem(r, "InvalidRequest", 406, "Accept")
+
+
+async def test_the_answer_follows_the_accept_header(history):
+    async with history.client(await history.key("operator")) as c:
+        r = await c.get(f"{TEMPORAL}/{NOISE}", headers={
+            "Link": SDM_LINK, "Accept": "application/xml;q=0.9, application/json;q=0.5"})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        assert "link" in r.headers
+        r = await c.get(f"{TEMPORAL}/{NOISE}", headers={"Link": SDM_LINK,
+                                                       "Accept": "application/ld+json"})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/ld+json" and "link" not in r.headers
+        assert r.json()["@context"] and r.json()["id"] == NOISE
+        r = await c.get(TEMPORAL, params={"type": "NoiseLevelObserved"},
+                        headers={"Link": SDM_LINK, "Accept": "application/ld+json"})
+        assert r.status_code == 200 and all("@context" in e for e in r.json())
+
+
+@pytest.mark.parametrize("name", ["pick", "omit", "lang", "datasetId"])
+async def test_a_parameter_of_the_spec_not_implemented_here_is_refused_by_name(history, name):
+    for path, params in ((TEMPORAL, {"type": "NoiseLevelObserved"}), (f"{TEMPORAL}/{NOISE}", {}),
+                         (f"{TEMPORAL}/urn:ngsi-ld:NoiseLevelObserved:nowhere", {})):
+        r = await get(history, path, **params, **{name: "LAeq"})
+        problem(r, "OperationNotSupported", 422, name)
+
+
+async def test_a_context_source_filter_is_taken_as_no_context_sources_are_asked(history):
+    r = await get(history, TEMPORAL, type="NoiseLevelObserved", csf="endpoint==x")
+    assert r.status_code == 200, r.text

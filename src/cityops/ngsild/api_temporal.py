@@ -28,15 +28,16 @@ import msgspec
 import numpy as np
 from starlette.responses import Response
 
-from cityops.api.route import Call, Endpoint, Scope
+from cityops.api.route import Call, Endpoint, Guard, Scope
 from cityops.domain.access import READ_DEVICES, WRITE_READINGS
 from cityops.domain.readings import ReadingBatch
 from cityops.ngsild import PREFIX, sdm
 from cityops.ngsild import temporal as tp
-from cityops.ngsild.api_entities import ENTITY_GUARD, KIND, ProblemDetails
-from cityops.ngsild.contexts import TermMap, context_of_request, link_header
+from cityops.ngsild.api_entities import ENTITY_GUARD, KIND, ProblemDetails, answer
+from cityops.ngsild.contexts import TermMap, context_of_request
 from cityops.ngsild.entity import ENTITY_MEMBERS, compact_entity, is_uri
 from cityops.ngsild.errors import NgsiError, render_problem
+from cityops.ngsild.http import ANSWERS, NoParams, answer_media, refused_early
 from cityops.ngsild.providers import (
     MAX_IDS,
     MAX_LIMIT,
@@ -53,7 +54,7 @@ Text = Annotated[str, msgspec.Meta(max_length=4096)]
 Short = Annotated[str, msgspec.Meta(max_length=64)]
 
 
-class TemporalParams(msgspec.Struct, forbid_unknown_fields=False):
+class TemporalParams(msgspec.Struct, forbid_unknown_fields=True):
     id: Text | None = None
     type: Text | None = None
     idPattern: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
@@ -77,6 +78,24 @@ class TemporalParams(msgspec.Struct, forbid_unknown_fields=False):
     offset: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 0
     count: Annotated[str, msgspec.Meta(max_length=8)] | None = None
     local: Annotated[str, msgspec.Meta(max_length=8)] | None = None
+    csf: Text | None = None  # a context source filter: this node asks no context sources
+    # The spec's parameters this temporal API does not implement: refused by name
+    # (OperationNotSupported) rather than ignored, which would answer something else than
+    # what was asked; any other name is InvalidRequest (clause 6.3.20).
+    pick: Text | None = None
+    omit: Text | None = None
+    lang: Short | None = None
+    datasetId: Text | None = None
+
+
+UNSUPPORTED = ("pick", "omit", "lang", "datasetId")
+
+
+def _supported(p: TemporalParams) -> None:
+    for name in UNSUPPORTED:
+        if getattr(p, name) is not None:
+            raise NgsiError("OperationNotSupported", f"{name}: the temporal API here does "
+                                                     f"not take {name}")
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -114,6 +133,7 @@ def _attrs(raw: str | None, terms: TermMap) -> set[str] | None:
 
 
 def _temporal(p: TemporalParams) -> tp.TemporalQuery:
+    _supported(p)
     return tp.temporal_query(timerel=p.timerel, time_at=p.timeAt, end_time_at=p.endTimeAt,
                              last_n=p.lastN, timeproperty=p.timeproperty,
                              options=_options(p), aggr_methods=p.aggrMethods,
@@ -413,18 +433,30 @@ async def _temporal_form(call: Call[Any, Any], entities: Sequence[Mapping[str, A
     return shown, tp.content_range(query, histories, _timestamps(histories.rows))
 
 
-def _headers(call: Call[Any, Any], terms: TermMap, extra: Mapping[str, str]) -> dict[str, str]:
-    base = str(call.request.base_url)
-    return {"Link": link_header(terms, base), **extra}
+def _answer(call: Call[Any, Any], body: Any, terms: TermMap, status: int,
+            headers: dict[str, str]) -> Response:
+    # As the entity routes answer (a Link header, or @context in a JSON-LD body); no
+    # geometry is named, so an Accept that also takes GeoJSON gets JSON: a temporal
+    # representation is no GeoJSON Feature.
+    return answer(call.request, body, terms, status=status, headers=headers)
 
 
-def _answer(body: Any, status: int, headers: Mapping[str, str]) -> Response:
-    return Response(msgspec.json.encode(body), status, dict(headers),
-                    media_type="application/json")
+async def _load(call: Call[Any, Any]) -> Any:
+    # Before the entity is looked up, so that they are refused whether or not it exists:
+    # an Accept this API cannot answer (GeoJSON too, which the entity guard takes for
+    # entity retrieval) and a parameter it does not implement.
+    with refused_early():
+        answer_media(call.request, ANSWERS)
+        _supported(call.query)
+    return await ENTITY_GUARD.load(call)
+
+
+TEMPORAL_GUARD: Guard[Any] = Guard(KIND, "entityId", _load, ENTITY_GUARD.sees)
 
 
 async def query_temporal(call: Call[None, TemporalParams]) -> Response:
     p = call.query
+    answer_media(call.request, ANSWERS)  # 406 before any work
     terms = context_of_request(call.request.headers)
     query = _temporal(p)
     selection = _entity_query(p, terms)
@@ -435,7 +467,7 @@ async def query_temporal(call: Call[None, TemporalParams]) -> Response:
         extra["NGSILD-Results-Count"] = str(total)
     if cut is not None:
         extra["Content-Range"] = cut
-    return _answer(shown, 206 if cut else 200, _headers(call, terms, extra))
+    return _answer(call, shown, terms, 206 if cut else 200, extra)
 
 
 async def retrieve_temporal(call: Call[None, TemporalParams]) -> Response:
@@ -449,7 +481,7 @@ async def retrieve_temporal(call: Call[None, TemporalParams]) -> Response:
                                             "the attributes asked for")
     shown, cut = await _temporal_form(call, [entity], query, attrs, terms)
     extra = {"Content-Range": cut} if cut is not None else {}
-    return _answer(shown[0], 206 if cut else 200, _headers(call, terms, extra))
+    return _answer(call, shown[0], terms, 206 if cut else 200, extra)
 
 
 async def not_supported(call: Call[None, Any]) -> Response:
@@ -461,13 +493,14 @@ async def not_supported(call: Call[None, Any]) -> Response:
 
 _COMMON: dict[str, Any] = dict(render_error=render_problem, error_type=ProblemDetails,
                                tags=("NGSI-LD",))
-_WRITE: dict[str, Any] = dict(raw_body=True, **_COMMON)
+# The write operations take no query parameters: one sent is InvalidRequest before the 422.
+_WRITE: dict[str, Any] = dict(raw_body=True, query=NoParams, **_COMMON)
 
 ROUTES: list[Endpoint] = [
     Endpoint("GET", TEMPORAL, query_temporal,
              "The temporal evolution of the entities matching a query (NGSI-LD)",
              READ_DEVICES, Scope.LIST, kind=KIND, query=TemporalParams, response=list,
-             also_ok=(206,), errors=(403, 503), **_COMMON,
+             also_ok=(206,), errors=(400, 403, 406, 503), **_COMMON,
              description="Device-backed entities answer from the readings history; each "
                          "attribute holds at most 1,000 instances and an answer 100,000: "
                          "past that the answer is 206 with a Content-Range (date-time)."),
@@ -476,14 +509,14 @@ ROUTES: list[Endpoint] = [
              WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
     Endpoint("GET", TEMPORAL + "/{entityId}", retrieve_temporal,
              "The temporal evolution of one entity (NGSI-LD)",
-             READ_DEVICES, Scope.RECORD, guard=ENTITY_GUARD, query=TemporalParams, response=dict,
-             also_ok=(206,), errors=(503,), **_COMMON),
+             READ_DEVICES, Scope.RECORD, guard=TEMPORAL_GUARD, query=TemporalParams,
+             response=dict, also_ok=(206,), errors=(400, 406, 503), **_COMMON),
     Endpoint("PATCH", TEMPORAL + "/{entityId}", not_supported,
              "Update a temporal representation: not supported (OperationNotSupported)",
              WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
     Endpoint("DELETE", TEMPORAL + "/{entityId}", not_supported,
              "Delete a temporal representation: not supported (OperationNotSupported)",
-             WRITE_READINGS, Scope.NONE, status=422, **_COMMON),
+             WRITE_READINGS, Scope.NONE, status=422, query=NoParams, **_COMMON),
     Endpoint("POST", TEMPORAL + "/{entityId}/attrs", not_supported,
              "Add temporal attribute instances: not supported (OperationNotSupported)",
              WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
