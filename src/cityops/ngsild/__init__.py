@@ -5,6 +5,7 @@ Mounted at `/ngsi-ld/v1`. The feature's parts, in the order data flows through t
     contexts.py       the JSON-LD contexts CityOps ships and serves (never fetched from the net)
     entity.py         entities in and out: expansion, normalisation, compaction
     errors.py         ProblemDetails with the ETSI error types
+    http.py           what the routes share at the edge: media types, parameters, guards' order
     query.py          the query language (q), geo-queries, attribute projection
     store.py          context entities: the ones no CityOps record stands behind
     sdm.py            Smart Data Models: which CityOps kinds are which types, units
