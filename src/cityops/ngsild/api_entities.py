@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -1332,45 +1332,47 @@ def _merge(entity: Entity, frag: Fragment) -> Entity:
     return entity
 
 
-async def append_attrs(call: Call[Any, WriteOptions]) -> Any:
-    frag = await _fragment_call(call)
-    no_overwrite = "noOverwrite" in _options(call.query.options)
+async def _feed_update(call: Call[Any, Any], body: dict[str, Any], terms: TermMap) -> Response:
+    """An attribute write to a CityOps record's entity: its values go in as readings."""
+    _one_outcome(await write_mapped(call.node, call.principal,
+                                    [_doc_for_feed(call, body, terms)], terms, mode="update"))
+    return Response(status_code=204)
+
+
+# (entity, what was updated, what was not and why) -> the entity changed
+_AttrsChange = Callable[[Entity, list[str], list[tuple[str, str]]], Entity]
+
+
+async def _write_attrs(call: Call[Any, Any], frag: Fragment, apply: _AttrsChange) -> Any:
+    """Append or update: a record's entity takes the values as readings; a context entity is
+    changed by `apply`, which tells what it updated and what it skipped for the 207."""
     if not _is_context(call):
-        _one_outcome(await write_mapped(call.node, call.principal,
-                                        [_doc_for_feed(call, frag.body, frag.terms)],
-                                        frag.terms, mode="update"))
-        return Response(status_code=204)
+        return await _feed_update(call, frag.body, frag.terms)
     _need_context_writer(call.principal)
     updated: list[str] = []
     skipped: list[tuple[str, str]] = []
 
     def change(entity: Entity) -> Entity:
+        # _modify may call this again when the entity changed under it: count only the last run.
         updated.clear()
         skipped.clear()
-        return _append(entity, frag, no_overwrite, updated, skipped)
+        return apply(entity, updated, skipped)
 
     await _modify(call, change)
     return _update_result(updated, skipped)
+
+
+async def append_attrs(call: Call[Any, WriteOptions]) -> Any:
+    frag = await _fragment_call(call)
+    no_overwrite = "noOverwrite" in _options(call.query.options)
+    return await _write_attrs(call, frag, lambda entity, updated, skipped: _append(
+        entity, frag, no_overwrite, updated, skipped))
 
 
 async def update_attrs(call: Call[Any, Any]) -> Any:
     frag = await _fragment_call(call, allowed=(JSON, JSONLD, MERGE_PATCH))
-    if not _is_context(call):
-        _one_outcome(await write_mapped(call.node, call.principal,
-                                        [_doc_for_feed(call, frag.body, frag.terms)],
-                                        frag.terms, mode="update"))
-        return Response(status_code=204)
-    _need_context_writer(call.principal)
-    updated: list[str] = []
-    skipped: list[tuple[str, str]] = []
-
-    def change(entity: Entity) -> Entity:
-        updated.clear()
-        skipped.clear()
-        return _update(entity, frag, updated, skipped)
-
-    await _modify(call, change)
-    return _update_result(updated, skipped)
+    return await _write_attrs(call, frag, lambda entity, updated, skipped: _update(
+        entity, frag, updated, skipped))
 
 
 def _merge_instance(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -1398,27 +1400,34 @@ def _attr_path(call: Call[Any, Any], terms: TermMap) -> tuple[str, str]:
     return name, terms.expand(name)
 
 
+async def _attribute_body(call: Call[Any, Any], *, allowed: tuple[str, ...] = (JSON, JSONLD)
+                          ) -> tuple[dict[str, Any], TermMap]:
+    """The body of a one-attribute write, without its @context, and the terms it is in."""
+    body = await read_json(call, allowed=allowed)
+    terms = terms_of(call.request, body)
+    if not isinstance(body, dict):
+        raise NgsiError("BadRequestData", "the body must be an attribute (a JSON object)")
+    return {k: v for k, v in body.items() if k != "@context"}, terms
+
+
+def _need_attribute(call: Call[Any, Any], iri: str, name: str) -> None:
+    if iri not in call.record:
+        raise NgsiError("ResourceNotFound", f"attrId: {call.record['id']} has no attribute "
+                                            f"{name!r}")
+
+
 async def partial_update(call: Call[Any, Any]) -> Response:
     """Partial attribute update (clause 6.7.3.1): the body's members (value, observedAt,
     sub-attributes ...) are merged into the instance of its datasetId; the result must still be
     the attribute's type. NGSI-LD Null deletes the instance."""
-    body = await read_json(call, allowed=(JSON, JSONLD, MERGE_PATCH))
-    terms = terms_of(call.request, body)
-    if not isinstance(body, dict):
-        raise NgsiError("BadRequestData", "the body must be an attribute (a JSON object)")
-    raw = {k: v for k, v in body.items() if k != "@context"}
+    raw, terms = await _attribute_body(call, allowed=(JSON, JSONLD, MERGE_PATCH))
     if not raw:
         raise NgsiError("BadRequestData", "the body names nothing to update")
     attr_name, iri = _attr_path(call, terms)
     if not _is_context(call):
-        doc = _doc_for_feed(call, {attr_name: raw}, terms)
-        _one_outcome(await write_mapped(call.node, call.principal, [doc], terms,
-                                        mode="update"))
-        return Response(status_code=204)
+        return await _feed_update(call, {attr_name: raw}, terms)
     _need_context_writer(call.principal)
-    if iri not in call.record:
-        raise NgsiError("ResourceNotFound", f"attrId: {call.record['id']} has no attribute "
-                                            f"{attr_name!r}")
+    _need_attribute(call, iri, attr_name)
     rest, gone = split_nulls(raw)
     dataset = raw.get("datasetId")
 
@@ -1450,22 +1459,13 @@ async def partial_update(call: Call[Any, Any]) -> Response:
 async def replace_attr(call: Call[Any, Any]) -> Response:
     """Replace an attribute (clause 6.7.3.3): the instance of the body's datasetId is replaced
     whole."""
-    body = await read_json(call)
-    terms = terms_of(call.request, body)
-    if not isinstance(body, dict):
-        raise NgsiError("BadRequestData", "the body must be an attribute (a JSON object)")
-    raw = {k: v for k, v in body.items() if k != "@context"}
+    raw, terms = await _attribute_body(call)
     attr_name, iri = _attr_path(call, terms)
     _, instances = expand_attribute(attr_name, raw, terms)
     if not _is_context(call):
-        doc = _doc_for_feed(call, {attr_name: raw}, terms)
-        _one_outcome(await write_mapped(call.node, call.principal, [doc], terms,
-                                        mode="update"))
-        return Response(status_code=204)
+        return await _feed_update(call, {attr_name: raw}, terms)
     _need_context_writer(call.principal)
-    if iri not in call.record:
-        raise NgsiError("ResourceNotFound", f"attrId: {call.record['id']} has no attribute "
-                                            f"{attr_name!r}")
+    _need_attribute(call, iri, attr_name)
 
     def change(entity: Entity) -> Entity:
         have = entity.get(iri) or []
@@ -1503,9 +1503,7 @@ async def delete_attr(call: Call[Any, AttrDelete]) -> Response:
     iri = terms.expand(attr_name)
     dataset = call.query.datasetId
     delete_all = bool(call.query.deleteAll)
-    if iri not in call.record:
-        raise NgsiError("ResourceNotFound", f"attrId: {call.record['id']} has no attribute "
-                                            f"{attr_name!r}")
+    _need_attribute(call, iri, attr_name)
 
     def change(entity: Entity) -> Entity:
         have = entity.get(iri) or []
@@ -1530,10 +1528,7 @@ async def delete_attr(call: Call[Any, AttrDelete]) -> Response:
 async def merge_entity(call: Call[Any, Any]) -> Response:
     frag = await _fragment_call(call, allowed=(JSON, JSONLD, MERGE_PATCH))
     if not _is_context(call):
-        _one_outcome(await write_mapped(call.node, call.principal,
-                                        [_doc_for_feed(call, frag.body, frag.terms)],
-                                        frag.terms, mode="update"))
-        return Response(status_code=204)
+        return await _feed_update(call, frag.body, frag.terms)
     _need_context_writer(call.principal)
     await _modify(call, lambda entity: _merge(entity, frag))
     return Response(status_code=204)
@@ -1837,14 +1832,28 @@ async def batch_delete(call: Call[Any, Any]) -> Any:
 # -- types and attributes ---------------------------------------------------------------------
 
 
-def _type_id(type_iri: str) -> str:
-    return type_iri
-
-
-def _digest(items: list[str]) -> str:
+def _catalogue_list(kind: str, member: str, iris: Iterable[str], terms: TermMap
+                    ) -> dict[str, Any]:
+    """An EntityTypeList or AttributeList: the short names, under an id that is the same for
+    the same set of names."""
     import hashlib
 
-    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\n".join(sorted(iris)).encode()).hexdigest()[:16]
+    return {"id": f"urn:ngsi-ld:{kind}:{digest}", "type": kind,
+            member: sorted(terms.compact(i) for i in iris)}
+
+
+def _attribute(iri: str, cat: Catalogue, terms: TermMap) -> dict[str, Any]:
+    return {"id": iri, "type": "Attribute", "attributeName": terms.compact(iri),
+            "attributeTypes": sorted(cat.kinds.get(iri, ()))}
+
+
+def _path_name(call: Call[Any, Details], param: str) -> str | None:
+    """The type or attribute the path names, checked; None for the listing's trailing slash."""
+    name: str = call.path[param]
+    if name:
+        check_name(name, param)
+    return name or None
 
 
 # What these four answer comes from the providers' catalogues (providers.catalogue), not from a
@@ -1855,31 +1864,26 @@ async def list_types(call: Call[Any, Details]) -> Response:
     terms = query_terms(call.request)
     types = catalogue(call.node, call.principal).attrs
     if call.query.details:
-        payload: Any = [{"id": _type_id(t), "type": "EntityType", "typeName": terms.compact(t),
+        payload: Any = [{"id": t, "type": "EntityType", "typeName": terms.compact(t),
                          "attributeNames": sorted(terms.compact(a) for a in attrs)}
                         for t, attrs in sorted(types.items())]
     else:
-        payload = {"id": "urn:ngsi-ld:EntityTypeList:" + _digest(sorted(types)),
-                   "type": "EntityTypeList",
-                   "typeList": sorted(terms.compact(t) for t in types)}
+        payload = _catalogue_list("EntityTypeList", "typeList", types, terms)
     return answer(call.request, payload, terms)
 
 
 async def get_type(call: Call[Any, Details]) -> Response:
-    if not call.path["type"]:
+    name = _path_name(call, "type")
+    if name is None:
         return await list_types(call)  # /types/ is /types
     terms = query_terms(call.request)
-    name = call.path["type"]
-    check_name(name, "type")
     type_iri = terms.expand_type(name)
     cat = catalogue(call.node, call.principal)
     if type_iri not in cat.attrs:
         raise NgsiError("ResourceNotFound", f"type: no entity of type {name!r}")
     payload = {"id": type_iri, "type": "EntityTypeInfo", "typeName": terms.compact(type_iri),
                "entityCount": count_of(call.node, call.principal, cat, type_iri=type_iri),
-               "attributeDetails": [{"id": a, "type": "Attribute",
-                                     "attributeName": terms.compact(a),
-                                     "attributeTypes": sorted(cat.kinds.get(a, ()))}
+               "attributeDetails": [_attribute(a, cat, terms)
                                     for a in sorted(cat.attrs[type_iri])]}
     return answer(call.request, payload, terms)
 
@@ -1893,30 +1897,24 @@ async def list_attributes(call: Call[Any, Details]) -> Response:
     cat = catalogue(call.node, call.principal)
     names = _all_attributes(cat)
     if call.query.details:
-        payload: Any = [{"id": a, "type": "Attribute", "attributeName": terms.compact(a),
-                         "attributeTypes": sorted(cat.kinds.get(a, ()))}
-                        for a in sorted(names)]
+        payload: Any = [_attribute(a, cat, terms) for a in sorted(names)]
     else:
-        payload = {"id": "urn:ngsi-ld:AttributeList:" + _digest(sorted(names)),
-                   "type": "AttributeList",
-                   "attributeList": sorted(terms.compact(a) for a in names)}
+        payload = _catalogue_list("AttributeList", "attributeList", names, terms)
     return answer(call.request, payload, terms)
 
 
 async def get_attribute(call: Call[Any, Details]) -> Response:
-    if not call.path["attrId"]:
+    name = _path_name(call, "attrId")
+    if name is None:
         return await list_attributes(call)  # /attributes/ is /attributes
     terms = query_terms(call.request)
-    name = call.path["attrId"]
-    check_name(name, "attrId")
     iri = terms.expand(name)
     cat = catalogue(call.node, call.principal)
     type_names = {t for t, names in cat.attrs.items() if iri in names}
     count = count_of(call.node, call.principal, cat, attr=iri) if type_names else 0
     if not count:
         raise NgsiError("ResourceNotFound", f"attrId: no entity has an attribute {name!r}")
-    payload = {"id": iri, "type": "Attribute", "attributeName": terms.compact(iri),
-               "attributeCount": count, "attributeTypes": sorted(cat.kinds.get(iri, ())),
+    payload = {**_attribute(iri, cat, terms), "attributeCount": count,
                "typeNames": sorted(terms.compact(t) for t in type_names)}
     return answer(call.request, payload, terms)
 
