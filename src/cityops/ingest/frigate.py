@@ -48,8 +48,8 @@ from cityops.background import Background
 from cityops.domain.kinds import CAMERA_EVENTS
 from cityops.ingest.deadletters import DeadLetterSink
 from cityops.ingest.decode import Reading
-from cityops.ingest.mqtt import _CountingQueue, parse_mqtt_url, show_payload
-from cityops.ingest.mqtt_link import keep_subscribed
+from cityops.ingest.mqtt import show_payload
+from cityops.ingest.mqtt_link import BrokerIntake, payload_bytes
 from cityops.ingest.pipeline import IngestResult, Overloaded
 from cityops.packs.frigate_file import ANYWHERE, CameraMap, FrigateMap, ServerMap, ZoneMap
 from cityops.store.base import DeadLetter
@@ -378,7 +378,7 @@ class FrigateStats(msgspec.Struct):
     failed_batches: int
 
 
-class FrigateIntake:
+class FrigateIntake(BrokerIntake):
     """Subscribes to each mapped server's events topic and feeds the node's ingest."""
 
     def __init__(
@@ -398,21 +398,17 @@ class FrigateIntake:
         client_id: str | None = None,
         backoff_s: tuple[float, float] = (0.5, 30.0),
     ) -> None:
+        super().__init__("Frigate intake", "frigate-intake", url, mapping.topics,
+                         client_id=client_id, backoff_s=backoff_s)
         self.mapping = mapping
-        self.url = url
-        self.address = parse_mqtt_url(url)
         self.ingest = ingest
         self.sink = sink
         self.clock = clock
         self.tick_s = tick_s
         self.max_payload = max_payload
         self.queue = queue
-        self.client_id = client_id
-        self.backoff_s = backoff_s
         self.tracker = FrigateTracker(mapping, max_events=max_events, stale_s=stale_s,
                                       report_s=report_s)
-        self._ready = asyncio.Event()
-        self._worker = Background("frigate-intake", self._run)
         self._ticker = Background("frigate-ticker", self._tick_loop)
         self._lock = asyncio.Lock()  # readings leave in the order their times were given
         self._messages = 0
@@ -420,27 +416,17 @@ class FrigateIntake:
         self._readings = 0
         self._accepted = 0
         self._dead = 0
-        self._reconnects = 0
-        self._dropped = 0
         self._failed = 0
 
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._worker.start()
+        await super().start()
         self._ticker.start()
 
     async def stop(self) -> None:
         await self._ticker.stop()
-        await self._worker.stop()
-        self._ready.clear()
-
-    async def wait_ready(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._ready.wait(), timeout)
-
-    @property
-    def connected(self) -> bool:
-        return self._ready.is_set()
+        await super().stop()
 
     @property
     def stats(self) -> FrigateStats:
@@ -455,36 +441,11 @@ class FrigateIntake:
     # -- MQTT -------------------------------------------------------------------------------
 
     def _client(self) -> aiomqtt.Client:
-        a = self.address
-        return aiomqtt.Client(
-            a.host, a.port, username=a.username, password=a.password,
-            identifier=self.client_id,
-            queue_type=self._make_queue,  # type: ignore[arg-type]
-            max_queued_incoming_messages=self.queue,
-            tls_params=aiomqtt.TLSParameters() if a.tls else None, timeout=10.0)
-
-    def _make_queue(self, maxsize: int) -> _CountingQueue:
-        return _CountingQueue(maxsize, self._count_drop)
-
-    def _count_drop(self) -> None:
-        self._dropped += 1
-
-    def _count_reconnect(self) -> None:
-        self._reconnects += 1
-
-    async def _run(self) -> None:
-        await keep_subscribed("Frigate intake", self.url, self._client, self.mapping.topics,
-                              self._consume, self._ready, backoff_s=self.backoff_s,
-                              on_reconnect=self._count_reconnect)
+        return self._new_client(self.queue)
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            payload = message.payload
-            if isinstance(payload, str):
-                payload = payload.encode()
-            elif not isinstance(payload, bytes | bytearray):
-                payload = b"" if payload is None else str(payload).encode()
-            await self.take(message.topic.value, bytes(payload))
+            await self.take(message.topic.value, payload_bytes(message))
 
     async def _tick_loop(self) -> None:
         while True:

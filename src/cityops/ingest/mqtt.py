@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -29,9 +28,11 @@ import msgspec
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cityops.background import Background
 from cityops.ingest.deadletters import DeadLetterSink
-from cityops.ingest.mqtt_link import keep_subscribed
+from cityops.ingest.mqtt_link import BrokerIntake, payload_bytes
+# The broker address is parsed where the connection is kept; importers of it here stay working.
+from cityops.ingest.mqtt_link import MqttAddress as MqttAddress
+from cityops.ingest.mqtt_link import parse_mqtt_url as parse_mqtt_url
 from cityops.ingest.decode import AwareDatetime, BodyError, Reading, decode_array
 from cityops.ingest.pipeline import IngestResult, Overloaded
 from cityops.store.base import DeadLetter
@@ -45,41 +46,6 @@ MAX_PAYLOAD = 256 * 1024
 SHOWN_PAYLOAD = 4096  # characters of a bad payload kept in its dead letter
 
 Ingest = Callable[..., Awaitable[IngestResult]]
-
-
-@dataclass(frozen=True, slots=True)
-class MqttAddress:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    path: str = ""  # without the leading slash
-    query: str = ""
-
-
-def parse_mqtt_url(url: str) -> MqttAddress:
-    """`mqtt://[user:pass@]host[:port][/path][?query]` (mqtts:// for TLS)."""
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("mqtt", "mqtts", "tcp"):
-        raise ValueError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
-    if not parts.hostname:
-        raise ValueError(f"MQTT URL {url!r} has no host: use mqtt://HOST:PORT")
-    tls = scheme == "mqtts"
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise ValueError(f"MQTT URL {url!r} has a bad port") from None
-    return MqttAddress(
-        host=parts.hostname,
-        port=port,
-        username=urllib.parse.unquote(parts.username) if parts.username else None,
-        password=urllib.parse.unquote(parts.password) if parts.password else None,
-        tls=tls,
-        path=parts.path.strip("/"),
-        query=parts.query,
-    )
 
 
 class _TopicReading(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -142,20 +108,7 @@ class _Batch:
     origin: list[tuple[int, int]] = field(default_factory=list)  # per reading: message, element
 
 
-class _CountingQueue(asyncio.Queue):
-    """aiomqtt's incoming queue, bounded, counting what it has to turn away."""
-
-    def __init__(self, maxsize: int, on_drop: Callable[[], None]) -> None:
-        super().__init__(maxsize=maxsize)
-        self._on_drop = on_drop
-
-    def put_nowait(self, item) -> None:
-        if self.full():
-            self._on_drop()
-        super().put_nowait(item)  # raises QueueFull, which aiomqtt logs and survives
-
-
-class MqttIntake:
+class MqttIntake(BrokerIntake):
     def __init__(
         self,
         url: str,
@@ -172,22 +125,17 @@ class MqttIntake:
         session_expiry_s: int = 0,
         backoff_s: tuple[float, float] = (0.5, 30.0),
     ) -> None:
-        self.url = url
-        self.address = parse_mqtt_url(url)
-        self.ingest = ingest
-        self.sink = sink
         # `topic_prefix` is the shorthand for the usual filter `<prefix>/+`.
         self.topic_filter = f"{topic_prefix.strip('/')}/+" if topic_prefix else topic
+        super().__init__("MQTT intake", "mqtt-intake", url, [self.topic_filter],
+                         client_id=client_id, backoff_s=backoff_s)
+        self.ingest = ingest
+        self.sink = sink
         self.batch_max = batch_max
         self.batch_s = batch_ms / 1000.0
         self.max_payload = max_payload
         self.receive_maximum = max(1, min(receive_maximum, 65535))
-        self.client_id = client_id
         self.session_expiry_s = session_expiry_s
-        self.backoff_s = backoff_s
-        self._worker = Background("mqtt-intake", self._run)
-        self._ready = asyncio.Event()
-        self._queue: _CountingQueue | None = None
         self._messages = 0
         self._readings = 0
         self._accepted = 0
@@ -196,26 +144,6 @@ class MqttIntake:
         self._batches = 0
         self._failed = 0
         self._overloaded = 0
-        self._reconnects = 0
-        self._dropped = 0
-
-    # -- life cycle -------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Start subscribing in the background; a broker that is away is retried, not fatal."""
-        self._worker.start()
-
-    async def stop(self) -> None:
-        await self._worker.stop()
-        self._ready.clear()
-
-    async def wait_ready(self, timeout: float | None = None) -> None:
-        """Until the subscription is in place (useful before publishing in tests and demos)."""
-        await asyncio.wait_for(self._ready.wait(), timeout)
-
-    @property
-    def connected(self) -> bool:
-        return self._ready.is_set()
 
     @property
     def stats(self) -> IntakeStats:
@@ -235,48 +163,24 @@ class MqttIntake:
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _make_queue(self, maxsize: int) -> _CountingQueue:
-        self._queue = _CountingQueue(maxsize, self._count_drop)
-        return self._queue
-
-    def _count_drop(self) -> None:
-        self._dropped += 1
-
     def _client(self) -> aiomqtt.Client:
-        a = self.address
         props = Properties(PacketTypes.CONNECT)
         props.ReceiveMaximum = self.receive_maximum
         persistent = self.client_id is not None and self.session_expiry_s > 0
         if persistent:
             props.SessionExpiryInterval = self.session_expiry_s
-        client = aiomqtt.Client(
-            a.host,
-            a.port,
-            username=a.username,
-            password=a.password,
-            identifier=self.client_id,
+        client = self._new_client(
+            # QoS 1 is bounded by Receive Maximum; the margin is for QoS 0 bursts.
+            self.receive_maximum + self.batch_max,
             protocol=aiomqtt.ProtocolVersion.V5,
             properties=props,
             clean_start=False if persistent else True,
-            queue_type=self._make_queue,  # type: ignore[arg-type]
-            # QoS 1 is bounded by Receive Maximum; the margin is for QoS 0 bursts.
-            max_queued_incoming_messages=self.receive_maximum + self.batch_max,
-            tls_params=aiomqtt.TLSParameters() if a.tls else None,
-            timeout=10.0,
         )
         # aiomqtt has no public switch for paho's application-controlled acknowledgements yet
         # (empicano/aiomqtt#345); without them a QoS 1 message would be acknowledged before it
         # is stored, and lost if the node stopped in between.
         client._client.manual_ack_set(True)  # noqa: SLF001
         return client
-
-    async def _run(self) -> None:
-        await keep_subscribed("MQTT intake", self.url, self._client, [self.topic_filter],
-                              self._consume, self._ready, backoff_s=self.backoff_s,
-                              on_reconnect=self._count_reconnect)
-
-    def _count_reconnect(self) -> None:
-        self._reconnects += 1
 
     # -- consuming ----------------------------------------------------------------------------
 
@@ -315,13 +219,8 @@ class MqttIntake:
 
     def _take(self, message: aiomqtt.Message, batch: _Batch) -> None:
         self._messages += 1
-        payload = message.payload
-        if isinstance(payload, str):
-            payload = payload.encode()
-        elif not isinstance(payload, bytes | bytearray):
-            payload = b"" if payload is None else str(payload).encode()
         m = _Message(
-            message.topic.value, bytes(payload), message.mid, message.qos, time.time()
+            message.topic.value, payload_bytes(message), message.mid, message.qos, time.time()
         )
         batch.messages.append(m)
         try:
