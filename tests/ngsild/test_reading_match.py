@@ -177,3 +177,36 @@ def test_changed_channels_are_those_whose_latest_the_batch_holds():
     beyond = ReadingBatch(np.array([4 * MAX_CHANNELS], np.int32), np.zeros(1, np.int8),
                           np.array([5], np.int64), np.ones(1))
     assert changed_channels(beyond, state)[0].tolist() == []  # never stored here
+
+
+async def test_batches_beyond_the_queue_fold_into_each_series_newest(live_node, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr(subscriptions, "BATCH_QUEUE", 1)
+    async with world(live_node, tmp_path) as (live, admin, server):
+        await subscribe(admin, server.url("all"), entities=[{"type": "NoiseLevelObserved"}],
+                        notification={"attributes": ["LAeq"], "format": "keyValues"})
+        subs = live.node.ngsild.subscriptions
+        ids = meters(live)[:4]
+        now = live.node.clock()
+        stored = []
+        for n, meter in enumerate(ids):  # each batch stored, none matched yet
+            await store(live, Reading(meter, now - 20 + n, value=40.0 + n),
+                        Reading(ids[0], now - 20 + n, value=60.0 + n))
+            stored.append(subs._batches.pop())  # held back from the matcher ...
+        for batch in stored:
+            subs.on_batch(batch)  # ... and offered at once, with no turn for it in between
+        assert subs.batches_folded == 3 and len(subs._batches) == 1
+        assert len(subs._batches[0]) == 4  # one row per meter: its newest
+        got = await settled(live, server, "all", 1)
+    assert sorted((e["id"], e["LAeq"]) for e in got) == sorted(
+        [(NOISE + ids[0], 63.0)] + [(NOISE + m, 40.0 + n) for n, m in enumerate(ids) if n])
+
+
+def test_newest_rows_keep_one_row_per_series():
+    from cityops.ngsild.reading_match import newest_rows
+
+    batch = ReadingBatch(np.array([1, 0, 1, 1], np.int32), np.array([0, 0, 1, 0], np.int8),
+                         np.array([5, 7, 3, 9], np.int64), np.array([1.0, 2.0, 3.0, 4.0]))
+    got = newest_rows(batch)
+    assert sorted(zip(got.device.tolist(), got.channel.tolist(), got.ts.tolist(),
+                      got.value.tolist())) == [(0, 0, 7, 2.0), (1, 0, 9, 4.0), (1, 1, 3, 3.0)]

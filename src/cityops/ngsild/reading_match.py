@@ -196,6 +196,16 @@ def changed_channels(batch: ReadingBatch, state: Any) -> tuple[np.ndarray, np.nd
     return device[firsts], np.bitwise_or.reduceat(bits, firsts).astype(_MASK)
 
 
+def newest_rows(batch: ReadingBatch) -> ReadingBatch:
+    """The newest row of each series (device, channel) of a batch."""
+    series = batch.device.astype(np.int64) * MAX_CHANNELS + batch.channel
+    order = np.lexsort((batch.ts, series))
+    ordered = series[order]
+    keep = order[np.r_[ordered[1:] != ordered[:-1], True]] if len(order) else order
+    return ReadingBatch(batch.device[keep], batch.channel[keep], batch.ts[keep],
+                        batch.value[keep], batch.received_ns, batch.source)
+
+
 class Matcher:
     """Matches stored batches against the node's subscriptions' index."""
 
@@ -272,4 +282,4 @@ class Matcher:
         return entity
 
 
-__all__ = ["HEARS", "Interest", "Matcher", "ReadingIndex", "changed_channels"]
+__all__ = ["HEARS", "Interest", "Matcher", "ReadingIndex", "changed_channels", "newest_rows"]

@@ -87,7 +87,7 @@ MAX_NAMES = 200  # watched or notified attributes
 MAX_INFO = 20  # receiverInfo / notifierInfo pairs
 MAX_TEXT = 2_000  # description, q
 MAX_PATTERN = 256
-BATCH_QUEUE = 256  # stored reading batches waiting to be matched; more are dropped, counted
+BATCH_QUEUE = 256  # stored reading batches waiting to be matched; more are folded (on_batch)
 MATCH_ROWS = 8192  # rows of a stored batch matched between two turns of the event loop
 HEALTH_SAVE_S = 30.0  # how often this node's notification figures are saved (one record
 # per subscription that sent since)
@@ -651,7 +651,7 @@ class Subscriptions:
         self._matcher: Any = None  # reading_match.Matcher, made at the first batch
         self._batches: deque[Any] = deque()
         self._batch_ready = asyncio.Event()
-        self.batches_dropped = 0  # reading batches not matched because the queue was full
+        self.batches_folded = 0  # times the waiting reading batches were folded (see on_batch)
         self._tasks: list[asyncio.Task[None]] = []
         self._version: str | None = None
         self._health_saved: dict[str, tuple[int, int]] = {}
@@ -1005,12 +1005,19 @@ class Subscriptions:
         if not self._subs:
             return
         if len(self._batches) >= BATCH_QUEUE:
-            self.batches_dropped += 1
-            if self.batches_dropped == 1:
-                log.warning("NGSI-LD subscriptions are behind the readings: batches are "
-                            "being skipped (counted in batches_dropped)")
-            return
-        self._batches.append(batch)
+            # Behind the readings: what waits is folded into one batch of each series' newest
+            # row. Matching reads entities as they are now, so only intermediate states go
+            # (the notifier keeps only the newest state of an entity anyway), and what waits
+            # stays within one row per series however long ingest outpaces matching.
+            from cityops.ngsild.reading_match import newest_rows
+
+            self.batches_folded += 1
+            if self.batches_folded == 1:
+                log.warning("NGSI-LD subscriptions are behind the readings: waiting batches "
+                            "are folded into each series' newest reading (batches_folded)")
+            self._batches = deque([newest_rows(ReadingBatch.concat([*self._batches, batch]))])
+        else:
+            self._batches.append(batch)
         self._batch_ready.set()
 
     async def _match_batches(self) -> None:
