@@ -66,6 +66,7 @@ def test_a_small_run_of_the_whole_benchmark(tmp_path):
     assert out["notified_steady_matched"] == 200 and out["notified_unmatched"] == 0
     assert out["notified_at_full_speed"] + out["superseded_at_full_speed"] == 400
     assert out["notified"] == 200 + out["notified_at_full_speed"]
+    assert out["entity_updates_per_s_notified"] > 0 and out["seconds_to_last_notification"] > 0
     for key in ("entity_updates_per_s", "query_p99_ms", "notification_latency_p99_ms",
                 "expand_limit_per_s"):
         assert out[key] is not None and out[key] > 0, key
