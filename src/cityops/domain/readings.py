@@ -69,3 +69,18 @@ class ReadingBatch:
             min(b.received_ns for b in batches),
             batches[0].source,
         )
+
+
+def series_ranks(rows: ReadingBatch, newest: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For `rows` ordered by device, channel and time: where each (device, channel) series
+    starts, its length, and each reading's place in it counted from its oldest (from its
+    newest with `newest`), 0 first."""
+    d, c = rows.device, rows.channel
+    starts = np.ones(len(rows), bool)
+    starts[1:] = (d[1:] != d[:-1]) | (c[1:] != c[:-1])
+    first = np.flatnonzero(starts)
+    sizes = np.diff(np.append(first, len(rows)))
+    rank = np.arange(len(rows)) - np.repeat(first, sizes)
+    if newest:
+        rank = np.repeat(sizes, sizes) - 1 - rank
+    return first, sizes, rank

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import duckdb
 import numpy as np
 
-from cityops.domain.readings import ReadingBatch
+from cityops.domain.readings import ReadingBatch, series_ranks
 from cityops.history.log import HistoryLog
 
 
@@ -159,12 +159,6 @@ def _head_per_series(rows: ReadingBatch, n: int, newest: bool) -> ReadingBatch:
     fresh = np.ones(len(rows), bool)
     fresh[1:] = (d[1:] != d[:-1]) | (c[1:] != c[:-1]) | (t[1:] != t[:-1])
     rows = rows.take(np.flatnonzero(fresh))
-    d, c = rows.device, rows.channel
-    starts = np.ones(len(rows), bool)
-    starts[1:] = (d[1:] != d[:-1]) | (c[1:] != c[:-1])
-    first = np.flatnonzero(starts)
-    sizes = np.diff(np.append(first, len(rows)))
-    rank = np.arange(len(rows)) - np.repeat(first, sizes)
-    if newest:
-        rank = np.repeat(sizes, sizes) - 1 - rank
+    _, _, rank = series_ranks(rows, newest)
     return rows.take(np.flatnonzero(rank < n))
+

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from cityops.domain.readings import ReadingBatch
+from cityops.domain.readings import ReadingBatch, series_ranks
 from cityops.ngsild.errors import NgsiError
 
 US = 1_000_000
@@ -267,14 +267,7 @@ def cut_histories(rows: ReadingBatch, per: int, *, newest: bool, exact: bool) ->
     series longer than it is not a truncation."""
     if not len(rows):
         return Histories(rows)
-    d, c = rows.device, rows.channel
-    starts = np.ones(len(rows), bool)
-    starts[1:] = (d[1:] != d[:-1]) | (c[1:] != c[:-1])
-    first = np.flatnonzero(starts)
-    sizes = np.diff(np.append(first, len(rows)))
-    rank = np.arange(len(rows)) - np.repeat(first, sizes)
-    if newest:
-        rank = np.repeat(sizes, sizes) - 1 - rank
+    first, sizes, rank = series_ranks(rows, newest)
     over = sizes > per
     if not over.any():
         return Histories(rows)
