@@ -164,6 +164,28 @@ async def test_list_pages_and_counts(admin):
     problem(await admin.get(SUBS, params={"limit": 0}), "BadRequestData", 400, "count")
 
 
+def page_links(r) -> set[str]:
+    """The Link header's prev/next links (the context's link left out)."""
+    parts = [p.replace(" ", "") for p in r.headers.get("link", "").split(",") if p.strip()]
+    return {p for p in parts if "json-ld#context" not in p}
+
+
+async def test_a_page_links_to_its_neighbours(admin):
+    for n in range(3):
+        await admin.post(SUBS, json=subscription(URI, id=f"urn:ngsi-ld:Subscription:{n}"))
+    jsonld = {"Accept": "application/ld+json"}
+    r = await admin.get(SUBS, params={"limit": 1, "offset": 1}, headers=jsonld)
+    assert [s["id"] for s in r.json()] == ["urn:ngsi-ld:Subscription:1"]
+    assert page_links(r) == {
+        f'<{SUBS}?limit=1&offset=0>;rel="prev";type="application/ld+json"',
+        f'<{SUBS}?limit=1&offset=2>;rel="next";type="application/ld+json"'}
+    r = await admin.get(SUBS, params={"limit": 2, "offset": 2, "count": "true"})
+    assert page_links(r) == {f'<{SUBS}?limit=2&offset=0&count=true>;rel="prev";'
+                             'type="application/json"'}
+    assert "json-ld#context" in r.headers["link"]  # the context's link kept beside them
+    assert page_links(await admin.get(SUBS)) == set()  # one page: no neighbours
+
+
 async def test_retrieve_an_unknown_or_malformed_id(admin):
     problem(await admin.get(f"{SUBS}/urn:ngsi-ld:Subscription:none"), "ResourceNotFound", 404)
     problem(await admin.get(f"{SUBS}/not-a-uri"), "BadRequestData", 400, "subscriptionId")

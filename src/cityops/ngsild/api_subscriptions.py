@@ -26,7 +26,13 @@ from cityops.api.errors import ApiError
 from cityops.api.route import Call, Endpoint, Guard, Scope
 from cityops.domain.access import Role
 from cityops.ngsild import PREFIX
-from cityops.ngsild.contexts import NO_CONTEXT, TermMap, context_of_request, link_header
+from cityops.ngsild.contexts import (
+    NO_CONTEXT,
+    TermMap,
+    context_of_request,
+    link_header,
+    served_url,
+)
 from cityops.ngsild.entity import is_uri
 from cityops.ngsild.errors import NgsiError, render_problem
 from cityops.ngsild.http import (
@@ -99,21 +105,41 @@ def request_terms(call: Call[Any, Any], body: dict[str, Any] | None = None) -> T
 
 
 def answer(call: Call[Any, Any], body: Any, terms: TermMap, status: int = 200,
-           headers: dict[str, str] | None = None) -> Response:
-    """JSON with the context in a Link header, or JSON-LD with it in the body, as asked."""
+           headers: dict[str, str] | None = None,
+           pages: dict[str, str] | None = None) -> Response:
+    """JSON with the context in a Link header, or JSON-LD with it in the body, as asked;
+    `pages` (rel -> the neighbour page's query) become Link headers too (clause 6.3.13)."""
     out = dict(headers or {})
-    if answer_media(call.request, ANSWERS) == JSONLD:
+    base = call.node.settings.public_base_url or str(call.request.base_url)
+    media = answer_media(call.request, ANSWERS)
+    links = [f'<{PREFIX}/subscriptions?{query}>; rel="{rel}"; type="{media}"'
+             for rel, query in (pages or {}).items()]
+    if media == JSONLD:
         context = terms.context if terms.context is not None else _core_url()
+        if isinstance(context, str):
+            context = served_url(context, base)
         if isinstance(body, list):
             body = [dict(item, **{"@context": context}) for item in body]
         else:
             body = dict(body, **{"@context": context})
-        media = JSONLD
     else:
-        out["Link"] = link_header(terms, call.node.settings.public_base_url
-                                  or str(call.request.base_url))
-        media = JSON
+        links.insert(0, link_header(terms, base))
+    if links:
+        out["Link"] = ", ".join(links)
     return Response(msgspec.json.encode(body), status, out, media_type=media)
+
+
+def _neighbours(query: ListQuery, total: int) -> dict[str, str]:
+    """The queries of the pages before and after this one, where there are any."""
+    if query.limit == 0:
+        return {}
+    tail = "&count=true" if query.count else ""
+    out = {}
+    if query.offset > 0:
+        out["prev"] = f"limit={query.limit}&offset={max(0, query.offset - query.limit)}{tail}"
+    if query.offset + query.limit < total:
+        out["next"] = f"limit={query.limit}&offset={query.offset + query.limit}{tail}"
+    return out
 
 
 def _core_url() -> str:
@@ -156,7 +182,7 @@ async def list_subscriptions(call: Call[ListQuery, Any]) -> Response:
     now = subs.clock()
     body = [render(s, terms, await subs.health_of(s), now) for s in page]
     headers = {"NGSILD-Results-Count": str(len(visible))} if query.count else {}
-    return answer(call, body, terms, headers=headers)
+    return answer(call, body, terms, headers=headers, pages=_neighbours(query, len(visible)))
 
 
 async def retrieve_subscription(call: Call[Any, Any]) -> Response:
