@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cityops.bench.server import asgi_body
 from cityops.domain.city import (
     Area,
     CityInfo,
@@ -93,12 +94,7 @@ class ReadingsNode:
         import msgspec
 
         assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await asgi_body(receive, 64 << 20)
         headers = dict(scope["headers"])
         self.auth.append(headers.get(b"authorization", b"").decode() or None)
         self.peers.add(scope["client"][1])

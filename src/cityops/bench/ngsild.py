@@ -37,7 +37,7 @@ import msgspec
 import numpy as np
 
 from cityops.bench.ingest import detect_stats
-from cityops.bench.server import BenchNode, free_port
+from cityops.bench.server import BenchNode, asgi_body, free_port
 from cityops.ngsild import PREFIX
 from cityops.packs.grid import generate
 
@@ -90,6 +90,9 @@ def expand_limit(bodies: list[bytes], context_url: str) -> float:
 # -- the receiver (its own process) ---------------------------------------------------------
 
 
+RECEIVED_BODY = 16 << 20  # a notification's body; the node sends far smaller ones
+
+
 class _Received(msgspec.Struct):
     at_ns: list[int]
     ids: list[str]
@@ -114,12 +117,7 @@ def _receiver_main(port: int, ready: Any) -> None:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await asgi_body(receive, RECEIVED_BODY)
         at = time.monotonic_ns()
         answer = b""
         if scope["method"] == "POST":

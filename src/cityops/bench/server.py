@@ -9,13 +9,28 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from cityops.auth import new_key
 from cityops.packs.format import save_pack
 from cityops.store.base import open_store
+
+
+async def asgi_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int) -> bytes:
+    """A bare ASGI app's request body, whole (a loopback receiver in a benchmark or a test);
+    past `limit` bytes it raises ValueError rather than keep reading."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise ValueError(f"request body over {limit} bytes")
+        if not message.get("more_body"):
+            return body
 
 
 def free_port() -> int:
