@@ -326,3 +326,12 @@ async def test_a_parameter_of_the_spec_not_implemented_here_is_refused_by_name(h
 async def test_a_context_source_filter_is_taken_as_no_context_sources_are_asked(history):
     r = await get(history, TEMPORAL, type="NoiseLevelObserved", csf="endpoint==x")
     assert r.status_code == 200, r.text
+
+
+async def test_a_write_in_a_media_type_not_taken_is_415_before_it_is_refused(live):
+    async with live.client(await live.key("admin")) as c:
+        for method, path in (("POST", TEMPORAL), ("PATCH", f"{TEMPORAL}/{NOISE}"),
+                             ("POST", f"{TEMPORAL}/{NOISE}/attrs")):
+            r = await c.request(method, path, content=b"<entity/>",
+                                headers={"Content-Type": "application/xml"})
+            problem(r, "InvalidRequest", 415, "Content-Type")

@@ -37,7 +37,16 @@ from cityops.ngsild.api_entities import ENTITY_GUARD, KIND, ProblemDetails, answ
 from cityops.ngsild.contexts import TermMap, context_of_request
 from cityops.ngsild.entity import ENTITY_MEMBERS, compact_entity, is_uri
 from cityops.ngsild.errors import NgsiError, render_problem
-from cityops.ngsild.http import ANSWERS, NoParams, answer_media, refused_early
+from cityops.ngsild.http import (
+    ANSWERS,
+    JSON,
+    JSONLD,
+    MERGE_PATCH,
+    NoParams,
+    answer_media,
+    body_media,
+    refused_early,
+)
 from cityops.ngsild.providers import (
     MAX_IDS,
     MAX_LIMIT,
@@ -485,6 +494,12 @@ async def retrieve_temporal(call: Call[None, TemporalParams]) -> Response:
 
 
 async def not_supported(call: Call[None, Any]) -> Response:
+    # A body in a media type no NGSI-LD write takes is the client's mistake whatever the
+    # operation: 415 first, as the other write routes answer it.
+    method = call.request.method
+    if method in ("POST", "PATCH"):
+        body_media(call.request, (JSON, JSONLD, MERGE_PATCH) if method == "PATCH"
+                   else (JSON, JSONLD))
     raise NgsiError("OperationNotSupported",
                     "the temporal API is read-only here: readings of a device-backed entity "
                     f"are written through POST {PREFIX}/entityOperations/upsert (or the "
@@ -494,7 +509,7 @@ async def not_supported(call: Call[None, Any]) -> Response:
 _COMMON: dict[str, Any] = dict(render_error=render_problem, error_type=ProblemDetails,
                                tags=("NGSI-LD",))
 # The write operations take no query parameters: one sent is InvalidRequest before the 422.
-_WRITE: dict[str, Any] = dict(raw_body=True, query=NoParams, **_COMMON)
+_WRITE: dict[str, Any] = dict(raw_body=True, query=NoParams, errors=(400, 415), **_COMMON)
 
 ROUTES: list[Endpoint] = [
     Endpoint("GET", TEMPORAL, query_temporal,
@@ -516,7 +531,7 @@ ROUTES: list[Endpoint] = [
              WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
     Endpoint("DELETE", TEMPORAL + "/{entityId}", not_supported,
              "Delete a temporal representation: not supported (OperationNotSupported)",
-             WRITE_READINGS, Scope.NONE, status=422, query=NoParams, **_COMMON),
+             WRITE_READINGS, Scope.NONE, status=422, query=NoParams, errors=(400,), **_COMMON),
     Endpoint("POST", TEMPORAL + "/{entityId}/attrs", not_supported,
              "Add temporal attribute instances: not supported (OperationNotSupported)",
              WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
