@@ -94,7 +94,11 @@ cameras:
     (b"servers: [{name: x, url: 'http://a'}]\ncameras: [{name: a, server: y, device: d, "
      b"zones: [{name: z, events: [{labels: [car], event: illegal_parking}]}]}]",
      "no server 'y'"),
-    (b"servers: [{name: x, url: 'http://a'}, {name: x, url: 'http://b'}]", "listed twice"),
+    (b"servers: [{name: x, url: 'http://a'}, {name: x, url: 'http://b'}]",
+     "servers[1].name: server 'x' is listed twice"),
+    (b"servers: [{url: 'http://a'}]\ncameras: [{name: a, device: d, zones: [" + b", ".join(
+        b"{name: z, events: [{labels: [car], event: illegal_parking}]}" for _ in range(2))
+     + b"]}]", "zones[1] (z).name: zone 'z' is listed twice"),
     (b"servers: [{url: 'http://a'}]\ncameras: [{name: a, device: d, streams: {main: "
      b"'file:///etc/passwd'}, zones: [{name: z, events: [{labels: [car], "
      b"event: illegal_parking}]}]}]", "streams.main"),

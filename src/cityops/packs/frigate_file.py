@@ -185,9 +185,7 @@ def _check(doc: FrigateFile, name: str) -> None:
     servers: set[str] = set()
     for i, server in enumerate(doc.servers):
         where = f"{name}: servers[{i}]"
-        if server.name in servers:
-            raise PackError(f"{where}.name: server {server.name!r} is listed twice")
-        servers.add(server.name)
+        _add_once(servers, server.name, "server", where)
         _check_url(server.url, ("http", "https"), f"{where}.url")
     seen: dict[tuple[str, str], int] = {}
     for i, camera in enumerate(doc.cameras):
@@ -210,9 +208,7 @@ def _check(doc: FrigateFile, name: str) -> None:
         zones: set[str] = set()
         for j, zone in enumerate(camera.zones):
             zwhere = f"{where}.zones[{j}] ({zone.name})"
-            if zone.name in zones:
-                raise PackError(f"{zwhere}.name: zone {zone.name!r} is listed twice")
-            zones.add(zone.name)
+            _add_once(zones, zone.name, "zone", zwhere)
             if zone.polygon is not None:
                 check_polygonal(zone.polygon, f"{zwhere}.polygon")
                 polygon = shapely.geometry.shape(zone.polygon)
@@ -223,6 +219,12 @@ def _check(doc: FrigateFile, name: str) -> None:
                 if mapping.event not in EVENTS:
                     raise PackError(f"{zwhere}.events[{k}].event: unknown camera event "
                                     f"{mapping.event!r} (known: {', '.join(EVENTS)})")
+
+
+def _add_once(names: set[str], name: str, what: str, where: str) -> None:
+    if name in names:
+        raise PackError(f"{where}.name: {what} {name!r} is listed twice")
+    names.add(name)
 
 
 def _check_url(url: str, schemes: tuple[str, ...], where: str) -> None:
