@@ -9,6 +9,7 @@ the case nor, once it is back, the snapshot."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -85,22 +86,31 @@ class Rig:
         async with self.live.client(secret) as c:
             return (await c.get("/api/v1/alerts", params={"limit": 1000})).json()["items"]
 
+    async def case_of(self, alert: dict, what: str = "the case") -> str:
+        """The case the alert opened, once the act side has opened it."""
+        return await until(lambda: self.node.store.incident_of_report(f"alert:{alert['id']}"),
+                           what=what)
 
-def start(live_node, pack, tmp_path, mqtt_url, url, clock, **settings):
+
+@contextlib.asynccontextmanager
+async def running(live_node, pack, tmp_path, mqtt_url, url, **settings):
+    """A node with the Frigate mapping (snapshots at `url`) on a topic prefix of its own, its
+    intake subscribed, on the test's clock."""
+    clock = Clock(time.time())
     prefix = f"frigate-test-{uuid.uuid4().hex[:8]}"
     path = tmp_path / "frigate.yaml"
     path.write_bytes(mapping_yaml(prefix=prefix, url=url))
-    return prefix, live_node(pack, tmp_path / "data", clock=clock, frigate_file=path,
-                             frigate_mqtt_url=mqtt_url, frigate_retry_s=0.05, **settings)
+    node = live_node(pack, tmp_path / "data", clock=clock, frigate_file=path,
+                     frigate_mqtt_url=mqtt_url, frigate_retry_s=0.05, **settings)
+    async with node as live:
+        await live.node.frigate.intake.wait_ready(10)
+        yield Rig(live, prefix, clock)
 
 
 async def test_a_car_in_the_fire_lane_opens_a_case_with_its_snapshot_and_end_clears(
         tmp_path, camera_pack, live_node, mqtt_url, snapshots):
-    clock = Clock(time.time())
-    prefix, node = start(live_node, camera_pack, tmp_path, mqtt_url, snapshots.url, clock)
-    async with node as live:
-        await live.node.frigate.intake.wait_ready(10)
-        rig = Rig(live, prefix, clock)
+    async with running(live_node, camera_pack, tmp_path, mqtt_url, snapshots.url) as rig:
+        live, clock = rig.live, rig.clock
         admin = await live.key("admin")
         t0 = clock.now
         zone = ["fire_lane_gate_3"]
@@ -115,8 +125,7 @@ async def test_a_car_in_the_fire_lane_opens_a_case_with_its_snapshot_and_end_cle
         await rig.wait(90)  # 5 min 30 s
         (alert,) = [a for a in await rig.alerts(admin) if a["rule"] == "fire_lane.blocked"]
         assert alert["subject"] == "cam-lane" and alert["active"]
-        case = await until(lambda: live.node.store.incident_of_report(f"alert:{alert['id']}"),
-                           what="the case")
+        case = await rig.case_of(alert)
         book = EvidenceBook(live.node.store, clock)
 
         async def fetched():
@@ -153,11 +162,8 @@ TYPES = [
 
 async def test_each_camera_event_type_raises_its_rule(tmp_path, camera_pack, live_node,
                                                       mqtt_url, snapshots):
-    clock = Clock(time.time())
-    prefix, node = start(live_node, camera_pack, tmp_path, mqtt_url, snapshots.url, clock)
-    async with node as live:
-        await live.node.frigate.intake.wait_ready(10)
-        rig = Rig(live, prefix, clock)
+    async with running(live_node, camera_pack, tmp_path, mqtt_url, snapshots.url) as rig:
+        live, clock = rig.live, rig.clock
         admin = await live.key("admin")
         for n, (label, camera, zones, lasts, _) in enumerate(TYPES):
             t = clock.now
@@ -179,11 +185,8 @@ async def test_each_camera_event_type_raises_its_rule(tmp_path, camera_pack, liv
 
 async def test_malformed_events_and_unknown_cameras_are_dead_letters(
         tmp_path, camera_pack, live_node, mqtt_url, snapshots):
-    clock = Clock(time.time())
-    prefix, node = start(live_node, camera_pack, tmp_path, mqtt_url, snapshots.url, clock)
-    async with node as live:
-        await live.node.frigate.intake.wait_ready(10)
-        rig = Rig(live, prefix, clock)
+    async with running(live_node, camera_pack, tmp_path, mqtt_url, snapshots.url) as rig:
+        live, clock, prefix = rig.live, rig.clock, rig.prefix
         admin = await live.key("admin")
         t = clock.now
         await rig.publish(
@@ -215,22 +218,18 @@ async def test_malformed_events_and_unknown_cameras_are_dead_letters(
 
 async def test_a_snapshot_server_that_is_down_loses_neither_case_nor_snapshot(
         tmp_path, camera_pack, live_node, mqtt_url):
-    clock = Clock(time.time())
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    prefix, node = start(live_node, camera_pack, tmp_path, mqtt_url, url, clock,
-                         frigate_snapshot_attempts=12)
-    async with node as live:
-        await live.node.frigate.intake.wait_ready(10)
-        rig = Rig(live, prefix, clock)
+    async with running(live_node, camera_pack, tmp_path, mqtt_url, url,
+                       frigate_snapshot_attempts=12) as rig:
+        live, clock = rig.live, rig.clock
         t = clock.now
         await rig.publish(message("new", obj("e-down", "gate_3", "car", t, t,
                                              ["fire_lane_gate_3"])))
         await rig.wait(330)
         alerts = await rig.alerts(await live.key("admin"))
         (alert,) = [a for a in alerts if a["rule"] == "fire_lane.blocked"]
-        case = await until(lambda: live.node.store.incident_of_report(f"alert:{alert['id']}"),
-                           what="the case, opened while the NVR is down")
+        case = await rig.case_of(alert, "the case, opened while the NVR is down")
         book = EvidenceBook(live.node.store, clock)
 
         async def tried_twice():
