@@ -116,10 +116,14 @@ def test_an_entity_of_chosen_attributes_is_the_whole_one_cut_down(kind):
             continue
         names = [k for k in whole if k not in ("id", "type")]
         for n in range(len(names)):
-            chosen = {names[n], names[(n + 2) % len(names)], "https://example.org/absent"}
-            cut = build(f, latest, chosen)
-            assert cut == {k: v for k, v in whole.items() if k in ("id", "type") or k in chosen}
-        assert build(f, latest, set()) == {"id": whole["id"], "type": whole["type"]}
+            for chosen in ({names[n], names[(n + 2) % len(names)], "https://example.org/x"},
+                           {names[n]}):
+                for given in (chosen, frozenset(chosen)):  # frozen: the planned short path
+                    cut = build(f, latest, given)
+                    assert cut == {k: v for k, v in whole.items()
+                                   if k in ("id", "type") or k in chosen}, (kind, chosen)
+        for nothing in (set(), frozenset()):
+            assert build(f, latest, nothing) == {"id": whole["id"], "type": whole["type"]}
 
 
 def test_the_whole_entity_of_facts_is_the_entity_of_the_device():

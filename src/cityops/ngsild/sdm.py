@@ -379,9 +379,26 @@ _KIND_FACTS: dict[tuple[str, tuple[str, ...], bool], tuple[Any, ...]] = {}
 
 def _measured(measure: Measure, sample: tuple[int, float]) -> dict[str, Any]:
     ts, v = sample
-    value = v * measure.scale
-    return _prop(round(value, 12) if measure.scale != 1.0 else value, unitCode=measure.unit,
-                 observedAt=rfc3339(ts))
+    if measure.scale != 1.0:
+        v = round(v * measure.scale, 12)
+    return {"type": "Property", "value": v, "unitCode": measure.unit,
+            "observedAt": rfc3339(ts)}
+
+
+# Per kind's measures (Facts.measured, one tuple per kind) and attribute choice: the measures
+# to build when the choice holds nothing else the kind's domain entity has; None otherwise.
+_MEASURES_ONLY: dict[tuple[int, frozenset[str]], tuple[tuple[Measure, int], ...] | None] = {}
+_UNPLANNED: tuple[tuple[Measure, int], ...] = ()
+
+
+def _measures_only(f: Facts, attrs: frozenset[str]) -> tuple[tuple[Measure, int], ...] | None:
+    model = f.model
+    if model is None or model.type == "Vehicle":  # a standing vehicle's heading reads speed
+        return None
+    others = {NAME, LOCATION, REF_DEVICE, *_EXTRA_IRIS[model.type]}
+    if not attrs.isdisjoint(others):
+        return None
+    return tuple((m, at) for m, at in f.measured if m.iri in attrs)
 
 
 def device_entity(device: Device, channels: Sequence[str], latest: Latest) -> Entity:
@@ -457,9 +474,20 @@ def domain_entity_of(f: Facts, latest: Latest, attrs: Set[str] | None = None
     when the device has no domain type."""
     if f.domain is None:
         return None
+    if type(attrs) is frozenset:
+        plan = _MEASURES_ONLY.get((id(f.measured), attrs), _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = _MEASURES_ONLY[id(f.measured), attrs] = _measures_only(f, attrs)
+        if plan is not None:  # the common notification: measured attributes alone
+            out: Entity = {"id": f.domain_id, "type": [f.domain]}
+            for measure, at in plan:
+                sample = latest.of(at)
+                if sample is not None:
+                    out[measure.iri] = [_measured(measure, sample)]
+            return out
     model = f.model
     assert model is not None
-    out: Entity = {"id": f.domain_id, "type": [f.domain]}
+    out = {"id": f.domain_id, "type": [f.domain]}
     if f.device.name and (attrs is None or NAME in attrs):
         out[NAME] = [_prop(f.device.name)]
     if attrs is None or LOCATION in attrs:
