@@ -247,3 +247,16 @@ async def test_proxies_from_the_environment_are_honoured(monkeypatch):
         assert n._proxy("https://hooks.example/notify") is None  # no HTTPS_PROXY given
     finally:
         await n.stop()
+
+
+async def test_a_subscribers_cookie_is_not_sent_back(notifier):
+    async with receiver() as server:
+        server.script["c"] = [(200, {"Set-Cookie": "session=abc; Path=/"})]
+        # By name: a cookie jar keeps no cookies of bare IP addresses.
+        sub = Sub("urn:s:cookie", server.url("c").replace("127.0.0.1", "localhost"))
+        notifier.offer(sub, [entity(1)])
+        await server.wait_for("c")
+        await notifier.idle()
+        notifier.offer(sub, [entity(2)])
+        second = (await server.wait_for("c", 2))[1]
+    assert "cookie" not in second.headers

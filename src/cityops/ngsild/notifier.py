@@ -147,9 +147,11 @@ class Notifier:
         self.failed = 0
 
     async def start(self) -> None:
+        # No cookie jar: one subscriber's cookies are not for the next notification.
         self._client = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.workers),
-            timeout=aiohttp.ClientTimeout(total=self.timeout))
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            cookie_jar=aiohttp.DummyCookieJar())
         self._proxies = urllib.request.getproxies()
         self._proxy_of.clear()
         self._tasks = [asyncio.create_task(self._work(), name=f"ngsild-notify-{i}")
