@@ -196,6 +196,9 @@ def changed_channels(batch: ReadingBatch, state: Any) -> tuple[np.ndarray, np.nd
     return device[firsts], np.bitwise_or.reduceat(bits, firsts).astype(_MASK)
 
 
+_UNBUILT: Entity = {}  # a key of `built` not looked up yet (None: no such entity)
+
+
 def newest_rows(batch: ReadingBatch) -> ReadingBatch:
     """The newest row of each series (device, channel) of a batch."""
     series = batch.device.astype(np.int64) * MAX_CHANNELS + batch.channel
@@ -239,6 +242,7 @@ class Matcher:
         active: dict[int, bool] = {}
         out: dict[Any, list[Entity]] = {}
         devices_list = self.node.registry.devices
+        build = self.builder.entity
         for slot, devs in groups:
             interest = index.interests[slot]
             sub = interest.sub
@@ -253,24 +257,25 @@ class Matcher:
                 continue
             who = sub.who
             scoped = who.scope.area is not None or who.scope.department is not None
-            type_iri, attrs = interest.type_iri, interest.attrs
-            found = out.get(sub)
+            type_iri, attrs, pattern = interest.type_iri, interest.attrs, interest.pattern
+            filters = interest.filters
+            found = out.setdefault(sub, [])
             for d in hears.tolist():
                 if scoped and not may_see(self.node, who, devices_list[d]):
                     continue
-                if interest.pattern is not None or interest.filters:
+                if pattern is not None or filters:
                     whole = self._entity(built, d, type_iri, None, latest[d])
-                    if whole is None or (interest.pattern is not None and
-                                         interest.pattern.search(whole["id"]) is None) or \
-                            (interest.filters and not sub.filters(whole)):
+                    if whole is None or (pattern is not None and
+                                         pattern.search(whole["id"]) is None) or \
+                            (filters and not sub.filters(whole)):
                         continue
-                entity = self._entity(built, d, type_iri, attrs, latest[d])
-                if entity is None:
-                    continue
-                if found is None:
-                    found = out[sub] = []
-                found.append(entity)
-        return out
+                key = (d, type_iri, attrs)
+                entity = built.get(key, _UNBUILT)
+                if entity is _UNBUILT:
+                    entity = built[key] = build(d, type_iri, latest[d], attrs)
+                if entity is not None:
+                    found.append(entity)
+        return {sub: found for sub, found in out.items() if found}
 
     def _entity(self, built: dict[tuple[int, str, frozenset[str] | None], Entity | None],
                 device: int, type_iri: str, attrs: frozenset[str] | None, latest: Any
