@@ -74,10 +74,14 @@ async def test_json_ld_key_values_and_chosen_attributes(tmp_path, grid_pack, liv
         await put_entity(live.node, building(1, name="Tower", floors=30))
         [got] = await server.wait_for("kv")
     assert got.headers["content-type"] == "application/ld+json"
+    assert "link" not in got.headers
     body = got.json()
+    # Each entity of a JSON-LD notification is a JSON-LD document of its own (GS CIM 009
+    # 5.8.6; the ETSI suite's 046_14 reads data[0]["@context"]), besides the notification's.
     assert "@context" in body
+    context = body["@context"]
     assert body["data"] == [{"id": "urn:ngsi-ld:Building:1", "type": "Building",
-                             "name": "Tower"}]
+                             "name": "Tower", "@context": context}]
 
 
 async def test_watched_attributes_notify_only_their_changes(tmp_path, grid_pack, live_node):

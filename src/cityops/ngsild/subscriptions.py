@@ -514,8 +514,11 @@ class Subscription:
                                 "notifiedAt": now_iso(notified_at), "data": data}
         headers = dict(self.headers)
         if self.accept == "application/ld+json":
-            body["@context"] = terms.context if terms.context is not None else \
-                _core_context_url()
+            context = terms.context if terms.context is not None else _core_context_url()
+            body["@context"] = context
+            # Each entity is a JSON-LD document a receiver may keep alone (copied: a built
+            # entity may be shared with other subscriptions' notifications).
+            body["data"] = [{**shown, "@context": context} for shown in data]
             headers["Content-Type"] = "application/ld+json"
         else:
             headers["Content-Type"] = "application/json"
