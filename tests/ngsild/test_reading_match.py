@@ -210,3 +210,46 @@ def test_newest_rows_keep_one_row_per_series():
     got = newest_rows(batch)
     assert sorted(zip(got.device.tolist(), got.channel.tolist(), got.ts.tolist(),
                       got.value.tolist())) == [(0, 0, 7, 2.0), (1, 0, 9, 4.0), (1, 1, 3, 3.0)]
+
+
+async def test_measured_entities_read_column_wise_are_the_builders(live_node, tmp_path):
+    from cityops.ngsild import sdm, views
+    from cityops.ngsild.reading_match import Matcher
+
+    pack = grid_city(devices={"bin_fill": 3, "wind": 3, "air_quality": 2, "gps": 1})
+    pack = msgspec.structs.replace(pack, vehicles=[Vehicle("v-1", "P-1", "muck_truck",
+                                                           "gps-000000")])
+    async with live_node(pack, tmp_path / "d") as live:
+        node = live.node
+        now = node.clock()
+        await store(live, Reading("bin_fill-000000", now - 5, value=33.3),
+                    Reading("bin_fill-000001", now - 4, value=71.0),  # bin 2: never heard
+                    Reading("wind-000000", now - 5, values={"speed": 3.0, "direction": 10.0}),
+                    Reading("wind-000001", now - 5, values={"speed": 4.0}),
+                    Reading("air_quality-000000", now - 5, values={"pm25": 9.0, "no2": 20.0}),
+                    Reading("gps-000000", now - 5, values={"speed": 0.0, "heading": 90.0}))
+        builder = views.builder(node)
+        matcher = Matcher(node, builder)
+        index = node.registry.index
+
+        def both(kind, type_term, *terms):
+            devices = np.array([i for d, i in index.items() if d.startswith(kind)], np.int64)
+            attrs = frozenset(sdm.TERMS[t] for t in terms)
+            type_iri = sdm.TERMS[type_term]
+            latest = builder.latest(devices)
+            one_by_one = [builder.entity(d, type_iri, lat, attrs)
+                          for d, lat in zip(devices.tolist(), latest)]
+            return matcher._measured(devices, type_iri, attrs), one_by_one
+
+        for case in (("bin_fill", "WasteContainer", "fillingLevel"),
+                     ("wind", "WeatherObserved", "windSpeed", "windDirection"),
+                     ("wind", "WeatherObserved", "windDirection"),
+                     ("air_quality", "AirQualityObserved", "pm25", "no2", "o3")):
+            columns, builder_made = both(*case)
+            assert columns == builder_made, case
+        assert both("bin_fill", "WasteContainer", "fillingLevel")[0][0][
+            sdm.TERMS["fillingLevel"]][0]["value"] == 0.333
+        # Not the case: the builder's way is taken instead.
+        assert both("wind", "WeatherObserved", "windSpeed", "location")[0] is None
+        assert both("gps", "Vehicle", "speed")[0] is None  # a standing vehicle's heading
+        assert both("bin_fill", "Device", "value")[0] is None

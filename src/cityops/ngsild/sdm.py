@@ -391,6 +391,15 @@ _MEASURES_ONLY: dict[tuple[int, frozenset[str]], tuple[tuple[Measure, int], ...]
 _UNPLANNED: tuple[tuple[Measure, int], ...] = ()
 
 
+def measures_plan(f: Facts, attrs: frozenset[str]) -> tuple[tuple[Measure, int], ...] | None:
+    """The measures (with their channel positions) that make up the domain entity of a device
+    like `f` cut down to `attrs`, when `attrs` names nothing else it has; else None."""
+    plan = _MEASURES_ONLY.get((id(f.measured), attrs), _UNPLANNED)
+    if plan is _UNPLANNED:
+        plan = _MEASURES_ONLY[id(f.measured), attrs] = _measures_only(f, attrs)
+    return plan
+
+
 def _measures_only(f: Facts, attrs: frozenset[str]) -> tuple[tuple[Measure, int], ...] | None:
     model = f.model
     if model is None or model.type == "Vehicle":  # a standing vehicle's heading reads speed
@@ -475,9 +484,7 @@ def domain_entity_of(f: Facts, latest: Latest, attrs: Set[str] | None = None
     if f.domain is None:
         return None
     if type(attrs) is frozenset:
-        plan = _MEASURES_ONLY.get((id(f.measured), attrs), _UNPLANNED)
-        if plan is _UNPLANNED:
-            plan = _MEASURES_ONLY[id(f.measured), attrs] = _measures_only(f, attrs)
+        plan = measures_plan(f, attrs)
         if plan is not None:  # the common notification: measured attributes alone
             out: Entity = {"id": f.domain_id, "type": [f.domain]}
             for measure, at in plan:
