@@ -12,6 +12,8 @@ Mounted at `/ngsi-ld/v1`. The feature's parts, in the order data flows through t
     views.py          devices, alerts and service requests seen as entities
     feed.py           entities of mapped types written by producers become readings
     subscriptions.py  subscriptions and the notifications they send
+    reading_match.py  stored readings matched to subscriptions, column-wise
+    notifier.py       notifications sent over HTTP, one lane per subscription
     federation.py     subscribing to other brokers and taking their notifications in
     temporal.py       the temporal API over the readings history
     service.py        the parts a node holds, started and stopped with it
