@@ -4,22 +4,16 @@ newest snapshot, this node serves itself; keys see cameras as they see devices."
 
 from __future__ import annotations
 
-import time
-
-from tests.clock_kit import Clock
-from tests.ingest.frigate_kit import SnapshotServer, jpeg, message, obj
-from tests.ingest.test_frigate_node import Rig, camera_pack, start, until  # noqa: F401
+from tests.ingest.frigate_kit import SnapshotServer, camera_city, jpeg, message, obj, running, until
 
 
-async def test_cameras_their_snapshots_and_a_cases_camera_evidence(tmp_path, camera_pack,  # noqa: F811
-                                                                   live_node, mqtt_url):
+async def test_cameras_their_snapshots_and_a_cases_camera_evidence(tmp_path, live_node,
+                                                                   mqtt_url):
+    camera_pack = camera_city()
     server = SnapshotServer()
-    clock = Clock(time.time())
-    prefix, node = start(live_node, camera_pack, tmp_path, mqtt_url, server.url, clock)
     try:
-        async with node as live:
-            await live.node.frigate.intake.wait_ready(10)
-            rig = Rig(live, prefix, clock)
+        async with running(live_node, camera_pack, tmp_path, mqtt_url, server.url) as rig:
+            live, clock = rig.live, rig.clock
             admin = await live.key("admin")
             t = clock.now
             await rig.publish(message("new", obj("ev-9", "gate_3", "car", t, t,

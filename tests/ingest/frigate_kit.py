@@ -1,12 +1,22 @@
 """Frigate event messages as Frigate documents them (docs/docs/integrations/mqtt.md of
 blakeblackshear/frigate: `type` new|update|end, `before`/`after` objects), written by hand for
-the replay tests, and a mapping to replay them against."""
+the replay tests, a mapping to replay them against, and a node running it (`running`) on the
+test's clock with a `Rig` to publish, let time pass and read alerts and cases."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+import uuid
+
+import aiomqtt
 import msgspec
 
+from cityops.domain.city import Device
 from cityops.packs.frigate_file import frigate_from_yaml
+from cityops.packs.grid import generate as grid_city
+from tests.clock_kit import Clock
 
 
 def mapping_yaml(prefix: str = "frigate", url: str = "http://127.0.0.1:5000",
@@ -130,3 +140,82 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- a node with the Frigate mapping, replayed through the real Mosquitto --------------------
+
+LAT, LON = 31.2, 121.5
+
+
+def camera_city():
+    """A grid city with four cameras: one on a fire lane, two by a square, one on a road."""
+    pack = grid_city(devices={"noise": 2})
+    cams = [Device("cam-lane", "camera", LAT + 0.01, LON + 0.01, meta={"site": "fire_lane"}),
+            Device("cam-square", "camera", LAT - 0.01, LON + 0.01),
+            Device("cam-kerb", "camera", LAT - 0.011, LON + 0.01),
+            Device("cam-road", "camera", LAT + 0.02, LON - 0.02)]
+    return msgspec.structs.replace(pack, devices=[*pack.devices, *cams])
+
+
+async def until(check, timeout=15.0, what="condition"):
+    """Poll `check` (sync or async) until it answers something truthy, within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not met within {timeout} s")
+
+
+class Rig:
+    def __init__(self, live, prefix: str, clock: Clock) -> None:
+        self.live = live
+        self.node = live.node
+        self.prefix = prefix
+        self.clock = clock
+
+    async def publish(self, *payloads: bytes) -> None:
+        before = self.node.frigate.intake.stats.handled
+        async with aiomqtt.Client("127.0.0.1", 1883) as pub:
+            for payload in payloads:
+                await pub.publish(f"{self.prefix}/events", payload, qos=1)
+        await until(lambda: self.node.frigate.intake.stats.handled >= before + len(payloads),
+                    what="messages taken")
+        await self.settle()
+
+    async def settle(self) -> None:
+        await self.node.detect.caught_up()
+        await self.node.act.intake.caught_up()
+
+    async def wait(self, seconds: float) -> None:
+        """Time passes on the node's clock; the intake reports the dwell as it would."""
+        self.clock.now += seconds
+        await self.node.frigate.intake.tick()
+        await self.settle()
+
+    async def alerts(self, secret) -> list[dict]:
+        async with self.live.client(secret) as c:
+            return (await c.get("/api/v1/alerts", params={"limit": 1000})).json()["items"]
+
+    async def case_of(self, alert: dict, what: str = "the case") -> str:
+        """The case the alert opened, once the act side has opened it."""
+        return await until(lambda: self.node.store.incident_of_report(f"alert:{alert['id']}"),
+                           what=what)
+
+
+@contextlib.asynccontextmanager
+async def running(live_node, pack, tmp_path, mqtt_url, url, **settings):
+    """A node with the Frigate mapping (snapshots at `url`) on a topic prefix of its own, its
+    intake subscribed, on the test's clock."""
+    clock = Clock(time.time())
+    prefix = f"frigate-test-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "frigate.yaml"
+    path.write_bytes(mapping_yaml(prefix=prefix, url=url))
+    node = live_node(pack, tmp_path / "data", clock=clock, frigate_file=path,
+                     frigate_mqtt_url=mqtt_url, frigate_retry_s=0.05, **settings)
+    async with node as live:
+        await live.node.frigate.intake.wait_ready(10)
+        yield Rig(live, prefix, clock)
