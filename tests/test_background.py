@@ -1,6 +1,6 @@
 import asyncio
 
-from cityops.background import Background
+from cityops.background import Background, cancel_all
 
 
 async def test_starts_once_and_stops_by_cancelling():
@@ -19,3 +19,17 @@ async def test_starts_once_and_stops_by_cancelling():
     await bg.stop()
     assert not bg.running
     await bg.stop()  # stopping twice is harmless
+
+
+async def test_cancel_all_stops_every_task_and_empties_the_list():
+    started = asyncio.Event()
+
+    async def forever():
+        started.set()
+        await asyncio.Event().wait()
+
+    tasks = [asyncio.create_task(forever()) for _ in range(3)]
+    await started.wait()
+    held = list(tasks)
+    await cancel_all(tasks)
+    assert tasks == [] and all(t.cancelled() for t in held)

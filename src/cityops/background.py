@@ -1,5 +1,6 @@
-"""One named background task: started once, stopped by cancelling it and waiting for it; and
-`idle`, for waiting until such a task has nothing left in hand."""
+"""One named background task: started once, stopped by cancelling it and waiting for it;
+`cancel_all`, the same for a list of them; and `idle`, for waiting until such a task has
+nothing left in hand."""
 
 from __future__ import annotations
 
@@ -29,6 +30,17 @@ class Background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel every task of a component's list, wait for each to be gone, and empty the list
+    (a component's `stop`)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    tasks.clear()
 
 
 async def idle(busy: Callable[[], bool], timeout: float = 10.0) -> bool:

@@ -12,7 +12,6 @@ the act and serve sides over them, and runs the lifecycle: start, stop, readines
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Coroutine
@@ -20,6 +19,7 @@ from typing import Any
 
 from cityops import lifecycle
 from cityops.act.side import ActSide
+from cityops.background import cancel_all
 from cityops.cluster.compose import compose_cluster
 from cityops.detect.engine import DetectEngine
 from cityops.domain.city import CityPack
@@ -194,11 +194,7 @@ class Node:
             await self.serve.stop()
         if self.act is not None:
             await self.act.stop()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
         await asyncio.to_thread(self.history.close)
         # The newest segment stays WAL (no final compaction): replaying it at the next start
         # restores the dedup memory, so a client retrying its last batch is told "duplicate".

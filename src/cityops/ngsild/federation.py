@@ -42,6 +42,7 @@ import msgspec
 from starlette.responses import Response
 
 from cityops.api.route import Call
+from cityops.background import cancel_all
 from cityops.domain.access import Principal
 from cityops.ngsild import PREFIX
 from cityops.ngsild.errors import NgsiError
@@ -169,12 +170,7 @@ class Federation:
                                                    name=f"ngsild-federation-{source.name}"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
         for link in self.links.values():
             if link.created_remote:
                 with contextlib.suppress(Exception):

@@ -32,7 +32,6 @@ periodic notifications by setting it and calling `tick`; a background loop calls
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import urllib.parse
@@ -43,6 +42,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from cityops.background import cancel_all
 from cityops.notify.delivery import parse_retry_after
 
 log = logging.getLogger("cityops.ngsild.notify")
@@ -159,12 +159,7 @@ class Notifier:
         self._tasks.append(asyncio.create_task(self._ticking(), name="ngsild-notify-tick"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
         if self._client is not None:
             await self._client.close()
             self._client = None

@@ -49,6 +49,7 @@ from typing import Any
 import msgspec
 import re2  # type: ignore[import-untyped]
 
+from cityops.background import cancel_all
 from cityops.domain.access import Principal, Role, Scope, can_see_place
 from cityops.domain.readings import ReadingBatch
 from cityops.ngsild.contexts import JSONLD_CONTEXT_REL, TermMap, link_header, resolve
@@ -683,12 +684,7 @@ class Subscriptions:
         ingestor = getattr(self.node, "ingestor", None)
         if ingestor is not None and self.on_batch in getattr(ingestor, "listeners", []):
             ingestor.listeners.remove(self.on_batch)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
         with contextlib.suppress(Exception):
             await self.save_health()
         await self.notifier.stop()

@@ -355,17 +355,28 @@ class AlertMirror:
             self.alerts.popitem(last=False)
 
 
-class AlertView:
-    def __init__(self, node: Any, mirror: AlertMirror) -> None:
+class _MirrorView:
+    """A provider of one read-only type over a mirror of CityOps records."""
+
+    TYPE: str
+    ATTRS: tuple[str, ...]
+
+    def __init__(self, node: Any, mirror: Any) -> None:
         self.node = node
         self.mirror = mirror
         mirror.ensure_started()
 
     def types(self) -> list[str]:
-        return [sdm.ALERT]
+        return [self.TYPE]
 
     def attributes(self) -> dict[str, set[str]]:
-        return {sdm.ALERT: set(_ALERT_ATTRS)}
+        return {self.TYPE: set(self.ATTRS)}
+
+
+class AlertView(_MirrorView):
+    TYPE = sdm.ALERT
+    ATTRS = tuple(_ALERT_ATTRS)
+    mirror: AlertMirror
 
     def find(self, who: Principal, *, types: set[str] | None, ids: set[str] | None,
              id_pattern: re.Pattern[str] | None,
@@ -435,17 +446,10 @@ class RequestMirror:
         self.requests = held
 
 
-class RequestView:
-    def __init__(self, node: Any, mirror: RequestMirror) -> None:
-        self.node = node
-        self.mirror = mirror
-        mirror.ensure_started()
-
-    def types(self) -> list[str]:
-        return [sdm.SERVICE_REQUEST]
-
-    def attributes(self) -> dict[str, set[str]]:
-        return {sdm.SERVICE_REQUEST: set(_REQUEST_ATTRS)}
+class RequestView(_MirrorView):
+    TYPE = sdm.SERVICE_REQUEST
+    ATTRS = tuple(_REQUEST_ATTRS)
+    mirror: RequestMirror
 
     def _sees(self, who: Principal, village: str) -> bool:
         # A village code holds its town's and district's (6, 9, 12 digits).
