@@ -307,8 +307,11 @@ class Camera(Model):
     with how long the object has dwelt so far."""
 
     SLOT_S = 600.0
-    # Relative frequency of each event code; illegal parking is by far the commonest.
-    _WEIGHTS = {1: 0.15, 2: 0.10, 3: 0.20, 4: 0.15, 5: 0.35, 6: 0.05}
+    # Relative frequency of each event code: illegal parking is by far the commonest, garbage
+    # and stalls next; crowds and smoke are rare. Every code now raises a rule (a case), so
+    # over Pudong's 8,000 cameras these give roughly a hundred parking cases an hour but a few
+    # crowds and about one camera-seen fire: a district's operations centre, not a disaster.
+    _WEIGHTS = {1: 0.12, 2: 0.15, 3: 0.25, 4: 0.025, 5: 0.45, 6: 0.002}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
