@@ -314,13 +314,14 @@ class Builder:
 # -- alerts ---------------------------------------------------------------------------------------
 
 
-class AlertMirror:
-    """The alerts NGSI-LD shows, kept in memory: loaded from the store, then followed on the
-    bus. Started by the first query; its task ends with the node."""
+class _Mirror:
+    """CityOps records kept in memory by a task of the node's, started by the first query
+    (from the node's event loop); `loaded` is set once the first read is in."""
+
+    TASK: str
 
     def __init__(self, node: Any) -> None:
         self.node = node
-        self.alerts: OrderedDict[str, Alert] = OrderedDict()
         self.started = False
         self.loaded = asyncio.Event()
 
@@ -328,7 +329,21 @@ class AlertMirror:
         if self.started or not _in_loop():
             return
         self.started = True
-        self.node.keep_task(self._run(), "ngsild-alerts")
+        self.node.keep_task(self._run(), self.TASK)
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class AlertMirror(_Mirror):
+    """The alerts NGSI-LD shows, kept in memory: loaded from the store, then followed on the
+    bus. Started by the first query; its task ends with the node."""
+
+    TASK = "ngsild-alerts"
+
+    def __init__(self, node: Any) -> None:
+        super().__init__(node)
+        self.alerts: OrderedDict[str, Alert] = OrderedDict()
 
     async def _run(self) -> None:
         bus = self.node.bus_for("ngsild") if hasattr(self.node, "bus_for") else self.node.bus
@@ -407,21 +422,15 @@ class AlertView(_MirrorView):
 # -- Open311 service requests ---------------------------------------------------------------
 
 
-class RequestMirror:
+class RequestMirror(_Mirror):
     """Open311's public views of the newest requests, with each one's village (for scopes),
     re-read every REQUEST_REFRESH_S."""
 
-    def __init__(self, node: Any) -> None:
-        self.node = node
-        self.requests: dict[str, tuple[dict[str, Any], str]] = {}
-        self.started = False
-        self.loaded = asyncio.Event()
+    TASK = "ngsild-requests"
 
-    def ensure_started(self) -> None:
-        if self.started or not _in_loop():
-            return
-        self.started = True
-        self.node.keep_task(self._run(), "ngsild-requests")
+    def __init__(self, node: Any) -> None:
+        super().__init__(node)
+        self.requests: dict[str, tuple[dict[str, Any], str]] = {}
 
     async def _run(self) -> None:
         while True:
