@@ -29,11 +29,11 @@ import contextlib
 import os
 import pwd
 import shutil
+import select
 import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,13 +189,19 @@ class PrivatePostgres:
     def _kill_postmaster(self) -> None:
         try:
             pid = int((self.data / "postmaster.pid").read_text().split()[0])
-            os.kill(pid, signal.SIGKILL)
+            # Opened before the kill, so the descriptor names this process and no later one
+            # that reuses its pid; it becomes readable when the process is gone.
+            gone = os.pidfd_open(pid)
         except (OSError, ValueError, IndexError):
             return
-        # Gone before its folder is removed under it (it is not our child: no wait()).
-        deadline = time.monotonic() + 5.0
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            # Gone before its folder is removed under it (it is not our child: no wait()).
+            select.select([gone], [], [], 5.0)
+        except OSError:
+            pass
+        finally:
+            os.close(gone)
 
 
 def _os_user() -> str | None:
