@@ -12,7 +12,9 @@ from collections.abc import Sequence
 import duckdb
 import numpy as np
 
+from cityops.domain.kinds import MAX_CHANNELS
 from cityops.domain.readings import ReadingBatch, series_ranks
+from cityops.history.backfill import IMPORTED
 from cityops.history.log import HistoryLog
 
 
@@ -29,11 +31,16 @@ class HistoryReader:
         return con
 
     def _parquet_source(self) -> str | None:
-        root = self.history.parquet_dir
-        if not any(root.glob("date=*/hour=*/*.parquet")):
+        """The live history's compacted files and the imported ones (cityops.history.backfill)
+        as one DuckDB source; None while there are none."""
+        globs = []
+        for root, pattern in ((self.history.parquet_dir, "date=*/hour=*/*.parquet"),
+                              (self.history.root / IMPORTED, "*/*.parquet")):
+            if any(root.glob(pattern)):
+                globs.append("'" + str(root / pattern).replace("'", "''") + "'")
+        if not globs:
             return None
-        glob = str(root / "date=*" / "hour=*" / "*.parquet").replace("'", "''")
-        return f"read_parquet('{glob}', hive_partitioning = false)"
+        return f"read_parquet([{', '.join(globs)}], hive_partitioning = false)"
 
     def _recent(self, device: int | None = None) -> ReadingBatch:
         frames = self.history.recent_frames()
@@ -162,3 +169,121 @@ def _head_per_series(rows: ReadingBatch, n: int, newest: bool) -> ReadingBatch:
     _, _, rank = series_ranks(rows, newest)
     return rows.take(np.flatnonzero(rank < n))
 
+
+
+# -- sampled at regular steps (the screen's replay) ---------------------------------------------
+
+
+def sampled(reader: HistoryReader, devices: Sequence[int], channels: Sequence[str],
+            from_us: int, step_us: int, steps: int, hold_us: int) -> np.ndarray:
+    """Each device's channels as they stood at `from_us + k * step_us` for k < `steps`: the
+    latest reading at or before that moment and no older than `hold_us`, else NaN. A float
+    array shaped (devices, channels, steps).
+
+    A replay needs values at its frames, not every reading: DuckDB keeps only the last reading
+    of each (device, channel) per step over the Parquet files, numpy does the same over the
+    WAL rows still in memory, and the gaps are filled forward column-wise, so a day of a
+    tracker reporting every 10 s costs one row per frame, never one per reading in Python."""
+    n_dev, n_ch = len(devices), len(channels)
+    out = np.full((n_dev, n_ch, steps), np.nan)
+    if not n_dev or not n_ch or steps <= 0 or step_us <= 0:
+        return out
+    wanted = np.asarray(devices, np.int64)
+    row_of = {int(d): r for r, d in enumerate(wanted.tolist())}
+    lo, hi = from_us - hold_us, from_us + (steps - 1) * step_us
+    parts = [_sampled_parquet(reader, wanted, channels, row_of, from_us, step_us, lo, hi),
+             _sampled_recent(reader, wanted, channels, from_us, step_us, lo, hi)]
+    row = np.concatenate([p[0] for p in parts])
+    col = np.concatenate([p[1] for p in parts])
+    bucket = np.concatenate([p[2] for p in parts])
+    ts = np.concatenate([p[3] for p in parts])
+    value = np.concatenate([p[4] for p in parts])
+    if not len(ts):
+        return out
+    # The newest reading wins a step: written in time order, later ones overwrite.
+    order = np.argsort(ts, kind="stable")
+    last_ts = np.full((n_dev, n_ch, steps), np.iinfo(np.int64).min, np.int64)
+    last_v = np.full((n_dev, n_ch, steps), np.nan)
+    last_ts[row[order], col[order], bucket[order]] = ts[order]
+    last_v[row[order], col[order], bucket[order]] = value[order]
+    have = last_ts != np.iinfo(np.int64).min
+    source = np.where(have, np.arange(steps), -1)
+    np.maximum.accumulate(source, axis=2, out=source)
+    found = source >= 0
+    take = np.where(found, source, 0)
+    held_ts = np.take_along_axis(last_ts, take, axis=2)
+    held_v = np.take_along_axis(last_v, take, axis=2)
+    at = from_us + np.arange(steps, dtype=np.int64) * step_us
+    fresh = found & (at - held_ts <= hold_us)
+    out[fresh] = held_v[fresh]
+    return out
+
+
+_EMPTY = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
+          np.empty(0, np.int64), np.empty(0, np.float64))
+
+
+def _bucket(ts: np.ndarray, from_us: int, step_us: int) -> np.ndarray:
+    """The first step at or after each reading (a reading at a step's moment is in it)."""
+    return np.where(ts <= from_us, 0, (ts - from_us + step_us - 1) // step_us)
+
+
+def _sampled_parquet(reader: HistoryReader, wanted: np.ndarray, channels: Sequence[str],
+                     row_of: dict[int, int], from_us: int, step_us: int, lo: int, hi: int):
+    source = reader._parquet_source()
+    if source is None:
+        return _EMPTY
+    registry = reader.history.registry
+    ids = [registry.devices[int(i)].id for i in wanted.tolist()]
+    query = (
+        "SELECT device_id::VARCHAR AS d, channel::VARCHAR AS c, "
+        "CASE WHEN epoch_us(ts) <= $f THEN 0 ELSE (epoch_us(ts) - $f + $s - 1) // $s END "
+        "AS b, max(epoch_us(ts)) AS t, arg_max(value, ts) AS v "
+        f"FROM {source} WHERE device_id::VARCHAR IN (SELECT unnest($ids)) "
+        "AND channel::VARCHAR IN (SELECT unnest($chs)) "
+        "AND ts > make_timestamp($lo) AND ts <= make_timestamp($hi) GROUP BY d, c, b"
+    )
+    found = reader._con().execute(query, {"ids": ids, "chs": list(channels), "f": from_us,
+                                          "s": step_us, "lo": lo, "hi": hi}).fetchnumpy()
+    if not len(found["t"]):
+        return _EMPTY
+    col_of = {c: k for k, c in enumerate(channels)}
+    row = np.fromiter((row_of[registry.index[d]] for d in found["d"].tolist()), np.int64,
+                      len(found["t"]))
+    col = np.fromiter((col_of[c] for c in found["c"].tolist()), np.int64, len(found["t"]))
+    return (row, col, np.asarray(found["b"], np.int64), np.asarray(found["t"], np.int64),
+            np.asarray(found["v"], np.float64))
+
+
+def _sampled_recent(reader: HistoryReader, wanted: np.ndarray, channels: Sequence[str],
+                    from_us: int, step_us: int, lo: int, hi: int):
+    registry = reader.history.registry
+    names = registry.channel_names()
+    frames = reader.history.recent_frames()
+    if not frames:
+        return _EMPTY
+    # Each wanted device's row in the answer, and its kind's channel numbers as columns.
+    size = max(int(wanted.max()) + 1, 1)
+    row_at = np.full(size, -1, np.int64)
+    row_at[wanted] = np.arange(len(wanted))
+    col_at = np.full((size, MAX_CHANNELS), -1, np.int64)
+    for d in wanted.tolist():
+        kind_channels = names[int(registry.kind_of[d])]
+        for k, c in enumerate(channels):
+            if c in kind_channels:
+                col_at[d, kind_channels.index(c)] = k
+    parts = []
+    for f in frames:
+        keep = (f.device < size) & (f.ts > lo) & (f.ts <= hi)
+        if not keep.any():
+            continue
+        d = f.device[keep].astype(np.int64)
+        c = col_at[d, f.channel[keep].astype(np.int64)]
+        ok = (row_at[d] >= 0) & (c >= 0)
+        if ok.any():
+            t = f.ts[keep][ok].astype(np.int64)
+            parts.append((row_at[d[ok]], c[ok], _bucket(t, from_us, step_us), t,
+                          f.value[keep][ok].astype(np.float64)))
+    if not parts:
+        return _EMPTY
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(5))
