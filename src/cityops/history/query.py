@@ -14,7 +14,6 @@ import numpy as np
 
 from cityops.domain.kinds import MAX_CHANNELS
 from cityops.domain.readings import ReadingBatch, series_ranks
-from cityops.history.backfill import IMPORTED
 from cityops.history.log import HistoryLog
 
 
@@ -31,16 +30,11 @@ class HistoryReader:
         return con
 
     def _parquet_source(self) -> str | None:
-        """The live history's compacted files and the imported ones (cityops.history.backfill)
-        as one DuckDB source; None while there are none."""
-        globs = []
-        for root, pattern in ((self.history.parquet_dir, "date=*/hour=*/*.parquet"),
-                              (self.history.root / IMPORTED, "*/*.parquet")):
-            if any(root.glob(pattern)):
-                globs.append("'" + str(root / pattern).replace("'", "''") + "'")
-        if not globs:
+        root = self.history.parquet_dir
+        if not any(root.glob("date=*/hour=*/*.parquet")):
             return None
-        return f"read_parquet([{', '.join(globs)}], hive_partitioning = false)"
+        glob = str(root / "date=*" / "hour=*" / "*.parquet").replace("'", "''")
+        return f"read_parquet('{glob}', hive_partitioning = false)"
 
     def _recent(self, device: int | None = None) -> ReadingBatch:
         frames = self.history.recent_frames()
@@ -168,7 +162,6 @@ def _head_per_series(rows: ReadingBatch, n: int, newest: bool) -> ReadingBatch:
     rows = rows.take(np.flatnonzero(fresh))
     _, _, rank = series_ranks(rows, newest)
     return rows.take(np.flatnonzero(rank < n))
-
 
 
 # -- sampled at regular steps (the screen's replay) ---------------------------------------------
