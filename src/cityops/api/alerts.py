@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from cityops.api.export import Export
 from cityops.api.incidents import visible
 from cityops.api.params import cursor_for, cursor_of
 from cityops.api.route import Call, Endpoint, Guard, Scope
@@ -106,7 +107,8 @@ async def get_alert(call: Call[None, Any]) -> AlertDetail:
 
 ROUTES = [
     Endpoint("GET", "/api/v1/alerts", list_alerts, "Alerts, newest first", READ_DEVICES,
-             Scope.LIST, kind="alert", query=AlertQuery, response=AlertPage),
+             Scope.LIST, kind="alert", query=AlertQuery, response=AlertPage,
+             export=Export("alerts")),
     Endpoint("GET", "/api/v1/alerts/{alert_id}", get_alert, "One alert with its evidence",
              READ_DEVICES, Scope.RECORD, guard=ALERT, response=AlertDetail),
 ]

@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal, cast
 import msgspec
 
 from cityops.api.errors import ApiError
+from cityops.api.export import Export
 from cityops.api.params import cursor_for, cursor_of
 from cityops.api.route import Call, Endpoint, Guard, Reply, Scope, errors_map
 from cityops.api.serve_util import covers, in_area_scope, is_citizen
@@ -330,7 +331,8 @@ ROUTES = [
              status=201, also_ok=(200,), errors=(404, 409)),
     Endpoint("GET", "/api/v1/applications", list_applications,
              "A department's queue, newest first; overdue ones soonest due first", QUEUE,
-             Scope.LIST, kind="application", query=ApplicationQuery, response=ApplicationList),
+             Scope.LIST, kind="application", query=ApplicationQuery, response=ApplicationList,
+             export=Export("applications")),
     Endpoint("GET", "/api/v1/applications/{application_id}", get_application,
              "One application, with its timeline", READ, Scope.RECORD, guard=APPLICATION,
              response=ApplicationOut),

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import msgspec
 
 from cityops.api.areas import ANY_KEY
+from cityops.api.export import Export
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import READ_DEVICES, READ_OPERATIONS, can_see_place
 from cityops.domain.scenarios.spec import Category, Severity, State, Urgency
@@ -148,7 +149,8 @@ ROUTES = [
              "Each KPI series against its baseline for this hour of the week",
              READ_DEVICES, Scope.LIST, kind="device", response=VitalSigns),
     Endpoint("GET", "/api/v1/audit", list_audit, "The audit trail, newest first",
-             READ_OPERATIONS, Scope.CITY, query=AuditQuery, response=AuditPage),
+             READ_OPERATIONS, Scope.CITY, query=AuditQuery, response=AuditPage,
+             export=Export("audit")),
     Endpoint("GET", "/api/v1/detect/stats", detect_stats, "The detect engine's counters",
              READ_OPERATIONS, Scope.CITY, response=DetectStats),
 ]

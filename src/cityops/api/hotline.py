@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import msgspec
 
 from cityops.api.errors import ApiError
+from cityops.api.export import Export
 from cityops.api.route import Call, Endpoint, Guard, NoQuery, Reply, Scope, errors_map
 from cityops.api.serve_util import (
     CENTRE,
@@ -324,7 +325,8 @@ ROUTES = [
              status=201),
     Endpoint("GET", "/api/v1/hotline/orders", list_orders,
              "Orders the key covers (a citizen: their own), newest first", STAFF | {Role.CITIZEN},
-             Scope.LIST, kind="hotline_order", query=OrderList, response=OrderPage),
+             Scope.LIST, kind="hotline_order", query=OrderList, response=OrderPage,
+             export=Export("hotline-orders")),
     Endpoint("GET", "/api/v1/hotline/orders/{number}", get_order,
              "One order with its timeline (a citizen key: its own, or by phone_last4)",
              STAFF | {Role.CITIZEN}, Scope.RECORD, guard=ORDER, query=Lookup,

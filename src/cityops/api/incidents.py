@@ -33,6 +33,7 @@ from cityops.act.cap import to_cap_xml
 from cityops.act.desk import NotFound
 from cityops.act.warning import warning_of
 from cityops.api.errors import ApiError
+from cityops.api.export import Export
 from cityops.api.params import cursor_for, cursor_of
 from cityops.api.route import Call, Endpoint, Guard, NoQuery, Reply, Scope, errors_map
 from cityops.api.serve_util import actor_of
@@ -479,7 +480,8 @@ MOVES = (409, 503)
 ROUTES = [
     Endpoint("GET", "/api/v1/incidents", list_incidents,
              "Incidents the key may see, newest report first", READ, Scope.LIST,
-             kind="incident", query=IncidentQuery, response=IncidentPage, errors=(503,)),
+             kind="incident", query=IncidentQuery, response=IncidentPage, errors=(503,),
+             export=Export("incidents")),
     Endpoint("POST", "/api/v1/incidents", post_incident,
              "Report an incident (merged into a nearby open one the key may see, if any)",
              REPORT, Scope.CREATE, kind="incident", body=NewIncident, response=IncidentFiled,

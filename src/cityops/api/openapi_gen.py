@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from cityops.api.export import CSV, FORMATS, XLSX
 from cityops.api.route import Endpoint, NoQuery
 
 REF = "#/components/schemas/{name}"
@@ -32,6 +33,18 @@ TEXTS = {
     "423": "Locked for a while after too many wrong tries; see Retry-After",
     "429": "Too many requests; see Retry-After",
     "503": "Overloaded or unavailable; see Retry-After",
+}
+
+
+FORMAT_PARAM = {
+    "name": "format", "in": "query", "required": False,
+    "schema": {"type": "string", "enum": ["json", *FORMATS]},
+    "description": "csv or xlsx: the whole list (every page, the same filters and scope) as "
+                   "a download; without it, Accept: text/csv or the XLSX media type does the "
+                   "same. limit is then ignored; a cursor says where the file starts."}
+EXPORT_CONTENT = {
+    CSV: {"schema": {"type": "string", "contentMediaType": CSV}},
+    XLSX: {"schema": {"type": "string", "contentMediaType": XLSX, "format": "binary"}},
 }
 
 
@@ -133,6 +146,8 @@ def document(table: Sequence[Endpoint], *, title: str, version: str,
                   for n in _PARAM.findall(e.path)]
         if q is not None:
             params += _query_parameters(e.query, components, schemas[q])
+        if e.export is not None:
+            params.append(FORMAT_PARAM)
         if params:
             op["parameters"] = params
         if b is not None:
@@ -160,6 +175,8 @@ def document(table: Sequence[Endpoint], *, title: str, version: str,
                                        else e.media_type, error)}
             for media in e.alt_media:
                 responses[code]["content"][media] = {"schema": {"type": "string"}}
+            if e.export is not None and status == e.status:
+                responses[code]["content"].update(EXPORT_CONTENT)
         op["responses"] = responses
         paths.setdefault(_openapi_path(e.path), {})[e.method.lower()] = op
     return {

@@ -21,6 +21,7 @@ import msgspec
 
 from cityops.api.devices import DEVICE, may_see
 from cityops.api.errors import ApiError
+from cityops.api.export import Export
 from cityops.api.limits import INGEST_BODY, declared_length
 from cityops.api.params import iso, time_us
 from cityops.api.route import Call, Endpoint, Scope
@@ -131,5 +132,6 @@ ROUTES = [
                          "`max_body_bytes` (16 MiB unless configured)."),
     Endpoint("GET", "/api/v1/devices/{device_id}/readings", get_device_readings,
              "A device's reading history, oldest first",
-             READ_DEVICES, Scope.RECORD, guard=DEVICE, query=HistoryQuery, response=History),
+             READ_DEVICES, Scope.RECORD, guard=DEVICE, query=HistoryQuery, response=History,
+             export=Export("readings", times=("ts",))),
 ]

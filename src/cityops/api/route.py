@@ -28,6 +28,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cityops.api.errors import ApiError, json_response
+from cityops.api.export import Export, wanted
+from cityops.api.export import start as start_export
 from cityops.api.limits import (
     DEFAULT_BODY,
     check_depth,
@@ -158,6 +160,8 @@ class Endpoint:
     include_in_schema: bool = True  # False only for catch-alls that answer 404/405
     own_key: bool = False  # a PUBLIC route that takes a key of its own (Open311's api_key
     # field): its handler charges that key's share, not the address's
+    export: Export | None = None  # a list that may also be had whole as CSV or XLSX
+    # (`?format=`, see cityops.api.export): how to page through it
 
     def __post_init__(self) -> None:
         if self.scope is Scope.RECORD and self.guard is None:
@@ -170,6 +174,8 @@ class Endpoint:
                             "the kind of record it lists or makes")
         if self.scope is not Scope.NONE and not self.roles:
             raise TypeError(f"{self.method} {self.path}: a scoped route cannot be PUBLIC")
+        if self.export is not None and self.method != "GET":
+            raise TypeError(f"{self.method} {self.path}: only a GET list is exported")
 
     @property
     def record_kind(self) -> str:
@@ -192,6 +198,8 @@ class Endpoint:
             out.add(429)  # the address's fair share
         if self.guard is not None:
             out.add(404)
+        if self.export is not None:
+            out.update({400, 503})  # a format not served; too many exports at once
         return sorted(out)
 
 
@@ -257,11 +265,14 @@ def decode_json(raw: bytes, kind: type, what: str = "body") -> Any:
     return value
 
 
-def decode_query(request: Request, kind: type) -> Any:
+def decode_query(request: Request, kind: type, skip: tuple[str, ...] = ()) -> Any:
     """The query string as `kind`: strings are converted to the declared types, and ranges,
-    lengths and enums are checked, so a handler never sees an out-of-range number."""
+    lengths and enums are checked, so a handler never sees an out-of-range number. Names in
+    `skip` are the route layer's own (an export's `format`), not the model's."""
     params: dict[str, Any] = {}
     for name, value in request.query_params.multi_items():
+        if name in skip:
+            continue
         if name in params:
             raise ApiError(400, f"query parameter {name!r} is given more than once")
         params[name] = value
@@ -311,7 +322,9 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async with admit(request, who, endpoint):
             call: Call[Any, Any] = Call(request, who, None, None, None, request.path_params,
                                         endpoint.body_limit, started)
-            call.query = decode_query(request, endpoint.query)
+            fmt = wanted(request) if endpoint.export is not None else None
+            call.query = decode_query(request, endpoint.query,
+                                      ("format",) if endpoint.export is not None else ())
             guard = endpoint.guard
             if guard is not None:
                 # Before the body: a record the key may not see is refused the same way
@@ -333,7 +346,10 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 else:
                     call.body = decode_json(raw, endpoint.body)
             try:
-                result = await endpoint.handler(call)
+                if fmt is not None:
+                    result = await start_export(endpoint, call, fmt)
+                else:
+                    result = await endpoint.handler(call)
             except ApiError:
                 raise
             except Exception as error:

@@ -12,21 +12,24 @@ told there is no such person.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated, Any
 
 import msgspec
 
 from cityops.api.errors import ApiError
+from cityops.api.export import Export
 from cityops.api.incidents import READ, Code, Limit, desk_of, scope_filter
 from cityops.api.route import Call, Endpoint, Guard, NoQuery, Scope
 from cityops.domain.access import Principal, Role
 from cityops.domain.city import Staff
-from cityops.domain.incidents.model import OrderStatus, WorkOrder
+from cityops.domain.incidents.model import Incident, OrderStatus, WorkOrder
 from cityops.domain.nearest import StaffStatus
 from cityops.domain.privacy import mask_text
 from cityops.store.base import IncidentFilter
 
 SET_STATUS = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.FIELD})
+EXPORT_CASES = 500  # open cases read a page when exporting their orders
 
 
 class StatusBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -138,8 +141,9 @@ async def put_staff_status(call: Call[StatusBody, NoQuery]) -> StatusOut:
     return StatusOut(person.id, board.status[person.id])
 
 
-async def list_work_orders(call: Call[None, WorkOrderQuery]) -> WorkOrderPage:
-    """Live orders of open cases; a field key gets the orders assigned or offered to it."""
+def _orders(call: Call[None, WorkOrderQuery]
+            ) -> tuple[IncidentFilter, Callable[[Sequence[Incident]], list[WorkOrderItem]]]:
+    """The cases a key's work orders are looked for in, and which of their orders it gets."""
     node = call.node
     who = call.principal
     desk_of(call.request)
@@ -152,22 +156,49 @@ async def list_work_orders(call: Call[None, WorkOrderQuery]) -> WorkOrderPage:
         scope = {}
     else:
         scope = scope_filter(node, who)
-    cases = await node.store.list_incidents(
-        IncidentFilter(open=True, department=department, **scope), limit=max(q.limit, 200))
-    items = []
-    for inc in cases:
-        brief = CaseBrief(inc.id, mask_text(inc.title), inc.category, inc.status.value,
-                          inc.lat, inc.lon, inc.urgency)
-        for o in inc.live_orders():
-            if department and o.department != department:
-                continue
-            if q.status and o.status != q.status:
-                continue
-            if mine and not (o.assignee == who.name or (o.offer and o.offer.staff_id == who.name)):
-                continue
-            items.append(WorkOrderItem(**msgspec.structs.asdict(o), incident=brief))
+
+    def orders_of(cases: Sequence[Incident]) -> list[WorkOrderItem]:
+        items = []
+        for inc in cases:
+            brief = CaseBrief(inc.id, mask_text(inc.title), inc.category, inc.status.value,
+                              inc.lat, inc.lon, inc.urgency)
+            for o in inc.live_orders():
+                if department and o.department != department:
+                    continue
+                if q.status and o.status != q.status:
+                    continue
+                if mine and not (o.assignee == who.name
+                                 or (o.offer and o.offer.staff_id == who.name)):
+                    continue
+                items.append(WorkOrderItem(**msgspec.structs.asdict(o), incident=brief))
+        return items
+
+    return IncidentFilter(open=True, department=department, **scope), orders_of
+
+
+async def list_work_orders(call: Call[None, WorkOrderQuery]) -> WorkOrderPage:
+    """Live orders of open cases; a field key gets the orders assigned or offered to it."""
+    f, orders_of = _orders(call)
+    q = call.query
+    cases = await call.node.store.list_incidents(f, limit=max(q.limit, 200))
+    items = orders_of(cases)
     items.sort(key=lambda o: o.finish_due or 0)
     return WorkOrderPage(items[:q.limit])
+
+
+async def work_order_pages(call: Call[None, WorkOrderQuery]
+                           ) -> AsyncIterator[list[WorkOrderItem]]:
+    """Every live order the key gets, for an export: the open cases a page at a time by the
+    store's cursor (newest report first), each case's orders together; the JSON list sorts
+    one page by due time instead, which a list read in pages cannot."""
+    f, orders_of = _orders(call)
+    before = None
+    while True:
+        cases = await call.node.store.list_incidents(f, limit=EXPORT_CASES, before=before)
+        yield orders_of(cases)
+        if len(cases) < EXPORT_CASES:
+            return
+        before = (cases[-1].reported_at, cases[-1].id)
 
 
 ROUTES = [
@@ -180,5 +211,5 @@ ROUTES = [
     Endpoint("GET", "/api/v1/work-orders", list_work_orders,
              "Live work orders the key may see (a field key: its own), soonest due first",
              READ, Scope.LIST, kind="work_order", query=WorkOrderQuery, response=WorkOrderPage,
-             errors=(503,)),
+             errors=(503,), export=Export("work-orders", pages=work_order_pages)),
 ]
