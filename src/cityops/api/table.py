@@ -18,6 +18,7 @@ from cityops.api import (
     citizen_photos,
     citizen_reports,
     citizens,
+    community,
     detection,
     devices,
     evaluation,
@@ -49,6 +50,7 @@ from cityops.open311 import routes as open311
 FEATURES = (ops, status, readings, areas, mapdata, lifecycle, devices, cameras, states, alerts,
             detection, silences,
             incidents, storms, staff, field, photos, evaluation, live, replay_screen, pages,
+            community,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
             services, applications, licences, benefits, open311, ngsild, openapi)
 
