@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from cityops.api.errors import ApiError
+from cityops.api.export import Export
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import Role
 from cityops.domain.evaluation import Figures, evaluate
@@ -94,5 +95,6 @@ ROUTES = [
     Endpoint("GET", "/api/v1/evaluation", get_evaluation,
              "Closure, on-time closure, rework, dispatch and registration accuracy and mean "
              "step times for a period, over the cases the key's scope covers",
-             READ, Scope.LIST, kind="area", query=EvaluationQuery, response=Evaluation),
+             READ, Scope.LIST, kind="area", query=EvaluationQuery, response=Evaluation,
+             export=Export("evaluation")),
 ]
