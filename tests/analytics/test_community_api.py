@@ -108,11 +108,12 @@ async def test_inspections_as_csv(live) -> None:
     csv = ("area,stream,checked,correct,note\n"
            f"{A1},wet,50,48,morning round\n{A2},hazardous,20,17,\n")
     async with live.client(await live.key("station", TOWN_A)) as c:
-        r = await c.post("/api/v1/sorting/inspections.csv", content=csv.encode(),
+        r = await c.post("/api/v1/sorting/inspections", content=csv.encode(),
                          headers={"content-type": "text/csv"})
         assert r.status_code == 201, r.text
         bad = csv.replace("50,48", "50,x")
-        r = await c.post("/api/v1/sorting/inspections.csv", content=bad.encode())
+        r = await c.post("/api/v1/sorting/inspections", content=bad.encode(),
+                         headers={"content-type": "text/csv"})
         assert r.status_code == 400 and "line 2" in r.text
     stored = await sorting.read(live.node.store, 0, NOW + 1)
     assert sorted((s.area, s.stream, s.correct) for s in stored) == [

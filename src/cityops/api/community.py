@@ -1,7 +1,6 @@
 """Community analytics: garbage-sorting accuracy and the 15-minute elderly-care circle.
 
-    POST /api/v1/sorting/inspections      bin inspections (one, or a list), from inspectors
-    POST /api/v1/sorting/inspections.csv  the same as CSV: area,stream,checked,correct[,at][,note]
+    POST /api/v1/sorting/inspections      bin inspections (one, a list, or CSV), from inspectors
     GET  /api/v1/sorting/ranking          per community: accuracy, rank in town, trend, flags
     GET  /api/v1/care/coverage            per community: residents 60+ within 15 minutes' walk
     GET  /api/v1/care/gaps.geojson        the homes outside it, a map layer
@@ -24,7 +23,7 @@ from starlette.responses import Response
 from cityops.analytics import care, sorting
 from cityops.analytics.walk import WALK_SPEED_MPS
 from cityops.api.errors import ApiError
-from cityops.api.route import Call, Endpoint, Scope, errors_map
+from cityops.api.route import Call, Endpoint, Scope, decode_json, errors_map
 from cityops.api.serve_util import covers
 from cityops.domain import sorting as core
 from cityops.domain.access import READ_DEVICES, Principal, Role
@@ -37,7 +36,7 @@ errors_map({InspectionError: 400})
 INSPECTORS = frozenset({Role.ADMIN, Role.OPERATOR, Role.STATION, Role.FIELD})
 PLANNERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.STATION})
 MAX_ITEMS = 1000  # inspections in one request
-CSV_BODY = 512 << 10
+BODY = 512 << 10
 DAY = 86400.0
 PERIODS = {"day": 1, "week": 7, "month": 30}
 
@@ -147,8 +146,14 @@ def _stored(call: Call[Any, Any], items: list[NewInspection]) -> list[sorting.St
     return out
 
 
-async def post_inspections(call: Call[Any, Any]) -> Posted:
-    items = call.body if isinstance(call.body, list) else [call.body]
+async def post_inspections(call: Call[None, Any]) -> Posted:
+    raw = await call.raw_body()
+    media = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "text/csv":
+        items = _csv_items(raw)
+    else:
+        body = decode_json(raw, Inspections)
+        items = body if isinstance(body, list) else [body]
     checked = _stored(call, items)
     return Posted(await sorting.add(call.node.store, checked, call.node.clock()))
 
@@ -182,11 +187,6 @@ def _csv_items(raw: bytes) -> list[NewInspection]:
         except msgspec.ValidationError as error:
             raise ApiError(400, f"line {line}: {error}") from None
     return items
-
-
-async def post_inspections_csv(call: Call[None, Any]) -> Posted:
-    checked = _stored(call, _csv_items(await call.raw_body()))
-    return Posted(await sorting.add(call.node.store, checked, call.node.clock()))
 
 
 def _days(period: str) -> int:
@@ -248,19 +248,18 @@ _STREAMS = ", ".join(STREAMS)
 
 ROUTES = [
     Endpoint("POST", "/api/v1/sorting/inspections", post_inspections,
-             "Garbage-sorting inspections: one, or a list of up to 1,000, taken whole or not "
-             "at all", INSPECTORS, Scope.CREATE, kind=sorting.KIND, body=Inspections,
-             body_limit=256 << 10, response=Posted, status=201,
-             description=f"Streams: {_STREAMS}. A scoped key posts only for communities "
-                         "inside its scope (403)."),
-    Endpoint("POST", "/api/v1/sorting/inspections.csv", post_inspections_csv,
-             "Garbage-sorting inspections as CSV (area,stream,checked,correct[,at][,note])",
-             INSPECTORS, Scope.CREATE, kind=sorting.KIND, raw_body=True, body_limit=CSV_BODY,
-             request_content={"text/csv": {"type": "string"}}, response=Posted, status=201),
+             "Garbage-sorting inspections: one, a list of up to 1,000, or CSV, taken whole or "
+             "not at all", INSPECTORS, Scope.CREATE, kind=sorting.KIND, raw_body=True,
+             body_limit=BODY, request_content={"application/json": Inspections,
+                                               "text/csv": {"type": "string"}},
+             response=Posted, status=201,
+             description=f"Streams: {_STREAMS}. CSV (Content-Type: text/csv) has a header "
+                         "line area,stream,checked,correct[,at][,note]. A scoped key posts "
+                         "only for communities inside its scope (403)."),
     Endpoint("GET", "/api/v1/sorting/ranking", get_ranking,
              "Sorting accuracy per community over a period: by stream, rank in its town, "
              "trend against the period before, below the 90 % target, above the 98 % mark",
-             READ_DEVICES, Scope.LIST, kind=sorting.KIND, query=RankingQuery,
+             READ_DEVICES, Scope.LIST, kind="sorting_community", query=RankingQuery,
              response=Ranking),
     Endpoint("GET", "/api/v1/care/coverage", get_coverage,
              "Per community: residents of 60+ within 15 minutes' walk of an elderly-care "
