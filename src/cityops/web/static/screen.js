@@ -3,6 +3,7 @@ import uPlot from "/static/vendor/uPlot.esm.js";
 import { api, signIn, LiveStream, el, fmt, clockTime, relative, escapeHtml, STATUS_LABEL,
   STATUS_ORDER, STAFF_COLORS } from "/static/common.js";
 import { CityMapView, PointsLayer } from "/static/mapview.js";
+import { Replay } from "/static/replay.js";
 
 const URGENCY_COLOR = { urgent: "#ff4d4f", high: "#ff9f1a", normal: "#ffd43b", low: "#a0aec0" };
 const STATUS_STROKE = { collected: "#ffffff", registered: "#9cc8ff", dispatched: "#3d8bff",
@@ -62,6 +63,10 @@ async function main() {
     "circle-stroke-color": ["match", ["get", "status"], ...Object.entries(STATUS_STROKE).flat(), "#ffffff"] } }]);
   drawIncidents();
   drawAlarms();
+  // The replay draws on layers of its own and hides these while it runs (replay.js).
+  window.cityops.replay = new Replay({ view, world,
+    live: { points: [staffLayer, vehicleLayer], geojson: ["incidents", "alarms"] },
+    vehicleColor: (role) => VEHICLE_COLOR[role] || [150, 160, 175] });
   // Only the areas the key covers: a scoped key starts (and stops) at its own area.
   const start = me.scope && /^\d+$/.test(me.scope) ? me.scope : view.root;
   view.focus(start, { animate: false });
