@@ -35,6 +35,7 @@ def _mount_optional() -> None:
     from cityops.cli.bench import bench_app
     from cityops.cli.city import city_app
     from cityops.cli.demo import demo
+    from cityops.cli.history import history_app
     from cityops.cli.replay import replay_app
     from cityops.cli.simulate import register
 
@@ -42,6 +43,7 @@ def _mount_optional() -> None:
     bench_app.command("incidents")(bench_incidents)
     app.add_typer(bench_app, name="bench")
     app.add_typer(replay_app, name="replay")
+    app.add_typer(history_app, name="history")
     app.command("demo")(demo)
     register(app)
 

@@ -171,12 +171,40 @@ class DetectEngine:
         self._held = {(a.rule, a.subject) for a in alerts
                       if a.active and (a.silenced_by or a.inhibited_by)}
         self._open_outages = {a.id for a in alerts if a.active and a.rule in self._outage_rules}
+        await self._learn_history()
         await self.share.warm_up(self)
         bus = self.bus
         self._readings = bus.subscribe(READINGS, maxsize=node.settings.bus_queue)
         self._rejections = bus.subscribe(REJECTIONS, maxsize=node.settings.bus_queue)
         self._loop.start()
         self._ticker.start()
+
+    async def _learn_history(self) -> None:
+        """Rules that learn what is usual (baselines) start from the stored history, imported
+        or live, rather than from nothing: vital signs are judged from the first hour."""
+        reader = getattr(self.node, "reader", None)
+        if reader is None or not hasattr(reader, "hourly"):
+            return  # a cluster node without the history: its rules learn as readings come
+        now_us = int(self.clock() * US)
+        for p in self.packs:
+            for evaluator in p.readings:
+                if not hasattr(evaluator, "learn"):
+                    continue
+                mask, active = evaluator.sel.mask, p.active
+                n = min(mask.shape[0], active.shape[0])
+                devices = np.flatnonzero(mask[:n] & active[:n])
+                if not devices.size:
+                    continue
+                try:
+                    rows = await asyncio.to_thread(
+                        reader.hourly, devices.tolist(), now_us - evaluator.learning_span_us(),
+                        now_us)
+                except Exception:  # a history that cannot be read must not stop detection
+                    log.exception("learning %s from the history failed", evaluator.rule)
+                    continue
+                if len(rows):
+                    self._call(evaluator, "learn", rows, self.ctx)
+                    self.stats["learnt_rows"] = self.stats.get("learnt_rows", 0) + len(rows)
 
     async def stop(self) -> None:
         await self._ticker.stop()

@@ -48,6 +48,9 @@ class Alert(msgspec.Struct, kw_only=True):
     silenced_by: str | None = None
     inhibited_by: str | None = None
     flaps: int = 0  # times it cleared and fired again within the flap window: one episode
+    # Found by running the rules over imported history (`history import --replay`): a record
+    # of the past, never active, never acted on.
+    historical: bool = False
 
 
 class AlertEvent(msgspec.Struct, frozen=True):

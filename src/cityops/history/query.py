@@ -14,6 +14,7 @@ import numpy as np
 
 from cityops.domain.kinds import MAX_CHANNELS
 from cityops.domain.readings import ReadingBatch, series_ranks
+from cityops.history.backfill import IMPORTED
 from cityops.history.log import HistoryLog
 
 
@@ -30,11 +31,16 @@ class HistoryReader:
         return con
 
     def _parquet_source(self) -> str | None:
-        root = self.history.parquet_dir
-        if not any(root.glob("date=*/hour=*/*.parquet")):
+        """The live history's compacted files and the imported ones (cityops.history.backfill)
+        as one DuckDB source; None while there are none."""
+        globs = []
+        for root, pattern in ((self.history.parquet_dir, "date=*/hour=*/*.parquet"),
+                              (self.history.root / IMPORTED, "*/*.parquet")):
+            if any(root.glob(pattern)):
+                globs.append("'" + str(root / pattern).replace("'", "''") + "'")
+        if not globs:
             return None
-        glob = str(root / "date=*" / "hour=*" / "*.parquet").replace("'", "''")
-        return f"read_parquet('{glob}', hive_partitioning = false)"
+        return f"read_parquet([{', '.join(globs)}], hive_partitioning = false)"
 
     def _recent(self, device: int | None = None) -> ReadingBatch:
         frames = self.history.recent_frames()
@@ -101,6 +107,44 @@ class HistoryReader:
         parts.extend(f for f in frames if len(f))
         return _head_per_series(ReadingBatch.concat(parts), per_series, newest)
 
+    def hourly(self, devices: Sequence[int], from_us: int, to_us: int) -> ReadingBatch:
+        """The last reading of each hour of each (device, channel) of `devices` with
+        from_us <= ts < to_us, in time order: what hour-of-week baselines learn from when a
+        node starts (a year of a minute-by-minute meter is 8,760 rows, not half a million)."""
+        if not len(devices) or from_us >= to_us:
+            return ReadingBatch.empty()
+        registry = self.history.registry
+        wanted = np.unique(np.asarray(devices, dtype=np.int64))
+        parts = []
+        source = self._parquet_source()
+        if source is not None:
+            query = (
+                f"SELECT device_id::VARCHAR AS d, channel::VARCHAR AS c, max(epoch_us(ts)) AS t,"
+                f" arg_max(value, ts) AS v FROM {source} "
+                "WHERE device_id::VARCHAR IN (SELECT unnest($ids)) "
+                "AND ts >= make_timestamp($f) AND ts < make_timestamp($t) "
+                "GROUP BY d, c, epoch_us(ts) // 3600000000"
+            )
+            params = {"ids": [registry.devices[int(i)].id for i in wanted], "f": from_us,
+                      "t": to_us}
+            found = self._con().execute(query, params).fetchnumpy()
+            if len(found["t"]):
+                parts.append(self._indexed(found["d"], found["c"], found["t"], found["v"]))
+        for frame in self.history.recent_frames():
+            inside = np.isin(frame.device, wanted) & (frame.ts >= from_us) & (frame.ts < to_us)
+            if inside.any():
+                parts.append(frame.take(np.flatnonzero(inside)))
+        rows = ReadingBatch.concat(parts)
+        if not len(rows):
+            return rows
+        # One per (device, channel, hour), the newest; Parquet and the WAL may both hold it.
+        hour = rows.ts // (3600 * 1_000_000)
+        order = np.lexsort((rows.ts, hour, rows.channel, rows.device))
+        d, c, h = rows.device[order], rows.channel[order], hour[order]
+        last = np.r_[(d[1:] != d[:-1]) | (c[1:] != c[:-1]) | (h[1:] != h[:-1]), True]
+        rows = rows.take(order[last])
+        return rows.take(np.argsort(rows.ts, kind="stable"))
+
     def _indexed(self, device_ids: np.ndarray, channels: np.ndarray, ts: np.ndarray,
                  values: np.ndarray) -> ReadingBatch:
         """Rows read back from Parquet (devices and channels by name) as registry indices.
@@ -162,6 +206,7 @@ def _head_per_series(rows: ReadingBatch, n: int, newest: bool) -> ReadingBatch:
     rows = rows.take(np.flatnonzero(fresh))
     _, _, rank = series_ranks(rows, newest)
     return rows.take(np.flatnonzero(rank < n))
+
 
 
 # -- sampled at regular steps (the screen's replay) ---------------------------------------------

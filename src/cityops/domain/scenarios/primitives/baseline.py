@@ -135,6 +135,22 @@ class BaselineEvaluator:
                                         float(baseline[i]), float(z[i]), int(slot[i])))
         return out
 
+    def learning_span_us(self) -> int:
+        """How far back the history this rule keeps reaches: what a starting node reads to
+        learn it (robust_z: its weeks and the current one; ewma: until the oldest value
+        weighs under 2 %, at most a year)."""
+        if self.spec.method == "robust_z":
+            weeks = int(self.spec.weeks) + 1
+        else:
+            weeks = min(52, max(1, math.ceil(math.log(0.02) / math.log(1 - self.spec.alpha))))
+        return weeks * 7 * DAY_US
+
+    def learn(self, batch: ReadingBatch, ctx: Context) -> None:
+        """Take in past readings (stored history, imported or not) as if they had been seen
+        live, deciding nothing: the episodes of the past are not today's."""
+        self.on_batch(batch, ctx)
+        self.active.clear()
+
     def _rows(self, dev: np.ndarray) -> np.ndarray:
         """History rows of these devices, adding rows for series seen for the first time."""
         self.row_of = grown(self.row_of, int(dev.max()) + 1, -1)

@@ -1,0 +1,779 @@
+"""Importing a city's existing history: CSV, NDJSON and Parquet files into the history store.
+
+A file is read in Arrow record batches (never whole), cut into chunks of a fixed number of
+source rows (the unit an interrupted import resumes from), and each chunk is checked column-wise:
+the timestamp (ISO 8601, with or without a zone, or epoch seconds; a time without a zone is
+the city's local time), the device (a registered one), the value (a number inside the kind's
+physical range). A bad cell or row goes to the rejects file with its line and the reason; the
+good rows of the same line are kept. Any age is accepted (this is the past, not a late
+delivery); only the future is refused.
+
+Layouts, after `--map OLD=NEW` renamed columns:
+- long: `device_id`, `ts`, and `value` (the device's primary channel, or the one a `channel`
+  column names) and/or one column per channel named as the channel (`lat`, `lon`, `laeq` ...);
+- wide: `ts` and one column per device, named as the device (a monitor network's export: the
+  Dublin noise monitors' hourly file is one), each the device's primary channel.
+Columns that are none of these are ignored and listed in the summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from cityops.domain.readings import CHANNEL_DTYPE, DEVICE_DTYPE, US, ReadingBatch
+from cityops.domain.registry import DeviceRegistry
+from cityops.history.backfill import CHUNK_ROWS, Backfill, Chunk, Journal
+
+FORMATS = ("csv", "ndjson", "parquet")
+SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson",
+            ".json": "ndjson", ".parquet": "parquet", ".pq": "parquet"}
+NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+ZONED = r"([Zz]|[+-]\d\d:?\d\d)\s*$"
+REJECT_COLUMNS = ("line", "column", "value", "reason")
+MAX_FUTURE_S = 300.0
+
+
+class ImportRefused(Exception):
+    """The file cannot be imported at all (unreadable, no timestamp column ...): a mistake in
+    what was asked, said plainly; nothing was stored."""
+
+
+@dataclass
+class Options:
+    mapping: dict[str, str] = field(default_factory=dict)  # source column -> CityOps name
+    timezone: str = "UTC"  # of timestamps written without a zone: the city's
+    fmt: str | None = None  # csv, ndjson or parquet; None: from the file's suffix
+    delimiter: str | None = None  # CSV; None: tab for .tsv or a tab-separated header
+    chunk_rows: int = CHUNK_ROWS
+    now_us: int | None = None  # what "the future" is measured from (a test's clock)
+
+
+@dataclass
+class Reject:
+    line: int
+    column: str
+    value: str
+    reason: str
+
+
+@dataclass
+class Summary:
+    source: str
+    digest: str
+    rows: int = 0  # source rows read in this run
+    stored: int = 0  # readings stored (over the whole import, resumed runs included)
+    rejected: int = 0
+    duplicates: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+    already_imported: bool = False  # the same file was imported whole before: nothing done
+    resumed_at_chunk: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    rejects_path: str | None = None
+    first_rejects: list[Reject] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# -- the whole import ---------------------------------------------------------------------------
+
+
+def digest_of(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:32]
+
+
+def import_file(path: Path, backfill: Backfill, options: Options, *,
+                rejects_path: Path | None = None, label: str | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                live: Callable[[], Iterable[ReadingBatch]] = tuple,
+                stop_after_chunks: int | None = None) -> Summary:
+    """Import one file (see the module). `progress(bytes_done, bytes_total)` is called as it
+    goes; `live` gives readings held outside Parquet (a running node's WAL) to check against.
+    `stop_after_chunks` ends the run early, as a crash would (the resumption tests)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportRefused(f"{path}: no such file")
+    started = time.perf_counter()
+    fmt = options.fmt or SUFFIXES.get(path.suffix.lower())
+    if fmt not in FORMATS:
+        raise ImportRefused(f"{path}: cannot tell the format from {path.suffix!r}; give "
+                            f"--format ({', '.join(FORMATS)})")
+    size = path.stat().st_size
+    digest = digest_of(path)
+    source = label or path.name
+    rejects_path = rejects_path or path.with_name(path.name + ".rejects.csv")
+    summary = Summary(source, digest, rejects_path=str(rejects_path))
+    journal = backfill.journal(digest)
+    if journal is not None and journal.complete:
+        summary.already_imported = True
+        _totals(summary, journal)
+        summary.rejects_path = None
+        summary.seconds = time.perf_counter() - started
+        return summary
+    journal = backfill.begin(digest, source, size, options.chunk_rows)
+    done = len(journal.chunks)
+    summary.resumed_at_chunk = done
+    rejects = _RejectsFile(rejects_path, journal.chunks[-1].rejects_bytes if done else 0)
+    reader = _reader(path, fmt, options)
+    layout: _Layout | None = None
+    now_us = options.now_us if options.now_us is not None else int(time.time() * US)
+    try:
+        for index, table in _chunked(reader.batches(), options.chunk_rows):
+            summary.rows += table.num_rows
+            if progress is not None:
+                progress(reader.position(), size)
+            if index < done:
+                continue  # stored by an earlier run, recorded in the journal
+            if layout is None:
+                layout = _Layout.of(table.schema.names, options.mapping, backfill.registry)
+                journal.ignored_columns = layout.ignored
+            first_line = reader.first_line + index * options.chunk_rows
+            batch, bad = normalise(table, layout, backfill.registry, options.timezone,
+                                   first_line, now_us)
+            stored, duplicates, lo, hi = backfill.store_chunk(journal, index, batch, live())
+            rejects.write(bad)
+            if len(summary.first_rejects) < 100:
+                summary.first_rejects += bad[: 100 - len(summary.first_rejects)]
+            journal.chunks.append(Chunk(index, stored, len(bad), duplicates, lo, hi,
+                                        rejects.size))
+            backfill.save(journal)
+            if stop_after_chunks is not None and index + 1 >= stop_after_chunks:
+                rejects.close()
+                _totals(summary, journal)
+                summary.seconds = time.perf_counter() - started
+                return summary
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as error:
+        rejects.close()
+        raise ImportRefused(f"{path}: cannot be read as {fmt}: {_short(error)}") from None
+    finally:
+        rejects.close()
+    if layout is None:  # an empty file: nothing to learn its columns from
+        layout = _Layout.of(reader.names(), options.mapping, backfill.registry)
+        journal.ignored_columns = layout.ignored
+    backfill.finish(journal)
+    if progress is not None:
+        progress(size, size)
+    _totals(summary, journal)
+    if not journal.rejected:
+        Path(rejects_path).unlink(missing_ok=True)
+        summary.rejects_path = None
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def import_batch(batch: ReadingBatch, backfill: Backfill, key: str, source: str) -> Journal:
+    """Store readings made in memory (the demo's history) as one import known by `key`: done
+    once, nothing stored again when called again with the same key."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    journal = backfill.journal(digest)
+    if journal is not None and journal.complete:
+        return journal
+    journal = backfill.begin(digest, source, 0, max(len(batch), 1))
+    if not journal.chunks:
+        stored, duplicates, lo, hi = backfill.store_chunk(journal, 0, batch)
+        journal.chunks.append(Chunk(0, stored, 0, duplicates, lo, hi))
+    backfill.finish(journal)
+    return journal
+
+
+def _totals(summary: Summary, journal: Journal) -> None:
+    summary.stored = journal.stored
+    summary.rejected = journal.rejected
+    summary.duplicates = journal.duplicates
+    summary.ignored_columns = list(journal.ignored_columns)
+    span = journal.span()
+    if span is not None:
+        summary.first_ts, summary.last_ts = span[0] / US, span[1] / US
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+# -- reading the formats -------------------------------------------------------------------------
+
+
+class _Reader:
+    first_line = 1  # the source line (Parquet: the row number) of the first data row
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        raise NotImplementedError
+
+    def position(self) -> int:
+        return 0
+
+    def names(self) -> list[str]:
+        return []
+
+
+class _Csv(_Reader):
+    first_line = 2  # after the header; a quoted field spanning lines shifts later numbers
+
+    def __init__(self, path: Path, delimiter: str | None) -> None:
+        self.path = path
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline()
+        if delimiter is None:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" or header.count("\t") > \
+                header.count(",") else ","
+        self.delimiter = delimiter
+        self._names = next(csv.reader([header], delimiter=delimiter), [])
+        self._file: io.BufferedReader | None = None
+        self._pos = 0  # bytes Arrow has read so far (it reads ahead of the batches)
+
+    def names(self) -> list[str]:
+        return self._names
+
+    def position(self) -> int:
+        return self._pos
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._read(strings=False)
+        except _Retype as retry:
+            # A later block did not fit the types guessed from the first (a word in a number
+            # column): read again with every column as text, skipping what was yielded.
+            skip = retry.rows
+            for batch in self._read(strings=True):
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                yield batch.slice(skip)
+                skip = 0
+
+    def _read(self, strings: bool) -> Iterator[pa.RecordBatch]:
+        self._file = open(self.path, "rb")  # noqa: SIM115 - closed below, read by Arrow
+        names = [n or f"column{i + 1}" for i, n in enumerate(self._names)]
+        convert = pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names} if strings else None,
+            strings_can_be_null=True, quoted_strings_can_be_null=False)
+        try:
+            reader = pacsv.open_csv(
+                self._file,
+                read_options=pacsv.ReadOptions(block_size=8 << 20, column_names=names,
+                                               skip_rows=1),
+                parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
+                convert_options=convert)
+            rows = 0
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except pa.ArrowInvalid as error:
+                    if strings or "conversion error" not in str(error).lower() and \
+                            "In CSV column" not in str(error):
+                        raise
+                    raise _Retype(rows) from None
+                rows += batch.num_rows
+                self._pos = self._file.tell()
+                yield batch
+        finally:
+            self._file.close()
+
+
+class _Retype(Exception):
+    def __init__(self, rows: int) -> None:
+        super().__init__(rows)
+        self.rows = rows
+
+
+class _Ndjson(_Reader):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: io.BufferedReader | None = None
+        self._pos = 0
+
+    def position(self) -> int:
+        return self._pos
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        # Arrow's JSON reader fixes each field's type from the first block; a file whose
+        # later lines disagree (a number written as text) is read with msgspec instead.
+        try:
+            yield from self._arrow()
+        except _Retype as retry:
+            yield from self._lines(skip=retry.rows)
+
+    def _arrow(self) -> Iterator[pa.RecordBatch]:
+        self._file = open(self.path, "rb")  # noqa: SIM115 - closed below
+        rows = 0
+        try:
+            reader = pajson.open_json(self._file,
+                                      read_options=pajson.ReadOptions(block_size=8 << 20))
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except pa.ArrowInvalid:
+                    raise _Retype(rows) from None
+                rows += batch.num_rows
+                self._pos = self._file.tell()
+                yield batch
+        except pa.ArrowInvalid:
+            raise _Retype(rows) from None
+        finally:
+            self._file.close()
+
+    def _lines(self, skip: int) -> Iterator[pa.RecordBatch]:
+        import msgspec
+
+        decoder = msgspec.json.Decoder()
+        self._file = open(self.path, "rb")  # noqa: SIM115 - closed below
+        try:
+            rows: list[dict] = []
+            for number, line in enumerate(self._file, start=1):
+                if number <= skip:
+                    continue
+                try:
+                    value = decoder.decode(line)
+                except msgspec.DecodeError:
+                    value = {"__bad__": f"line {number} is not JSON"}
+                if not isinstance(value, dict):
+                    value = {"__bad__": f"line {number} is not a JSON object"}
+                rows.append({k: None if v is None else str(v) for k, v in value.items()})
+                if len(rows) >= 65536:
+                    self._pos = self._file.tell()
+                    yield pa.RecordBatch.from_pylist(rows)
+                    rows = []
+            if rows:
+                yield pa.RecordBatch.from_pylist(rows)
+        finally:
+            self._file.close()
+
+
+class _Parquet(_Reader):
+    def __init__(self, path: Path) -> None:
+        self.file = pq.ParquetFile(path)
+        self.size = path.stat().st_size
+        self._rows = 0
+
+    def names(self) -> list[str]:
+        return list(self.file.schema_arrow.names)
+
+    def position(self) -> int:
+        # Rows read as a share of the file's bytes: the progress bar counts bytes.
+        return int(self._rows / max(self.file.metadata.num_rows, 1) * self.size)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.file.iter_batches(batch_size=256 * 1024):
+            self._rows += batch.num_rows
+            yield batch
+
+
+def _reader(path: Path, fmt: str, options: Options) -> _Reader:
+    try:
+        if fmt == "csv":
+            return _Csv(path, options.delimiter)
+        if fmt == "ndjson":
+            return _Ndjson(path)
+        return _Parquet(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise ImportRefused(f"{path}: cannot be read as {fmt}: {_short(error)}") from None
+
+
+def _chunked(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[tuple[int, pa.Table]]:
+    """Tables of exactly `rows` source rows (the last may be shorter), numbered from 0."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    index = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - count, batch.num_rows)
+            held.append(batch.slice(0, take))
+            count += take
+            batch = batch.slice(take)
+            if count == rows:
+                yield index, pa.Table.from_batches(held)
+                index += 1
+                held, count = [], 0
+    if count:
+        yield index, pa.Table.from_batches(held)
+
+
+class _RejectsFile:
+    """The rejects CSV: created on the first reject, cut back to where the journal says it
+    ended when an import resumes (a killed run may have written past its last recorded chunk)."""
+
+    def __init__(self, path: Path, resume_at: int) -> None:
+        self.path = Path(path)
+        self.size = resume_at
+        self._file: io.TextIOWrapper | None = None
+        if resume_at:
+            with open(self.path, "r+b") as f:
+                f.truncate(resume_at)
+        elif self.path.exists():
+            self.path.unlink()
+
+    def write(self, rejects: list[Reject]) -> None:
+        if not rejects:
+            return
+        if self._file is None:
+            new = not self.path.exists() or self.size == 0
+            self._file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+            if new:
+                csv.writer(self._file).writerow(REJECT_COLUMNS)
+        writer = csv.writer(self._file)
+        writer.writerows((r.line, r.column, r.value, r.reason) for r in rejects)
+        self._file.flush()
+        self.size = self._file.tell()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+# -- columns to readings ------------------------------------------------------------------------
+
+
+@dataclass
+class _Layout:
+    ts: str
+    device: str | None  # the device_id column (long layout)
+    value: str | None  # the `value` column (long layout)
+    channel: str | None  # the `channel` column naming value's channel (long layout)
+    channels: list[tuple[str, str]]  # (column, channel name) of a long layout
+    devices: list[tuple[str, int]]  # (column, device index) of a wide layout
+    ignored: list[str]
+
+    @classmethod
+    def of(cls, names: list[str], mapping: dict[str, str], registry: DeviceRegistry) -> _Layout:
+        unknown = [old for old in mapping if old not in names]
+        if unknown:
+            raise ImportRefused(f"--map names {', '.join(map(repr, unknown))}, which the file "
+                                f"does not have (its columns: {', '.join(names)})")
+        renamed = {name: mapping.get(name, name) for name in names}
+        by_new = {new: old for old, new in renamed.items()}
+        if "ts" not in by_new:
+            raise ImportRefused(f"no `ts` column (the file has {', '.join(names)}); name the "
+                                "timestamp column with --map COLUMN=ts")
+        channel_names = {c.name for k in registry.kinds for c in k.channels}
+        taken = {by_new["ts"]}
+        if "device_id" in by_new:
+            device = by_new["device_id"]
+            taken.add(device)
+            value = by_new.get("value")
+            channel = by_new.get("channel") if value is not None else None
+            taken |= {c for c in (value, channel) if c is not None}
+            channels = [(old, new) for old, new in renamed.items()
+                        if old not in taken and new in channel_names]
+            taken |= {old for old, _ in channels}
+            if value is None and not channels:
+                raise ImportRefused("a file with a `device_id` column needs a `value` column or "
+                                    "columns named after channels (" +
+                                    ", ".join(sorted(channel_names)) + ")")
+            ignored = [n for n in names if n not in taken]
+            return cls(by_new["ts"], device, value, channel, channels, [], ignored)
+        devices = [(old, registry.index[new]) for old, new in renamed.items()
+                   if old not in taken and new in registry.index]
+        if not devices:
+            raise ImportRefused("no `device_id` column and no column named after a registered "
+                                "device; rename columns with --map COLUMN=DEVICE_ID")
+        taken |= {old for old, _ in devices}
+        ignored = [n for n in names if n not in taken]
+        return cls(by_new["ts"], None, None, None, [], devices, ignored)
+
+
+def normalise(table: pa.Table, layout: _Layout, registry: DeviceRegistry, timezone: str,
+              first_line: int, now_us: int) -> tuple[ReadingBatch, list[Reject]]:
+    """One chunk of source rows as readings, and what was refused in it. A reject's line is
+    the source line of a text file, the row number (from 1) of a Parquet file."""
+    n = table.num_rows
+    lines = np.arange(first_line, first_line + n, dtype=np.int64)
+    rejects: list[Reject] = []
+    ts_col = table.column(layout.ts)
+    ts, ts_ok, ts_why = _timestamps(ts_col, timezone)
+    future = ts_ok & (ts > now_us + int(MAX_FUTURE_S * US))
+    row_ok = ts_ok & ~future
+    for i in np.flatnonzero(~row_ok).tolist():
+        raw = _raw(ts_col, i)
+        reason = ts_why(i) if not ts_ok[i] else (
+            f"timestamp {raw} is {(ts[i] - now_us) / US:.0f} s in the future")
+        rejects.append(Reject(int(lines[i]), layout.ts, raw, reason))
+
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # dev, ch, row, val
+    if layout.device is not None:
+        dev_col = table.column(layout.device)
+        dev = _device_indices(dev_col, registry)
+        known = dev >= 0
+        for i in np.flatnonzero(row_ok & ~known).tolist():
+            raw = _raw(dev_col, i)
+            rejects.append(Reject(int(lines[i]), layout.device, raw,
+                                  "empty device_id" if raw == "" else f"unknown device {raw!r}"))
+        rows_ok = row_ok & known
+        kind = registry.kind_of[np.where(known, dev, 0)] if len(registry) else np.zeros(n, int)
+        if layout.value is not None:
+            if layout.channel is not None:
+                ch = _channel_indices(table.column(layout.channel), kind, registry)
+                bad_ch = rows_ok & (ch < 0)
+                for i in np.flatnonzero(bad_ch).tolist():
+                    k = registry.kinds[int(kind[i])]
+                    rejects.append(Reject(int(lines[i]), layout.channel,
+                                          _raw(table.column(layout.channel), i),
+                                          f"a {k.name} has channels "
+                                          f"{', '.join(c.name for c in k.channels)}"))
+                ok = rows_ok & (ch >= 0)
+            else:
+                ch = np.zeros(n, np.int64)
+                ok = rows_ok
+            parts.append(_cells(table.column(layout.value), layout.value, ok, dev, ch, lines,
+                                rejects))
+        for column, name in layout.channels:
+            per_kind = np.array([[c.name for c in k.channels].index(name)
+                                 if name in [c.name for c in k.channels] else -1
+                                 for k in registry.kinds], np.int64)
+            ch = per_kind[kind]
+            col = table.column(column)
+            applies = rows_ok & (ch >= 0)
+            stray = rows_ok & (ch < 0) & _present(col)
+            for i in np.flatnonzero(stray).tolist():
+                k = registry.kinds[int(kind[i])]
+                rejects.append(Reject(int(lines[i]), column, _raw(col, i),
+                                      f"a {k.name} has no channel {name!r}"))
+            parts.append(_cells(col, column, applies, dev, ch, lines, rejects))
+    else:
+        for column, d in layout.devices:
+            dev = np.full(n, d, np.int64)
+            parts.append(_cells(table.column(column), column, row_ok, dev, np.zeros(n, np.int64),
+                                lines, rejects))
+
+    if parts:
+        dev = np.concatenate([p[0] for p in parts])
+        ch = np.concatenate([p[1] for p in parts])
+        rows = np.concatenate([p[2] for p in parts])
+        val = np.concatenate([p[3] for p in parts])
+    else:
+        dev = ch = rows = np.empty(0, np.int64)
+        val = np.empty(0, np.float64)
+    # The kind's physical range, as the live intake checks it.
+    if len(dev):
+        k = registry.kind_of[dev]
+        lo, hi = registry.ch_min[k, ch], registry.ch_max[k, ch]
+        inside = (val >= lo) & (val <= hi)
+        for j in np.flatnonzero(~inside).tolist():
+            kind_spec = registry.kinds[int(k[j])]
+            spec = kind_spec.channels[int(ch[j])]
+            rejects.append(Reject(int(lines[rows[j]]), _column_of(layout, int(dev[j]), spec.name),
+                                  f"{val[j]:g}", f"value {val[j]:g} is outside the valid range "
+                                  f"{spec.min:g}..{spec.max:g} {spec.unit} of a "
+                                  f"{kind_spec.name} {spec.name}"))
+        keep = np.flatnonzero(inside)
+        dev, ch, rows, val = dev[keep], ch[keep], rows[keep], val[keep]
+    rejects.sort(key=lambda r: (r.line, r.column))
+    batch = ReadingBatch(dev.astype(DEVICE_DTYPE), ch.astype(CHANNEL_DTYPE), ts[rows],
+                         val.astype(np.float64), source="import")
+    return batch, rejects
+
+
+def _column_of(layout: _Layout, device: int, channel: str) -> str:
+    for column, d in layout.devices:
+        if d == device:
+            return column
+    for column, name in layout.channels:
+        if name == channel:
+            return column
+    return layout.value or ""
+
+
+def _cells(col: pa.ChunkedArray, name: str, ok: np.ndarray, dev: np.ndarray, ch: np.ndarray,
+           lines: np.ndarray, rejects: list[Reject]
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The numbers of one value column on the rows `ok`; empty and non-numeric cells of
+    those rows become rejects."""
+    values, valid, is_empty = _numbers(col)
+    bad = ok & ~valid
+    for i in np.flatnonzero(bad).tolist():
+        raw = _raw(col, i)
+        reason = "empty cell" if is_empty[i] else f"value {raw!r} is not a number"
+        rejects.append(Reject(int(lines[i]), name, raw, reason))
+    take = np.flatnonzero(ok & valid)
+    return dev[take], ch[take], take, values[take]
+
+
+def _numbers(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, valid, empty) of a column: numbers as they are, text parsed where it is a
+    number; nulls and blank text are empty, anything else (and NaN, infinities) invalid."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    empty = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), bool)
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or \
+            pa.types.is_decimal(arr.type):
+        values = np.asarray(arr.cast(pa.float64()).fill_null(math.nan).to_numpy(
+            zero_copy_only=False), np.float64)
+    elif pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        text = pc.utf8_trim_whitespace(arr)
+        blank = np.asarray(pc.equal(text, "").fill_null(True).to_numpy(zero_copy_only=False),
+                           bool)
+        empty |= blank
+        number = np.asarray(pc.match_substring_regex(text, NUMBER).fill_null(False)
+                            .to_numpy(zero_copy_only=False), bool)
+        values = np.full(len(arr), math.nan)
+        if number.any():
+            picked = pc.filter(text, pa.array(number))
+            values[number] = np.asarray(picked.cast(pa.float64()).to_numpy(
+                zero_copy_only=False), np.float64)
+    else:
+        values = np.full(len(arr), math.nan)
+    valid = np.isfinite(values) & ~empty
+    return values, valid, empty
+
+
+def _timestamps(col: pa.ChunkedArray, timezone: str
+                ) -> tuple[np.ndarray, np.ndarray, Callable[[int], str]]:
+    """(epoch microseconds, valid, reason for row i) of a timestamp column."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    n = len(arr)
+
+    def why(i: int) -> str:
+        raw = _raw(arr, i)
+        if raw == "":
+            return "empty timestamp"
+        return f"timestamp {raw!r} is neither ISO 8601 nor epoch seconds"
+
+    if pa.types.is_timestamp(arr.type):
+        return _from_arrow_ts(arr, timezone) + (why,)
+    if pa.types.is_date(arr.type):
+        return _from_arrow_ts(arr.cast(pa.timestamp("s")), timezone) + (why,)
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+        seconds = np.asarray(arr.cast(pa.float64()).fill_null(math.nan).to_numpy(
+            zero_copy_only=False), np.float64)
+        ok = np.isfinite(seconds) & (np.abs(seconds) < 1e11)
+        us = np.where(ok, np.round(np.nan_to_num(seconds) * US), 0).astype(np.int64)
+        return us, ok, why
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        text = pc.utf8_trim_whitespace(arr)
+        numeric = np.asarray(pc.match_substring_regex(text, NUMBER).fill_null(False)
+                             .to_numpy(zero_copy_only=False), bool)
+        zoned = np.asarray(pc.match_substring_regex(text, ZONED).fill_null(False)
+                           .to_numpy(zero_copy_only=False), bool) & ~numeric
+        us = np.zeros(n, np.int64)
+        ok = np.zeros(n, bool)
+        plain = ~numeric & ~zoned & np.asarray(text.is_valid().to_numpy(
+            zero_copy_only=False), bool)
+        for mask, target in ((zoned, pa.timestamp("us", "UTC")), (plain, pa.timestamp("us"))):
+            if not mask.any():
+                continue
+            rows = np.flatnonzero(mask)
+            part = pc.take(text, pa.array(rows))
+            try:
+                parsed = part.cast(target)
+                got, valid = _from_arrow_ts(parsed, timezone)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                got, valid = _one_by_one(part.to_pylist(), timezone)
+            us[rows], ok[rows] = got, valid
+        if numeric.any():
+            rows = np.flatnonzero(numeric)
+            seconds = np.asarray(pc.take(text, pa.array(rows)).cast(pa.float64()).to_numpy(
+                zero_copy_only=False), np.float64)
+            fine = np.abs(seconds) < 1e11
+            us[rows] = np.where(fine, np.round(seconds * US), 0).astype(np.int64)
+            ok[rows] = fine
+        return us, ok, why
+    return np.zeros(n, np.int64), np.zeros(n, bool), lambda i: (
+        f"a {arr.type} column cannot hold timestamps")
+
+
+def _from_arrow_ts(arr: pa.Array, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    if arr.type.tz is None:
+        # A time with no zone is the city's wall clock; of the hour that autumn's change
+        # repeats, the first is taken, and a time spring's change skips moves forward.
+        arr = pc.assume_timezone(arr.cast(pa.timestamp("us")), timezone,
+                                 ambiguous="earliest", nonexistent="earliest")
+    us = arr.cast(pa.timestamp("us", arr.type.tz)).cast(pa.int64())
+    ok = np.asarray(us.is_valid().to_numpy(zero_copy_only=False), bool)
+    values = np.asarray(us.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+    return values, ok
+
+
+def _one_by_one(texts: list[str | None], timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """The slow path, for a chunk with a malformed timestamp somewhere: each parsed alone."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    us = np.zeros(len(texts), np.int64)
+    ok = np.zeros(len(texts), bool)
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        try:
+            when = dt.datetime.fromisoformat(text.strip().replace("z", "Z"))
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=zone)
+        us[i] = round(when.timestamp() * US)
+        ok[i] = True
+    return us, ok
+
+
+def _device_indices(col: pa.ChunkedArray, registry: DeviceRegistry) -> np.ndarray:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_dictionary(arr.type):
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = arr.cast(pa.string())
+        arr = pc.dictionary_encode(arr)
+    names = arr.dictionary.cast(pa.string()).to_pylist()
+    index = registry.index
+    lookup = np.array([index.get(name, -1) if name is not None else -1 for name in names]
+                      + [-1], np.int64)
+    codes = np.asarray(arr.indices.fill_null(len(names)).to_numpy(zero_copy_only=False),
+                       np.int64)
+    return lookup[codes]
+
+
+def _channel_indices(col: pa.ChunkedArray, kind: np.ndarray,
+                     registry: DeviceRegistry) -> np.ndarray:
+    """Per row the index of the named channel in the row's device kind; -1 where it has none.
+    An empty channel cell means the primary channel."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    names = arr.cast(pa.string()).to_pylist()
+    out = np.full(len(names), -1, np.int64)
+    per_kind = [[c.name for c in k.channels] for k in registry.kinds]
+    for i, name in enumerate(names):
+        channels = per_kind[int(kind[i])] if per_kind else []
+        if not name:
+            out[i] = 0
+        elif name in channels:
+            out[i] = channels.index(name)
+    return out
+
+
+def _present(col: pa.ChunkedArray) -> np.ndarray:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    present = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool)
+    if pa.types.is_string(arr.type):
+        present &= np.asarray(pc.not_equal(pc.utf8_trim_whitespace(arr), "").fill_null(False)
+                              .to_numpy(zero_copy_only=False), bool)
+    return present
+
+
+def _raw(col: pa.Array | pa.ChunkedArray, i: int) -> str:
+    value = col[i].as_py()
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
