@@ -84,7 +84,7 @@ class Export:
     pages: Pager | None = None  # the list a page after another; None: the handler, by cursor
     item: type | None = None  # the type of a row; None: the item type of `response.items`
     times: tuple[str, ...] | None = None  # columns holding times; None: found by name
-    page_size: int = PAGE
+    page_size: int | None = None  # rows read a page; None: PAGE
 
 
 # -- which format ------------------------------------------------------------------------------
@@ -495,7 +495,7 @@ async def start(endpoint: Endpoint, call: Call[Any, Any], fmt: str) -> Response:
     columns = columns_for(endpoint)
     tz = ZoneInfo(call.node.pack.info.timezone)
     pages = (export.pages(call) if export.pages is not None
-             else handler_pages(endpoint.handler, call, export.page_size))
+             else handler_pages(endpoint.handler, call, export.page_size or PAGE))
     first = await anext(aiter(pages), None)
     headers = {"Content-Disposition":
                f'attachment; filename="{_filename(export, call, fmt, tz)}"',

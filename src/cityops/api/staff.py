@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import msgspec
 
 from cityops.api.errors import ApiError
+from cityops.api import export
 from cityops.api.export import Export
 from cityops.api.incidents import READ, Code, Limit, desk_of, scope_filter
 from cityops.api.route import Call, Endpoint, Guard, NoQuery, Scope
@@ -29,7 +30,6 @@ from cityops.domain.privacy import mask_text
 from cityops.store.base import IncidentFilter
 
 SET_STATUS = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.FIELD})
-EXPORT_CASES = 500  # open cases read a page when exporting their orders
 
 
 class StatusBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -193,10 +193,11 @@ async def work_order_pages(call: Call[None, WorkOrderQuery]
     one page by due time instead, which a list read in pages cannot."""
     f, orders_of = _orders(call)
     before = None
+    size = export.PAGE  # cases a page (the module's, read now: tests make it small)
     while True:
-        cases = await call.node.store.list_incidents(f, limit=EXPORT_CASES, before=before)
+        cases = await call.node.store.list_incidents(f, limit=size, before=before)
         yield orders_of(cases)
-        if len(cases) < EXPORT_CASES:
+        if len(cases) < size:
             return
         before = (cases[-1].reported_at, cases[-1].id)
 
