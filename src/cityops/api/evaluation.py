@@ -1,6 +1,11 @@
 """GET /api/v1/evaluation?period=&group_by=department|area|category: the figures of SPEC
 section 4 (closure, on-time closure, rework, dispatch and registration accuracy, mean step
-times) for a period in the city's own time zone."""
+times) for a period in the city's own time zone.
+
+Roll-ups (issue 16): `level=village|town|district` gives one row per area at that level, the
+cases rolled up by code prefix (domain/rollup.py), `area=CODE` narrows to one area, and
+`compare=previous|last_year` (repeatable as `previous,last_year`) adds the same rows for the
+period compared with and each row's changes."""
 
 from __future__ import annotations
 
@@ -15,8 +20,10 @@ from cityops.api.errors import ApiError
 from cityops.api.export import Export
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import Role
+from cityops.domain.city import Level
 from cityops.domain.evaluation import Figures, evaluate
 from cityops.domain.incidents.facts import facts_of
+from cityops.domain.rollup import Change
 
 READ = frozenset({Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION})
 GROUP_BYS = ("department", "area", "category")
@@ -53,6 +60,10 @@ def parse_period(text: str, tz: ZoneInfo) -> tuple[dt.date, dt.date]:
 class EvaluationQuery(msgspec.Struct, forbid_unknown_fields=False):
     period: Annotated[str, msgspec.Meta(max_length=40, description=FORMS)] | None = None
     group_by: Literal["department", "area", "category"] | None = None
+    level: Level | None = None  # roll the cases up to areas at this level (group_by area)
+    area: Annotated[str, msgspec.Meta(pattern=r"^\d{6}(\d{3}){0,2}$")] | None = None
+    compare: Annotated[str, msgspec.Meta(max_length=40, description=(
+        "previous, last_year or both (comma-separated)"))] | None = None
 
 
 class Period(msgspec.Struct):
@@ -61,14 +72,29 @@ class Period(msgspec.Struct):
     timezone: str
 
 
-class Evaluation(msgspec.Struct):
+class Compared(msgspec.Struct):
+    compare: str  # previous | last_year
+    period: Period
+    cases: int
+    items: list[Figures]
+    changes: list[Change]  # per row of `items` above: this period's figure minus that one's
+
+
+class Evaluation(msgspec.Struct, omit_defaults=True):
     period: Period
     group_by: str | None
     cases: int
     items: list[Figures]
+    level: str | None = None
+    area: str | None = None
+    compared: list[Compared] = []
 
 
 async def get_evaluation(call: Call[None, EvaluationQuery]) -> Evaluation:
+    if call.query.level is not None or call.query.area or call.query.compare:
+        from cityops.api.rollups import evaluation_rollup
+
+        return await evaluation_rollup(call)
     node, who, q = call.node, call.principal, call.query
     tz = ZoneInfo(node.pack.info.timezone)
     now = dt.datetime.fromtimestamp(node.clock(), tz)
@@ -94,7 +120,8 @@ async def get_evaluation(call: Call[None, EvaluationQuery]) -> Evaluation:
 ROUTES = [
     Endpoint("GET", "/api/v1/evaluation", get_evaluation,
              "Closure, on-time closure, rework, dispatch and registration accuracy and mean "
-             "step times for a period, over the cases the key's scope covers",
+             "step times for a period, over the cases the key's scope covers; rolled up to a "
+             "level and compared with earlier periods on request",
              READ, Scope.LIST, kind="area", query=EvaluationQuery, response=Evaluation,
              export=Export("evaluation")),
 ]
