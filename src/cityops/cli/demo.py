@@ -105,6 +105,11 @@ def demo(
                 await serving
                 raise fail(f"the server could not start on {base} (is the port taken?)")
             await asyncio.sleep(0.2)
+        # Four weeks of garbage-sorting inspections, once, so the ranking has something to
+        # rank (cityops.analytics.sorting.seed_demo; a few seconds, beside the server).
+        from cityops.analytics.sorting import seed_demo
+
+        inspections = asyncio.create_task(seed_demo(node), name="demo inspections")
         # Popen only starts the simulator, which runs beside the server until the demo ends.
         sim = subprocess.Popen([  # noqa: ASYNC220
             sys.executable, "-m", "cityops", "simulate", "--city", str(pack), "--target", base,
@@ -130,6 +135,7 @@ def demo(
         try:
             await serving
         finally:
+            inspections.cancel()
             sim.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 sim.wait(10)
