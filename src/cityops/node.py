@@ -25,6 +25,7 @@ from cityops.detect.engine import DetectEngine
 from cityops.domain.city import CityPack
 from cityops.looplag import LoopLag
 from cityops.ngsild.service import NgsiLd
+from cityops.reports.service import Reports
 from cityops.scenarios.loader import load_scenarios
 from cityops.serve.side import ServeSide
 from cityops.services import DEVICES_VERSION, Clock, Services, compose_single
@@ -88,6 +89,7 @@ class Node:
         self.frigate: Any = None  # ingest/frigate_node.FrigatePart, on ingest nodes
         self.frigate_map: Any = None  # the checked frigate.yaml, on every node that has one
         self.ngsild = NgsiLd(self)
+        self.reports = Reports(self, tick_s=settings.reports_tick_s)
         self.broker_sync: Any = None
         self.started_at = 0.0
         self.registration_errors: list[tuple[int, str]] = []
@@ -130,6 +132,8 @@ class Node:
         await self.wiring.start_parts(self)
         if self.runs("history"):
             self.keep_task(self._snapshot_loop(), "latest-snapshot")
+        if self.runs("web") and self.settings.reports_schedule:
+            self.keep_task(self.reports.run_schedule(), "reports-schedule")
         self.keep_task(lifecycle.keep_saved(self, self.settings.snapshot_every_s),
                        "device-lifecycles")
         from cityops.ingest.deadletters import DeadLetterSink

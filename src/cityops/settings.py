@@ -123,6 +123,13 @@ class Settings(msgspec.Struct, kw_only=True):
     frigate_snapshot_attempts: int = 6  # tries at fetching an alert's snapshot from Frigate ...
     frigate_retry_s: float = 2.0  # ... the first pause between them, doubling
 
+    # -- reports (cityops.reports) -------------------------------------------------------------
+    reports_schedule: bool = True  # last month's report of the district and each town, made
+    # once a month; False: reports only on request
+    reports_tick_s: float = 60.0  # how often the schedule looks whether a month is due
+    reports_font: Path | None = None  # a TrueType CJK font to embed (default: one found on
+    # the system, else the viewer's own; cityops.reports.render)
+
     @property
     def cluster(self) -> bool:
         return self.bus_url is not None

@@ -36,6 +36,7 @@ from cityops.api import (
     readings,
     replay_screen,
     reviews,
+    rollups,
     services,
     silences,
     staff,
@@ -46,11 +47,12 @@ from cityops.api import (
 from cityops.api.route import Endpoint
 from cityops.ngsild import routes as ngsild
 from cityops.open311 import routes as open311
+from cityops.reports import routes as reports
 
 FEATURES = (ops, status, readings, areas, mapdata, lifecycle, devices, cameras, states, alerts,
             detection, silences,
             incidents, storms, staff, field, photos, evaluation, live, replay_screen, pages,
-            community,
+            rollups, reports, community,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
             services, applications, licences, benefits, open311, ngsild, openapi)
 
