@@ -33,6 +33,7 @@ class Settings(msgspec.Struct, kw_only=True):
     mqtt_url: str | None = None
     mqtt_topic: str = "cityops/readings/+"
     max_body_bytes: int = 16 << 20
+    max_import_bytes: int = 4 << 30  # a history import's body (spooled to disk, not held)
     max_in_flight: int = 64  # concurrent ingest batches before 429
     history_queue: int = 256  # batches waiting for the history writer before 503
     bus_queue: int = 1024

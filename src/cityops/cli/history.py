@@ -60,6 +60,9 @@ def import_(
                                                         "as historical alerts."),
     scenarios: list[Path] = typer.Option([], "--scenarios", help="The node's own scenario "
                                                                 "packs (as for serve)."),
+    chunk_rows: int = typer.Option(1_000_000, "--chunk-rows", min=1000, hidden=True,
+                                   help="Source rows per chunk, the unit a resumed import "
+                                        "starts again from."),
 ) -> None:
     """Import readings of any age; idempotent, resumable, with a rejects file."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -77,7 +80,7 @@ def import_(
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise fail(f"--tz {zone!r} is not a time zone (like Asia/Shanghai or UTC)") from None
-    options = Options(mapping=parse_map(mapping), timezone=zone, fmt=fmt)
+    options = Options(mapping=parse_map(mapping), timezone=zone, fmt=fmt, chunk_rows=chunk_rows)
     registry = asyncio.run(_registry(pack, data, store))
     from cityops.history.backfill import Backfill
 

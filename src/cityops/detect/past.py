@@ -152,10 +152,10 @@ async def detect_past(pack, scenarios: list, registry, backfill, store, digests:
     def run() -> list[Alert]:
         con = duckdb.connect(config={"threads": 2})
         try:
-            result = con.execute(
+            reader = con.sql(
                 "SELECT device_id::VARCHAR AS d, channel::VARCHAR AS c, epoch_us(ts) AS t, "
-                "value AS v FROM read_parquet($files) ORDER BY t, d, c", {"files": files})
-            reader = result.fetch_record_batch(ROWS_PER_READ)
+                "value AS v FROM read_parquet($files) ORDER BY t, d, c",
+                params={"files": files}).to_arrow_reader(ROWS_PER_READ)
             for rb in reader:
                 device, channel = _indices(rb.column(0), rb.column(1), registry, names)
                 keep = (device >= 0) & (channel >= 0) & (channel < MAX_CHANNELS)

@@ -262,7 +262,9 @@ class _Csv(_Reader):
         names = [n or f"column{i + 1}" for i, n in enumerate(self._names)]
         convert = pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names} if strings else None,
-            strings_can_be_null=True, quoted_strings_can_be_null=False)
+            # Only an empty cell is missing: "n/a" or "-" is a value that is not a number,
+            # and the rejects file says so rather than calling it empty.
+            null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
         try:
             reader = pacsv.open_csv(
                 self._file,

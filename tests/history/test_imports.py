@@ -1,0 +1,231 @@
+"""History import: layouts and formats, rows refused with their line and reason, nothing stored
+twice (same file, overlapping file, live readings), and an import stopped midway resumed."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cityops.domain.readings import US, ReadingBatch
+from cityops.domain.registry import DeviceRegistry
+from cityops.history.backfill import Backfill
+from cityops.history.imports import ImportRefused, Options, import_file
+from cityops.packs.format import save_pack
+from cityops.packs.grid import generate as grid_city
+
+NOW = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def city():
+    return grid_city(devices={"noise": 4, "gps": 2})
+
+
+@pytest.fixture
+def backfill(tmp_path, city):
+    registry = DeviceRegistry(city.kinds)
+    registry.add(city.devices)
+    return Backfill(tmp_path / "history", registry)
+
+
+def _ids(city, kind):
+    return [d.id for d in city.devices if d.kind == kind]
+
+
+def _stored(backfill) -> list[tuple[str, str, int, float]]:
+    rows = []
+    for path in sorted(backfill.dir.rglob("*.parquet")):
+        t = pq.read_table(path)
+        rows += list(zip(t["device_id"].cast(pa.string()).to_pylist(),
+                         t["channel"].cast(pa.string()).to_pylist(),
+                         t["ts"].cast(pa.int64()).to_pylist(), t["value"].to_pylist()))
+    return sorted(rows)
+
+
+def _options(**kw):
+    return Options(timezone="Asia/Shanghai", now_us=int(NOW.timestamp() * US), **kw)
+
+
+def test_bad_rows_go_to_the_rejects_file_and_the_good_ones_are_kept(tmp_path, city, backfill):
+    noise = _ids(city, "noise")
+    source = tmp_path / "readings.csv"
+    source.write_text(
+        "device_id,ts,value\n"
+        f"{noise[0]},2019-06-01T22:00:00+08:00,61.5\n"  # line 2: good
+        "nobody,2019-06-01T22:00:00+08:00,61.5\n"  # line 3: unknown device
+        f"{noise[0]},yesterday,61.5\n"  # line 4: not a time
+        f"{noise[0]},2019-06-01T22:01:00+08:00,loud\n"  # line 5: not a number
+        f"{noise[0]},2019-06-01T22:02:00+08:00,400\n"  # line 6: outside 0..150 dB(A)
+        f"{noise[0]},2030-01-01T00:00:00Z,50\n"  # line 7: the future
+        f"{noise[0]},2019-06-01T22:03:00+08:00,\n"  # line 8: empty
+        f"{noise[1]},2019-06-01 22:04:00,48\n"  # line 9: good, local time (no zone)
+        f"{noise[1]},1559398000,47\n"  # line 10: good, epoch seconds
+    )
+    summary = import_file(source, backfill, _options())
+    assert (summary.rows, summary.stored, summary.rejected) == (9, 3, 6)
+    with open(summary.rejects_path, newline="") as f:
+        refused = {int(r["line"]): (r["column"], r["reason"]) for r in csv.DictReader(f)}
+    assert refused[3] == ("device_id", "unknown device 'nobody'")
+    assert refused[4][0] == "ts" and "neither ISO 8601 nor epoch seconds" in refused[4][1]
+    assert refused[5] == ("value", "value 'loud' is not a number")
+    assert refused[6][0] == "value" and "outside the valid range 0..150 dB(A)" in refused[6][1]
+    assert refused[7][0] == "ts" and "in the future" in refused[7][1]
+    assert refused[8] == ("value", "empty cell")
+    assert set(refused) == {3, 4, 5, 6, 7, 8}
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    assert _stored(backfill) == sorted([
+        (noise[0], "laeq", int(dt.datetime(2019, 6, 1, 22, tzinfo=shanghai).timestamp() * US),
+         61.5),
+        (noise[1], "laeq", int(dt.datetime(2019, 6, 1, 22, 4, tzinfo=shanghai).timestamp() * US),
+         48.0),
+        (noise[1], "laeq", 1559398000 * US, 47.0),
+    ])
+
+
+def test_ndjson_with_a_column_per_channel(tmp_path, city, backfill):
+    gps = _ids(city, "gps")
+    source = tmp_path / "tracks.ndjson"
+    lines = [{"tracker": gps[0], "time": 1559390000 + 10 * i, "lat": 31.2 + i / 1000,
+              "lon": 121.5, "speed": 12.5} for i in range(3)]
+    lines.append({"tracker": gps[1], "time": 1559390000, "lat": 31.2, "lon": 121.5,
+                  "speed": None})
+    source.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    summary = import_file(source, backfill, _options(mapping={"tracker": "device_id",
+                                                              "time": "ts"}))
+    assert summary.stored == 3 * 3 + 2
+    assert summary.rejected == 1  # the null speed, line 4
+    stored = _stored(backfill)
+    assert (gps[0], "lat", (1559390000 + 20) * US, pytest.approx(31.202)) in stored
+    assert {c for _, c, _, _ in stored} == {"lat", "lon", "speed"}
+
+
+def test_parquet_long_layout_with_a_channel_column(tmp_path, city, backfill):
+    gps = _ids(city, "gps")
+    source = tmp_path / "history.parquet"
+    table = pa.table({
+        "device_id": pa.array([gps[0], gps[0], gps[1]]).dictionary_encode(),
+        "channel": ["lat", "heading", "altitude"],
+        "ts": pa.array([1_559_390_000 * US] * 3, pa.timestamp("us", "UTC")),
+        "value": [31.25, 90.0, 12.0],
+    })
+    pq.write_table(table, source)
+    summary = import_file(source, backfill, _options())
+    assert (summary.stored, summary.rejected) == (2, 1)
+    assert "has channels lat, lon, speed, heading" in summary.first_rejects[0].reason
+    assert summary.first_rejects[0].line == 3  # the row number, from 1
+
+
+def test_an_overlapping_file_and_live_readings_store_nothing_twice(tmp_path, city, backfill):
+    noise = _ids(city, "noise")
+    base = 1_500_000_000
+    first = tmp_path / "a.csv"
+    first.write_text("device_id,ts,value\n" + "".join(
+        f"{noise[i % 4]},{base + 60 * i},{40 + i % 20}\n" for i in range(400)))
+    second = tmp_path / "b.csv"  # the second half again, and 100 rows more
+    second.write_text("device_id,ts,value\n" + "".join(
+        f"{noise[i % 4]},{base + 60 * i},{40 + i % 20}\n" for i in range(200, 500)))
+    assert import_file(first, backfill, _options()).stored == 400
+    again = import_file(second, backfill, _options())
+    assert (again.stored, again.duplicates) == (100, 200)
+    # A reading the live intake holds (in its WAL) is not stored again by an import.
+    live = ReadingBatch.concat([])
+    third = tmp_path / "c.csv"
+    third.write_text(f"device_id,ts,value\n{noise[0]},{base + 60 * 1000},50\n")
+    index = backfill.registry.index[noise[0]]
+    import numpy as np
+
+    live = ReadingBatch(np.array([index], np.int32), np.array([0], np.int8),
+                        np.array([(base + 60 * 1000) * US]), np.array([50.0]))
+    held = import_file(third, backfill, _options(), live=lambda: [live])
+    assert (held.stored, held.duplicates) == (0, 1)
+    assert len(_stored(backfill)) == len(set(_stored(backfill))) == 500
+
+
+def test_an_import_stopped_midway_resumes_without_duplicates(tmp_path, city, backfill):
+    noise = _ids(city, "noise")
+    source = tmp_path / "long.csv"
+    source.write_text("device_id,ts,value\n" + "".join(
+        f"{noise[i % 4]},{1_400_000_000 + 30 * i},{30 + i % 50}\n" for i in range(10_000)))
+    options = _options(chunk_rows=1_000)
+    stopped = import_file(source, backfill, options, stop_after_chunks=4)
+    assert stopped.stored == 4_000
+    # The crash came after chunk 4 was written but before the journal said so.
+    journal = backfill.journal(stopped.digest)
+    assert len(journal.chunks) == 4
+    resumed = import_file(source, backfill, options)
+    assert resumed.resumed_at_chunk == 4
+    assert resumed.stored == 10_000 and resumed.duplicates == 0
+    rows = _stored(backfill)
+    assert len(rows) == len(set(rows)) == 10_000
+
+
+def test_an_import_killed_with_sigkill_resumes_without_duplicates(tmp_path, city):
+    pack = tmp_path / "city"
+    save_pack(city, pack)
+    data = tmp_path / "data"
+    noise = _ids(city, "noise")
+    source = tmp_path / "big.csv"
+    rows = 400_000
+    with open(source, "w") as f:
+        f.write("device_id,ts,value\n")
+        for i in range(rows):
+            f.write(f"{noise[i % 4]},{1_300_000_000 + 15 * i},{30 + i % 50}\n")
+    command = [sys.executable, "-m", "cityops", "history", "import", str(source), "--city",
+               str(pack), "--data", str(data), "--chunk-rows", "20000"]
+    journals = data / "history" / "imports"
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    killed = False
+    while time.monotonic() < deadline and child.poll() is None:
+        found = list(journals.glob("*.json")) if journals.exists() else []
+        if found:
+            journal = json.loads(found[0].read_text())
+            if journal["chunks"] and not journal["finished"]:
+                os.kill(child.pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.005)
+    child.wait(30)
+    assert killed, "the import finished before it could be killed: make the file larger"
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "resumed" in done.stdout
+    files = sorted((data / "history" / "imported").rglob("*.parquet"))
+    keys = set()
+    total = 0
+    for path in files:
+        t = pq.read_table(path, columns=["device_id", "ts"])
+        total += t.num_rows
+        keys |= set(zip(t["device_id"].cast(pa.string()).to_pylist(),
+                        t["ts"].cast(pa.int64()).to_pylist()))
+    assert total == len(keys) == rows
+
+
+def test_files_that_cannot_be_imported_are_refused_plainly(tmp_path, backfill):
+    missing_ts = tmp_path / "x.csv"
+    missing_ts.write_text("device_id,when,value\nx,1,2\n")
+    with pytest.raises(ImportRefused, match="no `ts` column .* --map COLUMN=ts"):
+        import_file(missing_ts, backfill, _options())
+    with pytest.raises(ImportRefused, match="cannot tell the format"):
+        import_file(tmp_path / "x.xls", backfill, _options()) if (tmp_path / "x.xls").write_text(
+            "") is not None else None
+    nothing = tmp_path / "y.csv"
+    nothing.write_text("ts,somewhere\n1,2\n")
+    with pytest.raises(ImportRefused, match="no column named after a registered device"):
+        import_file(nothing, backfill, _options())
+    with pytest.raises(ImportRefused, match="--map names 'nope'"):
+        import_file(nothing, backfill, _options(mapping={"nope": "ts"}))
+    broken = tmp_path / "z.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    with pytest.raises(ImportRefused, match="cannot be read as parquet"):
+        import_file(broken, backfill, _options())
