@@ -45,12 +45,13 @@ from cityops.api import (
     storms,
 )
 from cityops.api.route import Endpoint
+from cityops.history import routes as history
 from cityops.ngsild import routes as ngsild
 from cityops.open311 import routes as open311
 from cityops.reports import routes as reports
 
-FEATURES = (ops, status, readings, areas, mapdata, lifecycle, devices, cameras, states, alerts,
-            detection, silences,
+FEATURES = (ops, status, readings, history, areas, mapdata, lifecycle, devices, cameras,
+            states, alerts, detection, silences,
             incidents, storms, staff, field, photos, evaluation, live, replay_screen, pages,
             rollups, reports, community,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
