@@ -39,7 +39,8 @@ MAX_WINDOW_S = 24 * 3600
 MAX_STEPS = 1440
 MAX_POINTS = 400_000
 MAX_INCIDENTS = 2000  # the newest reported of the window's cases, past this
-POSITION_HOLD_S = 6 * 3600  # a fix older than this is no longer shown: the tracker was off
+POSITION_HOLD_S = 1800  # a fix older than this is no longer shown: the tracker was off
+# (held longer, every frame-0 lookback would read hours of every tracker's fixes)
 DEFAULT_WINDOW_S = 3600
 DEFAULT_FRAMES = 360  # the step when none is asked: the window in this many frames
 

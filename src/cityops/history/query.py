@@ -227,9 +227,8 @@ def sampled(reader: HistoryReader, devices: Sequence[int], channels: Sequence[st
     if not n_dev or not n_ch or steps <= 0 or step_us <= 0:
         return out
     wanted = np.asarray(devices, np.int64)
-    row_of = {int(d): r for r, d in enumerate(wanted.tolist())}
     lo, hi = from_us - hold_us, from_us + (steps - 1) * step_us
-    parts = [_sampled_parquet(reader, wanted, channels, row_of, from_us, step_us, lo, hi),
+    parts = [_sampled_parquet(reader, wanted, channels, from_us, step_us, lo, hi),
              _sampled_recent(reader, wanted, channels, from_us, step_us, lo, hi)]
     row = np.concatenate([p[0] for p in parts])
     col = np.concatenate([p[1] for p in parts])
@@ -238,12 +237,18 @@ def sampled(reader: HistoryReader, devices: Sequence[int], channels: Sequence[st
     value = np.concatenate([p[4] for p in parts])
     if not len(ts):
         return out
-    # The newest reading wins a step: written in time order, later ones overwrite.
-    order = np.argsort(ts, kind="stable")
-    last_ts = np.full((n_dev, n_ch, steps), np.iinfo(np.int64).min, np.int64)
-    last_v = np.full((n_dev, n_ch, steps), np.nan)
-    last_ts[row[order], col[order], bucket[order]] = ts[order]
-    last_v[row[order], col[order], bucket[order]] = value[order]
+    # The newest reading wins a step (Parquet and the WAL may both have one for it).
+    cell = (row * n_ch + col) * steps + bucket
+    order = np.lexsort((ts, cell))
+    cell, ts, value = cell[order], ts[order], value[order]
+    newest = np.ones(len(cell), bool)
+    newest[:-1] = cell[1:] != cell[:-1]
+    last_ts = np.full(n_dev * n_ch * steps, np.iinfo(np.int64).min, np.int64)
+    last_v = np.full(n_dev * n_ch * steps, np.nan)
+    last_ts[cell[newest]] = ts[newest]
+    last_v[cell[newest]] = value[newest]
+    last_ts = last_ts.reshape(n_dev, n_ch, steps)
+    last_v = last_v.reshape(n_dev, n_ch, steps)
     have = last_ts != np.iinfo(np.int64).min
     source = np.where(have, np.arange(steps), -1)
     np.maximum.accumulate(source, axis=2, out=source)
@@ -267,28 +272,30 @@ def _bucket(ts: np.ndarray, from_us: int, step_us: int) -> np.ndarray:
 
 
 def _sampled_parquet(reader: HistoryReader, wanted: np.ndarray, channels: Sequence[str],
-                     row_of: dict[int, int], from_us: int, step_us: int, lo: int, hi: int):
+                     from_us: int, step_us: int, lo: int, hi: int):
     source = reader._parquet_source()
     if source is None:
         return _EMPTY
     registry = reader.history.registry
     ids = [registry.devices[int(i)].id for i in wanted.tolist()]
+    # The answer's row and column of each reading by a hash join on small tables of the
+    # wanted names (an IN list or list_position would be looked through row by row).
     query = (
-        "SELECT device_id::VARCHAR AS d, channel::VARCHAR AS c, "
+        "WITH w AS (SELECT unnest($ids) AS id, generate_subscripts($ids, 1) - 1 AS r), "
+        "ch AS (SELECT unnest($chs) AS name, generate_subscripts($chs, 1) - 1 AS k) "
+        "SELECT w.r AS r, ch.k AS k, "
         "CASE WHEN epoch_us(ts) <= $f THEN 0 ELSE (epoch_us(ts) - $f + $s - 1) // $s END "
         "AS b, max(epoch_us(ts)) AS t, arg_max(value, ts) AS v "
-        f"FROM {source} WHERE device_id::VARCHAR IN (SELECT unnest($ids)) "
-        "AND channel::VARCHAR IN (SELECT unnest($chs)) "
-        "AND ts > make_timestamp($lo) AND ts <= make_timestamp($hi) GROUP BY d, c, b"
+        f"FROM {source} JOIN w ON device_id::VARCHAR = w.id "
+        "JOIN ch ON channel::VARCHAR = ch.name "
+        "WHERE ts > make_timestamp($lo) AND ts <= make_timestamp($hi) GROUP BY r, k, b"
     )
     found = reader._con().execute(query, {"ids": ids, "chs": list(channels), "f": from_us,
                                           "s": step_us, "lo": lo, "hi": hi}).fetchnumpy()
     if not len(found["t"]):
         return _EMPTY
-    col_of = {c: k for k, c in enumerate(channels)}
-    row = np.fromiter((row_of[registry.index[d]] for d in found["d"].tolist()), np.int64,
-                      len(found["t"]))
-    col = np.fromiter((col_of[c] for c in found["c"].tolist()), np.int64, len(found["t"]))
+    row = np.asarray(found["r"], np.int64)
+    col = np.asarray(found["k"], np.int64)
     return (row, col, np.asarray(found["b"], np.int64), np.asarray(found["t"], np.int64),
             np.asarray(found["v"], np.float64))
 
