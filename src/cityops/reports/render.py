@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
+from reportlab.graphics.charts.barcharts import HorizontalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.lineplots import LinePlot
 from reportlab.graphics.shapes import Drawing
@@ -65,6 +65,7 @@ SECTIONS = (
 )
 NO_DATA = "No data for this area and period."
 MAX_ROWS = 60  # rows of one table; a longer list is cut, and says so
+LONG_LIST = 40  # communities listed in full; of more, the best and the worst 20
 PALETTE = (colors.HexColor("#1f77b4"), colors.HexColor("#ff7f0e"), colors.HexColor("#2ca02c"),
            colors.HexColor("#d62728"), colors.HexColor("#9467bd"), colors.HexColor("#8c564b"))
 
@@ -74,14 +75,16 @@ _chosen: dict[str | None, str] = {}
 
 def cjk_font(path: Path | str | None = None) -> str:
     """The name of the CJK font to set Chinese in (registered once): the TrueType font at
-    `path` or the first of CJK_FONT_PATHS found, else the CID font. A given `path` that
-    cannot be read as a TrueType font is an error, not a silent fallback."""
+    `path` or the first of CJK_FONT_PATHS found, else the CID font (also when `path` is
+    CID_FONT's name). A given `path` that cannot be read as a TrueType font is an error, not a
+    silent fallback."""
     key = None if path is None else str(path)
     with _font_lock:  # two renders in two threads at once register it once
         if key in _chosen:
             return _chosen[key]
         name = CID_FONT
-        for candidate in ([key] if key is not None else list(CJK_FONT_PATHS)):
+        candidates = [] if key == CID_FONT else [key] if key is not None else CJK_FONT_PATHS
+        for candidate in candidates:
             if not Path(candidate).is_file():
                 if key is not None:
                     raise ValueError(f"report font {key} is not a file")
@@ -197,26 +200,30 @@ class _Kit:
         return d
 
     def department_chart(self, rows: list[Figures]) -> Drawing:
-        d = Drawing(170 * mm, 72 * mm)
-        chart = VerticalBarChart()
-        chart.x, chart.y = 12 * mm, 18 * mm
-        chart.width, chart.height = 150 * mm, 45 * mm
-        chart.data = [[(r.closure_rate or 0) * 100 for r in rows],
-                      [(r.on_time_closure_rate or 0) * 100 for r in rows]]
-        names = [_label(str(r.group), 14) for r in rows]
+        # Horizontal bars: a city has twenty departments with long names, which a vertical
+        # chart's axis cannot label.
+        height = 40 + 20 * len(rows)
+        d = Drawing(170 * mm, height)
+        chart = HorizontalBarChart()
+        chart.x, chart.y = 62 * mm, 10
+        chart.width, chart.height = 100 * mm, height - 30
+        ordered = list(reversed(rows))  # the first department on top
+        chart.data = [[(r.on_time_closure_rate or 0) * 100 for r in ordered],
+                      [(r.closure_rate or 0) * 100 for r in ordered]]
+        names = [_label(str(r.group), 40) for r in ordered]
         chart.categoryAxis.categoryNames = names
         chart.categoryAxis.labels.fontName = self.font_for(names)
-        chart.categoryAxis.labels.fontSize = 6
-        chart.categoryAxis.labels.angle = 30
-        chart.categoryAxis.labels.boxAnchor = "ne"
+        chart.categoryAxis.labels.fontSize = 6.5
         chart.valueAxis.labels.fontName = LATIN
         chart.valueAxis.labels.fontSize = 7
         chart.valueAxis.valueMin, chart.valueAxis.valueMax = 0, 100
-        chart.bars[0].fillColor, chart.bars[1].fillColor = PALETTE[0], PALETTE[1]
+        chart.bars[0].fillColor, chart.bars[1].fillColor = PALETTE[1], PALETTE[0]
         d.add(chart)
         legend = Legend()
-        legend.x, legend.y = 130 * mm, 70 * mm
+        legend.x, legend.y = 62 * mm, height - 6
         legend.fontName, legend.fontSize = LATIN, 7
+        legend.alignment = "right"
+        legend.columnMaximum = 1
         legend.colorNamePairs = [(PALETTE[0], "closure %"), (PALETTE[1], "on-time closure %")]
         d.add(legend)
         return d
@@ -247,6 +254,17 @@ class _Kit:
         legend.colorNamePairs = [(PALETTE[i % len(PALETTE)], t) for i, t in enumerate(titles)]
         d.add(legend)
         return d
+
+
+def _ends(items: list, n: int) -> list:
+    """All of a list up to `n`, else its first and last n/2 (the best and the worst)."""
+    return items if len(items) <= n else items[:n // 2] + items[-(n // 2):]
+
+
+def _list_note(total: int, shown: int, left_out: int, order: str, why: str) -> str:
+    head = (f"{total} communities, {order}" if shown == total else
+            f"The first and last {shown // 2} of {total} communities, {order}")
+    return head + (f"; {left_out} more {why}." if left_out else ".")
 
 
 def _summary(data: ReportData) -> list[list[str]]:
@@ -339,21 +357,30 @@ def render(data: ReportData, font: Path | str | None = None) -> bytes:
         say(NO_DATA)
 
     section(5)
-    if data.sorting:
-        story.append(k.table([["community", "rank", "inspections", "accuracy", "trend",
-                               "below target"]] + [
+    inspected = sorted((c for c in data.sorting if c.accuracy is not None),
+                       key=lambda c: (-(c.accuracy or 0.0), c.name))
+    if inspected:
+        shown = _ends(inspected, LONG_LIST)
+        say(_list_note(len(inspected), len(shown), len(data.sorting) - len(inspected),
+                       "best accuracy first", "with no inspection in the period"))
+        story.append(k.table([["community", "rank in town", "inspections", "accuracy",
+                               "trend", "below target"]] + [
             [c.name, str(c.rank) if c.rank else "-", str(c.inspections), _pct(c.accuracy),
              "-" if c.trend is None else f"{c.trend * 100:+.1f} pts",
-             "yes" if c.below_target else ""]
-            for c in sorted(data.sorting, key=lambda c: (c.town, c.rank or 1 << 30))]))
+             "yes" if c.below_target else ""] for c in shown]))
     else:
         say(NO_DATA)
 
     section(6)
-    if data.care:
+    known = sorted((c for c in data.care if c.share is not None),
+                   key=lambda c: (c.share or 0.0, c.name))
+    if known:
+        shown = _ends(known, LONG_LIST)
+        say(_list_note(len(known), len(shown), len(data.care) - len(known),
+                       "least covered first", "with no resident of 60 or over"))
         story.append(k.table([["community", "residents 60+", "covered", "share"]] + [
             [c.name, _num(c.residents_60), _num(c.covered_60), _pct(c.share)]
-            for c in data.care]))
+            for c in shown]))
     else:
         say(NO_DATA)
     doc.build(story)
