@@ -137,10 +137,10 @@ async def test_the_schedule_makes_last_months_reports_once(tmp_path, grid_pack,
         node = live.node
         await node.store.insert_incidents(ALL)
         await until(lambda: node.store.get_meta("reports.scheduled"), "2026-10")
-        assert await node.reports.list(None, 10) == []  # a new node makes nothing at start
+        assert await node.reports.recent(None, 10) == []  # a new node makes nothing at start
         clock.now = at(2026, 12, 1, 0) + 60  # a minute into December, Shanghai time
         await until(lambda: node.store.get_meta("reports.scheduled"), "2026-11")
-        made = await node.reports.list(None, 10)
+        made = await node.reports.recent(None, 10)
         assert sorted(d.area for d in made) == [DISTRICT, TOWN_1, TOWN_2]
         assert {(d.period, d.scheduled, d.status, d.made_by) for d in made} == {
             ("2026-11", True, "ready", "schedule")}
@@ -148,7 +148,7 @@ async def test_the_schedule_makes_last_months_reports_once(tmp_path, grid_pack,
         # Run again (a second node, a restart that lost the meta key): nothing made twice.
         await node.store.set_meta("reports.scheduled", "2026-10")
         assert await node.reports.schedule_once() == []
-        assert len(await node.reports.list(None, 10)) == 3
+        assert len(await node.reports.recent(None, 10)) == 3
     async with live_node(city(grid_pack), tmp_path / "e", clock=clock, detect=False,
                          reports_schedule=False, reports_tick_s=0.02) as live:
         await asyncio.sleep(0.1)

@@ -102,7 +102,7 @@ async def list_reports(call: Call[None, ListQuery]) -> ReportList:
             area = mine
         elif not area.startswith(mine):
             return ReportList([])
-    return ReportList(await _reports(call).list(area, q.limit))
+    return ReportList(await _reports(call).recent(area, q.limit))
 
 
 async def get_report(call: Call[None, Any]) -> ReportDoc:

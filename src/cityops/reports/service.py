@@ -149,7 +149,7 @@ class Reports:
         except FileNotFoundError:
             return None
 
-    async def list(self, area: str | None, limit: int) -> list[ReportDoc]:
+    async def recent(self, area: str | None, limit: int) -> list[ReportDoc]:
         """Newest first, the reports of areas inside `area` (None: all)."""
         out: list[ReportDoc] = []
         before: tuple[float, str] | None = None
