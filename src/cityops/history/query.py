@@ -243,12 +243,12 @@ def sampled(reader: HistoryReader, devices: Sequence[int], channels: Sequence[st
     cell, ts, value = cell[order], ts[order], value[order]
     newest = np.ones(len(cell), bool)
     newest[:-1] = cell[1:] != cell[:-1]
-    last_ts = np.full(n_dev * n_ch * steps, np.iinfo(np.int64).min, np.int64)
-    last_v = np.full(n_dev * n_ch * steps, np.nan)
-    last_ts[cell[newest]] = ts[newest]
-    last_v[cell[newest]] = value[newest]
-    last_ts = last_ts.reshape(n_dev, n_ch, steps)
-    last_v = last_v.reshape(n_dev, n_ch, steps)
+    flat_ts = np.full(n_dev * n_ch * steps, np.iinfo(np.int64).min, np.int64)
+    flat_v = np.full(n_dev * n_ch * steps, np.nan)
+    flat_ts[cell[newest]] = ts[newest]
+    flat_v[cell[newest]] = value[newest]
+    last_ts = flat_ts.reshape(n_dev, n_ch, steps)
+    last_v = flat_v.reshape(n_dev, n_ch, steps)
     have = last_ts != np.iinfo(np.int64).min
     source = np.where(have, np.arange(steps), -1)
     np.maximum.accumulate(source, axis=2, out=source)
