@@ -49,6 +49,22 @@ def ingest(
         workdir=workdir, progress=progress, note=note))
 
 
+@bench_app.command("import")
+def import_(
+    rows: int = typer.Option(5_000_000, "--rows", min=1000, help="Readings in the file."),
+    devices: int = typer.Option(20_000, "--devices", min=1),
+    formats: str = typer.Option("parquet,csv,ndjson", "--formats"),
+    workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+) -> None:
+    """History import rows/s per format, against reading the same file with pyarrow alone."""
+    from cityops.bench import imports as bench
+
+    count = len([f for f in formats.split(",") if f.strip()])
+    _report("History import", count, as_json,
+            lambda progress, note: bench.run(rows, devices, formats, workdir, progress, note))
+
+
 @bench_app.command("pipeline")
 def pipeline(
     duration: float = typer.Option(300.0, "--duration", min=30.0, help="Seconds of simulation."),

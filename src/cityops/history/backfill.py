@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import threading
+import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from cityops.history.wal import fsync_dir
 IMPORTED = "imported"
 JOURNALS = "imports"
 CHUNK_ROWS = 1_000_000  # source rows per chunk: the unit of resumption
+DEVICE_BITS = 4096
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Chunk:
     min_ts: int | None  # of the rows written, epoch microseconds
     max_ts: int | None
     rejects_bytes: int = 0  # length of the rejects file once this chunk's rejects were added
+    devices: str = ""  # a 4,096-bit hash set of the chunk's device ids (hex): two chunks of
+    # one time span but no device in common (a file ordered by device) are not compared
 
 
 @dataclass
@@ -106,6 +110,7 @@ class Backfill:
         self.fsync = fsync
         self._lock = threading.Lock()
         self._device_ids: tuple[int, pa.Array] | None = None
+        self._device_bits: np.ndarray | None = None
 
     # -- journals ----------------------------------------------------------------------------
 
@@ -159,25 +164,23 @@ class Backfill:
         return self.dir / digest / f"{index:06d}.parquet"
 
     def store_chunk(self, journal: Journal, index: int, batch: ReadingBatch,
-                    live: Iterable[ReadingBatch] = ()) -> tuple[int, int, int | None, int | None]:
-        """Write chunk `index` of `journal`: its rows less those already stored. Returns
-        (stored, duplicates, min_ts, max_ts). Durable when it returns; the caller records the
-        chunk in the journal. `live` are readings held outside Parquet (the open WAL)."""
-        unique = parquet.dedup(batch) if len(batch) else batch
+                    live: Iterable[ReadingBatch] = ()) -> Chunk:
+        """Write chunk `index` of `journal`: its rows less those already stored. Durable when
+        it returns; the caller adds the chunk it answers (rejects left to the caller) to the
+        journal. `live` are readings held outside Parquet (the open WAL)."""
+        unique = _sorted_unique(batch)
         duplicates = len(batch) - len(unique)
+        devices = _device_hashes(self._hashes(), unique.device)
         if len(unique):
-            seen = self._already_stored(journal.digest, index, unique, live)
+            seen = self._already_stored(journal, index, unique, devices, live)
             if seen.any():
                 duplicates += int(seen.sum())
                 unique = unique.take(np.flatnonzero(~seen))
         path = self.chunk_path(journal.digest, index)
         if not len(unique):
             path.unlink(missing_ok=True)
-            return 0, duplicates, None, None
+            return Chunk(index, 0, 0, duplicates, None, None, devices=devices.tobytes().hex())
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Ordered by device and time, so a reader's filter on either skips most row groups.
-        order = np.lexsort((unique.ts, unique.channel, unique.device))
-        unique = unique.take(order)
         table = self._table(unique)
         tmp = path.with_suffix(".tmp")
         pq.write_table(table, tmp, compression="zstd", row_group_size=256 * 1024)
@@ -187,7 +190,17 @@ class Backfill:
         os.replace(tmp, path)
         if self.fsync:
             fsync_dir(path.parent)
-        return len(unique), duplicates, int(unique.ts.min()), int(unique.ts.max())
+        return Chunk(index, len(unique), 0, duplicates, int(unique.ts.min()),
+                     int(unique.ts.max()), devices=devices.tobytes().hex())
+
+    def _hashes(self) -> np.ndarray:
+        """Per registered device, its bit in a chunk's device set (from its id, so the set
+        means the same to a node whose registry numbers devices otherwise)."""
+        n = len(self.registry)
+        if self._device_bits is None or self._device_bits.shape[0] != n:
+            self._device_bits = np.array([zlib.crc32(d.id.encode()) % DEVICE_BITS
+                                          for d in self.registry.devices], np.int64)
+        return self._device_bits
 
     def _table(self, batch: ReadingBatch) -> pa.Table:
         names, codes = self._channel_dictionary()
@@ -213,10 +226,10 @@ class Backfill:
 
     # -- what is stored already ---------------------------------------------------------------
 
-    def _already_stored(self, digest: str, index: int, batch: ReadingBatch,
-                        live: Iterable[ReadingBatch]) -> np.ndarray:
+    def _already_stored(self, journal: Journal, index: int, batch: ReadingBatch,
+                        devices: np.ndarray, live: Iterable[ReadingBatch]) -> np.ndarray:
         lo, hi = int(batch.ts.min()), int(batch.ts.max())
-        files = self._overlapping_files(digest, index, lo, hi)
+        files = self._overlapping_files(journal, index, lo, hi, devices)
         seen = np.zeros(len(batch), bool)
         frames = [f for f in live if len(f)]
         frames += self._wal_frames()
@@ -239,14 +252,19 @@ class Backfill:
                 continue
         return out
 
-    def _overlapping_files(self, digest: str, index: int, lo: int, hi: int) -> list[Path]:
+    def _overlapping_files(self, current: Journal, index: int, lo: int, hi: int,
+                           devices: np.ndarray) -> list[Path]:
         files: list[Path] = []
-        for journal in self.all_journals():
+        journals = [j for j in self.all_journals() if j.digest != current.digest] + [current]
+        for journal in journals:
             for chunk in journal.chunks:
-                if journal.digest == digest and chunk.index >= index:
+                if journal.digest == current.digest and chunk.index >= index:
                     continue  # this chunk's own earlier write is about to be replaced
                 if chunk.min_ts is None or chunk.max_ts < lo or chunk.min_ts > hi:
                     continue
+                if chunk.devices and not (np.frombuffer(bytes.fromhex(chunk.devices), np.uint8)
+                                          & devices).any():
+                    continue  # the same time, other devices
                 path = self.chunk_path(journal.digest, chunk.index)
                 if path.exists():
                     files.append(path)
@@ -288,6 +306,35 @@ class Backfill:
         seen = np.zeros(len(batch), bool)
         seen[np.asarray(found, np.int64)] = True
         return seen
+
+
+def _sorted_unique(batch: ReadingBatch) -> ReadingBatch:
+    """The batch ordered by device, channel and time (a reader's filter on either then skips
+    most row groups), each (device, channel, ts) once. A file already in that order (most
+    exports are) is only checked, not sorted."""
+    if not len(batch):
+        return batch
+    d, c, t = batch.device, batch.channel, batch.ts
+    step = (d[1:] > d[:-1]) | ((d[1:] == d[:-1]) & ((c[1:] > c[:-1]) | ((c[1:] == c[:-1])
+                                                                       & (t[1:] >= t[:-1]))))
+    if not step.all():
+        order = np.lexsort((t, c, d))
+        batch = batch.take(order)
+        d, c, t = batch.device, batch.channel, batch.ts
+    repeat = (d[1:] == d[:-1]) & (c[1:] == c[:-1]) & (t[1:] == t[:-1])
+    if repeat.any():
+        batch = batch.take(np.flatnonzero(~np.r_[False, repeat]))
+    return batch
+
+
+def _device_hashes(bits: np.ndarray, devices: np.ndarray) -> np.ndarray:
+    """The set of devices as a bitmap of DEVICE_BITS bits (bytes)."""
+    out = np.zeros(DEVICE_BITS // 8, np.uint8)
+    if len(devices):
+        present = np.zeros(DEVICE_BITS, bool)
+        present[bits[np.unique(devices)]] = True
+        out = np.packbits(present)
+    return out
 
 
 def _member(batch: ReadingBatch, other: ReadingBatch) -> np.ndarray:

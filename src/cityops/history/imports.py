@@ -24,6 +24,7 @@ import hashlib
 import io
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,19 @@ def import_file(path: Path, backfill: Backfill, options: Options, *,
     reader = _reader(path, fmt, options)
     layout: _Layout | None = None
     now_us = options.now_us if options.now_us is not None else int(time.time() * US)
+    writer = ThreadPoolExecutor(1, thread_name_prefix="history-import")
+    pending: tuple[Future, list[Reject]] | None = None
+
+    def record(future: Future, bad: list[Reject]) -> None:
+        chunk: Chunk = future.result()
+        rejects.write(bad)
+        if len(summary.first_rejects) < 100:
+            summary.first_rejects += bad[: 100 - len(summary.first_rejects)]
+        chunk.rejected = len(bad)
+        chunk.rejects_bytes = rejects.size
+        journal.chunks.append(chunk)
+        backfill.save(journal)
+
     try:
         for index, table in _chunked(reader.batches(), options.chunk_rows):
             summary.rows += table.num_rows
@@ -145,22 +159,32 @@ def import_file(path: Path, backfill: Backfill, options: Options, *,
             first_line = reader.first_line + index * options.chunk_rows
             batch, bad = normalise(table, layout, backfill.registry, options.timezone,
                                    first_line, now_us)
-            stored, duplicates, lo, hi = backfill.store_chunk(journal, index, batch, live())
-            rejects.write(bad)
-            if len(summary.first_rejects) < 100:
-                summary.first_rejects += bad[: 100 - len(summary.first_rejects)]
-            journal.chunks.append(Chunk(index, stored, len(bad), duplicates, lo, hi,
-                                        rejects.size))
-            backfill.save(journal)
+            # The chunk is written in the writer thread (Parquet encoding and fsync release
+            # the GIL) while this one reads and checks the next; the journal records chunks
+            # in order, each once its file is durable.
+            if pending is not None:
+                waiting, pending = pending, None
+                record(*waiting)
+            pending = (writer.submit(backfill.store_chunk, journal, index, batch, live()), bad)
             if stop_after_chunks is not None and index + 1 >= stop_after_chunks:
+                waiting, pending = pending, None
+                record(*waiting)
                 rejects.close()
                 _totals(summary, journal)
                 summary.seconds = time.perf_counter() - started
                 return summary
+        if pending is not None:
+            waiting, pending = pending, None
+            record(*waiting)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as error:
-        rejects.close()
         raise ImportRefused(f"{path}: cannot be read as {fmt}: {_short(error)}") from None
     finally:
+        if pending is not None:  # a read failed: what was read before it is kept
+            try:
+                record(*pending)
+            except Exception:  # the read's error is the one to report
+                pass
+        writer.shutdown()
         rejects.close()
     if layout is None:  # an empty file: nothing to learn its columns from
         layout = _Layout.of(reader.names(), options.mapping, backfill.registry)
@@ -185,8 +209,7 @@ def import_batch(batch: ReadingBatch, backfill: Backfill, key: str, source: str)
         return journal
     journal = backfill.begin(digest, source, 0, max(len(batch), 1))
     if not journal.chunks:
-        stored, duplicates, lo, hi = backfill.store_chunk(journal, 0, batch)
-        journal.chunks.append(Chunk(0, stored, 0, duplicates, lo, hi))
+        journal.chunks.append(backfill.store_chunk(journal, 0, batch))
     backfill.finish(journal)
     return journal
 
@@ -568,7 +591,13 @@ def normalise(table: pa.Table, layout: _Layout, registry: DeviceRegistry, timezo
     # The kind's physical range, as the live intake checks it.
     if len(dev):
         k = registry.kind_of[dev]
-        lo, hi = registry.ch_min[k, ch], registry.ch_max[k, ch]
+        kinds = np.unique(k[:: max(1, len(k) // 64)])
+        if len(kinds) == 1 and (k == kinds[0]).all() and not ch.any():
+            # One kind's primary channel (the usual file): two numbers, no gather per row.
+            lo = registry.ch_min[kinds[0], 0]
+            hi = registry.ch_max[kinds[0], 0]
+        else:
+            lo, hi = registry.ch_min[k, ch], registry.ch_max[k, ch]
         inside = (val >= lo) & (val <= hi)
         for j in np.flatnonzero(~inside).tolist():
             kind_spec = registry.kinds[int(k[j])]
@@ -577,10 +606,13 @@ def normalise(table: pa.Table, layout: _Layout, registry: DeviceRegistry, timezo
                                   f"{val[j]:g}", f"value {val[j]:g} is outside the valid range "
                                   f"{spec.min:g}..{spec.max:g} {spec.unit} of a "
                                   f"{kind_spec.name} {spec.name}"))
-        keep = np.flatnonzero(inside)
-        dev, ch, rows, val = dev[keep], ch[keep], rows[keep], val[keep]
+        if not inside.all():
+            keep = np.flatnonzero(inside)
+            dev, ch, rows, val = dev[keep], ch[keep], rows[keep], val[keep]
     rejects.sort(key=lambda r: (r.line, r.column))
-    batch = ReadingBatch(dev.astype(DEVICE_DTYPE), ch.astype(CHANNEL_DTYPE), ts[rows],
+    # Rows come out of _cells ascending; all n of them (the usual chunk) are ts as it is.
+    times = ts if len(rows) == n and len(parts) == 1 else ts[rows]
+    batch = ReadingBatch(dev.astype(DEVICE_DTYPE), ch.astype(CHANNEL_DTYPE), times,
                          val.astype(np.float64), source="import")
     return batch, rejects
 
