@@ -102,9 +102,14 @@ export class Replay {
     this.vehicles = new PointsLayer("replay-vehicles", { size: 10, square: true });
     this.view.addPoints(this.vehicles);
     this.view.addPoints(this.staff);
+    // Coloured as the live map colours cases: urgency inside, the state as it was around.
     this.view.addGeoJSON("replay-incidents", [{ id: "replay-incidents", type: "circle", paint: {
-      "circle-radius": 8, "circle-color": "#ffd43b", "circle-stroke-width": 3,
-      "circle-stroke-color": "#c77dff" } }]);
+      "circle-radius": ["match", ["get", "urgency"], "urgent", 10, "high", 9, 8],
+      "circle-color": ["match", ["get", "urgency"], "urgent", "#ff4d4f", "high", "#ff9f1a",
+        "low", "#a0aec0", "#ffd43b"],
+      "circle-stroke-width": 3,
+      "circle-stroke-color": ["match", ["get", "status"], "collected", "#ffffff", "registered",
+        "#9cc8ff", "dispatched", "#3d8bff", "accepted", "#22d3ee", "#34d399"] } }]);
     this.layersReady = true;
   }
 
@@ -291,10 +296,11 @@ export class Replay {
       const status = statusAt(inc, this.t);
       if (!OPEN.has(status)) continue;
       byState[status] = (byState[status] || 0) + 1;
-      if (inc.lat !== null) open.push(inc);
+      if (inc.lat !== null) open.push([inc, status]);
     }
-    this.view.setGeoJSON("replay-incidents", open.map((i) => ({ type: "Feature", id: i.id,
-      geometry: { type: "Point", coordinates: [i.lon, i.lat] }, properties: { id: i.id } })));
+    this.view.setGeoJSON("replay-incidents", open.map(([i, status]) => ({ type: "Feature", id: i.id,
+      geometry: { type: "Point", coordinates: [i.lon, i.lat] },
+      properties: { id: i.id, urgency: i.urgency, status } })));
     const vital = c.kpi.map((v) => ({ id: v.id, kpi: v.kpi, area: v.area, value: v.values[k] }));
     this.shown = { t: this.t, frame: k, chunkStart: c.start, step: c.step, staff, vehicles,
       incidents: Object.values(byState).reduce((a, b) => a + b, 0), drawnIncidents: open.length,
