@@ -115,6 +115,12 @@ def serve(
                                          "the JSON-LD contexts producers name by URL: an "
                                          "index.yaml (urls: {URL: file}) and the files; those "
                                          "URLs then resolve offline."),
+    report_schedule: bool = typer.Option(True, "--report-schedule/--no-report-schedule",
+                                         help="Make last month's PDF report of the district "
+                                         "and each town once a month."),
+    report_font: Path = typer.Option(None, "--report-font", exists=True, dir_okay=False,
+                                     help="A TrueType CJK font to embed in PDF reports "
+                                     "(default: one found on the system)."),
 ) -> None:
     """Run a node: HTTP API (and MQTT intake) over the city pack, storing in DATA."""
     import uvicorn
@@ -163,6 +169,13 @@ def serve(
                        "call this node back there")
     if storm_level not in ("village", "town", "district"):
         raise fail(f"--storm-level {storm_level!r} must be village, town or district")
+    if report_font is not None:
+        from cityops.reports.render import cjk_font
+
+        try:
+            cjk_font(report_font)  # a file that is no TrueType font is said now, not per report
+        except ValueError as error:
+            raise fail(f"--report-font: {error}") from None
     pack = load_city(city)
     try:
         url = store_url_for(data, store)
@@ -211,7 +224,8 @@ def serve(
                         frigate_file=frigate, frigate_mqtt_url=frigate_mqtt,
                         ngsild_federation=federation_sources,
                         ngsild_federation_file=ngsild_federation,
-                        ngsild_context_mirror=ngsild_contexts)
+                        ngsild_context_mirror=ngsild_contexts,
+                        reports_schedule=report_schedule, reports_font=report_font)
     if cluster_settings:
         import msgspec
 
