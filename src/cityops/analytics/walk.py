@@ -23,8 +23,8 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
+from scipy.sparse.csgraph import dijkstra  # type: ignore[import-untyped]
 
 from cityops.routing.network import MAX_SNAP_M, StreetNetwork
 from cityops.routing.osm import WayRefs
@@ -82,7 +82,7 @@ def read_walkable_ways(path: str | os.PathLike[str]) -> WayRefs:
                  .with_locations()
                  .with_filter(osmium.filter.KeyFilter("highway")))
     for obj in processor:
-        if not obj.is_way() or not is_walkable({t.k: t.v for t in obj.tags}):
+        if not isinstance(obj, osmium.osm.Way) or not is_walkable({t.k: t.v for t in obj.tags}):
             continue
         w = len(way_ids)
         way_ids.append(obj.id)

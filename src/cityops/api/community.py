@@ -153,7 +153,7 @@ async def post_inspections(call: Call[None, Any]) -> Posted:
     if media == "text/csv":
         items = _csv_items(raw)
     else:
-        body = decode_json(raw, Inspections)
+        body = decode_json(raw, Inspections)  # type: ignore[arg-type]  # a union type
         items = body if isinstance(body, list) else [body]
     checked = _stored(call, items)
     return Posted(await sorting.add(call.node.store, checked, call.node.clock()))
