@@ -52,6 +52,29 @@ async def _keys(data: Path, store_url: str, field_person: str | None):
     return admin, device, operator, field
 
 
+def _past_vital_signs(city, data: Path, weeks: int = 4) -> None:
+    """Four weeks of the city's vital signs before now, stored as imported history (once a
+    day: a restart the same day finds it done), so the screen's baselines and flags are there
+    from the first minute instead of after weeks of running."""
+    import time
+
+    from cityops.domain.registry import DeviceRegistry
+    from cityops.history.backfill import Backfill
+    from cityops.history.imports import import_batch
+    from cityops.sim.past import kpi_history
+
+    registry = DeviceRegistry(city.kinds)
+    registry.add(city.devices)
+    now = time.time()
+    with out.status(f"Making {weeks} weeks of vital-signs history"):
+        past = kpi_history(city, registry, now, weeks=weeks, seed=0)
+        journal = import_batch(past, Backfill(data / "history", registry),
+                               key=f"demo-vital-signs:{city.info.name}:{int(now // 86400)}",
+                               source=f"simulated vital signs, {weeks} weeks")
+    out.print(f"Vital signs: {weeks} weeks of history ({journal.stored:,} readings) for the "
+              "baselines")
+
+
 def demo(
     pack: Path = typer.Option(Path("var/packs/pudong"), "--pack", help="City pack (generated "
                                                                        "when missing)."),
@@ -85,6 +108,7 @@ def demo(
                   "takes a whole village down; delete the folder to generate it again.[/]")
     url = store_url_for(data, None)
     remember(data, url)
+    _past_vital_signs(city, data)
     admin, device, operator, field = asyncio.run(
         _keys(data, url, city.staff[0].id if city.staff else None))
     base = f"http://{host}:{port}"
