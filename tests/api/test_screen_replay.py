@@ -154,6 +154,13 @@ async def test_the_replay_shows_movers_cases_and_vital_signs_as_they_were(
         assert "san-01" in scoped["staff"]["id"] and scoped["vehicles"]["id"] == []
         assert "town2" not in {c["id"] for c in scoped["incidents"]}
 
+        # A field key with no area: its own dot only, no vehicle (its cases are what the
+        # desk's scope check lets it see, as on the live screen).
+        field = live.client(await live.key("field", None, "san-01"))
+        mine = (await field.get("/api/v1/screen/replay",
+                                params={"from": str(DAY), "to": str(DAY + 7200)})).json()
+        assert mine["staff"]["id"] == ["san-01"] and mine["vehicles"]["id"] == []
+
 
 async def test_the_replay_is_bounded_and_says_why(tmp_path, replay_city, live_node):
     async with live_node(replay_city, tmp_path / "data", clock=Clock(MONDAY_10),

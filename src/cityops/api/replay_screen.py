@@ -143,12 +143,12 @@ def _inside(node: Any, who: Principal) -> np.ndarray | None:
     """Per village (in the city's order, plus one slot for outside it) whether the key may
     see a vehicle there; None when everywhere (an unscoped key)."""
     scope = who.scope
-    if scope.area is not None:
-        prefixes: tuple[str, ...] = (scope.area,)
+    if who.role is Role.FIELD and scope.area is None:
+        prefixes: tuple[str, ...] = ()  # a field key with no area sees no vehicle
+    elif scope.area is not None:
+        prefixes = (scope.area,)
     elif scope.department is not None:
         prefixes = tuple(node.department_areas.get(scope.department, []))
-    elif who.role is Role.FIELD:
-        prefixes = ()
     else:
         return None
     villages = node.city.villages
