@@ -66,7 +66,7 @@ export class Replay {
 
   build() {
     const open = el("button", { id: "replay-open", class: "replay-open", type: "button",
-      text: "⏪ Replay", title: "Replay a past period", onclick: () => this.open() });
+      text: "◀◀ Replay", title: "Replay a past period", onclick: () => this.open() });
     const clock = document.getElementById("clock");
     clock.before(open);
     clock.after(el("span", { id: "replay-clock", class: "replay-clock", hidden: true },
