@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, kw_only=True):
     escalate_tick_s: float = 5.0  # how often deadlines are checked
     ack_timeout_s: float = 90.0  # a field person's time to acknowledge an assignment
     street_network: Path | None = None  # an OSM .pbf extract: propose staff by travel time
+    # The city's elderly-care service points and homes of residents of 60+ (GeoJSON, see
+    # cityops.analytics.care_file); None: figures generated from the pack (cityops.packs.care)
+    care_file: Path | None = None
     # The storm guard (cityops.act.storm): once this many cases of one category were
     # auto-dispatched in one area (village, town or district) within the window, the next
     # ones wait as one case for a supervisor. 0 turns it off.

@@ -1,6 +1,7 @@
 """The 15-minute elderly-care service circle over a node's city.
 
-Where residents of 60+ live and where the service points stand come from the pack
+Where residents of 60+ live and where the service points stand come from the city's own care
+file (`cityops serve --care FILE`, cityops.analytics.care_file) or else from the pack
 (cityops.packs.care); the walking network from the OSM extract the node was given
 (`settings.street_network`, `--street-network FILE`) or, without one, the pack's generated
 street grid. A node builds its `CareModel` once, on first use, in a worker thread: the walking
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cityops.analytics import care_file
 from cityops.analytics.walk import WalkTimes
 from cityops.domain.care import LIMIT_S, Share, covered, newly_covered, shares
 from cityops.packs.care import CareData, CarePoint, care_data, street_grid
@@ -143,7 +145,10 @@ def walk_network(node: Any) -> WalkTimes:
 
 
 def build_model(node: Any) -> CareModel:
-    return CareModel(care_data(node.pack), walk_network(node))
+    """The city's own care file when the node was given one, else the pack's figures."""
+    own = getattr(node.settings, "care_file", None)
+    data = care_file.load(own, node.city) if own is not None else care_data(node.pack)
+    return CareModel(data, walk_network(node))
 
 
 _models: weakref.WeakKeyDictionary[Any, asyncio.Future[CareModel]] = \

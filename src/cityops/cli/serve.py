@@ -51,6 +51,10 @@ def serve(
                                       help="HMAC secret of the webhook notifier."),
     street_network: Path = typer.Option(None, "--street-network", help="OSM .pbf extract: "
                                         "propose field staff by travel time on its streets."),
+    care: Path = typer.Option(None, "--care", help="The city's elderly-care service points "
+                              "and homes of residents of 60+ (GeoJSON; see docs/api.md, "
+                              "\"Community analytics\"); default: figures generated from "
+                              "the pack."),
     scenarios: list[Path] = typer.Option([], "--scenarios", help="A folder of the city's own "
                                          "scenario packs (repeatable), besides the built-in "
                                          "ones."),
@@ -184,6 +188,14 @@ def serve(
     remember(data, url)
     if street_network is not None and not street_network.is_file():
         raise fail(f"--street-network {street_network} is not a file (an OSM .pbf extract)")
+    if care is not None:
+        from cityops.analytics.care_file import CareFileError, load
+        from cityops.domain.geo import CityMap
+
+        try:  # checked now: a mistake in it is told at start, not on the first request
+            load(care, CityMap.from_pack(pack))
+        except CareFileError as exc:
+            raise fail(f"--care: {exc}") from None
     for folder in scenarios:
         if not folder.is_dir():
             raise fail(f"--scenarios {folder} is not a folder of scenario packs")
@@ -212,7 +224,7 @@ def serve(
                                 partitions=partitions,
                                 node_name=name or f"{socket.gethostname()}-{port}")
     settings = Settings(data_dir=data, store_url=url, mqtt_url=mqtt, fsync=not no_fsync,
-                        notify_url=notify, street_network=street_network,
+                        notify_url=notify, street_network=street_network, care_file=care,
                         scenario_dirs=list(scenarios), max_in_flight=max_in_flight,
                         history_queue=history_queue, snapshot_every_s=snapshot_every,
                         loop_stall_ms=loop_stall_ms, data_key_file=data_key,
