@@ -27,6 +27,8 @@ def test_the_benchmark_exports_every_case_and_measures_the_node(tmp_path) -> Non
     assert out["csv_alone_rows_per_s"] > 0
     for key in ("rows_per_s", "mb_per_s", "share_of_csv_alone", "within_bar", "load_avg_1m"):
         assert key in out
+    # One town's cases as XLSX: a workbook came, and its temporary file is gone.
+    assert out["xlsx_rows"] > 0 and out["xlsx_is_zip"] and out["xlsx_files_left"] == 0
 
 
 def test_rows_are_read_whole_across_chunks_and_quoted_newlines() -> None:

@@ -35,8 +35,9 @@ import msgspec
 
 from cityops.bench import incidents as cases_bench
 from cityops.bench.server import ServerProcess
-from cityops.domain.city import CityPack
+from cityops.domain.city import CityPack, Level
 from cityops.packs.format import save_pack
+from cityops.store.base import IncidentFilter, open_store
 
 BAR_MB = 100.0
 SAMPLE_S = 0.02
@@ -185,7 +186,6 @@ def csv_alone(header: list[str], sample: list[list[str]], rows: int) -> float:
 
 async def _admin_key(url: str) -> str:
     from cityops.auth import new_key
-    from cityops.store.base import open_store
 
     store = open_store(url)
     await store.open()
@@ -258,8 +258,42 @@ def measure(server: ServerProcess, key: str, *, progress: Callable[[int], None],
     }
 
 
+def measure_xlsx(server: ServerProcess, key: str, area: str, rows: int, folder: Path, *,
+                 note: Callable[[str], None]) -> dict[str, object]:
+    """One town's cases exported as XLSX (the workbook is written whole to a temporary file
+    before its first byte is sent): seconds, bytes and the node's RSS growth."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    note(f"exporting the {rows:,} cases of town {area} as XLSX")
+    before_kb = _status_kb(pid, "VmRSS")
+    hwm_reset = reset_peak(pid)
+    size = 0
+    head = b""
+    started = time.perf_counter()
+    with RssSampler(pid) as sampler, \
+            httpx.Client(base_url=server.url, timeout=1800.0,
+                         headers={"Authorization": f"Bearer {key}"}) as client, \
+            client.stream("GET", f"/api/v1/incidents?format=xlsx&area={area}") as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"the XLSX export answered {r.status_code}: {r.read()[:300]!r}")
+        for chunk in r.iter_raw(1 << 16):
+            head = head or chunk[:2]
+            size += len(chunk)
+    seconds = time.perf_counter() - started
+    hwm_kb = _status_kb(pid, "VmHWM") if hwm_reset else None
+    peak_kb = max(sampler.peak_kb, hwm_kb or 0)
+    left = list(folder.glob("*.xlsx"))  # the node deletes each once it is sent
+    return {"xlsx_town": area, "xlsx_rows": rows, "xlsx_is_zip": head == b"PK",
+            "xlsx_bytes": size, "xlsx_seconds": round(seconds, 1),
+            "xlsx_rows_per_s": round(rows / seconds) if seconds else None,
+            "xlsx_rss_growth_mb": None if before_kb is None
+            else round((peak_kb - before_kb) / 1024, 1),
+            "xlsx_files_left": len(left)}
+
+
 def run(*, count: int, store: str | None, workdir: Path | None, seed: int = 1,
-        pack: CityPack | None = None, progress: Callable[[int], None] = lambda n: None,
+        pack: CityPack | None = None, xlsx: bool = True,
+        progress: Callable[[int], None] = lambda n: None,
         note: Callable[[str], None] = lambda s: None) -> dict[str, object]:
     """`pack`: another city than Pudong (a small one, for a quick check of the machinery)."""
     root = Path(workdir or "var/bench/incidents")
@@ -291,6 +325,16 @@ def run(*, count: int, store: str | None, workdir: Path | None, seed: int = 1,
         finally:
             await st.close()
 
+    town = next(a.code for a in pack.areas if a.level is Level.TOWN)
+
+    async def town_cases() -> int:
+        st = open_store(url)
+        await st.open()
+        try:
+            return await st.count_incidents(IncidentFilter(area=town))
+        finally:
+            await st.close()
+
     load_before = os.getloadavg()[0]
     load_s, reused = asyncio.run(fill())
     key = asyncio.run(_admin_key(url))
@@ -299,6 +343,9 @@ def run(*, count: int, store: str | None, workdir: Path | None, seed: int = 1,
     server.start()
     try:
         out = measure(server, key, progress=progress, note=note)
+        if xlsx:
+            out.update(measure_xlsx(server, key, town, asyncio.run(town_cases()),
+                                    root / "export-node" / "exports", note=note))
     finally:
         server.stop()
     # The machine is shared: how busy it was says how far the figures can be trusted.

@@ -235,6 +235,7 @@ def export(
     workdir: Path = typer.Option(Path("var/bench/incidents"), "--workdir",
                                  help="Shared with `cityops bench incidents`, so one load of "
                                       "the cases serves both."),
+    xlsx: bool = typer.Option(True, "--xlsx/--no-xlsx", help="Also one town's cases as XLSX."),
     as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
 ) -> None:
     """Every incident exported as CSV over loopback: rows/s, bytes and the node's RSS growth
@@ -242,5 +243,5 @@ def export(
     from cityops.bench import export as bench
 
     _report("export benchmark", incidents, as_json, lambda progress, note: bench.run(
-        count=incidents, store=store, workdir=workdir, seed=seed, progress=progress,
-        note=note))
+        count=incidents, store=store, workdir=workdir, seed=seed, xlsx=xlsx,
+        progress=progress, note=note))
