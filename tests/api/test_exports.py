@@ -480,3 +480,17 @@ def test_columns_flatten_nested_objects_and_find_times() -> None:
     assert read_csv(body) == [{"id": "a", "at": "1970-01-01T08:00:00+08:00", "parked_s": "1.5",
                                "where.code": "", "where.seen_at": "", "tags": "x; y",
                                "doc": '{"k":[1]}'}]
+
+
+def test_the_openapi_document_names_the_format_and_the_media() -> None:
+    from cityops.api.openapi import document
+    from cityops.api.openapi_gen import _openapi_path
+
+    spec = document()
+    for path in EXPORTED:
+        op = spec["paths"][_openapi_path(path)]["get"]
+        [fmt] = [p for p in op["parameters"] if p["name"] == "format"]
+        assert fmt["schema"]["enum"] == ["json", "csv", "xlsx"]
+        assert {"application/json", "text/csv", export.XLSX} <= set(op["responses"]["200"]
+                                                                   ["content"]), path
+        assert "503" in op["responses"]
