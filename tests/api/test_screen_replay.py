@@ -7,6 +7,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from cityops.domain.alerts import Alert
 from cityops.domain.city import AreaCodes, Device, Vehicle
 from cityops.domain.incidents.model import Event, Incident, Status
 
@@ -66,6 +67,23 @@ CASES = [
 ]
 
 
+def _alert(name: str, village: str, first: float, cleared: float | None) -> Alert:
+    return Alert(id=name, scenario="noise", rule="noise.loud", category="event.noise",
+                 severity="warning", urgency="normal", departments=["environment"],
+                 subject="noise-000000", title=name,
+                 areas=AreaCodes(village[:6], village[:9], village), lat=31.15, lon=121.45,
+                 first_seen=first, last_seen=cleared or first, cleared_at=cleared,
+                 active=cleared is None)
+
+
+ALERTS = [_alert("alarm-at-t", VILLAGE, DAY + 1200, DAY + 2400),
+          _alert("cleared-before", VILLAGE, DAY + 60, DAY + 1500),
+          _alert("raised-after", VILLAGE, DAY + 4000, DAY + 5000),
+          _alert("still-active", VILLAGE, DAY - 7200, None),
+          _alert("town2-alarm", TOWN2_VILLAGE, DAY + 900, None),
+          _alert("long-gone", VILLAGE, DAY - 3 * 86_400, DAY - 2 * 86_400)]
+
+
 def status_at(case: dict, t: float) -> str | None:
     before = [s for at, s in case["changes"] if at <= t]
     return before[-1] if before else None
@@ -89,10 +107,19 @@ async def _setup(live) -> None:
     assert r.json()["accepted"] == len(readings)
     for inc, events in CASES:
         await live.node.store.save_incident(inc, events)
+    await live.node.store.upsert_alerts(ALERTS)
+
+
+def alarms_at(body: dict, t: float) -> set[str]:
+    return {a["id"] for a in body["alerts"]
+            if a["first_seen"] <= t and (a["cleared_at"] is None or t < a["cleared_at"])}
 
 
 async def test_the_replay_shows_movers_cases_and_vital_signs_as_they_were(
-        tmp_path, replay_city, live_node):
+        tmp_path, replay_city, live_node, monkeypatch):
+    from cityops.api import replay_screen
+
+    monkeypatch.setattr(replay_screen, "ALERT_PAGE", 2)  # the alert list read in pages
     async with live_node(replay_city, tmp_path / "data", clock=Clock(MONDAY_10),
                          notify_url="memory:") as live:
         await _setup(live)
@@ -126,6 +153,12 @@ async def test_the_replay_shows_movers_cases_and_vital_signs_as_they_were(
         assert body["open"][frame_of(body, DAY + 4200)] == 3  # one closed, one reported
         assert not body["incidents_capped"]
 
+        # The alerts in force at T (raised before it, cleared after it or not at all); the
+        # ones of the window are listed, not one cleared two days before.
+        assert alarms_at(body, T) == {"alarm-at-t", "still-active", "town2-alarm"}
+        assert {a["id"] for a in body["alerts"]} == {a.id for a in ALERTS} - {"long-gone"}
+        assert all(a["device"] for a in body["alerts"]) and not body["alerts_capped"]
+
         # The vital signs: the hourly value as it stood (held for two periods).
         vital = {v["id"]: v for v in body["kpi"]}
         assert vital["kpi-calls-t1"]["values"][k] == 10.0
@@ -146,6 +179,7 @@ async def test_the_replay_shows_movers_cases_and_vital_signs_as_they_were(
         assert [c["id"] for c in scoped["incidents"]] == ["town2"]
         assert [v["id"] for v in scoped["kpi"]] == ["kpi-calls-t2"]
         assert scoped["open"][k] == 1
+        assert alarms_at(scoped, T) == {"town2-alarm"}
 
         # A town 1 key sees san-01 but not the truck, which never entered town 1.
         town1 = live.client(await live.key("operator", TOWN1))

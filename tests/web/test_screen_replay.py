@@ -9,6 +9,7 @@ import datetime as dt
 import time
 from zoneinfo import ZoneInfo
 
+from cityops.domain.alerts import Alert
 from cityops.domain.city import AreaCodes
 from cityops.domain.incidents.model import Event, Incident, Status
 
@@ -41,7 +42,8 @@ def _case(name: str, changes: list[tuple[float, Status]]):
 
 def _past_hour(web_node) -> int:
     """An hour two hours ago: two people and a truck tracked all along, a third person from
-    its 40th minute; a case open from 5 to 33 minutes, one from 25, one from 42."""
+    its 40th minute; a case open from 5 to 33 minutes, one from 25, one from 42; a noise meter
+    in alarm from 16 to 43 minutes."""
     h0 = int(time.time()) // 3600 * 3600 - 2 * 3600
     readings = []
     for k in range(13):
@@ -60,6 +62,14 @@ def _past_hour(web_node) -> int:
              _case("replay-c", [(h0 + 2520, Status.COLLECTED)])]
     for inc, events in cases:
         web_node.call(web_node.node.store.save_incident(inc, events))
+    meter = next(d for d in web_node.pack.devices if d.kind == "noise")
+    alarm = Alert(id="replay-alarm", scenario="noise", rule="noise.loud", category="event.noise",
+                  severity="warning", urgency="normal", departments=["environment"],
+                  subject=meter.id, title="loud", areas=AreaCodes(VILLAGE11[:6], VILLAGE11[:9],
+                                                                  VILLAGE11),
+                  lat=meter.lat, lon=meter.lon, first_seen=h0 + 960, last_seen=h0 + 2580,
+                  cleared_at=h0 + 2580, active=False)
+    web_node.call(web_node.node.store.upsert_alerts([alarm]))
     return h0
 
 
@@ -78,6 +88,9 @@ def _api_at(web_node, h0: int, t: float, step: int) -> dict:
             "vehicles": sum(row[k] is not None for row in body["vehicles"]["lat"]),
             "incidents": sum(status_at(c) not in (None, "closed", "cancelled")
                              for c in body["incidents"]),
+            "alarms": sum(a["device"] and a["first_seen"] <= t
+                          and (a["cleared_at"] is None or t < a["cleared_at"])
+                          for a in body["alerts"]),
             "open_at_frame": body["open"][k]}
 
 
@@ -85,7 +98,7 @@ def _drawn(page) -> dict:
     shown = page.evaluate("window.cityops.replay.shown")
     return {"staff": page.evaluate(COUNT_DOTS, "staff"),
             "vehicles": page.evaluate(COUNT_DOTS, "vehicles"),
-            "incidents": shown["drawnIncidents"], "t": shown["t"]}
+            "incidents": shown["drawnIncidents"], "alarms": shown["alarms"], "t": shown["t"]}
 
 
 def test_the_screen_replays_a_past_hour(web_node, browser, artifacts):
@@ -115,8 +128,8 @@ def test_the_screen_replays_a_past_hour(web_node, browser, artifacts):
     assert page.locator("#replay-time").inner_text() == _wall(t, "%Y-%m-%d %H:%M:%S")
     drawn = _drawn(page)
     want = _api_at(web_node, h0, t, 15)
-    assert want == {"staff": 2, "vehicles": 1, "incidents": 2, "open_at_frame": 2}
-    assert (drawn["staff"], drawn["vehicles"], drawn["incidents"]) == (2, 1, 2)
+    assert want == {"staff": 2, "vehicles": 1, "incidents": 2, "open_at_frame": 2, "alarms": 1}
+    assert (drawn["staff"], drawn["vehicles"], drawn["incidents"], drawn["alarms"]) == (2, 1, 2, 1)
     first = page.evaluate("window.cityops.replay.staff.position(0)")
     assert abs(first[1] - (31.15 + 0.0005 * 6)) < 1e-4 and abs(first[0] - 121.45) < 1e-4
     page.screenshot(path=str(artifacts / "screen-replay.png"))
@@ -132,8 +145,10 @@ def test_the_screen_replays_a_past_hour(web_node, browser, artifacts):
     frame_t = shown["chunkStart"] + shown["frame"] * shown["step"]
     want = _api_at(web_node, h0, frame_t, shown["step"])
     assert (drawn["staff"], drawn["vehicles"]) == (want["staff"], want["vehicles"]) == (3, 1)
-    # At the end of the hour: b and c are open, a closed.
-    assert drawn["incidents"] == _api_at(web_node, h0, h0 + 3590, 10)["incidents"] == 2
+    # At the end of the hour: b and c are open, a closed; the meter quiet again.
+    end = _api_at(web_node, h0, h0 + 3590, 10)
+    assert drawn["incidents"] == end["incidents"] == 2
+    assert drawn["alarms"] == end["alarms"] == 0
 
     # Back to live in one click: the live dots and clock again, no badge.
     page.locator("#replay-live").click()

@@ -8,7 +8,9 @@ is rebuilt from what is stored instead, in a columnar form the page steps throug
   sign's value as of it (held for two of its periods), sampled by the history reader in
   DuckDB and numpy (`cityops.history.query.sampled`), never reading by reading;
 - the cases of the window with their status changes from their stored timeline, so the page
-  draws each one as it stood at any moment of the window, and the number open at each frame.
+  draws each one as it stood at any moment of the window, and the number open at each frame;
+- the alerts raised before the window's end and not cleared before its start, with when they
+  were raised and cleared: the devices in alarm at any moment.
 
 Scoped as the live screen is: a case by the desk's scope check, a person by home area (a
 field key: itself), a vehicle only at the frames where it is inside the key's area, a vital
@@ -26,11 +28,13 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
+from cityops.api.alerts import may_see
 from cityops.api.errors import ApiError
 from cityops.api.incidents import READ, visible
 from cityops.api.params import time_us
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import Principal, Role, can_see_place
+from cityops.domain.alerts import Alert
 from cityops.domain.incidents.model import OPEN, Incident, Status
 from cityops.history.query import sampled
 
@@ -39,6 +43,11 @@ MAX_WINDOW_S = 24 * 3600
 MAX_STEPS = 1440
 MAX_POINTS = 400_000
 MAX_INCIDENTS = 2000  # the newest reported of the window's cases, past this
+MAX_ALERTS = 5000  # alerts read for a window, newest first
+ALERT_PAGE = 500
+# How far before the window an alert may have been raised and still be found (unless it is
+# still active): the alert list is ordered by when an alert was raised, not when it cleared.
+ALERT_LOOKBACK_S = 24 * 3600
 POSITION_HOLD_S = 1800  # a fix older than this is no longer shown: the tracker was off
 # (held longer, every frame-0 lookback would read hours of every tracker's fixes)
 DEFAULT_WINDOW_S = 3600
@@ -82,6 +91,17 @@ class ReplayIncident(msgspec.Struct):
     changes: list[tuple[float, str]]  # (epoch s, status from then on), oldest first
 
 
+class ReplayAlert(msgspec.Struct):
+    id: str
+    title: str
+    subject: str
+    device: bool  # about one device (drawn as a ring on the map), not a cell or an area
+    lat: float | None
+    lon: float | None
+    first_seen: float
+    cleared_at: float | None  # null: still active, or cleared without a time
+
+
 class Vital(msgspec.Struct):
     id: str
     kpi: str
@@ -100,6 +120,8 @@ class Replay(msgspec.Struct):
     incidents: list[ReplayIncident]
     incidents_capped: bool
     open: list[int]  # cases open at each frame, of those listed
+    alerts: list[ReplayAlert]
+    alerts_capped: bool
     kpi: list[Vital]
 
 
@@ -294,6 +316,36 @@ async def _changes(node: Any, inc: Incident) -> list[tuple[float, str]]:
     return changes
 
 
+async def _alerts(call: Call[None, ReplayQuery], start: int, end: int
+                  ) -> tuple[list[ReplayAlert], bool]:
+    """Alerts in force at some moment of [start, end) that the key may see: the active ones,
+    then pages of the list (newest raised first) back to a day before the window."""
+    node, who = call.node, call.principal
+    store = node.store
+    found: dict[str, Alert] = {}
+    for a in await store.list_alerts(active=True, limit=MAX_ALERTS):
+        if a.first_seen < end:
+            found[a.id] = a
+    before: tuple[float, str] = (float(end), "")  # every alert raised before the end
+    capped = len(found) >= MAX_ALERTS
+    while not capped:
+        page = await store.list_alerts(limit=ALERT_PAGE, before=before)
+        for a in page:
+            if a.active or (a.cleared_at is not None and a.cleared_at >= start):
+                found.setdefault(a.id, a)
+        capped = len(found) >= MAX_ALERTS
+        if len(page) < ALERT_PAGE or page[-1].first_seen < start - ALERT_LOOKBACK_S:
+            break
+        before = (page[-1].first_seen, page[-1].id)
+    out = []
+    for a in sorted(found.values(), key=lambda a: (-a.first_seen, a.id))[:MAX_ALERTS]:
+        if may_see(node, who, a):
+            out.append(ReplayAlert(a.id, a.title, a.subject,
+                                   node.registry.get(a.subject) is not None, a.lat, a.lon,
+                                   a.first_seen, None if a.active else a.cleared_at))
+    return out, capped
+
+
 def open_at(incidents: list[ReplayIncident], times: np.ndarray) -> np.ndarray:
     """How many of `incidents` were open at each of `times`: each case's status changes are
     looked up for all times at once."""
@@ -315,14 +367,15 @@ async def screen_replay(call: Call[None, ReplayQuery]) -> Replay:
     staff, vehicles, kpi = await asyncio.to_thread(_frames, node, call.principal, start, step,
                                                    steps)
     incidents, capped = await _incidents(call, start, end)
+    alerts, alerts_capped = await _alerts(call, start, end)
     times = start + step * np.arange(steps, dtype=np.float64)
     return Replay(float(start), step, steps, Q, staff, vehicles, incidents, capped,
-                  open_at(incidents, times).tolist(), kpi)
+                  open_at(incidents, times).tolist(), alerts, alerts_capped, kpi)
 
 
 ROUTES = [
     Endpoint("GET", "/api/v1/screen/replay", screen_replay,
-             "The big screen over a past window: positions, vital signs and open cases by frame",
+             "The big screen over a past window: positions, vital signs, open cases and alarms",
              READ, Scope.LIST, kind="incident", query=ReplayQuery, response=Replay,
              errors=(503,),
              description=f"At most {MAX_WINDOW_S} s, {MAX_STEPS} frames and {MAX_POINTS} "

@@ -102,6 +102,9 @@ export class Replay {
     this.vehicles = new PointsLayer("replay-vehicles", { size: 10, square: true });
     this.view.addPoints(this.vehicles);
     this.view.addPoints(this.staff);
+    this.view.addGeoJSON("replay-alarms", [{ id: "replay-alarms", type: "circle", paint: {
+      "circle-radius": 6, "circle-color": "rgba(255,77,79,0.25)", "circle-stroke-color": "#ff4d4f",
+      "circle-stroke-width": 2 } }]);
     // Coloured as the live map colours cases: urgency inside, the state as it was around.
     this.view.addGeoJSON("replay-incidents", [{ id: "replay-incidents", type: "circle", paint: {
       "circle-radius": ["match", ["get", "urgency"], "urgent", 10, "high", 9, 8],
@@ -120,7 +123,9 @@ export class Replay {
     }
     this.staff.visible = !on;
     this.vehicles.visible = !on;
-    this.view.map.setLayoutProperty("replay-incidents", "visibility", on ? "none" : "visible");
+    for (const id of ["replay-incidents", "replay-alarms"]) {
+      this.view.map.setLayoutProperty(id, "visibility", on ? "none" : "visible");
+    }
     this.staff.changed();
     this.vehicles.changed();
   }
@@ -301,10 +306,15 @@ export class Replay {
     this.view.setGeoJSON("replay-incidents", open.map(([i, status]) => ({ type: "Feature", id: i.id,
       geometry: { type: "Point", coordinates: [i.lon, i.lat] },
       properties: { id: i.id, urgency: i.urgency, status } })));
+    // Devices in alarm: raised at or before t, not yet cleared.
+    const alarms = c.alerts.filter((a) => a.device && a.lat !== null && a.first_seen <= this.t &&
+      (a.cleared_at === null || this.t < a.cleared_at));
+    this.view.setGeoJSON("replay-alarms", alarms.map((a) => ({ type: "Feature", id: a.id,
+      geometry: { type: "Point", coordinates: [a.lon, a.lat] }, properties: { id: a.id } })));
     const vital = c.kpi.map((v) => ({ id: v.id, kpi: v.kpi, area: v.area, value: v.values[k] }));
     this.shown = { t: this.t, frame: k, chunkStart: c.start, step: c.step, staff, vehicles,
       incidents: Object.values(byState).reduce((a, b) => a + b, 0), drawnIncidents: open.length,
-      vital };
+      alarms: alarms.length, vital };
     this.drawPanel(byState, vital);
   }
 
@@ -330,7 +340,8 @@ export class Replay {
   drawPanel(byState, vital) {
     const s = this.shown;
     document.getElementById("replay-figures").replaceChildren(
-      figure(s.staff, "field staff"), figure(s.vehicles, "vehicles"), figure(s.incidents, "open incidents"));
+      figure(s.staff, "field staff"), figure(s.vehicles, "vehicles"), figure(s.incidents, "open incidents"),
+      figure(s.alarms, "devices in alarm"));
     document.getElementById("replay-states").replaceChildren(...STATUS_ORDER.filter((st) => OPEN.has(st))
       .map((st) => el("div", { class: `row ${st}` }, el("span", { text: STATUS_LABEL[st] }),
         el("b", { text: fmt.format(byState[st] || 0) }))));
