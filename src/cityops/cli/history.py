@@ -13,7 +13,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from cityops.cli.errors import fail
@@ -93,13 +100,19 @@ def import_(
         from cityops.detect.past import detect_past
 
         packs = _scenario_packs(pack, scenarios)
-        digests = [s.digest for s in summaries if s.stored]
+        digests = [s.digest for s in summaries if s.stored and not s.already_imported]
+        total = sum(s.stored for s in summaries if s.digest in digests)
 
-        async def run(opened):
-            return await detect_past(pack, packs, registry, backfill, opened, digests,
-                                     progress=out)
+        with Progress(TextColumn("[bold]replaying detection"), BarColumn(),
+                      MofNCompleteColumn(), TimeRemainingColumn(), console=out,
+                      transient=True) as bar:
+            task = bar.add_task("replay", total=max(total, 1))
 
-        found = asyncio.run(with_store(data, store, run))
+            async def run(opened):
+                return await detect_past(pack, packs, registry, backfill, opened, digests,
+                                         progress=lambda done: bar.update(task, completed=done))
+
+            found = asyncio.run(with_store(data, store, run))
         out.print(f"replayed detection: {found.readings:,} readings, {found.alerts:,} "
                   f"historical alerts recorded ({found.raised_by_rule_text()})")
 

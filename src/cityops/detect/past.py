@@ -13,6 +13,7 @@ packs that select some imported device are run at all.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,19 +73,23 @@ class PastDetector:
         self.last_seen = np.full(len(registry), np.iinfo(np.int64).min, np.int64)
         self.alerts: dict[str, Alert] = {}
         self._ticking: list = []
+        self._reading: dict[int, list] = {}  # per pack: its rules that read imported devices
 
     def _concerned(self, devices: np.ndarray) -> None:
-        """Rules ticked are those that read some device the import has: ticking every rule of
+        """Rules run are those that read some device the import has: running every rule of
         every pack each simulated minute would cost more than the readings themselves."""
         have = np.zeros(len(self.registry), bool)
         have[np.unique(devices)] = True
         ticking = []
         for p in self.packs:
+            reading = []
             for evaluator in p.readings:
                 sel = getattr(evaluator, "sel", None)
                 mask = getattr(sel, "mask", None)
                 if mask is None or (mask[: have.shape[0]] & have[: mask.shape[0]]).any():
                     ticking.append(evaluator)
+                    reading.append(evaluator)
+            self._reading[id(p)] = reading
         self._ticking = ticking
 
     def feed(self, batch: ReadingBatch) -> None:
@@ -101,9 +106,12 @@ class PastDetector:
             np.maximum.at(self.last_seen, part.device.astype(np.int64), part.ts)
             signals: list[Signal] = []
             for p in self.packs:
+                reading = self._reading.get(id(p))
+                if not reading:
+                    continue
                 rows = _active_rows(part, p.active)
                 if len(rows):
-                    for evaluator in p.readings:
+                    for evaluator in reading:
                         signals += evaluator.on_batch(rows, self.ctx) or []
             self.ctx.last_seen_us = self.last_seen
             for evaluator in self._ticking:
@@ -137,9 +145,9 @@ class PastDetector:
 
 
 async def detect_past(pack, scenarios: list, registry, backfill, store, digests: list[str], *,
-                      progress=None) -> PastFindings:
+                      progress: Callable[[int], None] | None = None) -> PastFindings:
     """Run the rules over the readings the imports `digests` stored, in time order, and
-    store what they find as historical alerts."""
+    store what they find as historical alerts. `progress(readings_done)` as it goes."""
     import asyncio
 
     findings = PastFindings()
@@ -166,6 +174,8 @@ async def detect_past(pack, scenarios: list, registry, backfill, store, digests:
                                      source="import")
                 detector.feed(batch)
                 findings.readings += len(batch)
+                if progress is not None:
+                    progress(findings.readings)
         finally:
             con.close()
         return detector.findings()
