@@ -37,7 +37,15 @@ $(WEBSTAMP): web/package.json web/package-lock.json web/vendor.mjs
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	else echo "Chromium is missing: sudo apt-get install chromium (the browser tests need it)"; fi
 
-install: $(STAMP) $(WEBSTAMP) $(CLIENTSTAMP) /usr/bin/chromium
+# The PDF reports' tests render pages with poppler (pdftoppm, pdftotext); the reports embed a
+# CJK font for Chinese area names when one is installed (WenQuanYi Micro Hei).
+/usr/bin/pdftoppm:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+		apt-get install -y -qq poppler-utils fonts-wqy-microhei; \
+	else echo "poppler is missing: sudo apt-get install poppler-utils fonts-wqy-microhei" \
+		"(the report tests need it)"; fi
+
+install: $(STAMP) $(WEBSTAMP) $(CLIENTSTAMP) /usr/bin/chromium /usr/bin/pdftoppm
 
 demo: install
 	$(BIN)/cityops demo --pack $(PACK) --data $(DATA) --port $(PORT) --rate $(RATE)
