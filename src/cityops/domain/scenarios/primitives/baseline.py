@@ -49,6 +49,8 @@ DAY_US = 24 * HOUR_US
 SLOTS = 7 * 24
 MAD_TO_SD = 1.4826
 NORMAL, HIGH, LOW, LEARNING = "normal", "high", "low", "learning"
+STATUSES = (NORMAL, HIGH, LOW, LEARNING)
+_NORMAL, _HIGH, _LOW, _LEARNING = range(4)  # the statuses as their index in STATUSES
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -80,7 +82,15 @@ class BaselineEvaluator:
         self.row_of = np.full(0, -1, np.int64)  # per device: its row in the history tables
         self.series: list[int] = []  # per row: the device
         self.newest = np.full(0, NEVER, np.int64)  # per device: newest reading evaluated
-        self.latest: dict[int, dict[str, Any]] = {}  # per device: what snapshot() reports
+        # Per device, what snapshot() reports, as columns: a dict per device per batch cost
+        # more than the statistics for a city's thousands of noise meters.
+        self.last_ts = np.full(0, NEVER, np.int64)
+        self.last_value = np.full(0, np.nan)
+        self.last_baseline = np.full(0, np.nan)
+        self.last_z = np.full(0, np.nan)
+        self.last_status = np.full(0, -1, np.int8)  # index into STATUSES; -1: never seen
+        self.last_count = np.zeros(0, np.int64)
+        self._ids = ctx.device_id
         self.active: set[int] = set()
 
     def on_tick(self, ctx: Context) -> list[Signal]:
@@ -108,17 +118,26 @@ class BaselineEvaluator:
         series = self._rows(dev)
         baseline, z, count = self.history.compare_and_add(series, slot, hour, value)
         status = self._status(ctx, dev, value, baseline, z, count)
-        anomalous = (status == HIGH) | (status == LOW)
+        anomalous = (status == _HIGH) | (status == _LOW)
         if self.spec.when is not None:
             anomalous &= ctx.clock.matches(self.spec.when, ts)
 
-        last = np.r_[dev[1:] != dev[:-1], True]
-        for i in np.flatnonzero(last).tolist():
-            self.latest[int(dev[i])] = {
-                "device_id": ctx.device_id(int(dev[i])), "ts": int(ts[i]),
-                "value": float(value[i]), "baseline": float(baseline[i]), "z": float(z[i]),
-                "status": str(status[i]), "history": int(count[i]),
-            }
+        last = np.flatnonzero(np.r_[dev[1:] != dev[:-1], True])
+        n = len(ctx.registry)
+        self.last_ts = grown(self.last_ts, n, NEVER)
+        self.last_value = grown(self.last_value, n, np.nan)
+        self.last_baseline = grown(self.last_baseline, n, np.nan)
+        self.last_z = grown(self.last_z, n, np.nan)
+        self.last_status = grown(self.last_status, n, -1)
+        self.last_count = grown(self.last_count, n, 0)
+        d = dev[last]
+        self.last_ts[d] = ts[last]
+        self.last_value[d] = value[last]
+        self.last_baseline[d] = baseline[last]
+        self.last_z[d] = z[last]
+        self.last_status[d] = status[last]
+        self.last_count[d] = count[last]
+        self._ids = ctx.device_id
         # Only series with an open episode or an anomaly in this batch have anything to decide.
         busy = np.concatenate([np.fromiter(self.active, np.int64, len(self.active)),
                                dev[anomalous]])
@@ -167,8 +186,8 @@ class BaselineEvaluator:
         with np.errstate(invalid="ignore"):
             high = (z > self.z_above.at(ctx, dev)) & (value >= min_value)
             low = (z < -np.asarray(self.z_below.at(ctx, dev))) & (baseline >= min_value)
-        status = np.where(high, HIGH, np.where(low, LOW, NORMAL)).astype(object)
-        status[count < self.min_history.at(ctx, dev)] = LEARNING
+        status: np.ndarray = np.where(high, _HIGH, np.where(low, _LOW, _NORMAL)).astype(np.int8)
+        status[count < self.min_history.at(ctx, dev)] = _LEARNING
         return status
 
     def _signal(self, ctx: Context, device: int, active: bool, row: int, batch: ReadingBatch,
@@ -196,16 +215,17 @@ class BaselineEvaluator:
     def snapshot(self) -> list[dict[str, Any]]:
         """Per series, for the vital-signs API: the latest value, its baseline (median or
         mean of its hour of the week), z and status (normal, high, low or learning)."""
+        seen = np.flatnonzero(self.last_status >= 0)
         return [{
-            "device_id": latest["device_id"],
-            "ts": latest["ts"] / US,
-            "value": latest["value"],
-            "baseline": _number(latest["baseline"]),
-            "z": _number(latest["z"]),
-            "status": latest["status"],
-            "history": latest["history"],
+            "device_id": self._ids(int(d)),
+            "ts": int(self.last_ts[d]) / US,
+            "value": float(self.last_value[d]),
+            "baseline": _number(float(self.last_baseline[d])),
+            "z": _number(float(self.last_z[d])),
+            "status": STATUSES[int(self.last_status[d])],
+            "history": int(self.last_count[d]),
             "method": self.spec.method,
-        } for _, latest in sorted(self.latest.items())]
+        } for d in seen.tolist()]
 
 
 def _number(x: float) -> float | None:
@@ -241,32 +261,49 @@ class _History:
 
 
 class _Window(_History):
-    """The slot's last `weeks` values (one per hour), newest last, plus the current hour's."""
+    """The slot's last `weeks` values (one per hour), newest last, plus the current hour's.
+
+    The history before an hour does not change while the hour lasts, so its median, spread
+    and size are worked out once, at the hour's first value, and kept beside it: a meter that
+    reports every minute costs a lookup per reading, not a median."""
 
     def __init__(self, weeks: int) -> None:
         self.weeks = weeks
         self.values = np.full((0, SLOTS, weeks + 1), np.nan)
         self.hour = np.full((0, SLOTS), NEVER, np.int64)  # hour of the newest value stored
+        self.median = np.full((0, SLOTS), np.nan)  # of the history before that hour
+        self.sd = np.full((0, SLOTS), np.nan)
+        self.count = np.zeros((0, SLOTS), np.int64)
 
     def grow(self, rows: int) -> None:
         self.values = grown(self.values, rows, np.nan)
         self.hour = grown(self.hour, rows, NEVER)
+        self.median = grown(self.median, rows, np.nan)
+        self.sd = grown(self.sd, rows, np.nan)
+        self.count = grown(self.count, rows, 0)
 
     def _round(self, row: np.ndarray, slot: np.ndarray, hour: np.ndarray,
                value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        stored = self.values[row, slot]  # (m, weeks + 1)
-        same = self.hour[row, slot] == hour
-        # The history before this hour: the last `weeks` values, leaving out this hour's own.
-        past = np.where(same[:, None], stored[:, :-1], stored[:, 1:])
-        count = np.sum(~np.isnan(past), axis=1)
-        median = _nanmedian(past, count)
-        mad = _nanmedian(np.abs(past - median[:, None]), count) * MAD_TO_SD
-        sd = np.maximum(mad, floor_sd(median))
-        z = np.where(count > 0, (value - median) / sd, np.nan)
-        shifted = np.where(same[:, None], stored, np.roll(stored, -1, axis=1))
-        shifted[:, -1] = value
-        self.values[row, slot] = shifted
-        self.hour[row, slot] = hour
+        new = self.hour[row, slot] != hour
+        if new.any():
+            # A new hour in these slots: last week's value joins the history, the oldest
+            # leaves, and the history's statistics are worked out for the hour.
+            r, s = row[new], slot[new]
+            shifted = np.roll(self.values[r, s], -1, axis=1)
+            shifted[:, -1] = np.nan
+            past = shifted[:, :-1]
+            count = np.sum(~np.isnan(past), axis=1)
+            median = _nanmedian(past, count)
+            mad = _nanmedian(np.abs(past - median[:, None]), count) * MAD_TO_SD
+            self.values[r, s] = shifted
+            self.hour[r, s] = hour[new]
+            self.median[r, s] = median
+            self.sd[r, s] = np.maximum(mad, floor_sd(median))
+            self.count[r, s] = count
+        median = self.median[row, slot]
+        count = self.count[row, slot]
+        z = np.where(count > 0, (value - median) / self.sd[row, slot], np.nan)
+        self.values[row, slot, -1] = value
         return median, z, count
 
 
