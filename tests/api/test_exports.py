@@ -8,6 +8,7 @@ is cut to 4 rows so that every list is exported over several pages."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import msgspec
 import openpyxl
 import pytest
@@ -38,6 +40,7 @@ from tests.api.scope_kinds.onestop import FIRE_INSPECTION
 from tests.api.scope_kinds.sense import Devices
 from tests.api.scope_kinds.serve import Citizens
 from tests.conftest import start_live
+from tests.http_kit import served
 
 IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the loop the node runs in
 
@@ -441,6 +444,25 @@ async def test_exports_in_progress_are_bounded_and_released(rig: Rig) -> None:
     finally:
         state.exports_running = 0
     assert not list((rig.live.node.settings.data_dir / "exports").glob("*.xlsx"))
+
+
+@IN_MODULE_LOOP
+async def test_a_client_gone_after_the_first_bytes_leaves_nothing_held(rig: Rig) -> None:
+    """Over a real server: the client reads the first bytes and hangs up. The export's place
+    among the node's and the key's requests is given back, and no workbook is left."""
+    state = rig.live.app.state
+    async with served(rig.live.app) as base:
+        for fmt in ("csv", "xlsx"):
+            async with httpx.AsyncClient(base_url=base, headers={
+                    "Authorization": f"Bearer {rig.keys['admin']}"}) as c, \
+                    c.stream("GET", "/api/v1/incidents", params={"format": fmt}) as r:
+                assert r.status_code == 200
+                async for _ in r.aiter_raw(16):
+                    break
+            async with asyncio.timeout(10):  # a bound, not a speed: it fails only if stuck
+                while getattr(state, "exports_running", 0) or state.fairshare._in_flight:
+                    await asyncio.sleep(0.01)
+    assert not list((rig.live.node.settings.data_dir / "exports").glob("*"))
 
 
 @IN_MODULE_LOOP
