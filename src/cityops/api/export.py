@@ -556,25 +556,25 @@ async def start(endpoint: Endpoint, call: Call[Any, Any], fmt: str) -> Response:
     tz = ZoneInfo(call.node.pack.info.timezone)
     pages = (export.pages(call) if export.pages is not None
              else handler_pages(endpoint.handler, call, export.page_size or PAGE))
-    first = await anext(aiter(pages), None)
-    headers = {"Content-Disposition":
-               f'attachment; filename="{_filename(export, call, fmt, tz)}"',
-               "Cache-Control": "no-store"}
-    if call.request.method == "HEAD":
-        await _close(pages)
-        return Response(status_code=200, media_type=FORMATS[fmt], headers=headers)
-    release = _hold(call)
+    head = call.request.method == "HEAD"
+    release = _hold(call) if not head else (lambda: None)
     try:
+        first = await anext(aiter(pages), None)
+        headers = {"Content-Disposition":
+                   f'attachment; filename="{_filename(export, call, fmt, tz)}"',
+                   "Cache-Control": "no-store"}
+        if head:
+            await _close(pages)
+            return Response(status_code=200, media_type=FORMATS[fmt], headers=headers)
         if fmt == "csv":
             chunks = _csv_chunks(CsvRows(columns, tz), first, pages)
         else:
-            path = Path(tempfile.mkstemp(prefix="export-", suffix=".xlsx",
-                                         dir=_folder(call))[1])
-            chunks = _xlsx_chunks(path, export.name, columns, tz, first, pages)
+            chunks = _xlsx_chunks(_folder(call), export.name, columns, tz, first, pages)
         media = FORMATS[fmt] + ("; charset=utf-8" if fmt == "csv" else "")
         return _Streamed(chunks, release, media, headers)
     except BaseException:
         release()
+        await _close(pages)
         raise
 
 
@@ -602,9 +602,14 @@ async def _csv_chunks(rows: CsvRows, first: Sequence[Any] | None,
         await _close(pages)
 
 
-async def _xlsx_chunks(path: Path, name: str, columns: Sequence[Column], tz: ZoneInfo,
+async def _xlsx_chunks(folder: Path, name: str, columns: Sequence[Column], tz: ZoneInfo,
                        first: Sequence[Any] | None, pages: AsyncIterator[Sequence[Any]]
                        ) -> AsyncGenerator[bytes, None]:
+    # Made here, not before: a generator never started never runs the `finally` that
+    # deletes the file.
+    fd, name_of_file = tempfile.mkstemp(prefix="export-", suffix=".xlsx", dir=folder)
+    os.close(fd)
+    path = Path(name_of_file)
     try:
         book = await asyncio.to_thread(XlsxBook, path, name, columns, tz)
         try:
