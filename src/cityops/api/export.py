@@ -580,11 +580,21 @@ async def start(endpoint: Endpoint, call: Call[Any, Any], fmt: str) -> Response:
 
 async def _rest(first: Sequence[Any] | None, pages: AsyncIterator[Sequence[Any]]
                 ) -> AsyncIterator[Sequence[Any]]:
+    """`first`, then the other pages, each asked for while the one before is being written
+    (in a thread), so the store's query runs beside the writing: two pages in memory at most."""
     if first is None:
         return
-    yield first
-    async for page in pages:
-        yield page
+    ahead: asyncio.Future[Sequence[Any] | None] = asyncio.ensure_future(anext(pages, None))
+    try:
+        yield first
+        while (page := await ahead) is not None:
+            ahead = asyncio.ensure_future(anext(pages, None))
+            yield page
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ahead
 
 
 async def _csv_chunks(rows: CsvRows, first: Sequence[Any] | None,
