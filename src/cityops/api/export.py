@@ -3,12 +3,12 @@ the spreadsheet media type, when no format is named) answers the whole list as a
 
 A list route declares `export=Export(...)` and nothing else changes: the route layer decodes
 the query with the same model, resolves the key, applies the same roles and scope, and then,
-instead of calling the handler once, reads the list page after page and writes each page out
-before asking for the next. By default the pages come from the handler itself, called with
-the query it was given, `limit` set to the export's page size and `cursor` set to the `next`
-the page before answered, so an export holds exactly what the JSON pages hold, filters and
-scope narrowing included, and never more than one page in memory. A list without such a cursor
-names its own `pages`.
+instead of calling the handler once, reads the list page after page, the next page being read
+while the one before is written out. By default the pages come from the handler itself,
+called with the query it was given, `limit` set to the export's page size and `cursor` set to
+the `next` the page before answered, so an export holds exactly what the JSON pages hold,
+filters and scope narrowing included, and never more than two pages in memory. A list
+without such a cursor names its own `pages`.
 
 The columns follow from the item type of the response's `items`: each field one column, a
 nested object's fields flattened as `parent.child`, a list of plain values joined with "; ",
