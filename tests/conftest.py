@@ -58,13 +58,16 @@ def nats_url() -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _manifests_parsed_once():
     """Every node a test starts loads the built-in scenario packs, and PyYAML's pure-Python
-    parser was most of a node's start (some 40 of 75 ms, hundreds of nodes a run). A
+    parser took a third of a node's start (some 40 of 115 ms, hundreds of nodes a run). A
     manifest's text alone decides its document, so each distinct text is parsed once a run
     and every load gets a deep copy of its own; a text that does not parse is not kept, so it
-    fails again each time. `load_yaml` itself is unchanged and tested on its own."""
+    fails again each time. `load_yaml` itself is unchanged and tested on its own. The checks'
+    look-ups of a rule field's name (a pure function of the rule type and the name, which
+    evaluates the type's annotations each time) are kept for the run likewise."""
     import copy
+    import functools
 
-    from cityops.scenarios import loader
+    from cityops.scenarios import checks, loader
 
     parse = loader.load_yaml
     parsed: dict[str, object] = {}
@@ -76,6 +79,8 @@ def _manifests_parsed_once():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loader, "load_yaml", once)
+        patch.setattr(checks, "encoded", functools.cache(checks.encoded))
+        patch.setattr(checks, "attribute", functools.cache(checks.attribute))
         yield
 
 
