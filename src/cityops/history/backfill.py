@@ -20,6 +20,7 @@ files (cityops.history.query).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import threading
@@ -41,7 +42,6 @@ from cityops.history.wal import fsync_dir
 IMPORTED = "imported"
 JOURNALS = "imports"
 CHUNK_ROWS = 1_000_000  # source rows per chunk: the unit of resumption
-DEVICE_BITS = 4096
 
 
 @dataclass
@@ -53,8 +53,9 @@ class Chunk:
     min_ts: int | None  # of the rows written, epoch microseconds
     max_ts: int | None
     rejects_bytes: int = 0  # length of the rejects file once this chunk's rejects were added
-    devices: str = ""  # a 4,096-bit hash set of the chunk's device ids (hex): two chunks of
-    # one time span but no device in common (a file ordered by device) are not compared
+    devices: int = 0  # distinct devices; their id hashes are kept beside the chunk's file
+    # (CHUNK.devices.npy): two chunks of one time span but no device in common (a file
+    # ordered by device) are not compared
 
 
 @dataclass
@@ -177,10 +178,15 @@ class Backfill:
                 duplicates += int(seen.sum())
                 unique = unique.take(np.flatnonzero(~seen))
         path = self.chunk_path(journal.digest, index)
+        hashes = path.with_suffix(".devices.npy")
         if not len(unique):
             path.unlink(missing_ok=True)
-            return Chunk(index, 0, 0, duplicates, None, None, devices=devices.tobytes().hex())
+            hashes.unlink(missing_ok=True)
+            return Chunk(index, 0, 0, duplicates, None, None)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The device set first: a chunk file never stands without it (one without is
+        # compared with every chunk of its time span, which is slower but still right).
+        _write_atomic(hashes, _npy(devices), self.fsync)
         table = self._table(unique)
         tmp = path.with_suffix(".tmp")
         pq.write_table(table, tmp, compression="zstd", row_group_size=256 * 1024)
@@ -191,15 +197,15 @@ class Backfill:
         if self.fsync:
             fsync_dir(path.parent)
         return Chunk(index, len(unique), 0, duplicates, int(unique.ts.min()),
-                     int(unique.ts.max()), devices=devices.tobytes().hex())
+                     int(unique.ts.max()), devices=len(devices))
 
     def _hashes(self) -> np.ndarray:
-        """Per registered device, its bit in a chunk's device set (from its id, so the set
-        means the same to a node whose registry numbers devices otherwise)."""
+        """Per registered device, a hash of its id (so a chunk's device set means the same to
+        a node whose registry numbers devices otherwise)."""
         n = len(self.registry)
         if self._device_bits is None or self._device_bits.shape[0] != n:
-            self._device_bits = np.array([zlib.crc32(d.id.encode()) % DEVICE_BITS
-                                          for d in self.registry.devices], np.int64)
+            self._device_bits = np.array([zlib.crc32(d.id.encode()) for d in
+                                          self.registry.devices], np.uint32)
         return self._device_bits
 
     def _table(self, batch: ReadingBatch) -> pa.Table:
@@ -262,10 +268,14 @@ class Backfill:
                     continue  # this chunk's own earlier write is about to be replaced
                 if chunk.min_ts is None or chunk.max_ts < lo or chunk.min_ts > hi:
                     continue
-                if chunk.devices and not (np.frombuffer(bytes.fromhex(chunk.devices), np.uint8)
-                                          & devices).any():
-                    continue  # the same time, other devices
                 path = self.chunk_path(journal.digest, chunk.index)
+                try:
+                    theirs = np.load(path.with_suffix(".devices.npy"))
+                except (OSError, ValueError):
+                    theirs = None
+                if theirs is not None and not np.isin(devices, theirs,
+                                                      assume_unique=True).any():
+                    continue  # the same time, other devices
                 if path.exists():
                     files.append(path)
         live = self.root / "parquet"
@@ -327,14 +337,19 @@ def _sorted_unique(batch: ReadingBatch) -> ReadingBatch:
     return batch
 
 
-def _device_hashes(bits: np.ndarray, devices: np.ndarray) -> np.ndarray:
-    """The set of devices as a bitmap of DEVICE_BITS bits (bytes)."""
-    out = np.zeros(DEVICE_BITS // 8, np.uint8)
-    if len(devices):
-        present = np.zeros(DEVICE_BITS, bool)
-        present[bits[np.unique(devices)]] = True
-        out = np.packbits(present)
+def _device_hashes(hashes: np.ndarray, devices: np.ndarray) -> np.ndarray:
+    """The hashes of the distinct devices of a batch ordered by device, sorted."""
+    if not len(devices):
+        return np.empty(0, np.uint32)
+    first = devices[np.r_[True, devices[1:] != devices[:-1]]]
+    out: np.ndarray = np.unique(hashes[first])
     return out
+
+
+def _npy(array: np.ndarray) -> bytes:
+    sink = io.BytesIO()
+    np.save(sink, array)
+    return sink.getvalue()
 
 
 def _member(batch: ReadingBatch, other: ReadingBatch) -> np.ndarray:
