@@ -73,6 +73,7 @@ MAX_EXPORTS = 4  # exports a node streams at once: each holds a page, a thread a
 SHEET_ROWS = 1_048_576  # Excel's rows a sheet, the header row included
 CELL_TEXT = 32_767  # Excel's characters a cell
 PAGE = 1000
+PIECE = 100  # CSV rows a chunk sent
 STALE_FILE_S = 3600.0  # an XLSX file this old in the export folder was left by a crash
 
 Pager = Callable[["Call[Any, Any]"], AsyncIterator[Sequence[Any]]]
@@ -324,8 +325,14 @@ class CsvRows:
         return "\ufeff".encode() + self._write([[c.header for c in self.columns]])
 
     def page(self, items: Sequence[Any]) -> bytes:
+        return b"".join(self.pieces(items))
+
+    def pieces(self, items: Sequence[Any]) -> list[bytes]:
+        """The page's CSV in pieces of `PIECE` rows: no allocation of several megabytes for a
+        page of long rows, which the allocator would keep (and reuse badly) afterwards."""
         row = self._row
-        return self._write([row(item) for item in items])
+        return [self._write([row(item) for item in items[at:at + PIECE]])
+                for at in range(0, len(items), PIECE)]
 
     @staticmethod
     def _write(rows: list[list[Any]]) -> bytes:
@@ -604,7 +611,8 @@ async def _csv_chunks(rows: CsvRows, first: Sequence[Any] | None,
         async for page in _rest(first, pages):
             if page:
                 # Off the event loop: a page of rows is tens of milliseconds of Python.
-                yield await asyncio.to_thread(rows.page, page)
+                for piece in await asyncio.to_thread(rows.pieces, page):
+                    yield piece
     except Exception:
         log.exception("an export failed after its first bytes; the connection is cut")
         raise

@@ -47,15 +47,22 @@ ROW_CHECK = 1000  # rows of the export kept for the csv-alone limit
 # -- the node's memory -------------------------------------------------------------------------
 
 
-def _status_kb(pid: int, field: str) -> int | None:
+def _status(pid: int) -> dict[str, int]:
+    """The memory lines of /proc/<pid>/status, in kB (empty once the process is gone)."""
+    out = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
+                name, _, rest = line.partition(":")
+                if name.startswith(("Vm", "Rss")):
+                    out[name] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
         pass
-    return None
+    return out
+
+
+def _status_kb(pid: int, field: str) -> int | None:
+    return _status(pid).get(field)
 
 
 def reset_peak(pid: int) -> bool:
@@ -68,22 +75,49 @@ def reset_peak(pid: int) -> bool:
         return False
 
 
+def settle(pid: int, *, steady_s: float = 3.0, within_kb: int = 1024,
+           most_s: float = 120.0) -> float:
+    """Wait until the process's RSS has stayed within `within_kb` for `steady_s` (a node
+    finishes work of its own after it answers: restoring state, first counts), at most
+    `most_s`; the seconds waited. Measured before it, the growth of an export would count
+    what the node was doing anyway."""
+    started = time.monotonic()
+    window: list[int] = []
+    every = 0.25
+    while time.monotonic() - started < most_s:
+        kb = _status_kb(pid, "VmRSS")
+        if kb is None:
+            break
+        window = [*window, kb][-int(steady_s / every):]
+        if len(window) == int(steady_s / every) and max(window) - min(window) <= within_kb:
+            break
+        time.sleep(every)
+    return time.monotonic() - started
+
+
 class RssSampler:
-    """The highest VmRSS of a process, sampled from a thread until stopped."""
+    """The highest VmRSS of a process, sampled from a thread until stopped, and the split of
+    the highest sample: anonymous memory (the heap) and file pages mapped (libraries, files)."""
 
     def __init__(self, pid: int, every_s: float = SAMPLE_S) -> None:
         self.pid = pid
         self.every_s = every_s
         self.peak_kb = 0
+        self.peak_anon_kb = 0
+        self.peak_file_kb = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            kb = _status_kb(self.pid, "VmRSS")
+            found = _status(self.pid)
+            kb = found.get("VmRSS")
             if kb is not None:
-                self.peak_kb = max(self.peak_kb, kb)
+                if kb > self.peak_kb:
+                    self.peak_kb = kb
+                    self.peak_anon_kb = found.get("RssAnon", 0)
+                    self.peak_file_kb = found.get("RssFile", 0)
                 self.samples += 1
             self._stop.wait(self.every_s)
 
@@ -230,8 +264,9 @@ def measure(server: ServerProcess, key: str, *, progress: Callable[[int], None],
             r = client.get(path)
             if r.status_code != 200:
                 raise RuntimeError(f"warm-up {path} answered {r.status_code}: {r.text[:300]}")
-    time.sleep(0.5)
-    before_kb = _status_kb(pid, "VmRSS")
+    settle_s = settle(pid)
+    before = _status(pid)
+    before_kb = before.get("VmRSS")
     hwm_reset = reset_peak(pid)
     note("exporting every incident as CSV")
     with RssSampler(pid) as sampler:
@@ -253,6 +288,13 @@ def measure(server: ServerProcess, key: str, *, progress: Callable[[int], None],
         "within_bar": growth_mb is not None and growth_mb < BAR_MB,
         "peak_from": "VmRSS samples and VmHWM" if hwm_reset else "VmRSS samples",
         "rss_samples": sampler.samples,
+        "settle_s": round(settle_s, 1),
+        "rss_hwm_at_start_mb": _mb(before.get("VmHWM")),  # the node's own start and warm-up
+        # Where the highest sample's memory was: the heap, or file pages mapped.
+        "rss_anon_before_mb": _mb(before.get("RssAnon")),
+        "rss_anon_at_peak_mb": _mb(sampler.peak_anon_kb),
+        "rss_file_before_mb": _mb(before.get("RssFile")),
+        "rss_file_at_peak_mb": _mb(sampler.peak_file_kb),
         "csv_alone_rows_per_s": round(alone),
         "share_of_csv_alone": round(rate / alone, 3) if alone else None,
     }
