@@ -176,6 +176,10 @@ class Endpoint:
             raise TypeError(f"{self.method} {self.path}: a scoped route cannot be PUBLIC")
         if self.export is not None and self.method != "GET":
             raise TypeError(f"{self.method} {self.path}: only a GET list is exported")
+        if self.export is not None and any(f.encode_name == "format" for f in
+                                           msgspec.structs.fields(self.query)):
+            raise TypeError(f"{self.method} {self.path}: `format` is the export's parameter, "
+                            "not the query model's")
 
     @property
     def record_kind(self) -> str:
