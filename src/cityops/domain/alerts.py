@@ -49,8 +49,9 @@ class Alert(msgspec.Struct, kw_only=True):
     inhibited_by: str | None = None
     flaps: int = 0  # times it cleared and fired again within the flap window: one episode
     # Found by running the rules over imported history (`history import --replay`): a record
-    # of the past, never active, never acted on.
-    historical: bool = False
+    # of the past, never active, never acted on. Left unset (and so out of the bytes) on
+    # every live alert: the bus's wire format for alerts stays what running clusters expect.
+    historical: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class AlertEvent(msgspec.Struct, frozen=True):

@@ -114,7 +114,10 @@ class Overlap:
                 verdict.add(self._rate(ref, rule, device, lo, hi, lo0, hi0, t, step))
             elif isinstance(rule, spec.Window) and rule.per == "device":
                 verdict.add(self._window(ref, rule, device, track, channel, lo, hi, t, step))
-            elif isinstance(rule, spec.Window | spec.Quiet | spec.Baseline):
+            elif isinstance(rule, spec.Baseline):
+                continue  # a simulation starts with no history: a baseline decides nothing
+                # (the same reason maker_for gives for not planning baseline anomalies)
+            elif isinstance(rule, spec.Window | spec.Quiet):
                 verdict.maybe.append(ref)  # aggregates over groups, quiet spells: not judged
         return verdict
 
