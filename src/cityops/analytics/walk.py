@@ -27,7 +27,7 @@ from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import dijkstra  # type: ignore[import-untyped]
 
 from cityops.routing.network import MAX_SNAP_M, StreetNetwork
-from cityops.routing.osm import WayRefs
+from cityops.routing.osm import WayRefs, read_ways
 
 WALK_SPEED_MPS = 1.3
 WALK_SPEED_KMH = WALK_SPEED_MPS * 3.6
@@ -67,34 +67,9 @@ def _underground(tags: Mapping[str, str]) -> bool:
 
 
 def read_walkable_ways(path: str | os.PathLike[str]) -> WayRefs:
-    """The walkable ways of an OSM PBF extract, as the routing module's flat arrays."""
-    try:
-        import osmium
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("a walking network from OSM needs the 'routing' extra: "
-                          "pip install 'cityops[routing]'") from exc
-    nodes: list[int] = []
-    lats: list[float] = []
-    lons: list[float] = []
-    way_of_ref: list[int] = []
-    way_ids: list[int] = []
-    processor = (osmium.FileProcessor(os.fspath(path), osmium.osm.NODE | osmium.osm.WAY)
-                 .with_locations()
-                 .with_filter(osmium.filter.KeyFilter("highway")))
-    for obj in processor:
-        if not isinstance(obj, osmium.osm.Way) or not is_walkable({t.k: t.v for t in obj.tags}):
-            continue
-        w = len(way_ids)
-        way_ids.append(obj.id)
-        for ref in obj.nodes:
-            nodes.append(ref.ref)
-            way_of_ref.append(w)
-            ok = ref.location.valid()
-            lats.append(ref.location.lat if ok else np.nan)
-            lons.append(ref.location.lon if ok else np.nan)
-    return walk_ways(np.asarray(nodes, dtype=np.int64), np.asarray(lats, dtype=float),
-                     np.asarray(lons, dtype=float), np.asarray(way_of_ref, dtype=np.int64),
-                     np.asarray(way_ids, dtype=np.int64))
+    """The walkable ways of an OSM PBF extract, walked both ways at the walking speed."""
+    return read_ways(path, lambda tags: (WALK_SPEED_KMH, 0) if is_walkable(tags) else None,
+                     missing="a walking network from OSM")
 
 
 def walk_ways(node: np.ndarray, lat: np.ndarray, lon: np.ndarray, way: np.ndarray,

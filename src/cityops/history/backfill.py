@@ -209,7 +209,7 @@ class Backfill:
         return self._device_bits
 
     def _table(self, batch: ReadingBatch) -> pa.Table:
-        names, codes = self._channel_dictionary()
+        names, codes = parquet.channel_dictionary(self.registry)
         return parquet.to_arrow(batch, self._ids(), names, codes)
 
     def _ids(self) -> pa.Array:
@@ -217,18 +217,6 @@ class Backfill:
         if self._device_ids is None or self._device_ids[0] != n:
             self._device_ids = (n, pa.array([d.id for d in self.registry.devices], pa.string()))
         return self._device_ids[1]
-
-    def _channel_dictionary(self) -> tuple[pa.Array, np.ndarray]:
-        from cityops.domain.kinds import MAX_CHANNELS
-
-        names: list[str] = []
-        table = np.zeros((max(len(self.registry.kinds), 1), MAX_CHANNELS), np.int16)
-        for k, kind in enumerate(self.registry.kinds):
-            for c, channel in enumerate(kind.channels):
-                if channel.name not in names:
-                    names.append(channel.name)
-                table[k, c] = names.index(channel.name)
-        return pa.array(names, pa.string()), table[self.registry.kind_of]
 
     # -- what is stored already ---------------------------------------------------------------
 

@@ -324,18 +324,7 @@ class HistoryLog:
         return self._names_cache[1]
 
     def _channel_dictionary(self) -> tuple[pa.Array, np.ndarray]:
-        """Unique channel names, and per device the offset that maps (kind, channel) into it."""
-        names: list[str] = []
-        table = np.zeros((len(self.registry.kinds), MAX_CHANNELS), np.int16)
-        for k, kind in enumerate(self.registry.kinds):
-            for c, channel in enumerate(kind.channels):
-                if channel.name not in names:
-                    names.append(channel.name)
-                table[k, c] = names.index(channel.name)
-        kind_of = self.registry.kind_of
-        # Parquet stores (device, channel) as dictionary codes; a per-row code needs the kind.
-        per_device_code = table[kind_of]  # (devices, MAX_CHANNELS)
-        return pa.array(names, pa.string()), per_device_code
+        return parquet.channel_dictionary(self.registry)
 
     # -- reading ---------------------------------------------------------------------------
 

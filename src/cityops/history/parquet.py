@@ -13,7 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cityops.domain.kinds import MAX_CHANNELS
 from cityops.domain.readings import US, ReadingBatch
+from cityops.domain.registry import DeviceRegistry
 from cityops.history.wal import fsync_dir
 
 HOUR_US = 3600 * US
@@ -40,6 +42,20 @@ def to_arrow(batch: ReadingBatch, device_ids: pa.Array, channel_names: pa.Array,
         ],
         schema=SCHEMA,
     )
+
+
+def channel_dictionary(registry: DeviceRegistry) -> tuple[pa.Array, np.ndarray]:
+    """Unique channel names, and per device the code of each of its kind's channels in them
+    (Parquet stores (device, channel) by name, as dictionary codes; a row's code needs the
+    kind)."""
+    names: list[str] = []
+    table = np.zeros((max(len(registry.kinds), 1), MAX_CHANNELS), np.int16)
+    for k, kind in enumerate(registry.kinds):
+        for c, channel in enumerate(kind.channels):
+            if channel.name not in names:
+                names.append(channel.name)
+            table[k, c] = names.index(channel.name)
+    return pa.array(names, pa.string()), table[registry.kind_of]
 
 
 def dedup(batch: ReadingBatch) -> ReadingBatch:

@@ -83,28 +83,11 @@ class HistoryReader:
         per-series bound is applied in DuckDB, so a long history is never read whole."""
         if not devices or per_series <= 0 or from_us >= to_us:
             return ReadingBatch.empty()
-        registry = self.history.registry
-        wanted = np.unique(np.asarray(devices, dtype=np.int64))
-        parts = []
-        source = self._parquet_source()
-        if source is not None:
-            ids = [registry.devices[int(i)].id for i in wanted]
-            order = "DESC" if newest else "ASC"
-            query = (
-                f"SELECT device_id::VARCHAR AS d, channel::VARCHAR AS c, epoch_us(ts) AS t, "
-                f"first(value) AS v FROM {source} "
-                "WHERE device_id::VARCHAR IN (SELECT unnest($ids)) "
-                "AND ts >= make_timestamp($f) AND ts < make_timestamp($t) GROUP BY d, c, t "
-                f"QUALIFY row_number() OVER (PARTITION BY d, c ORDER BY t {order}) <= $n"
-            )
-            params = {"ids": ids, "f": from_us, "t": to_us, "n": per_series}
-            found = self._con().execute(query, params).fetchnumpy()
-            if len(found["t"]):
-                parts.append(self._indexed(found["d"], found["c"], found["t"], found["v"]))
-        frames = [f.take(np.flatnonzero(np.isin(f.device, wanted) & (f.ts >= from_us)
-                                        & (f.ts < to_us)))
-                  for f in self.history.recent_frames()]
-        parts.extend(f for f in frames if len(f))
+        order = "DESC" if newest else "ASC"
+        parts = self._window(
+            devices, from_us, to_us, "channel::VARCHAR AS c, epoch_us(ts) AS t, first(value)",
+            "GROUP BY d, c, t QUALIFY row_number() OVER (PARTITION BY d, c ORDER BY t "
+            f"{order}) <= $n", {"n": per_series})
         return _head_per_series(ReadingBatch.concat(parts), per_series, newest)
 
     def hourly(self, devices: Sequence[int], from_us: int, to_us: int) -> ReadingBatch:
@@ -113,27 +96,9 @@ class HistoryReader:
         node starts (a year of a minute-by-minute meter is 8,760 rows, not half a million)."""
         if not len(devices) or from_us >= to_us:
             return ReadingBatch.empty()
-        registry = self.history.registry
-        wanted = np.unique(np.asarray(devices, dtype=np.int64))
-        parts = []
-        source = self._parquet_source()
-        if source is not None:
-            query = (
-                f"SELECT device_id::VARCHAR AS d, channel::VARCHAR AS c, max(epoch_us(ts)) AS t,"
-                f" arg_max(value, ts) AS v FROM {source} "
-                "WHERE device_id::VARCHAR IN (SELECT unnest($ids)) "
-                "AND ts >= make_timestamp($f) AND ts < make_timestamp($t) "
-                "GROUP BY d, c, epoch_us(ts) // 3600000000"
-            )
-            params = {"ids": [registry.devices[int(i)].id for i in wanted], "f": from_us,
-                      "t": to_us}
-            found = self._con().execute(query, params).fetchnumpy()
-            if len(found["t"]):
-                parts.append(self._indexed(found["d"], found["c"], found["t"], found["v"]))
-        for frame in self.history.recent_frames():
-            inside = np.isin(frame.device, wanted) & (frame.ts >= from_us) & (frame.ts < to_us)
-            if inside.any():
-                parts.append(frame.take(np.flatnonzero(inside)))
+        parts = self._window(devices, from_us, to_us,
+                             "channel::VARCHAR AS c, max(epoch_us(ts)) AS t, arg_max(value, ts)",
+                             "GROUP BY d, c, epoch_us(ts) // 3600000000", {})
         rows = ReadingBatch.concat(parts)
         if not len(rows):
             return rows
@@ -144,6 +109,32 @@ class HistoryReader:
         last = np.r_[(d[1:] != d[:-1]) | (c[1:] != c[:-1]) | (h[1:] != h[:-1]), True]
         rows = rows.take(order[last])
         return rows.take(np.argsort(rows.ts, kind="stable"))
+
+    def _window(self, devices: Sequence[int], from_us: int, to_us: int, select: str,
+                rest: str, params: dict) -> list[ReadingBatch]:
+        """Rows of `devices` with from_us <= ts < to_us: from Parquet, `SELECT device_id AS d,
+        {select}` (channel c, time t and a value, in that order) and `rest` (grouping) over
+        the window; and the WAL's rows still in memory, as they are."""
+        registry = self.history.registry
+        wanted = np.unique(np.asarray(devices, dtype=np.int64))
+        parts = []
+        source = self._parquet_source()
+        if source is not None:
+            query = (
+                f"SELECT device_id::VARCHAR AS d, {select} AS v FROM {source} "
+                "WHERE device_id::VARCHAR IN (SELECT unnest($ids)) "
+                f"AND ts >= make_timestamp($f) AND ts < make_timestamp($t) {rest}"
+            )
+            found = self._con().execute(query, {
+                "ids": [registry.devices[int(i)].id for i in wanted], "f": from_us,
+                "t": to_us, **params}).fetchnumpy()
+            if len(found["t"]):
+                parts.append(self._indexed(found["d"], found["c"], found["t"], found["v"]))
+        for frame in self.history.recent_frames():
+            inside = np.isin(frame.device, wanted) & (frame.ts >= from_us) & (frame.ts < to_us)
+            if inside.any():
+                parts.append(frame.take(np.flatnonzero(inside)))
+        return parts
 
     def _indexed(self, device_ids: np.ndarray, channels: np.ndarray, ts: np.ndarray,
                  values: np.ndarray) -> ReadingBatch:

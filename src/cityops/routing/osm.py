@@ -9,6 +9,7 @@ coordinates of its nodes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,10 +35,25 @@ class WayRefs:
 
 
 def read_drivable_ways(path: str | os.PathLike[str]) -> WayRefs:
+    return read_ways(path, _driving)
+
+
+def _driving(tags: dict[str, str]) -> tuple[float, int] | None:
+    direction = oneway(tags)
+    if direction is None or not is_drivable(tags):
+        return None
+    return speed_kmh(tags), direction
+
+
+def read_ways(path: str | os.PathLike[str],
+              rule: Callable[[dict[str, str]], tuple[float, int] | None],
+              missing: str = "street routing") -> WayRefs:
+    """The ways of an OSM PBF extract that `rule` keeps, as flat arrays: `rule(tags)` gives
+    the way's speed (km/h) and direction (+1, -1 or 0 for both), or None to leave it out."""
     try:
         import osmium
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("street routing needs the 'routing' extra: "
+        raise ImportError(f"{missing} needs the 'routing' extra: "
                           "pip install 'cityops[routing]'") from exc
 
     nodes: list[int] = []
@@ -53,23 +69,19 @@ def read_drivable_ways(path: str | os.PathLike[str]) -> WayRefs:
     for obj in processor:
         if not obj.is_way():
             continue
-        tags = {t.k: t.v for t in obj.tags}
-        direction = oneway(tags)
-        if direction is None or not is_drivable(tags):
+        kept = rule({t.k: t.v for t in obj.tags})
+        if kept is None:
             continue
         w = len(way_ids)
         way_ids.append(obj.id)
-        speeds.append(speed_kmh(tags))
-        directions.append(direction)
+        speeds.append(kept[0])
+        directions.append(kept[1])
         for ref in obj.nodes:
             nodes.append(ref.ref)
             way_of_ref.append(w)
-            if ref.location.valid():
-                lats.append(ref.location.lat)
-                lons.append(ref.location.lon)
-            else:
-                lats.append(np.nan)
-                lons.append(np.nan)
+            ok = ref.location.valid()
+            lats.append(ref.location.lat if ok else np.nan)
+            lons.append(ref.location.lon if ok else np.nan)
     return WayRefs(node=np.asarray(nodes, dtype=np.int64), lat=np.asarray(lats, dtype=float),
                    lon=np.asarray(lons, dtype=float), way=np.asarray(way_of_ref, dtype=np.int64),
                    way_id=np.asarray(way_ids, dtype=np.int64),
