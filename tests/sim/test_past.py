@@ -63,10 +63,19 @@ async def test_a_node_starting_on_that_past_has_its_baselines(tmp_path, live_nod
     again = import_batch(kpi_history(city, registry, END, weeks=4),
                          Backfill(data / "history", registry), key="demo", source="test")
     assert again.stored == journal.stored  # done once
-    async with live_node(city, data, clock=lambda: END) as live:
+    async with live_node(city, data, clock=lambda: END, max_age_s=1e9) as live:
         key = await live.key("admin")
+        noise = next(d.id for d in city.devices if d.kind == "noise")
         async with live.client(key) as client:
+            sent = await client.post("/api/v1/readings", json=[
+                {"device_id": noise, "ts": END - 60, "value": 48.0}])
+            assert sent.status_code in (200, 202), sent.text
+            assert await live.node.detect.caught_up()
             signs = (await client.get("/api/v1/vital-signs")).json()["items"]
+        # The API lists every series a baseline watches; the screen's feed only the KPIs.
+        assert noise in {s["device_id"] for s in signs}
+        kpis = live.node.detect.vital_signs("kpi")
+        assert kpis and all(live.node.registry.get(s["device_id"]).kind == "kpi" for s in kpis)
     hourly = {s["device_id"]: s for s in signs if s["rule"].startswith("vital_signs.")}
     assert hourly, signs
     for sign in hourly.values():

@@ -581,7 +581,7 @@ class LiveHub:
         out: dict[str, Any] = {"ingest_rate": round(node.metrics.rate.rate())}
         reporting, total = self._device_health()
         out["health"] = {"reporting": reporting, "total": total}
-        out["vital"] = node.detect.vital_signs() if node.detect is not None else []
+        out["vital"] = node.detect.vital_signs("kpi") if node.detect is not None else []
         out["states"] = dict(node.detect.area_states) if node.detect is not None else {}
         out["detect"] = ({k: node.detect.stats.get(k, 0) for k in ("raised", "cleared")}
                          if node.detect is not None else {})

@@ -225,11 +225,16 @@ class DetectEngine:
                 "evaluating": self.evaluating,
                 "open_alerts": len(self.episodes.open) if self.episodes else 0}
 
-    def vital_signs(self) -> list[dict]:
-        """What the baseline rules know of each KPI series (see BaselineEvaluator.snapshot)."""
+    def vital_signs(self, kind: str | None = None) -> list[dict]:
+        """What the baseline rules know of each series they watch (see
+        BaselineEvaluator.snapshot); with `kind`, only the rules reading that device kind
+        (the screen's vital signs are the `kpi` series, not every noise meter)."""
         out = []
         for p in self.packs:
             for evaluator in p.readings:
+                if kind is not None and getattr(getattr(evaluator, "sel", None), "kind",
+                                                None) != kind:
+                    continue
                 if hasattr(evaluator, "snapshot"):
                     out += [{**s, "rule": evaluator.rule} for s in evaluator.snapshot()]
         return out
