@@ -75,6 +75,21 @@ def _past_vital_signs(city, data: Path, weeks: int = 4) -> None:
               "baselines")
 
 
+def demo_links(base: str, operator: str, field: str | None, admin: str,
+               staff: str = "") -> list[str]:
+    """What the demo prints after it starts: each link on a line of its own, whole, its label
+    on the line before (the key rides in the fragment, which the browser never sends; the
+    page moves it into sessionStorage and wipes it from the address bar)."""
+    lines = ["", "Big screen:", f"{base}/screen#key={operator}", "Console:",
+             f"{base}/console#key={operator}"]
+    if field:
+        lines += [f"Field page ({staff}):" if staff else "Field page:",
+                  f"{base}/field#key={field}"]
+    lines += ["Status page:", base, "Admin key:", admin, "Try:",
+              f"curl -H 'Authorization: Bearer {admin}' '{base}/api/v1/devices?limit=2'", ""]
+    return lines
+
+
 def demo(
     pack: Path = typer.Option(Path("var/packs/pudong"), "--pack", help="City pack (generated "
                                                                        "when missing)."),
@@ -140,22 +155,15 @@ def demo(
             "--key", device, "--rate", str(rate), "--duration", str(10 * 365 * 86400),
             "--outages", str(outages), "--flaky", str(flaky), "--repeaters", str(repeaters),
         ], stdout=subprocess.DEVNULL)
-        # The key rides in the fragment, which the browser never sends to the server; the page
-        # moves it into sessionStorage and wipes it from the address bar at once.
-        screen = f"{base}/screen#key={operator}"
-        console = f"{base}/console#key={operator}"
         out.print(Panel.fit(
             f"[bold]{city.info.name}[/] is live: {len(city.devices):,} devices, "
-            f"{len(city.areas):,} areas, simulator at {rate:,} readings/s\n\n"
-            f"Big screen [link={screen}]{screen}[/link]\n"
-            f"Console    [link={console}]{console}[/link]\n"
-            + (f"Field page [link={base}/field#key={field}]{base}/field#key={field}[/link] "
-               f"({city.staff[0].name})\n" if field else "")
-            + f"Status     [link={base}]{base}[/link]\n"
-            f"Admin key  {admin}\n\n"
-            f"Try: curl -H 'Authorization: Bearer {admin}' {base}/api/v1/devices?limit=2\n"
-            "Ctrl-C stops the demo.",
-            title="CityOps demo"))
+            f"{len(city.areas):,} areas, simulator at {rate:,} readings/s. "
+            "Ctrl-C stops the demo.", title="CityOps demo"))
+        staff = city.staff[0].name if field else ""
+        for line in demo_links(base, operator, field, admin, staff):
+            # Plain print, never Rich's: a link wrapped at the terminal's width (in a panel,
+            # it was) is copied with half a key.
+            print(line, flush=True)
         try:
             await serving
         finally:
