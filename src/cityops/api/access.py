@@ -37,3 +37,15 @@ async def principal(request: Request, allowed: Collection[Role]) -> Principal:
         need = ", ".join(sorted(r.value for r in allowed))
         raise ApiError(403, f"a {who.role.value} key may not do this (needs one of: {need})")
     return who
+
+
+def area_in_scope(who: Principal, area: str | None) -> str | None:
+    """The area a call about an area covers: the one asked, within the key's area scope. A key
+    scoped to an area that asks for none, or for a wider one, gets its own area; one that asks
+    for another area is refused (403)."""
+    mine = who.scope.area
+    if mine is None or (area is not None and area.startswith(mine)):
+        return area
+    if area is None or mine.startswith(area):
+        return mine
+    raise ApiError(403, f"area {area} lies outside this key's scope {who.scope}")

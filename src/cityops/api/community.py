@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from cityops.analytics import care, sorting
 from cityops.analytics.walk import WALK_SPEED_MPS
+from cityops.api.access import area_in_scope
 from cityops.api.errors import ApiError
 from cityops.api.route import Call, Endpoint, Scope, decode_json, errors_map
 from cityops.api.serve_util import covers
@@ -108,12 +109,7 @@ def narrowed(node: Any, who: Principal, area: str | None) -> str | None:
     do not overlap; 400 for a code the city does not have)."""
     if area is not None and area not in node.city:
         raise ApiError(400, f"area: no area {area!r} in this city")
-    mine = who.scope.area
-    if mine is None or (area is not None and area.startswith(mine)):
-        return area
-    if area is None or mine.startswith(area):
-        return mine
-    raise ApiError(403, f"area {area} lies outside this key's scope {who.scope}")
+    return area_in_scope(who, area)
 
 
 def _check_area(node: Any, who: Principal, code: str, where: str) -> None:

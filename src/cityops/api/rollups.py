@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import numpy as np
 
+from cityops.api.access import area_in_scope
 from cityops.api.errors import ApiError
 from cityops.api.evaluation import (
     FORMS,
@@ -111,17 +112,6 @@ def compared_span(span: Span, compare: Compare) -> Span:
     return span_of(first, after, span.tz, str(first))
 
 
-def scoped_area(who: Principal, area: str | None) -> str | None:
-    """The area a roll-up covers: the one asked, within the key's scope. A key scoped to an area
-    asking for a wider one gets its own area; one asking for another area is refused."""
-    mine = who.scope.area
-    if mine is None or (area is not None and area.startswith(mine)):
-        return area
-    if area is None or mine.startswith(area):
-        return mine
-    raise ApiError(403, f"area {area!r} is outside the key's scope {mine!r}")
-
-
 async def scoped_cases(node: Any, who: Principal, span: Span) -> list:
     """The cases of the period the key's scope covers (incidents, as stored)."""
     found = await node.store.incidents_for_period(span.start, span.end)
@@ -169,7 +159,7 @@ async def evaluation_rollup(call: Call[None, EvaluationQuery]) -> Evaluation:
     if q.level is not None and q.group_by not in (None, "area"):
         raise ApiError(400, f"level groups by area; it does not go with group_by={q.group_by}")
     wanted = compares_of(q.compare)
-    area = scoped_area(who, q.area)
+    area = area_in_scope(who, q.area)
     span = period_span(call.node, q.period)
     level = q.level
     cases, rows = await _figures(call, span, level, area)
@@ -217,7 +207,7 @@ async def incident_counts(node: Any, who: Principal, span: Span, level: Level,
 
 async def get_incident_rollup(call: Call[None, RollupQuery]) -> IncidentRollup:
     node, who, q = call.node, call.principal, call.query
-    area = scoped_area(who, q.area)
+    area = area_in_scope(who, q.area)
     span = period_span(node, q.period)
     periods = [IncidentCounts(None, span.view(),
                               await incident_counts(node, who, span, q.level, area))]
@@ -294,7 +284,7 @@ async def kpi_rows(node: Any, who: Principal, span: Span, level: Level, area: st
 
 async def get_kpi_rollup(call: Call[None, KpiQuery]) -> KpiRollup:
     node, who, q = call.node, call.principal, call.query
-    area = scoped_area(who, q.area)
+    area = area_in_scope(who, q.area)
     span = period_span(node, q.period)
     periods = [KpiPeriod(None, span.view(),
                          await kpi_rows(node, who, span, q.level, area, q.aggregate))]
