@@ -112,6 +112,10 @@ class Backfill:
         self._lock = threading.Lock()
         self._device_ids: tuple[int, pa.Array] | None = None
         self._device_bits: np.ndarray | None = None
+        # Read once per import (from `begin`), not per chunk: other imports' journals and the
+        # live WAL on disk do not change what an import of the past overlaps while it runs.
+        self._other_journals: list[Journal] | None = None
+        self._disk_wal: list[ReadingBatch] | None = None
 
     # -- journals ----------------------------------------------------------------------------
 
@@ -127,6 +131,7 @@ class Backfill:
     def begin(self, digest: str, source: str, size: int, chunk_rows: int = CHUNK_ROWS) -> Journal:
         """The journal to continue, or a new one. A journal from a run with another chunk size
         cannot be continued chunk by chunk: its files are dropped and the import redone."""
+        self._other_journals = self._disk_wal = None  # read afresh for each import
         found = self.journal(digest)
         if found is not None and found.chunk_rows == chunk_rows:
             return found
@@ -165,10 +170,12 @@ class Backfill:
         return self.dir / digest / f"{index:06d}.parquet"
 
     def store_chunk(self, journal: Journal, index: int, batch: ReadingBatch,
-                    live: Iterable[ReadingBatch] = ()) -> Chunk:
+                    live: Iterable[ReadingBatch] | None = None) -> Chunk:
         """Write chunk `index` of `journal`: its rows less those already stored. Durable when
         it returns; the caller adds the chunk it answers (rejects left to the caller) to the
-        journal. `live` are readings held outside Parquet (the open WAL)."""
+        journal. `live` are the readings a running node holds outside Parquet (its WAL in
+        memory); None: read the WAL from disk (an import from the command line runs beside,
+        not inside, the node that owns it)."""
         unique = _sorted_unique(batch)
         duplicates = len(batch) - len(unique)
         devices = _device_hashes(self._hashes(), unique.device)
@@ -221,12 +228,12 @@ class Backfill:
     # -- what is stored already ---------------------------------------------------------------
 
     def _already_stored(self, journal: Journal, index: int, batch: ReadingBatch,
-                        devices: np.ndarray, live: Iterable[ReadingBatch]) -> np.ndarray:
+                        devices: np.ndarray, live: Iterable[ReadingBatch] | None
+                        ) -> np.ndarray:
         lo, hi = int(batch.ts.min()), int(batch.ts.max())
         files = self._overlapping_files(journal, index, lo, hi, devices)
         seen = np.zeros(len(batch), bool)
-        frames = [f for f in live if len(f)]
-        frames += self._wal_frames()
+        frames = list(live) if live is not None else self._wal_frames()
         for frame in frames:
             inside = frame.take(np.flatnonzero((frame.ts >= lo) & (frame.ts <= hi)))
             if len(inside):
@@ -236,20 +243,23 @@ class Backfill:
         return seen
 
     def _wal_frames(self) -> list[ReadingBatch]:
-        """Readings of the live WAL not compacted yet (read from disk: an import from the
-        command line runs beside, not inside, the node that owns the WAL)."""
-        out = []
-        for _, path in wal.list_segments(self.root / "wal"):
-            try:
-                out += wal.read_segment(path)
-            except OSError:
-                continue
-        return out
+        """Readings of the live WAL not compacted yet, read from disk once."""
+        if self._disk_wal is None:
+            out = []
+            for _, path in wal.list_segments(self.root / "wal"):
+                try:
+                    out += wal.read_segment(path)
+                except OSError:
+                    continue
+            self._disk_wal = out
+        return self._disk_wal
 
     def _overlapping_files(self, current: Journal, index: int, lo: int, hi: int,
                            devices: np.ndarray) -> list[Path]:
         files: list[Path] = []
-        journals = [j for j in self.all_journals() if j.digest != current.digest] + [current]
+        if self._other_journals is None:
+            self._other_journals = [j for j in self.all_journals() if j.digest != current.digest]
+        journals = [*self._other_journals, current]
         for journal in journals:
             for chunk in journal.chunks:
                 if journal.digest == current.digest and chunk.index >= index:

@@ -101,10 +101,11 @@ def digest_of(path: Path) -> str:
 def import_file(path: Path, backfill: Backfill, options: Options, *,
                 rejects_path: Path | None = None, label: str | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                live: Callable[[], Iterable[ReadingBatch]] = tuple,
+                live: Callable[[], Iterable[ReadingBatch]] | None = None,
                 stop_after_chunks: int | None = None) -> Summary:
     """Import one file (see the module). `progress(bytes_done, bytes_total)` is called as it
-    goes; `live` gives readings held outside Parquet (a running node's WAL) to check against.
+    goes; `live` gives the readings a running node holds outside Parquet (its WAL); without
+    it the WAL is read from disk, once.
     `stop_after_chunks` ends the run early, as a crash would (the resumption tests)."""
     path = Path(path)
     if not path.is_file():
@@ -165,7 +166,8 @@ def import_file(path: Path, backfill: Backfill, options: Options, *,
             if pending is not None:
                 waiting, pending = pending, None
                 record(*waiting)
-            pending = (writer.submit(backfill.store_chunk, journal, index, batch, live()), bad)
+            pending = (writer.submit(backfill.store_chunk, journal, index, batch,
+                                     live() if live is not None else None), bad)
             if stop_after_chunks is not None and index + 1 >= stop_after_chunks:
                 waiting, pending = pending, None
                 record(*waiting)
