@@ -7,10 +7,10 @@ import csv
 import datetime as dt
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -170,36 +170,46 @@ def test_an_import_stopped_midway_resumes_without_duplicates(tmp_path, city, bac
 
 
 def test_an_import_killed_with_sigkill_resumes_without_duplicates(tmp_path, city):
+    """Killed at a known point, with no race: the rejects file is a pipe nobody reads, and the
+    third chunk refuses more rows than a pipe holds, so the import blocks writing them, after
+    that chunk's Parquet file is written and before the journal records it (the worst moment
+    for a crash). The test kills it there, then runs the same command again."""
     pack = tmp_path / "city"
     save_pack(city, pack)
     data = tmp_path / "data"
     noise = _ids(city, "noise")
     source = tmp_path / "big.csv"
-    rows = 400_000
+    rows, chunk = 400_000, 20_000
+    bad = range(2 * chunk, 2 * chunk + 6_000)  # in the third chunk: ~300 KB of rejects
     with open(source, "w") as f:
         f.write("device_id,ts,value\n")
         for i in range(rows):
-            f.write(f"{noise[i % 4]},{1_300_000_000 + 15 * i},{30 + i % 50}\n")
+            value = "broken" if i in bad else 30 + i % 50
+            f.write(f"{noise[i % 4]},{1_300_000_000 + 15 * i},{value}\n")
+    rejects = tmp_path / "rejects.csv"
+    os.mkfifo(rejects)
+    reader = os.open(rejects, os.O_RDONLY | os.O_NONBLOCK)  # the writer's open need not wait
     command = [sys.executable, "-m", "cityops", "history", "import", str(source), "--city",
-               str(pack), "--data", str(data), "--chunk-rows", "20000"]
-    journals = data / "history" / "imports"
+               str(pack), "--data", str(data), "--chunk-rows", str(chunk),
+               "--rejects", str(rejects)]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    killed = False
-    while time.monotonic() < deadline and child.poll() is None:
-        found = list(journals.glob("*.json")) if journals.exists() else []
-        if found:
-            journal = json.loads(found[0].read_text())
-            if journal["chunks"] and not journal["finished"]:
-                os.kill(child.pid, signal.SIGKILL)
-                killed = True
-                break
-        time.sleep(0.005)
-    child.wait(30)
-    assert killed, "the import finished before it could be killed: make the file larger"
+    try:
+        # Wait for the first rejected bytes (or the child's end, which would be a failure).
+        while child.poll() is None and not select.select([reader], [], [], 1.0)[0]:
+            pass
+        assert child.poll() is None, child.stderr.read().decode()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    finally:
+        os.close(reader)
+    journal = json.loads(next((data / "history" / "imports").glob("*.json")).read_text())
+    assert [c["index"] for c in journal["chunks"]] == [0, 1] and not journal["finished"]
+    assert len(list((data / "history" / "imported").rglob("000002.parquet"))) == 1
+    rejects.unlink()
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stdout
+    assert len(rejects.read_text().splitlines()) == 1 + len(bad)
     files = sorted((data / "history" / "imported").rglob("*.parquet"))
     keys = set()
     total = 0
@@ -208,7 +218,7 @@ def test_an_import_killed_with_sigkill_resumes_without_duplicates(tmp_path, city
         total += t.num_rows
         keys |= set(zip(t["device_id"].cast(pa.string()).to_pylist(),
                         t["ts"].cast(pa.int64()).to_pylist()))
-    assert total == len(keys) == rows
+    assert total == len(keys) == rows - len(bad)
 
 
 def test_files_that_cannot_be_imported_are_refused_plainly(tmp_path, backfill):

@@ -446,15 +446,16 @@ class _RejectsFile:
         if resume_at:
             with open(self.path, "r+b") as f:
                 f.truncate(resume_at)
-        elif self.path.exists():
-            self.path.unlink()
 
     def write(self, rejects: list[Reject]) -> None:
         if not rejects:
             return
         if self._file is None:
-            new = not self.path.exists() or self.size == 0
-            self._file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+            # A fresh import replaces what an earlier one left at this path ("w"); a resumed
+            # one appends to what its journal counted.
+            new = self.size == 0
+            self._file = open(self.path, "w" if new else "a", newline="",  # noqa: SIM115
+                              encoding="utf-8")
             if new:
                 csv.writer(self._file).writerow(REJECT_COLUMNS)
         writer = csv.writer(self._file)
