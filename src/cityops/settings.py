@@ -27,13 +27,16 @@ class FederationSource(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     tenant: str | None = None  # the remote's NGSILD-Tenant, if it is multi-tenant
 
 
+MAX_IMPORT_BYTES = 4 << 30  # a history import's body, by default
+
+
 class Settings(msgspec.Struct, kw_only=True):
     data_dir: Path
     store_url: str | None = None  # default: sqlite:///DATA/state.db
     mqtt_url: str | None = None
     mqtt_topic: str = "cityops/readings/+"
     max_body_bytes: int = 16 << 20
-    max_import_bytes: int = 4 << 30  # a history import's body (spooled to disk, not held)
+    max_import_bytes: int = MAX_IMPORT_BYTES  # a history import's body (spooled to disk)
     max_in_flight: int = 64  # concurrent ingest batches before 429
     history_queue: int = 256  # batches waiting for the history writer before 503
     bus_queue: int = 1024

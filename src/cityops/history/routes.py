@@ -29,6 +29,7 @@ from cityops.domain.access import Role
 from cityops.history.backfill import Backfill
 from cityops.history.imports import ImportRefused, Options, Summary, import_file
 from cityops.history.log import HistoryLog
+from cityops.settings import MAX_IMPORT_BYTES
 
 ADMIN = frozenset({Role.ADMIN})
 MEDIA = {"text/csv": "csv", "text/tab-separated-values": "csv", "application/x-ndjson": "ndjson",
@@ -214,6 +215,7 @@ ROUTES = [
              "Import readings of any age (CSV, NDJSON or Parquet body); idempotent by the "
              "file's digest; bad cells listed with their line and reason, good ones kept",
              ADMIN, Scope.CITY, query=ImportQuery, response=ImportResult, raw_body=True,
+             body_limit=MAX_IMPORT_BYTES,  # the default; a node's max_import_bytes applies
              request_content={"text/csv": {"type": "string"},
                               "application/x-ndjson": {"type": "string"},
                               "application/vnd.apache.parquet": {"type": "string",
