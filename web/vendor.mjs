@@ -16,6 +16,12 @@ const files = {
   "uplot/dist/uPlot.esm.js": "uPlot.esm.js",
   "uplot/dist/uPlot.min.css": "uPlot.min.css",
   "uplot/LICENSE": "uPlot.LICENSE.txt",
+  // Translations of every page (zh-CN and en): i18next and its browser language detector.
+  "i18next/dist/esm/i18next.js": "i18next.mjs",
+  "i18next/LICENSE": "i18next.LICENSE.txt",
+  "i18next-browser-languagedetector/dist/esm/i18nextBrowserLanguageDetector.js":
+    "i18next-browser-languagedetector.mjs",
+  "i18next-browser-languagedetector/LICENSE": "i18next-browser-languagedetector.LICENSE.txt",
 };
 mkdirSync(target, { recursive: true });
 for (const [from, to] of Object.entries(files)) {

@@ -35,7 +35,8 @@ STATIC = WEB / "static"
 VENDOR = STATIC / "vendor"
 # What the pages import; a node started without them says how to get them.
 VENDOR_FILES = ("maplibre-gl.mjs", "maplibre-gl-worker.mjs", "maplibre-gl.css",
-                "uPlot.esm.js", "uPlot.min.css")
+                "uPlot.esm.js", "uPlot.min.css", "i18next.mjs",
+                "i18next-browser-languagedetector.mjs")
 
 MISSING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CityOps</title>
 <style>body{font:18px/1.5 system-ui,sans-serif;background:#0b1220;color:#e6edf3;margin:3rem}
@@ -101,6 +102,18 @@ async def citizen(call: Call[None, Any]) -> HTMLResponse:
     return _page("citizen", call.node)
 
 
+async def admin(call: Call[None, Any]) -> HTMLResponse:
+    return _page("admin", call.node)
+
+
+async def kiosk(call: Call[None, Any]) -> HTMLResponse:
+    return _page("kiosk", call.node)
+
+
+async def verify(call: Call[None, Any]) -> HTMLResponse:
+    return _page("verify", call.node)
+
+
 _static = StaticFiles(directory=STATIC, check_dir=False)
 
 
@@ -125,7 +138,10 @@ ROUTES = [
           ("screen", screen, "The wall screen"),
           ("console", console, "The operators' console"),
           ("field", field, "The field staff's page"),
-          ("citizen", citizen, "The citizens' portal"))),
+          ("citizen", citizen, "The citizens' portal"),
+          ("admin", admin, "Administration: keys, devices, staff, grid-cell owners"),
+          ("kiosk", kiosk, "The 24-hour self-service kiosk"),
+          ("verify", verify, "Check that an e-licence is genuine"))),
     Endpoint("GET", "/static/{path:path}", static_file,
              "The pages' scripts, styles and libraries", PUBLIC, Scope.NONE,
              media_type="application/octet-stream", errors=(404,),

@@ -9,6 +9,7 @@ first, and features are listed in the order data flows (sense, detect, act, see,
 from __future__ import annotations
 
 from cityops.api import (
+    admin,
     alerts,
     applications,
     areas,
@@ -25,6 +26,7 @@ from cityops.api import (
     field,
     hotline,
     incidents,
+    kiosk,
     licences,
     lifecycle,
     live,
@@ -33,28 +35,33 @@ from cityops.api import (
     ops,
     pages,
     photos,
+    queue,
     readings,
     replay_screen,
     reviews,
     rollups,
+    seniorcare,
     services,
     silences,
     staff,
     states,
     status,
     storms,
+    window,
 )
 from cityops.api.route import Endpoint
 from cityops.history import routes as history
+from cityops.maps import routes as maps
 from cityops.ngsild import routes as ngsild
 from cityops.open311 import routes as open311
 from cityops.reports import routes as reports
 
-FEATURES = (ops, status, readings, history, areas, mapdata, lifecycle, devices, cameras,
+FEATURES = (ops, status, readings, history, areas, maps, mapdata, lifecycle, devices, cameras,
             states, alerts, detection, silences,
-            incidents, storms, staff, field, photos, evaluation, live, replay_screen, pages,
+            incidents, storms, staff, field, photos, evaluation, live, replay_screen, pages, admin,
             rollups, reports, community,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
-            services, applications, licences, benefits, open311, ngsild, openapi)
+            services, applications, licences, kiosk, queue, seniorcare, window, benefits,
+            open311, ngsild, openapi)
 
 TABLE: list[Endpoint] = [e for feature in FEATURES for e in getattr(feature, "ROUTES", [])]
