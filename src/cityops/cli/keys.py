@@ -1,4 +1,5 @@
-"""`cityops keys create|list|revoke|rotate`.
+"""`cityops keys create|list|revoke|rotate`: the commands around cityops.keyadmin, which the
+browser's key pages use too (api/admin.py). Every change is audited as `cli:<login>`.
 
 With `--mqtt-admin` (or CITYOPS_MQTT_ADMIN) a device key also gets its broker client, made
 here because only here is the secret at hand (ingest/broker_accounts.py says why); revoking
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 import time
 from pathlib import Path
 
@@ -17,10 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cityops.auth import new_key
-from cityops.cli.config import with_store
+from cityops import keyadmin
+from cityops.cli.config import cli_actor, with_store
 from cityops.cli.errors import err, fail
+from cityops.keyadmin import parse_duration, parse_expiry
+from cityops.keyadmin import when as _when
 from cityops.store.base import ApiKeyRecord, DuplicateKey, Store
+
+__all__ = ["DATA", "STORE", "keys_app", "parse_duration", "parse_expiry"]
 
 keys_app = typer.Typer(help="API keys: each has a role and a scope (an area code or a department).",
                        no_args_is_help=True)
@@ -34,87 +38,9 @@ MQTT_ADMIN = typer.Option(None, "--mqtt-admin", envvar="CITYOPS_MQTT_ADMIN",
 MQTT_TOPIC = typer.Option("cityops/readings/+", "--mqtt-topic", envvar="CITYOPS_MQTT_TOPIC",
                           help="The readings topic filter the nodes subscribe to.")
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-
-def parse_duration(text: str, option: str) -> float:
-    """`90m`, `12h`, `30d`, `2w` (or `0`) in seconds."""
-    text = text.strip().lower()
-    if text == "0":
-        return 0.0
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{option} {text!r} is not a duration: use e.g. 90m, 12h, 30d or 2w")
-    return float(match[1]) * _UNIT_S[match[2]]
-
-
-def parse_expiry(text: str, now: float) -> float:
-    """A duration from now (`30d`) or a moment (`2026-12-31T00:00Z`; without a zone: UTC)."""
-    if _DURATION.fullmatch(text.strip().lower()):
-        return now + parse_duration(text, "--expires")
-    try:
-        moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"--expires {text!r} is neither a duration (30d, 12h) nor a time "
-                         "(2026-12-31T00:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    at = moment.timestamp()
-    if at <= now:
-        raise ValueError(f"--expires {text!r} has already passed")
-    return at
-
-
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-
-def _broker(mqtt_admin: str, mqtt_topic: str):
-    from cityops.ingest.broker_accounts import BrokerAccounts, topic_prefix
-
-    try:
-        return BrokerAccounts(mqtt_admin, topic_prefix(mqtt_topic))
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-
-
-async def _add_with_broker(s: Store, record: ApiKeyRecord, secret: str, mqtt_admin: str | None,
-                           mqtt_topic: str) -> list[str] | None:
-    """Store the key, and give a device key its broker client first: a key whose devices
-    cannot publish is not handed out. The topics it may publish to, when it got a client."""
-    from cityops.ingest.broker_accounts import BrokerError
-
-    if record.role != "device" or not mqtt_admin:
-        await s.add_key(record)
-        return None
-    devices = await s.load_devices()
-    try:
-        async with _broker(mqtt_admin, mqtt_topic) as broker:
-            topics = await broker.add_device_key(record, secret, devices)
-            try:
-                await s.add_key(record)
-            except BaseException:
-                await broker.remove_key(record.id)
-                raise
-    except BrokerError as exc:
-        raise fail(f"{exc}; no key was made") from None
-    return topics
-
-
-async def _remove_from_broker(key_id: str, mqtt_admin: str | None, mqtt_topic: str) -> None:
-    from cityops.ingest.broker_accounts import BrokerError
-
-    if not mqtt_admin:
-        return
-    try:
-        async with _broker(mqtt_admin, mqtt_topic) as broker:
-            await broker.remove_key(key_id)
-    except BrokerError as exc:
-        err.print(f"[bold yellow]warning:[/] the key is off in the store, but its MQTT client "
-                  f"is still on the broker ({exc}); a node with --mqtt-admin removes it once it "
-                  f"reaches the broker", soft_wrap=True, highlight=False)
+def _broker(mqtt_admin: str | None, mqtt_topic: str) -> keyadmin.Broker | None:
+    return keyadmin.Broker(mqtt_admin, mqtt_topic) if mqtt_admin else None
 
 
 def _say_broker(record: ApiKeyRecord, topics: list[str] | None) -> None:
@@ -124,6 +50,23 @@ def _say_broker(record: ApiKeyRecord, topics: list[str] | None) -> None:
     out.print(f"MQTT: user {record.id}, password the key; may publish to "
               f"{shown or 'no topic yet (no device in its scope)'}", soft_wrap=True,
               highlight=False)
+
+
+def _warn(note: str | None) -> None:
+    if note:
+        err.print(f"[bold yellow]warning:[/] {note}", soft_wrap=True, highlight=False)
+
+
+async def _run(data: Path, store: str, work):
+    """`work(store)` with the shared module's refusals said as the CLI says errors."""
+    async def guarded(s: Store):
+        try:
+            return await work(s)
+        except (ValueError, keyadmin.NoSuchKey, keyadmin.KeyNotActive,
+                keyadmin.BrokerFailed, DuplicateKey) as exc:
+            raise fail(getattr(exc, "reason", None) or str(exc)) from None
+
+    return await with_store(data, store, guarded)
 
 
 @keys_app.command("create")
@@ -146,15 +89,16 @@ def create(
     now = time.time()
     try:
         expires_at = parse_expiry(expires, now) if expires else None
-        secret, record = new_key(role, scope, name, expires_at=expires_at, now=now)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    topics = asyncio.run(with_store(data, store, lambda s: _add_with_broker(
-        s, record, secret, mqtt_admin, mqtt_topic)))
-    _say_broker(record, topics)
+    made = asyncio.run(_run(data, store, lambda s: keyadmin.create(
+        s, role=role, scope=scope, name=name, expires_at=expires_at, actor=cli_actor(),
+        broker=_broker(mqtt_admin, mqtt_topic), now=now)))
+    record = made.record
+    _say_broker(record, made.topics)
     until = f", expires {_when(record.expires_at)}" if record.expires_at else ""
     out.print(f"Created key {record.id} (role {record.role}, scope {record.scope}{until}): "
-              f"{secret}", soft_wrap=True, highlight=False)
+              f"{made.secret}", soft_wrap=True, highlight=False)
 
 
 @keys_app.command("list")
@@ -175,10 +119,8 @@ def list_keys(data: Path = DATA, store: str = STORE) -> None:
 @keys_app.command("revoke")
 def revoke(key_id: str, data: Path = DATA, store: str = STORE,
            mqtt_admin: str = MQTT_ADMIN, mqtt_topic: str = MQTT_TOPIC) -> None:
-    done = asyncio.run(with_store(data, store, lambda s: s.revoke_key(key_id)))
-    if not done:
-        raise fail(f"no key {key_id!r}")
-    asyncio.run(_remove_from_broker(key_id, mqtt_admin, mqtt_topic))
+    asyncio.run(_run(data, store, lambda s: keyadmin.revoke(s, key_id, actor=cli_actor())))
+    _warn(asyncio.run(keyadmin.remove_from_broker(key_id, _broker(mqtt_admin, mqtt_topic))))
     out.print(f"Revoked {key_id}; it stops working within 10 s.")
 
 
@@ -203,41 +145,16 @@ def rotate(
     except ValueError as exc:
         raise fail(str(exc)) from None
 
-    async def work(s: Store):
-        old = next((k for k in await s.list_keys() if k.id == key_id), None)
-        if old is None:
-            raise fail(f"no key {key_id!r}")
-        if old.revoked:
-            raise fail(f"key {key_id} is revoked: make a new one with `cityops keys create`")
-        if not old.active_at(now):
-            raise fail(f"key {key_id} expired at {_when(old.expires_at or now)}: make a new "
-                       "one with `cityops keys create`")
-        try:
-            secret, record = new_key(old.role, old.scope, old.name, expires_at=expires_at,
-                                     now=now)
-        except ValueError as exc:
-            raise fail(str(exc)) from None
-        try:
-            topics = await _add_with_broker(s, record, secret, mqtt_admin, mqtt_topic)
-        except DuplicateKey as exc:  # a clash of fresh random ids: astronomically rare
-            raise fail(str(exc)) from None
-        if grace_s <= 0:
-            await s.revoke_key(old.id)
-            ends = None
-        else:
-            ends = now + grace_s
-            if old.expires_at is not None:
-                ends = min(ends, old.expires_at)
-            await s.set_key_expiry(old.id, ends)
-        return secret, record, topics, ends
-
-    secret, record, topics, ends = asyncio.run(with_store(data, store, work))
-    if ends is None:
-        asyncio.run(_remove_from_broker(key_id, mqtt_admin, mqtt_topic))
+    rotated = asyncio.run(_run(data, store, lambda s: keyadmin.rotate(
+        s, key_id, actor=cli_actor(), grace_s=grace_s, expires_at=expires_at,
+        broker=_broker(mqtt_admin, mqtt_topic), now=now)))
+    if rotated.old_ends is None:
+        _warn(asyncio.run(keyadmin.remove_from_broker(key_id, _broker(mqtt_admin, mqtt_topic))))
         old_fate = "revoked: it stops working within 10 s"
     else:
         # Its broker client goes at the expiry, removed by the nodes' broker sync.
-        old_fate = f"it keeps working until {_when(ends)}"
-    _say_broker(record, topics)
+        old_fate = f"it keeps working until {_when(rotated.old_ends)}"
+    record = rotated.made.record
+    _say_broker(record, rotated.made.topics)
     out.print(f"Rotated {key_id} ({old_fate}). New key {record.id} (role {record.role}, scope "
-              f"{record.scope}): {secret}", soft_wrap=True, highlight=False)
+              f"{record.scope}): {rotated.made.secret}", soft_wrap=True, highlight=False)
