@@ -248,6 +248,13 @@ class Movers:
         if metres >= 1.0:
             self.heading[m] = bearing_deg(*here, *there)
 
+    def reposition(self, m: int, lat: float, lon: float, at: float) -> None:
+        """Mover `m` was taken off its beat (a job, `cityops.sim.fieldwork`) and is free again
+        at (lat, lon) at `at`: its next leg sets out from there."""
+        self.lat1[m], self.lon1[m] = lat, lon
+        self.arrive[m] = at
+        self._next_leg(m)
+
     def advance(self, member: np.ndarray, t: np.ndarray) -> None:
         """Move every mover asked about onto the leg that covers its latest time in the batch."""
         if not len(member):
