@@ -21,7 +21,7 @@ from cityops.api.export import Export
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.domain.access import Role
 from cityops.domain.city import Level
-from cityops.domain.evaluation import Figures, evaluate
+from cityops.domain.evaluation import Figures, WaitFigures, evaluate, wait_figures
 from cityops.domain.incidents.facts import facts_of
 from cityops.domain.rollup import Change
 
@@ -88,6 +88,22 @@ class Evaluation(msgspec.Struct, omit_defaults=True):
     level: str | None = None
     area: str | None = None
     compared: list[Compared] = []
+    queue: WaitFigures | None = None  # the service hall's numbers called in the period
+
+
+async def queue_waits(call: Call[None, EvaluationQuery], start: float, end: float
+                      ) -> WaitFigures | None:
+    """The hall's waits for the key: a department its own counter, an unscoped key every
+    counter; an area key none (the hall is no area's), nor a node without the serve side."""
+    node, who = call.node, call.principal
+    if getattr(node, "serve", None) is None or who.scope.area is not None:
+        return None
+    from cityops.serve.queue import hall_of
+
+    hall = hall_of(node)
+    counters = None if who.scope.department is None else [
+        c for c in hall.counters if c == who.scope.department]
+    return wait_figures(await hall.waits(start, end, counters))
 
 
 async def get_evaluation(call: Call[None, EvaluationQuery]) -> Evaluation:
@@ -114,7 +130,8 @@ async def get_evaluation(call: Call[None, EvaluationQuery]) -> Evaluation:
     if who.scope.department is not None and q.group_by == "department":
         rows = [r for r in rows if r.group == who.scope.department]
     return Evaluation(Period(first.isoformat(), (after - dt.timedelta(days=1)).isoformat(),
-                             node.pack.info.timezone), q.group_by, len(cases), rows)
+                             node.pack.info.timezone), q.group_by, len(cases), rows,
+                      queue=await queue_waits(call, start, end))
 
 
 ROUTES = [

@@ -271,3 +271,21 @@ def evaluate(cases: Iterable[CaseFacts], period_start: float, period_end: float,
             tally.add(case, period_start, period_end, now)
     order = sorted(tallies, key=lambda k: (k is None, k or ""))
     return [tallies[key].figures(key) for key in order]
+
+
+class WaitFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """The service hall's queue numbers called in the period: how long people waited from
+    taking a number to its call, and how many did not come when called (their waits count:
+    they waited that long too)."""
+
+    called: int
+    no_shows: int
+    mean_wait_s: float | None  # None when no number was called
+
+
+def wait_figures(waits: Iterable[tuple[float, bool]]) -> WaitFigures:
+    """From (wait in seconds, was a no-show) of each number called."""
+    got = list(waits)
+    mean = math.fsum(w for w, _ in got) / len(got) if got else None
+    return WaitFigures(called=len(got), no_shows=sum(1 for _, gone in got if gone),
+                       mean_wait_s=mean)
