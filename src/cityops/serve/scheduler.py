@@ -36,6 +36,7 @@ class ServeScheduler:
             "review_tasks_overdue": await side.reviews.scan_overdue(now),
             "applications_overdue": await side.onestop.desk.scan_overdue(now),
             "cabinet_items_flagged": await side.cabinets.scan_uncollected(now),
+            "care_homes_offers_lapsed": await side.seniorcare.homes.scan_offers(now),
         }
 
     async def _run(self) -> None:

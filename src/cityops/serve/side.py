@@ -23,6 +23,7 @@ from cityops.serve.onestop import OneStop, onestop_of
 from cityops.serve.pii import Pii, key_path, seal_at_rest
 from cityops.serve.reviews import ReviewService
 from cityops.serve.scheduler import ServeScheduler
+from cityops.serve.seniorcare import SeniorCare, seniorcare_of
 
 if TYPE_CHECKING:
     from cityops.node import Node
@@ -70,6 +71,15 @@ class ServeSide:
         if node is None:
             raise RuntimeError("the node this serve side belonged to is gone")
         return onestop_of(node)
+
+    @property
+    def seniorcare(self) -> SeniorCare:
+        """Senior care (nursing homes, caregivers, retrofits), made on first use like the
+        one-stop services it builds on."""
+        node = self._node()
+        if node is None:
+            raise RuntimeError("the node this serve side belonged to is gone")
+        return seniorcare_of(node)
 
     async def start(self) -> None:
         install_log_masking()  # again: the CLI sets up its handlers after the node is made

@@ -78,7 +78,8 @@ def test_errors_name_the_file_the_entry_and_the_field(change, message) -> None:
 
 def test_the_default_catalogue_fits_pudong_and_drops_what_a_city_lacks() -> None:
     cat = default_services(PUDONG)
-    assert {b.code for b in cat.bundles} == {"open_restaurant", "newborn", "retirement"}
+    assert {b.code for b in cat.bundles} == {"open_restaurant", "newborn", "retirement",
+                                             "aging_friendly_retrofit"}
     restaurant = cat.bundle_items(cat.bundle("open_restaurant"))
     assert {i.department for i in restaurant} == {"market_regulation", "fire",
                                                   "city_management"}

@@ -234,12 +234,13 @@ def respond(home: Home, entry_id: str, accept: bool, now: float
     """The citizen's answer to an offer. A late answer is refused: the offer has expired
     (the expiry scan may not have run yet, but the deadline is the deadline)."""
     e = home.entry(entry_id)
+    if e.status is EntryStatus.EXPIRED or (e.status is EntryStatus.OFFERED
+                                           and e.deadline is not None and now > e.deadline):
+        raise CareRefused(f"the offer of bed {e.bed} ran out before the answer",
+                          "care_offer_expired")
     if e.status is not EntryStatus.OFFERED or e.bed is None:
         raise CareRefused(f"entry {entry_id} has no offer open (it is {e.status.value})",
                           "care_no_offer")
-    if e.deadline is not None and now > e.deadline:
-        raise CareRefused(f"the offer of bed {e.bed} ran out before the answer",
-                          "care_offer_expired")
     if accept:
         taken = msgspec.structs.replace(e, status=EntryStatus.ADMITTED, closed_at=now,
                                         deadline=None)
