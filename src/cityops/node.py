@@ -20,6 +20,7 @@ from typing import Any
 from cityops import lifecycle
 from cityops.act.side import ActSide
 from cityops.background import cancel_all
+from cityops.cell_owners import CellOwners
 from cityops.cluster.compose import compose_cluster
 from cityops.detect.engine import DetectEngine
 from cityops.domain.city import CityPack
@@ -99,6 +100,8 @@ class Node:
         self._devices_checked = 0.0
         self._devices_lock = asyncio.Lock()
         self.registry_diverged = ""  # set when this node's device order left the store's
+        # Grid-cell owners as the pack says, with administrators' changes from the store.
+        self.cell_owners = CellOwners(self.city, pack.cell_owners)
 
     def bus_for(self, component: str) -> Any:
         """The bus as one component sees it (in cluster mode, through its consumer group)."""
@@ -112,6 +115,7 @@ class Node:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.loop_lag.start(self.settings.loop_stall_ms)
         await self.store.open()
+        await self.cell_owners.load(self.store)  # before any case is routed
         await self.wiring.register_pack_devices(self)
         snapshot = await self.store.load_latest()
         await asyncio.to_thread(self.history.open, snapshot)

@@ -247,13 +247,19 @@ class CityMap:
         owner = self.cell_owners.get(cell)
         if owner:
             return owner
+        return local_authority(self.territory_of_cell(cell))
+
+    def territory_of_cell(self, cell: str) -> str:
+        """The village a grid cell belongs to: the one containing its centre, or for a cell
+        whose centre lies outside the city, the one covering most of it. ValueError as
+        `owner_of_cell`."""
         if not isinstance(cell, str) or not h3.is_valid_cell(cell):
             raise ValueError(f"{cell!r} is not an H3 cell")
         lat, lon = h3.cell_to_latlng(cell)
         index = int(self.village_indices([lat], [lon])[0])
         if index < 0:
             index = self._village_covering_most_of(cell)
-        return local_authority(self._village_codes[index])
+        return self._village_codes[index]
 
     def _village_covering_most_of(self, cell: str) -> int:
         hexagon = shapely.Polygon([(lon, lat) for lat, lon in h3.cell_to_boundary(cell)])

@@ -15,6 +15,7 @@ from cityops.store.protocols import (
     AlertStore,
     AreaStateStore,
     AuditStore,
+    CellOwnerStore,
     DeadLetterStore,
     DeviceStore,
     IncidentStore,
@@ -34,14 +35,14 @@ from cityops.store.values import (
 )
 
 __all__ = ["AlertStore", "ApiKeyRecord", "AreaStateStore", "AuditEntry", "AuditStore",
-           "DeadLetter", "DeadLetterStore", "DeviceStore", "DuplicateKey", "IncidentFilter",
+           "CellOwnerStore", "DeadLetter", "DeadLetterStore", "DeviceStore", "DuplicateKey", "IncidentFilter",
            "IncidentStore", "KeyStore", "LatestRows", "LatestStore", "MetaStore", "Record",
            "RecordStore", "StaleVersion", "Store", "StoreBusy", "open_store"]
 
 
 @runtime_checkable
 class Store(DeviceStore, KeyStore, LatestStore, DeadLetterStore, AlertStore, AreaStateStore,
-            AuditStore, IncidentStore, RecordStore, MetaStore, Protocol):
+            CellOwnerStore, AuditStore, IncidentStore, RecordStore, MetaStore, Protocol):
     url: str
 
     async def open(self) -> None:

@@ -52,6 +52,7 @@ class MemoryStore(MemoryIncidents, MemoryRecords):
         self._dead_ids = 0
         self._alerts: dict[str, _StoredAlert] = {}
         self._area_states: dict[str, str] = {}
+        self._cell_owners: dict[str, str] = {}
         self._audit: list[AuditEntry] = []  # appended to, never changed: ids are 1..n
         self._meta: dict[str, str] = {}
 
@@ -191,6 +192,17 @@ class MemoryStore(MemoryIncidents, MemoryRecords):
 
     async def load_area_states(self) -> dict[str, str]:
         return dict(sorted(self._area_states.items()))
+
+    async def set_cell_owner(self, cell: str, owner: str | None, entry: AuditEntry) -> None:
+        _check_audit_entry(entry)  # before anything changes: both land, or neither
+        if owner is None:
+            self._cell_owners.pop(cell, None)
+        else:
+            self._cell_owners[cell] = owner
+        self._append_audit_entry(entry)
+
+    async def load_cell_owners(self) -> dict[str, str]:
+        return dict(sorted(self._cell_owners.items()))
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:  # a bad entry refuses the whole batch, as a transaction would

@@ -413,6 +413,22 @@ class PostgresStore(PostgresIncidents, PostgresRecords):
             cursor = await conn.execute(self._sql["load_area_states"])
             return dict(await cursor.fetchall())
 
+    async def set_cell_owner(self, cell: str, owner: str | None, entry: AuditEntry) -> None:
+        try:
+            async with self._connection(write=True) as conn:  # one transaction for both
+                if owner is None:
+                    await conn.execute(self._sql["drop_cell_owner"], (cell,))
+                else:
+                    await conn.execute(self._sql["set_cell_owner"], (cell, owner, entry.at))
+                await conn.execute(self._sql["insert_audit"], _audit_row(entry))
+        except psycopg.errors.IntegrityError as error:
+            raise ValueError(f"audit entry refused: {error}") from error
+
+    async def load_cell_owners(self) -> dict[str, str]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql["load_cell_owners"])
+            return dict(await cursor.fetchall())
+
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:
             return
@@ -550,6 +566,12 @@ def _statements(s: str) -> dict[str, str]:
             ON CONFLICT (code) DO UPDATE
             SET state = excluded.state, changed_at = excluded.changed_at""",
         "load_area_states": f"SELECT code, state FROM {s}.area_states ORDER BY code COLLATE \"C\"",
+        "set_cell_owner": f"""
+            INSERT INTO {s}.cell_owners (cell, owner, changed_at) VALUES (%s, %s, %s)
+            ON CONFLICT (cell) DO UPDATE
+            SET owner = excluded.owner, changed_at = excluded.changed_at""",
+        "drop_cell_owner": f"DELETE FROM {s}.cell_owners WHERE cell = %s",
+        "load_cell_owners": f"SELECT cell, owner FROM {s}.cell_owners ORDER BY cell COLLATE \"C\"",
         "insert_audit": f"""
             INSERT INTO {s}.audit (actor, action, subject, before_value, after_value, reason, at)
             VALUES (%s, %s, %s, %s, %s, %s, %s)""",

@@ -92,6 +92,11 @@ CREATE TABLE IF NOT EXISTS {s}.area_states (
     state text NOT NULL,
     changed_at double precision NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {s}.cell_owners (
+    cell text PRIMARY KEY,
+    owner text NOT NULL,
+    changed_at double precision NOT NULL
+);
 -- Append-only: the store has no statement that updates or deletes a row here. An entry that
 -- does not say who did what is refused (ValueError), and with it the state change it records.
 CREATE TABLE IF NOT EXISTS {s}.audit (

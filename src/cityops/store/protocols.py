@@ -15,8 +15,8 @@ from cityops.store.incident_rows import IncidentFilter
 from cityops.store.record_rows import Record
 from cityops.store.values import ApiKeyRecord, AuditEntry, DeadLetter, LatestRows
 
-__all__ = ["AlertStore", "AreaStateStore", "AuditStore", "DeadLetterStore", "DeviceStore",
-           "IncidentStore", "KeyStore", "LatestStore", "MetaStore", "RecordStore"]
+__all__ = ["AlertStore", "AreaStateStore", "AuditStore", "CellOwnerStore", "DeadLetterStore",
+           "DeviceStore", "IncidentStore", "KeyStore", "LatestStore", "MetaStore", "RecordStore"]
 
 
 class DeviceStore(Protocol):
@@ -94,6 +94,16 @@ class AreaStateStore(Protocol):
     async def set_area_state(self, code: str, state: str, entry: AuditEntry) -> None: ...
 
     async def load_area_states(self) -> dict[str, str]: ...
+
+
+class CellOwnerStore(Protocol):
+    # Who keeps a grid cell, where an administrator changed what the city pack says (H3 cell
+    # -> a department code, or "" for the local authority of the cell's territory). Each change
+    # is written together with its audit entry, in one transaction; `owner=None` drops the
+    # cell's override (the pack's owner applies again). `load_cell_owners` is ordered by cell.
+    async def set_cell_owner(self, cell: str, owner: str | None, entry: AuditEntry) -> None: ...
+
+    async def load_cell_owners(self) -> dict[str, str]: ...
 
 
 class AuditStore(Protocol):

@@ -75,6 +75,10 @@ SET_AREA_STATE = """
 INSERT INTO area_states (code, state, changed_at) VALUES (?, ?, ?)
 ON CONFLICT (code) DO UPDATE SET state = excluded.state, changed_at = excluded.changed_at
 """
+SET_CELL_OWNER = """
+INSERT INTO cell_owners (cell, owner, changed_at) VALUES (?, ?, ?)
+ON CONFLICT (cell) DO UPDATE SET owner = excluded.owner, changed_at = excluded.changed_at
+"""
 INSERT_AUDIT = """
 INSERT INTO audit (actor, action, subject, before_value, after_value, reason, at)
 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -595,6 +599,22 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords):
     async def load_area_states(self) -> dict[str, str]:
         def query(conn: sqlite3.Connection) -> dict[str, str]:
             return dict(conn.execute("SELECT code, state FROM area_states ORDER BY code"))
+
+        return await self._read(query)
+
+    async def set_cell_owner(self, cell: str, owner: str | None, entry: AuditEntry) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            if owner is None:
+                conn.execute("DELETE FROM cell_owners WHERE cell = ?", (cell,))
+            else:
+                conn.execute(SET_CELL_OWNER, (cell, owner, entry.at))
+            _insert_audit(conn, [entry])  # failing, it undoes the owner too (one savepoint)
+
+        await self._write(apply)
+
+    async def load_cell_owners(self) -> dict[str, str]:
+        def query(conn: sqlite3.Connection) -> dict[str, str]:
+            return dict(conn.execute("SELECT cell, owner FROM cell_owners ORDER BY cell"))
 
         return await self._read(query)
 

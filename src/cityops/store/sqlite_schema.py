@@ -73,6 +73,11 @@ SCHEMA: list[str] = [
         state TEXT NOT NULL,
         changed_at REAL NOT NULL
     ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS cell_owners (
+        cell TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        changed_at REAL NOT NULL
+    ) WITHOUT ROWID""",
     # Append-only: the store has no statement that updates or deletes a row here. An entry that
     # does not say who did what is refused (ValueError), and with it the state change it records.
     """CREATE TABLE IF NOT EXISTS audit (
