@@ -16,8 +16,9 @@ from cityops.api.route import Endpoint, NoQuery
 REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?}")
 
-ERROR_SCHEMA = {"type": "object", "required": ["error"],
-                "properties": {"error": {"type": "string"}, "detail": {}}}
+ERROR_SCHEMA = {"type": "object", "required": ["error", "code"],
+                "properties": {"error": {"type": "string"}, "code": {"type": "string"},
+                               "detail": {}}}
 TEXTS = {
     "400": "Malformed request (the field at fault is named)",
     "401": "Missing, unknown, expired or revoked API key",

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cityops.api.errors import ApiError, json_response
+from cityops.api.errors import CODE_PATTERN, ApiError, json_response
 from cityops.api.export import Export, wanted
 from cityops.api.export import start as start_export
 from cityops.api.limits import (
@@ -210,7 +210,8 @@ class Endpoint:
 def refuse_scoped(who: Principal) -> None:
     """403 for a key with an area or department scope: city-wide data is not theirs."""
     if who.scope.area is not None or who.scope.department is not None:
-        raise ApiError(403, f"a key scoped to {who.scope} may not read city-wide data")
+        raise ApiError(403, f"a key scoped to {who.scope} may not read city-wide data",
+                       code="city_wide_data")
 
 
 # -- domain errors ----------------------------------------------------------------------------
@@ -238,6 +239,12 @@ def _status_for(error: BaseException) -> int | None:
     return None
 
 
+def _code(error: BaseException) -> str | None:
+    """A domain error's own stable code (a `code` attribute), when it has a plain one."""
+    code = getattr(error, "code", None)
+    return code if isinstance(code, str) and CODE_PATTERN.fullmatch(code) else None
+
+
 def _message(error: BaseException) -> str:
     reason = getattr(error, "reason", None)
     return reason if isinstance(reason, str) and reason else str(error)
@@ -260,11 +267,11 @@ def decode_json(raw: bytes, kind: type, what: str = "body") -> Any:
     try:
         value = _decoder(kind).decode(raw)
     except msgspec.ValidationError as error:
-        raise ApiError(400, f"invalid {what}: {error}") from None
+        raise ApiError(400, f"invalid {what}: {error}", code="invalid_input") from None
     except msgspec.DecodeError as error:
-        raise ApiError(400, f"{what} is not JSON: {error}") from None
+        raise ApiError(400, f"{what} is not JSON: {error}", code="not_json") from None
     except RecursionError:
-        raise ApiError(400, f"{what} is nested too deeply") from None
+        raise ApiError(400, f"{what} is nested too deeply", code="too_deep") from None
     check_depth(value, what)
     return value
 
@@ -278,14 +285,16 @@ def decode_query(request: Request, kind: type, skip: tuple[str, ...] = ()) -> An
         if name in skip:
             continue
         if name in params:
-            raise ApiError(400, f"query parameter {name!r} is given more than once")
+            raise ApiError(400, f"query parameter {name!r} is given more than once",
+                           code="invalid_query")
         params[name] = value
     if kind is NoQuery:
         return NoQuery()
     try:
         return msgspec.convert(params, kind, strict=False)
     except msgspec.ValidationError as error:
-        raise ApiError(400, f"invalid query: {error}".replace("`$.", "`")) from None
+        raise ApiError(400, f"invalid query: {error}".replace("`$.", "`"),
+                       code="invalid_query") from None
 
 
 # -- the wrapper ------------------------------------------------------------------------------
@@ -345,7 +354,7 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 raw = await read_body(request, endpoint.body_limit, started)
                 if not raw.strip():
                     if endpoint.body_required:
-                        raise ApiError(400, "a JSON body is required")
+                        raise ApiError(400, "a JSON body is required", code="body_required")
                     call.body = endpoint.body()
                 else:
                     call.body = decode_json(raw, endpoint.body)
@@ -365,7 +374,8 @@ def wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 retry = getattr(error, "retry_after", None)
                 raise ApiError(status, _message(error), getattr(error, "detail", None),
                                {"Retry-After": str(max(1, math.ceil(retry)))}
-                               if isinstance(retry, (int, float)) else None) from None
+                               if isinstance(retry, (int, float)) else None,
+                               _code(error)) from None
             return _encode(endpoint, result)
 
     endpoint_fn.__name__ = endpoint.handler.__name__
