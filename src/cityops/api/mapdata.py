@@ -3,7 +3,13 @@
 The pages draw the city from its own polygons (no map tiles), and need all three levels at
 once to drill down without a round trip per area; `/api/v1/areas/{code}` gives one polygon at
 a time. Polygons are simplified to about 5-20 m (a wall screen cannot show finer), and each
-feature carries a point inside it for its label.
+feature carries a point inside it for its label, and its name in the pack's other languages
+(`names`).
+
+GET /api/v1/names: the rest of what a page names in the person's language: the city, and its
+departments and case categories, each with `name` and `names` ({"zh-CN": ...}; empty where the
+pack has no translation). None of it is scoped: a key sees every department's name as it sees
+the categories.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class Properties(msgspec.Struct):
     level: Level
     parent: str
     label: list[float]  # [lon, lat] of a point inside the area
+    names: dict[str, str] = {}  # the name in other languages, by language tag
 
 
 class Feature(msgspec.Struct):
@@ -59,7 +66,7 @@ def _features(node: Any) -> list[Feature]:
         label = shape.representative_point()
         out.append(Feature("Feature", area.code,
                            Properties(area.code, area.name, area.level.value, area.parent or "",
-                                      [round(label.x, 5), round(label.y, 5)]),
+                                      [round(label.x, 5), round(label.y, 5)], dict(area.names)),
                            to_geojson_geometry(simple)))
     _built[node] = out
     return out
@@ -73,8 +80,36 @@ async def areas_geojson(call: Call[None, MapQuery]) -> Reply:
                  headers={"Cache-Control": "private, max-age=300"})
 
 
+class Named(msgspec.Struct):
+    code: str
+    name: str
+    names: dict[str, str]
+
+
+class CityName(msgspec.Struct):
+    name: str
+    names: dict[str, str]
+
+
+class Names(msgspec.Struct):
+    city: CityName
+    departments: list[Named]
+    categories: list[Named]
+
+
+async def names(call: Call[None, Any]) -> Reply:
+    pack = call.node.pack
+    return Reply(Names(CityName(pack.info.name, dict(pack.info.names)),
+                       [Named(d.code, d.name, dict(d.names)) for d in pack.departments],
+                       [Named(c.code, c.name, dict(c.names)) for c in pack.categories]),
+                 headers={"Cache-Control": "private, max-age=300"})
+
+
 ROUTES = [
     Endpoint("GET", "/api/v1/areas.geojson", areas_geojson,
              "Every area the key may see as one GeoJSON FeatureCollection, simplified",
              ANY_KEY, Scope.NONE, query=MapQuery, response=FeatureCollection),
+    Endpoint("GET", "/api/v1/names", names,
+             "The city's, its departments' and its case categories' names in every language "
+             "the pack has", ANY_KEY, Scope.NONE, response=Names),
 ]

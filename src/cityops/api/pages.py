@@ -20,6 +20,7 @@ which refuses any path that leaves that directory (`..`, absolute paths, symlink
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,14 @@ def page_headers(node: Any) -> dict[str, str]:
             "Referrer-Policy": "no-referrer"}
 
 
+def city_names(node: Any) -> str:
+    """The city's name and its translations, as a page's i18n module reads them (a meta
+    element's content: JSON, escaped for an attribute)."""
+    info = node.pack.info
+    doc = {"name": info.name, "names": dict(info.names)}
+    return html.escape(json.dumps(doc, ensure_ascii=False), quote=True)
+
+
 _templates: dict[str, str] = {}
 
 
@@ -82,6 +91,7 @@ def _page(name: str, node: Any) -> HTMLResponse:
         text = _templates[name] = (WEB / f"{name}.html").read_text(encoding="utf-8")
     tiles = tile_url(node)
     body = (text.replace("{{city}}", html.escape(node.pack.info.name))
+            .replace("{{city_names}}", city_names(node))
             .replace("{{tiles}}", html.escape(tiles, quote=True)))
     return HTMLResponse(body, headers=page_headers(node))
 

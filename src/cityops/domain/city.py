@@ -42,6 +42,9 @@ class Area(msgspec.Struct, frozen=True):
     # The area's identifier in the data it came from (e.g. a New York NTA code "BK0301"),
     # so that records keyed the source's way can be joined; empty for synthetic areas.
     ref: str = ""
+    # The name in other languages, by BCP 47 tag ({"zh-CN": "陆家嘴街道"}): `name` stays the
+    # pack's own, and a pack without translations works as before (docs/i18n.md).
+    names: dict[str, str] = {}
 
 
 class AreaCodes(msgspec.Struct, frozen=True):
@@ -59,6 +62,7 @@ class Department(msgspec.Struct, frozen=True):
     name: str
     hotline: str | None = None
     service_areas: list[str] = []  # area codes it serves; a district code means city-wide
+    names: dict[str, str] = {}  # the name in other languages, as Area.names
 
 
 class ChannelSpec(msgspec.Struct, frozen=True):
@@ -128,6 +132,7 @@ class CityInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     country: str = ""
     version: int = 1
     generator: dict[str, Any] = {}
+    names: dict[str, str] = {}  # the city's name in other languages, as Area.names
 
 
 class WorkPeriod(msgspec.Struct, frozen=True):

@@ -1,7 +1,8 @@
 """areas.geojson: the three-level areas of a city as an RFC 7946 FeatureCollection.
 
 Each feature is one area; `properties` holds `code`, `name`, `level`, `parent` and, for areas
-imported from elsewhere, `ref` (the identifier in the source data). Features are written in the
+imported from elsewhere, `ref` (the identifier in the source data), and where the pack has
+them, `names` (the name in other languages: {"zh-CN": "陆家嘴街道"}). Features are written in the
 pack's order (the generators put the district first, then towns, then villages).
 """
 
@@ -29,6 +30,8 @@ def areas_to_geojson(areas: list[Area]) -> bytes:
         }
         if area.ref:
             properties["ref"] = area.ref
+        if area.names:
+            properties["names"] = dict(area.names)
         features.append(
             {
                 "type": "Feature",
@@ -87,9 +90,16 @@ def _area_of(index: int, feature: Any) -> Area:
     ref = properties.get("ref", "")
     if not isinstance(ref, str):
         raise PackError(f"{where}: property 'ref' must be a string, got {ref!r}")
+    names = properties.get("names", {})
+    if not isinstance(names, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v.strip() for k, v in names.items()
+    ):
+        raise PackError(f"{where}: property 'names' must map a language tag to a non-empty "
+                        f"name, e.g. {{\"zh-CN\": \"...\"}}, got {names!r}")
     geometry = feature.get("geometry")
     check_polygonal(geometry, where)
-    return Area(code=code, name=name, level=level, parent=parent, geometry=geometry, ref=ref)
+    return Area(code=code, name=name, level=level, parent=parent, geometry=geometry, ref=ref,
+                names=names)
 
 
 def check_polygonal(geometry: Any, where: str) -> None:

@@ -83,6 +83,8 @@ def categories_to_yaml(categories: list[Category]) -> bytes:
     plain = [msgspec.to_builtins(c) for c in categories]
     for item in plain:
         item.pop("related", None)
+        if not item.get("names"):
+            item.pop("names", None)  # packs without translations keep their bytes
     groups = related_groups(categories)
     if not groups:
         return dump_yaml(plain)

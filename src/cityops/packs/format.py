@@ -134,7 +134,7 @@ def save_pack(pack: CityPack, path: str | os.PathLike[str], *, check: bool = Tru
     files: dict[str, bytes | None] = {
         CITY: dump_yaml(_city_yaml_obj(pack.info)),
         AREAS: areas_file.areas_to_geojson(pack.areas),
-        DEPARTMENTS: dump_yaml([_plain(d) for d in pack.departments]),
+        DEPARTMENTS: dump_yaml([_without_empty_names(_plain(d)) for d in pack.departments]),
         KINDS: dump_yaml([_plain(k) for k in custom_kinds]) if custom_kinds else None,
         DEVICES: write_jsonl(pack.devices),
         STAFF: write_jsonl(pack.staff),
@@ -174,7 +174,15 @@ def _city_yaml_obj(info: CityInfo) -> dict[str, Any]:
         "country": info.country,
         "version": info.version,
         "generator": _plain(info.generator),
+        # Only when there are some: packs without translations keep their bytes.
+        **({"names": dict(info.names)} if info.names else {}),
     }
+
+
+def _without_empty_names(item: dict[str, Any]) -> dict[str, Any]:
+    if not item.get("names"):
+        item.pop("names", None)
+    return item
 
 
 def _plain(obj: Any) -> Any:

@@ -13,6 +13,7 @@ from cityops.domain.kinds import BUILTIN_KINDS
 from cityops.packs.categories_file import default_categories
 
 DISTRICT = "990001"
+ZH = "zh-CN"
 
 
 def _square(lon0: float, lat0: float, lon1: float, lat1: float) -> dict:
@@ -32,19 +33,22 @@ def generate(
     devices = {"noise": 10} if devices is None else devices
     lat_c, lon_c = center
     lon0, lat0 = lon_c - size_deg / 2, lat_c - size_deg / 2
+    # Chinese names beside the English ones, so the pages can be tried in both languages.
     areas = [Area(DISTRICT, "Grid District", Level.DISTRICT, None,
-                  _square(lon0, lat0, lon0 + size_deg, lat0 + size_deg))]
+                  _square(lon0, lat0, lon0 + size_deg, lat0 + size_deg), names={ZH: "网格区"})]
     w = size_deg / towns
     h = size_deg / villages
     for t in range(towns):
         town = f"{DISTRICT}{t + 1:03d}"
         x0 = lon0 + t * w
         areas.append(Area(town, f"Town {t + 1}", Level.TOWN, DISTRICT,
-                          _square(x0, lat0, x0 + w, lat0 + size_deg)))
+                          _square(x0, lat0, x0 + w, lat0 + size_deg),
+                          names={ZH: f"第{t + 1}街镇"}))
         for v in range(villages):
             y0 = lat0 + v * h
             areas.append(Area(f"{town}{v + 1:03d}", f"Town {t + 1} Village {v + 1}",
-                              Level.VILLAGE, town, _square(x0, y0, x0 + w, y0 + h)))
+                              Level.VILLAGE, town, _square(x0, y0, x0 + w, y0 + h),
+                              names={ZH: f"第{t + 1}街镇第{v + 1}居村"}))
     rng = np.random.default_rng(seed)
     out: list[Device] = []
     margin = size_deg * 1e-3  # keep devices off the borders so each has one obvious area
@@ -54,12 +58,13 @@ def generate(
         out.extend(Device(f"{kind}-{i:06d}", kind, round(float(la), 6), round(float(lo), 6))
                    for i, (la, lo) in enumerate(zip(lats, lons)))
     departments = [
-        Department("police", "Police", "110", [DISTRICT]),
-        Department("city_management", "City management", None, [DISTRICT]),
-        Department("environment", "Environment", None, [f"{DISTRICT}001"]),
+        Department("police", "Police", "110", [DISTRICT], {ZH: "公安"}),
+        Department("city_management", "City management", None, [DISTRICT], {ZH: "城市管理"}),
+        Department("environment", "Environment", None, [f"{DISTRICT}001"], {ZH: "生态环境"}),
     ]
     return CityPack(
-        info=CityInfo(name="Grid City", timezone="Asia/Shanghai", center=center),
+        info=CityInfo(name="Grid City", timezone="Asia/Shanghai", center=center,
+                      names={ZH: "网格市"}),
         areas=areas,
         departments=departments,
         kinds=dict(BUILTIN_KINDS),

@@ -22,6 +22,20 @@ _GIVEN = (
 ).split()
 
 
+# The characters the syllables above are written with in a place name, in the same order: the
+# Chinese name of "Lianhua" is 莲华. One character per syllable and position, so two distinct
+# pinyin names are two distinct Chinese names.
+_FIRST_HANZI = "北东南西新金华阳莲春桥塘丰和康平安顺祥林园梅松竹红兰明玉海白龙福瑞嘉惠吉青长盛德"
+_SECOND_HANZI = "苑华新安河林桥塘泾山杨枫康里城坊湖港湾洲浜亭宁泰兴谷梅墅澜泉春盛荣虹明德乐雅怡臻"
+_HANZI = {a + b: _FIRST_HANZI[i] + _SECOND_HANZI[j]
+          for i, a in enumerate(_FIRST) for j, b in enumerate(_SECOND)}
+
+
+def place_name_zh(name: str) -> str:
+    """The Chinese characters of a name `place_names` made ("Lianhua" -> "莲华")."""
+    return _HANZI[name]
+
+
 def place_names(rng: np.random.Generator, count: int) -> list[str]:
     """`count` distinct two-syllable place names such as "Lianhua" or "Dongyuan"."""
     pool = [a + b for a in _FIRST for b in _SECOND if a.lower() != b]

@@ -28,7 +28,7 @@ from cityops.domain.kinds import BUILTIN_KINDS
 from cityops.packs.categories_file import default_categories
 from cityops.packs import pudong_kpis, pudong_people, pudong_sensors, pudong_zones
 from cityops.packs.calendars import shanghai_calendar
-from cityops.packs.naming import place_names
+from cityops.packs.naming import place_name_zh, place_names
 from cityops.packs.tiling import (
     KM_PER_DEG_LAT,
     KM_PER_DEG_LON_AT_31N,
@@ -82,9 +82,28 @@ TOWNS = [
     ("Shuyuan", 121.855, 30.990), ("Wanxiang", 121.785, 30.955),
     ("Laogang", 121.835, 31.060), ("Nanhui Xincheng", 121.910, 30.905),
 ]
+# Their Chinese names, in the same order (a town's 镇 is part of its name, as 川沙新镇 shows).
+STREETS_ZH = ["潍坊新村街道", "陆家嘴街道", "周家渡街道", "塘桥街道", "上钢新村街道", "南码头路街道",
+              "沪东新村街道", "金杨新村街道", "洋泾街道", "浦兴路街道", "东明路街道", "花木街道"]
+TOWNS_ZH = ["川沙新镇", "高桥镇", "北蔡镇", "合庆镇", "唐镇", "曹路镇", "金桥镇", "高行镇", "高东镇",
+            "张江镇", "三林镇", "惠南镇", "周浦镇", "新场镇", "大团镇", "康桥镇", "航头镇", "祝桥镇",
+            "泥城镇", "宣桥镇", "书院镇", "万祥镇", "老港镇", "南汇新城镇"]
 LUJIAZUI = (121.507, 31.238)
 KM_PER_DEG = np.array([KM_PER_DEG_LON_AT_31N, KM_PER_DEG_LAT])
 
+ZH = "zh-CN"
+DEPARTMENTS_ZH = {
+    "police": "上海市公安局浦东分局", "fire": "浦东新区消防救援支队",
+    "ambulance": "浦东新区医疗急救中心", "city_management": "浦东新区城市管理行政执法局",
+    "environment": "浦东新区生态环境局", "water_affairs": "浦东新区水务局（防汛办）",
+    "transport": "浦东新区交通委员会", "housing_construction": "浦东新区住房和建设委员会",
+    "market_regulation": "浦东新区市场监督管理局", "civil_affairs": "浦东新区民政局",
+    "sanitation": "浦东新区市容环境卫生管理局", "greening": "浦东新区绿化管理局",
+    "utilities_power": "国网上海市电力公司浦东供电公司", "utilities_gas": "浦东新区燃气公司",
+    "utilities_water": "浦东新区自来水公司", "hotline_12345": "浦东新区12345市民服务热线办公室",
+    "health": "浦东新区卫生健康委员会", "human_resources_social_security": "浦东新区人力资源和社会保障局",
+    "medical_insurance": "浦东新区医疗保障局",
+}
 DEPARTMENTS = [
     ("police", "Pudong Public Security Sub-bureau", "110"),
     ("fire", "Pudong Fire and Rescue Detachment", "119"),
@@ -118,6 +137,7 @@ class Village:
     name: str
     town: str
     shape: shapely.Geometry
+    name_zh: str
     community: bool  # a residential community (urban) rather than a rural village
     urban_street: bool
 
@@ -162,10 +182,12 @@ def generate(seed: int, progress: Progress | None = None) -> CityPack:
             country="CN",
             version=FORMAT_VERSION,
             generator={"preset": "pudong", "seed": seed},
+            names={ZH: "浦东新区（模拟）"},
         ),
         areas=areas,
         departments=[
-            Department(code, name, hotline, [DISTRICT]) for code, name, hotline in DEPARTMENTS
+            Department(code, name, hotline, [DISTRICT], {ZH: DEPARTMENTS_ZH[code]})
+            for code, name, hotline in DEPARTMENTS
         ],
         kinds=dict(BUILTIN_KINDS),
         devices=devices,
@@ -232,6 +254,7 @@ def _villages(rng: np.random.Generator, towns: list[shapely.Geometry]) -> list[V
                     name=f"{base} {'Community' if is_community else 'Village'}",
                     town=town_code,
                     shape=cells[i],
+                    name_zh=place_name_zh(base) + ("社区" if is_community else "村"),
                     community=is_community,
                     urban_street=urban_street,
                 ))
@@ -240,13 +263,15 @@ def _villages(rng: np.random.Generator, towns: list[shapely.Geometry]) -> list[V
 
 def _areas(district: shapely.Polygon, towns: list, villages: list[Village]) -> list[Area]:
     names = [name for name, _, _ in STREETS + TOWNS]
-    areas = [Area(DISTRICT, "Pudong New Area", Level.DISTRICT, None, to_geojson_geometry(district))]
-    for t, (town, name) in enumerate(zip(towns, names, strict=True)):
+    areas = [Area(DISTRICT, "Pudong New Area", Level.DISTRICT, None, to_geojson_geometry(district),
+                  names={ZH: "浦东新区"})]
+    for t, (town, name, zh) in enumerate(zip(towns, names, STREETS_ZH + TOWNS_ZH, strict=True)):
         kind = "Street" if t < len(STREETS) else "Town"
         areas.append(Area(f"{DISTRICT}{t + 1:03d}", f"{name} {kind}", Level.TOWN, DISTRICT,
-                          to_geojson_geometry(town)))
+                          to_geojson_geometry(town), names={ZH: zh}))
     areas.extend(
-        Area(v.code, v.name, Level.VILLAGE, v.town, to_geojson_geometry(v.shape))
+        Area(v.code, v.name, Level.VILLAGE, v.town, to_geojson_geometry(v.shape),
+             names={ZH: v.name_zh})
         for v in villages
     )
     return areas

@@ -68,6 +68,7 @@ class Category(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The related groups it belongs to: set from categories.yaml's `related:` section (one
     # place to declare a group), never written on a category itself.
     related: list[Related] = []
+    names: dict[str, str] = {}  # the name in other languages ({"zh-CN": ...}), as Area.names
 
     @property
     def urgent(self) -> bool:
