@@ -373,7 +373,7 @@ class LiveHub:
             "type": "snapshot", "reason": reason, "t": now, "q": Q,
             "me": {"role": who.role.value, "scope": str(who.scope), "name": who.name},
             "city": {"name": node.pack.info.name, "center": list(node.pack.info.center),
-                     "timezone": node.pack.info.timezone},
+                     "timezone": node.pack.info.timezone, "names": node.pack.info.names},
             "incidents": [incident_summary(i, now) for i in cases.values()],
             "alerts": [alert_summary(a, node.registry.get(a.subject) is not None)
                        for a in alerts],

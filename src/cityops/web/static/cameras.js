@@ -6,7 +6,8 @@
 // Images come from this node only (GET /api/v1/camera-snapshots/..., fetched with the key and
 // shown as blobs): the console may sit where the NVRs cannot be reached, and must not leak the
 // key to them. Stream and clip links point at the city's video network, for staff on it.
-import { api, el, showPhotos, key } from "/static/common.js";
+import { api, el, showPhotos, key, dateTime, span } from "/static/common.js";
+import { t, useNamespaces } from "/static/i18n.js";
 
 const PAGE = 50;
 // What was last shown; the tests read it.
@@ -14,41 +15,43 @@ const state = { cameras: [], next: null, evidence: {}, loads: 0 };
 window.cityopsCameras = state;
 
 function when(iso) {
-  return iso ? new Date(iso).toLocaleString("en-GB", { month: "short", day: "numeric",
-    hour: "2-digit", minute: "2-digit" }) : "";
+  return iso ? dateTime(Date.parse(iso) / 1000) : "";
 }
 
 function minutes(s) {
-  return s == null ? "" : s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
+  return s == null ? "" : span(s < 90 ? s : Math.round(s / 60) * 60);
 }
+
+// What a camera's analytics saw, in words ("stall", "crowd" ...).
+const eventName = (e) => t(`cameras:event.${e}`, { defaultValue: String(e).replaceAll("_", " ") });
 
 function safeLink(url, text) {
   // Only the schemes a stream or clip has; anything else is shown as text, not followed.
   return /^(https?|rtsps?|rtmp|srt|webrtc):\/\//i.test(url)
     ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text })
-    : el("span", { text: `${text}: ${url}` });
+    : el("span", { text: `${text}: ${url}`, translate: "no" });
 }
 
 function cameraRow(c) {
   const now = c.last_event;
   const event = now && now.event !== "none"
-    ? `${now.event.replaceAll("_", " ")}${now.dwell_s != null ? ` · ${minutes(now.dwell_s)}` : ""}`
-    : "nothing";
+    ? `${eventName(now.event)}${now.dwell_s != null ? ` · ${minutes(now.dwell_s)}` : ""}`
+    : t("cameras:nothing");
   const shot = c.last_snapshot;
   return el("tr", { "data-id": c.id },
-    el("td", {}, el("b", { text: c.name || c.id }), el("div", { class: "quiet", text: c.id })),
-    el("td", { text: c.areas ? c.areas.village || c.areas.town || "" : "" }),
+    el("td", {}, el("b", { text: c.name || c.id, translate: "no" }), el("div", { class: "quiet", text: c.id })),
+    el("td", { text: c.areas ? areaName(c.areas.village || c.areas.town || "") : "" }),
     el("td", {}, el("span", { text: event }),
       now ? el("div", { class: "quiet", text: when(now.ts) }) : null),
     el("td", {}, ...Object.entries(c.streams || {}).map(([name, url]) =>
       el("div", {}, safeLink(url, name)))),
     el("td", {}, shot
       ? el("div", {},
-        el("img", { "data-src": shot.url, alt: `Snapshot: ${shot.event}`, class: "camera-shot" }),
-        el("div", { class: "quiet" }, `${shot.event.replaceAll("_", " ")} · ${when(shot.taken_at)}`,
+        el("img", { "data-src": shot.url, alt: t("cameras:snapshotOf", { event: eventName(shot.event) }), class: "camera-shot" }),
+        el("div", { class: "quiet" }, `${eventName(shot.event)} · ${when(shot.taken_at)}`,
           shot.incident ? el("span", {}, " · ", el("a", {
-            href: `/console#incident=${encodeURIComponent(shot.incident)}`, text: "case" })) : null))
-      : el("span", { class: "quiet", text: "none yet" })));
+            href: `/console#incident=${encodeURIComponent(shot.incident)}`, text: t("cameras:case") })) : null))
+      : el("span", { class: "quiet", text: t("cameras:noneYet") })));
 }
 
 async function loadCameras(table, more) {
@@ -62,7 +65,7 @@ async function loadCameras(table, more) {
   if (more) body.append(...rows); else body.replaceChildren(...rows);
   if (!state.cameras.length) {
     body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "quiet",
-      text: "No cameras in the area your key covers." })));
+      text: t("cameras:noCameras") })));
   }
   await showPhotos(body);
 }
@@ -92,14 +95,14 @@ function setupRegistry() {
 
 function evidenceItem(e) {
   return el("li", {},
-    el("div", {}, el("b", { text: e.event.replaceAll("_", " ") }),
-      ` · ${e.label || ""} in ${e.zone === "*" ? "view" : e.zone || "view"} of ${e.camera} · ${when(e.seen_at)}`),
+    el("div", {}, el("b", { text: eventName(e.event) }),
+      ` · ${t("cameras:seen", { label: e.label || "", zone: e.zone === "*" || !e.zone ? t("cameras:view") : e.zone, camera: e.camera })} · ${when(e.seen_at)}`),
     e.snapshot_url
-      ? el("img", { "data-src": e.snapshot_url, alt: "Snapshot of the event", class: "camera-shot" })
+      ? el("img", { "data-src": e.snapshot_url, alt: t("cameras:eventShot"), class: "camera-shot" })
       : el("div", { class: "quiet", text: e.error
-        ? `Snapshot not fetched yet (${e.attempts} attempts): ${e.error}`
-        : "Snapshot being fetched…" }),
-    e.clip_url ? el("div", {}, safeLink(e.clip_url, "Clip on the video network")) : null);
+        ? t("cameras:notFetched", { count: e.attempts, error: e.error })
+        : t("cameras:fetching") }),
+    e.clip_url ? el("div", {}, safeLink(e.clip_url, t("cameras:clip"))) : null);
 }
 
 async function showEvidence(box, id) {
@@ -108,7 +111,7 @@ async function showEvidence(box, id) {
     state.evidence[id] = found.items;
     if (!found.items.length || box.querySelector(`[data-camera-evidence="${CSS.escape(id)}"]`)) return;
     const block = el("section", { class: "camera-evidence", "data-camera-evidence": id },
-      el("h3", { text: "Camera evidence" }), el("ul", {}, ...found.items.map(evidenceItem)));
+      el("h3", { text: t("cameras:evidence") }), el("ul", {}, ...found.items.map(evidenceItem)));
     box.append(block);
     await showPhotos(block);
   } catch {
@@ -127,5 +130,13 @@ function setupEvidence() {
   }).observe(box, { childList: true });
 }
 
-setupRegistry();
-setupEvidence();
+// The area's name in the page's language, from the console's map.
+function areaName(code) {
+  const view = window.cityops && window.cityops.view;
+  return view && view.features && view.features.has(code) ? view.name(code) : code;
+}
+
+useNamespaces(["cameras"]).then(() => {
+  setupRegistry();
+  setupEvidence();
+});

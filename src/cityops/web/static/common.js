@@ -5,20 +5,22 @@
 // browsers never send to a server; it is moved to sessionStorage and wiped from the address
 // bar and the history entry at once.
 
+import { t, errorText, fmtNumber, language, localName } from "/static/i18n.js";
+
 const STORE = "cityops.key";
 
 export class ApiError extends Error {
-  constructor(status, message, detail) {
+  constructor(status, message, detail, code) {
     super(message);
     this.status = status;
     this.detail = detail;
+    this.code = code;
   }
-  // What a person reads when the server refuses: the status in words, then the reason.
+  // What a person reads when the server refuses: the status in words, then the reason, in the
+  // page's language when the error's code has a translation (the English message otherwise).
   get readable() {
-    const words = { 400: "Not accepted", 401: "Not signed in", 403: "Not allowed",
-      404: "Not found", 409: "Refused", 413: "Too large", 415: "Wrong file type",
-      422: "Not usable", 429: "Busy", 503: "Busy" };
-    return `${words[this.status] || "Error"} (${this.status}): ${this.message}`;
+    const word = t(`errors:status.${this.status}`, { defaultValue: "" }) || t("errors:status.other");
+    return t("errors:readable", { word, status: this.status, text: errorText({ error: this.message, code: this.code }) });
   }
 }
 
@@ -53,7 +55,7 @@ export async function api(path, { method = "GET", body, raw, headers = {}, signa
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!r.ok) {
     const message = (data && data.error) || r.statusText || "request failed";
-    throw new ApiError(r.status, message, data && data.detail);
+    throw new ApiError(r.status, message, data && data.detail, data && data.code);
   }
   return data;
 }
@@ -67,11 +69,11 @@ export async function signIn(title, roles) {
       const me = await api("/api/v1/me");
       if (!roles || roles.includes(me.role)) return me;
       sessionStorage.removeItem(STORE);
-      return await signInForm(title, roles, `A ${me.role} key cannot use this page.`);
+      return await signInForm(title, roles, t("common:signin.wrongRole", { role: roleName(me.role) }));
     } catch (e) {
       if (e.status !== 401) throw e;
       sessionStorage.removeItem(STORE);
-      return await signInForm(title, roles, "That key is unknown or revoked.");
+      return await signInForm(title, roles, t("common:signin.unknown"));
     }
   }
   return await signInForm(title, roles, "");
@@ -80,12 +82,12 @@ export async function signIn(title, roles) {
 function signInForm(title, roles, message) {
   return new Promise((resolve) => {
     const box = el("div", { class: "signin" });
+    const which = roles ? t("common:signin.roles", { roles: roles.map(roleName).join(t("common:listSep")) }) : "";
     box.innerHTML = `<form autocomplete="off">
       <h1>${escapeHtml(title)}</h1>
-      <p>Sign in with an API key${roles ? ` (${roles.join(", ")})` : ""}. It is kept for this
-      browser tab only.</p>
-      <input name="key" type="password" placeholder="co_..." aria-label="API key" required>
-      <button type="submit">Sign in</button>
+      <p>${escapeHtml(t("common:signin.prompt", { roles: which }))}</p>
+      <input name="key" type="password" placeholder="co_..." aria-label="${escapeHtml(t("common:signin.key"))}" required>
+      <button type="submit">${escapeHtml(t("common:signin.submit"))}</button>
       <p class="error" role="alert">${escapeHtml(message)}</p></form>`;
     document.body.append(box);
     const form = box.querySelector("form");
@@ -95,7 +97,7 @@ function signInForm(title, roles, message) {
       sessionStorage.setItem(STORE, form.key.value.trim());
       try {
         const me = await api("/api/v1/me");
-        if (roles && !roles.includes(me.role)) throw new ApiError(403, `a ${me.role} key cannot use this page`);
+        if (roles && !roles.includes(me.role)) throw new ApiError(403, `a ${me.role} key cannot use this page`, null, "wrong_page");
         box.remove();
         resolve(me);
       } catch (e) {
@@ -244,29 +246,60 @@ export function escapeHtml(s) {
     '"': "&quot;", "'": "&#39;" }[c]));
 }
 
-export const fmt = new Intl.NumberFormat("en");
+// Numbers in the page's language (asked at each call: the language may change).
+export const fmt = { format: (n) => fmtNumber(n) };
 
-export function clockTime(t, tz) {
-  return new Date(t * 1000).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit",
-    timeZone: tz || undefined });
+const hour12 = () => (language() === "en" ? { hourCycle: "h23" } : {});
+
+export function clockTime(s, tz) {
+  return new Date(s * 1000).toLocaleTimeString(language(), { hour: "2-digit", minute: "2-digit",
+    timeZone: tz || undefined, ...hour12() });
 }
 
-export function dateTime(t, tz) {
-  return new Date(t * 1000).toLocaleString("en-GB", { month: "short", day: "numeric",
-    hour: "2-digit", minute: "2-digit", timeZone: tz || undefined });
+export function dateTime(s, tz) {
+  return new Date(s * 1000).toLocaleString(language(), { month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", timeZone: tz || undefined, ...hour12() });
+}
+
+// A span of time in words: "2 h 10 min", "2小时10分钟".
+export function span(seconds) {
+  const a = Math.abs(seconds);
+  if (a < 60) return t("common:span.s", { n: Math.round(a) });
+  if (a < 3600) return t("common:span.min", { n: Math.round(a / 60) });
+  if (a < 86400) return t("common:span.h", { h: Math.floor(a / 3600), min: Math.floor((a % 3600) / 60) });
+  return t("common:span.d", { n: Math.round(a / 86400) });
 }
 
 // "in 2 h 10 min" / "5 min ago", for deadlines and feeds.
-export function relative(t, now = Date.now() / 1000) {
-  const d = t - now;
-  const a = Math.abs(d);
-  let text;
-  if (a < 60) text = `${Math.round(a)} s`;
-  else if (a < 3600) text = `${Math.round(a / 60)} min`;
-  else if (a < 86400) text = `${Math.floor(a / 3600)} h ${Math.floor((a % 3600) / 60)} min`;
-  else text = `${Math.round(a / 86400)} d`;
-  return d >= 0 ? `in ${text}` : `${text} ago`;
+export function relative(s, now = Date.now() / 1000) {
+  const d = s - now;
+  return t(d >= 0 ? "common:span.in" : "common:span.ago", { span: span(d) });
 }
+
+// The city's departments' and categories' names in the page's language (GET /api/v1/names),
+// asked for once after sign-in; until they come, or for a code the pack does not list, the
+// code in words.
+const packNames = { departments: new Map(), categories: new Map() };
+
+export async function loadNames() {
+  try {
+    const r = await api("/api/v1/names");
+    for (const d of r.departments) packNames.departments.set(d.code, d);
+    for (const c of r.categories) packNames.categories.set(c.code, c);
+  } catch { /* the codes in words stand in */ }
+}
+
+const named = (table, code) => {
+  const found = table.get(code);
+  return found ? localName(found) : String(code ?? "").replace(/_/g, " ");
+};
+export const deptName = (code) => named(packNames.departments, code);
+export const categoryName = (code) => named(packNames.categories, code);
+
+// A role, a status, an urgency ... in words: the common namespace's table of the API's words.
+export const roleName = (role) => t(`common:role.${role}`, { defaultValue: role });
+export const word = (group, value) =>
+  (value === null || value === undefined || value === "" ? "" : t(`common:${group}.${value}`, { defaultValue: String(value).replace(/_/g, " ") }));
 
 export function toast(message, kind = "error") {
   let box = document.querySelector(".toasts");
@@ -278,11 +311,8 @@ export function toast(message, kind = "error") {
   setTimeout(() => t.remove(), kind === "error" ? 9000 : 2500);
 }
 
-export const STATUS_LABEL = {
-  collected: "Collected", registered: "Registered", dispatched: "Dispatched",
-  accepted: "Accepted", handled: "Handled", verified: "Verified", closed: "Closed",
-  cancelled: "Cancelled",
-};
+// Looked up when read, so a label follows a change of language.
+export const STATUS_LABEL = new Proxy({}, { get: (_, s) => (typeof s === "string" ? word("status", s) : undefined) });
 export const STATUS_ORDER = ["collected", "registered", "dispatched", "accepted", "handled",
   "verified", "closed", "cancelled"];
 export const STAFF_COLORS = { available: [46, 204, 113], en_route: [52, 152, 255],

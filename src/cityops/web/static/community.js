@@ -3,6 +3,7 @@
 // (a map layer). Asked of the API now and then rather than carried in the live feed: both
 // change by the day, not by the second.
 import { api, key } from "/static/common.js";
+import { t, fmtNumber, useNamespaces, onLanguageChange } from "/static/i18n.js";
 
 const RANKING_MS = 60000;
 const GAPS_MS = 600000;
@@ -13,16 +14,23 @@ const GAP_COLOR = "#c084fc";
 const state = { worst: [], towns: [], gaps: 0, polls: 0 };
 window.cityopsCommunity = state;
 
-const pct = (x) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)}%`);
+const pct = (x) => (x === null || x === undefined ? "–"
+  : fmtNumber(x, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }));
+
+// A community's name in the page's language, from the screen's map (which has them all).
+function nameOf(c) {
+  const view = window.cityops && window.cityops.view;
+  return view && view.features && view.features.has(c.code) ? view.name(c.code) : c.name;
+}
 
 function row(c) {
   const r = document.createElement("div");
   r.className = `bar sorting${c.below_target ? " below" : ""}`;
-  r.title = `${c.name}: ${pct(c.accuracy)} over ${c.inspections} inspections` +
-    (c.trend !== null ? `, ${c.trend >= 0 ? "+" : ""}${(100 * c.trend).toFixed(1)} points on the period before` : "");
+  r.title = t("community:row", { name: nameOf(c), accuracy: pct(c.accuracy), count: c.inspections }) +
+    (c.trend !== null ? t("community:trend", { points: `${c.trend >= 0 ? "+" : ""}${fmtNumber(100 * c.trend, { minimumFractionDigits: 1, maximumFractionDigits: 1 })}` }) : "");
   const label = document.createElement("span");
   label.className = "label";
-  label.textContent = c.name;
+  label.textContent = nameOf(c);
   const track = document.createElement("span");
   track.className = "track";
   const fill = document.createElement("span");
@@ -37,23 +45,35 @@ function row(c) {
   return r;
 }
 
+let last = null; // the ranking last drawn, drawn again when the language changes
+
 async function loadRanking(panel) {
   try {
     const doc = await api("/api/v1/sorting/ranking?period=week");
-    state.worst = doc.communities.filter((c) => c.accuracy !== null)
-      .sort((a, b) => a.accuracy - b.accuracy).slice(0, WORST);
-    state.towns = doc.towns;
-    const below = doc.towns.filter((t) => t.below_target).length;
-    panel.querySelector("small").textContent =
-      `week · ${below} of ${doc.towns.filter((t) => t.accuracy !== null).length} streets <90%`;
-    const list = panel.querySelector(".bars");
-    if (state.worst.length) list.replaceChildren(...state.worst.map(row));
-    else list.innerHTML = '<p class="quiet">No inspections this week.</p>';
-    panel.hidden = false;
+    last = doc;
+    drawRanking(panel, doc);
   } catch (e) {
     if ([401, 403].includes(e.status)) panel.hidden = true; // a key that may not read it
   }
   state.polls += 1;
+}
+
+function drawRanking(panel, doc) {
+  state.worst = doc.communities.filter((c) => c.accuracy !== null)
+    .sort((a, b) => a.accuracy - b.accuracy).slice(0, WORST);
+  state.towns = doc.towns;
+  const below = doc.towns.filter((x) => x.below_target).length;
+  panel.querySelector("small").textContent = t("community:below",
+    { below, count: doc.towns.filter((x) => x.accuracy !== null).length });
+  const list = panel.querySelector(".bars");
+  if (state.worst.length) list.replaceChildren(...state.worst.map(row));
+  else {
+    const none = document.createElement("p");
+    none.className = "quiet";
+    none.textContent = t("community:none");
+    list.replaceChildren(none);
+  }
+  panel.hidden = false;
 }
 
 async function loadGaps(view) {
@@ -73,9 +93,11 @@ function whenMapReady(then) {
 }
 
 const panel = document.getElementById("sorting");
-function start() {
+async function start() {
   if (!key()) { setTimeout(start, 500); return; }
+  await useNamespaces(["community"]);
   if (panel) {
+    onLanguageChange(() => { if (last) drawRanking(panel, last); });
     loadRanking(panel);
     setInterval(() => loadRanking(panel), RANKING_MS);
   }

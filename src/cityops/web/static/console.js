@@ -1,7 +1,8 @@
 // The operator console: the incident queue of the key's scope, one incident at a time, and
 // every move of the case workflow, with the server's refusals shown as the server gives them.
 import { api, signIn, LiveStream, el, fmt, relative, dateTime, toast, showPhotos, STATUS_LABEL,
-  STAFF_COLORS } from "/static/common.js";
+  STAFF_COLORS, loadNames, deptName, categoryName, roleName, word, span } from "/static/common.js";
+import { initI18n, t, languageSwitcher, onLanguageChange, localName } from "/static/i18n.js";
 import { CityMapView, PointsLayer, maplibregl } from "/static/mapview.js";
 
 const OPEN = new Set(["collected", "registered", "dispatched", "accepted", "handled", "verified"]);
@@ -14,12 +15,15 @@ window.cityops = { state };
 let view, staffLayer, incidentMarker, pickMarker, mapBox;
 
 async function main() {
-  const me = await signIn("CityOps · Operator console", ["admin", "operator", "department", "station"]);
+  await initI18n(["console", "cameras", "storm"]);
+  document.querySelector("header .right").prepend(languageSwitcher());
+  const me = await signIn(t("console:signin"), ["admin", "operator", "department", "station"]);
   state.me = me;
-  document.getElementById("who").textContent = `${me.role}${me.scope && me.scope !== "*" ? " · " + me.scope : ""}`;
-  const [areas, categories] = await Promise.all([api("/api/v1/areas.geojson"), api("/api/v1/categories")]);
+  const who = () => `${roleName(me.role)}${me.scope && me.scope !== "*" ? " · " + me.scope : ""}`;
+  document.getElementById("who").textContent = who();
+  const [areas, categories] = await Promise.all([api("/api/v1/areas.geojson"), api("/api/v1/categories"), loadNames()]);
   state.areas = areas;
-  state.names = new Map(areas.features.map((f) => [f.properties.code, f.properties.name]));
+  state.names = new Map(areas.features.map((f) => [f.properties.code, f.properties]));
   state.categories = categories.items;
   const depts = new Set();
   for (const c of categories.items) for (const d of c.departments || []) depts.add(d);
@@ -40,15 +44,27 @@ async function main() {
   };
   window.addEventListener("hashchange", fromHash);
   fromHash();
+  onLanguageChange(() => {
+    document.getElementById("who").textContent = who();
+    connection(connState);
+    fillStateAreas();
+    fillCategories();
+    showState();
+    renderQueue();
+    if (state.doc) renderDetail(state.doc, true);
+  });
 }
 
+let connState = "connecting";
 function connection(s) {
+  connState = s;
   const c = document.getElementById("conn");
-  c.textContent = { live: "● LIVE", connecting: "○ connecting", offline: "○ reconnecting…" }[s] || s;
+  c.textContent = t(`common:conn.${s}`, { defaultValue: s });
   c.className = `conn ${s}`;
 }
 
-const areaName = (code) => (code && state.names.get(code)) || code || "–";
+const areaName = (code) => (code && state.names.has(code) ? localName(state.names.get(code)) : code || "–");
+const depts = (list) => (list || []).map(deptName).join(t("common:listSep"));
 
 // -- live ------------------------------------------------------------------------------------
 
@@ -99,7 +115,7 @@ function rows() {
   if (state.filter === "open") list = list.filter((i) => OPEN.has(i.status));
   if (state.filter === "attention") list = list.filter((i) => NEEDS_CENTRE.has(i.status) || i.orders.some((o) => o.status === "park_requested"));
   if (state.filter === "overdue") list = list.filter((i) => OPEN.has(i.status) && (i.overdue || dueOf(i) < now));
-  if (text) list = list.filter((i) => `${i.id} ${i.title} ${i.category} ${areaName(i.village)} ${i.departments.join(" ")}`.toLowerCase().includes(text));
+  if (text) list = list.filter((i) => `${i.id} ${i.title} ${i.category} ${categoryName(i.category)} ${areaName(i.village)} ${i.departments.join(" ")} ${depts(i.departments)}`.toLowerCase().includes(text));
   const key = { due: dueOf, status: (i) => i.status, title: (i) => i.title, area: (i) => areaName(i.village),
     departments: (i) => i.departments.join(","), reported: (i) => -i.reported_at }[state.sort.key];
   list.sort((a, b) => {
@@ -116,28 +132,28 @@ function queueNote() {
   if (!c) return "";
   let held = 0;
   for (const i of state.incidents.values()) if (OPEN.has(i.status)) held += 1;
-  const figures = ` · ${fmt.format(c.open)} open · ${fmt.format(c.overdue)} overdue`;
-  return held < c.open ? `${figures} · showing ${fmt.format(held)} of ${fmt.format(c.open)} open` : figures;
+  const figures = ` · ${t("console:queue.figures", { open: fmt.format(c.open), overdue: fmt.format(c.overdue) })}`;
+  return held < c.open ? `${figures} · ${t("console:queue.capped", { held: fmt.format(held), open: fmt.format(c.open) })}` : figures;
 }
 
 function renderQueue() {
   const list = rows();
   const now = Date.now() / 1000;
-  document.getElementById("queue-count").textContent = `${fmt.format(list.length)} shown${queueNote()}`;
+  document.getElementById("queue-count").textContent = `${t("console:queue.shown", { n: fmt.format(list.length) })}${queueNote()}`;
   const body = document.querySelector("#queue tbody");
   body.replaceChildren(...list.slice(0, 400).map((i) => {
     const due = dueOf(i);
     const late = Number.isFinite(due) && due < now;
     return el("tr", { "data-id": i.id, class: `${i.id === state.selected ? "selected" : ""} ${i.urgency}`,
       onclick: () => open(i.id) },
-      el("td", { class: `due ${late || i.overdue ? "late" : ""}`, text: Number.isFinite(due) ? (late ? `overdue ${relative(due, now).replace(" ago", "")}` : relative(due, now)) : "–" }),
+      el("td", { class: `due ${late || i.overdue ? "late" : ""}`, text: Number.isFinite(due) ? (late ? t("console:overdueBy", { span: span(due - now) }) : relative(due, now)) : "–" }),
       el("td", {}, el("span", { class: `st ${i.status}`, text: STATUS_LABEL[i.status] })),
-      el("td", { class: "title" }, el("b", { text: i.title || i.category }), el("small", { text: i.category })),
+      el("td", { class: "title" }, el("b", { text: i.title || categoryName(i.category), translate: i.title ? "no" : null }), el("small", { text: categoryName(i.category) })),
       el("td", { text: areaName(i.village) }),
-      el("td", { text: i.departments.join(", ").replace(/_/g, " ") || "–" }),
+      el("td", { text: depts(i.departments) || "–" }),
       el("td", { class: "when", text: dateTime(i.reported_at, state.tz) }));
   }));
-  if (!list.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "quiet", text: "Nothing in the queue" })));
+  if (!list.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "quiet", text: t("console:queue.empty") })));
 }
 
 function setupQueue() {
@@ -166,69 +182,73 @@ async function open(id, { quiet = false } = {}) {
     state.doc = null;
     const box = document.getElementById("detail");
     box.replaceChildren(el("div", { class: "refusal", role: "alert", text: e.readable || String(e) }),
-      el("div", { class: "empty", text: e.status === 404 ? "This incident does not exist, or lies outside the area your key covers." : "" }));
+      el("div", { class: "empty", text: e.status === 404 ? t("console:notHere") : "" }));
     return;
   }
   history.replaceState(null, "", `#incident=${encodeURIComponent(id)}`);
   renderDetail(state.doc, quiet);
 }
 
+// The move, its shortcut, and the states it is the next step in (its label: console:do.<move>).
 const INCIDENT_ACTIONS = [
-  ["register", "Register", "r", ["collected"]],
-  ["dispatch", "Dispatch…", "d", ["registered"]],
-  ["verify", "Verify", "v", ["handled"]],
-  ["close", "Close", "c", ["verified"]],
-  ["rework", "Rework…", "", ["handled", "verified"]],
-  ["cancel", "Cancel case…", "x", ["collected", "registered"]],
-  ["redispatch", "Add department…", "", ["dispatched", "accepted"]],
-  ["reopen", "Reopen…", "", ["closed"]],
+  ["register", "r", ["collected"]],
+  ["dispatch", "d", ["registered"]],
+  ["verify", "v", ["handled"]],
+  ["close", "c", ["verified"]],
+  ["rework", "", ["handled", "verified"]],
+  ["cancel", "x", ["collected", "registered"]],
+  ["redispatch", "", ["dispatched", "accepted"]],
+  ["reopen", "", ["closed"]],
 ];
+
+// A state in words, of a case or of a work order (a timeline names both).
+const stateWord = (s) => (!s ? t("console:fresh") : t(`common:status.${s}`, { defaultValue: "" }) || word("order", s));
 
 function renderDetail(inc, quiet) {
   const box = document.getElementById("detail");
   const now = Date.now() / 1000;
   const refusal = el("div", { class: "refusal", role: "alert", hidden: true });
-  const actions = el("div", { class: "actions" }, ...INCIDENT_ACTIONS.map(([action, label, k, when]) =>
+  const actions = el("div", { class: "actions" }, ...INCIDENT_ACTIONS.map(([action, k, when]) => [action, t(`console:do.${action}`), k, when]).map(([action, label, k, when]) =>
     el("button", { class: when.includes(inc.status) ? "primary" : "", "data-action": action,
       title: k ? `${label} (${k})` : label, onclick: () => incidentAction(action) }, label,
       k ? el("kbd", { text: k }) : null)));
   const orders = el("table", { class: "orders" }, el("thead", {}, el("tr", {},
-    ...["Department", "State", "Field staff", "Deadline", "Evidence", ""].map((h) => el("th", { text: h })))),
+    ...["department", "state", "staff", "due", "evidence"].map((h) => el("th", { text: t(`console:orders.${h}`) })), el("th"))),
   el("tbody", {}, ...inc.orders.map((o) => orderRow(inc, o, now))));
-  if (!inc.orders.length) orders.append(el("tbody", {}, el("tr", {}, el("td", { colspan: 6, class: "quiet", text: "Not dispatched yet" }))));
+  if (!inc.orders.length) orders.append(el("tbody", {}, el("tr", {}, el("td", { colspan: 6, class: "quiet", text: t("console:orders.none") }))));
   const opening = (inc.timeline.find((e) => e.action === "collect") || { detail: {} }).detail.report;
   const isOpen = !["closed", "cancelled"].includes(inc.status);
   const reports = el("ol", { class: "reports" }, ...inc.reports_filed.map((r) => el("li", { "data-report": r.key },
-    el("b", { text: `${r.source}` }), ` · ${dateTime(r.at, state.tz)}${r.reporter ? " · " + r.reporter : ""}`,
-    r.category && r.category !== inc.category ? ` · filed as ${r.category}` : "",
+    el("b", { text: word("source", r.source) }), ` · ${dateTime(r.at, state.tz)}`, r.reporter ? el("span", { translate: "no" }, ` · ${r.reporter}`) : "",
+    r.category && r.category !== inc.category ? ` · ${t("console:filedAs", { category: categoryName(r.category) })}` : "",
     // A report merged by mistake goes back out into a case of its own.
-    isOpen && r.key !== opening ? el("button", { class: "split", "data-split": r.key, title: "Not the same problem: take it out into its own case",
-      onclick: () => withReason(`Split this report out of ${inc.id}`, (reason) => run("split", async () =>
-        (await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/split`, { method: "POST", body: { report: r.key, reason } })).incident)) }, "Split out…") : null,
-    r.text ? el("div", { text: r.text }) : null, reportMedia(r))));
-  const alerts = inc.alerts && inc.alerts.length ? el("p", { class: "alerts quiet",
-    text: `Alerts (${inc.alerts.length}): ${inc.alerts.slice(0, 20).join(", ")}${inc.alerts.length > 20 ? " …" : ""}` }) : null;
+    isOpen && r.key !== opening ? el("button", { class: "split", "data-split": r.key, title: t("console:split.title"),
+      onclick: () => withReason(t("console:split.reason", { id: inc.id }), (reason) => run(t("console:do.split"), async () =>
+        (await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/split`, { method: "POST", body: { report: r.key, reason } })).incident)) }, t("console:split.button")) : null,
+    r.text ? el("div", { text: r.text, translate: "no" }) : null, reportMedia(r))));
+  const alerts = inc.alerts && inc.alerts.length ? el("p", { class: "alerts quiet" },
+    `${t("console:alerts", { n: inc.alerts.length })} `, el("span", { translate: "no", text: `${inc.alerts.slice(0, 20).join(", ")}${inc.alerts.length > 20 ? " …" : ""}` })) : null;
   const timeline = el("ol", { class: "timeline" }, ...[...inc.timeline].reverse().map((e) => el("li", {},
     el("span", { class: "when", text: dateTime(e.at, state.tz) }),
-    el("span", { class: "what" }, el("b", { text: e.action.replace("order.", "order ") }),
-      e.before !== e.after ? ` ${e.before || "new"} → ${e.after}` : "", e.order_id ? ` · ${e.order_id}` : ""),
-    el("span", { class: "who", text: e.actor_name || e.actor }),
-    e.reason ? el("div", { class: "reason", text: e.reason }) : null)));
+    el("span", { class: "what" }, el("b", { text: word("action", e.action) }),
+      e.before !== e.after ? ` ${stateWord(e.before)} → ${stateWord(e.after)}` : "", e.order_id ? ` · ${e.order_id}` : ""),
+    el("span", { class: "who", text: e.actor_name || e.actor, translate: "no" }),
+    e.reason ? el("div", { class: "reason", text: e.reason, translate: "no" }) : null)));
   const due = inc.next_due;
   box.replaceChildren(
     el("div", { class: "head" },
-      el("h1", { text: inc.title || inc.category }),
+      el("h1", { text: inc.title || categoryName(inc.category), translate: inc.title ? "no" : null }),
       el("span", { class: `st big ${inc.status}`, text: STATUS_LABEL[inc.status] }),
-      el("span", { class: `urg ${inc.urgency}`, text: inc.urgency }),
-      inc.overdue ? el("span", { class: "urg urgent", text: "overdue" }) : null),
-    el("div", { class: "meta", text: [inc.id, inc.category, `${areaName(inc.areas && inc.areas.village)}, ${areaName(inc.areas && inc.areas.town)}`,
-      `reported ${dateTime(inc.reported_at, state.tz)}`, `${inc.reports} report${inc.reports === 1 ? "" : "s"}`,
-      due ? `next deadline ${relative(due, now)}` : null].filter(Boolean).join(" · ") }),
+      el("span", { class: `urg ${inc.urgency}`, text: word("urgency", inc.urgency) }),
+      inc.overdue ? el("span", { class: "urg urgent", text: t("console:overdue") }) : null),
+    el("div", { class: "meta", text: [inc.id, categoryName(inc.category), `${areaName(inc.areas && inc.areas.village)}${t("common:listSep")}${areaName(inc.areas && inc.areas.town)}`,
+      t("console:reportedAt", { when: dateTime(inc.reported_at, state.tz) }), t("console:reports", { count: inc.reports }),
+      due ? t("console:nextDue", { when: relative(due, now) }) : null].filter(Boolean).join(" · ") }),
     refusal, actions,
-    el("div", { class: "orders-box" }, el("h2", { text: "Work orders" }), orders),
+    el("div", { class: "orders-box" }, el("h2", { text: t("console:orders.title") }), orders),
     el("div", { class: "cols" },
-      el("section", {}, mapBox, el("h2", { text: `Merged reports (${inc.reports_filed.length})` }), alerts, reports),
-      el("section", {}, el("h2", { text: "Timeline" }), timeline)));
+      el("section", {}, mapBox, el("h2", { text: t("console:merged", { n: inc.reports_filed.length }) }), alerts, reports),
+      el("section", {}, el("h2", { text: t("console:timeline") }), timeline)));
   view.map.resize();
   if (inc.lat !== null) {
     incidentMarker.setLngLat([inc.lon, inc.lat]).addTo(view.map);
@@ -238,31 +258,31 @@ function renderDetail(inc, quiet) {
 }
 
 function orderRow(inc, o, now) {
-  const who = o.assignee ? o.assignee : o.offer ? `offered to ${o.offer.staff_id}` : "–";
+  const who = o.assignee ? o.assignee : o.offer ? t("console:offeredTo", { id: o.offer.staff_id }) : "–";
   const due = o.status === "dispatched" ? o.accept_due : o.finish_due;
   const live = ["dispatched", "accepted", "park_requested", "parked"].includes(o.status);
   const buttons = [];
   if (live && !o.assignee && ["dispatched", "accepted"].includes(o.status)) {
-    buttons.push(el("button", { "data-order-action": "assign", title: "Offer to the nearest available qualified person (a)",
-      onclick: () => orderAction(o.id, "assign") }, "Assign nearest"));
+    buttons.push(el("button", { "data-order-action": "assign", title: t("console:assign.title"),
+      onclick: () => orderAction(o.id, "assign") }, t("console:assign.button")));
   }
   if (o.status === "park_requested") {
-    buttons.push(el("button", { class: "primary", "data-order-action": "approve_park", onclick: () => orderAction(o.id, "approve_park") }, "Approve park"));
-    buttons.push(el("button", { "data-order-action": "deny_park", onclick: () => withReason("Deny the postponement", (reason) => orderAction(o.id, "deny_park", { reason })) }, "Deny park…"));
+    buttons.push(el("button", { class: "primary", "data-order-action": "approve_park", onclick: () => orderAction(o.id, "approve_park") }, t("console:park.approve")));
+    buttons.push(el("button", { "data-order-action": "deny_park", onclick: () => withReason(t("console:park.denyTitle"), (reason) => orderAction(o.id, "deny_park", { reason })) }, t("console:park.deny")));
   }
   if (live) {
-    buttons.push(el("button", { "data-order-action": "escalate", title: "Escalate one level up (e)",
-      onclick: () => withReason(`Escalate ${o.id}`, (reason) => orderAction(o.id, "escalate", { reason })) }, "Escalate…"));
+    buttons.push(el("button", { "data-order-action": "escalate", title: t("console:escalate.title"),
+      onclick: () => withReason(t("console:escalate.reason", { id: o.id }), (reason) => orderAction(o.id, "escalate", { reason })) }, t("console:escalate.button")));
   }
   return el("tr", { "data-order": o.id, class: o.status },
-    el("td", {}, el("b", { text: o.department.replace(/_/g, " ") }),
-      el("small", { class: "level", text: `${o.level}${o.escalations ? ` · escalated ${o.escalations}×` : ""}` })),
-    el("td", {}, el("span", { class: `st ${o.status}`, text: o.status.replace("_", " ") }),
-      o.progress ? el("small", { text: ` ${o.progress.replace("_", " ")}` }) : null),
+    el("td", {}, el("b", { text: deptName(o.department) }),
+      el("small", { class: "level", text: `${word("level", o.level)}${o.escalations ? ` · ${t("console:escalated", { n: o.escalations })}` : ""}` })),
+    el("td", {}, el("span", { class: `st ${o.status}`, text: word("order", o.status) }),
+      o.progress ? el("small", { text: ` ${word("progress", o.progress)}` }) : null),
     el("td", { text: who }),
-    el("td", { class: due && due < now && live ? "late" : "", text: due && live ? relative(due, now) : o.done_at ? `done ${dateTime(o.done_at, state.tz)}` : "–" }),
-    el("td", { class: "evidence" }, o.note ? el("div", { text: o.note }) : null,
-      ...o.photos.map((p) => el("img", { "data-src": p, alt: "evidence photo", class: "thumb" }))),
+    el("td", { class: due && due < now && live ? "late" : "", text: due && live ? relative(due, now) : o.done_at ? t("console:doneAt", { when: dateTime(o.done_at, state.tz) }) : "–" }),
+    el("td", { class: "evidence" }, o.note ? el("div", { text: o.note, translate: "no" }) : null,
+      ...o.photos.map((p) => el("img", { "data-src": p, alt: t("console:evidencePhoto"), class: "thumb" }))),
     el("td", {}, el("div", { class: "order-actions" }, ...buttons)));
 }
 
@@ -276,9 +296,9 @@ function reportMedia(r) {
   try { url = new URL(media, location.href); } catch { return null; }
   if (!["http:", "https:"].includes(url.protocol)) return null;
   if (url.pathname.startsWith("/api/v1/citizen-photos/")) {
-    return el("div", { class: "report-photo" }, el("img", { "data-src": url.pathname, alt: "photo sent with the report", class: "thumb big" }));
+    return el("div", { class: "report-photo" }, el("img", { "data-src": url.pathname, alt: t("console:reportPhoto"), class: "thumb big" }));
   }
-  return el("div", { class: "report-photo" }, el("a", { href: url.href, target: "_blank", rel: "noopener noreferrer", text: "photo (link)" }));
+  return el("div", { class: "report-photo" }, el("a", { href: url.href, target: "_blank", rel: "noopener noreferrer", text: t("console:photoLink") }));
 }
 
 function refuse(e) {
@@ -291,7 +311,7 @@ function refuse(e) {
 async function run(what, call) {
   try {
     const doc = await call();
-    toast(`${what}: done`, "ok");
+    toast(t("console:done", { what }), "ok");
     const id = doc && doc.id ? doc.id : state.selected;
     if (doc && doc.id) state.incidents.set(doc.id, { ...(state.incidents.get(doc.id) || {}), ...summaryOf(doc) });
     await open(id, { quiet: true });
@@ -314,16 +334,16 @@ function incidentAction(action) {
   const path = `/api/v1/incidents/${encodeURIComponent(inc.id)}/actions/${action}`;
   if (action === "dispatch" || action === "redispatch") return chooseDepartments(inc, action);
   if (["cancel", "rework", "reopen"].includes(action)) {
-    return withReason(`${action[0].toUpperCase()}${action.slice(1)} ${inc.id}`, (reason) =>
-      run(action, () => api(path, { method: "POST", body: { reason } })));
+    return withReason(t(`console:ask.${action}`, { id: inc.id }), (reason) =>
+      run(t(`console:do.${action}`), () => api(path, { method: "POST", body: { reason } })));
   }
-  return run(action, () => api(path, { method: "POST", body: {} }));
+  return run(t(`console:do.${action}`), () => api(path, { method: "POST", body: {} }));
 }
 
 function orderAction(orderId, action, body = {}) {
   const path = action === "assign" ? `/api/v1/work-orders/${encodeURIComponent(orderId)}/assign`
     : `/api/v1/work-orders/${encodeURIComponent(orderId)}/actions/${action}`;
-  return run(`${action.replace("_", " ")} ${orderId}`, () => api(path, { method: "POST", body }));
+  return run(`${t(`console:orderDo.${action}`)} ${orderId}`, () => api(path, { method: "POST", body }));
 }
 
 // -- dialogs ------------------------------------------------------------------------------------
@@ -331,8 +351,14 @@ function orderAction(orderId, action, body = {}) {
 function setupDialogs() {
   document.getElementById("new-button").addEventListener("click", newReport);
   document.getElementById("help-button").addEventListener("click", () => document.getElementById("help-dialog").showModal());
+  fillCategories();
+}
+
+function fillCategories() {
   const sel = document.querySelector("#new-form select[name=category]");
-  sel.replaceChildren(...state.categories.map((c) => el("option", { value: c.code, text: `${c.name} (${c.code})` })));
+  const chosen = sel.value;
+  sel.replaceChildren(...state.categories.map((c) => el("option", { value: c.code, text: `${localName(c)} (${c.code})` })));
+  if (chosen) sel.value = chosen;
 }
 
 function newReport() {
@@ -351,7 +377,7 @@ function newReport() {
         lat: Number(form.lat.value), lon: Number(form.lon.value), key: crypto.randomUUID() } });
       dialog.close();
       state.incidents.set(doc.id, summaryOf(doc));
-      toast(doc.merged ? `Merged into ${doc.id}` : `Filed ${doc.id}`, "ok");
+      toast(t(doc.merged ? "console:new.merged" : "console:new.filed", { id: doc.id }), "ok");
       renderQueue();
       open(doc.id);
     } catch (e) {
@@ -366,17 +392,17 @@ function chooseDepartments(inc, action) {
   const have = new Set(inc.orders.filter((o) => !["returned", "withdrawn"].includes(o.status)).map((o) => o.department));
   const preset = new Set(action === "dispatch" ? inc.default_departments : []);
   form.querySelector(".checks").replaceChildren(...state.departments.filter((d) => !have.has(d)).map((d) =>
-    el("label", {}, el("input", { type: "checkbox", name: "dept", value: d, checked: preset.has(d) }), ` ${d.replace(/_/g, " ")}`)));
-  form.querySelector("h2").textContent = action === "dispatch" ? "Dispatch to departments" : "Add departments";
+    el("label", {}, el("input", { type: "checkbox", name: "dept", value: d, checked: preset.has(d) }), ` ${deptName(d)}`)));
+  form.querySelector("h2").textContent = t(action === "dispatch" ? "console:dispatch.title" : "console:dispatch.add");
   form.querySelector(".error").textContent = "";
   dialog.showModal();
   form.onsubmit = async (ev) => {
     if (ev.submitter && ev.submitter.value === "cancel") return;
     ev.preventDefault();
     const departments = [...form.querySelectorAll("input[name=dept]:checked")].map((x) => x.value);
-    if (!departments.length) { form.querySelector(".error").textContent = "Tick at least one department."; return; }
+    if (!departments.length) { form.querySelector(".error").textContent = t("console:dispatch.none"); return; }
     dialog.close();
-    await run(action, () => api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/actions/${action}`,
+    await run(t(`console:do.${action}`), () => api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/actions/${action}`,
       { method: "POST", body: { departments } }));
   };
 }
@@ -418,18 +444,25 @@ function setupMap() {
   mapBox.remove();
 }
 
-function setupStateSwitch() {
+function fillStateAreas() {
   const select = document.getElementById("state-area");
+  const chosen = select.value;
   const scoped = state.me.scope && /^\d+$/.test(state.me.scope);
   const opts = [];
-  if (!scoped && state.me.scope === "*") opts.push(el("option", { value: "city", text: "the whole city" }));
+  if (!scoped && state.me.scope === "*") opts.push(el("option", { value: "city", text: t("console:state.city") }));
   for (const f of state.areas.features) {
     const p = f.properties;
     if (scoped && !p.code.startsWith(state.me.scope)) continue;
     if (p.level === "village" && state.areas.features.length > 200) continue;
-    opts.push(el("option", { value: p.code, text: `${"  ".repeat(p.code.length / 3 - 2)}${p.name} (${p.level})` }));
+    opts.push(el("option", { value: p.code, text: `${"  ".repeat(p.code.length / 3 - 2)}${localName(p)} (${word("level", p.level)})` }));
   }
   select.replaceChildren(...opts);
+  if (chosen) select.value = chosen;
+}
+
+function setupStateSwitch() {
+  const select = document.getElementById("state-area");
+  fillStateAreas();
   select.addEventListener("change", showState);
   document.getElementById("state-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -442,7 +475,7 @@ function setupStateSwitch() {
       view.applyStates(state.states);
       showState();
       form.reason.value = "";
-      toast(`${code === "city" ? "The city" : areaName(code)} is now in ${form.state.value} state`, "ok");
+      toast(t("console:state.now", { area: code === "city" ? t("console:state.theCity") : areaName(code), state: word("opstate", form.state.value) }), "ok");
     } catch (e) {
       toast(e.readable || String(e), "error");
     }
@@ -453,7 +486,7 @@ function showState() {
   const code = document.getElementById("state-area").value;
   const s = code === "city" ? (state.states.city || "daily") : stateAt(code);
   const tag = document.getElementById("state-now");
-  tag.textContent = s.toUpperCase();
+  tag.textContent = word("opstate", s).toUpperCase();
   tag.className = `state ${s}`;
 }
 
@@ -485,7 +518,7 @@ function setupKeys() {
       case "x": incidentAction("cancel"); break;
       case "a": { const o = firstOrder((o) => !o.assignee && ["dispatched", "accepted"].includes(o.status)); if (o) orderAction(o.id, "assign"); break; }
       case "e": { const o = firstOrder((o) => ["dispatched", "accepted", "park_requested", "parked"].includes(o.status));
-        if (o) withReason(`Escalate ${o.id}`, (reason) => orderAction(o.id, "escalate", { reason })); break; }
+        if (o) withReason(t("console:escalate.reason", { id: o.id }), (reason) => orderAction(o.id, "escalate", { reason })); break; }
       case "/": document.getElementById("queue-search").focus(); break;
       case "?": document.getElementById("help-dialog").showModal(); break;
       default: return;
@@ -500,6 +533,6 @@ function scrollToSelected() {
 }
 
 main().catch((e) => {
-  document.body.append(el("div", { class: "fatal", text: `The console could not start: ${e.readable || e.message}` }));
+  document.body.append(el("div", { class: "fatal", text: t("console:fatal", { reason: e.readable || e.message }) }));
   throw e;
 });

@@ -7,8 +7,14 @@
 //   <h2 data-i18n="screen:vital.title">Vital signs</h2>       text (the English stays as-is
 //                                                              until the translation loads)
 //   <input data-i18n-attr="placeholder=citizen:search.hint">   attributes, `;`-separated
+//   <title data-i18n="screen:title" data-arg-city="Pudong">    values for the text's
+//                                                              {{city}} come from data-arg-*
 // Script-made text uses `t("ns:key", {count, ...})`; numbers and times go through `fmtNumber` /
-// `fmtDateTime` so they follow the language too. API errors stay English on the wire with a
+// `fmtDateTime` so they follow the language too. A module with a namespace of its own (a
+// banner that several pages carry) asks for it with `await useNamespaces(["storm"])`, which
+// also waits until the page's `initI18n` is done; `ready` is that wait alone. A name from the
+// city pack (an area, a department, a category) is `{name, names: {"zh-CN": ...}}` on the
+// wire: `localName(thing)` picks the one for the language shown. API errors stay English on the wire with a
 // stable `code`; `errorText(body)` shows the code's translation ("errors" namespace), else the
 // English message (the error body's shape is set in cityops/api/errors.py).
 import i18next from "/static/vendor/i18next.mjs";
@@ -16,17 +22,24 @@ import LanguageDetector from "/static/vendor/i18next-browser-languagedetector.mj
 
 export const LANGUAGES = ["zh-CN", "en"];
 const STORE_KEY = "cityops.lang";
-const loaded = new Set();
+// One fetch per file however many modules ask for it at once.
+const loading = new Map();
 
-async function fetchNamespace(lng, ns) {
+function fetchNamespace(lng, ns) {
   const key = `${lng}/${ns}`;
-  if (loaded.has(key)) return;
-  loaded.add(key);
-  const res = await fetch(`/static/locales/${lng}/${ns}.json`, { cache: "no-cache" });
-  // A namespace a page names but nobody has translated yet is not fatal: its keys fall back.
-  if (!res.ok) return;
-  i18next.addResourceBundle(lng, ns, await res.json(), true, true);
+  if (!loading.has(key)) {
+    loading.set(key, (async () => {
+      const res = await fetch(`/static/locales/${lng}/${ns}.json`, { cache: "no-cache" });
+      // A namespace a page names but nobody has translated yet is not fatal: keys fall back.
+      if (!res.ok) return;
+      i18next.addResourceBundle(lng, ns, await res.json(), true, true);
+    })().catch(() => { loading.delete(key); }));
+  }
+  return loading.get(key);
 }
+
+let started;
+export const ready = new Promise((ok) => { started = ok; });
 
 async function loadAll(lng, namespaces) {
   const wanted = new Set([lng, "en"]);
@@ -36,7 +49,7 @@ async function loadAll(lng, namespaces) {
 let pageNamespaces = ["common", "errors"];
 
 export async function initI18n(namespaces = []) {
-  pageNamespaces = [...new Set(["common", "errors", ...namespaces])];
+  pageNamespaces = [...new Set([...pageNamespaces, ...namespaces])];
   await i18next.use(LanguageDetector).init({
     supportedLngs: LANGUAGES,
     // "zh", "zh-Hans" and "zh-SG" browsers are shown the zh-CN pages.
@@ -52,15 +65,27 @@ export async function initI18n(namespaces = []) {
       order: ["querystring", "localStorage", "navigator"],
       lookupQuerystring: "lang",
       lookupLocalStorage: STORE_KEY,
-      caches: ["localStorage"],
-      convertDetectedLanguage: (l) => (l.toLowerCase().startsWith("zh") ? "zh-CN" : l),
+      // Only a choice made with the switcher is remembered, not what the browser said once.
+      caches: [],
+      convertDetectedLanguage: (l) => {
+        const low = l.toLowerCase();
+        return low.startsWith("zh") ? "zh-CN" : low.startsWith("en") ? "en" : l;
+      },
     },
   });
   await loadAll(language(), pageNamespaces);
   await i18next.changeLanguage(language());
   document.documentElement.lang = language();
   applyI18n(document);
+  started(i18next);
   return i18next;
+}
+
+export async function useNamespaces(namespaces) {
+  await ready;
+  pageNamespaces = [...new Set([...pageNamespaces, ...namespaces])];
+  await loadAll(language(), namespaces);
+  applyI18n(document); // the page's marked-up text of these namespaces
 }
 
 export function language() {
@@ -72,14 +97,41 @@ export function t(key, options) {
   return i18next.t(key, options);
 }
 
+// The city's own name and its translations, from the page's <meta name="cityops-city">.
+let city = null;
+export function cityName() {
+  if (city === null) {
+    const meta = document.querySelector('meta[name="cityops-city"]');
+    try { city = meta ? JSON.parse(meta.content) : {}; } catch { city = {}; }
+  }
+  return localName(city);
+}
+
+// The text's {{values}}: {{city}} is the city's name; the rest come from the element's
+// data-arg-* attributes (data-arg-count -> count).
+function argsOf(el) {
+  const out = { city: cityName() };
+  for (const [k, v] of Object.entries(el.dataset)) {
+    if (k.startsWith("arg") && k.length > 3) out[k[3].toLowerCase() + k.slice(4)] = v;
+  }
+  return out;
+}
+
+const originals = new WeakMap(); // element -> its attributes' English, as the HTML had them
+
 export function applyI18n(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) {
-    el.textContent = t(el.dataset.i18n, { defaultValue: el.textContent });
+    // The English in the HTML is the fallback: kept on first use, since textContent changes.
+    if (el.dataset.i18nEn === undefined) el.dataset.i18nEn = el.textContent;
+    el.textContent = t(el.dataset.i18n, { ...argsOf(el), defaultValue: el.dataset.i18nEn });
   }
   for (const el of root.querySelectorAll("[data-i18n-attr]")) {
     for (const pair of el.dataset.i18nAttr.split(";")) {
       const [attr, key] = pair.split("=").map((s) => s.trim());
-      if (attr && key) el.setAttribute(attr, t(key, { defaultValue: el.getAttribute(attr) || "" }));
+      if (!attr || !key) continue;
+      const first = originals.get(el) || {};
+      if (!(attr in first)) { first[attr] = el.getAttribute(attr) || ""; originals.set(el, first); }
+      el.setAttribute(attr, t(key, { ...argsOf(el), defaultValue: first[attr] }));
     }
   }
 }
@@ -115,6 +167,15 @@ export function languageSwitcher() {
   return b;
 }
 
+// The name of a thing from the city pack in the language shown: `names` holds the pack's
+// translations by language ({"zh-CN": "陆家嘴街道"}), `name` its own.
+export function localName(thing) {
+  if (!thing) return "";
+  const names = thing.names || {};
+  const lng = language();
+  return names[lng] || (lng.startsWith("zh") ? names.zh || names["zh-Hans"] : names.en) || thing.name || "";
+}
+
 export function fmtNumber(n, options) {
   return new Intl.NumberFormat(language(), options).format(n);
 }
@@ -133,5 +194,6 @@ export function fmtTime(d, options = { timeStyle: "medium" }) {
 export function errorText(body) {
   const message = (body && (typeof body.error === "string" ? body.error : body.message)) || "";
   const code = body && body.code;
-  return code ? t(`errors:${code}`, { defaultValue: message }) : message;
+  // A translation may quote the English message where it names what is at fault (a field).
+  return code ? t(`errors:${code}`, { message, defaultValue: message }) : message;
 }

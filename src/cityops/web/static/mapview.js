@@ -1,6 +1,7 @@
 // The city map: the pack's own area polygons as the base map (no tiles unless the node names a
 // tile server), three levels with drill-down, and fast point layers for the live objects.
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
+import { localName, onLanguageChange } from "/static/i18n.js";
 
 const STATE_FILL = { daily: "#14304f", special: "#5a4614", emergency: "#5c1a1f" };
 const STATE_LINE = { daily: "#3d7cc9", special: "#f0b429", emergency: "#ff5c5c" };
@@ -195,6 +196,8 @@ export class CityMapView {
       fadeDuration: 0 });
     this.ready = new Promise((ok) => this.map.on("load", ok));
     this.map.on("moveend", () => this.declutter());
+    // Area names follow the page's language: the labels of the shown level are drawn again.
+    onLanguageChange(() => { if (this.focusCode) this.drawLabels(this.children.get(this.focusCode) || []); });
   }
 
   async setAreas(fc) {
@@ -244,7 +247,7 @@ export class CityMapView {
 
   name(code) {
     const f = this.features && this.features.get(code);
-    return f ? f.properties.name : code;
+    return f ? localName(f.properties) : code;
   }
 
   trail(code) {
@@ -290,7 +293,7 @@ export class CityMapView {
       if (!c) continue;
       const node = document.createElement("div");
       node.className = "area-label";
-      node.textContent = f.properties.name;
+      node.textContent = this.name(code);
       this.markers.push(new maplibregl.Marker({ element: node }).setLngLat(c).addTo(this.map));
     }
     requestAnimationFrame(() => this.declutter());

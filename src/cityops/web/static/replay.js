@@ -6,6 +6,7 @@
 // replay runs (a step that suits the speed), and positions are interpolated between frames
 // so the dots glide instead of jumping at x3600.
 import { api, el, fmt, STATUS_LABEL, STATUS_ORDER, STAFF_COLORS } from "/static/common.js";
+import { t, onLanguageChange } from "/static/i18n.js";
 import { PointsLayer } from "/static/mapview.js";
 
 const SPEEDS = [1, 10, 60, 600, 3600];
@@ -14,9 +15,9 @@ const STEP_AT = { 1: 1, 10: 5, 60: 15, 600: 120, 3600: 600 };
 const CHUNK_FRAMES = 240;
 const CHUNK_MAX_S = 12 * 3600; // the server answers 24 h at most; half loads quicker
 const OPEN = new Set(["collected", "registered", "dispatched", "accepted", "handled", "verified"]);
-const KPI_NAMES = { calls_110: "110 police calls / h", visits_120: "120 emergency visits / h",
-  traffic_accidents: "Traffic accidents / h", orders_12345: "12345 hotline orders / h",
-  sorting_accuracy: "Garbage-sorting accuracy %" };
+const kpiName = (kpi) => t(`screen:kpi.${kpi}`, { defaultValue: kpi });
+// Text the replay writes once carries its key, so a change of language relabels it.
+const said = (key) => ({ "data-i18n": key, text: t(key) });
 
 // The offset (ms) of a time zone from UTC at an instant: the pickers read and write the
 // city's wall time, whatever the browser's own zone is.
@@ -66,34 +67,38 @@ export class Replay {
 
   build() {
     const open = el("button", { id: "replay-open", class: "replay-open", type: "button",
-      text: "◀◀ Replay", title: "Replay a past period", onclick: () => this.open() });
+      ...said("replay:button"), title: t("replay:openTitle"), "data-i18n-attr": "title=replay:openTitle",
+      onclick: () => this.open() });
     const clock = document.getElementById("clock");
     clock.before(open);
     clock.after(el("span", { id: "replay-clock", class: "replay-clock", hidden: true },
-      el("b", { class: "badge", text: "REPLAY" }), el("span", { id: "replay-time" })));
-    const speeds = el("div", { class: "speeds", role: "group", "aria-label": "Replay speed" },
+      el("b", { class: "badge", ...said("replay:badge") }), el("span", { id: "replay-time" })));
+    const speeds = el("div", { class: "speeds", role: "group", "aria-label": t("replay:speed"),
+      "data-i18n-attr": "aria-label=replay:speed" },
       ...SPEEDS.map((s) => el("button", { type: "button", "data-speed": s, text: `x${s}`,
         onclick: () => this.setSpeed(s) })));
     this.bar = el("div", { id: "replay", class: "replay-bar", hidden: true },
-      el("label", {}, "From ", el("input", { type: "datetime-local", id: "replay-from" })),
-      el("label", {}, "To ", el("input", { type: "datetime-local", id: "replay-to" })),
-      el("button", { type: "button", id: "replay-load", text: "Load", onclick: () => this.load() }),
+      el("label", {}, el("span", said("replay:from")), " ", el("input", { type: "datetime-local", id: "replay-from" })),
+      el("label", {}, el("span", said("replay:to")), " ", el("input", { type: "datetime-local", id: "replay-to" })),
+      el("button", { type: "button", id: "replay-load", ...said("replay:load"), onclick: () => this.load() }),
       el("button", { type: "button", id: "replay-play", class: "play", text: "▶",
-        title: "Play / pause", onclick: () => this.toggle() }),
+        title: t("replay:play"), "data-i18n-attr": "title=replay:play", onclick: () => this.toggle() }),
       el("input", { type: "range", id: "replay-slider", min: 0, max: 3600, step: 1, value: 0,
-        "aria-label": "Replayed time", oninput: (e) => this.seek(this.from + Number(e.target.value)) }),
+        "aria-label": t("replay:time"), "data-i18n-attr": "aria-label=replay:time",
+        oninput: (e) => this.seek(this.from + Number(e.target.value)) }),
       speeds,
       el("span", { id: "replay-status", class: "status" }),
-      el("button", { type: "button", id: "replay-live", class: "live", text: "● Back to live",
+      el("button", { type: "button", id: "replay-live", class: "live", ...said("replay:live"),
         onclick: () => this.close() }));
     this.panel = el("section", { id: "replay-panel", class: "replay-panel", hidden: true },
-      el("h3", { text: "As it was" }),
+      el("h3", said("replay:asItWas")),
       el("div", { id: "replay-figures", class: "figures" }),
       el("div", { id: "replay-states", class: "states" }),
       el("div", { id: "replay-vital", class: "kpis" }));
     const main = document.querySelector("main");
     main.append(this.bar, this.panel);
     this.setSpeed(this.speed);
+    onLanguageChange(() => { if (this.active && this.shown) this.draw(); });
   }
 
   ensureLayers() {
@@ -166,8 +171,8 @@ export class Replay {
     const tz = this.world.tz;
     const from = fromPicker(document.getElementById("replay-from").value, tz);
     const to = fromPicker(document.getElementById("replay-to").value, tz);
-    if (from === null || to === null) return this.status("Choose when the replay starts and ends", "bad");
-    if (to <= from) return this.status("The end must be after the start", "bad");
+    if (from === null || to === null) return this.status(t("replay:chooseWindow"), "bad");
+    if (to <= from) return this.status(t("replay:endAfterStart"), "bad");
     this.start(from, to);
   }
 
@@ -244,7 +249,7 @@ export class Replay {
     if (end <= start) return Promise.resolve();
     const key = `${start}:${step}`;
     if (this.pending.has(key)) return this.pending.get(key);
-    this.status("loading…");
+    this.status(t("replay:loading"));
     const asked = api(`/api/v1/screen/replay?from=${start}&to=${end}&step=${step}`)
       .then((body) => {
         body.end = body.start + body.step * body.steps;
@@ -262,7 +267,7 @@ export class Replay {
           return this.fetch(t);
         }
         this.pause();
-        this.status(e.message || "the replay could not be loaded", "bad");
+        this.status(e.readable || e.message || t("replay:failed"), "bad");
         return undefined;
       })
       .finally(() => { if (this.pending.get(key) === asked) this.pending.delete(key); });
@@ -340,15 +345,15 @@ export class Replay {
   drawPanel(byState, vital) {
     const s = this.shown;
     document.getElementById("replay-figures").replaceChildren(
-      figure(s.staff, "field staff"), figure(s.vehicles, "vehicles"), figure(s.incidents, "open incidents"),
-      figure(s.alarms, "devices in alarm"));
+      figure(s.staff, t("replay:staff")), figure(s.vehicles, t("replay:vehicles")),
+      figure(s.incidents, t("replay:openIncidents")), figure(s.alarms, t("replay:alarms")));
     document.getElementById("replay-states").replaceChildren(...STATUS_ORDER.filter((st) => OPEN.has(st))
       .map((st) => el("div", { class: `row ${st}` }, el("span", { text: STATUS_LABEL[st] }),
         el("b", { text: fmt.format(byState[st] || 0) }))));
     const box = document.getElementById("replay-vital");
-    if (!vital.length) { box.replaceChildren(el("p", { class: "quiet", text: "No vital signs kept for this key" })); return; }
+    if (!vital.length) { box.replaceChildren(el("p", { class: "quiet", text: t("replay:noVital") })); return; }
     box.replaceChildren(...vital.slice(0, 8).map((v) =>
-      el("div", { class: "row" }, el("span", { text: `${KPI_NAMES[v.kpi] || v.kpi}${v.area ? ` · ${this.view.name(v.area) || v.area}` : ""}` }),
+      el("div", { class: "row" }, el("span", { text: `${kpiName(v.kpi)}${v.area ? ` · ${this.view.name(v.area) || v.area}` : ""}` }),
         el("b", { text: v.value === null || v.value === undefined ? "–" : fmt.format(Math.round(v.value * 10) / 10) }))));
   }
 }

@@ -1,7 +1,8 @@
 // The big screen: the city on a wall, live.
 import uPlot from "/static/vendor/uPlot.esm.js";
 import { api, signIn, LiveStream, el, fmt, clockTime, relative, escapeHtml, STATUS_LABEL,
-  STATUS_ORDER, STAFF_COLORS } from "/static/common.js";
+  STATUS_ORDER, STAFF_COLORS, loadNames, deptName, roleName, word } from "/static/common.js";
+import { initI18n, t, languageSwitcher, onLanguageChange, localName, fmtNumber } from "/static/i18n.js";
 import { CityMapView, PointsLayer } from "/static/mapview.js";
 import { Replay } from "/static/replay.js";
 
@@ -10,9 +11,7 @@ const STATUS_STROKE = { collected: "#ffffff", registered: "#9cc8ff", dispatched:
   accepted: "#22d3ee", handled: "#34d399", verified: "#34d399" };
 const VEHICLE_COLOR = { muck_truck: [214, 120, 60], bus: [170, 120, 230] };
 const OPEN = new Set(["collected", "registered", "dispatched", "accepted", "handled", "verified"]);
-const KPI_NAMES = { calls_110: "110 police calls / h", visits_120: "120 emergency visits / h",
-  traffic_accidents: "Traffic accidents / h", orders_12345: "12345 hotline orders / h",
-  sorting_accuracy: "Garbage-sorting accuracy %" };
+const kpiName = (kpi) => t(`screen:kpi.${kpi}`, { defaultValue: kpi });
 
 // What the page holds of the city; the tests and `cityops bench screen` read it too.
 // `counts` are the store's (open, overdue, by status) for the key's whole scope: the list of
@@ -37,10 +36,14 @@ async function main() {
   view = new CityMapView(document.getElementById("map"), { tiles, onFocus: focused,
     padding: { top: 30, right: 30, bottom: 30, left: 270 } });
   window.cityops.view = view;
-  const me = await signIn("CityOps · Big screen", ["admin", "operator", "department", "station", "field"]);
+  await initI18n(["screen", "replay"]);
+  document.querySelector("header .right").append(languageSwitcher());
+  const me = await signIn(t("screen:signin"), ["admin", "operator", "department", "station", "field"]);
   world.me = me;
+  await loadNames();
+  onLanguageChange(relabel);
   performance.mark("cityops:signed-in");
-  document.getElementById("who").textContent = `${me.role}${me.scope && me.scope !== "*" ? " · " + me.scope : ""}`;
+  document.getElementById("who").textContent = `${roleName(me.role)}${me.scope && me.scope !== "*" ? " · " + me.scope : ""}`;
   staffLayer = new PointsLayer("staff", { size: 12 });
   vehicleLayer = new PointsLayer("vehicles", { size: 10, square: true });
   staffLayer.onRender = rendered;
@@ -79,11 +82,21 @@ async function main() {
   });
 }
 
+let connState = "connecting";
 function connection(state) {
+  connState = state;
   const c = document.getElementById("conn");
-  c.textContent = { live: "● LIVE", connecting: "○ connecting", offline: "○ reconnecting…",
-    unauthorized: "key refused" }[state] || state;
+  c.textContent = t(`common:conn.${state}`, { defaultValue: state });
   c.className = `conn ${state}`;
+}
+
+// Everything the script wrote, again in the language just chosen.
+function relabel() {
+  connection(connState);
+  document.getElementById("who").textContent = `${roleName(world.me.role)}${world.me.scope && world.me.scope !== "*" ? " · " + world.me.scope : ""}`;
+  if (focus) focused(focus, view.trail(focus));
+  vitalDrawn = "";
+  drawPanels();
 }
 
 // -- the stream -------------------------------------------------------------------------------
@@ -96,7 +109,7 @@ function snapshot(s, arrived) {
   stats.lastSnapshotAt = arrived;
   world.q = s.q;
   world.tz = s.city.timezone;
-  document.getElementById("city").textContent = s.city.name;
+  document.getElementById("city").textContent = localName(s.city);
   world.incidents = new Map(s.incidents.map((i) => [i.id, i]));
   world.alerts = new Map(s.alerts.map((a) => [a.id, a]));
   world.counts = s.counts || null;
@@ -233,7 +246,7 @@ function focused(code, t) {
   const crumbs = document.getElementById("crumbs");
   crumbs.replaceChildren(...t.flatMap((a, k) => {
     const b = el("button", { "data-code": a.code, class: k === t.length - 1 ? "here" : "", text: a.name,
-      title: `${a.level} ${a.code}` });
+      title: `${word("level", a.level)} ${a.code}` });
     return k ? [el("span", { class: "sep", text: "›" }), b] : [b];
   }));
   schedulePanels();
@@ -270,8 +283,8 @@ function drawBanner() {
   const b = document.getElementById("banner");
   b.className = `banner ${here === "daily" && city === "daily" ? "daily" : (here === "emergency" || city === "emergency" ? "emergency" : "special")}`;
   b.replaceChildren(
-    el("span", { class: `state ${city}`, text: `City: ${city.toUpperCase()}` }),
-    trail.length > 1 ? el("span", { class: `state ${here}`, text: `${name}: ${here.toUpperCase()}` }) : "",
+    el("span", { class: `state ${city}`, text: t("screen:banner.city", { state: word("opstate", city).toUpperCase() }) }),
+    trail.length > 1 ? el("span", { class: `state ${here}`, text: t("screen:banner.area", { name, state: word("opstate", here).toUpperCase() }) }) : "",
   );
 }
 
@@ -295,7 +308,7 @@ function counted() {
     if (!OPEN.has(i.status)) continue;
     open += 1;
     if (i.overdue) overdue += 1;
-    const depts = i.departments.length ? i.departments : ["(not dispatched)"];
+    const depts = i.departments.length ? i.departments : [""]; // "": not dispatched yet
     for (const d of depts) byDept[d] = (byDept[d] || 0) + 1;
   }
   // The whole scope in view: its figures are the store's, not the list's.
@@ -308,7 +321,7 @@ function counted() {
   return { byState, byDept, open, overdue, capped: capped() };
 }
 
-const cappedNote = (cap) => `showing ${fmt.format(cap.shown)} of ${fmt.format(cap.total)}`;
+const cappedNote = (cap) => t("screen:capped", { shown: fmt.format(cap.shown), total: fmt.format(cap.total) });
 
 function bars(container, rows, cls) {
   const max = Math.max(1, ...rows.map((r) => r[1]));
@@ -321,7 +334,7 @@ function bars(container, rows, cls) {
 function drawStates() {
   const c = counted();
   const openCount = document.getElementById("open-count");
-  openCount.textContent = `${fmt.format(c.open)} open · ${fmt.format(c.overdue)} overdue${c.capped ? ` · ${cappedNote(c.capped)}` : ""}`;
+  openCount.textContent = `${t("screen:openCount", { open: fmt.format(c.open), overdue: fmt.format(c.overdue) })}${c.capped ? ` · ${cappedNote(c.capped)}` : ""}`;
   openCount.dataset.capped = c.capped ? "1" : "";
   bars(document.getElementById("by-state"), STATUS_ORDER.map((s) => [STATUS_LABEL[s], c.byState[s] || 0, s]), "state");
 }
@@ -329,23 +342,23 @@ function drawStates() {
 function drawDepartments() {
   const c = counted();
   const rows = Object.entries(c.byDept).sort((a, b) => b[1] - a[1]).slice(0, 8)
-    .map(([d, n]) => [d.replace(/_/g, " "), n]);
+    .map(([d, n]) => [d ? deptName(d) : t("screen:notDispatched"), n]);
   const box = document.getElementById("by-dept");
-  if (!rows.length) box.replaceChildren(el("p", { class: "quiet", text: "No open incidents here" }));
+  if (!rows.length) box.replaceChildren(el("p", { class: "quiet", text: t("screen:noOpen") }));
   else bars(box, rows, "dept");
   // Counted off the list: when it is capped, of its newest cases only.
-  if (c.capped) box.append(el("p", { class: "quiet capped", text: `Newest cases only: ${cappedNote(c.capped)} open` }));
+  if (c.capped) box.append(el("p", { class: "quiet capped", text: t("screen:newestOnly", { note: cappedNote(c.capped) }) }));
 }
 
 function drawFeed() {
   const list = [...world.incidents.values()].filter(inFocus)
     .sort((a, b) => b.updated_at - a.updated_at).slice(0, 14);
   const ol = document.getElementById("feed-list");
-  if (!list.length) { ol.replaceChildren(el("li", { class: "quiet", text: "Nothing reported yet" })); return; }
+  if (!list.length) { ol.replaceChildren(el("li", { class: "quiet", text: t("screen:nothingYet") })); return; }
   ol.replaceChildren(...list.map((i) => el("li", { class: `${i.urgency} ${i._new && Date.now() - i._new < 8000 ? "new" : ""}`, "data-id": i.id },
     el("span", { class: "dot", style: `background:${URGENCY_COLOR[i.urgency] || URGENCY_COLOR.normal}` }),
-    el("span", { class: "what" }, el("b", { text: i.title || i.category }),
-      el("small", { text: `${view.name(i.village || i.town || "")} · ${(i.departments || []).join(", ").replace(/_/g, " ") || i.source}` })),
+    el("span", { class: "what" }, el("b", { text: i.title || i.category, translate: "no" }),
+      el("small", { text: `${view.name(i.village || i.town || "")} · ${(i.departments || []).map(deptName).join(t("common:listSep")) || word("source", i.source)}` })),
     el("span", { class: `st ${i.status}`, text: STATUS_LABEL[i.status] }),
     el("span", { class: "when", text: clockTime(i.updated_at, world.tz) }))));
 }
@@ -388,17 +401,17 @@ function drawVital() {
   if (signature === vitalDrawn) return;
   vitalDrawn = signature;
   if (!list.length) {
-    box.replaceChildren(el("p", { class: "quiet", text: "No vital signs are kept for this area" }));
+    box.replaceChildren(el("p", { class: "quiet", text: t("screen:vital.none") }));
     return;
   }
   const rows = list.map((s) => {
     const base = s.baseline;
     const diff = base ? Math.round((100 * (s.value - base)) / base) : null;
     const row = el("div", { class: `vital ${s.status}` },
-      el("div", { class: "name", text: KPI_NAMES[s.kpi] || s.kpi }),
+      el("div", { class: "name", text: kpiName(s.kpi) }),
       el("div", { class: "value", text: fmt.format(Math.round(s.value * 10) / 10) }),
-      el("div", { class: "base", text: base === null ? `learning baseline` :
-        `baseline ${fmt.format(Math.round(base * 10) / 10)} · ${diff >= 0 ? "+" : ""}${diff}%` }),
+      el("div", { class: "base", text: base === null ? t("screen:vital.learning") :
+        t("screen:vital.baseline", { value: fmt.format(Math.round(base * 10) / 10), diff: `${diff >= 0 ? "+" : ""}${diff}` }) }),
       el("div", { class: "spark" }));
     return [row, s];
   });
@@ -418,9 +431,9 @@ function drawOps() {
   document.getElementById("ingest-rate").textContent = fmt.format(k.ingest_rate);
   const h = k.health[focus] || [0, 0];
   const pct = h[1] ? (100 * h[0]) / h[1] : 0;
-  document.getElementById("health").textContent = h[1] ? `${pct.toFixed(1)}%` : "–";
+  document.getElementById("health").textContent = h[1] ? fmtNumber(pct / 100, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }) : "–";
   document.getElementById("health-detail").textContent =
-    `${fmt.format(h[0])} of ${fmt.format(h[1])} devices reporting · ${fmt.format(h[1] - h[0])} silent`;
+    t("screen:ops.detail", { up: fmt.format(h[0]), all: fmt.format(h[1]), silent: fmt.format(h[1] - h[0]) });
   const alarms = [...world.alerts.values()].filter(inFocus).length;
   // The alert list is capped too: past its limit, the count is "at least".
   document.getElementById("alarm-count").textContent = `${fmt.format(alarms)}${world.alertsCapped ? "+" : ""}`;
@@ -433,20 +446,20 @@ function drawLegend() {
   world.staffStatus.forEach((s, i) => { if (s && staffLayer.position(i)) counts[s] = (counts[s] || 0) + 1; });
   const rows = Object.entries(counts).map(([s, n]) => el("div", { class: "row" },
     el("span", { class: "sw dot", style: `background:rgb(${STAFF_COLORS[s].join(",")})` }),
-    el("span", { text: `${s.replace("_", " ")}` }), el("b", { text: fmt.format(n) })));
+    el("span", { text: word("staff", s) }), el("b", { text: fmt.format(n) })));
   let trucks = 0;
   for (const v of world.vehicles.values()) if (v.role === "muck_truck") trucks += 1;
   // The legend counts what the map draws (the whole city); the panels count the shown area.
   const openHere = [...world.incidents.values()].filter((i) => OPEN.has(i.status) && i.lat !== null).length;
   const alarms = [...world.alerts.values()].filter((a) => a.device).length;
   document.getElementById("legend").replaceChildren(
-    el("h3", { text: "On the map · field staff" }), ...rows,
+    el("h3", { text: t("screen:legend.title") }), ...rows,
     el("div", { class: "row" }, el("span", { class: "sw square", style: "background:rgb(214,120,60)" }),
-      el("span", { text: "muck trucks" }), el("b", { text: fmt.format(trucks || world.vehicles.size) })),
-    el("div", { class: "row" }, el("span", { class: "sw ring" }), el("span", { text: "devices in alarm" }),
+      el("span", { text: t("screen:legend.trucks") }), el("b", { text: fmt.format(trucks || world.vehicles.size) })),
+    el("div", { class: "row" }, el("span", { class: "sw ring" }), el("span", { text: t("screen:legend.alarms") }),
       el("b", { text: fmt.format(alarms) })),
     el("div", { class: "row" }, el("span", { class: "sw dot", style: `background:${URGENCY_COLOR.high};outline:2px solid #3d8bff` }),
-      el("span", { text: "open incidents" }), el("b", { text: fmt.format(openHere) })));
+      el("span", { text: t("screen:legend.open") }), el("b", { text: fmt.format(openHere) })));
 }
 
 async function loadEvaluation() {
@@ -460,21 +473,21 @@ async function loadEvaluation() {
     }
     const rate = due ? (100 * onTime) / due : null;
     const shown = document.getElementById("ontime-rate");
-    shown.textContent = rate === null ? "–" : `${rate.toFixed(1)}%`;
+    shown.textContent = rate === null ? "–" : fmtNumber(rate / 100, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
     // Green at or above 90 % (a typical target for on-time closure), amber above 70 %, red under.
     shown.className = `big ${rate === null ? "" : rate >= 90 ? "good" : rate >= 70 ? "fair" : "poor"}`;
     document.getElementById("ontime-detail").textContent = due
-      ? `${fmt.format(onTime)} on time of ${fmt.format(due)} due this month · ${fmt.format(closed)} closed`
-      : "No case due to close this month yet";
+      ? t("screen:ontime.detail", { onTime: fmt.format(onTime), due: fmt.format(due), closed: fmt.format(closed) })
+      : t("screen:ontime.none");
     box.classList.remove("na");
   } catch (e) {
     document.getElementById("ontime-rate").textContent = "–";
-    document.getElementById("ontime-detail").textContent = e.status === 403 ? "Not available to this key" : "Not available";
+    document.getElementById("ontime-detail").textContent = t(e.status === 403 ? "screen:ontime.notForKey" : "screen:ontime.na");
     box.classList.add("na");
   }
 }
 
 main().catch((e) => {
-  document.body.append(el("div", { class: "fatal", text: `The screen could not start: ${e.readable || e.message}` }));
+  document.body.append(el("div", { class: "fatal", text: t("screen:fatal", { reason: e.readable || e.message }) }));
   throw e;
 });

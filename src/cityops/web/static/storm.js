@@ -4,7 +4,8 @@
 //
 // Asked of the API every few seconds rather than carried in the live feed: storms start and
 // end seldom, and they are records in the store, so every node answers the same.
-import { api, key } from "/static/common.js";
+import { api, key, categoryName } from "/static/common.js";
+import { t, useNamespaces, onLanguageChange } from "/static/i18n.js";
 
 const EVERY_MS = 5000;
 const SHOWN = 3; // more than this many storms at once: the rest are counted
@@ -13,15 +14,21 @@ const SHOWN = 3; // more than this many storms at once: the rest are counted
 const state = { items: [], polls: 0 };
 window.cityopsStorms = state;
 
+// The area's name in the page's language, from the page's map when it has one.
+function areaName(storm) {
+  const view = window.cityops && window.cityops.view;
+  return view && view.features && view.features.has(storm.area) ? view.name(storm.area) : storm.area_name;
+}
+
 function line(storm) {
   const row = document.createElement("div");
   row.className = "storm";
   const text = document.createElement("span");
-  text.textContent = `Storm guard: ${storm.held} ${storm.category_name} ` +
-    `case${storm.held === 1 ? "" : "s"} in ${storm.area_name} held for a supervisor — `;
+  text.textContent = t("storm:held", { count: storm.held, category: categoryName(storm.category),
+    area: areaName(storm) });
   const link = document.createElement("a");
   link.href = `/console#incident=${encodeURIComponent(storm.incident)}`;
-  link.textContent = "open the case";
+  link.textContent = t("storm:open");
   row.append(text, link);
   return row;
 }
@@ -32,7 +39,7 @@ function render(box) {
   if (items.length > SHOWN) {
     const more = document.createElement("div");
     more.className = "storm more";
-    more.textContent = `and ${items.length - SHOWN} more storms`;
+    more.textContent = t("storm:more", { count: items.length - SHOWN });
     box.append(more);
   }
   box.hidden = items.length === 0;
@@ -54,4 +61,7 @@ async function poll(box) {
 }
 
 const box = document.getElementById("storm-banner");
-if (box) poll(box);
+if (box) {
+  useNamespaces(["storm"]).then(() => poll(box));
+  onLanguageChange(() => render(box));
+}
