@@ -1,0 +1,134 @@
+"""The administration page in Debian's Chromium: a key made with its secret shown once and then
+revoked, a device registered, a grid cell given to another department on the map, and a
+change outside the key's scope refused with the server's reason on the page."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.web.conftest import TOWN1, VILLAGE11, signed_in
+
+pytestmark = pytest.mark.timeout(180)
+
+HERE = (31.15, 121.45)  # town 1, village 1 of the grid city
+
+
+def ready(page) -> None:
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+
+
+def test_a_key_is_made_its_secret_shown_once_and_revoked(browser, web_node, artifacts) -> None:
+    context, page = signed_in(browser, web_node.url, web_node.keys["admin"], "/admin")
+    try:
+        ready(page)
+        form = page.locator("#key-form")
+        form.locator("select[name=role]").select_option("operator")
+        form.locator("input[name=scope]").fill(TOWN1)
+        form.locator("input[name=name]").fill("night shift, town 1")
+        form.locator("input[name=reason]").fill("new operator")
+        form.locator("button[type=submit]").click()
+        secret_box = page.locator("#secret-box")
+        secret_box.wait_for(state="visible")
+        secret = page.locator("#secret").inner_text().strip()
+        assert secret.startswith("co_")
+        key_id = secret_box.get_attribute("data-key")
+        row = page.locator(f"tr[data-key='{key_id}']")
+        row.wait_for()
+        assert TOWN1 in row.inner_text() and secret not in page.locator("#keys").inner_text()
+        page.screenshot(path=str(artifacts / "admin-key-made.png"))
+        with web_node.client("admin") as c:
+            c.headers["Authorization"] = f"Bearer {secret}"
+            assert c.get("/api/v1/me").json()["scope"] == TOWN1
+
+        page.locator("#secret-done").click()
+        assert secret_box.is_hidden() and page.locator("#secret").inner_text() == ""
+        page.reload()
+        ready(page)
+        assert secret not in page.content()
+
+        page.once("dialog", lambda d: d.accept())
+        page.locator(f"tr[data-key='{key_id}'] button[data-action=revoke]").click()
+        page.wait_for_selector(f"tr[data-key='{key_id}'].off")
+        assert "revoked" in page.locator(f"tr[data-key='{key_id}'] .state").inner_text()
+        with web_node.client("admin") as c:
+            c.headers["Authorization"] = f"Bearer {secret}"
+            assert c.get("/api/v1/me").status_code == 401
+    finally:
+        context.close()
+
+
+def test_a_device_is_registered(browser, web_node) -> None:
+    context, page = signed_in(browser, web_node.url, web_node.keys["operator"], "/admin")
+    try:
+        ready(page)
+        # An operator's page has no keys tab and opens on the devices.
+        assert page.locator("[data-tab=keys]").count() == 0
+        form = page.locator("#device-form")
+        form.locator("input[name=id]").fill("noise-admin-1")
+        form.locator("input[name=kind]").fill("noise")
+        form.locator("input[name=lat]").fill(str(HERE[0]))
+        form.locator("input[name=lon]").fill(str(HERE[1]))
+        form.locator("input[name=name]").fill("School gate")
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector("tr[data-device='noise-admin-1']")
+        with web_node.client("operator") as c:
+            device = c.get("/api/v1/devices/noise-admin-1").json()
+        assert device["areas"]["village"] == VILLAGE11 and device["name"] == "School gate"
+    finally:
+        context.close()
+
+
+def _click_map_at(page, lat: float, lon: float) -> None:
+    page.locator("[data-tab=cells]").click()
+    page.wait_for_function("() => window.cityops.view && window.cityops.view.map.loaded()")
+    point = page.evaluate(
+        "([lon, lat]) => { const p = window.cityops.view.map.project([lon, lat]);"
+        " const r = window.cityops.view.map.getCanvas().getBoundingClientRect();"
+        " return [r.left + p.x, r.top + p.y]; }", [lon, lat])
+    page.mouse.click(point[0], point[1])
+    page.wait_for_selector("#cell-form:not([hidden])")
+
+
+def test_a_grid_cell_is_given_to_another_department(browser, web_node, artifacts) -> None:
+    context, page = signed_in(browser, web_node.url, web_node.keys["admin"], "/admin")
+    try:
+        ready(page)
+        _click_map_at(page, *HERE)
+        cell = page.locator("#cell-id").inner_text()
+        assert cell and "station" in page.locator("#cell-owner").inner_text().lower()
+        form = page.locator("#cell-form")
+        form.locator("select[name=owner]").select_option("sanitation")
+        form.locator("input[name=reason]").fill("market street, swept by sanitation")
+        form.locator("button[type=submit]").click()
+        page.wait_for_function(
+            "() => document.querySelector('#cell-source').textContent.includes('administrator')")
+        page.screenshot(path=str(artifacts / "admin-cell-reassigned.png"))
+        assert web_node.node.city.owner_of_cell(cell) == "sanitation"
+        with web_node.client("admin") as c:
+            got = c.get(f"/api/v1/cells/{cell}").json()
+            trail = c.get("/api/v1/audit", params={"subject": f"cell:{cell}"}).json()["items"]
+        assert got["owner"] == "sanitation" and got["source"] == "override"
+        assert trail[0]["action"] == "cell.owner"
+    finally:
+        context.close()
+
+
+def test_a_change_outside_the_keys_scope_is_refused(browser, web_node) -> None:
+    context, page = signed_in(browser, web_node.url, web_node.keys["operator_town2"],
+                              "/admin")
+    try:
+        ready(page)
+        _click_map_at(page, *HERE)  # a cell of town 1
+        cell = page.locator("#cell-id").inner_text()
+        before = web_node.node.city.owner_of_cell(cell)
+        form = page.locator("#cell-form")
+        form.locator("select[name=owner]").select_option("police")
+        form.locator("input[name=reason]").fill("not mine to give")
+        form.locator("button[type=submit]").click()
+        banner = page.locator("#refusal")
+        banner.wait_for(state="visible")
+        assert banner.get_attribute("data-status") == "403"
+        assert "outside this key's scope 990001002" in banner.inner_text()
+        assert web_node.node.city.owner_of_cell(cell) == before
+    finally:
+        context.close()
