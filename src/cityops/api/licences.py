@@ -3,12 +3,24 @@
     POST /api/v1/licences                     an issuer (department key) puts a licence in
     GET  /api/v1/licences[?holder=]           a citizen's own; staff name the holder
     GET  /api/v1/licences/{id}                one, with its state today
+    GET  /api/v1/licences/{id}.pdf            the same, as a page to print (QR code and
+                                              verification code on it)
     POST /api/v1/licences/{id}/revoke         the issuer withdraws it
+    GET  /api/v1/licences/verify/{code}       public: is the licence with this code genuine,
+                                              and valid today?
 
 A department key issues, sees and revokes only licences its department issues (an admin any);
 what an application's result issues goes in by itself. An area key sees the licences of
 holders living in its area, a citizen their own. Each licence is shown with its `state` on the
 city's calendar today: valid, expired, not_yet_valid or revoked.
+
+Verification takes no key (whoever holds the paper, a shop's customer, an inspector) and so
+answers only the minimum: the type, the holder's name masked, the validity dates and the
+state. A code no licence has, one mistyped (its check symbol says so without asking the
+store) and a forged one all get the one answer `genuine: false`, in the same shape, so the
+answer tells nothing about which codes exist; text that cannot be a code at all (wrong
+length, characters no code has, past 64 characters) is refused with 400
+`licence_code_malformed`. The route's budget is the address's, as on every public route.
 """
 
 from __future__ import annotations
@@ -20,21 +32,26 @@ from typing import Annotated, Any
 
 import msgspec
 
+from starlette.responses import Response
+
 from cityops.api.errors import ApiError
 from cityops.api.params import cursor_of
-from cityops.api.route import Call, Endpoint, Guard, Reply, Scope, errors_map
+from cityops.api.route import PUBLIC, Call, Endpoint, Guard, Reply, Scope, errors_map
 from cityops.api.serve_util import in_area_scope, is_citizen
 from cityops.api.services import Code, narrowed, onestop
 from cityops.domain.access import Principal, Role
+from cityops.domain.onestop import verification
 from cityops.domain.onestop.licences import Licence, LicenceState
 from cityops.serve.onestop import OneStop
-from cityops.serve.onestop.licences import LicenceTaken
+from cityops.serve.onestop.licence_pdf import PrintBusy, licence_pdf
+from cityops.serve.onestop.licences import LicenceGone, LicenceTaken
 
 ISSUE = frozenset({Role.ADMIN, Role.DEPARTMENT})
 READ = frozenset({Role.CITIZEN, Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT})
 _PLAIN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-errors_map({LicenceTaken: 409})
+errors_map({LicenceTaken: 409, LicenceGone: 404, PrintBusy: 503, verification.NotACode: 400})
+NO_STORE = {"Cache-Control": "no-store"}  # a licence may be revoked a minute later
 
 
 class LicenceIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -60,6 +77,22 @@ class LicenceList(msgspec.Struct):
     next: str | None
 
 
+class VerifyOut(msgspec.Struct, kw_only=True):
+    """What anyone may learn of a licence from its code: nothing more than its paper says."""
+
+    genuine: bool  # a licence in the store has this code
+    code: str  # the code as read, in its printed form
+    checked_on: dt.date  # the city's calendar day the state is for
+    state: LicenceState | None = None
+    type: str | None = None
+    type_name: str | None = None
+    type_name_zh: str | None = None
+    holder: str | None = None  # masked: 张*三, J*** S***
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None  # null on a genuine licence: valid without an end
+    revoked_on: dt.date | None = None
+
+
 class LicenceQuery(msgspec.Struct, forbid_unknown_fields=False):
     holder: Code | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
@@ -75,8 +108,10 @@ def licence_id(type_code: str, number: str) -> str:
 
 
 def licence_out(lic: Licence, side: OneStop, now: float) -> LicenceOut:
-    return LicenceOut(**msgspec.structs.asdict(lic),
-                      state=lic.state_on(side.clock.local_date(now)),
+    fields = msgspec.structs.asdict(lic)
+    if lic.verify_code:  # shown as printed
+        fields["verify_code"] = verification.grouped(lic.verify_code)
+    return LicenceOut(**fields, state=lic.state_on(side.clock.local_date(now)),
                       type_name=side.catalogue.licence_name(lic.type))
 
 
@@ -191,6 +226,49 @@ async def get_licence(call: Call[None, Any]) -> LicenceOut:
     return licence_out(call.record, onestop(call), call.node.clock())
 
 
+def public_base(call: Call[Any, Any]) -> str:
+    """Where the verify page is, for the QR code: the node's public address when it has one.
+    Else the address this request came to, Host header and all: the PDF goes back to this
+    caller only, and nothing stored or shown to others carries it."""
+    configured = call.node.settings.public_base_url
+    if configured:
+        return configured.rstrip("/")
+    url = call.request.url
+    return f"{url.scheme}://{url.netloc}"
+
+
+async def get_licence_pdf(call: Call[None, Any]) -> Response:
+    lic: Licence = call.record
+    node = call.node
+    font = node.settings.reports_font
+    pdf = await licence_pdf(onestop(call), lic, base_url=public_base(call), now=node.clock(),
+                            city=node.pack.info.name, font=str(font) if font else None)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", lic.id)
+    return Response(pdf, media_type="application/pdf",
+                    headers={**NO_STORE, "Content-Disposition": f'inline; filename="{name}.pdf"'})
+
+
+async def verify_licence(call: Call[None, Any]) -> Reply:
+    side = onestop(call)
+    code = verification.canonical(call.path["code"])  # NotACode: 400
+    lic = await side.book.by_code(code) if verification.is_well_formed(code) else None
+    today = side.clock.local_date(call.node.clock())
+    if lic is None:
+        return Reply(VerifyOut(genuine=False, code=verification.grouped(code), checked_on=today),
+                     headers=NO_STORE)
+    t = side.catalogue.licence_type(lic.type)
+    holder = await side.citizens.get(lic.holder) if lic.holder else None
+    revoked = side.clock.local_date(lic.revoked_at) if lic.revoked_at is not None else None
+    return Reply(VerifyOut(
+        genuine=True, code=verification.grouped(code), checked_on=today,
+        state=lic.state_on(today), type=lic.type,
+        type_name=t.name if t is not None else (lic.name or lic.type),
+        type_name_zh=t.name_zh if t is not None else "",
+        holder=verification.mask_name(holder.name) if holder is not None else "",
+        valid_from=lic.valid_from, valid_until=lic.valid_until, revoked_on=revoked),
+        headers=NO_STORE)
+
+
 async def revoke_licence(call: Call[RevokeIn, Any]) -> LicenceOut:
     side = onestop(call)
     lic: Licence = call.record
@@ -211,6 +289,18 @@ ROUTES = [
     Endpoint("GET", "/api/v1/licences", list_licences,
              "A holder's licences, newest first (a citizen: their own)", READ, Scope.LIST,
              kind="licence", query=LicenceQuery, response=LicenceList),
+    # Before "/licences/{licence_id}", which would take "X.pdf" for an id.
+    Endpoint("GET", "/api/v1/licences/{licence_id}.pdf", get_licence_pdf,
+             "One licence as a PDF to print, with its verification code and QR code", READ,
+             Scope.RECORD, guard=LICENCE, media_type="application/pdf", errors=(503,)),
+    Endpoint("GET", "/api/v1/licences/verify/{code}", verify_licence,
+             "Whether the licence with this verification code is genuine and valid today "
+             "(no key)", PUBLIC, Scope.NONE, response=VerifyOut, errors=(400,),
+             examples={"code": "52EA-P1JT-V0WA-AAQ3-D5CA"},
+             description="Shows only the type, the holder's masked name, the validity dates and "
+                         "the state. An unknown, mistyped or forged code answers "
+                         "`genuine: false`; text that cannot be a code answers 400 "
+                         "`licence_code_malformed`."),
     Endpoint("GET", "/api/v1/licences/{licence_id}", get_licence,
              "One licence, with its state today", READ, Scope.RECORD, guard=LICENCE,
              response=LicenceOut),

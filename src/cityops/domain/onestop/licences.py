@@ -38,6 +38,9 @@ class Licence(msgspec.Struct, frozen=True, kw_only=True):
     revoked_at: float | None = None
     revoked_reason: str = ""
     application: str = ""  # the application whose result it is, if any
+    # Printed on it for anyone to check it with (domain/onestop/verification.py); canonical
+    # form, empty on a licence stored before codes were given (one is given when printed).
+    verify_code: str = ""
 
     def state_on(self, day: dt.date) -> LicenceState:
         if self.revoked_at is not None:
