@@ -133,6 +133,11 @@ async def test_devices_imported_from_csv_all_or_nothing(node) -> None:
     async with node.client(town_b) as c:
         r = await c.post("/api/v1/devices/import", content=CSV.encode())
         assert r.status_code == 403 and r.json()["error"].startswith("line 2:")
+    # One device registered the ordinary way is audited too.
+    async with node.client(node.admin) as c:
+        r = await c.post("/api/v1/devices", json={"id": "noise-one", "kind": "noise", **HERE})
+        assert r.status_code == 201, r.text
+    assert [a for a, _ in await actions(node, "device:noise-one")] == ["device.register"]
 
 
 async def _dispatch_here(c, category: str) -> list[str]:

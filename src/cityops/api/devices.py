@@ -15,6 +15,7 @@ are made with POST /api/v1/devices/lifecycle, api/lifecycle.py).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from cityops.domain.city import AreaCodes, Device
 from cityops.domain.lifecycle import Lifecycle
 from cityops.domain.registry import UnknownKind
 from cityops.history.state import NEVER
+from cityops.store.base import AuditEntry
 
 AreaCode = Annotated[str, msgspec.Meta(pattern=r"^\d{6}(\d{3}){0,2}$",
                                        description="A 6, 9 or 12 digit area code")]
@@ -220,6 +222,11 @@ async def post_devices(call: Call[Registration, Any]) -> list[DeviceOut] | Devic
             where = f"{f'device {i}' if many else 'device'}: " if exc.status == 400 else ""
             raise ApiError(exc.status, where + exc.reason) from None
     await node.register_devices(resolved)
+    now = time.time()
+    await node.store.append_audit([
+        AuditEntry(actor=who.key_id, action="device.register", subject=f"device:{d.id}",
+                   before=None, after=f"{d.kind} at {d.lat:.6f},{d.lon:.6f}", reason="",
+                   at=now) for d in resolved])
     out = [device_out(node, d) for d in resolved]
     return out if many else out[0]
 
