@@ -118,6 +118,9 @@ def demo(
     if pack.exists() and not pack.is_dir():
         raise fail(f"--pack {pack} is a file, not a folder")
     city = _ensure_pack(pack, seed)
+    from cityops.cli.map import ensure_map
+
+    ensure_map(pack, data)  # the base map's tiles, built on the first run
     if outages and not any("gateway" in d.meta for d in city.devices):
         out.print(f"[yellow]{pack} has no gateways (generated before they were): an outage "
                   "takes a whole village down; delete the folder to generate it again.[/]")

@@ -36,6 +36,7 @@ def _mount_optional() -> None:
     from cityops.cli.city import city_app
     from cityops.cli.demo import demo
     from cityops.cli.history import history_app
+    from cityops.cli.map import map_app
     from cityops.cli.replay import replay_app
     from cityops.cli.simulate import register
 
@@ -44,6 +45,7 @@ def _mount_optional() -> None:
     app.add_typer(bench_app, name="bench")
     app.add_typer(replay_app, name="replay")
     app.add_typer(history_app, name="history")
+    app.add_typer(map_app, name="map")
     app.command("demo")(demo)
     register(app)
 
