@@ -315,3 +315,42 @@ async def test_a_bed_and_a_slot_are_never_taken_twice(tmp_path, care_city, live_
         assert codes == [201] + [409] * 7, [r.text for r in tries]
         assert {r.json()["code"] for r in tries if r.status_code == 409} == \
             {"care_double_booked"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_two_nodes_free_one_bed_once(tmp_path, care_city, live_node, backend,
+                                           request) -> None:
+    """Two staff on two nodes sharing one store free the same bed at the same moment: the
+    version check lets one through, the other is decided again on the saved home and
+    refused, and the bed is offered once, to the head of the list."""
+    store = _store(backend, tmp_path, request) or {"store_url": f"sqlite:///{tmp_path}/s.db"}
+    shared = {**SETTINGS, **store, "data_key_file": tmp_path / "data.key"}
+    clock = Clock(MONDAY_10)
+    async with live_node(care_city, tmp_path / "a", clock=clock, **shared) as a, \
+            live_node(care_city, tmp_path / "b", clock=clock, **shared) as b:
+        admin, civil = await setup(a)
+        on_b = b.client(await b.key("department", "civil_affairs"))
+        for cid in ("c-low", "c-frail", "c-poor"):
+            r = await civil.post(f"{P}/homes/{HOME}/waiting", json={"citizen": cid})
+            assert r.status_code == 201, r.text
+        r = await civil.put(f"{P}/homes/{HOME}/beds", json={"beds": 1})
+        entry = r.json()["offers"][0]
+        assert entry["citizen"] == "c-poor"
+        r = await on_b.post(f"{P}/homes/{HOME}/entries/{entry['id']}", json={"action": "accept"})
+        assert r.status_code == 200, r.text
+        for _ in range(5):
+            both = await asyncio.gather(civil.post(f"{P}/homes/{HOME}/beds/1/free", json={}),
+                                        on_b.post(f"{P}/homes/{HOME}/beds/1/free", json={}))
+            codes = sorted(r.status_code for r in both)
+            assert codes == [200, 409], [r.text for r in both]
+            offered = [r for r in both if r.status_code == 200][0].json()["offers"]
+            assert len(offered) == 1 and offered[0]["bed"] == 1
+            # The one offered takes the bed, and the next round frees it again.
+            r = await civil.post(f"{P}/homes/{HOME}/entries/{offered[0]['id']}",
+                                 json={"action": "accept"})
+            assert r.status_code == 200, r.text
+            if offered[0]["citizen"] == "c-low":
+                break
+        told = [n for node in (a, b) for n in offers(node)]
+        assert [n.data["home"] for n in told] == [HOME] * len(told)
+        assert len({n.id for n in told}) == len(told)

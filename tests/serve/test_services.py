@@ -85,7 +85,8 @@ async def test_deadlines_survive_a_restart(tmp_path, city, live_node) -> None:
         await side.scheduler.tick()  # the node's own loop may have got there first
         assert await side.scheduler.tick() == {"hotline_overdue": 0, "review_tasks_overdue": 0,
                                                "applications_overdue": 0,
-                                               "cabinet_items_flagged": 0}
+                                               "cabinet_items_flagged": 0,
+                                               "care_homes_offers_lapsed": 0}
         assert (await side.hotline.get(order.number)).late == ["contact", "answer"]
         flagged, _ = await side.cabinets.get_item(item.id)
         assert flagged.status.value == "return_due"
