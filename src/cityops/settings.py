@@ -65,6 +65,10 @@ class Settings(msgspec.Struct, kw_only=True):
     storm_cases: int = 10
     storm_window_s: float = 600.0
     storm_level: str = "town"
+    # The kiosk (cityops.serve.kiosk): how long an SMS sign-in code works, and how long the
+    # citizen key a kiosk is given lives (its sign-out or idle wipe revokes it sooner).
+    kiosk_code_ttl_s: float = 300.0
+    kiosk_session_s: float = 900.0
     # -- cluster mode --------------------------------------------------------------------------
     roles: list[str] = msgspec.field(default_factory=lambda: ["all"])  # or ingest, detect,
     # act, web, history: which parts this node runs (cluster mode)

@@ -16,7 +16,7 @@ _SIGNINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def signin_of(node: Any) -> KioskSignIn:
     """The node's kiosk sign-in, made on first use from its serve side (registry, data key,
-    notifier); settings `kiosk_code_ttl_s` and `kiosk_session_s` where a node has them."""
+    notifier) and the settings `kiosk_code_ttl_s` and `kiosk_session_s`."""
     held = _SIGNINS.get(node)
     if held is None:
         serve = node.serve
@@ -24,8 +24,7 @@ def signin_of(node: Any) -> KioskSignIn:
         held = _SIGNINS[node] = KioskSignIn(
             node.store, serve.citizens, serve.pii, serve.notifier, now=node.clock,
             wall=time.time, today=lambda: serve.clock.local_date(node.clock()),
-            code_ttl_s=float(getattr(settings, "kiosk_code_ttl_s", 300.0)),
-            session_s=float(getattr(settings, "kiosk_session_s", 900.0)))
+            code_ttl_s=settings.kiosk_code_ttl_s, session_s=settings.kiosk_session_s)
     return held
 
 
