@@ -41,6 +41,16 @@ from starlette.responses import Response, StreamingResponse
 from cityops.api.alerts import may_see
 from cityops.api.errors import ApiError, json_response
 from cityops.api.incidents import READ, actor_of, is_overdue, scope_filter
+from cityops.api.live_objects import (
+    MEDIA,
+    ObjectsFeed,
+    ObjectsQuery,
+    ObjectsStream,
+    as_json,
+    check_room,
+    frames,
+    parse_bbox,
+)
 from cityops.api.route import Call, Endpoint, Scope
 from cityops.bus.subjects import ALERTS, INCIDENTS
 from cityops.domain.access import Principal, Role, can_see_area, can_see_place
@@ -61,6 +71,7 @@ SNAPSHOT_ALERTS = 5000
 COUNTS_EVERY_S = 5.0  # how stale the store's counts of a scope's cases may get
 PING_S = 15.0  # a comment line after this long without news keeps proxies from closing
 RECHECK_S = 5.0  # how stale a stream's key may get: revoked or expired, the stream ends
+VEHICLE_LIST_MAX = 50_000  # past this many vehicles no event lists them: /live/objects does
 RESYNC = object()  # queued to wake a viewer that must be sent a snapshot
 CLOSE = object()  # queued to end a viewer's stream (the server is shutting down)
 
@@ -163,6 +174,7 @@ class LiveHub:
         self._history_at = 0.0
         self._group_cache: dict[tuple, dict] = {}
         self._device_village: np.ndarray | None = None
+        self.objects = ObjectsFeed([v.role for v in self.vehicles])
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -180,6 +192,11 @@ class LiveHub:
                 asyncio.create_task(self._drain(alerts, self._fold_alerts), name="live-alerts"),
                 asyncio.create_task(self._tick_loop(), name="live-tick"),
             ]
+            if self.vehicles:
+                self._tasks.append(asyncio.create_task(
+                    self.objects.build(*self._sent_veh), name="live-objects-cells"))
+            else:
+                self.objects.ready.set()
 
     def close_streams(self) -> None:
         """End every open stream now, so that a server shutting down need not wait for (or
@@ -188,6 +205,7 @@ class LiveHub:
             while not viewer.queue.empty():
                 viewer.queue.get_nowait()
             viewer.queue.put_nowait(CLOSE)
+        self.objects.close()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -218,8 +236,10 @@ class LiveHub:
 
     # -- viewers -----------------------------------------------------------------------------
 
-    def join(self, who: Principal) -> Viewer:
-        viewer = Viewer(who, (who.role.value, str(who.scope), who.name),
+    def join(self, who: Principal, vehicles: bool = True) -> Viewer:
+        """`vehicles`: whether this viewer's events list the vehicles (a page that reads them
+        from /live/objects does not want them twice)."""
+        viewer = Viewer(who, group_key(who, vehicles and len(self.vehicles) <= VEHICLE_LIST_MAX),
                         asyncio.Queue(self.queue_frames))
         self.viewers.add(viewer)
         self.stats["viewers"] = len(self.viewers)
@@ -283,7 +303,7 @@ class LiveHub:
         if who.role is Role.FIELD and scope.area is None:
             inside[:] = False
         group = {"prefixes": prefixes, "staff": staff, "villages": inside,
-                 "vehicles": None, "who": who}
+                 "vehicles": None, "who": who, "list_vehicles": key[-1] is True}
         self._group_cache[key] = group
         return group
 
@@ -354,7 +374,7 @@ class LiveHub:
             staff["lon"].append(None if staff_lon[i] == NEVER else int(staff_lon[i]))
         vehicles: dict[str, list] = {"i": [], "id": [], "plate": [], "role": [], "lat": [],
                                      "lon": []}
-        if self.vehicles:
+        if self.vehicles and group["list_vehicles"]:
             lat, lon = self._veh_pos.read()
             if group["prefixes"] is not None:
                 self._refresh_vehicle_places(np.flatnonzero(lat != NEVER), lat, lon)
@@ -377,7 +397,8 @@ class LiveHub:
             "incidents": [incident_summary(i, now) for i in cases.values()],
             "alerts": [alert_summary(a, node.registry.get(a.subject) is not None)
                        for a in alerts],
-            "staff": staff, "vehicles": vehicles,
+            "staff": staff, "vehicles": vehicles, "vehicles_listed": group["list_vehicles"],
+            "vehicles_total": len(self.vehicles),
             "kpi": self._kpi_for(kpi, group),
             "history": [[t, v] for t, v in self._history],
             "counts": counts,
@@ -436,7 +457,7 @@ class LiveHub:
         while True:
             await asyncio.sleep(self.tick_s)
             try:
-                if not self.viewers:
+                if not self.viewers and not self.objects.streams:
                     self._pending_incidents.clear()
                     self._pending_alerts.clear()
                     continue
@@ -485,9 +506,12 @@ class LiveHub:
         if mono - self._history_at >= 5.0:
             self._history_at = mono
             self._history.append((round(time.time(), 1), (self._kpi or {}).get("ingest_rate", 0)))
-        scoped = any(self._group(v.who, v.group)["prefixes"] is not None for v in self.viewers)
+        scoped = any(self._group(v.who, v.group)["prefixes"] is not None for v in self.viewers) \
+            or any(self._group(s.who, s.key)["prefixes"] is not None for s in self.objects.streams)
         if scoped and len(veh_moved):
             self._refresh_vehicle_places(veh_moved, veh_lat, veh_lon)
+        if self.vehicles:
+            self.objects.advance(veh_moved, *self._sent_veh)
         frames: dict[tuple, tuple[bytes, int] | None] = {}
         for viewer in list(self.viewers):
             if viewer.group not in frames:
@@ -531,7 +555,7 @@ class LiveHub:
             if keep:
                 body["staff_status"] = {"i": keep, "s": [statuses[i] for i in keep]}
                 updates += len(keep)
-        if self.vehicles:
+        if self.vehicles and group["list_vehicles"]:
             updates += self._vehicle_delta(group, body, veh_moved, veh_lat, veh_lon)
         if kpi is not None:
             changed_kpi = self._kpi_changes(group, self._kpi_for(kpi, group))
@@ -671,6 +695,12 @@ class LiveHub:
         }
 
 
+def group_key(who: Principal, vehicles: bool) -> tuple:
+    """Viewers of one key scope share their work; those that list vehicles and those that do
+    not are told apart."""
+    return (who.role.value, str(who.scope), who.name, vehicles)
+
+
 def _event(kind: str, body: dict) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + msgspec.json.encode(body) + b"\n\n"
 
@@ -683,7 +713,11 @@ def hub_of(request: Request) -> LiveHub:
     return hub
 
 
-async def live(call: Call[None, Any]) -> Response:
+class LiveQuery(msgspec.Struct, forbid_unknown_fields=False):
+    vehicles: bool = True  # false: the page reads vehicles from /api/v1/live/objects
+
+
+async def live(call: Call[None, LiveQuery]) -> Response:
     request, who = call.request, call.principal
     hub = hub_of(request)
     if request.app.state.node.act is None and who.role is Role.FIELD:
@@ -691,7 +725,9 @@ async def live(call: Call[None, Any]) -> Response:
     if "text/event-stream" not in request.headers.get("accept", ""):
         # A client that does not ask for the stream (curl, a script, a fuzzer) gets the
         # snapshot once, as plain JSON, instead of a response that never ends.
-        once = Viewer(who, (who.role.value, str(who.scope), who.name), asyncio.Queue(1))
+        listed = call.query.vehicles and len(hub.vehicles) <= VEHICLE_LIST_MAX
+        once = Viewer(who, group_key(who, listed),
+                      asyncio.Queue(1))
         return json_response(await hub.snapshot_body(once, "once", track=False))
     await hub.ensure_started()
     secret = request.headers.get("authorization", "").partition(" ")[2].strip()
@@ -701,7 +737,7 @@ async def live(call: Call[None, Any]) -> Response:
     async def stream():
         # Joined before the snapshot is read, so nothing that happens meanwhile is missed
         # (deltas carry whole values: applying one the snapshot already had is harmless).
-        viewer = hub.join(who)
+        viewer = hub.join(who, vehicles=call.query.vehicles)
         recheck_at = loop.time() + hub.recheck_s
         ping_at = loop.time() + PING_S
         try:
@@ -742,13 +778,70 @@ async def live(call: Call[None, Any]) -> Response:
         "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
+async def live_objects(call: Call[None, ObjectsQuery]) -> Response:
+    request, who = call.request, call.principal
+    hub = hub_of(request)
+    node = request.app.state.node
+    bbox = parse_bbox(call.query.bbox)
+    check_room(hub.objects)
+    await hub.ensure_started()
+    key = group_key(who, False)
+    group = hub._group(who, key)
+    if hub.vehicles and group["prefixes"] is not None:
+        lat, lon = hub._sent_veh
+        hub._refresh_vehicle_places(np.flatnonzero(lat != NEVER), lat, lon)
+    stream = ObjectsStream(who, key, bbox, call.query.zoom)
+    empty = np.empty(0, np.int64)
+
+    def state():
+        if not hub.vehicles:
+            return empty, empty, np.empty(0, bool), node.clock()
+        lat, lon = hub._sent_veh
+        return lat, lon, hub._vehicles_visible(group), node.clock()
+
+    if MEDIA not in request.headers.get("accept", ""):
+        await hub.objects.ready.wait()
+        lat, lon, visible, now = state()
+        if hub.vehicles and not hub.viewers and not hub.objects.streams:
+            # No tick runs without a viewer: what the hub holds may be old, so the answer
+            # reads the positions now (and brings the cells up to date with them).
+            lat, lon = hub._veh_pos.read()
+            placed = np.flatnonzero(lat != NEVER)
+            hub.objects.cells.update(placed, lat[placed] / Q, lon[placed] / Q)
+        frame = stream.frame(hub.objects, lat, lon, visible, now)
+        return json_response(as_json(frame) if frame is not None else {})
+    secret = request.headers.get("authorization", "").partition(" ")[2].strip()
+    loop = asyncio.get_running_loop()
+    recheck_at = loop.time() + hub.recheck_s
+
+    async def recheck() -> bool:
+        nonlocal recheck_at
+        if loop.time() < recheck_at:
+            return True
+        recheck_at = loop.time() + hub.recheck_s
+        return await node.keys.resolve_fresh(secret) is not None
+
+    return StreamingResponse(frames(hub.objects, stream, state, recheck, PING_S),
+                             media_type=MEDIA, headers={"Cache-Control": "no-store",
+                                                        "X-Accel-Buffering": "no"})
+
+
 ROUTES = [
     Endpoint("GET", "/api/v1/live", live,
              "The views' live feed: server-sent events with Accept: text/event-stream, else "
-             "one snapshot as JSON", READ, Scope.LIST, kind="incident",
+             "one snapshot as JSON", READ, Scope.LIST, kind="incident", query=LiveQuery,
              response=dict[str, Any], alt_media=("text/event-stream",), errors=(503,),
              description="A stream re-checks its key at least every 5 s and ends with a "
                          "`closed` event when the key is revoked or has expired."),
+    Endpoint("GET", "/api/v1/live/objects", live_objects,
+             "The moving objects in a view: H3 bins or points, binary frames with Accept: "
+             "application/octet-stream, else one full frame as JSON", READ, Scope.LIST,
+             kind="device", query=ObjectsQuery, response=dict[str, Any], alt_media=(MEDIA,),
+             errors=(503,),
+             description="See cityops.api.live_objects for the frame layout. Bins while the "
+                         "view holds more than 100,000 objects, points below; after the first "
+                         "frame only what changed. A slow client is sent the sum of what it "
+                         "missed, never a queue."),
 ]
 
 
