@@ -164,10 +164,13 @@ def test_forged_mistyped_and_malformed_codes(web_node, browser, artifacts, lang,
         expect(page.locator("#facts")).to_be_hidden()  # nothing of anyone's licence
         page.evaluate("delete document.body.dataset.checked")
     page.screenshot(path=str(artifacts / f"verify-forged-{lang}.png"), full_page=True)
-    page.fill("#code", "not a code at all")
-    page.click("#go")
-    expect(page.locator("body")).to_have_attribute("data-checked", "malformed", timeout=10_000)
-    expect(page.locator("#verdict-title")).to_have_text(not_genuine)
-    expect(page.locator("#verdict-text")).to_contain_text(malformed)
+    for text in ("not a code at all", "../../licences/x/y"):
+        page.fill("#code", text)
+        page.click("#go")
+        expect(page.locator("body")).to_have_attribute("data-checked", "malformed",
+                                                        timeout=10_000)
+        expect(page.locator("#verdict-title")).to_have_text(not_genuine)
+        expect(page.locator("#verdict-text")).to_contain_text(malformed)
+        page.evaluate("delete document.body.dataset.checked")
     assert errors == []
     context.close()

@@ -70,7 +70,8 @@ async function check(code) {
     });
     const body = await res.json().catch(() => ({}));
     if (res.ok) last = { status: "ok", body };
-    else if (res.status === 400) last = { status: "malformed", body };
+    // 404: text with a "/" or a lone "." or ".." reaches no route at all; not a code either.
+    else if (res.status === 400 || res.status === 404) last = { status: "malformed", body };
     else if (res.status === 429 || res.status === 503) last = { status: "busy", body };
     else last = { status: "failed", body };
     // The address now names the code checked, so it can be reloaded or passed on.
