@@ -71,8 +71,11 @@ def free_port() -> int:
 class WebNode:
     """A node serving a city over real HTTP on a free loopback port, from a thread."""
 
-    def __init__(self, pack, data: Path, keys: dict[str, tuple[str, str | None, str]]) -> None:
+    def __init__(self, pack, data: Path, keys: dict[str, tuple[str, str | None, str]],
+                 clock=None) -> None:
+        """`clock`: what the node takes for now (a test's simulated clock), else wall time."""
         self.pack = pack
+        self.clock = clock
         self.data = data
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -108,7 +111,8 @@ class WebNode:
         # The node's own address as its public one: photo urls are absolute, as in a city's
         # deployment behind its public name.
         self.node = Node(self.pack, Settings(data_dir=self.data, notify_url="memory:",
-                                             escalate_tick_s=1.0, public_base_url=self.url))
+                                             escalate_tick_s=1.0, public_base_url=self.url),
+                         **({"clock": self.clock} if self.clock is not None else {}))
         from cityops.api.live import graceful_server
 
         self.server = graceful_server(uvicorn.Config(

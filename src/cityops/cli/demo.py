@@ -75,6 +75,27 @@ def _past_vital_signs(city, data: Path, weeks: int = 4) -> None:
               "baselines")
 
 
+async def _close_the_loop(node, seed: int, field: str | None) -> None:
+    """The city's people at work (cityops.sim.fieldwork) on the node's clock, and the seed's
+    joint-disposal case staged a minute in, under a key of this start (a restarted demo
+    stages it again)."""
+    import time
+
+    from cityops.sim import jointcase
+    from cityops.sim.fieldwork import Fieldwork
+
+    # The demo's field page plays its person by hand: no simulated job for them.
+    hands_off = [node.pack.staff[0].id] if field and node.pack.staff else []
+    work = Fieldwork(node, seed=seed, hands_off=hands_off)
+    running = asyncio.create_task(work.run(every_s=1.0), name="field work")
+    try:
+        await asyncio.sleep(60)
+        await jointcase.stage(work, key=f"joint-disposal:{int(time.time())}")
+        await running
+    finally:
+        running.cancel()
+
+
 def demo_links(base: str, operator: str, field: str | None, admin: str,
                staff: str = "") -> list[str]:
     """What the demo prints after it starts: each link on a line of its own, whole, its label
@@ -152,11 +173,13 @@ def demo(
         from cityops.analytics.sorting import seed_demo
 
         inspections = asyncio.create_task(seed_demo(node), name="demo inspections")
+        loop = asyncio.create_task(_close_the_loop(node, seed, field), name="demo field work")
         # Popen only starts the simulator, which runs beside the server until the demo ends.
         sim = subprocess.Popen([  # noqa: ASYNC220
             sys.executable, "-m", "cityops", "simulate", "--city", str(pack), "--target", base,
             "--key", device, "--rate", str(rate), "--duration", str(10 * 365 * 86400),
             "--outages", str(outages), "--flaky", str(flaky), "--repeaters", str(repeaters),
+            "--leave-out-staff",  # the field work below drives their trackers
         ], stdout=subprocess.DEVNULL)
         out.print(Panel.fit(
             f"[bold]{city.info.name}[/] is live: {len(city.devices):,} devices, "
@@ -171,6 +194,7 @@ def demo(
             await serving
         finally:
             inspections.cancel()
+            loop.cancel()
             sim.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 sim.wait(10)

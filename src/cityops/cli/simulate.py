@@ -85,6 +85,10 @@ def simulate(
         help="Write one JSON line per outage, flaky device and repeater: "
         '{"type": "outage", "village": ..., "gateways": [...], "devices": [...], ...}.',
     ),
+    leave_out_staff: bool = typer.Option(
+        False, "--leave-out-staff",
+        help="Send nothing for the field staff's trackers: something else drives them (the "
+        "demo's field work, cityops.sim.fieldwork, moves them to their jobs)."),
 ) -> None:
     """Simulate the city's devices: noise, rain and flood gauges, bins, lamps, cameras, and
     field staff and muck trucks moving about, at a steady rate."""
@@ -104,6 +108,10 @@ def simulate(
         pack = load_pack(city)
     except PackError as exc:
         raise fail(str(exc)) from None
+    if leave_out_staff:
+        carried = {s.device_id for s in pack.staff}
+        pack = msgspec.structs.replace(pack, devices=[d for d in pack.devices
+                                                      if d.id not in carried])
     if not pack.devices:
         raise fail(f"city pack {city} has no devices to simulate")
     plan = None
