@@ -3,7 +3,8 @@ browser says; sign-in with the ID card typed on the on-screen keypad and the cod
 the test SMS sink; an application whose premises title is attached from the e-licence store
 and whose ID card comes by data sharing; its receipt printed as a PDF (read back with
 pdftotext); an idle kiosk wiping the session (a fake clock, no waiting) and revoking its key;
-a queue number taken at the kiosk and called from the console by the department's clerk."""
+a queue number taken at the kiosk and called from the console by the department's clerk, and
+one taken from home on the citizen portal."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ PEOPLE = {
              "id_number": card("31011519900909789"), "area": VILLAGE11},
 }
 KIOSK_KEYS = {**KEYS, "market": ("department", "market_regulation", "market clerk"),
+              "li_portal": ("citizen", None, "c-000123"),
               "housing": ("department", "housing_construction", "housing desk")}
 
 
@@ -283,4 +285,25 @@ def test_take_a_number_at_the_kiosk_and_the_clerk_calls_it(web_node, browser, ar
     console.wait_for_selector("#queue-dialog tr.served")
     assert errors == []
     clerk.close()
+    context.close()
+
+
+def test_take_a_number_from_home_on_the_portal(web_node, browser, artifacts):
+    context, page = signed_in(browser, web_node.url, web_node.keys["li_portal"], "/citizen",
+                              viewport=(390, 844), is_mobile=True, has_touch=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.wait_for_selector("body.ready", timeout=20_000)
+    page.click("#tabs button[data-tab=queue]")
+    page.click("#queue-board [data-counter=police] button")
+    page.wait_for_selector("#queue-mine .queue-ticket")
+    label = page.get_attribute("#queue-mine .queue-ticket", "data-label")
+    assert label.startswith("A")  # police is the pack's first department
+    # Taken: the board no longer offers that counter to this person.
+    assert page.locator("#queue-board [data-counter=police] button").count() == 0
+    page.screenshot(path=str(artifacts / "citizen-queue.png"), full_page=True)
+    with web_node.client("admin") as admin:
+        tickets = admin.get("/api/v1/queue/counters/police").json()["tickets"]
+    assert [(t["label"], t["channel"]) for t in tickets] == [(label, "portal")]
+    assert errors == []
     context.close()

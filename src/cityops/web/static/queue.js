@@ -1,10 +1,14 @@
-// The service hall in the console: a clerk calls the next queue number of their department's
-// counter to their window, closes a called number as served or as a no-show, or calls it
-// again; the day's numbers, the waiting count and the waits are shown beside.
+// Queue numbers of the service hall, on two pages.
 //
-// A department key is the clerk of its own counter only (the server refuses any other); an
-// unscoped admin picks the counter, an operator watches. The panel refreshes while it is open,
-// so numbers taken at the kiosk or on the portal appear without a reload.
+// The console (a `#queue-button`): a clerk calls the next number of their department's counter
+// to their window, closes a called number as served or as a no-show, or calls it again; the
+// day's numbers, the waiting count and the waits are shown beside. A department key is the
+// clerk of its own counter only (the server refuses any other); an unscoped admin picks the
+// counter, an operator watches. The panel refreshes while it is open, so numbers taken at the
+// kiosk or on the portal appear without a reload.
+//
+// The citizen portal (a `#tab-queue`): the hall's board, a number taken from home (channel
+// portal), and the person's own number with the people ahead and the estimated wait.
 import { api, el, key } from "/static/common.js";
 import { t, useNamespaces, onLanguageChange, fmtTime } from "/static/i18n.js";
 
@@ -166,10 +170,68 @@ function translated(e) {
     : (e.readable || e.message);
 }
 
+// -- the portal ------------------------------------------------------------------------------------
+
+const portal = { timer: null, loads: 0 };
+window.cityopsQueuePortal = portal;
+
+function waitText(s) {
+  return s == null ? t("queue:wait.unknown") : t("queue:wait.minutes", { count: Math.max(1, Math.round(s / 60)) });
+}
+
+async function loadPortal() {
+  const box = document.getElementById("queue-board");
+  const mine = document.getElementById("queue-mine");
+  const [board, tickets] = await Promise.all([api("/api/v1/queue/counters"), api("/api/v1/queue/tickets")]);
+  portal.loads += 1;
+  const held = tickets.items.filter((x) => x.status === "waiting" || x.status === "called");
+  mine.replaceChildren(...held.map((x) => el("div", { class: "card queue-ticket", "data-label": x.label },
+    el("b", { class: "queue-label", text: x.label }), " ", el("span", { text: x.counter_name }),
+    el("div", { class: "quiet", text: x.status === "called"
+      ? t("queue:ticket.called", { window: x.window })
+      : t("queue:ticket.ahead", { count: x.ahead, wait: waitText(x.estimated_wait_s) }) }))));
+  const taken = new Set(held.map((x) => x.counter));
+  box.replaceChildren(...board.items.map((c) => el("div", { class: "card", "data-counter": c.counter },
+    el("b", { text: `${c.prefix} · ${c.name}` }),
+    el("div", { class: "quiet", text: t("queue:board.line", { count: c.waiting, wait: waitText(c.estimated_wait_s) }) }),
+    taken.has(c.counter) ? null : el("button", { type: "button", class: "small", text: t("queue:kiosk.take"),
+      onclick: () => takeFromHome(c.counter) }))));
+}
+
+async function takeFromHome(counter) {
+  const notice = document.getElementById("queue-notice");
+  try {
+    const ticket = await api("/api/v1/queue/tickets", { method: "POST", body: { counter, channel: "portal" } });
+    notice.textContent = t("queue:kiosk.taken", { label: ticket.label });
+  } catch (e) {
+    notice.textContent = translated(e);
+  }
+  await loadPortal();
+}
+
+function startPortal(section) {
+  const tab = document.querySelector("#tabs button[data-tab=queue]");
+  const refresh = () => loadPortal().catch((e) => {
+    document.getElementById("queue-notice").textContent = e.readable || e.message;
+  });
+  tab.addEventListener("click", () => {
+    refresh();
+    clearInterval(portal.timer);
+    // While the tab is open only: the wait moves as the counters call.
+    portal.timer = setInterval(() => (section.hidden ? clearInterval(portal.timer) : refresh()), 15000);
+  });
+  onLanguageChange(() => { if (!section.hidden) refresh(); });
+}
+
 async function start() {
+  const section = document.getElementById("tab-queue");
+  if (section) {
+    await useNamespaces(["queue"]);
+    startPortal(section);
+  }
   const button = document.getElementById("queue-button");
   if (!button) return;
-  await useNamespaces(["queue"]);
+  if (!section) await useNamespaces(["queue"]);
   button.textContent = t("queue:console.button");
   button.addEventListener("click", () => { if (key()) open(); });
   onLanguageChange(() => {
