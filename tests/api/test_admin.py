@@ -226,3 +226,50 @@ async def test_a_cells_owner_is_kept_in_each_store(tmp_path, city, live_node,
         async with again.client(await again.key("operator")) as c:
             r = await c.get(f"/api/v1/cells/{cell}")
             assert r.json()["owner"] == "water_affairs" and r.json()["source"] == "override"
+
+
+def test_the_cli_makes_keys_through_the_same_module_and_is_audited(tmp_path) -> None:
+    """`cityops keys` and the API share cityops.keyadmin: the CLI's changes land in the same
+    audit trail, as the login that ran them."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from cityops.cli.main import app
+    from cityops.store.base import open_store
+
+    runner = CliRunner()
+    data = ["--data", str(tmp_path)]
+    made = runner.invoke(app, ["keys", "create", "--role", "operator", "--scope", TOWN_A, *data])
+    assert made.exit_code == 0, made.output
+    kid = next(w for w in made.output.split() if w.startswith("k_"))
+    rotated = runner.invoke(app, ["keys", "rotate", kid, *data])
+    assert rotated.exit_code == 0, rotated.output
+    again = runner.invoke(app, ["keys", "rotate", kid, *data])
+    assert again.exit_code != 0 and "revoked" in again.output
+
+    async def trail():
+        store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+        await store.open()
+        try:
+            return await store.list_audit(subject=f"key:{kid}")
+        finally:
+            await store.close()
+
+    entries = asyncio.run(trail())
+    assert [e.action for e in entries] == ["key.rotate", "key.create"]
+    assert all(e.actor.startswith("cli") for e in entries)
+    assert "co_" not in repr(entries)  # no secret in the trail
+
+
+@pytest.mark.parametrize(("inner", "outer", "within"), [
+    ("990001001001", "990001001", True), ("990001001", "990001001", True),
+    ("990001002", "990001001", False), ("*", "990001001", False),
+    ("sanitation", "990001001", False), ("990001001", "sanitation", False),
+    ("sanitation", "sanitation", True), ("police", "sanitation", False),
+    ("*", "*", True), ("sanitation", "*", True)])
+def test_a_scope_lies_within_another_only_when_it_is_narrower(inner, outer, within) -> None:
+    from cityops.domain.access import Scope
+    from cityops.keyadmin import scope_within
+
+    assert scope_within(Scope.parse(inner), Scope.parse(outer)) is within

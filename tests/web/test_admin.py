@@ -132,3 +132,28 @@ def test_a_change_outside_the_keys_scope_is_refused(browser, web_node) -> None:
         assert web_node.node.city.owner_of_cell(cell) == before
     finally:
         context.close()
+
+
+def test_the_page_reads_in_chinese(browser, web_node, artifacts) -> None:
+    context, page = signed_in(browser, web_node.url, web_node.keys["admin"], "/admin?lang=zh-CN")
+    try:
+        ready(page)
+        assert page.locator("[data-tab=cells]").inner_text() == "网格"
+        # Every marked-up label and hint, shown or in another tab, is translated.
+        english = page.evaluate("""() => {
+            const out = [];
+            // A file format's name and the CSV file's column names stay as they are written.
+            const literal = /\\b(CSV|id|kind|lat|lon|name|owner)\\b/g;
+            for (const e of document.querySelectorAll('[data-i18n]'))
+                if (/[A-Za-z]/.test(e.textContent.replace(literal, '')))
+                    out.push(e.dataset.i18n + ': ' + e.textContent);
+            for (const e of document.querySelectorAll('[data-i18n-attr]'))
+                for (const pair of e.dataset.i18nAttr.split(';')) {
+                    const v = e.getAttribute(pair.split('=')[0]) || '';
+                    if (/[A-Za-z]{3,}/.test(v.replace(/\\d+[dh]|T00:00Z/g, ''))) out.push(pair + ': ' + v);
+                }
+            return out; }""")
+        assert english == []
+        page.screenshot(path=str(artifacts / "admin-zh-CN.png"))
+    finally:
+        context.close()

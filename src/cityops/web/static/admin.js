@@ -64,7 +64,7 @@ function renderKeys() {
         el("button", { type: "button", class: "danger", "data-action": "revoke", text: t("admin:keys.revoke"), onclick: () => revokeKey(k) }));
     }
     return el("tr", { "data-key": k.id, class: k.active ? "" : "off" },
-      text("td", k.id, { class: "mono" }), text("td", roleName(k.role)), text("td", k.scope),
+      text("td", k.id, { class: "mono" }), text("td", roleName(k.role)), text("td", k.scope === "*" ? t("admin:keys.city") : k.scope),
       text("td", k.name), text("td", when(k.created_at)), text("td", when(k.expires_at)),
       text("td", stateWord, { class: "state" }), actions);
   }));
