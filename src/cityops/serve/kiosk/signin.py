@@ -73,8 +73,10 @@ class Session(msgspec.Struct, kw_only=True):
 
 
 class KioskRefusal(Exception):
+    """A refusal of the kiosk's sign-in; its HTTP status is declared with the routes
+    (api/kiosk.py), its `code` is what the page translates."""
+
     code = "kiosk_refused"
-    status = 409
 
     def __init__(self, message: str, *, retry_after: float | None = None,
                  detail: Any = None) -> None:
@@ -85,43 +87,43 @@ class KioskRefusal(Exception):
 
 
 class UnknownCard(KioskRefusal):
-    code, status = "kiosk_unknown_card", 404
+    code = "kiosk_unknown_card"
 
 
 class NoPhone(KioskRefusal):
-    code, status = "kiosk_no_phone", 409
+    code = "kiosk_no_phone"
 
 
 class TooManyCodes(KioskRefusal):
-    code, status = "kiosk_too_many_codes", 429
+    code = "kiosk_too_many_codes"
 
 
 class UnknownChallenge(KioskRefusal):
-    code, status = "kiosk_unknown_challenge", 404
+    code = "kiosk_unknown_challenge"
 
 
 class CodeUsed(KioskRefusal):
-    code, status = "kiosk_code_used", 409
+    code = "kiosk_code_used"
 
 
 class CodeExpired(KioskRefusal):
-    code, status = "kiosk_code_expired", 410
+    code = "kiosk_code_expired"
 
 
 class CodeLocked(KioskRefusal):
-    code, status = "kiosk_code_locked", 429
+    code = "kiosk_code_locked"
 
 
 class WrongCode(KioskRefusal):
-    code, status = "kiosk_wrong_code", 403
+    code = "kiosk_wrong_code"
 
 
 class SmsUnavailable(KioskRefusal):
-    code, status = "kiosk_sms_unavailable", 503
+    code = "kiosk_sms_unavailable"
 
 
 class NotKioskSession(KioskRefusal):
-    code, status = "kiosk_not_a_session", 409
+    code = "kiosk_not_a_session"
 
 
 class KioskSignIn:
@@ -151,6 +153,7 @@ class KioskSignIn:
         """Check the card, find its citizen, send a code; BadCard, UnknownCard, NoPhone,
         TooManyCodes or SmsUnavailable otherwise (and then nothing is left behind)."""
         number = check_card(card_number, self.today())
+        await self.sweep()
         citizen: Citizen | None = await self.citizens.by_id_number(number)
         if citizen is None:
             raise UnknownCard("no citizen is registered with this ID card; register at a "
@@ -174,11 +177,21 @@ class KioskSignIn:
         return Started(challenge=challenge, phone=mask_phone(citizen.phone),
                        expires_at=doc.expires, resend_after=sent_at + self.resend_gap_s)
 
+    async def sweep(self, limit: int = 50) -> int:
+        """Forget codes ten minutes past their expiry (until then a late try is still told
+        "expired") and sessions past their key's: a few each time a card is read, so the
+        records stay about as many as the codes of the last quarter hour."""
+        gone = 0
+        for kind, now in ((CODE, self.now() - 600.0), (SESSION, self.wall())):
+            for rec in await self.store.find_records(kind, due_before=now, limit=limit):
+                gone += await self.store.delete_record(kind, rec.id, expect_version=rec.version)
+        return gone
+
     def _record(self, challenge: str, doc: Challenge, created: float | None = None) -> Record:
         status = ("used" if doc.used_at is not None
                   else "locked" if doc.attempts >= self.attempts else "open")
         return Record(kind=CODE, id=challenge, doc=msgspec.json.encode(doc), owner=doc.citizen,
-                      status=status, due=doc.expires if status == "open" else None,
+                      status=status, due=doc.expires,
                       created=created if created is not None else doc.sent_at,
                       updated=self.now())
 
@@ -244,7 +257,7 @@ class KioskSignIn:
         if rec.status != "ended":
             with contextlib.suppress(StaleVersion):  # ended by another call meanwhile
                 await self.store.put_record(msgspec.structs.replace(
-                    rec, status="ended", due=None, updated=self.now()),
+                    rec, status="ended", updated=self.now()),
                     expect_version=rec.version)
 
     async def verify(self, challenge: str, code: str) -> Session:
