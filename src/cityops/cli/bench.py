@@ -169,12 +169,18 @@ def screen(
     duration: float = typer.Option(30.0, "--duration", min=5.0, help="Seconds measured."),
     workdir: Path = typer.Option(None, "--workdir", help="Keep files here (default: a temp dir)."),
     as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout."),
+    feed: str = typer.Option(None, "--feed", help="How objects move: intake (readings over "
+                             "HTTP) or node (the node moves them); default intake up to "
+                             "100,000 objects, node past that."),
 ) -> None:
     """The big screen in headless Chromium with N objects moving at 1 Hz, measured in the page."""
     from cityops.bench import screen as bench
 
+    if feed not in (None, "intake", "node"):
+        raise typer.BadParameter("--feed must be intake or node")
     _report("screen benchmark", int(duration), as_json, lambda progress, note: bench.run(
-        objects=objects, duration=duration, workdir=workdir, progress=progress, note=note))
+        objects=objects, duration=duration, workdir=workdir, progress=progress, note=note,
+        feed=feed))
 
 
 @bench_app.command("cluster")

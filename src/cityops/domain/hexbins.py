@@ -16,8 +16,10 @@ cell, so the counts at any resolution are two `bincount`s away.
 
 from __future__ import annotations
 
+import h3 as _h3
 import numpy as np
-from h3.api import basic_int as h3
+
+h3 = _h3.api.basic_int  # cells as 64-bit integers: numpy holds them, strings it cannot
 
 BASE_RES = 9
 COARSEST_RES = 4
@@ -55,7 +57,8 @@ class _Cells:
         if len(self.ids) > have:
             extra = [h3.cell_to_latlng(c) for c in self.ids[have:]]
             self._centers = np.concatenate([self._centers, np.array(extra, np.float64)])
-        return self._centers[rows]
+        centres: np.ndarray = self._centers[rows]
+        return centres
 
 
 def _edges(vertices: np.ndarray) -> np.ndarray:

@@ -112,7 +112,9 @@ function signInForm(title, roles, message) {
 // Reconnects by itself (with backoff) when the server goes away; every (re)connection starts
 // with a snapshot, so nothing is missed across a restart.
 export class LiveStream {
-  constructor({ onSnapshot, onDelta, onState }) {
+  // `path`: the feed with its query (the screen asks for no vehicle lists: see bins.js).
+  constructor({ onSnapshot, onDelta, onState, path = "/api/v1/live" }) {
+    this.path = path;
     this.onSnapshot = onSnapshot;
     this.onDelta = onDelta;
     this.onState = onState || (() => {});
@@ -138,7 +140,7 @@ export class LiveStream {
       this.abort = new AbortController();
       try {
         this.onState("connecting");
-        const r = await fetch("/api/v1/live", { headers: { Authorization: `Bearer ${key()}`,
+        const r = await fetch(this.path, { headers: { Authorization: `Bearer ${key()}`,
           Accept: "text/event-stream" }, signal: this.abort.signal, cache: "no-store" });
         if (r.status === 401) { this.onState("unauthorized"); return; }
         if (!r.ok) throw new Error(`live feed answered ${r.status}`);

@@ -4,6 +4,7 @@ import { api, signIn, LiveStream, el, fmt, clockTime, relative, escapeHtml, STAT
   STATUS_ORDER, STAFF_COLORS, loadNames, deptName, roleName, word } from "/static/common.js";
 import { initI18n, t, languageSwitcher, onLanguageChange, localName, fmtNumber } from "/static/i18n.js";
 import { CityMapView, PointsLayer } from "/static/mapview.js";
+import { BinsLayer, LiveObjects } from "/static/bins.js";
 import { Replay } from "/static/replay.js";
 
 const URGENCY_COLOR = { urgent: "#ff4d4f", high: "#ff9f1a", normal: "#ffd43b", low: "#a0aec0" };
@@ -23,7 +24,7 @@ const stats = { firstRender: null, snapshots: 0, deltas: 0, updates: [], dropped
   applyMs: [], objects: 0, lastSnapshotAt: 0 };
 window.cityops = { world, stats };
 
-let view, staffLayer, vehicleLayer, stream;
+let view, staffLayer, vehicleLayer, binsLayer, objects, stream;
 let focus = null;
 let trail = [];
 
@@ -47,12 +48,16 @@ async function main() {
   staffLayer = new PointsLayer("staff", { size: 12 });
   vehicleLayer = new PointsLayer("vehicles", { size: 10, square: true });
   staffLayer.onRender = rendered;
-  window.cityops.layers = { staff: staffLayer, vehicles: vehicleLayer };
+  binsLayer = new BinsLayer("bins");
+  window.cityops.layers = { staff: staffLayer, vehicles: vehicleLayer, bins: binsLayer };
   const areas = api("/api/v1/areas.geojson");
-  stream = new LiveStream({ onSnapshot: snapshot, onDelta: delta, onState: connection }).start();
+  // Vehicles come from /api/v1/live/objects (bins or points for the view), not the events.
+  stream = new LiveStream({ onSnapshot: snapshot, onDelta: delta, onState: connection,
+    path: "/api/v1/live?vehicles=false" }).start();
   window.cityops.stream = stream;
   await view.setAreas(await areas);
   performance.mark("cityops:map-ready");
+  view.addPoints(binsLayer);
   view.addPoints(vehicleLayer);
   view.addPoints(staffLayer);
   view.addGeoJSON("alarms", [{ id: "alarms", type: "circle", paint: {
@@ -68,11 +73,15 @@ async function main() {
   drawAlarms();
   // The replay draws on layers of its own and hides these while it runs (replay.js).
   window.cityops.replay = new Replay({ view, world,
-    live: { points: [staffLayer, vehicleLayer], geojson: ["incidents", "alarms"] },
+    live: { points: [staffLayer, vehicleLayer, binsLayer], geojson: ["incidents", "alarms"] },
     vehicleColor: (role) => VEHICLE_COLOR[role] || [150, 160, 175] });
   // Only the areas the key covers: a scoped key starts (and stops) at its own area.
   const start = me.scope && /^\d+$/.test(me.scope) ? me.scope : view.root;
   view.focus(start, { animate: false });
+  objects = new LiveObjects({ map: view.map, points: vehicleLayer, bins: binsLayer,
+    color: (role) => VEHICLE_COLOR[role] || [150, 160, 175], onFrame: objectsFrame });
+  window.cityops.objects = objects;
+  objects.look();
   setInterval(() => { document.getElementById("clock").textContent = clockTime(Date.now() / 1000, world.tz); }, 1000);
   setInterval(loadEvaluation, 30000);
   setInterval(loadSparklines, 300000);
@@ -127,22 +136,14 @@ function snapshot(s, arrived) {
     else staffLayer.setMany([i], [st.lat[k]], [st.lon[k]], s.q);
     staffLayer.paint(i, STAFF_COLORS[st.status[k]] || STAFF_COLORS.available);
   }
-  vehicleLayer.count = 0;
-  vehicleLayer.pos.fill(NaN);
-  world.vehicles = new Map();
-  const v = s.vehicles;
-  vehicleLayer.setMany(v.i, v.lat, v.lon, s.q);
-  for (let k = 0; k < v.i.length; k++) {
-    world.vehicles.set(v.i[k], { id: v.id[k], plate: v.plate[k], role: v.role[k] });
-    vehicleLayer.paint(v.i[k], VEHICLE_COLOR[v.role[k]] || [150, 160, 175]);
-  }
-  stats.objects = st.i.length + v.i.length;
+  stats.objects = st.i.length + (objects ? objects.total : 0);
   world.kpi = s.kpi;
   world.history = s.history || [];
   view.applyStates(s.kpi.states);
-  awaiting(arrived, stats.firstRender === null ? "first" : "snapshot");
+  // The first render waits for the objects too (whichever of the two comes last).
+  if (stats.firstRender !== null) awaiting(arrived, "snapshot");
+  else if (objects && objects.frames) awaiting(arrived, "first");
   staffLayer.changed();
-  vehicleLayer.changed();
   drawIncidents();
   drawAlarms();
   schedulePanels();
@@ -161,15 +162,7 @@ function delta(d, arrived) {
     });
     moved = true;
   }
-  if (d.vehicles_new) {
-    d.vehicles_new.i.forEach((i, k) => {
-      world.vehicles.set(i, { id: d.vehicles_new.id[k], plate: d.vehicles_new.plate[k], role: d.vehicles_new.role[k] });
-      vehicleLayer.paint(i, VEHICLE_COLOR[d.vehicles_new.role[k]] || [150, 160, 175]);
-    });
-  }
-  if (d.vehicles) { vehicleLayer.setMany(d.vehicles.i, d.vehicles.lat, d.vehicles.lon, world.q); moved = true; }
-  if (d.vehicles_gone) { for (const i of d.vehicles_gone) { vehicleLayer.hide(i); world.vehicles.delete(i); } moved = true; }
-  if (moved) { awaiting(arrived, "update"); staffLayer.changed(); vehicleLayer.changed(); }
+  if (moved) { awaiting(arrived, "update"); staffLayer.changed(); }
   let incidents = false;
   if (d.incidents) {
     for (const i of d.incidents) {
@@ -211,6 +204,15 @@ function rendered() {
     else if (kind === "update") stats.updates.push(now - since);
     if (stats.updates.length > 5000) stats.updates.splice(0, 1000);
   });
+}
+
+// A frame of the objects feed is on screen: timed as an update (the first one, with the
+// snapshot, completes the first render).
+function objectsFrame(h, arrived) {
+  if (stats.firstRender !== null) awaiting(arrived, "update");
+  else if (stats.snapshots && objects.frames === 1) awaiting(arrived, "first");
+  stats.objects = world.staff.length + h.total;
+  schedulePanels();
 }
 
 // -- what the map shows -----------------------------------------------------------------------
@@ -447,15 +449,14 @@ function drawLegend() {
   const rows = Object.entries(counts).map(([s, n]) => el("div", { class: "row" },
     el("span", { class: "sw dot", style: `background:rgb(${STAFF_COLORS[s].join(",")})` }),
     el("span", { text: word("staff", s) }), el("b", { text: fmt.format(n) })));
-  let trucks = 0;
-  for (const v of world.vehicles.values()) if (v.role === "muck_truck") trucks += 1;
+  const trucks = objects ? objects.roleCount("muck_truck") : 0;
   // The legend counts what the map draws (the whole city); the panels count the shown area.
   const openHere = [...world.incidents.values()].filter((i) => OPEN.has(i.status) && i.lat !== null).length;
   const alarms = [...world.alerts.values()].filter((a) => a.device).length;
   document.getElementById("legend").replaceChildren(
     el("h3", { text: t("screen:legend.title") }), ...rows,
     el("div", { class: "row" }, el("span", { class: "sw square", style: "background:rgb(214,120,60)" }),
-      el("span", { text: t("screen:legend.trucks") }), el("b", { text: fmt.format(trucks || world.vehicles.size) })),
+      el("span", { text: t("screen:legend.trucks") }), el("b", { text: fmt.format(trucks || (objects ? objects.total : 0)) })),
     el("div", { class: "row" }, el("span", { class: "sw ring" }), el("span", { text: t("screen:legend.alarms") }),
       el("b", { text: fmt.format(alarms) })),
     el("div", { class: "row" }, el("span", { class: "sw dot", style: `background:${URGENCY_COLOR.high};outline:2px solid #3d8bff` }),
