@@ -115,3 +115,15 @@ def test_a_freed_bed_goes_to_the_next_in_line_and_a_double_booking_is_refused(
     page.screenshot(path=str(artifacts / "seniorcare-booking.png"))
     assert errors == []
     context.close()
+
+    # The same dialog in Chinese.
+    context, page = signed_in(browser, care_node.url, care_node.keys["staff"],
+                              "/console?lang=zh-CN", viewport=(1600, 1000))
+    page.click("#care-button")
+    dialog = page.locator("#care-dialog")
+    expect(dialog.locator("h2")).to_have_text("养老服务（浦老惠）", timeout=20_000)
+    dialog.locator(f"tr[data-home='{HOME}']").click()
+    # Bed 1 is offered to c-frail now: the open offers come first.
+    expect(dialog.locator("h4").first).to_have_text("待答复的床位", timeout=10_000)
+    expect(dialog.locator("tr[data-offer]")).to_have_count(1)
+    context.close()

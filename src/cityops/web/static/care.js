@@ -18,6 +18,8 @@ const tr = (key, options) => t(`care:${key}`, options);
 function refusal(box, e) {
   box.textContent = e.status ? `${errorText({ error: e.message, code: e.code })}` : String(e);
   box.hidden = false;
+  // The dialog scrolls; the refusal sits at its top, away from the button pressed.
+  box.scrollIntoView({ block: "nearest" });
 }
 
 function clear(box) {
@@ -173,6 +175,7 @@ async function setup() {
       done.textContent = tr("booked", { caregiver: b.caregiver, citizen: b.citizen, day: b.day,
         start: b.start, end: b.end });
       done.hidden = false;
+      done.scrollIntoView({ block: "nearest" });
     })) : el("p", { class: "quiet", text: tr("no_caregivers") }));
   };
   button.addEventListener("click", () => {
