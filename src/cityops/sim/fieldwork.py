@@ -169,6 +169,8 @@ class Fieldwork:
         self.stats: Counter[str] = Counter()
         self._cursors: dict[str, tuple[float, str] | None] = {}
         self._last_fix = -np.inf
+        self._last_scan = -np.inf
+        self.scan_every_s = fix_every_s  # the store's pages are read this often, not every tick
         self._moves = 0
         kinds = {**BUILTIN_KINDS, **node.pack.kinds}
         devices = {d.id: d for d in node.pack.devices}
@@ -204,7 +206,9 @@ class Fieldwork:
     async def tick(self) -> None:
         now = self.clock()
         self._moves = 0
-        await self._scan(now)
+        if now - self._last_scan >= self.scan_every_s:
+            self._last_scan = now
+            await self._scan(now)
         for key in sorted((k for k, j in self.jobs.items() if j.due <= now),
                           key=lambda k: self.jobs[k].due):
             if self._moves >= self.max_moves:
