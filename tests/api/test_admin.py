@@ -121,6 +121,10 @@ async def test_devices_imported_from_csv_all_or_nothing(node) -> None:
                          headers={"Content-Type": "text/csv"})
         assert r.status_code == 400 and r.json()["error"].startswith("line 4:")
         assert node.node.registry.get("noise-new-1") is None
+        wide = "id,kind,lat,lon," + ",".join(f"m{i}" for i in range(51)) + "\n"
+        wide += "w-1,noise,31.15,121.45," + ",".join("x" * 51) + "\n"
+        r = await c.post("/api/v1/devices/import", content=wide.encode())
+        assert r.status_code == 400 and "at most 50 extra columns" in r.json()["error"]
         r = await c.post("/api/v1/devices/import", content=b"id,kind\nx,noise\n")
         assert r.status_code == 400 and "lat, lon" in r.json()["error"]
         r = await c.post("/api/v1/devices/import", content=CSV.encode())
@@ -182,6 +186,12 @@ async def test_a_cell_given_to_a_department_takes_new_cases(node) -> None:
         assert f"village {VILLAGE_A}, outside this key's scope {TOWN_B}" in r.json()["error"]
         assert (await c.get("/api/v1/cells")).json()["items"] == []
     assert node.node.city.owner_of_cell(cell) == "sanitation"
+    for department, shown in (("sanitation", [cell]), ("police", [])):
+        async with node.client(await node.key("department", department)) as c:
+            items = (await c.get("/api/v1/cells")).json()["items"]
+            assert [i["cell"] for i in items] == shown
+            r = await c.put(f"/api/v1/cells/{cell}/owner", json={"owner": "", "reason": "x"})
+            assert r.status_code == 403  # seeing its ground is not giving it away
 
     async with node.client(node.admin) as c:
         r = await c.put(f"/api/v1/cells/{cell}/owner", json={"owner": None, "reason": "back"})

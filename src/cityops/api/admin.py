@@ -182,6 +182,7 @@ async def rotate_key(call: Call[RotateIn, Any]) -> KeyMade:
 
 CSV_BODY = 4 << 20
 MAX_ROWS = 5000
+MAX_META = 50  # as a device's meta in POST /api/v1/devices
 _COLUMNS = ("id", "kind", "lat", "lon")  # required; name and owner optional; others go to meta
 
 
@@ -230,6 +231,9 @@ def _device(row: dict[str, str | None], line: int) -> Device:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise ApiError(400, f"line {line}: lat {lat}, lon {lon} is not a place on Earth")
     meta = {k: v for k, v in values.items() if k not in (*_COLUMNS, "name", "owner") and v}
+    if len(meta) > MAX_META or any(len(v) > 500 for v in meta.values()):
+        raise ApiError(400, f"line {line}: at most {MAX_META} extra columns of up to 500 "
+                            "characters each")
     return Device(device_id, values["kind"], lat, lon, values.get("name", "")[:200],
                   values.get("owner") or None, meta=meta)
 
@@ -332,7 +336,9 @@ async def list_cells(call: Call[None, CellQuery]) -> CellPage:
         cell = named[i]
         i += 1
         view = cell_view(node, cell)
-        if not _in_scope(who, view.village):
+        # A department key sees the ground its department keeps; changing it stays an area's.
+        theirs = who.scope.department is not None and view.owner == who.scope.department
+        if not (_in_scope(who, view.village) or theirs):
             continue
         if q.area is not None and not view.village.startswith(q.area):
             continue
