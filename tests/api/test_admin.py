@@ -283,3 +283,25 @@ def test_a_scope_lies_within_another_only_when_it_is_narrower(inner, outer, with
     from cityops.keyadmin import scope_within
 
     assert scope_within(Scope.parse(inner), Scope.parse(outer)) is within
+
+
+async def test_another_node_takes_a_cells_new_owner_from_the_store(city) -> None:
+    """What a cluster node does as it follows the store (cluster/compose.py): a change made
+    through one node's API reaches the other's routing table."""
+    from cityops.cell_owners import CellOwners
+    from cityops.domain.geo import CityMap
+    from cityops.store.base import open_store
+
+    store = open_store("memory://")
+    await store.open()
+    here, there = CityMap.from_pack(city), CityMap.from_pack(city)
+    mine, theirs = CellOwners(here, city.cell_owners), CellOwners(there, city.cell_owners)
+    cell = here.cell_of(HERE["lat"], HERE["lon"])
+    await mine.assign(store, cell, "transport", actor="k_test", reason="road works")
+    assert here.owner_of_cell(cell) == "transport"
+    assert there.owner_of_cell(cell) == f"station:{VILLAGE_A}"
+    assert await theirs.refresh(store) and there.owner_of_cell(cell) == "transport"
+    assert not await theirs.refresh(store)  # nothing new: the table is left as it is
+    await mine.assign(store, cell, None, actor="k_test", reason="done")
+    assert await theirs.refresh(store) and there.owner_of_cell(cell) == f"station:{VILLAGE_A}"
+    await store.close()
