@@ -206,6 +206,29 @@ async def test_caregiver_booking_conflicts_and_scope(tmp_path, care_city, live_n
         mine = (await me.get(f"{P}/mine")).json()["bookings"]
         assert [b["id"] for b in mine] == [booking["id"]]
 
+        # A community's station books the town's caregiver for its own residents only, and
+        # sees their visits; the other town's station sees neither caregiver nor visit.
+        station = live.client(await live.key("station", VILLAGE))
+        other = live.client(await live.key("station", "990001002"))
+        r = await station.post(f"{P}/bookings", json={**visit, "citizen": "c-far",
+                                                      "start": "11:00", "end": "12:00"})
+        assert r.status_code == 403, r.text
+        r = await station.post(f"{P}/bookings", json={**visit, "citizen": "c-frail",
+                                                      "start": "11:00", "end": "12:00"})
+        assert r.status_code == 201, r.text
+        theirs = r.json()["id"]
+        assert (await station.get(f"{P}/bookings/{theirs}")).status_code == 200
+        assert (await other.get(f"{P}/bookings/{theirs}")).status_code == 404
+        assert (await other.get(f"{P}/caregivers/cg-zhou")).status_code == 404
+        days = (await station.get(f"{P}/caregivers/cg-zhou",
+                                  params={"start": TUESDAY.isoformat(), "days": 1})).json()
+        assert [b.get("citizen") for b in days["days"][0]["busy"]] == ["c-low", "c-frail"]
+        # c-low is not the business of a citizen looking at the caregiver: busy, no name.
+        seen = (await live.client(await live.key("citizen", name="c-frail")).get(
+            f"{P}/caregivers/cg-zhou", params={"start": TUESDAY.isoformat(), "days": 1})).json()
+        assert [b.get("booking") for b in seen["days"][0]["busy"]] == [None, theirs]
+        assert (await station.post(f"{P}/bookings/{theirs}/cancel")).status_code == 200
+
         r = await me.post(f"{P}/bookings/{booking['id']}/cancel", json={"reason": "unwell"})
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
         r = await me.post(f"{P}/bookings/{booking['id']}/cancel", json={})

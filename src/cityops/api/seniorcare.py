@@ -310,8 +310,12 @@ def caregiver_out(who: Principal, c: Caregiver) -> CaregiverOut:
                         c.active, None if who.role is Role.CITIZEN else c.phone)
 
 
-async def _sees_area(call: Call[Any, Any], area: str) -> bool:
-    return access.sees_area(call.principal, area, served(call), await citizen_area(call))
+async def _sees_caregiver(call: Call[Any, Any], area: str) -> bool:
+    return access.sees_caregiver(call.principal, area, served(call), await citizen_area(call))
+
+
+def _sees_visit(call: Call[Any, Any], b: Booking) -> bool:
+    return access.sees_booking(call.principal, b.citizen, b.area, b.citizen_area, served(call))
 
 
 async def _load_caregiver(call: Call[Any, Any]) -> Caregiver | None:
@@ -322,7 +326,7 @@ async def _load_caregiver(call: Call[Any, Any]) -> Caregiver | None:
 
 
 CAREGIVER = Guard("caregiver", "caregiver", _load_caregiver,
-                  lambda call, c: _sees_area(call, c.area))
+                  lambda call, c: _sees_caregiver(call, c.area))
 
 
 class CaregiverQuery(msgspec.Struct, forbid_unknown_fields=False):
@@ -339,7 +343,7 @@ async def get_caregivers(call: Call[None, CaregiverQuery]) -> CaregiverList:
     q = call.query
     home_of = await citizen_area(call)
     rows = [c for c in await side(call).caregivers.list()
-            if access.sees_area(call.principal, c.area, served(call), home_of)
+            if access.sees_caregiver(call.principal, c.area, served(call), home_of)
             and (q.skill is None or q.skill in c.skills)
             and (q.area is None or c.area.startswith(q.area) or q.area.startswith(c.area))]
     return CaregiverList([caregiver_out(call.principal, c) for c in rows], list(SKILLS))
@@ -349,7 +353,7 @@ async def post_caregiver(call: Call[CaregiverIn, Any]) -> Reply:
     who, b = call.principal, call.body
     if b.area not in call.node.city:
         raise ApiError(400, f"area: no area {b.area!r} in this city")
-    if not access.sees_area(who, b.area, served(call)) or who.role is Role.CITIZEN:
+    if who.role is Role.CITIZEN or not access.covers(who, b.area, served(call)):
         raise ApiError(403, f"area {b.area} lies outside this key's scope {who.scope}")
     s = side(call).caregivers
     held: Caregiver | None
@@ -357,7 +361,7 @@ async def post_caregiver(call: Call[CaregiverIn, Any]) -> Reply:
         held = await s.get(b.id)
     except CareNotFound:
         held = None
-    if held is not None and not access.sees_area(who, held.area, served(call)):
+    if held is not None and not access.covers(who, held.area, served(call)):
         raise ApiError(404, f"no caregiver {b.id!r}")  # someone else's: as if none
     shifts = [Shift(x.weekday, minutes(x.start, f"schedule[{n}].start"),
                     minutes(x.end, f"schedule[{n}].end")) for n, x in enumerate(b.schedule)]
@@ -405,9 +409,10 @@ async def get_caregiver(call: Call[None, DaysQuery]) -> CaregiverDays:
         date = dt.date.fromisoformat(d.day)
         busy = []
         for b in sorted(d.active(), key=lambda b: b.start):
-            own = who.role is not Role.CITIZEN or b.citizen == who.name
-            busy.append(BusySlot(hhmm(b.start), hhmm(b.end), b.id if own else None,
-                                 b.citizen if who.role is not Role.CITIZEN else None))
+            # Whose visit it is only for those who may see the visit; others see busy time.
+            seen = _sees_visit(call, b)
+            busy.append(BusySlot(hhmm(b.start), hhmm(b.end), b.id if seen else None,
+                                 b.citizen if seen and who.role is not Role.CITIZEN else None))
         out.append(DayOut(d.day, [Slot(hhmm(a), hhmm(z)) for a, z in free_slots(c, d, date)],
                           busy))
     return CaregiverDays(caregiver_out(who, c), out)
@@ -461,8 +466,16 @@ async def post_booking(call: Call[BookIn, Any]) -> BookingOut:
         c = await s.get(b.caregiver)
     except CareNotFound:
         c = None
-    if c is None or not await _sees_area(call, c.area):
+    if c is None or not await _sees_caregiver(call, c.area):
         raise ApiError(404, f"no caregiver {b.caregiver!r}", code="care_unknown_caregiver")
+    if who.role is not Role.CITIZEN:
+        # Staff book for their residents, or with the caregivers they run; a community's
+        # station may not book the town's caregiver for someone who lives elsewhere.
+        held = await side(call).homes.teller.citizen(citizen)
+        if held is not None and not access.sees_booking(who, citizen, c.area, held.area,
+                                                        served(call)):
+            raise ApiError(403, f"citizen {citizen} lives outside this key's scope "
+                                f"{who.scope}, and caregiver {c.id} serves beyond it")
     booked = await s.book(c.id, citizen, b.day, minutes(b.start, "start"),
                           minutes(b.end, "end"), b.skills, by=who.key_id, address=b.address,
                           note=b.note)
@@ -476,14 +489,7 @@ async def _load_booking(call: Call[Any, Any]) -> Booking | None:
         return None
 
 
-async def _sees_booking(call: Call[Any, Any], b: Booking) -> bool:
-    who = call.principal
-    if who.role is Role.CITIZEN:
-        return b.citizen == who.name
-    return access.sees_area(who, b.area, served(call))
-
-
-BOOKING = Guard("care_booking", "booking", _load_booking, _sees_booking)
+BOOKING = Guard("care_booking", "booking", _load_booking, _sees_visit)
 
 
 async def get_booking(call: Call[None, Any]) -> BookingOut:

@@ -49,12 +49,29 @@ def sees_home(who: Principal, home_id: str, area: str, served: Mapping[str, Sequ
     return covers(who, area, served)
 
 
-def sees_area(who: Principal, area: str, served: Mapping[str, Sequence[str]],
-              citizen_area: str | None = None) -> bool:
-    """Caregivers (their area served) and bookings (their caregiver's area)."""
+def sees_caregiver(who: Principal, area: str, served: Mapping[str, Sequence[str]],
+                   citizen_area: str | None = None) -> bool:
+    """A caregiver by the area they serve: staff whose scope holds it, and staff inside it (a
+    community's station books the town's caregivers for its residents); a citizen, those of
+    their town or serving where they live."""
     if who.role is Role.CITIZEN:
         return bool(citizen_area) and (town_of(area) == town_of(citizen_area or "")
                                        or (citizen_area or "").startswith(area))
     if who.role not in (Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION):
         return False
+    mine = who.scope.area
+    if mine is not None and who.scope.department is None and bool(area) \
+            and mine.startswith(area):
+        return True
     return covers(who, area, served)
+
+
+def sees_booking(who: Principal, citizen: str, caregiver_area: str, citizen_area: str,
+                 served: Mapping[str, Sequence[str]]) -> bool:
+    """A visit: the citizen's own; staff whose scope holds the caregiver's area (they run the
+    caregiver) or the citizen's home (their resident)."""
+    if who.role is Role.CITIZEN:
+        return who.name == citizen
+    if who.role not in (Role.ADMIN, Role.OPERATOR, Role.DEPARTMENT, Role.STATION):
+        return False
+    return covers(who, caregiver_area, served) or covers(who, citizen_area, served)

@@ -79,6 +79,7 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
     end: int
     skills: list[str]
     area: str = ""  # the caregiver's, for scoped views
+    citizen_area: str = ""  # where the citizen lives (the registry's village), likewise
     address: str = ""
     note: str = ""
     status: BookingStatus = BookingStatus.BOOKED

@@ -104,14 +104,15 @@ class CaregiverService:
                    ) -> Booking:
         c = await self.get(caregiver_id)
         date = parse_day(day)
-        if await self.teller.citizen(citizen_id) is None:
+        citizen = await self.teller.citizen(citizen_id)
+        if citizen is None:
             raise CareRefused(f"citizen {citizen_id} is not in the citizen registry; register "
                               "first", "care_unregistered")
         did = day_id(caregiver_id, date.isoformat())
         booking = Booking(id=f"{did}@{uuid.uuid4().hex[:12]}", caregiver=caregiver_id,
                           citizen=citizen_id, day=date.isoformat(), start=start, end=end,
-                          skills=sorted(set(skills)), area=c.area, address=address, note=note,
-                          created=self.now(), by=by)
+                          skills=sorted(set(skills)), area=c.area, citizen_area=citizen.area,
+                          address=address, note=note, created=self.now(), by=by)
         await mine.point(self.store, citizen_id, self.now(), day=did)
 
         def step(rec: Record | None) -> RecordDecision[Booking]:
