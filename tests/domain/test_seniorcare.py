@@ -197,3 +197,46 @@ def test_retrofit_works_and_subsidy() -> None:
     for bad in ([], [rf.Finding(hazard="ghosts")], [rf.Finding(hazard="dark_path", quantity=0)]):
         with pytest.raises(CareInvalid):
             rf.works_of(bad)
+
+
+# -- who sees what ----------------------------------------------------------------------------
+
+
+def test_access_rules() -> None:
+    from cityops.domain.access import Principal, Role, Scope
+    from cityops.domain.seniorcare import access
+
+    v11, v21 = "990001001001", "990001002001"
+    served = {"civil_affairs": ["990001001"], "sanitation": ["990001"]}
+
+    def key(role: Role, area=None, department=None, name="") -> Principal:
+        return Principal("k", role, Scope(area=area, department=department), name)
+
+    homes = frozenset({"care-a", "care-b"})
+    admin, civil = key(Role.ADMIN), key(Role.DEPARTMENT, department="civil_affairs")
+    staff = key(Role.STATION, v11, name="care-a")
+    station = key(Role.STATION, "990001001")
+    assert access.sees_home(admin, "care-b", v21, served, home_ids=homes)
+    assert access.sees_home(civil, "care-a", v11, served, home_ids=homes)
+    assert not access.sees_home(civil, "care-b", v21, served, home_ids=homes)
+    assert not access.sees_home(key(Role.DEPARTMENT, department="sanitation"), "care-a", v11,
+                                served, home_ids=homes)
+    assert access.sees_home(staff, "care-a", v11, served, home_ids=homes)
+    assert not access.sees_home(key(Role.STATION, v11, name="care-b"), "care-a", v11, served,
+                                home_ids=homes)
+    assert access.sees_home(station, "care-a", v11, served, home_ids=homes)
+    citizen = key(Role.CITIZEN, name="c-1")
+    assert access.sees_home(citizen, "care-a", v11, served, "990001001002", homes)
+    assert not access.sees_home(citizen, "care-b", v21, served, "990001001002", homes)
+    assert not access.sees_home(citizen, "care-a", v11, served, None, homes)
+    assert not access.sees_home(key(Role.FIELD), "care-a", v11, served, home_ids=homes)
+
+    # A town's caregiver: seen by the town's stations and by its communities' ones.
+    assert access.sees_caregiver(key(Role.STATION, v11), "990001001", served)
+    assert not access.sees_caregiver(key(Role.STATION, v21), "990001001", served)
+    assert not access.sees_caregiver(key(Role.STATION, "990001001"), v21[:9], served)
+    # A visit: the caregiver's staff or the citizen's, never the other town's.
+    assert access.sees_booking(key(Role.STATION, v11), "c-9", "990001002", v11, served)
+    assert not access.sees_booking(key(Role.STATION, v21), "c-9", "990001001", v11, served)
+    assert access.sees_booking(citizen, "c-1", "990001002", v21, served)
+    assert not access.sees_booking(citizen, "c-2", "990001001", v11, served)
