@@ -135,8 +135,16 @@ def _relative(path: str) -> str:
 
 async def static_file(call: Call[None, Any]) -> Response:
     """A file under web/static/, with its own media type, ETag and Last-Modified (404 for
-    anything else, a path that would leave the directory included)."""
-    return await _static.get_response(_relative(call.path["path"]), call.request.scope)
+    anything else, a path that would leave the directory included).
+
+    A script may run as a worker (MapLibre's tile workers), and a worker obeys the policy
+    sent with its own script, not the page's: scripts carry the pages' policy, so a worker
+    may fetch this node's tiles and glyphs (the floor policy, `default-src 'none'`, would
+    refuse every fetch) and still nothing from another origin."""
+    response = await _static.get_response(_relative(call.path["path"]), call.request.scope)
+    if call.path["path"].endswith((".js", ".mjs")):
+        response.headers["Content-Security-Policy"] = _csp(tile_url(call.node))
+    return response
 
 
 PAGE_NOTE = "HTML; loads only this node's scripts, styles and data (see its CSP)"

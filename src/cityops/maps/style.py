@@ -59,6 +59,16 @@ def _width(cls: str, scale: float = 1.0) -> list[Any]:
             18, w18 * scale]
 
 
+def _casing(classes: list[str]) -> list[Any]:
+    """A casing 1.4 times its road's width: one zoom curve whose stops match the class (a
+    zoom curve may not sit inside a `match`)."""
+    stops: list[Any] = []
+    for i, zoom in enumerate((10, 14, 18)):
+        by_class = [x for c in classes for x in (c, WIDTH[c][i] * 1.4)]
+        stops += [zoom, ["match", ["get", "class"], *by_class, 1]]
+    return ["interpolate", ["exponential", 1.5], ["zoom"], *stops]
+
+
 def _name(lang: str) -> list[Any]:
     return ["coalesce", ["get", f"name_{lang}"], ["get", "name"]]
 
@@ -99,9 +109,7 @@ def style(theme: str = "dark", lang: str = "en", source: dict[str, Any] | None =
                    "source-layer": "roads", "minzoom": 12,
                    "filter": ["in", ["get", "class"], ["literal", big]],
                    "layout": {"line-cap": "round", "line-join": "round"},
-                   "paint": {"line-color": p["casing"], "line-width": [
-                       "match", ["get", "class"],
-                       *[x for c in big for x in (c, _width(c, 1.4))], 1]}})
+                   "paint": {"line-color": p["casing"], "line-width": _casing(big)}})
     for cls in ROAD_ORDER:
         layers.append({"id": f"base-roads-{cls}", "type": "line", "source": "base",
                        "source-layer": "roads", "filter": ["==", ["get", "class"], cls],

@@ -3,6 +3,7 @@
 // finished, my cabinet pickups. Everything comes from the API with the citizen's own key.
 import { api, key, signIn, signOut, el, relative, toast, shrinkPhoto, showPhotos } from "/static/common.js";
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
+import { baseStyle, bboxOf, fallbackStyle, followLanguage, BASE_FIRST_LABEL, CJK_FONTS } from "/static/mapview.js";
 
 const state = { me: null, citizen: null, services: [], map: null, marker: null, tab: "report",
   preview: null, uploaded: null };
@@ -94,30 +95,41 @@ function groupBy(list, f) {
 }
 
 async function setupMap() {
-  const tiles = document.body.dataset.tiles;
-  const style = { version: 8, sources: {}, layers: [{ id: "bg", type: "background", paint: { "background-color": "#070d18" } }] };
-  if (tiles) {
-    style.sources.tiles = { type: "raster", tiles: [tiles], tileSize: 256 };
-    style.layers.push({ id: "tiles", type: "raster", source: "tiles", paint: { "raster-opacity": 0.5 } });
-  }
+  // A light street map of the node's own (streets, water, names) for picking the place;
+  // without one, the village polygons on a dark background as before.
+  const base = await baseStyle({ theme: "light" });
+  const style = base || fallbackStyle(document.body.dataset.tiles);
   const map = new maplibregl.Map({ container: "map", style, center: [121.5, 31.2], zoom: 9, attributionControl: false,
-    dragRotate: false, pitchWithRotate: false, fadeDuration: 0 });
+    dragRotate: false, pitchWithRotate: false, fadeDuration: 0, localIdeographFontFamily: CJK_FONTS });
   state.map = map;
   await new Promise((ok) => map.on("load", ok));
   const fc = await api("/api/v1/areas.geojson?level=village");
   map.addSource("areas", { type: "geojson", data: fc });
-  map.addLayer({ id: "areas-fill", type: "fill", source: "areas", paint: { "fill-color": "#14304f", "fill-opacity": 0.7 } });
-  map.addLayer({ id: "areas-line", type: "line", source: "areas", paint: { "line-color": "#3d7cc9", "line-width": 1 } });
-  let b = null;
-  for (const f of fc.features) {
-    const rings = f.geometry.type === "Polygon" ? [f.geometry.coordinates] : f.geometry.coordinates;
-    for (const poly of rings) for (const [x, y] of poly[0]) {
-      b = b ? [Math.min(b[0], x), Math.min(b[1], y), Math.max(b[2], x), Math.max(b[3], y)] : [x, y, x, y];
-    }
+  if (base) {
+    followLanguage(map);
+    // Only the outlines over the street map: a fill would hide the streets being picked from.
+    map.addLayer({ id: "areas-line", type: "line", source: "areas",
+      paint: { "line-color": "#7b5ea7", "line-width": 1, "line-opacity": 0.6 } }, BASE_FIRST_LABEL);
+  } else {
+    map.addLayer({ id: "areas-fill", type: "fill", source: "areas", paint: { "fill-color": "#14304f", "fill-opacity": 0.7 } });
+    map.addLayer({ id: "areas-line", type: "line", source: "areas", paint: { "line-color": "#3d7cc9", "line-width": 1 } });
   }
-  if (b) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 10, duration: 0 });
+  // The person's own village when the account names one (close enough to see its streets),
+  // else the whole city.
+  const home = state.citizen && state.citizen.area && fc.features.find((f) => f.properties.code === state.citizen.area);
+  const b = bboxOfAll(home ? [home] : fc.features);
+  if (b) map.fitBounds(b, { padding: 10, duration: 0 });
   map.on("click", (e) => setPin(e.lngLat.lat, e.lngLat.lng, false));
   document.getElementById("map").dataset.ready = "1";
+}
+
+function bboxOfAll(features) {
+  let b = null;
+  for (const f of features) {
+    const [[w, s], [e, n]] = bboxOf(f.geometry);
+    b = b ? [[Math.min(b[0][0], w), Math.min(b[0][1], s)], [Math.max(b[1][0], e), Math.max(b[1][1], n)]] : [[w, s], [e, n]];
+  }
+  return b;
 }
 
 function setPin(lat, lon, move) {

@@ -1,5 +1,6 @@
-// The city map: the pack's own area polygons as the base map (no tiles unless the node names a
-// tile server), three levels with drill-down, and fast point layers for the live objects.
+// The city map: the node's own vector base map (streets, water, names; `cityops map build`)
+// under the pack's area polygons, three levels with drill-down, and fast point layers for the
+// live objects. A node without a base map draws the polygons alone, as before.
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
 import { localName, onLanguageChange } from "/static/i18n.js";
 
@@ -22,6 +23,67 @@ export function bboxOf(geometry) {
   };
   walk(geometry.coordinates);
   return [[w, s], [e, n]];
+}
+
+// -- the base map ------------------------------------------------------------------------------
+
+// Chinese, Japanese and Korean names are drawn from the browser's own fonts, so the node only
+// makes glyphs for alphabetic scripts (cityops.maps.glyphs).
+export const CJK_FONTS = "'Noto Sans CJK SC', 'Source Han Sans SC', 'WenQuanYi Micro Hei', " +
+  "'PingFang SC', 'Microsoft YaHei', sans-serif";
+export const BASE_ABOVE_AREAS = "base-water";
+export const BASE_FIRST_LABEL = "base-labels-roads";
+
+function pageLanguage() {
+  const lang = document.documentElement.lang || navigator.language || "en";
+  return lang.toLowerCase().startsWith("zh") ? "zh" : "en";
+}
+
+// The node's base-map style (`/map/style.json`), its URLs made absolute on this page's origin
+// (MapLibre's workers need absolute URLs; the node gives relative ones so that any public
+// name works); null when the node has no base map (404) or cannot be reached.
+export async function baseStyle({ theme = "dark", lang = pageLanguage() } = {}) {
+  let answer;
+  try {
+    answer = await fetch(`/map/style.json?theme=${theme}&lang=${lang}`);
+  } catch {
+    return null;
+  }
+  if (!answer.ok) return null;
+  const style = await answer.json();
+  const here = (u) => (u.startsWith("/") ? location.origin + u : u);
+  style.glyphs = here(style.glyphs);
+  style.sprite = here(style.sprite);
+  for (const src of Object.values(style.sources)) if (src.tiles) src.tiles = src.tiles.map(here);
+  return style;
+}
+
+// Place and street names in the page's language, now and whenever the person switches
+// (i18n.js announces it with a "cityops:language" event on window).
+export function followLanguage(map) {
+  const apply = (lang) => {
+    const key = lang.toLowerCase().startsWith("zh") ? "name_zh" : "name_en";
+    for (const layer of map.getStyle().layers) {
+      if (layer.id.startsWith("base-labels")) {
+        map.setLayoutProperty(layer.id, "text-field", ["coalesce", ["get", key], ["get", "name"]]);
+      }
+    }
+  };
+  apply(pageLanguage());
+  window.addEventListener("cityops:language", (e) => apply(String(e.detail)));
+}
+
+// The map without a base map: a dark background, and raster tiles from a tile server the
+// node names (CITYOPS_TILE_URL), if any.
+export function fallbackStyle(tiles, background = "#070d18") {
+  const style = { version: 8, sources: {}, layers: [
+    { id: "bg", type: "background", paint: { "background-color": background } }] };
+  if (tiles) {
+    style.sources.tiles = { type: "raster", tiles: [tiles], tileSize: 256 };
+    style.layers.push({ id: "tiles", type: "raster", source: "tiles",
+      paint: { "raster-opacity": 0.35, "raster-saturation": -0.8 } });
+  }
+  return style;
 }
 
 // Many moving dots drawn by one WebGL draw call: positions live in a Float32Array indexed by
@@ -178,26 +240,56 @@ export class PointsLayer {
 }
 
 export class CityMapView {
-  constructor(container, { tiles = "", onFocus = () => {}, interactive = true, labels = true, padding } = {}) {
+  constructor(container, { tiles = "", onFocus = () => {}, interactive = true, labels = true, padding,
+    theme = "dark" } = {}) {
     this.onFocus = onFocus;
     this.padding = padding;
     this.labels = labels;
     this.markers = [];
     this.states = {};
-    const style = { version: 8, sources: {}, layers: [
-      { id: "bg", type: "background", paint: { "background-color": "#070d18" } }] };
-    if (tiles) {
-      style.sources.tiles = { type: "raster", tiles: [tiles], tileSize: 256 };
-      style.layers.push({ id: "tiles", type: "raster", source: "tiles",
-        paint: { "raster-opacity": 0.35, "raster-saturation": -0.8 } });
-    }
+    this.base = null;
+    const style = fallbackStyle(tiles);
     this.map = new maplibregl.Map({ container, style, center: [121.5, 31.2], zoom: 9,
       attributionControl: false, interactive, dragRotate: false, pitchWithRotate: false,
-      fadeDuration: 0 });
-    this.ready = new Promise((ok) => this.map.on("load", ok));
+      fadeDuration: 0, localIdeographFontFamily: CJK_FONTS });
+    // The base style is fetched while the map starts: neither waits for the other.
+    const loaded = new Promise((ok) => this.map.on("load", ok));
+    this.ready = Promise.all([loaded, baseStyle({ theme })]).then(([, base]) => {
+      try {
+        this.addBase(base);
+      } catch (e) {
+        // A base map the browser cannot draw must not take the page's own map with it.
+        console.error("base map left out:", e);
+      }
+    });
     this.map.on("moveend", () => this.declutter());
-    // Area names follow the page's language: the labels of the shown level are drawn again.
-    onLanguageChange(() => { if (this.focusCode) this.drawLabels(this.children.get(this.focusCode) || []); });
+  }
+
+  // The base map's layers go under everything the page draws; the page's area names are its
+  // own markers, so the base map's labels of the same areas (those with a code) are left out.
+  addBase(base) {
+    if (!base) return;
+    const m = this.map;
+    m.setGlyphs(base.glyphs);
+    m.setSprite(base.sprite);
+    m.addSource("base", base.sources.base);
+    for (const layer of base.layers) {
+      if (layer.type === "background") m.setPaintProperty("bg", "background-color", layer.paint["background-color"]);
+      else m.addLayer(layer);
+    }
+    if (this.labels) {
+      for (const id of ["base-labels-villages", "base-labels-towns"]) {
+        m.setFilter(id, ["all", m.getFilter(id), ["!", ["has", "code"]]]);
+      }
+    }
+    followLanguage(m);
+    this.base = base;
+  }
+
+  // Where the page's own layers go: area fills under the water and streets, lines above them.
+  below(kind) {
+    if (!this.base) return undefined;
+    return kind === "fill" ? BASE_ABOVE_AREAS : BASE_FIRST_LABEL;
   }
 
   async setAreas(fc) {
@@ -215,13 +307,13 @@ export class CityMapView {
       "special", table.special, "emergency", table.emergency, fallback];
     m.addLayer({ id: "areas-fill", type: "fill", source: "areas", filter: ["==", ["get", "parent"], "-"],
       paint: { "fill-color": stateColor(STATE_FILL, STATE_FILL.daily),
-        "fill-opacity": ["case", ["boolean", ["feature-state", "hover"], false], 0.95, 0.7] } });
+        "fill-opacity": ["case", ["boolean", ["feature-state", "hover"], false], 0.95, 0.7] } }, this.below("fill"));
     m.addLayer({ id: "areas-context", type: "line", source: "areas", filter: ["==", ["get", "level"], "town"],
-      paint: { "line-color": "#23344d", "line-width": 1 } });
+      paint: { "line-color": "#23344d", "line-width": 1 } }, this.below("line"));
     m.addLayer({ id: "areas-line", type: "line", source: "areas", filter: ["==", ["get", "parent"], "-"],
-      paint: { "line-color": stateColor(STATE_LINE, "#3d6da8"), "line-width": 1.2 } });
+      paint: { "line-color": stateColor(STATE_LINE, "#3d6da8"), "line-width": 1.2 } }, this.below("line"));
     m.addLayer({ id: "focus-line", type: "line", source: "areas", filter: ["==", ["get", "code"], "-"],
-      paint: { "line-color": "#9cc8ff", "line-width": 3 } });
+      paint: { "line-color": "#9cc8ff", "line-width": 3 } }, this.below("line"));
     let hovered = null;
     m.on("mousemove", "areas-fill", (e) => {
       const code = e.features[0] && e.features[0].properties.code;
