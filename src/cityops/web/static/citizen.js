@@ -1,7 +1,9 @@
 // The citizen portal: report a problem on the map, follow my reports, orders and applications,
 // find a service and apply (a bundle through its one merged form), my licences, rate what was
 // finished, my cabinet pickups. Everything comes from the API with the citizen's own key.
-import { api, key, signIn, signOut, el, relative, toast, shrinkPhoto, showPhotos } from "/static/common.js";
+import { api, key, signIn, signOut, el, relative, span, toast, shrinkPhoto, showPhotos, loadNames, deptName,
+  categoryName } from "/static/common.js";
+import { initI18n, t, languageSwitcher, onLanguageChange, language, fmtDateTime } from "/static/i18n.js";
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
 import { baseStyle, bboxOf, fallbackStyle, followLanguage, BASE_FIRST_LABEL, CJK_FONTS } from "/static/mapview.js";
 
@@ -9,10 +11,18 @@ const state = { me: null, citizen: null, services: [], map: null, marker: null, 
   preview: null, uploaded: null };
 window.cityops = { state };
 
-const GRADES = [["very_satisfied", "Very satisfied"], ["satisfied", "Satisfied"], ["neutral", "Neutral"],
-  ["dissatisfied", "Dissatisfied"], ["very_dissatisfied", "Very dissatisfied"]];
-const words = (s) => String(s || "").replace(/_/g, " ");
-const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "");
+const GRADES = ["very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied"];
+// A status, a type or a group of the API in words (citizen:word), the code itself otherwise.
+const words = (s) => (s ? t(`citizen:word.${s}`, { defaultValue: String(s).replace(/_/g, " ") }) : "");
+const when = (s) => (s ? fmtDateTime(s * 1000) : "");
+// The catalogue's own Chinese (name_zh, label_zh) on a Chinese page.
+const zh = (x, field) => (language() === "zh-CN" && x[`${field}_zh`]) || x[field];
+const optional = (label, required) => (required ? label : t("citizen:optional", { label }));
+// An Open311 service is a case category ("event-greening-maintenance"): its name from the pack.
+const serviceName = (s) => {
+  const name = categoryName(s.service_code.replace(/-/g, "."));
+  return name.includes(".") || name === s.service_code ? s.service_name : name;
+};
 
 // The citizen's own reports, kept by the server for every key of theirs: a page at a time.
 const MY_REPORTS = "/api/v1/citizens/me/reports";
@@ -30,27 +40,45 @@ async function open311(path, { form } = {}) {
   const data = await r.json().catch(() => null);
   if (!r.ok) {
     const why = Array.isArray(data) && data[0] ? data[0].description : r.statusText;
-    throw new Error(`Not accepted (${r.status}): ${why}`);
+    throw new Error(t("citizen:notAccepted", { status: r.status, why }));
   }
   return data;
 }
 
 async function main() {
+  await initI18n(["citizen"]);
+  document.querySelector("header").append(languageSwitcher());
   document.getElementById("sign-out").addEventListener("click", signOut);
-  state.me = await signIn("CityOps · Citizen", ["citizen"]);
+  state.me = await signIn(t("citizen:signin"), ["citizen"]);
+  await loadNames();
+  const name = document.getElementById("me-name");
+  const sub = document.getElementById("me-sub");
+  name.removeAttribute("data-i18n");
+  sub.removeAttribute("data-i18n");
+  const me = () => {
+    if (state.citizen) sub.textContent = t("citizen:meSub", { id: state.citizen.id });
+    else name.textContent = t("citizen:citizen");
+  };
   try {
     state.citizen = await api("/api/v1/citizens/me");
-    document.getElementById("me-name").textContent = state.citizen.name;
-    document.getElementById("me-sub").textContent = `${state.citizen.id} · citizen services`;
-  } catch {
-    document.getElementById("me-name").textContent = "Citizen";
-  }
+    name.textContent = state.citizen.name;
+    name.translate = false;
+  } catch { /* the page works without the registry's record */ }
+  me();
+  onLanguageChange(() => { me(); relabel(); });
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => show(b.dataset.tab));
   setupReport();
   document.getElementById("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
   const hash = new URLSearchParams(location.hash.slice(1)).get("tab");
   show(hash || "report");
   document.body.classList.add("ready");
+}
+
+// What the script wrote, again in the language just chosen: the open tab is drawn again (a form
+// being filled in keeps what was typed: only lists are redrawn).
+function relabel() {
+  fillServices();
+  if (state.tab !== "report" && state.tab !== "services") show(state.tab);
 }
 
 function show(tab) {
@@ -69,9 +97,7 @@ async function setupReport() {
   const select = form.service_code;
   try {
     state.services = await open311("services.json");
-    select.replaceChildren(el("option", { value: "", text: "Choose…" }),
-      ...groupBy(state.services, (s) => s.group).map(([group, list]) =>
-        el("optgroup", { label: words(group) }, ...list.map((s) => el("option", { value: s.service_code, text: s.service_name })))));
+    fillServices();
   } catch (e) {
     toast(String(e.message || e));
   }
@@ -80,12 +106,22 @@ async function setupReport() {
   form.long.addEventListener("change", placeFromInputs);
   document.getElementById("here").addEventListener("click", () => {
     navigator.geolocation.getCurrentPosition((p) => setPin(p.coords.latitude, p.coords.longitude, true),
-      (e) => toast(`Position not available: ${e.message}`), { enableHighAccuracy: true, timeout: 15000 });
+      (e) => toast(t("citizen:report.noPosition", { reason: e.message })), { enableHighAccuracy: true, timeout: 15000 });
   });
   form.photo.addEventListener("change", () => showChosenPhoto(form));
   document.getElementById("photo-clear").addEventListener("click", () => { form.photo.value = ""; showChosenPhoto(form); });
   form.addEventListener("submit", (ev) => { ev.preventDefault(); sendReport(form); });
-  setupMap().catch((e) => { document.getElementById("map").replaceChildren(el("p", { class: "quiet", text: `Map not available (${e.message}); type the coordinates.` })); });
+  setupMap().catch((e) => { document.getElementById("map").replaceChildren(el("p", { class: "quiet", text: t("citizen:report.noMap", { reason: e.message }) })); });
+}
+
+function fillServices() {
+  const select = document.getElementById("report-form").service_code;
+  if (!state.services.length) return;
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "", text: t("citizen:choose") }),
+    ...groupBy(state.services, (s) => s.group).map(([group, list]) =>
+      el("optgroup", { label: words(group) }, ...list.map((s) => el("option", { value: s.service_code, text: serviceName(s) })))));
+  select.value = chosen;
 }
 
 function groupBy(list, f) {
@@ -160,10 +196,10 @@ async function loadDefinition(code) {
   for (const a of [...def.attributes].sort((x, y) => x.order - y.order)) {
     if (!a.variable) { notice.textContent = a.description; notice.hidden = false; continue; }
     const name = `attribute[${a.code}]`;
-    const label = `${a.description}${a.required ? "" : " (optional)"}`;
+    const label = optional(a.description, a.required);
     if (a.datatype === "singlevaluelist") {
       box.append(el("label", {}, label, el("select", { name, required: a.required, "data-attribute": a.code },
-        el("option", { value: "", text: "Choose…" }), ...a.values.map((v) => el("option", { value: v.key, text: v.name })))));
+        el("option", { value: "", text: t("citizen:choose") }), ...a.values.map((v) => el("option", { value: v.key, text: v.name })))));
     } else if (a.datatype === "multivaluelist") {
       box.append(el("fieldset", { class: "multi", "data-attribute": a.code }, el("legend", { text: label }),
         ...a.values.map((v) => el("label", { class: "check" }, el("input", { type: "checkbox", name: `${name}[]`, value: v.key }), v.name))));
@@ -208,12 +244,11 @@ async function sendReport(form) {
   try {
     const file = form.photo.files[0];
     if (file) {
-      error.textContent = "Sending the photo…";
+      error.textContent = t("citizen:report.sendingPhoto");
       try {
         fields.push(["media_url", await uploadPhoto(file)]);
       } catch (e) {
-        error.textContent = `The photo was not taken: ${e.readable || e.message || e}.\n` +
-          "Choose another photo, or remove it to send the report without one.";
+        error.textContent = t("citizen:report.photoRefused", { reason: e.readable || e.message || e });
         return;
       }
       error.textContent = "";
@@ -224,7 +259,7 @@ async function sendReport(form) {
     showChosenPhoto(form);
     document.getElementById("attributes").replaceChildren();
     if (state.marker) state.marker.remove();
-    toast(`Report ${answer.service_request_id} sent. ${answer.service_notice || ""}`, "ok");
+    toast(t("citizen:report.sent", { id: answer.service_request_id, notice: answer.service_notice || "" }), "ok");
     show("mine");
   } catch (e) {
     error.textContent = e.message || String(e);
@@ -238,7 +273,7 @@ async function sendReport(form) {
 async function loadMine() {
   const reports = document.getElementById("my-reports");
   const first = await reportsPage(null, 20);
-  if (!first.items.length) reports.replaceChildren(el("p", { class: "quiet", text: "No reports sent yet." }));
+  if (!first.items.length) reports.replaceChildren(el("p", { class: "quiet", text: t("citizen:mine.noReports") }));
   else {
     reports.replaceChildren();
     showReports(reports, first);
@@ -246,23 +281,23 @@ async function loadMine() {
   const [orders, subs] = await Promise.all([api("/api/v1/hotline/orders"), api("/api/v1/submissions")]);
   const ordersBox = document.getElementById("my-orders");
   ordersBox.replaceChildren(...(orders.items.length ? orders.items.map((o) => el("article", { class: `card order ${o.status}`, "data-order": o.number },
-    el("span", { class: "st", text: words(o.status) }), el("h2", { text: o.title }),
-    el("p", { class: "meta", text: `${o.number} · ${words(o.type)}${o.department ? " · " + words(o.department) : ""}` }),
-    o.answer ? el("p", { text: `Answer: ${o.answer}` }) : null))
-    : [el("p", { class: "quiet", text: "No hotline orders." })]));
+    el("span", { class: "st", text: words(o.status) }), el("h2", { text: o.title, translate: "no" }),
+    el("p", { class: "meta", text: `${o.number} · ${words(o.type)}${o.department ? " · " + deptName(o.department) : ""}` }),
+    o.answer ? el("p", {}, t("citizen:mine.answer"), el("span", { text: o.answer, translate: "no" })) : null))
+    : [el("p", { class: "quiet", text: t("citizen:mine.noOrders") })]));
   const subsBox = document.getElementById("my-submissions");
-  subsBox.replaceChildren(...(subs.items.length ? subs.items.map(submissionCard) : [el("p", { class: "quiet", text: "No applications yet." })]));
+  subsBox.replaceChildren(...(subs.items.length ? subs.items.map(submissionCard) : [el("p", { class: "quiet", text: t("citizen:mine.noApplications") })]));
 }
 
 function reportCard(r) {
   return el("article", { class: `card report ${r.status}`, "data-request": r.service_request_id, "data-incident": r.incident_id },
-    el("span", { class: "st", text: r.status }),
-    el("h2", { text: r.service_name }),
-    el("p", { class: "meta", text: `${r.service_request_id} · ${r.address || ""}` }),
-    r.description ? el("p", { text: r.description }) : null,
+    el("span", { class: "st", text: words(r.status) }),
+    el("h2", { text: r.service_code ? serviceName(r) : r.service_name }),
+    el("p", { class: "meta", text: `${r.service_request_id} · ${r.address || ""}`, translate: "no" }),
+    r.description ? el("p", { text: r.description, translate: "no" }) : null,
     ownPhoto(r.media_url),
-    el("p", { class: "meta notes", text: r.status_notes || "" }),
-    el("p", { class: "meta", text: [r.agency_responsible, r.expected_datetime ? `expected by ${r.expected_datetime.slice(0, 16).replace("T", " ")}` : null].filter(Boolean).join(" · ") }));
+    el("p", { class: "meta notes", text: r.status_notes || "", translate: "no" }),
+    el("p", { class: "meta", text: [r.agency_responsible, r.expected_datetime ? t("citizen:mine.expected", { when: r.expected_datetime.slice(0, 16).replace("T", " ") }) : null].filter(Boolean).join(" · ") }));
 }
 
 // Appends a page of reports, and a button for the next page while there is one.
@@ -271,7 +306,7 @@ function showReports(box, page) {
   box.append(...cards);
   for (const card of cards) showPhotos(card);
   if (!page.next) return;
-  const more = el("button", { type: "button", class: "small", "data-action": "more-reports" }, "Older reports");
+  const more = el("button", { type: "button", class: "small", "data-action": "more-reports" }, t("citizen:mine.older"));
   more.addEventListener("click", async () => {
     more.disabled = true;
     try {
@@ -293,15 +328,15 @@ function ownPhoto(media) {
   let url;
   try { url = new URL(media, location.href); } catch { return null; }
   if (!url.pathname.startsWith("/api/v1/citizen-photos/")) return null;
-  return el("img", { class: "report-photo", "data-src": url.pathname, alt: "the photo sent with the report" });
+  return el("img", { class: "report-photo", "data-src": url.pathname, alt: t("citizen:mine.photoAlt") });
 }
 
 function submissionCard(s) {
   return el("article", { class: `card submission ${s.status}`, "data-submission": s.id },
     el("span", { class: "st", text: words(s.status) }), el("h2", { text: s.title }),
-    el("p", { class: "meta", text: `${s.id} · sent ${when(s.submitted_at)}` }),
+    el("p", { class: "meta", text: t("citizen:mine.sent", { id: s.id, when: when(s.submitted_at) }) }),
     ...(s.applications || []).map((a) => el("p", { class: "meta app", "data-application": a.id },
-      `${a.item_name || words(a.item)} · ${words(a.department)} · ${words(a.status)}`)));
+      `${a.item_name || words(a.item)} · ${deptName(a.department)} · ${words(a.status)}`)));
 }
 
 // -- services ------------------------------------------------------------------------------------
@@ -311,12 +346,13 @@ async function search() {
   const r = await api(`/api/v1/services?q=${encodeURIComponent(q)}`);
   const box = document.getElementById("results");
   box.replaceChildren(...(r.items.length ? r.items.slice(0, 30).map((s) => el("article", { class: `card service ${s.kind}`, "data-code": s.code },
-    el("span", { class: `kind ${s.kind}`, text: s.kind === "bundle" ? "one thing" : "item" }),
-    el("h2", { text: s.name }), s.name_zh ? el("p", { class: "meta", text: s.name_zh }) : null,
-    el("p", { class: "meta", text: s.kind === "bundle" ? `${(s.items || []).length} items · ${(s.departments || []).map(words).join(", ")}`
-      : `${words(s.department)}${s.time_limit ? " · " + s.time_limit : ""}` }),
-    el("button", { type: "button", class: "small", "data-action": "apply", onclick: () => openForm(s.kind, s.code, s.name) }, "Apply")))
-    : [el("p", { class: "quiet", text: "Nothing found." })]));
+    el("span", { class: `kind ${s.kind}`, text: t(s.kind === "bundle" ? "citizen:services.bundle" : "citizen:services.item") }),
+    el("h2", { text: zh(s, "name") }),
+    s.name_zh && language() !== "zh-CN" ? el("p", { class: "meta", text: s.name_zh }) : null,
+    el("p", { class: "meta", text: s.kind === "bundle" ? `${t("citizen:services.items", { count: (s.items || []).length })} · ${(s.departments || []).map(deptName).join(t("common:listSep"))}`
+      : `${deptName(s.department)}${s.time_limit ? " · " + s.time_limit : ""}` }),
+    el("button", { type: "button", class: "small", "data-action": "apply", onclick: () => openForm(s.kind, s.code, zh(s, "name")) }, t("citizen:services.apply"))))
+    : [el("p", { class: "quiet", text: t("citizen:services.none") })]));
 }
 
 async function openForm(kind, code, name) {
@@ -325,27 +361,28 @@ async function openForm(kind, code, name) {
   const box = document.getElementById("apply");
   const form = el("form", { class: "applyform", id: "apply-form", autocomplete: "off" });
   form.append(el("h2", { text: name }),
-    el("p", { class: "meta quiet", text: `One form for ${f.items.length} item${f.items.length > 1 ? "s" : ""}: ${f.items.map((i) => i.name).join("; ")}` }));
+    el("p", { class: "meta quiet", text: t("citizen:form.oneForm", { count: f.items.length, items: f.items.map((i) => zh(i, "name")).join(t("citizen:form.itemSep")) }) }));
   for (const fld of f.fields) form.append(fieldInput(fld));
-  form.append(el("h2", { text: "Materials" }));
+  form.append(el("h2", { text: t("citizen:form.materials") }));
   for (const m of f.materials) {
     const asked = m.status === "asked" || m.status === undefined;
-    const said = { attached: `attached: ${m.licence_number || "e-licence"}`, shared: "shared from the registry",
-      pending: "issued by another item of this bundle", provided: "provided" }[m.status] || (m.required ? "hand in" : "optional");
+    const said = m.status === "attached" ? t("citizen:material.attached", { number: m.licence_number || t("citizen:material.eLicence") })
+      : ["shared", "pending", "provided"].includes(m.status) ? t(`citizen:material.${m.status}`)
+        : t(m.required ? "citizen:material.handIn" : "citizen:material.optional");
     form.append(el("div", { class: `material ${asked ? "asked" : m.status}`, "data-material": m.code },
-      el("span", { text: m.name }), el("span", { class: "ms", text: said })));
+      el("span", { text: zh(m, "name") }), el("span", { class: "ms", text: said })));
     if (m.reason) form.append(el("p", { class: "notice", text: m.reason }));
-    if (asked) form.append(el("label", {}, `${m.name}: document reference${m.required ? "" : " (optional)"}`,
-      el("input", { name: `material:${m.code}`, required: m.required, placeholder: "the number or reference of what you hand in" })));
+    if (asked) form.append(el("label", {}, optional(t("citizen:material.reference", { name: zh(m, "name") }), m.required),
+      el("input", { name: `material:${m.code}`, required: m.required, placeholder: t("citizen:material.referenceHint") })));
   }
-  form.append(el("p", { class: "error", role: "alert" }), el("button", { type: "submit", class: "primary" }, "Submit application"));
+  form.append(el("p", { class: "error", role: "alert" }), el("button", { type: "submit", class: "primary" }, t("citizen:form.submit")));
   form.addEventListener("submit", (ev) => { ev.preventDefault(); submitForm(form, kind, code, f); });
   box.replaceChildren(form);
   form.scrollIntoView({ block: "start" });
 }
 
 function fieldInput(fld) {
-  const label = `${fld.label}${fld.required ? "" : " (optional)"}`;
+  const label = optional(zh(fld, "label"), fld.required);
   const v = fld.value;
   // What the registry holds is filled in, and sent back only when the citizen changes it (the
   // server takes the registry's own value otherwise).
@@ -355,7 +392,7 @@ function fieldInput(fld) {
     return el("label", { class: "check" }, el("input", { ...attrs, required: false, type: "checkbox", checked: v === true }), label);
   }
   if (fld.type === "choice") {
-    const s = el("select", attrs, el("option", { value: "", text: "Choose…" }), ...fld.choices.map((c) => el("option", { value: c, text: c })));
+    const s = el("select", attrs, el("option", { value: "", text: t("citizen:choose") }), ...fld.choices.map((c) => el("option", { value: c, text: c })));
     if (v !== undefined) s.value = String(v);
     return el("label", {}, label, s);
   }
@@ -386,9 +423,9 @@ async function submitForm(form, kind, code, f) {
     const sub = await api("/api/v1/applications", { method: "POST",
       body: { [kind === "bundle" ? "bundle" : "service"]: code, answers, materials, key: form.dataset.key } });
     document.getElementById("apply").replaceChildren(el("div", { class: "done-msg", id: "applied" },
-      el("b", { text: `Sent: ${sub.title}` }), el("p", { text: `Submission ${sub.id}: ${sub.applications.length} application${sub.applications.length > 1 ? "s" : ""}, one per department.` })),
+      el("b", { text: t("citizen:form.sent", { title: sub.title }) }), el("p", { text: t("citizen:form.submission", { id: sub.id, count: sub.applications.length }) })),
     submissionCard(sub));
-    toast("Application sent", "ok");
+    toast(t("citizen:form.toast"), "ok");
   } catch (e) {
     const detail = Array.isArray(e.detail) ? "\n" + e.detail.join("\n") : "";
     error.textContent = (e.readable || String(e)) + detail;
@@ -403,9 +440,9 @@ async function loadLicences() {
   const r = await api("/api/v1/licences");
   document.getElementById("licences").replaceChildren(...(r.items.length ? r.items.map((l) => el("article", { class: `card licence ${l.state}`, "data-licence": l.id },
     el("span", { class: "st", text: words(l.state) }), el("h2", { text: l.type_name || words(l.type) }),
-    el("p", { class: "meta", text: `No. ${l.number}` }),
-    el("p", { class: "meta", text: `valid from ${l.valid_from}${l.valid_until ? " to " + l.valid_until : ""}${l.issuer ? " · " + words(l.issuer) : ""}` })))
-    : [el("p", { class: "quiet", text: "No licences held." })]));
+    el("p", { class: "meta", text: t("citizen:licence.number", { number: l.number }) }),
+    el("p", { class: "meta", text: `${t(l.valid_until ? "citizen:licence.validFromTo" : "citizen:licence.validFrom", { from: l.valid_from, to: l.valid_until })}${l.issuer ? " · " + deptName(l.issuer) : ""}` })))
+    : [el("p", { class: "quiet", text: t("citizen:licence.none") })]));
 }
 
 // -- rate ------------------------------------------------------------------------------------------
@@ -423,36 +460,36 @@ async function loadRate() {
     for (const r of page.items) {
       if (!r.finished || cases.has(r.incident_id)) continue;
       cases.add(r.incident_id);
-      things.push({ kind: "incident", id: r.incident_id, title: r.title || `Report ${r.service_request_id}`, what: `my report ${r.service_request_id}` });
+      things.push({ kind: "incident", id: r.incident_id, title: r.title || t("citizen:rate.report", { id: r.service_request_id }), what: t("citizen:rate.myReport", { id: r.service_request_id }) });
     }
     cursor = page.next;
     if (!cursor) break;
   }
-  for (const o of orders.items) if (["answered", "closed"].includes(o.status)) things.push({ kind: "hotline_order", id: o.number, title: o.title, what: `hotline order ${o.number}` });
+  for (const o of orders.items) if (["answered", "closed"].includes(o.status)) things.push({ kind: "hotline_order", id: o.number, title: o.title, what: t("citizen:rate.order", { id: o.number }) });
   for (const s of subs.items) for (const a of s.applications || []) {
-    if (a.status === "result_issued") things.push({ kind: "application", id: a.id, title: a.item_name || words(a.item), what: `application ${a.id}` });
+    if (a.status === "result_issued") things.push({ kind: "application", id: a.id, title: a.item_name || words(a.item), what: t("citizen:rate.application", { id: a.id }) });
   }
   const box = document.getElementById("to-rate");
   box.replaceChildren(...(things.length ? things.map((t) => rateCard(t, rated.get(`${t.kind}:${t.id}`)))
-    : [el("p", { class: "quiet", text: "Nothing finished to rate yet." })]));
+    : [el("p", { class: "quiet", text: t("citizen:rate.none") })]));
 }
 
-function rateCard(t, review) {
-  const grade = el("select", { name: "grade", "aria-label": "Grade" }, ...GRADES.map(([v, l]) => el("option", { value: v, text: l })));
+function rateCard(thing, review) {
+  const grade = el("select", { name: "grade", "aria-label": t("citizen:rate.grade") }, ...GRADES.map((v) => el("option", { value: v, text: t(`citizen:grade.${v}`) })));
   if (review) grade.value = review.grade;
-  const comment = el("textarea", { name: "comment", rows: 2, placeholder: "Anything to add (optional)" });
-  const card = el("article", { class: "card rate", "data-subject": `${t.kind}:${t.id}` },
-    el("span", { class: "st", text: review ? `rated: ${words(review.grade)}` : "not rated yet" }),
-    el("h2", { text: t.title }), el("p", { class: "meta", text: t.what }),
-    el("label", {}, "How was it done?", grade), el("label", {}, "Comment", comment));
-  const button = el("button", { type: "button", class: "primary", "data-action": "rate", disabled: review && review.rerate_left === 0 }, review ? "Change my rating" : "Send rating");
+  const comment = el("textarea", { name: "comment", rows: 2, placeholder: t("citizen:rate.commentHint") });
+  const card = el("article", { class: "card rate", "data-subject": `${thing.kind}:${thing.id}` },
+    el("span", { class: "st", text: review ? t("citizen:rate.rated", { grade: words(review.grade) }) : t("citizen:rate.notYet") }),
+    el("h2", { text: thing.title }), el("p", { class: "meta", text: thing.what }),
+    el("label", {}, t("citizen:rate.how"), grade), el("label", {}, t("citizen:rate.comment"), comment));
+  const button = el("button", { type: "button", class: "primary", "data-action": "rate", disabled: review && review.rerate_left === 0 }, t(review ? "citizen:rate.change" : "citizen:rate.send"));
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
-      const r = await api("/api/v1/reviews", { method: "POST", body: { subject_kind: t.kind, subject_id: t.id, grade: grade.value,
+      const r = await api("/api/v1/reviews", { method: "POST", body: { subject_kind: thing.kind, subject_id: thing.id, grade: grade.value,
         ...(comment.value.trim() ? { comment: comment.value.trim() } : {}) } });
-      card.querySelector(".st").textContent = `rated: ${words(r.grade)}`;
-      toast(r.bad ? "Thank you: the department will call you back." : "Thank you for rating.", "ok");
+      card.querySelector(".st").textContent = t("citizen:rate.rated", { grade: words(r.grade) });
+      toast(t(r.bad ? "citizen:rate.thanksBad" : "citizen:rate.thanks"), "ok");
     } catch (e) {
       toast(e.readable || String(e));
     } finally {
@@ -470,23 +507,23 @@ async function loadPickups() {
   const now = Date.now() / 1000;
   document.getElementById("pickups").replaceChildren(...(r.items.length ? r.items.map((i) => {
     const card = el("article", { class: `card pickup ${i.status}`, "data-item": i.id },
-      el("span", { class: "st", text: words(i.status) }), el("h2", { text: i.description || "An item for you" }),
-      el("p", { class: "meta", text: `Cabinet ${i.cabinet_id} · compartment ${i.compartment}` }),
-      el("p", { class: "meta", text: i.status === "waiting" ? `collect ${relative(i.expires, now).replace(/^in /, "within ")} (by ${when(i.expires)})` : i.collected_at ? `collected ${when(i.collected_at)}` : "" }));
+      el("span", { class: "st", text: words(i.status) }), el("h2", { text: i.description || t("citizen:pickups.item"), translate: i.description ? "no" : null }),
+      el("p", { class: "meta", text: t("citizen:pickups.where", { cabinet: i.cabinet_id, compartment: i.compartment }) }),
+      el("p", { class: "meta", text: i.status === "waiting" ? t("citizen:pickups.collect", { span: span(i.expires - now), when: when(i.expires) }) : i.collected_at ? t("citizen:pickups.collected", { when: when(i.collected_at) }) : "" }));
     if (i.status === "waiting") {
-      const code = el("input", { name: "code", inputmode: "numeric", placeholder: "the code from your text message", "aria-label": "Pickup code" });
-      const button = el("button", { type: "button", class: "primary" }, "Open the compartment");
+      const code = el("input", { name: "code", inputmode: "numeric", placeholder: t("citizen:pickups.codeHint"), "aria-label": t("citizen:pickups.code") });
+      const button = el("button", { type: "button", class: "primary" }, t("citizen:pickups.open"));
       button.addEventListener("click", async () => {
         try {
           const res = await api(`/api/v1/cabinets/${encodeURIComponent(i.cabinet_id)}/pickup`, { method: "POST", body: { code: code.value.trim() } });
-          toast(`Compartment ${res.compartment} is open`, "ok");
+          toast(t("citizen:pickups.opened", { compartment: res.compartment }), "ok");
           loadPickups();
         } catch (e) { toast(e.readable || String(e)); }
       });
-      card.append(el("label", {}, "Pickup code", code), button);
+      card.append(el("label", {}, t("citizen:pickups.code"), code), button);
     }
     return card;
-  }) : [el("p", { class: "quiet", text: "Nothing waiting for you." })]));
+  }) : [el("p", { class: "quiet", text: t("citizen:pickups.none") })]));
 }
 
-main().catch((e) => { document.body.append(el("div", { class: "fatal", text: `The portal failed to start: ${e.message || e}` })); });
+main().catch((e) => { document.body.append(el("div", { class: "fatal", text: t("citizen:fatal", { reason: e.readable || e.message || e }) })); });
