@@ -28,6 +28,7 @@ def care_node(tmp_path_factory):
         "admin": ("admin", None, "test admin"),
         "staff": ("station", VILLAGE11, HOME),
         "civil": ("department", "civil_affairs", "civil affairs desk"),
+        "citizen": ("citizen", None, "c-portal"),
     })
     node.start()
     try:
@@ -126,4 +127,61 @@ def test_a_freed_bed_goes_to_the_next_in_line_and_a_double_booking_is_refused(
     # Bed 1 is offered to c-frail now: the open offers come first.
     expect(dialog.locator("h4").first).to_have_text("待答复的床位", timeout=10_000)
     expect(dialog.locator("tr[data-offer]")).to_have_count(1)
+    context.close()
+
+
+def test_the_citizen_joins_a_list_accepts_a_bed_and_is_refused_a_taken_slot(
+        care_node, browser, artifacts):
+    home = "care-990001001002"  # the other home of the citizen's town
+    with care_node.client("admin") as admin:
+        r = admin.post("/api/v1/citizens", json=elder("c-portal", care_level=3))
+        assert r.status_code == 201, r.text
+        assert admin.post("/api/v1/citizens", json=elder("c-other")).status_code == 201
+        r = admin.post(f"{P}/caregivers", json={
+            "id": "cg-wu", "name": "Wu Lan", "area": VILLAGE11, "skills": ["meal_assist"],
+            "schedule": [{"weekday": d, "start": "08:00", "end": "12:00"} for d in range(1, 8)]})
+        assert r.status_code == 201, r.text
+        zone = ZoneInfo(care_node.pack.info.timezone)
+        day = (dt.datetime.now(zone).date() + dt.timedelta(days=3)).isoformat()
+        r = admin.post(f"{P}/bookings", json={"caregiver": "cg-wu", "citizen": "c-other",
+                                               "day": day, "start": "09:00", "end": "10:00"})
+        assert r.status_code == 201, r.text
+
+    context, page = signed_in(browser, care_node.url, care_node.keys["citizen"], "/citizen",
+                              viewport=(900, 1200))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.click("#tabs button[data-tab=care]")
+    tab = page.locator("#tab-care")
+    join = tab.locator(f"button[data-join='{home}']")
+    expect(join).to_be_visible(timeout=20_000)
+    # Only the homes of the citizen's own town.
+    expect(tab.locator("li[data-home]")).to_have_count(2)
+    join.click()
+    expect(tab.locator("li[data-entry][data-status=waiting]")).to_have_count(1, timeout=10_000)
+
+    with care_node.client("admin") as admin:
+        r = admin.put(f"{P}/homes/{home}/beds", json={"beds": 1})
+        assert [o["citizen"] for o in r.json()["offers"]] == ["c-portal"]
+    page.click("#tabs button[data-tab=care]")  # opened again: read afresh
+    offered = tab.locator("li[data-entry][data-status=offered]")
+    expect(offered).to_have_count(1, timeout=10_000)
+    offered.locator("button[data-act=accept]").click()
+    expect(tab.locator("li[data-entry][data-status=admitted]")).to_have_count(1, timeout=10_000)
+
+    form = tab.locator("form.care-book")
+    form.locator("select[name=caregiver]").select_option("cg-wu")
+    form.locator("input[name=day]").fill(day)
+    form.locator("input[name=start]").fill("09:30")
+    form.locator("input[name=end]").fill("10:30")
+    form.locator("button[type=submit]").click()
+    expect(tab.locator(".notice").first).to_contain_text("09:00-10:00", timeout=10_000)
+    assert page.evaluate("window.cityopsCarePortal.refused") == "care_double_booked"
+    expect(tab.locator("li[data-booking]")).to_have_count(0)
+    form.locator("input[name=start]").fill("10:00")
+    form.locator("input[name=end]").fill("11:00")
+    form.locator("button[type=submit]").click()
+    expect(tab.locator("li[data-booking][data-status=booked]")).to_have_count(1, timeout=10_000)
+    page.screenshot(path=str(artifacts / "seniorcare-portal.png"), full_page=True)
+    assert errors == []
     context.close()
