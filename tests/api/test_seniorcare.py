@@ -12,6 +12,7 @@ import uuid
 import msgspec
 import pytest
 
+from cityops.domain.access import Role
 from cityops.domain.city import Department
 from cityops.domain.seniorcare.admission import RESPONSE_S
 
@@ -244,13 +245,14 @@ async def test_retrofit_bundle_with_on_site_assessment(tmp_path, care_city, live
         me = live.client(await live.key("citizen", name="c-poor"))
         form = await me.get("/api/v1/bundles/aging_friendly_retrofit/form")
         assert form.status_code == 200, form.text
-        r = await me.post("/api/v1/applications", json={
+        body = {
             "bundle": "aging_friendly_retrofit", "key": "retro-1",
             "answers": {"applicant_name": "Poor", "applicant_id_number": "110101194603011231",
                         "applicant_phone": "13800000002", "home_address": "1 Huamu Rd",
                         "start_date": TUESDAY.isoformat(), "bank_account": "6222"},
             "materials": {"id_card": "scan-1", "premises_title": "scan-2",
-                          "renovation_plan": "scan-3", "bank_card": "scan-4"}})
+                          "renovation_plan": "scan-3", "bank_card": "scan-4"}}
+        r = await me.post("/api/v1/applications", json=body)
         assert r.status_code == 201, r.text
         apps = {a["item"]: a for a in r.json()["applications"]}
         assessment = apps["aging_retrofit_assessment"]["id"]
@@ -277,6 +279,24 @@ async def test_retrofit_bundle_with_on_site_assessment(tmp_path, care_city, live
         assert app["status"] == "result_issued" and "grab_bars x2" in app["result"]["note"]
         seen = (await me.get(f"{P}/retrofits/{assessment}")).json()
         assert seen["assessment"]["subsidy"] == 1100
+
+        # A call cut short after recording the findings: the next one finishes the moves
+        # with the findings first recorded, and does not assess twice.
+        r = await me.post("/api/v1/applications", json={**body, "key": "retro-2"})
+        second = {a["item"]: a for a in r.json()["applications"]}["aging_retrofit_assessment"]
+        from cityops.domain.onestop.applications import Actor
+        from cityops.domain.seniorcare.retrofit import Finding
+        from cityops.serve.seniorcare import seniorcare_of
+
+        care = seniorcare_of(live.node).retrofits
+        cut = await care._record(await care.application(second["id"]),
+                                 Actor("k", Role.DEPARTMENT), [Finding(hazard="dark_path")],
+                                 None, "")
+        r = await civil.post(f"{P}/retrofits/{second['id']}/assessment", json=findings)
+        assert r.status_code == 201, r.text
+        assert r.json()["works"] == msgspec.to_builtins(cut.works)
+        app = (await me.get(f"/api/v1/applications/{second['id']}")).json()
+        assert app["status"] == "result_issued" and "night_lights x1" in app["result"]["note"]
 
 
 # -- concurrency, on both databases -----------------------------------------------------------

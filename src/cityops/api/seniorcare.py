@@ -34,7 +34,14 @@ from cityops.api.serve_util import Note, Short, actor_of
 from cityops.domain.access import Principal, Role
 from cityops.domain.onestop.applications import Application, can_see
 from cityops.domain.seniorcare import access
-from cityops.domain.seniorcare.admission import Entry, Hardship, Home, Resident, position
+from cityops.domain.seniorcare.admission import (
+    Entry,
+    Hardship,
+    Home,
+    Resident,
+    need_points,
+    position,
+)
 from cityops.domain.seniorcare.caregivers import (
     SKILLS,
     Booking,
@@ -49,6 +56,7 @@ from cityops.domain.seniorcare.retrofit import WORKS, Assessment, Finding
 from cityops.packs.care import CarePoint
 from cityops.serve.seniorcare import SeniorCare, seniorcare_of
 from cityops.serve.seniorcare.bookings import parse_day
+from cityops.serve.seniorcare.points import care_points
 from cityops.serve.seniorcare.retrofits import ASSESSMENT_ITEM
 
 errors_map({CareRefused: 409, CareInvalid: 400, CareNotFound: 404})
@@ -125,8 +133,6 @@ async def _sees_home(call: Call[Any, Any], p: CarePoint) -> bool:
 
 
 async def _home_ids(call: Call[Any, Any]) -> list[str]:
-    from cityops.serve.seniorcare.points import care_points
-
     return list(await care_points(call.node))
 
 
@@ -147,8 +153,6 @@ HOME = Guard("care_home", "home", _load_home, _guard_home)
 
 
 def view(who: Principal, p: CarePoint, h: Home) -> HomeView:
-    from cityops.domain.seniorcare.admission import need_points
-
     if who.role is Role.CITIZEN:
         mine = [WaitingEntry(e, position(h, e.id)) for e in h.entries if e.citizen == who.name]
         return HomeView(summary(p, h), mine=mine)

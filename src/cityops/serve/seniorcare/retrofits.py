@@ -46,6 +46,27 @@ class RetrofitService:
 
     async def assess(self, app: Application, actor: Actor, findings: list[Finding], *,
                      hardship: Hardship | None = None, note: str = "") -> Assessment:
+        """Record the findings and move the assessment application on to its result. The
+        findings are stored first and the moves follow, each the desk's own version-checked
+        save; a call cut short between them is finished by the next one (with the findings
+        first recorded), so an application is never left assessed but undecided."""
+        done = await self.get(app.submission)
+        if done is not None and (done.application != app.id
+                                 or app.status is Status.RESULT_ISSUED):
+            raise CareRefused(f"the home of submission {app.submission} is assessed already",
+                              "care_assessed_already")
+        if done is None:
+            done = await self._record(app, actor, findings, hardship, note)
+        if app.status is Status.SUBMITTED:
+            app = await self.desk.act(app.id, "accept", actor)
+        if app.status is Status.ACCEPTED:
+            app = await self.desk.act(app.id, "approve", actor)
+        if app.status is Status.APPROVED:
+            await self.desk.act(app.id, "issue_result", actor, note=rules.summary(done))
+        return done
+
+    async def _record(self, app: Application, actor: Actor, findings: list[Finding],
+                      hardship: Hardship | None, note: str) -> Assessment:
         if app.status not in (Status.SUBMITTED, Status.ACCEPTED):
             raise CareRefused(f"application {app.id} is {app.status.value}: an assessment is "
                               "recorded on a submitted or accepted application",
@@ -65,15 +86,8 @@ class RetrofitService:
                 owner=app.applicant, status="assessed", unique=app.id, created=now,
                 updated=now))
         except DuplicateKey:
-            raise CareRefused(f"the home of submission {app.submission} is assessed already",
-                              "care_assessed_already") from None
-        # The findings are stored first: the moves below are the desk's, each its own
-        # version-checked save, and a retry of this call finds the assessment and stops
-        # rather than assessing twice.
-        if app.status is Status.SUBMITTED:
-            await self.desk.act(app.id, "accept", actor)
-        await self.desk.act(app.id, "approve", actor)
-        await self.desk.act(app.id, "issue_result", actor, note=rules.summary(done))
+            raise CareRefused(f"the home of submission {app.submission} is being assessed "
+                              "by another call; look again", "care_assessed_already") from None
         return done
 
     async def get(self, submission: str) -> Assessment | None:
