@@ -328,10 +328,11 @@ async function main() {
     const names = await api("/api/v1/names");
     state.departments = names.departments.map((d) => d.code).sort();
   } catch { state.departments = []; }
-  if (me.role === "admin") { setupKeys(); await loadKeys(); }
+  if (me.role === "admin") { setupKeys(); await loadKeys().catch(refused); }
   setupDevices();
-  await Promise.all([loadDevices(), loadSilences(), loadStaff()]);
-  await setupCells();
+  // One part that cannot load (no act side for the staff, say) leaves the others usable.
+  await Promise.all([loadDevices(), loadSilences(), loadStaff()].map((p) => p.catch(refused)));
+  await setupCells().catch(refused);
   onLanguageChange(() => {
     if (me.role === "admin") renderKeys();
     renderDevices();
