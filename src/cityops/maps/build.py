@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,11 @@ def build_archive(features: Sequence[Feature], out: Path, *, minzoom: int = MINZ
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     stored = done = 0
-    with open(partial, "wb") as f:
+    with open(partial, "wb") as f, warnings.catch_warnings():
+        # mapbox-vector-tile 2.2 calls shapely.ops.transform, deprecated in Shapely 2.1:
+        # once per feature of every tile, it would bury any other warning.
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                module="mapbox_vector_tile")
         writer = Writer(f)
         for z, tiles in plan:
             zoom = _prepare(features, z, maxzoom)
