@@ -293,10 +293,17 @@ async function printPdf(path, what) {
   if (pdf.type !== "application/pdf") { say(t("kiosk:message.failed")); return false; }
   const url = URL.createObjectURL(pdf);
   state.blobs.push(url);
-  const frame = $("print-frame");
-  frame.onload = () => {
-    try { frame.contentWindow.print(); } catch { /* a viewer without print: the notice says where */ }
-  };
+  // A fresh frame per document: the browser's PDF viewer is not asked to swap documents.
+  const old = $("print-frame");
+  const frame = el("iframe", { id: "print-frame", title: "Printing", hidden: true });
+  old.replaceWith(frame);
+  // A browser driven by automation has nobody to answer the print dialog (and headless
+  // Chromium's PDF viewer may not survive it): the PDF is loaded, not sent to print().
+  if (!navigator.webdriver) {
+    frame.onload = () => {
+      try { frame.contentWindow.print(); } catch { /* a viewer without print: the notice says where */ }
+    };
+  }
   frame.src = url;
   state.printed.push({ path, bytes: pdf.size, url });
   const notice = $("printed");
