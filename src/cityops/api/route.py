@@ -25,7 +25,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route, websocket_session
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
+from starlette.websockets import WebSocket
 
 from cityops.api.errors import CODE_PATTERN, ApiError, json_response
 from cityops.api.export import Export, wanted
@@ -162,6 +165,9 @@ class Endpoint:
     # field): its handler charges that key's share, not the address's
     export: Export | None = None  # a list that may also be had whole as CSV or XLSX
     # (`?format=`, see cityops.api.export): how to page through it
+    socket: Callable[[WebSocket], Awaitable[None]] | None = None  # a GET route that is also
+    # a WebSocket: the session's handler (it authenticates the socket itself: browsers send
+    # no Authorization header on an upgrade); the plain GET answers what `handler` says
 
     def __post_init__(self) -> None:
         if self.scope is Scope.RECORD and self.guard is None:
@@ -174,6 +180,8 @@ class Endpoint:
                             "the kind of record it lists or makes")
         if self.scope is not Scope.NONE and not self.roles:
             raise TypeError(f"{self.method} {self.path}: a scoped route cannot be PUBLIC")
+        if self.socket is not None and self.method != "GET":
+            raise TypeError(f"{self.method} {self.path}: a WebSocket is opened with a GET")
         if self.export is not None and self.method != "GET":
             raise TypeError(f"{self.method} {self.path}: only a GET list is exported")
         if self.export is not None and any(f.encode_name == "format" for f in
@@ -396,12 +404,35 @@ def starlette_routes(table: Sequence[Endpoint]) -> list[Route]:
         wrapped = {m: wrap(e) for m, e in methods.items()}
         if "GET" in wrapped:
             wrapped.setdefault("HEAD", wrapped["GET"])
-        route = Route(path, _dispatch(path, wrapped), methods=list(wrapped))
+        socket = next((e.socket for e in methods.values() if e.socket is not None), None)
+        route = (Route(path, _dispatch(path, wrapped), methods=list(wrapped)) if socket is None
+                 else _SocketRoute(path, _dispatch(path, wrapped), list(wrapped), socket))
         # A path may carry any character percent-encoded, a newline too, which `.*` stops
         # at: such a request would miss its route and answer a misleading 404.
         route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
         routes.append(route)
     return routes
+
+
+class _SocketRoute(Route):
+    """A declared GET route that also takes the WebSocket upgrade of its path: one entry in
+    the table for both, so the socket is documented, listed and scoped like any route."""
+
+    def __init__(self, path: str, endpoint: Callable[[Request], Awaitable[Response]],
+                 methods: list[str], socket: Callable[[WebSocket], Awaitable[None]]) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.socket_app = websocket_session(socket)
+
+    def matches(self, scope: AsgiScope) -> tuple[Match, AsgiScope]:
+        if scope["type"] != "websocket":
+            return super().matches(scope)
+        return super().matches({**scope, "type": "http", "method": "GET"})
+
+    async def handle(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.socket_app(scope, receive, send)
+        else:
+            await super().handle(scope, receive, send)
 
 
 def _dispatch(path: str, wrapped: dict[str, Callable[[Request], Awaitable[Response]]]
