@@ -48,7 +48,7 @@ def test_cells_stay_exact_while_objects_move_and_few_are_asked_again() -> None:
         lat += 2e-5 * np.cos(heading)
         lon += 2e-5 * np.sin(heading)
         index.update(everyone, lat, lon)
-    # Only objects that left their slack were asked of H3 again: a small share of 100,000.
+    # Only objects that left their slack were asked of H3 again: a small share of them.
     assert index.asked - first < 0.2 * 5 * len(lat)
     wanted = np.array([h3.latlng_to_cell(a, b, BASE_RES) for a, b in zip(lat, lon)], np.uint64)
     held = np.array(index.base.ids, np.uint64)[index.row]

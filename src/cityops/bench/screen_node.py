@@ -25,33 +25,47 @@ STEP_DEG = 2e-5  # about 2 m a second: a truck crawling through traffic
 
 class Mover:
     def __init__(self, node) -> None:
+        self.node = node
         gps = [d for d in node.pack.devices if d.kind == "gps"]
-        index = np.array([node.registry.index[d.id] for d in gps], np.int64)
-        self.state = node.history.state
-        self.series = (index[:, None] * MAX_CHANNELS + np.array([0, 1])).reshape(-1)
-        self.top = int(index.max()) + 1 if len(index) else 0
+        self.ids = [d.id for d in gps]
         self.lat = np.array([d.lat for d in gps])
         self.lon = np.array([d.lon for d in gps])
         self.heading = np.random.default_rng(3).uniform(0, 2 * np.pi, len(gps))
         self.rounds = 0
         self.late = 0
 
-    def round(self) -> None:
+    def _series(self) -> np.ndarray | None:
+        """The trackers' lat and lon series, once the node has registered them all (it does
+        so as it starts, after it is built)."""
+        index = self.node.registry.index
+        if any(i not in index for i in (self.ids[0], self.ids[-1])):
+            return None
+        rows = np.array([index.get(i, -1) for i in self.ids], np.int64)
+        if (rows < 0).any():
+            return None
+        self.state = self.node.history.state
+        self.state.reserve(int(rows.max()) + 1)
+        return (rows[:, None] * MAX_CHANNELS + np.array([0, 1])).reshape(-1)
+
+    def round(self, series: np.ndarray) -> None:
         self.heading += np.random.default_rng(self.rounds).normal(0, 0.3, len(self.heading))
         self.lat += STEP_DEG * np.cos(self.heading)
         self.lon += STEP_DEG * np.sin(self.heading)
         values = np.column_stack([self.lat, self.lon]).reshape(-1)
         ts = np.full(len(values), int(time.time() * 1e6), np.int64)
-        self.state.restore_latest(self.series, ts, values)
+        self.state.restore_latest(series, ts, values)
         self.rounds += 1
 
     def run(self) -> None:
-        if not self.top:
+        if not self.ids:
             return
-        self.state.reserve(self.top)
+        series = None
+        while series is None:
+            time.sleep(PERIOD_S)
+            series = self._series()
         while True:
             started = time.monotonic()
-            self.round()
+            self.round(series)
             spent = time.monotonic() - started
             self.late += spent > PERIOD_S
             time.sleep(max(0.0, PERIOD_S - spent))

@@ -82,8 +82,9 @@ class CellIndex:
 
     def __init__(self, n: int) -> None:
         self.row = np.full(n, -1, np.int32)  # the object's base cell, -1 before its first fix
-        self.anchor = np.zeros((n, 2), np.float64)
-        self.slack = np.full(n, -1.0)
+        self.anchor_lat = np.zeros(n, np.float64)
+        self.anchor_lon = np.zeros(n, np.float64)
+        self.slack2 = np.full(n, -1.0)  # the slack squared; negative: ask H3 at the next move
         self.base = _Cells()
         self._edges = np.zeros((0, 6, 3), np.float64)
         self._parents: dict[int, _Cells] = {r: _Cells() for r in range(COARSEST_RES, BASE_RES)}
@@ -115,8 +116,15 @@ class CellIndex:
         """Objects `idx` are now at (lat, lon), in degrees. Answers how many changed cell."""
         if not len(idx):
             return 0
-        moved = (lat - self.anchor[idx, 0]) ** 2 + (lon - self.anchor[idx, 1]) ** 2
-        far = np.flatnonzero(moved >= self.slack[idx] ** 2)
+        if len(idx) == len(self.row):  # everyone moved (idx is then 0..n-1): no gathers
+            dlat, dlon, slack2 = lat - self.anchor_lat, lon - self.anchor_lon, self.slack2
+        else:
+            dlat, dlon = lat - self.anchor_lat[idx], lon - self.anchor_lon[idx]
+            slack2 = self.slack2[idx]
+        dlat *= dlat
+        dlon *= dlon
+        dlat += dlon
+        far = np.flatnonzero(dlat >= slack2)
         if not len(far):
             return 0
         who, la, lo = idx[far], lat[far], lon[far]
@@ -127,17 +135,17 @@ class CellIndex:
         rows = self._add_base(distinct)[inverse]
         changed = int(np.count_nonzero(self.row[who] != rows))
         self.row[who] = rows
-        self.anchor[who, 0] = la
-        self.anchor[who, 1] = lo
+        self.anchor_lat[who] = la
+        self.anchor_lon[who] = lo
         e = self._edges[rows]
         distance = e[:, :, 0] * la[:, None] + e[:, :, 1] * lo[:, None] - e[:, :, 2]
-        self.slack[who] = np.maximum(distance.min(axis=1) - EDGE_MARGIN, 0.0)
+        self.slack2[who] = np.maximum(distance.min(axis=1) - EDGE_MARGIN, 0.0) ** 2
         return changed
 
     def forget(self, idx: np.ndarray) -> None:
         """Objects that lost their fix: counted in no cell until they have one again."""
         self.row[idx] = -1
-        self.slack[idx] = -1.0
+        self.slack2[idx] = -1.0
 
     def cells(self, res: int) -> _Cells:
         return self.base if res == BASE_RES else self._parents[res]
