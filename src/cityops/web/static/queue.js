@@ -35,8 +35,9 @@ function dialog() {
         el("input", { name: "window", value: "1", size: "3", maxlength: "8", "aria-label": "window" })),
       el("button", { type: "button", class: "primary", "data-action": "next", "data-q": "console.next" })),
     el("p", { class: "queue-summary" }),
+    el("p", { class: "queue-status", role: "status", style: "font-weight:600" }),
     el("p", { class: "error", role: "alert" }),
-    el("table", { class: "queue-table" },
+    el("table", { class: "queue-table", style: "border-spacing:12px 4px" },
       el("thead", {}, el("tr", {}, ...["number", "status", "window", "taken", "wait", "channel", ""]
         .map((k) => el("th", k ? { "data-q": `console.${k}` } : {})))),
       el("tbody")),
@@ -56,6 +57,10 @@ function label(root) {
 
 function say(text) {
   dialog().querySelector(".error").textContent = text || "";
+}
+
+function tell(text) {
+  dialog().querySelector(".queue-status").textContent = text || "";
 }
 
 async function counters() {
@@ -139,6 +144,7 @@ function action(tk, name, label) {
 
 async function callNext() {
   say("");
+  tell("");
   const d = dialog();
   const window_ = d.querySelector("input[name=window]").value.trim() || "1";
   try {
@@ -146,7 +152,7 @@ async function callNext() {
       { method: "POST", body: { window: window_ } });
     state.last = called.label;
     await load();
-    say(t("queue:console.called", { label: called.label, window: called.window }));
+    tell(t("queue:console.called", { label: called.label, window: called.window }));
   } catch (e) {
     say(translated(e));
   }
