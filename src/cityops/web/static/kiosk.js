@@ -8,6 +8,7 @@
 import {
   initI18n, t, setLanguage, language, languageSwitcher, onLanguageChange, fmtDateTime,
 } from "/static/i18n.js";
+import { mountCitizen, leave as leaveWindow } from "/static/window.js";
 
 const params = new URLSearchParams(location.search);
 const IDLE_S = Math.min(900, Math.max(5, Number(params.get("idle")) || 120));
@@ -394,6 +395,7 @@ function wipe(reason) {
       headers: { Authorization: `Bearer ${key}` } }).catch(() => {});
   }
   cardHeld = "";
+  leaveWindow();
   Object.assign(state, { key: null, citizen: null, name: "", challenge: null, form: null, submission: null });
   state.wipes += 1;
   for (const url of state.blobs) URL.revokeObjectURL(url);
@@ -441,10 +443,11 @@ async function go(where) {
   if (where === "services") await loadServices();
   if (where === "licences") await loadLicences();
   if (where === "queue") await loadQueue();
+  if (where === "window") await mountCitizen($("window-body"), () => state.key);
 }
 
 async function main() {
-  await initI18n(["kiosk", "queue"]);
+  await initI18n(["kiosk", "queue", "window"]);
   $("lang-slot").append(languageSwitcher());
   for (const pad of document.querySelectorAll(".keypad")) buildKeypad(pad);
   $("card-read").addEventListener("click", () => readCard($("card-number").value.trim()));
