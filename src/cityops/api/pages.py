@@ -6,9 +6,10 @@ They are static HTML, CSS and ES modules from `cityops/web/`, with the browser l
 `npm ci` there, whose postinstall copies their dist files into `cityops/web/static/vendor/`,
 inside the Python package, so an installed wheel built after that carries them too).
 
-Nothing is loaded from another host: the base map is the city's own area polygons, and the
-Content-Security-Policy sent with every page forbids any other origin, except the tile server
-named by `CITYOPS_TILE_URL` when one is configured (raster tiles `https://HOST/{z}/{x}/{y}.png`).
+Nothing is loaded from another host: the base map's tiles, style, glyphs and sprite are the
+node's own (`cityops.maps`), and the Content-Security-Policy sent with every page forbids any
+other origin, except the tile server named by `CITYOPS_TILE_URL` when one is configured (raster
+tiles `https://HOST/{z}/{x}/{y}.png`).
 The pages hold no data and need no key; everything they show comes from the API with the key
 the person signs in with (kept in sessionStorage, sent as `Authorization: Bearer`). No page may
 be framed by another (`frame-ancestors 'none'`): a framed console could be clicked through.
