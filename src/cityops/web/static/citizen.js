@@ -3,7 +3,7 @@
 // finished, my cabinet pickups. Everything comes from the API with the citizen's own key.
 import { api, key, signIn, signOut, el, relative, span, toast, shrinkPhoto, showPhotos, loadNames, deptName,
   categoryName } from "/static/common.js";
-import { initI18n, t, languageSwitcher, onLanguageChange, language, fmtDateTime } from "/static/i18n.js";
+import { initI18n, t, languageSwitcher, onLanguageChange, language, fmtDateTime, mapLocale } from "/static/i18n.js";
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
 import { baseStyle, bboxOf, fallbackStyle, followLanguage, BASE_FIRST_LABEL, CJK_FONTS } from "/static/mapview.js";
 
@@ -136,7 +136,8 @@ async function setupMap() {
   const base = await baseStyle({ theme: "light" });
   const style = base || fallbackStyle(document.body.dataset.tiles);
   const map = new maplibregl.Map({ container: "map", style, center: [121.5, 31.2], zoom: 9, attributionControl: false,
-    dragRotate: false, pitchWithRotate: false, fadeDuration: 0, localIdeographFontFamily: CJK_FONTS });
+    dragRotate: false, pitchWithRotate: false, fadeDuration: 0, localIdeographFontFamily: CJK_FONTS,
+    locale: mapLocale() });
   state.map = map;
   await new Promise((ok) => map.on("load", ok));
   const fc = await api("/api/v1/areas.geojson?level=village");

@@ -6,7 +6,7 @@
 // Static HTML is marked up, not scripted:
 //   <h2 data-i18n="screen:vital.title">Vital signs</h2>       text (the English stays as-is
 //                                                              until the translation loads)
-//   <input data-i18n-attr="placeholder=citizen:search.hint">   attributes, `;`-separated
+//   <input data-i18n-attr="placeholder=citizen:services.hint"> attributes, `;`-separated
 //   <title data-i18n="screen:title" data-arg-city="Pudong">    values for the text's
 //                                                              {{city}} come from data-arg-*
 // Script-made text uses `t("ns:key", {count, ...})`; numbers and times go through `fmtNumber` /
@@ -174,6 +174,21 @@ export function localName(thing) {
   const names = thing.names || {};
   const lng = language();
   return names[lng] || (lng.startsWith("zh") ? names.zh || names["zh-Hans"] : names.en) || thing.name || "";
+}
+
+// MapLibre's own words (its controls' titles, the map's and markers' labels) for a map's
+// `locale` option; before the page's language is known, none: MapLibre's English stands.
+const MAP_WORDS = ["AttributionControl.ToggleAttribution", "AttributionControl.MapFeedback",
+  "FullscreenControl.Enter", "FullscreenControl.Exit", "GeolocateControl.FindMyLocation",
+  "GeolocateControl.LocationNotAvailable", "LogoControl.Title", "Map.Title", "Marker.Title",
+  "NavigationControl.ResetBearing", "NavigationControl.ZoomIn", "NavigationControl.ZoomOut",
+  "Popup.Close", "ScaleControl.Meters", "ScaleControl.Kilometers",
+  "CooperativeGesturesHandler.WindowsHelpText", "CooperativeGesturesHandler.MacHelpText",
+  "CooperativeGesturesHandler.MobileHelpText"];
+
+export function mapLocale() {
+  if (!i18next.isInitialized) return {};
+  return Object.fromEntries(MAP_WORDS.map((k) => [k, t(`common:maplibre.${k}`)]));
 }
 
 export function fmtNumber(n, options) {

@@ -2,7 +2,7 @@
 // under the pack's area polygons, three levels with drill-down, and fast point layers for the
 // live objects. A node without a base map draws the polygons alone, as before.
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
-import { localName, onLanguageChange } from "/static/i18n.js";
+import { localName, onLanguageChange, mapLocale, ready as i18nReady, t } from "/static/i18n.js";
 
 const STATE_FILL = { daily: "#14304f", special: "#5a4614", emergency: "#5c1a1f" };
 const STATE_LINE = { daily: "#3d7cc9", special: "#f0b429", emergency: "#ff5c5c" };
@@ -251,7 +251,12 @@ export class CityMapView {
     const style = fallbackStyle(tiles);
     this.map = new maplibregl.Map({ container, style, center: [121.5, 31.2], zoom: 9,
       attributionControl: false, interactive, dragRotate: false, pitchWithRotate: false,
-      fadeDuration: 0, localIdeographFontFamily: CJK_FONTS });
+      fadeDuration: 0, localIdeographFontFamily: CJK_FONTS, locale: mapLocale() });
+    // A map made before the page's language was known labels itself once it is, and again
+    // at each change (MapLibre takes its words only when the map is made).
+    const label = () => this.map.getCanvas().setAttribute("aria-label", t("common:maplibre.Map.Title"));
+    i18nReady.then(label);
+    onLanguageChange(label);
     // The base style is fetched while the map starts: neither waits for the other.
     const loaded = new Promise((ok) => this.map.on("load", ok));
     this.ready = Promise.all([loaded, baseStyle({ theme })]).then(([, base]) => {
