@@ -3,7 +3,7 @@ the socket, presence per department, a call refused when no clerk of the departm
 (nothing kept), ringing the least busy free clerk, accept and decline, relaying only between
 the two parties of one call, the form pushed and its values checked and saved to the
 application, a dropped socket ending the call and freeing the clerk, the audit of each call,
-and the bounds (message size, rate, a reader that never reads)."""
+the bounds (message size, rate, a reader that never reads), and a revoked key's socket closed."""
 
 from __future__ import annotations
 
@@ -370,5 +370,33 @@ def test_bounds(world: World, monkeypatch) -> None:
         assert w.client.portal is not None
         w.client.portal.call(flood)
         assert party.cut
+        ended = clerk.receive_json()
+        assert (ended["type"], ended["reason"]) == ("ended", "dropped")
+
+
+def test_a_revoked_key_closes_its_socket_and_ends_its_call(world: World, monkeypatch) -> None:
+    """A kiosk's wiped session revokes its key: the call it held ends though nothing more is
+    said on its socket."""
+    from cityops.api import window as window_api
+
+    monkeypatch.setattr(window_api, "RECHECK_S", 0.05)
+    w = world
+    key, app_id = citizen_with_application(w, LI)
+    assert w.client.portal is not None
+    key_id = next(k.id for k in w.client.portal.call(w.node.store.list_keys)
+                  if k.name == LI["id"])
+    with w.socket(key) as citizen, w.socket(w.key("department", "city_management")) as clerk:
+        clerk.send_json({"type": "presence", "online": True})
+        clerk.receive_json()
+        call = w.http("POST", "/api/v1/window/calls", key,
+                      json={"application_id": app_id}).json()
+        clerk.receive_json()
+        clerk.send_json({"type": "accept", "call": call["id"]})
+        clerk.receive_json()
+        citizen.receive_json()
+        assert w.client.portal.call(w.node.store.revoke_key, key_id)
+        assert citizen.receive_json()["code"] == "unauthorized"
+        with pytest.raises(WebSocketDisconnect):
+            citizen.receive_json()
         ended = clerk.receive_json()
         assert (ended["type"], ended["reason"]) == ("ended", "dropped")

@@ -62,6 +62,12 @@ def browser():
             b.close()
 
 
+def open_tab(portal) -> None:
+    # The portal wires its tabs in the same step that shows the person's name.
+    portal.locator("#me-name", has_text=LI["name"]).wait_for()
+    portal.click("#tabs button[data-tab=window]")
+
+
 def test_a_video_call_with_media_both_ways_and_a_form_filled(web_node, browser,
                                                               artifacts) -> None:
     with web_node.client("li") as li:
@@ -78,7 +84,7 @@ def test_a_video_call_with_media_both_ways_and_a_form_filled(web_node, browser,
         console.check("#window-online")
         console.wait_for_function("() => window.cityopsWindow.online === true")
 
-        portal.click("#tabs button[data-tab=window]")
+        open_tab(portal)
         card = portal.locator(f".window-app[data-application='{app_id}']")
         card.wait_for()
         assert "1" in card.inner_text()  # one clerk free
@@ -125,7 +131,7 @@ def test_a_call_with_no_clerk_online_is_refused_on_the_page(web_node, browser) -
         app_id = li.post("/api/v1/applications", json=SIGN).json()["applications"][0]["id"]
     context, portal = signed_in(browser, web_node.url, web_node.keys["li"], "/citizen?lang=zh-CN")
     try:
-        portal.click("#tabs button[data-tab=window]")
+        open_tab(portal)
         card = portal.locator(f".window-app[data-application='{app_id}']")
         card.wait_for()
         assert "没有工作人员在线" in card.inner_text()

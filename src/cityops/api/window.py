@@ -222,17 +222,12 @@ async def window_socket(ws: WebSocket) -> None:
     writer = asyncio.create_task(_write(ws, party))
     hub.send(party, {"type": "welcome", "role": party.role, "department": party.department,
                      "citizen": party.citizen})
-    checked = time.monotonic()
+    watch = asyncio.create_task(_watch_key(hub, node, party, secret))
     try:
         while not party.cut:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 break
-            if time.monotonic() - checked > RECHECK_S:
-                checked = time.monotonic()
-                if await node.keys.resolve_fresh(secret) is None:
-                    hub.send(party, _error("unauthorized", "the key was revoked or expired"))
-                    break
             text = message.get("text")
             if text is None:
                 hub.send(party, _error("window_bad_message", "messages are JSON text"))
@@ -249,12 +244,23 @@ async def window_socket(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        watch.cancel()
         await hub.leave(party)
         party.cut = True
         with contextlib.suppress(asyncio.QueueFull):
             party.outbox.put_nowait(None)
         await writer
         await _close(ws, 1000, "bye")
+
+
+async def _watch_key(hub: WindowHub, node: Any, party: Party, secret: str) -> None:
+    """A socket lives as long as its key: revoked or expired (a kiosk's session wiped), the
+    socket is closed and its call ended, even while nothing is said on it."""
+    while not party.cut:
+        await asyncio.sleep(RECHECK_S)
+        if await node.keys.resolve_fresh(secret) is None:
+            hub.cut_off(party, _error("unauthorized", "the key was revoked or expired"))
+            return
 
 
 async def _write(ws: WebSocket, party: Party) -> None:

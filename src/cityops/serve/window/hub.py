@@ -134,14 +134,20 @@ class WindowHub:
         try:
             party.outbox.put_nowait(message)
         except asyncio.QueueFull:
-            party.cut = True
-            while not party.outbox.empty():
-                party.outbox.get_nowait()
-            party.outbox.put_nowait(None)
-            # Its call ends now, not when the socket's close is finally acknowledged.
-            task = asyncio.get_running_loop().create_task(self.leave(party))
-            self._leaving.add(task)
-            task.add_done_callback(self._leaving.discard)
+            self.cut_off(party)
+
+    def cut_off(self, party: Party, last: dict[str, Any] | None = None) -> None:
+        """Close the party's socket after `last` (what it missed is dropped), and end its
+        call now, not when the socket's close is finally acknowledged."""
+        party.cut = True
+        while not party.outbox.empty():
+            party.outbox.get_nowait()
+        if last is not None:
+            party.outbox.put_nowait(last)
+        party.outbox.put_nowait(None)
+        task = asyncio.get_running_loop().create_task(self.leave(party))
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
 
     def online(self, department: str | None = None) -> dict[str, dict[str, int]]:
         """Clerks online and free, per department (or for one)."""
