@@ -481,6 +481,7 @@ class LiveHub:
                 if not self.viewers and not self.objects.streams:
                     self._pending_incidents.clear()
                     self._pending_alerts.clear()
+                    self._idle_objects()
                     continue
                 periodic = time.monotonic() - last_snapshot > self.snapshot_every_s
                 if periodic:
@@ -493,6 +494,16 @@ class LiveHub:
                 log.exception("live update failed; viewers will be resynced")
                 for viewer in list(self.viewers):
                     self._ask_resync(viewer)
+
+    def _idle_objects(self) -> None:
+        """With no viewer, the objects' cells are still kept current once a second: after
+        a minute away most of a million trucks would have left their cells, and the next
+        screen to open would wait seconds for them all to be placed again."""
+        mono = time.monotonic()
+        if self.vehicles and self.objects.ready.is_set() and mono - self._veh_read_at >= 1.0:
+            self._veh_read_at = mono
+            moved, _, _ = self._moved(self._veh_pos, self._sent_veh)
+            self.objects.advance(moved, *self._sent_veh)
 
     def _moved(self, pos: _Positions, sent) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lat, lon = pos.read()

@@ -132,7 +132,9 @@ MEASURE = """() => {
   return {first: s.firstRender, updates: s.updates.slice(), dropped: s.dropped,
           snapshots: s.snapshots, deltas: s.deltas + o.frames,
           bytes: window.cityops.stream.bytes + o.bytes, drawn: drawn, objects: s.objects,
-          mode: o.mode, bins: l.bins.bins.size, now: performance.now()};
+          mode: o.mode, bins: l.bins.bins.size, now: performance.now(),
+          marks: Object.fromEntries(performance.getEntriesByType("mark")
+            .map((m) => [m.name.replace("cityops:", ""), Math.round(m.startTime)]))};
 }"""
 
 
@@ -147,6 +149,9 @@ def warm(url: str, key: str, objects: int, timeout_s: float = 600.0) -> float:
             body = client.get("/api/v1/live/objects", params={"zoom": 9}).json()
             first = first if first is not None else time.monotonic() - started
             if body.get("total", 0) >= objects:
+                # And one snapshot of the event stream: the hub's per-device tables (which
+                # village each device is in, for the health counts) are made on the first.
+                client.get("/api/v1/live", params={"vehicles": "false"}).raise_for_status()
                 return first
             time.sleep(0.5)
     raise RuntimeError(f"the node placed fewer than {objects:,} objects in {timeout_s:.0f} s")
@@ -218,6 +223,7 @@ def run(*, objects: int, duration: float, workdir: Path | None, progress=lambda 
         "update_ms_p50": round(float(np.nanpercentile(updates, 50)), 1),
         "updates_measured": int(np.isfinite(updates).sum()),
         "objects_drawn": first["drawn"],
+        "page_marks_ms": first["marks"],
         "shown_as": first["mode"],
         "bins_drawn": first["bins"],
         "feed": feed,

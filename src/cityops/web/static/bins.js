@@ -248,6 +248,7 @@ export class LiveObjects {
     if (h.kind === "ping") return;
     if (h.kind === "closed") { if (this.abort) this.abort.abort(); return; }
     this.frames += 1;
+    if (this.frames === 1) performance.mark("cityops:objects");
     if (h.full || h.kind !== this.mode) {
       if (h.kind === "points" || this.mode === "points") this.clearPoints();
       if (h.kind === "bins" || this.mode === "bins") this.bins.clear();
