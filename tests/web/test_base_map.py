@@ -119,3 +119,30 @@ def test_the_citizen_picks_a_place_on_a_light_street_map(map_node, browser, arti
         assert picked == pytest.approx([lat, lon], abs=2e-4)
     finally:
         context.close()
+
+
+def test_one_name_per_area_the_page_labels_its_own(map_node, browser):
+    """The screen names the focused area's children with its own labels; the base map names
+    the rest (the villages when the district is focused), never the same area twice."""
+    from cityops.maps.pack import pack_features
+
+    village = next(f for f in pack_features(helsinki_pack(), streets=False)
+                   if f.layer == "places" and f.properties["code"] == "990001001001")
+    lon, lat = mercator_to_lonlat(village.geometry.x, village.geometry.y)
+    context, page = signed_in(browser, map_node.url, map_node.keys["operator"], "/screen")
+    try:
+        page.wait_for_function("window.cityops && window.cityops.view && "
+                               "window.cityops.view.base && window.cityops.view.focusCode",
+                               timeout=60_000)
+        view = "window.cityops.view.map"
+        page.evaluate(f"{view}.jumpTo({{ center: [{lon}, {lat}], zoom: 14 }})")
+        _settle(page, view)
+        codes = page.evaluate(f"""{view}.queryRenderedFeatures({{ layers:
+            ['base-labels-villages', 'base-labels-towns'] }}).map(f => f.properties.code)""")
+        assert "990001001001" in codes
+        assert not {"990001001", "990001002"} & set(codes)  # the page's own labels
+        marked = page.evaluate("[...document.querySelectorAll('.area-label')]"
+                               ".map(e => e.textContent)")
+        assert "Town 1" in marked or "第1街镇" in marked
+    finally:
+        context.close()

@@ -33,6 +33,7 @@ export const CJK_FONTS = "'Noto Sans CJK SC', 'Source Han Sans SC', 'WenQuanYi M
   "'PingFang SC', 'Microsoft YaHei', sans-serif";
 export const BASE_ABOVE_AREAS = "base-water";
 export const BASE_FIRST_LABEL = "base-labels-roads";
+const PLACE_LABELS = ["base-labels-villages", "base-labels-towns"];
 
 function pageLanguage() {
   const lang = document.documentElement.lang || navigator.language || "en";
@@ -282,11 +283,7 @@ export class CityMapView {
       if (layer.type === "background") m.setPaintProperty("bg", "background-color", layer.paint["background-color"]);
       else m.addLayer(layer);
     }
-    if (this.labels) {
-      for (const id of ["base-labels-villages", "base-labels-towns"]) {
-        m.setFilter(id, ["all", m.getFilter(id), ["!", ["has", "code"]]]);
-      }
-    }
+    this.placeFilters = Object.fromEntries(PLACE_LABELS.map((id) => [id, m.getFilter(id)]));
     followLanguage(m);
     this.base = base;
   }
@@ -381,6 +378,7 @@ export class CityMapView {
     for (const m of this.markers) m.remove();
     this.markers = [];
     if (!this.labels) return;
+    this.unlabelBase(codes);
     // Biggest areas first: when labels collide, the small area's name gives way.
     const size = (code) => { const [[w, s], [e, n]] = bboxOf(this.features.get(code).geometry); return (e - w) * (n - s); };
     codes = [...codes].sort((a, b) => size(b) - size(a));
@@ -394,6 +392,15 @@ export class CityMapView {
       this.markers.push(new maplibregl.Marker({ element: node }).setLngLat(c).addTo(this.map));
     }
     requestAnimationFrame(() => this.declutter());
+  }
+
+  // The areas the page names with its own labels are left out of the base map's place names
+  // (one name, not two); the others keep theirs, so zooming in shows the villages around.
+  unlabelBase(codes) {
+    if (!this.base) return;
+    for (const [id, filter] of Object.entries(this.placeFilters)) {
+      this.map.setFilter(id, ["all", filter, ["!", ["in", ["coalesce", ["get", "code"], ""], ["literal", codes]]]]);
+    }
   }
 
   declutter() {
