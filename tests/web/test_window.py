@@ -26,6 +26,7 @@ SIGN = {"service": "outdoor_signage_permit",
 MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 # Both pages' received media, summed over their inbound RTP streams (window.js reads getStats).
 RECEIVING = "async () => (await window.cityopsWindow.received()) > 0"
+PICTURE = "() => document.querySelector('.window-call video.remote').videoWidth > 0"
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,9 @@ def test_a_video_call_with_media_both_ways_and_a_form_filled(web_node, browser,
         # Media flows: each side has received audio and video from the other.
         portal.wait_for_function(RECEIVING, polling=250, timeout=60_000)
         console.wait_for_function(RECEIVING, polling=250, timeout=60_000)
+        # ... and the other's picture is decoded and shown.
+        for page in (portal, console):
+            page.wait_for_function(PICTURE, timeout=60_000)
         portal.screenshot(path=str(artifacts / "window-citizen.png"))
 
         console.locator("[data-action=push-form]").click()
