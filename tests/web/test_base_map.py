@@ -81,6 +81,8 @@ def test_the_screen_draws_the_streets_of_helsinki(map_node, browser, artifacts, 
         assert _near(shot, around, road) > 10, "no road colour on Pohjoisesplanadi"
         everywhere = (0, 0, shot.width, shot.height)
         drawn = _near(shot, everywhere, road)
+        # The data's licence is credited on the map.
+        assert "OpenStreetMap" in page.locator(".maplibregl-ctrl-attrib-inner").text_content()
         # The streets' names are drawn too, with the node's own glyphs.
         assert page.evaluate(f"{view}.queryRenderedFeatures({{ layers: ['base-labels-roads'] }})"
                              ".some(f => f.properties.name === 'Pohjoisesplanadi')")
@@ -112,6 +114,8 @@ def test_the_citizen_picks_a_place_on_a_light_street_map(map_node, browser, arti
         x, y = page.evaluate(f"(() => {{ const p = {view}.project([{lon}, {lat}]); "
                              "return [p.x, p.y]; })()")
         assert _near(shot, (int(x) - 6, int(y) - 6, int(x) + 7, int(y) + 7), road) > 10
+        assert "OpenStreetMap" in page.locator(
+            "#map .maplibregl-ctrl-attrib-inner").text_content()
         # Tapping the street puts the report's place on it.
         page.locator("#map canvas").click(position={"x": x, "y": y})
         picked = page.evaluate("[Number(document.querySelector('#report-form').lat.value), "

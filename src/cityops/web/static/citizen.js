@@ -5,7 +5,7 @@ import { api, key, signIn, signOut, el, relative, span, toast, shrinkPhoto, show
   categoryName } from "/static/common.js";
 import { initI18n, t, languageSwitcher, onLanguageChange, language, fmtDateTime, mapLocale } from "/static/i18n.js";
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
-import { baseStyle, bboxOf, fallbackStyle, followLanguage, BASE_FIRST_LABEL, CJK_FONTS } from "/static/mapview.js";
+import { baseStyle, bboxOf, credit, fallbackStyle, followLanguage, BASE_FIRST_LABEL, CJK_FONTS } from "/static/mapview.js";
 
 const state = { me: null, citizen: null, services: [], map: null, marker: null, tab: "report",
   preview: null, uploaded: null };
@@ -144,6 +144,7 @@ async function setupMap() {
   map.addSource("areas", { type: "geojson", data: fc });
   if (base) {
     followLanguage(map);
+    credit(map, base);
     // Only the outlines over the street map: a fill would hide the streets being picked from.
     map.addLayer({ id: "areas-line", type: "line", source: "areas",
       paint: { "line-color": "#7b5ea7", "line-width": 1, "line-opacity": 0.6 } }, BASE_FIRST_LABEL);

@@ -74,6 +74,12 @@ export function followLanguage(map) {
   window.addEventListener("cityops:language", (e) => apply(String(e.detail)));
 }
 
+// The base map's data credit (OpenStreetMap's licence asks that maps made from it say so),
+// in MapLibre's compact attribution button; a map from the pack alone credits nobody.
+export function credit(map, base) {
+  if (base.sources.base.attribution) map.addControl(new maplibregl.AttributionControl({ compact: true }));
+}
+
 // The map without a base map: a dark background, and raster tiles from a tile server the
 // node names (CITYOPS_TILE_URL), if any.
 export function fallbackStyle(tiles, background = "#070d18") {
@@ -285,6 +291,7 @@ export class CityMapView {
     }
     this.placeFilters = Object.fromEntries(PLACE_LABELS.map((id) => [id, m.getFilter(id)]));
     followLanguage(m);
+    credit(m, base);
     this.base = base;
   }
 
