@@ -68,3 +68,24 @@ def test_a_missing_pack_and_no_target(tmp_path):
     _fails(runner.invoke(app, ["map", "build", "--city", str(tmp_path), "--data",
                                str(tmp_path), "--minzoom", "12", "--maxzoom", "10"]),
            "--minzoom")
+
+
+def test_the_demo_builds_its_map_on_the_first_run_only(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from cityops.cli.map import ensure_map
+
+    pack, data = _pack(tmp_path), tmp_path / "data"
+    said = io.StringIO()
+    ensure_map(pack, data, Console(file=said, width=200))
+    built = archive_path(data).stat().st_mtime_ns
+    assert "Building the base map once" in said.getvalue()
+    ensure_map(pack, data, Console(file=said, width=200))
+    assert archive_path(data).stat().st_mtime_ns == built
+    archive = TileArchive(archive_path(data))
+    try:
+        assert archive.metadata()["attribution"] == ""  # the pack alone: nobody to credit
+    finally:
+        archive.close()
