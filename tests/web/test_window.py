@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.web.conftest import CHROMIUM, KEYS, VILLAGE11, WebNode, signed_in, web_city
+from tests.web.test_kiosk import card, kiosk, sign_in
 
 pytestmark = pytest.mark.timeout(300)
 
 LI = {"id": "c-win-01", "name": "Li Wei", "phone": "13812345678",
       "id_number": "310115198001011234", "birth_date": "1980-01-01", "area": VILLAGE11,
       "address": "8 Zhangyang Road"}
+ZHAO = {"id": "c-win-02", "name": "Zhao Lei", "phone": "13700002222",
+        "id_number": card("31011519900909789"), "area": VILLAGE11}
 SIGN = {"service": "outdoor_signage_permit",
         "answers": {"business_name": "Li's Noodles", "business_address": "8 Zhangyang Road",
                     "sign_area": 3.5, "sign_text": "李记面馆"},
@@ -33,12 +36,14 @@ PICTURE = "() => document.querySelector('.window-call video.remote').videoWidth 
 def web_node(tmp_path_factory):
     keys = {**KEYS, "li": ("citizen", None, LI["id"]),
             "clerk": ("department", "city_management", "clerk Chen"),
-            "police": ("department", "police", "police clerk")}
+            "police": ("department", "police", "police clerk"),
+            "zhao": ("citizen", None, ZHAO["id"])}
     node = WebNode(web_city(), tmp_path_factory.mktemp("window") / "data", keys)
     node.start()
     try:
         with node.client("operator") as op:
-            assert op.post("/api/v1/citizens", json=LI).status_code == 201
+            for person in (LI, ZHAO):
+                assert op.post("/api/v1/citizens", json=person).status_code == 201
         yield node
     finally:
         node.stop()
@@ -143,3 +148,29 @@ def test_a_call_with_no_clerk_online_is_refused_on_the_page(web_node, browser) -
         portal.locator(".window-status", has_text="请在工作时间再试").wait_for()
     finally:
         context.close()
+
+
+def test_a_call_from_the_kiosk_ends_when_the_session_is_wiped(web_node, browser) -> None:
+    with web_node.client("zhao") as zhao:
+        r = zhao.post("/api/v1/applications", json=SIGN)
+        assert r.status_code == 201, r.text
+        app_id = r.json()["applications"][0]["id"]
+    clerk_ctx, console = signed_in(browser, web_node.url, web_node.keys["clerk"], "/console")
+    kiosk_ctx, page, errors = kiosk(browser, web_node)
+    try:
+        console.click("#window-button")
+        console.check("#window-online")
+        console.wait_for_function("() => window.cityopsWindow.online === true")
+        sign_in(page, web_node, ZHAO)
+        page.click(".tile[data-go=window]")
+        page.locator(f".window-app[data-application='{app_id}'] [data-action=call]").click()
+        console.locator("#window-dialog [data-action=accept]").click()
+        page.wait_for_function(RECEIVING, polling=250, timeout=60_000)
+        console.wait_for_function(RECEIVING, polling=250, timeout=60_000)
+        # The person walks away and signs out: the call ends with the session.
+        page.click("#sign-out")
+        console.wait_for_function("() => window.cityopsWindow.ended !== null", timeout=30_000)
+        assert errors == []
+    finally:
+        kiosk_ctx.close()
+        clerk_ctx.close()
