@@ -93,7 +93,7 @@ def test_the_chinese_is_chinese(ns: str) -> None:
 
 
 # t("ns:key" ...) and data-i18n="ns:key" / data-i18n-attr="attr=ns:key;..." with a literal key.
-USED = re.compile(r"""\bt\(\s*["']([a-zA-Z]+):([\w.]+)["']""")
+USED = re.compile(r"""\b(?:t|say)\(\s*["']([a-zA-Z]+):([\w.]+)["']""")
 MARKED = re.compile(r"""data-i18n=["']([a-zA-Z]+):([\w.]+)["']""")
 ATTRS = re.compile(r"""data-i18n-attr=["']([^"']+)["']""")
 

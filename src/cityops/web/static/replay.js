@@ -6,7 +6,8 @@
 // replay runs (a step that suits the speed), and positions are interpolated between frames
 // so the dots glide instead of jumping at x3600.
 import { api, el, fmt, STATUS_LABEL, STATUS_ORDER, STAFF_COLORS } from "/static/common.js";
-import { t, onLanguageChange } from "/static/i18n.js";
+// `say`, not `t`: this module names a time `t` throughout.
+import { t as say, onLanguageChange } from "/static/i18n.js";
 import { PointsLayer } from "/static/mapview.js";
 
 const SPEEDS = [1, 10, 60, 600, 3600];
@@ -15,9 +16,9 @@ const STEP_AT = { 1: 1, 10: 5, 60: 15, 600: 120, 3600: 600 };
 const CHUNK_FRAMES = 240;
 const CHUNK_MAX_S = 12 * 3600; // the server answers 24 h at most; half loads quicker
 const OPEN = new Set(["collected", "registered", "dispatched", "accepted", "handled", "verified"]);
-const kpiName = (kpi) => t(`screen:kpi.${kpi}`, { defaultValue: kpi });
+const kpiName = (kpi) => say(`screen:kpi.${kpi}`, { defaultValue: kpi });
 // Text the replay writes once carries its key, so a change of language relabels it.
-const said = (key) => ({ "data-i18n": key, text: t(key) });
+const said = (key) => ({ "data-i18n": key, text: say(key) });
 
 // The offset (ms) of a time zone from UTC at an instant: the pickers read and write the
 // city's wall time, whatever the browser's own zone is.
@@ -67,13 +68,13 @@ export class Replay {
 
   build() {
     const open = el("button", { id: "replay-open", class: "replay-open", type: "button",
-      ...said("replay:button"), title: t("replay:openTitle"), "data-i18n-attr": "title=replay:openTitle",
+      ...said("replay:button"), title: say("replay:openTitle"), "data-i18n-attr": "title=replay:openTitle",
       onclick: () => this.open() });
     const clock = document.getElementById("clock");
     clock.before(open);
     clock.after(el("span", { id: "replay-clock", class: "replay-clock", hidden: true },
       el("b", { class: "badge", ...said("replay:badge") }), el("span", { id: "replay-time" })));
-    const speeds = el("div", { class: "speeds", role: "group", "aria-label": t("replay:speed"),
+    const speeds = el("div", { class: "speeds", role: "group", "aria-label": say("replay:speed"),
       "data-i18n-attr": "aria-label=replay:speed" },
       ...SPEEDS.map((s) => el("button", { type: "button", "data-speed": s, text: `x${s}`,
         onclick: () => this.setSpeed(s) })));
@@ -82,9 +83,9 @@ export class Replay {
       el("label", {}, el("span", said("replay:to")), " ", el("input", { type: "datetime-local", id: "replay-to" })),
       el("button", { type: "button", id: "replay-load", ...said("replay:load"), onclick: () => this.load() }),
       el("button", { type: "button", id: "replay-play", class: "play", text: "▶",
-        title: t("replay:play"), "data-i18n-attr": "title=replay:play", onclick: () => this.toggle() }),
+        title: say("replay:play"), "data-i18n-attr": "title=replay:play", onclick: () => this.toggle() }),
       el("input", { type: "range", id: "replay-slider", min: 0, max: 3600, step: 1, value: 0,
-        "aria-label": t("replay:time"), "data-i18n-attr": "aria-label=replay:time",
+        "aria-label": say("replay:time"), "data-i18n-attr": "aria-label=replay:time",
         oninput: (e) => this.seek(this.from + Number(e.target.value)) }),
       speeds,
       el("span", { id: "replay-status", class: "status" }),
@@ -171,8 +172,8 @@ export class Replay {
     const tz = this.world.tz;
     const from = fromPicker(document.getElementById("replay-from").value, tz);
     const to = fromPicker(document.getElementById("replay-to").value, tz);
-    if (from === null || to === null) return this.status(t("replay:chooseWindow"), "bad");
-    if (to <= from) return this.status(t("replay:endAfterStart"), "bad");
+    if (from === null || to === null) return this.status(say("replay:chooseWindow"), "bad");
+    if (to <= from) return this.status(say("replay:endAfterStart"), "bad");
     this.start(from, to);
   }
 
@@ -249,7 +250,7 @@ export class Replay {
     if (end <= start) return Promise.resolve();
     const key = `${start}:${step}`;
     if (this.pending.has(key)) return this.pending.get(key);
-    this.status(t("replay:loading"));
+    this.status(say("replay:loading"));
     const asked = api(`/api/v1/screen/replay?from=${start}&to=${end}&step=${step}`)
       .then((body) => {
         body.end = body.start + body.step * body.steps;
@@ -267,7 +268,7 @@ export class Replay {
           return this.fetch(t);
         }
         this.pause();
-        this.status(e.readable || e.message || t("replay:failed"), "bad");
+        this.status(e.readable || e.message || say("replay:failed"), "bad");
         return undefined;
       })
       .finally(() => { if (this.pending.get(key) === asked) this.pending.delete(key); });
@@ -345,13 +346,13 @@ export class Replay {
   drawPanel(byState, vital) {
     const s = this.shown;
     document.getElementById("replay-figures").replaceChildren(
-      figure(s.staff, t("replay:staff")), figure(s.vehicles, t("replay:vehicles")),
-      figure(s.incidents, t("replay:openIncidents")), figure(s.alarms, t("replay:alarms")));
+      figure(s.staff, say("replay:staff")), figure(s.vehicles, say("replay:vehicles")),
+      figure(s.incidents, say("replay:openIncidents")), figure(s.alarms, say("replay:alarms")));
     document.getElementById("replay-states").replaceChildren(...STATUS_ORDER.filter((st) => OPEN.has(st))
       .map((st) => el("div", { class: `row ${st}` }, el("span", { text: STATUS_LABEL[st] }),
         el("b", { text: fmt.format(byState[st] || 0) }))));
     const box = document.getElementById("replay-vital");
-    if (!vital.length) { box.replaceChildren(el("p", { class: "quiet", text: t("replay:noVital") })); return; }
+    if (!vital.length) { box.replaceChildren(el("p", { class: "quiet", text: say("replay:noVital") })); return; }
     box.replaceChildren(...vital.slice(0, 8).map((v) =>
       el("div", { class: "row" }, el("span", { text: `${kpiName(v.kpi)}${v.area ? ` · ${this.view.name(v.area) || v.area}` : ""}` }),
         el("b", { text: v.value === null || v.value === undefined ? "–" : fmt.format(Math.round(v.value * 10) / 10) }))));
