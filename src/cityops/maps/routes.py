@@ -141,7 +141,7 @@ TILE_NOTE = ("A Mapbox Vector Tile (layers areas, places, roads, water, waterway
 ROUTES = [
     Endpoint("GET", "/tiles/{z}/{x}/{y}.mvt", tile, "A base-map vector tile", PUBLIC,
              Scope.NONE, media_type="application/vnd.mapbox-vector-tile",
-             errors=(204, 304, 400, 404), description=TILE_NOTE, tags=("map",),
+             also_ok=(204,), errors=(400, 404), description=TILE_NOTE, tags=("map",),
              examples={"z": "8", "x": "213", "y": "104"}),
     Endpoint("GET", "/map/style.json", map_style, "The base map's MapLibre style", PUBLIC,
              Scope.NONE, query=StyleQuery, errors=(404,), tags=("map",),
