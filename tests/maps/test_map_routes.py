@@ -159,3 +159,25 @@ def _varint(buf, i):
 def test_glyph_ranges_are_256_code_points():
     assert parse_range("256-511") == 256
     assert ord("B") in _glyphs(render_range("Sans Bold", 0))  # made without a node
+
+
+async def test_a_rebuilt_archive_is_served_at_once(with_map, tmp_path):
+    import os
+
+    import shapely
+
+    from cityops.maps.build import build_archive
+    from cityops.maps.features import Feature
+    from cityops.maps.tiling import project
+
+    async with with_map.client() as c:
+        before = await c.get("/map/style.json")
+        # Another city's map replaces this one while the node runs (as `cityops map build`
+        # does: written beside, renamed over).
+        fresh = tmp_path / "fresh.pmtiles"
+        build_archive([Feature("places", project(shapely.Point(121.5, 31.2)), 8,
+                               {"class": "town", "name": "Elsewhere"})], fresh)
+        os.replace(fresh, archive_path(with_map.node.settings.data_dir))
+        after = await c.get("/map/style.json")
+    assert before.headers["etag"] != after.headers["etag"]
+    assert after.json()["sources"]["base"]["bounds"][0] == pytest.approx(121.5, abs=0.01)
