@@ -85,7 +85,9 @@ export async function useNamespaces(namespaces) {
   await ready;
   pageNamespaces = [...new Set([...pageNamespaces, ...namespaces])];
   await loadAll(language(), namespaces);
-  applyI18n(document); // the page's marked-up text of these namespaces
+  // Only these namespaces' marked-up text: the rest may have been rewritten by its script
+  // since (the connection state, say), which relabelling it would undo.
+  applyI18n(document, namespaces);
 }
 
 export function language() {
@@ -119,8 +121,11 @@ function argsOf(el) {
 
 const originals = new WeakMap(); // element -> its attributes' English, as the HTML had them
 
-export function applyI18n(root = document) {
+const inNamespaces = (key, only) => !only || only.some((ns) => key.startsWith(`${ns}:`));
+
+export function applyI18n(root = document, only = null) {
   for (const el of root.querySelectorAll("[data-i18n]")) {
+    if (!inNamespaces(el.dataset.i18n, only)) continue;
     // The English in the HTML is the fallback: kept on first use, since textContent changes.
     if (el.dataset.i18nEn === undefined) el.dataset.i18nEn = el.textContent;
     el.textContent = t(el.dataset.i18n, { ...argsOf(el), defaultValue: el.dataset.i18nEn });
@@ -128,7 +133,7 @@ export function applyI18n(root = document) {
   for (const el of root.querySelectorAll("[data-i18n-attr]")) {
     for (const pair of el.dataset.i18nAttr.split(";")) {
       const [attr, key] = pair.split("=").map((s) => s.trim());
-      if (!attr || !key) continue;
+      if (!attr || !key || !inNamespaces(key, only)) continue;
       const first = originals.get(el) || {};
       if (!(attr in first)) { first[attr] = el.getAttribute(attr) || ""; originals.set(el, first); }
       el.setAttribute(attr, t(key, { ...argsOf(el), defaultValue: first[attr] }));
