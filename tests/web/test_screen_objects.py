@@ -16,7 +16,7 @@ from cityops.packs.grid import generate as grid_city
 
 from .conftest import TOWN2, WebNode, signed_in
 
-TRUCKS = 120_000  # past the 100,000 a view may hold as points; a node of more starts too slowly here
+TRUCKS = 120_000  # past the 50,000 a view may hold as points; a node of more starts too slowly here
 KEYS = {"admin": ("admin", None, "wall"), "device": ("device", None, "trackers"),
         "town2": ("operator", TOWN2, "town 2 operator")}
 

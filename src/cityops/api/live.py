@@ -873,7 +873,7 @@ ROUTES = [
              kind="device", query=ObjectsQuery, response=dict[str, Any], alt_media=(MEDIA,),
              errors=(503,),
              description="See cityops.api.live_objects for the frame layout. Bins while the "
-                         "view holds more than 100,000 objects, points below; after the first "
+                         "view holds more than 50,000 objects, points below; after the first "
                          "frame only what changed. A slow client is sent the sum of what it "
                          "missed, never a queue."),
 ]

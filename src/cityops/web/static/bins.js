@@ -58,7 +58,7 @@ export function decodeFrame(buf) {
 
 // Hexagons filled by how many objects each holds (a log scale up to the fullest in view),
 // drawn as triangles by one WebGL call; a frame rebuilds the vertex buffer (a few thousand
-// hexagons at most: the server bins only while the view holds more than 100,000 objects).
+// hexagons at most: the server bins only while the view holds more than 50,000 objects).
 export class BinsLayer {
   constructor(id) {
     this.id = id;
