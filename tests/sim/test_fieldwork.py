@@ -43,11 +43,17 @@ def _actions(events, order_id: str | None = None) -> list[str]:
 
 
 @pytest.fixture
-async def loop(tmp_path, live_node):
+async def served(tmp_path, live_node):
     clock = Clock(START)
     async with live_node(loop_city(), tmp_path / "data", clock=clock,
                          notify_url="memory:") as live:
-        yield live.node, clock
+        yield live, clock
+
+
+@pytest.fixture
+async def loop(served):
+    live, clock = served
+    return live.node, clock
 
 
 def test_speeds_and_paths_are_urban():
@@ -127,8 +133,9 @@ async def test_a_failed_check_sends_the_work_back(loop):
                                     "close"]
 
 
-async def test_joint_dispatch_beats_one_department_after_another(loop):
-    node, clock = loop
+async def test_joint_dispatch_beats_one_department_after_another(served):
+    live, clock = served
+    node = live.node
     work = Fieldwork(node, seed=1)
     await work.tick()
     case = await jointcase.stage(work, key="joint")
@@ -148,6 +155,16 @@ async def test_joint_dispatch_beats_one_department_after_another(loop):
     assert 25 * 60 <= result.joint_s <= 60 * 60
     # The same seed stages the same case at the same spot.
     assert jointcase.site(node, 1) == (inc.lat, inc.lon)
+    # The screen reads the same sum from the API, for a key that may see the case.
+    order = ",".join(jointcase.DEPARTMENTS)
+    async with live.client(await live.key("operator")) as c:
+        r = await c.get(f"/api/v1/incidents/{case}/joint", params={"order": order})
+        assert r.status_code == 200, r.text
+        assert (r.json()["joint_s"], r.json()["sequential_s"]) == (result.joint_s,
+                                                                  result.sequential_s)
+        assert [leg["department"] for leg in r.json()["legs"]] == jointcase.DEPARTMENTS
+        r = await c.get(f"/api/v1/incidents/{case}/joint", params={"relay_s": -1})
+        assert r.status_code == 400 and "relay_s" in r.json()["error"]
 
 
 async def test_a_tick_does_bounded_work(loop):

@@ -6,6 +6,7 @@
     POST /api/v1/incidents/{id}/actions/{action}        register, cancel, dispatch, verify ...
     POST /api/v1/incidents/{id}/split                   a wrongly merged report to its own case
     GET  /api/v1/incidents/{id}/cap                     OASIS CAP 1.2 public warning
+    GET  /api/v1/incidents/{id}/joint                   what joint dispatch saved on it
     POST /api/v1/work-orders/{id}/actions/{action}      accept, return, finish ...
     POST /api/v1/work-orders/{id}/assign                propose the nearest available person
     GET  /api/v1/categories                             the city's case categories
@@ -38,6 +39,7 @@ from cityops.api.params import cursor_for, cursor_of
 from cityops.api.route import Call, Endpoint, Guard, NoQuery, Reply, Scope, errors_map
 from cityops.api.serve_util import actor_of
 from cityops.domain.access import READ_OPERATIONS, Principal, Role, can_see_place
+from cityops.domain.incidents import joint
 from cityops.domain.incidents.categories import Category
 from cityops.domain.incidents.model import Event, Incident, Report, Status, WorkOrder
 from cityops.domain.incidents.workflow import CENTRE, NotAllowed, OutOfScope, Refused, Rules
@@ -420,6 +422,19 @@ async def get_incident(call: Call[None, NoQuery]) -> IncidentDetail:
     return out
 
 
+class JointQuery(msgspec.Struct, forbid_unknown_fields=True):
+    relay_s: Annotated[float, msgspec.Meta(ge=0, le=7200)] = joint.RELAY_S
+    order: Annotated[str, msgspec.Meta(max_length=400)] = ""  # departments, comma-separated
+
+
+async def joint_dispatch(call: Call[None, JointQuery]) -> joint.Comparison:
+    """Joint dispatch against one department after another, from the case's own timeline."""
+    inc: Incident = call.record
+    events = await call.node.store.incident_events(inc.id)
+    order = [d.strip() for d in call.query.order.split(",") if d.strip()]
+    return joint.compare(inc, events, call.query.relay_s, order)
+
+
 async def split_incident(call: Call[SplitBody, NoQuery]) -> SplitDone:
     desk = desk_of(call.request)
     kept, new = await desk.async_split(call.record.id, call.body.report,
@@ -489,6 +504,11 @@ ROUTES = [
     Endpoint("GET", "/api/v1/incidents/{incident_id}", get_incident,
              "An incident with its work orders, reports and timeline", READ, Scope.RECORD,
              guard=INCIDENT, response=IncidentDetail, errors=(503,)),
+    Endpoint("GET", "/api/v1/incidents/{incident_id}/joint", joint_dispatch,
+             "What joint dispatch saved: discovery to done as it happened, against the same "
+             "units called one after another (`relay_s` after the one before arrived)", READ,
+             Scope.RECORD, guard=INCIDENT, query=JointQuery, response=joint.Comparison,
+             errors=(503,)),
     Endpoint("POST", "/api/v1/incidents/{incident_id}/actions/{action}", incident_action,
              "Move an incident on (" + ", ".join(INCIDENT_ACTIONS) + "); refused with 409 "
              "and the reason", ACT, Scope.RECORD, guard=INCIDENT, body=ActionBody,

@@ -12,23 +12,23 @@ to done as it happened, and the same case as it used to go, one department after
 each unit's own times (taking the job up and travelling, working on site) exactly as
 measured, but each next unit called only once the one before is on site and has sized up the
 scene and phoned the next through the town (`RELAY_S`), and the same check and close at the
-end. Simulated time throughout: the node's clock. The big screen's panel (static/jointcase.js)
-does the same sum over the same timeline.
+end (cityops.domain.incidents.joint, which GET /api/v1/incidents/{id}/joint serves to the big
+screen's panel). Simulated time throughout: the node's clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from cityops.domain.incidents.model import Event, Incident, OrderStatus, Report
+from cityops.domain.incidents import joint
+from cityops.domain.incidents.joint import RELAY_S, Comparison
+from cityops.domain.incidents.model import Event, Incident, Report
 from cityops.sim.fieldplan import rng_for
 from cityops.sim.fieldwork import CENTRE, Fieldwork, Staged
 
 CATEGORY = "event.emergency.vehicle_fire"
 DEPARTMENTS = ["police", "fire", "ambulance", "city_management"]
 MARK = "joint_disposal"  # report.data["staged"]: how the screen finds the case
-RELAY_S = 600.0
 # On site, by unit: the police hold the road and move people away until the scene is clear,
 # firefighters put the fire out and cool the load, the ambulance crew treat and take the
 # driver, city management clear the spilled load from the road.
@@ -70,51 +70,7 @@ async def stage(work: Fieldwork, *, key: str, where: tuple[float, float] | None 
     return result.incident.id
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
-    department: str
-    dispatched: float
-    on_site: float | None
-    done: float | None
-
-    @property
-    def to_site_s(self) -> float | None:
-        return None if self.on_site is None else self.on_site - self.dispatched
-
-    @property
-    def work_s(self) -> float | None:
-        return None if self.done is None or self.on_site is None else self.done - self.on_site
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    legs: list[Leg]
-    joint_s: float | None  # discovery to closed, as it happened
-    sequential_s: float | None  # the same units one after another (None until closed)
-
-
 def compare(incident: Incident, timeline: list[Event], relay_s: float = RELAY_S) -> Comparison:
-    """Discovery to done, joint as it happened and one department after another."""
-    on_site: dict[str, float] = {}
-    for event in timeline:
-        if event.action == "order.on_site" and event.order_id:
-            on_site[event.order_id] = event.at  # the last arrival (a rework goes again)
-    orders = [o for o in incident.orders if o.status is not OrderStatus.WITHDRAWN]
-    order_of = {d: i for i, d in enumerate(DEPARTMENTS)}
-    orders.sort(key=lambda o: (order_of.get(o.department, len(order_of)), o.id))
-    legs = [Leg(o.department, o.created, on_site.get(o.id), o.done_at) for o in orders]
-    if incident.closed_at is None or not legs or any(
-            leg.to_site_s is None or leg.work_s is None for leg in legs):
-        return Comparison(legs, None, None)
-    joint = incident.closed_at - incident.reported_at
-    handled = incident.handled_at or max(leg.done for leg in legs if leg.done is not None)
-    t = legs[0].dispatched
-    finished = t
-    for k, leg in enumerate(legs):
-        assert leg.to_site_s is not None and leg.work_s is not None
-        called = t if k == 0 else t + relay_s
-        arrived = called + leg.to_site_s
-        finished = max(finished, arrived + leg.work_s)
-        t = arrived
-    sequential = finished + (incident.closed_at - handled) - incident.reported_at
-    return Comparison(legs, joint, sequential)
+    """Discovery to done, joint as it happened and one department after another (the units
+    in the order the seed's story calls them)."""
+    return joint.compare(incident, timeline, relay_s, DEPARTMENTS)

@@ -2,9 +2,9 @@
 // village, cityops.sim.jointcase) as the demo stages it, followed unit by unit, with discovery
 // to done as it happened against the same case dispatched one department after another.
 //
-// Everything comes from the case's own timeline in the incidents API; the comparison is the
-// sum cityops.sim.jointcase.compare makes (same units, same travel and work times, each next
-// unit called only once the one before is on site and has phoned it, `relay_s` in the report).
+// Everything comes from the incidents API: the case, and the comparison the server sums from its
+// timeline (same units, same travel and work times, each next unit called only once the one
+// before is on site and has phoned it, `relay_s` in the staged report).
 import * as i18n from "/static/i18n.js";
 import { api, el, key } from "/static/common.js";
 
@@ -26,27 +26,12 @@ function tr(k, fallback, options = {}) {
 
 const minutes = (s) => tr("minutes", `${Math.round(s / 60)} min`, { count: Math.round(s / 60) });
 
-export function compare(inc, timeline, relay) {
-  const onSite = {};
-  for (const e of timeline) if (e.action === "order.on_site" && e.order_id) onSite[e.order_id] = e.at;
-  const rank = (d) => (DEPARTMENTS.includes(d) ? DEPARTMENTS.indexOf(d) : DEPARTMENTS.length);
-  const legs = inc.orders.filter((o) => o.status !== "withdrawn")
-    .sort((a, b) => rank(a.department) - rank(b.department) || (a.id < b.id ? -1 : 1))
-    .map((o) => ({ department: o.department, status: o.status, progress: o.progress || "",
-      dispatched: o.created, onSite: onSite[o.id] ?? null, done: o.done_at ?? null }));
-  if (inc.closed_at == null || !legs.length || legs.some((l) => l.onSite === null || l.done === null)) {
-    return { legs, joint: null, sequential: null };
-  }
-  const handled = inc.handled_at ?? Math.max(...legs.map((l) => l.done));
-  let t = legs[0].dispatched;
-  let finished = t;
-  legs.forEach((l, k) => {
-    const arrived = (k ? t + relay : t) + (l.onSite - l.dispatched);
-    finished = Math.max(finished, arrived + (l.done - l.onSite));
-    t = arrived;
-  });
-  return { legs, joint: inc.closed_at - inc.reported_at,
-    sequential: finished + (inc.closed_at - handled) - inc.reported_at };
+// The sum is the server's (GET /api/v1/incidents/{id}/joint, cityops.domain.incidents.joint),
+// with the relay time the staged report names and the seed's order of the departments.
+async function comparison(detail) {
+  const relay = detail.reports_filed.map((r) => r.data && r.data.relay_s).find((x) => x) || 600;
+  const q = new URLSearchParams({ relay_s: String(relay), order: DEPARTMENTS.join(",") });
+  return api(`/api/v1/incidents/${encodeURIComponent(detail.id)}/joint?${q}`);
 }
 
 async function staged() {
@@ -66,40 +51,38 @@ function legState(leg) {
   return ["dispatched", tr("state.dispatched", "dispatched")];
 }
 
-let shown = null; // the detail drawn last, redrawn when the language changes
+let shown = null; // the case and comparison drawn last, redrawn when the language changes
 
-function render(box, detail) {
-  shown = detail;
+function render(box, detail, result) {
+  shown = [detail, result];
   const head = el("h2", {}, el("span", { text: tr("title", "Joint disposal") }), " ",
     el("small", { text: tr("note", "seed case · simulated time") }));
   if (!detail) {
     box.replaceChildren(head, el("p", { class: "quiet", text: tr("waiting", "Waiting for the staged case…") }));
     return;
   }
-  const relay = detail.reports_filed.map((r) => r.data && r.data.relay_s).find((x) => x) || 600;
-  const result = compare(detail, detail.timeline, relay);
   const rows = result.legs.map((l) => {
     const [cls, text] = legState(l);
-    const took = l.onSite !== null ? minutes(l.onSite - detail.reported_at) : "–";
+    const took = l.on_site !== null ? minutes(l.on_site - detail.reported_at) : "–";
     return el("div", { class: `row ${cls}`, "data-dept": l.department },
       el("span", { class: "dept", text: tr(`dept.${l.department}`, l.department.replace(/_/g, " ")) }),
       el("span", { class: "st", text }),
       el("span", { class: "t", text: took, title: tr("onSiteAfter", "on site after discovery") }));
   });
   const last = Math.max(detail.reported_at, ...detail.timeline.map((e) => e.at));
-  const figures = result.joint === null
+  const figures = result.joint_s === null
     ? [el("div", { class: "fig" }, el("span", { text: tr("soFar", "In progress, so far") }),
       el("b", { class: "joint", text: minutes(last - detail.reported_at) }))]
     : [el("div", { class: "fig" }, el("span", { text: tr("joint", "Discovery to done, all at once") }),
-      el("b", { class: "joint", text: minutes(result.joint) })),
+      el("b", { class: "joint", text: minutes(result.joint_s) })),
     el("div", { class: "fig" }, el("span", { text: tr("sequential", "One department after another") }),
-      el("b", { class: "sequential", text: minutes(result.sequential) })),
+      el("b", { class: "sequential", text: minutes(result.sequential_s) })),
     el("div", { class: "fig saved" }, el("span", { text: tr("saved", "Saved") }),
-      el("b", { text: minutes(result.sequential - result.joint) }))];
+      el("b", { text: minutes(result.saved_s) }))];
   box.replaceChildren(head, el("p", { class: "case", text: tr("case", "Overturned truck on fire by a village") }),
     el("div", { class: "legs" }, ...rows), el("div", { class: "figures" }, ...figures));
-  Object.assign(state, { id: detail.id, status: detail.status, joint_s: result.joint,
-    sequential_s: result.sequential, legs: result.legs });
+  Object.assign(state, { id: detail.id, status: detail.status, joint_s: result.joint_s,
+    sequential_s: result.sequential_s, legs: result.legs });
 }
 
 async function poll(box) {
@@ -108,7 +91,7 @@ async function poll(box) {
     try {
       const detail = state.id && state.status !== "closed"
         ? await api(`/api/v1/incidents/${encodeURIComponent(state.id)}`) : await staged();
-      if (detail) render(box, detail);
+      if (detail) render(box, detail, await comparison(detail));
       else if (!state.id) render(box, null);
       if (detail && detail.status !== "closed") wait = FOLLOW_MS;
     } catch (e) {
@@ -124,6 +107,7 @@ const box = document.getElementById("jointcase");
 if (box) {
   render(box, null);
   poll(box);
-  if (i18n.useNamespaces) i18n.useNamespaces(["loop"]).then(() => render(box, shown));
-  window.addEventListener("cityops:language", () => render(box, shown));
+  const redraw = () => (shown ? render(box, ...shown) : render(box, null));
+  if (i18n.useNamespaces) i18n.useNamespaces(["loop"]).then(redraw);
+  window.addEventListener("cityops:language", redraw);
 }
