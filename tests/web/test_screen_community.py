@@ -47,3 +47,12 @@ def test_sorting_panel_and_care_gaps_layer(web_node, browser, artifacts):
     assert theirs.locator("#sorting .bar").count() == 1
     assert "Town 2 Village 1" in theirs.locator("#sorting .bar").inner_text()
     other.close()
+
+    # In Chinese the communities go by the pack's Chinese names, as on the map.
+    zh, page = signed_in(browser, web_node.url, web_node.keys["operator"], "/screen",
+                         locale="zh-CN")
+    page.wait_for_function(POLLED, timeout=20_000)
+    page.locator("#sorting .bar").first.wait_for(state="visible", timeout=10_000)
+    assert "第1街镇第2居村" in page.locator("#sorting .bar").first.inner_text()
+    assert "Village" not in page.locator("#sorting").inner_text()
+    zh.close()

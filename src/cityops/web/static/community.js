@@ -17,10 +17,11 @@ window.cityopsCommunity = state;
 const pct = (x) => (x === null || x === undefined ? "–"
   : fmtNumber(x, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }));
 
-// A community's name in the page's language, from the screen's map (which has them all).
+// A community's name in the page's language, from the screen's map (which has them all); the
+// ranking names each community by its area code (`area`).
 function nameOf(c) {
   const view = window.cityops && window.cityops.view;
-  return view && view.features && view.features.has(c.code) ? view.name(c.code) : c.name;
+  return view && view.features && view.features.has(c.area) ? view.name(c.area) : c.name;
 }
 
 function row(c) {
