@@ -4,7 +4,7 @@
 // on every side, so panning within it needs no new stream; a pan past it, or a zoom that calls
 // for other hexagons, opens a new one for the new view and ends the old.
 import { key } from "/static/common.js";
-import { mercator } from "/static/mapview.js";
+import { glProgram, mercator } from "/static/mapview.js";
 
 const PAD = 0.5;
 const TYPES = { u4: Uint32Array, i4: Int32Array, u1: Uint8Array };
@@ -109,17 +109,7 @@ export class BinsLayer {
     const fs = `#version 300 es
       precision mediump float; in vec4 v_color; out vec4 color;
       void main() { color = v_color; }`;
-    const shader = (type, src) => {
-      const s = gl.createShader(type);
-      gl.shaderSource(s, src);
-      gl.compileShader(s);
-      if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(s));
-      return s;
-    };
-    const p = gl.createProgram();
-    gl.attachShader(p, shader(gl.VERTEX_SHADER, vs));
-    gl.attachShader(p, shader(gl.FRAGMENT_SHADER, fs));
-    gl.linkProgram(p);
+    const p = glProgram(gl, vs, fs);
     this.program = p;
     this.u = gl.getUniformLocation(p, "u_matrix");
     this.a = { pos: gl.getAttribLocation(p, "a_pos"), color: gl.getAttribLocation(p, "a_color") };

@@ -93,6 +93,23 @@ export function fallbackStyle(tiles, background = "#070d18") {
   return style;
 }
 
+// A WebGL program from a vertex and a fragment shader's source; a compile error is thrown with
+// the driver's log (the point and bin layers share it).
+export function glProgram(gl, vs, fs) {
+  const shader = (type, src) => {
+    const s = gl.createShader(type);
+    gl.shaderSource(s, src);
+    gl.compileShader(s);
+    if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(s));
+    return s;
+  };
+  const p = gl.createProgram();
+  gl.attachShader(p, shader(gl.VERTEX_SHADER, vs));
+  gl.attachShader(p, shader(gl.FRAGMENT_SHADER, fs));
+  gl.linkProgram(p);
+  return p;
+}
+
 // Many moving dots drawn by one WebGL draw call: positions live in a Float32Array indexed by
 // the object's number on the server, so an update writes a few floats and uploads one buffer,
 // instead of rebuilding a GeoJSON source (which stalls at tens of thousands of points).
@@ -196,17 +213,7 @@ export class PointsLayer {
         if (d > 1.0) discard;
         color = d > 0.7 ? vec4(u_outline, 1.0) : v_color;
       }`;
-    const shader = (type, src) => {
-      const s = gl.createShader(type);
-      gl.shaderSource(s, src);
-      gl.compileShader(s);
-      if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(s));
-      return s;
-    };
-    const p = gl.createProgram();
-    gl.attachShader(p, shader(gl.VERTEX_SHADER, vs));
-    gl.attachShader(p, shader(gl.FRAGMENT_SHADER, fs));
-    gl.linkProgram(p);
+    const p = glProgram(gl, vs, fs);
     this.program = p;
     this.u = { matrix: gl.getUniformLocation(p, "u_matrix"), size: gl.getUniformLocation(p, "u_size"),
       square: gl.getUniformLocation(p, "u_square"), outline: gl.getUniformLocation(p, "u_outline") };
