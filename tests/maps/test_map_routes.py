@@ -64,6 +64,8 @@ async def test_tiles_gzip_aware_with_etag_and_empty_tiles(with_map):
     ("/tiles/23/0/0.mvt", "bad_tile"),
     ("/tiles/x/0/0.mvt", "bad_tile"),
     ("/tiles/-1/0/0.mvt", "bad_tile"),
+    ("/tiles/0/³/0.mvt", "bad_tile"),  # a digit to str.isdigit, not to int() (the fuzzer's find)
+    ("/tiles/0/0/١.mvt", "bad_tile"),  # an Arabic-Indic digit: not a tile row either
     ("/map/fonts/Sans%20Regular/0-100.pbf", "bad_glyph_range"),
     ("/map/fonts/Sans%20Regular/65536-65791.pbf", "bad_glyph_range"),
     ("/map/style.json?theme=neon", "invalid_query"),

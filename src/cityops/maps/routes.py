@@ -55,7 +55,8 @@ def _not_modified(call: Call[Any, Any], etag: str, headers: dict[str, str]) -> R
 
 
 def _int(name: str, text: str, top: int) -> int:
-    if not text.isdigit() or int(text) > top:
+    # isdigit() alone takes "³" and other digits int() refuses: ASCII digits only, short.
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > top:
         raise ApiError(400, f"tile {name} {text!r} is not a whole number from 0 to {top}",
                        code="bad_tile")
     return int(text)
