@@ -31,6 +31,9 @@ def test_screen_is_offline_live_and_drills_down(web_node, browser, artifacts):
     assert any("/api/v1/live" in u for u in requests)
     assert not any(key in u for u in requests), "the key must never travel in a URL"
     assert key not in page.url
+    # The joint-disposal panel is the demo's staged case: a city without one never shows it.
+    page.wait_for_function("window.cityopsJointCase && window.cityopsJointCase.polls > 0")
+    assert page.locator("#jointcase").is_hidden()
 
     # The areas and the dots: two towns labelled, five people and three trucks drawn.
     page.wait_for_selector(".area-label")

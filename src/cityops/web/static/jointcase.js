@@ -57,6 +57,8 @@ function render(box, detail, result) {
   shown = [detail, result];
   const head = el("h2", {}, el("span", { text: tr("title", "Joint disposal") }), " ",
     el("small", { text: tr("note", "seed case · simulated time") }));
+  // The panel is the demo's: a city whose screen has no staged case never shows it.
+  box.hidden = !detail;
   if (!detail) {
     box.replaceChildren(head, el("p", { class: "quiet", text: tr("waiting", "Waiting for the staged case…") }));
     return;
