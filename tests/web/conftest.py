@@ -62,6 +62,18 @@ def web_city():
                                    categories=default_categories([d.code for d in departments]))
 
 
+def city_with_departments(extra: list[str]):
+    """The web city with more city-wide departments (their codes, names made from them), and the
+    default categories routed to all of them: the one-stop services' departments."""
+    from cityops.packs.categories_file import default_categories
+
+    pack = web_city()
+    departments = [*pack.departments,
+                   *(Department(c, c.replace("_", " ").title(), None, ["990001"]) for c in extra)]
+    return msgspec.structs.replace(pack, departments=departments, categories=default_categories(
+        [d.code for d in departments]))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

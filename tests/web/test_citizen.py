@@ -9,13 +9,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import httpx
-import msgspec
 import pytest
 
-from cityops.domain.city import Department
 from tests.photo_kit import png
 
-from .conftest import KEYS, VILLAGE11, WebNode, signed_in, web_city
+from .conftest import KEYS, VILLAGE11, WebNode, city_with_departments, signed_in
 
 PHONE = (390, 844)
 SPOT = {"lat": 31.152, "lon": 121.452}  # Town 1 Village 1
@@ -37,13 +35,7 @@ CITIZEN_KEYS = {**KEYS, "li": ("citizen", None, LI["id"]),
 
 
 def portal_city():
-    from cityops.packs.categories_file import default_categories
-
-    pack = web_city()
-    departments = [*pack.departments,
-                   *(Department(c, c.replace("_", " ").title(), None, ["990001"]) for c in EXTRA)]
-    return msgspec.structs.replace(pack, departments=departments, categories=default_categories(
-        [d.code for d in departments]))
+    return city_with_departments(EXTRA)
 
 
 @pytest.fixture(scope="module")

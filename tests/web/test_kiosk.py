@@ -16,14 +16,12 @@ import time
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 
 from cityops.api.table import TABLE
-from cityops.domain.city import Department
 from cityops.serve.kiosk.idcard import check_digit
 
-from .conftest import KEYS, VILLAGE11, WebNode, signed_in, web_city
+from .conftest import KEYS, VILLAGE11, WebNode, city_with_departments, signed_in
 
 SCREEN = (1280, 1024)
 EXTRA = ["market_regulation", "housing_construction"]
@@ -48,13 +46,7 @@ KIOSK_KEYS = {**KEYS, "market": ("department", "market_regulation", "market cler
 
 
 def kiosk_city():
-    from cityops.packs.categories_file import default_categories
-
-    pack = web_city()
-    departments = [*pack.departments,
-                   *(Department(c, c.replace("_", " ").title(), None, ["990001"]) for c in EXTRA)]
-    return msgspec.structs.replace(pack, departments=departments, categories=default_categories(
-        [d.code for d in departments]))
+    return city_with_departments(EXTRA)
 
 
 @pytest.fixture(scope="module")
