@@ -107,15 +107,24 @@ def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 
 
-def _mixed(text: str, cjk: str) -> str:
-    """`text` as Paragraph markup: escaped, each CJK run in the CJK font."""
+def font_runs(text: str, cjk: str, latin: str = LATIN) -> list[tuple[str, str]]:
+    """`text` cut into runs, each with the font it is drawn in: CJK runs in `cjk`, the rest in
+    `latin` (the Latin fonts have no CJK glyphs, the CID font's Latin is poor)."""
     out, at = [], 0
     for m in _CJK.finditer(text):
-        out.append(escape(text[at:m.start()]))
-        out.append(f'<font name="{cjk}">{escape(m.group())}</font>')
+        if m.start() > at:
+            out.append((text[at:m.start()], latin))
+        out.append((m.group(), cjk))
         at = m.end()
-    out.append(escape(text[at:]))
-    return "".join(out)
+    if at < len(text):
+        out.append((text[at:], latin))
+    return out
+
+
+def cjk_markup(text: str, cjk: str) -> str:
+    """`text` as Paragraph markup: escaped, each CJK run in the CJK font."""
+    return "".join(escape(run) if font == LATIN else f'<font name="{cjk}">{escape(run)}</font>'
+                   for run, font in font_runs(text, cjk))
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -152,7 +161,7 @@ class _Kit:
         self.s = _styles()
 
     def para(self, text: str, style: str = "p") -> Paragraph:
-        return Paragraph(_mixed(text, self.cjk), self.s[style])
+        return Paragraph(cjk_markup(text, self.cjk), self.s[style])
 
     def font_for(self, labels: list[str]) -> str:
         """One font for a chart's labels: the CJK one (which has Latin too) if any needs it."""

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import re
 from collections.abc import Sequence
 from typing import Any
-from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A5
@@ -26,10 +24,9 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from cityops.domain.citizens import Citizen, mask_id_number, mask_phone
 from cityops.domain.onestop.applications import Application, Submission
 from cityops.domain.onestop.catalogue import Catalogue
-from cityops.reports.render import cjk_font
+from cityops.reports.render import cjk_font, cjk_markup
 
 LATIN = "Helvetica"
-_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+")
 HOW = {
     "attached": ("已从电子证照库调取", "attached from the e-licence store"),
     "shared": ("已通过数据共享获取", "got by data sharing"),
@@ -37,16 +34,6 @@ HOW = {
     "pending": ("待本次办件出证后自动附上", "attached once issued by this submission"),
     "asked": ("待补交", "to hand in"),
 }
-
-
-def _markup(text: str, cjk: str) -> str:
-    out, at = [], 0
-    for m in _CJK.finditer(text):
-        out.append(escape(text[at:m.start()]))
-        out.append(f'<font name="{cjk}">{escape(m.group())}</font>')
-        at = m.end()
-    out.append(escape(text[at:]))
-    return "".join(out)
 
 
 def render_receipt(sub: Submission, apps: Sequence[Application], citizen: Citizen | None,
@@ -58,7 +45,7 @@ def render_receipt(sub: Submission, apps: Sequence[Application], citizen: Citize
         return "" if t is None else dt.datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M")
 
     def p(text: str, style: ParagraphStyle) -> Paragraph:
-        return Paragraph(_markup(text, cjk), style)
+        return Paragraph(cjk_markup(text, cjk), style)
 
     title = ParagraphStyle("t", fontName=LATIN, fontSize=14, leading=19, spaceAfter=2)
     sub_style = ParagraphStyle("s", fontName=LATIN, fontSize=8.5, leading=11,

@@ -34,7 +34,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from cityops.domain.onestop.licences import Licence, LicenceState
 from cityops.domain.onestop.verification import grouped
-from cityops.reports.render import cjk_font
+from cityops.reports.render import cjk_font, font_runs
 
 if TYPE_CHECKING:
     from cityops.serve.onestop import OneStop
@@ -48,7 +48,6 @@ QR_MODULE = 2.0 * mm / 1.0  # a module's side in points (2 mm: read from arm's l
 QR_QUIET = 4  # modules of white around the symbol, as the QR standard asks
 QR_ORIGIN = (PAGE_W - MARGIN - 70 * mm, MARGIN + 22 * mm)  # the symbol's lower left corner
 MAX_RENDERS = 4  # PDFs laid out at once in one process; more wait for none, they are refused
-_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]+")
 _TOKEN = re.compile(r"[\u2e80-\u9fff\uff00-\uffef][\s]*|[^\s\u2e80-\u9fff\uff00-\uffef]+\s*")
 STATE_STAMP: dict[LicenceState, tuple[str, str]] = {
     "expired": ("已过期", "EXPIRED"),
@@ -92,27 +91,15 @@ def qr_matrix(url: str) -> tuple[bytearray, ...]:
 # -- drawing ---------------------------------------------------------------------------------
 
 
-def _runs(text: str, cjk: str, latin: str) -> list[tuple[str, str]]:
-    out, at = [], 0
-    for m in _CJK.finditer(text):
-        if m.start() > at:
-            out.append((text[at:m.start()], latin))
-        out.append((m.group(), cjk))
-        at = m.end()
-    if at < len(text):
-        out.append((text[at:], latin))
-    return out
-
-
 def _width(text: str, size: float, cjk: str, latin: str) -> float:
-    return sum(stringWidth(t, f, size) for t, f in _runs(text, cjk, latin))
+    return sum(stringWidth(t, f, size) for t, f in font_runs(text, cjk, latin))
 
 
 def _text(c: Canvas, x: float, y: float, text: str, size: float, cjk: str,
           latin: str = LATIN, *, centre: bool = False) -> None:
     if centre:
         x -= _width(text, size, cjk, latin) / 2
-    for run, font in _runs(text, cjk, latin):
+    for run, font in font_runs(text, cjk, latin):
         c.setFont(font, size)
         c.drawString(x, y, run)
         x += stringWidth(run, font, size)
