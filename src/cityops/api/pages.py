@@ -97,32 +97,14 @@ def _page(name: str, node: Any) -> HTMLResponse:
     return HTMLResponse(body, headers=page_headers(node))
 
 
-async def screen(call: Call[None, Any]) -> HTMLResponse:
-    return _page("screen", call.node)
+def _page_route(name: str):
+    """The handler of one page: the same template fill for each, named after the page."""
 
+    async def page(call: Call[None, Any]) -> HTMLResponse:
+        return _page(name, call.node)
 
-async def console(call: Call[None, Any]) -> HTMLResponse:
-    return _page("console", call.node)
-
-
-async def field(call: Call[None, Any]) -> HTMLResponse:
-    return _page("field", call.node)
-
-
-async def citizen(call: Call[None, Any]) -> HTMLResponse:
-    return _page("citizen", call.node)
-
-
-async def admin(call: Call[None, Any]) -> HTMLResponse:
-    return _page("admin", call.node)
-
-
-async def kiosk(call: Call[None, Any]) -> HTMLResponse:
-    return _page("kiosk", call.node)
-
-
-async def verify(call: Call[None, Any]) -> HTMLResponse:
-    return _page("verify", call.node)
+    page.__name__ = name
+    return page
 
 
 _static = StaticFiles(directory=STATIC, check_dir=False)
@@ -151,16 +133,16 @@ async def static_file(call: Call[None, Any]) -> Response:
 PAGE_NOTE = "HTML; loads only this node's scripts, styles and data (see its CSP)"
 
 ROUTES = [
-    *(Endpoint("GET", f"/{name}", handler, summary, PUBLIC, Scope.NONE, media_type="text/html",
-               errors=(503,), description=PAGE_NOTE)
-      for name, handler, summary in (
-          ("screen", screen, "The wall screen"),
-          ("console", console, "The operators' console"),
-          ("field", field, "The field staff's page"),
-          ("citizen", citizen, "The citizens' portal"),
-          ("admin", admin, "Administration: keys, devices, staff, grid-cell owners"),
-          ("kiosk", kiosk, "The 24-hour self-service kiosk"),
-          ("verify", verify, "Check that an e-licence is genuine"))),
+    *(Endpoint("GET", f"/{name}", _page_route(name), summary, PUBLIC, Scope.NONE,
+               media_type="text/html", errors=(503,), description=PAGE_NOTE)
+      for name, summary in (
+          ("screen", "The wall screen"),
+          ("console", "The operators' console"),
+          ("field", "The field staff's page"),
+          ("citizen", "The citizens' portal"),
+          ("admin", "Administration: keys, devices, staff, grid-cell owners"),
+          ("kiosk", "The 24-hour self-service kiosk"),
+          ("verify", "Check that an e-licence is genuine"))),
     Endpoint("GET", "/static/{path:path}", static_file,
              "The pages' scripts, styles and libraries", PUBLIC, Scope.NONE,
              media_type="application/octet-stream", errors=(404,),
