@@ -515,7 +515,7 @@ ROUTES: list[Endpoint] = [
     Endpoint("GET", TEMPORAL, query_temporal,
              "The temporal evolution of the entities matching a query (NGSI-LD)",
              READ_DEVICES, Scope.LIST, kind=KIND, query=TemporalParams, response=list,
-             also_ok=(206,), errors=(400, 403, 406, 503), **_COMMON,
+             also_ok=(206,), errors=(400, 403, 406, 422, 503), **_COMMON,
              description="Device-backed entities answer from the readings history; each "
                          "attribute holds at most 1,000 instances and an answer 100,000: "
                          "past that the answer is 206 with a Content-Range (date-time)."),
@@ -525,7 +525,7 @@ ROUTES: list[Endpoint] = [
     Endpoint("GET", TEMPORAL + "/{entityId}", retrieve_temporal,
              "The temporal evolution of one entity (NGSI-LD)",
              READ_DEVICES, Scope.RECORD, guard=TEMPORAL_GUARD, query=TemporalParams,
-             response=dict, also_ok=(206,), errors=(400, 406, 503), **_COMMON),
+             response=dict, also_ok=(206,), errors=(400, 406, 422, 503), **_COMMON),
     Endpoint("PATCH", TEMPORAL + "/{entityId}", not_supported,
              "Update a temporal representation: not supported (OperationNotSupported)",
              WRITE_READINGS, Scope.NONE, status=422, **_WRITE),
