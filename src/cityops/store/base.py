@@ -23,8 +23,10 @@ from cityops.store.protocols import (
     LatestStore,
     MetaStore,
     RecordStore,
+    StaffStore,
 )
 from cityops.store.record_rows import Record
+from cityops.store.staff_rows import StaffRecord
 from cityops.store.values import (
     ApiKeyRecord,
     AuditEntry,
@@ -37,12 +39,13 @@ from cityops.store.values import (
 __all__ = ["AlertStore", "ApiKeyRecord", "AreaStateStore", "AuditEntry", "AuditStore",
            "CellOwnerStore", "DeadLetter", "DeadLetterStore", "DeviceStore", "DuplicateKey", "IncidentFilter",
            "IncidentStore", "KeyStore", "LatestRows", "LatestStore", "MetaStore", "Record",
-           "RecordStore", "StaleVersion", "Store", "StoreBusy", "open_store"]
+           "RecordStore", "StaffRecord", "StaffStore", "StaleVersion", "Store", "StoreBusy",
+           "open_store"]
 
 
 @runtime_checkable
 class Store(DeviceStore, KeyStore, LatestStore, DeadLetterStore, AlertStore, AreaStateStore,
-            CellOwnerStore, AuditStore, IncidentStore, RecordStore, MetaStore, Protocol):
+            CellOwnerStore, StaffStore, AuditStore, IncidentStore, RecordStore, MetaStore, Protocol):
     url: str
 
     async def open(self) -> None:

@@ -17,6 +17,7 @@ from cityops.domain.city import Device
 from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, DuplicateKey, LatestRows
 from cityops.store.memory_incidents import MemoryIncidents
 from cityops.store.memory_records import MemoryRecords
+from cityops.store.memory_staff import MemoryStaff
 from cityops.store.schema import SCHEMA_VERSION
 
 _alert_encoder = msgspec.json.Encoder()
@@ -39,10 +40,11 @@ def _check_audit_entry(entry: AuditEntry) -> None:
         raise ValueError(f"audit entry needs an actor and an action: {entry!r}")
 
 
-class MemoryStore(MemoryIncidents, MemoryRecords):
+class MemoryStore(MemoryIncidents, MemoryRecords, MemoryStaff):
     def __init__(self, url: str = "memory://") -> None:
         MemoryIncidents.__init__(self)
         MemoryRecords.__init__(self)
+        MemoryStaff.__init__(self)
         self.url = url
         self._devices: dict[str, Device] = {}  # dicts keep first-insertion order
         self._keys: dict[str, ApiKeyRecord] = {}

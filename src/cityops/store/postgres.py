@@ -33,6 +33,7 @@ from cityops.store import record_sql
 from cityops.store.schema import SCHEMA_VERSION
 from cityops.store.postgres_incidents import POSTGRES, PostgresIncidents
 from cityops.store.postgres_records import PostgresRecords
+from cityops.store.postgres_staff import PostgresStaff
 from cityops.store.postgres_schema import schema_sql
 
 DEFAULT_SCHEMA = "cityops"
@@ -99,7 +100,7 @@ def _no_nul(text: str) -> str:
     return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
-class PostgresStore(PostgresIncidents, PostgresRecords):
+class PostgresStore(PostgresIncidents, PostgresRecords, PostgresStaff):
     def __init__(self, url: str, *, pool_size: int = 4, max_waiting: int = 1024) -> None:
         self.url = url
         self.conninfo, self.schema = split_url(url)

@@ -97,6 +97,14 @@ CREATE TABLE IF NOT EXISTS {s}.cell_owners (
     owner text NOT NULL,
     changed_at double precision NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {s}.staff (
+    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id text COLLATE "C" PRIMARY KEY,
+    version bigint NOT NULL,
+    active boolean NOT NULL,
+    changed_at double precision NOT NULL,
+    doc json NOT NULL
+);
 -- Append-only: the store has no statement that updates or deletes a row here. An entry that
 -- does not say who did what is refused (ValueError), and with it the state change it records.
 CREATE TABLE IF NOT EXISTS {s}.audit (

@@ -13,10 +13,12 @@ from cityops.domain.city import Device
 from cityops.domain.incidents.model import Event, Incident, Report
 from cityops.store.incident_rows import IncidentFilter
 from cityops.store.record_rows import Record
+from cityops.store.staff_rows import StaffRecord
 from cityops.store.values import ApiKeyRecord, AuditEntry, DeadLetter, LatestRows
 
 __all__ = ["AlertStore", "AreaStateStore", "AuditStore", "CellOwnerStore", "DeadLetterStore",
-           "DeviceStore", "IncidentStore", "KeyStore", "LatestStore", "MetaStore", "RecordStore"]
+           "DeviceStore", "IncidentStore", "KeyStore", "LatestStore", "MetaStore", "RecordStore",
+           "StaffStore"]
 
 
 class DeviceStore(Protocol):
@@ -104,6 +106,19 @@ class CellOwnerStore(Protocol):
     async def set_cell_owner(self, cell: str, owner: str | None, entry: AuditEntry) -> None: ...
 
     async def load_cell_owners(self) -> dict[str, str]: ...
+
+
+class StaffStore(Protocol):
+    # The roster's changes over the city pack's staff: a person an administrator added or
+    # edited, by id, whole. `put_staff` writes the record with its audit entry in one
+    # transaction, at `expect_version` (0: nothing stored for that id yet; else the stored
+    # version), or raises StaleVersion; the saved copy, returned, carries version + 1. No
+    # person is ever deleted (retired: `active=False`). `load_staff` is in the order each id
+    # was first stored, so people added later keep their place after everyone before them.
+    async def put_staff(self, record: StaffRecord, entry: AuditEntry, *,
+                        expect_version: int) -> StaffRecord: ...
+
+    async def load_staff(self) -> list[StaffRecord]: ...
 
 
 class AuditStore(Protocol):

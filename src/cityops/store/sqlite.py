@@ -40,6 +40,7 @@ from cityops.store import record_sql
 from cityops.store.schema import SCHEMA_VERSION
 from cityops.store.sqlite_incidents import SQLITE, SQLiteIncidents
 from cityops.store.sqlite_records import SQLiteRecords
+from cityops.store.sqlite_staff import SQLiteStaff
 from cityops.store.sqlite_schema import SCHEMA
 
 T = TypeVar("T")
@@ -308,7 +309,7 @@ class GroupWriter:
         return outcomes
 
 
-class SQLiteStore(SQLiteIncidents, SQLiteRecords):
+class SQLiteStore(SQLiteIncidents, SQLiteRecords, SQLiteStaff):
     def __init__(
         self, url: str, *, queue_size: int = 1024, readers: int = 4, busy_timeout: float = 5.0
     ) -> None:

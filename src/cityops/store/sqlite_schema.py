@@ -78,6 +78,15 @@ SCHEMA: list[str] = [
         owner TEXT NOT NULL,
         changed_at REAL NOT NULL
     ) WITHOUT ROWID""",
+    # The roster's changes over the city pack's staff: seq keeps the order people were added.
+    """CREATE TABLE IF NOT EXISTS staff (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        version INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        changed_at REAL NOT NULL,
+        doc TEXT NOT NULL
+    )""",
     # Append-only: the store has no statement that updates or deletes a row here. An entry that
     # does not say who did what is refused (ValueError), and with it the state change it records.
     """CREATE TABLE IF NOT EXISTS audit (
