@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import yaml
 
 from cityops.domain.kinds import BUILTIN_KINDS
 from cityops.domain.scenarios import spec
+from cityops.scenarios import loader
+from cityops.scenarios.checks import untranslated
 from cityops.scenarios.loader import (
     BUILTIN_DIR,
     STANDARD_DEPARTMENTS,
@@ -77,6 +80,32 @@ def test_every_shipped_pack_loads_against_builtin_kinds_and_the_16_departments()
     for pack in packs:
         assert pack.rules and pack.departments and pack.states
         assert set(pack.departments) <= STANDARD_DEPARTMENTS
+
+
+def test_every_shipped_pack_names_its_category_and_titles_its_cases_in_chinese():
+    # A case opened by a shipped rule reads in Chinese on a zh-CN page: its category, its
+    # rule's title, or the pack's title for a rule that has none (device_health's offline_*).
+    han = re.compile(r"[\u4e00-\u9fff]")
+    for pack in load_scenarios(kinds=BUILTIN_KINDS):
+        assert list(untranslated(pack, "zh-CN")) == [], pack.name
+        assert han.search(pack.category.names["zh-CN"]), pack.name
+        assert han.search(pack.titles["zh-CN"]), pack.name
+        for rule in pack.rules:
+            title = rule.titles.get("zh-CN") if rule.title else pack.titles["zh-CN"]
+            assert title and han.search(title), f"{pack.name}.{rule.id}"
+
+
+def test_a_shipped_pack_without_chinese_is_refused_and_a_citys_own_pack_loads(tmp_path,
+                                                                             monkeypatch):
+    write_pack(tmp_path, changed(title="Loud street music"))
+    assert load_scenarios([tmp_path], kinds=BUILTIN_KINDS, builtin=False)  # a city's own
+    monkeypatch.setattr(loader, "BUILTIN_DIR", tmp_path)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenarios(kinds=BUILTIN_KINDS)
+    message = str(caught.value)
+    assert "category.names: the category's name in zh-CN is missing" in message
+    assert "titles: the pack's title in zh-CN is missing" in message  # rules[1] has no title
+    assert "rules[0].titles: the title in zh-CN is missing" in message
 
 
 def test_every_shipped_pack_has_a_readme_that_names_each_rule():
@@ -274,6 +303,14 @@ def test_a_missing_folder(tmp_path):
     ({**GOOD, "name": "Street-Music"}, "name", "snake_case"),
     ({**GOOD, "category": {**GOOD["category"], "code": "component.x"}}, "category.code",
      "must start with 'event.'"),
+    (changed(titles={"zh-CN": "街头卖艺"}), "rules[0].titles", "a title the rule does not have"),
+    (changed(title="Loud", titles={"chinese": "街头卖艺"}), "rules[0].titles.chinese",
+     "not a language tag"),
+    (changed(title="Loud", titles={"zh-CN": " "}), "rules[0].titles.zh-CN", "must not be empty"),
+    (changed(title="Loud", titles={"zh-CN": "响"}, states={"special": {"titles": {}}}),
+     "rules[0].states.special.titles", "cannot change with the operating state"),
+    ({**GOOD, "category": {**GOOD["category"], "names": {"zh-CN": ""}}},
+     "category.names.zh-CN", "must not be empty"),
 ])
 def test_semantic_errors_name_file_and_field(tmp_path, doc, field, words):
     message = error_of(tmp_path, doc)

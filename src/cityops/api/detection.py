@@ -28,12 +28,14 @@ class RuleView(msgspec.Struct):
     kind: str | None
     severity: Severity
     title: str
+    titles: dict[str, str]  # the title in other languages, by language tag
 
 
 class ScenarioView(msgspec.Struct):
     name: str
     version: int
     title: str
+    titles: dict[str, str]
     category: Category
     departments: list[str]
     urgency: Urgency
@@ -48,9 +50,10 @@ class Scenarios(msgspec.Struct):
 
 
 async def list_scenarios(call: Call[None, Any]) -> Scenarios:
-    items = [ScenarioView(p.name, p.version, p.title, p.category, p.departments, p.urgency,
-                          p.states, p.auto_register,
-                          [RuleView(r.id, type(r).__name__, r.kind, r.severity, r.title)
+    items = [ScenarioView(p.name, p.version, p.title, dict(p.titles), p.category, p.departments,
+                          p.urgency, p.states, p.auto_register,
+                          [RuleView(r.id, type(r).__name__, r.kind, r.severity, r.title,
+                                    dict(r.titles))
                            for r in p.rules])
              for p in call.node.detect.scenarios]
     return Scenarios(items, None)

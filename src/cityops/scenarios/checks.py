@@ -30,7 +30,7 @@ POSITIVE_DURATIONS = ("within", "over")
 
 # What a rule is about is fixed when it is built (which devices, channels, zones, rules it
 # reads); only how strict it is may change with the operating state.
-FIXED = frozenset({"id", "title", "kind", "channel", "states", "where", "event", "zones",
+FIXED = frozenset({"id", "title", "titles", "kind", "channel", "states", "where", "event", "zones",
                    "routes", "all_of", "source", "per", "agg", "method", "weeks", "alpha"})
 
 # Rule types that read one channel of one device kind and cannot guess which.
@@ -67,6 +67,8 @@ def check_pack(pack: spec.ScenarioPack, kinds: dict[str, DeviceKind],
         yield "category.code", (f"{pack.category.code!r} must start with {prefix!r}, "
                                 f"as the category is a{'n' if prefix[0] == 'e' else ''} "
                                 f"{pack.category.kind}")
+    yield from _prefixed("titles", _check_names(pack.titles))
+    yield from _prefixed("category.names", _check_names(pack.category.names))
     if not pack.departments:
         yield "departments", "name at least one department"
     yield from _duplicates("departments", pack.departments)
@@ -90,10 +92,37 @@ def check_pack(pack: spec.ScenarioPack, kinds: dict[str, DeviceKind],
             yield f"{where}.id", f"{rule.id!r} is already the id of rules[{seen[rule.id]}]"
         seen.setdefault(rule.id, i)
         yield from _prefixed(where, check_rule(rule, kinds))
+        yield from _prefixed(f"{where}.titles", _check_names(rule.titles))
+        if rule.titles and not rule.title:
+            yield f"{where}.titles", ("translates a title the rule does not have: give `title` "
+                                      "(the pack's title is used without one)")
         problems, typed = check_overrides(rule, kinds)
         yield from _prefixed(where, problems)
         if not problems:
             rule.states = typed  # type: ignore[assignment]
+
+
+def untranslated(pack: spec.ScenarioPack, language: str) -> Iterator[Problem]:
+    """What a page in `language` would still show in the pack's own words: the category's
+    name and every title a case can be opened with (a rule's, or the pack's for a rule with
+    none). The packs shipped with CityOps must have all of it in Chinese."""
+    if not pack.category.names.get(language):
+        yield "category.names", f"the category's name in {language} is missing"
+    if any(not rule.title for rule in pack.rules) and not pack.titles.get(language):
+        yield "titles", (f"the pack's title in {language} is missing (rules without a title "
+                         "open cases under it)")
+    for i, rule in enumerate(pack.rules):
+        if rule.title and not rule.titles.get(language):
+            yield f"rules[{i}].titles", f"the title in {language} is missing"
+
+
+def _check_names(names: dict[str, str]) -> Iterator[Problem]:
+    # Keyed by language tag, as a city pack's names; a blank one would show as nothing.
+    for tag, text in names.items():
+        if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", tag):
+            yield tag, f"{tag!r} is not a language tag (like zh-CN)"
+        elif not text.strip():
+            yield tag, "must not be empty"
 
 
 def check_rule(rule: spec.AnyRule, kinds: dict[str, DeviceKind]) -> Iterator[Problem]:

@@ -16,7 +16,7 @@ import msgspec
 from cityops.domain.city import DeviceKind
 from cityops.domain.scenarios import spec
 from cityops.domain.scenarios.spec import ScenarioPack
-from cityops.scenarios.checks import check_pack, split_validation_error
+from cityops.scenarios.checks import check_pack, split_validation_error, untranslated
 from cityops.scenarios.yamlfile import load_yaml
 
 BUILTIN_DIR = Path(__file__).resolve().parent
@@ -29,6 +29,11 @@ STANDARD_DEPARTMENTS = frozenset({
     "transport", "housing_construction", "market_regulation", "civil_affairs", "sanitation",
     "greening", "utilities_power", "utilities_gas", "utilities_water", "hotline_12345",
 })
+
+# The languages every page is written in besides English (static/locales): a pack shipped with
+# CityOps names its category and titles its cases in each. A city's own packs may name them in
+# English only; their cases then read in English on every page.
+BUILTIN_LANGUAGES = ("zh-CN",)
 
 
 class ScenarioError(ValueError):
@@ -63,6 +68,9 @@ def load_scenarios(
                 continue
             problems += [f"{label}: {path}: {message}"
                          for path, message in check_pack(pack, kinds, known_departments)]
+            if folder == BUILTIN_DIR:
+                problems += [f"{label}: {path}: {message}" for language in BUILTIN_LANGUAGES
+                             for path, message in untranslated(pack, language)]
             loaded.append((label, pack))
     problems += _check_together(loaded)
     if problems:
@@ -152,7 +160,7 @@ def _check_together(loaded: list[tuple[str, spec.ScenarioPack]]) -> list[str]:
 
 def pack_summary(pack: spec.ScenarioPack) -> dict[str, Any]:
     """A pack as the API shows it: what it raises, for whom, when, and each rule's settings."""
-    common = {"id", "title", "kind", "channel", "severity", "when", "where", "states"}
+    common = {"id", "title", "titles", "kind", "channel", "severity", "when", "where", "states"}
     rules = []
     for rule in pack.rules:
         # Every parameter, defaults included: the operator should see what is in force.
@@ -163,6 +171,7 @@ def pack_summary(pack: spec.ScenarioPack) -> dict[str, Any]:
             "ref": f"{pack.name}.{rule.id}",
             "type": type(rule).__struct_config__.tag,
             "title": rule.title,
+            "titles": dict(rule.titles),
             "kind": rule.kind,
             "channel": rule.channel,
             "severity": rule.severity,
@@ -175,6 +184,7 @@ def pack_summary(pack: spec.ScenarioPack) -> dict[str, Any]:
         "name": pack.name,
         "version": pack.version,
         "title": pack.title,
+        "titles": dict(pack.titles),
         "description": pack.description,
         "category": msgspec.to_builtins(pack.category),
         "departments": list(pack.departments),

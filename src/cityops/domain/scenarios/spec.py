@@ -66,6 +66,9 @@ class Rule(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields
            omit_defaults=True):
     id: str
     title: str = ""
+    # The title in other languages, by BCP 47 tag ({"zh-CN": ...}): as a city pack's `names`
+    # beside its `name`, `title` stays the pack's own and the case keeps it (docs/i18n.md).
+    titles: dict[str, str] = {}
     kind: str | None = None  # device kind the rule reads
     channel: str | None = None  # default: the kind's primary channel
     when: When | None = None
@@ -195,12 +198,14 @@ class Category(msgspec.Struct, forbid_unknown_fields=True):
     major: str
     minor: str
     name: str
+    names: dict[str, str] = {}  # the name in other languages, as a city pack's categories
 
 
 class ScenarioPack(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     version: int
     title: str
+    titles: dict[str, str] = {}  # in other languages; a rule without a title raises this one
     description: str = ""
     category: Category
     departments: list[str]
