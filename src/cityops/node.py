@@ -83,7 +83,8 @@ class Node:
             # Every cluster node has the incident desk (moves made through its API); only act
             # nodes take alerts from the bus and run escalation.
             working = self.runs("act")
-            self.act = ActSide(services, notifier=notifier, intake=working, scheduler=working)
+            self.act = ActSide(services, notifier=notifier, intake=working, scheduler=working,
+                               scenarios=self.detect.scenarios if self.detect else ())
         self.serve = ServeSide(self, notifier=notifier if self.act is None else None)
         self.dead_letters: Any = None
         self.mqtt: Any = None

@@ -16,7 +16,8 @@ PACKS = {
 name: loud
 version: 1
 title: Very loud
-category: {code: event.test.loud, kind: event, major: test, minor: loud, name: Loud}
+category: {code: event.test.loud, kind: event, major: test, minor: loud, name: Loud,
+           names: {zh-CN: 噪声}}
 departments: [environment, police]
 urgency: high
 rules:
@@ -27,11 +28,13 @@ rules:
     clear_below: 70
     severity: major
     title: Noise over 80 dB(A)
+    titles: {zh-CN: 噪声超过80分贝}
 """,
     "hum": """
 name: hum
 version: 1
 title: Low hum, checked by an operator first
+titles: {zh-CN: 低频嗡嗡声}
 category: {code: event.test.hum, kind: event, major: test, minor: hum, name: Hum}
 departments: [environment]
 auto_register: false
@@ -77,6 +80,13 @@ async def test_alerts_become_incidents(tmp_path, grid_pack, live_node):
         found = {i.category: i for i in await wait_for(both)}
         loud, hum = found["event.test.loud"], found["event.test.hum"]
         assert loud.status == "dispatched" and hum.status == "collected"
+        # Titled by the rule (hum's rule has none: the pack's title), in Chinese beside it.
+        assert (loud.title, loud.titles) == ("Noise over 80 dB(A)", {"zh-CN": "噪声超过80分贝"})
+        assert (hum.title, hum.titles) == ("Low hum, checked by an operator first",
+                                           {"zh-CN": "低频嗡嗡声"})
+        # The city's table lacks the category: the desk files it under the pack's name.
+        named = live.node.act.rules.categories.resolve("event.test.loud")
+        assert (named.name, named.names) == ("Loud", {"zh-CN": "噪声"})
         assert sorted(o.department for o in loud.orders) == ["environment", "police"]
         assert loud.source == "sensor" and loud.alert_id is not None
         assert loud.areas == device.areas and loud.lat == device.lat

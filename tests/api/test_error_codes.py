@@ -81,6 +81,11 @@ async def test_names_in_both_languages(live) -> None:
     assert police == {"code": "police", "name": "Police", "names": {"zh-CN": "公安"}}
     fire = next(c for c in names["categories"] if c["code"] == "event.emergency.fire")
     assert fire["name"] == "Fire" and fire["names"] == {"zh-CN": "火灾"}
+    # Categories the scenario packs raise and the city's table lacks, as the packs name them.
+    crowd = next(c for c in names["categories"] if c["code"] == "event.public_safety.crowding")
+    assert crowd == {"code": "event.public_safety.crowding", "name": "Crowd gathering",
+                     "names": {"zh-CN": "人群聚集"}}
+    assert len({c["code"] for c in names["categories"]}) == len(names["categories"])
     town = next(f for f in areas["features"] if f["id"] == "990001001")
     assert town["properties"]["name"] == "Town 1"
     assert town["properties"]["names"] == {"zh-CN": "第1街镇"}

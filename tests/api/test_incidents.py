@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from lxml import etree
 
+from cityops.domain.incidents.model import Report
+
 from tests.photo_kit import png
 
 from .conftest import HERE, MONDAY_10, VILLAGE, Clock
@@ -312,3 +314,40 @@ async def test_a_report_never_joins_a_case_outside_the_keys_scope(tmp_path, city
         assert r.json()["merged"] and r.json()["id"] in (theirs["id"], mine["id"])
         for c in (admin, town1):
             await c.aclose()
+
+
+async def test_a_cases_title_in_other_languages_reaches_every_view(tmp_path, city, live_node):
+    """A case opened from a scenario rule keeps the rule's English title and carries its
+    translations to the incident views, the live snapshot and the field orders; an operator's
+    own title drops them."""
+    clock = Clock(MONDAY_10)
+    async with live_node(city, tmp_path / "data", clock=clock, notify_url="memory:") as live:
+        desk = live.node.act.desk
+        zh = {"zh-CN": "路面积水深度超限"}
+        flood = await desk.async_report(
+            Report(key="alert:flood-1", source="sensor", at=MONDAY_10, **HERE),
+            "event.emergency.waterlogging", title="Water on the road deeper than a lane may hold",
+            titles=zh, auto_register=True)
+        op = live.client(await live.key("operator"))
+        water = live.client(await live.key("department", "water_affairs"))
+        doc = (await op.get(f"/api/v1/incidents/{flood.incident.id}")).json()
+        assert doc["title"] == "Water on the road deeper than a lane may hold"
+        assert doc["titles"] == zh
+        listed = (await op.get("/api/v1/incidents")).json()["items"]
+        assert [i["titles"] for i in listed] == [zh]
+        snap = (await op.get("/api/v1/live")).json()
+        assert [i["titles"] for i in snap["incidents"]] == [zh]
+        orders = (await water.get("/api/v1/work-orders")).json()["items"]
+        assert orders and all(o["incident"]["titles"] == zh for o in orders)
+
+        # Titled by its category (no title given): the category's names.
+        r = await op.post("/api/v1/incidents", json={
+            "category": "event.sanitation.exposed_garbage", **HERE, "key": "walk-9"})
+        case = r.json()
+        assert (case["title"], case["titles"]) == ("Exposed garbage", {"zh-CN": "暴露垃圾"})
+        r = await act(op, f"/api/v1/incidents/{case['id']}/actions/register",
+                      title="Rubbish by the north gate")
+        assert r.status_code == 200, r.text
+        assert r.json()["title"] == "Rubbish by the north gate" and "titles" not in r.json()
+        await op.aclose()
+        await water.aclose()

@@ -63,6 +63,22 @@ async def test_save_get_and_version_check(store: Store) -> None:
                                                                        "order.accept"]
 
 
+async def test_a_cases_translated_title_round_trips_and_a_retitle_drops_it(store: Store) -> None:
+    # Kept inside the case's JSON document: no column, no migration; a case without any keeps
+    # its stored bytes.
+    named = msgspec.structs.replace(incident(1), titles={"zh-CN": "路面积水深度超限"})
+    saved = await store.save_incident(named)
+    assert (await store.get_incident("i00001")).titles == {"zh-CN": "路面积水深度超限"}
+    [listed] = await store.list_incidents(IncidentFilter())
+    assert listed.titles == {"zh-CN": "路面积水深度超限"}
+    retitled = msgspec.structs.replace(saved, title="Underpass flooded", titles=msgspec.UNSET)
+    await store.save_incident(retitled, expect_version=1)
+    again = await store.get_incident("i00001")
+    assert (again.title, again.titles) == ("Underpass flooded", msgspec.UNSET)
+    plain = await store.save_incident(incident(2))
+    assert plain.titles is msgspec.UNSET and b"titles" not in msgspec.json.encode(plain)
+
+
 async def test_a_report_is_filed_once(store: Store) -> None:
     saved = await store.save_incident(incident(1), [], [Report("r-1", "citizen", 1.0)])
     with pytest.raises(DuplicateKey):

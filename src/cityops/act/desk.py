@@ -13,7 +13,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import msgspec
 
@@ -127,6 +127,7 @@ class IncidentDesk:
         *,
         actor: Actor = SYSTEM,
         title: str = "",
+        titles: Mapping[str, str] | None = None,
         description: str = "",
         severity: str = "",
         alert_id: str | None = None,
@@ -137,7 +138,8 @@ class IncidentDesk:
     ) -> ReportResult:
         """File a report: merged into an open case of the same category close by (or of a
         related category, about the same component), or a new case (registered and
-        dispatched at once when the category or the alert says so). A report carrying an
+        dispatched at once when the category or the alert says so); `titles` translates
+        `title` (see `Rules.open_incident`). A report carrying an
         alert group (`data.group`, see `AlertIntake`) joins its group's case instead while
         that is recent enough."""
         self.stats["reports"] += 1
@@ -158,14 +160,15 @@ class IncidentDesk:
         group = report.data.get("group") if actor is SYSTEM else None
         group = group if isinstance(group, str) and group else ""
         if not group:
-            return await self._file(report, category, actor, title, description, severity,
-                                    alert_id, auto_register, urgency, areas, cell, "")
+            return await self._file(report, category, actor, title, titles, description,
+                                    severity, alert_id, auto_register, urgency, areas, cell, "")
         # A group's alerts all land on one case: filed here one at a time, they do not
         # spend their retries on each other's version bumps (another node's filings still
         # can; the version check and the group record keep that right).
         async with self._group_lock(group):
-            return await self._file(report, category, actor, title, description, severity,
-                                    alert_id, auto_register, urgency, areas, cell, group)
+            return await self._file(report, category, actor, title, titles, description,
+                                    severity, alert_id, auto_register, urgency, areas, cell,
+                                    group)
 
     @contextlib.asynccontextmanager
     async def _group_lock(self, group: str) -> AsyncIterator[None]:
@@ -180,7 +183,8 @@ class IncidentDesk:
                 del self._group_locks[group]
 
     async def _file(self, report: Report, category: Category, actor: Actor, title: str,
-                    description: str, severity: str, alert_id: str | None,
+                    titles: Mapping[str, str] | None, description: str, severity: str,
+                    alert_id: str | None,
                     auto_register: bool | None, urgency: str | None, areas: AreaCodes | None,
                     cell: str | None, group: str) -> ReportResult:
         tries = GROUP_RETRIES if group else RETRIES
@@ -217,7 +221,7 @@ class IncidentDesk:
                 if group and (pointer is None or _pointed(pointer) != new_id):
                     await self._point(group, pointer, new_id, report.at)
                 out = self.rules.open_incident(
-                    new_id, report, category, title=title, actor=actor,
+                    new_id, report, category, title=title, titles=titles, actor=actor,
                     areas=areas, cell=cell, description=description, severity=severity,
                     alert_id=alert_id, group=group)
                 if auto_register if auto_register is not None else category.auto_register:

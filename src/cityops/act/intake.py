@@ -128,7 +128,8 @@ class AlertIntake:
             return
         try:
             await self.desk.async_report(
-                report_of(event), a.category, title=a.title, description=a.detail,
+                report_of(event), a.category, title=a.title, titles=a.titles or None,
+                description=a.detail,
                 severity=a.severity, alert_id=a.id, departments=a.departments,
                 urgency=a.urgency, auto_register=a.auto_register, areas=a.areas)
         except (Refused, ValueError) as error:

@@ -8,6 +8,7 @@ composition's (`Services.wiring`, see `cityops.cluster.act`)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cityops.act.desk import IncidentDesk
@@ -19,6 +20,7 @@ from cityops.domain.city import CityPack, Level, WorkCalendar
 from cityops.domain.geo import CityMap
 from cityops.domain.incidents.categories import CategoryTable
 from cityops.domain.incidents.workflow import Rules
+from cityops.domain.scenarios.spec import ScenarioPack
 from cityops.domain.workclock import WorkClock
 from cityops.notify import open_notifier
 
@@ -36,11 +38,14 @@ class Placed(Protocol):
     def city(self) -> CityMap: ...
 
 
-def rules_for(node: Placed) -> Rules:
+def rules_for(node: Placed, scenarios: Iterable[ScenarioPack] = ()) -> Rules:
+    """The city's rules; `scenarios` name the categories they raise that the city's table
+    lacks (its cases are then filed under the pack's name, not the code)."""
     pack = node.pack
     calendar = pack.calendar or WorkCalendar(timezone=pack.info.timezone)
     districts = [a.code for a in pack.areas if a.level is Level.DISTRICT]
-    return Rules(CategoryTable(pack.categories), WorkClock(calendar),
+    named = {s.category.code: (s.category.name, s.category.names) for s in scenarios}
+    return Rules(CategoryTable(pack.categories, named=named), WorkClock(calendar),
                  district=districts[0] if districts else "",
                  cell_owner=node.city.owner_of_cell,
                  departments={d.code for d in pack.departments})
@@ -48,7 +53,8 @@ def rules_for(node: Placed) -> Rules:
 
 class ActSide:
     def __init__(self, services: Services, *, notifier: Any = None, intake: bool = True,
-                 scheduler: bool = True) -> None:
+                 scheduler: bool = True, scenarios: Iterable[ScenarioPack] = ()) -> None:
+        """`scenarios`: the packs whose categories the desk names (see `rules_for`)."""
         settings = services.settings
         self.settings = settings
         self.runs_intake = intake
@@ -58,7 +64,7 @@ class ActSide:
         self.staff = StaffBoard(
             services.pack.staff, services.registry.index.get,
             lambda series: (state.latest_ts[series], state.latest_value[series]))
-        self.rules = rules_for(services)
+        self.rules = rules_for(services, scenarios)
         self.wiring = services.wiring
         store = self.wiring.desk_store(services.store, settings)
         self.desk = IncidentDesk(store, self.rules, self.notifier, city=services.city,

@@ -167,6 +167,7 @@ class StormGuard:
         case = await desk.store.get_incident(doc.incident) if doc.incident else None
         detail = {"report": report.key, "source": report.source, "storm": doc.id,
                   "title": incident.title,
+                  **({"titles": incident.titles} if incident.titles else {}),
                   # What a release needs to file the report as the case it would have been.
                   **({"alert": incident.alert_id} if incident.alert_id else {}),
                   **({"areas": msgspec.to_builtins(incident.areas)} if incident.areas else {})}
@@ -360,7 +361,8 @@ class StormGuard:
                 cell = desk.city.cell_of(r.lat, r.lon)
             out = desk.rules.open_incident(
                 _token(key), msgspec.structs.replace(r, key=key), category,
-                title=str(detail.get("title") or ""), actor=SYSTEM, areas=areas or case.areas,
+                title=str(detail.get("title") or ""), titles=detail.get("titles"), actor=SYSTEM,
+                areas=areas or case.areas,
                 cell=cell, alert_id=detail.get("alert"))
             for action in ("register", "dispatch"):
                 nxt = desk.rules.act(out.incident, action, actor, now,

@@ -69,6 +69,7 @@ class ReportCase(msgspec.Struct):
     incident_status: str
     title: str
     finished: bool
+    titles: dict[str, str] = {}  # the title in other languages (Incident.titles)
 
 
 async def list_reports(call: Call[None, Page]) -> MyReports:
@@ -96,7 +97,7 @@ async def citizen_report(call: Call[None, Any]) -> ReportCase:
     if inc is None:
         raise ApiError(404, f"no case for service request {rid}")
     return ReportCase(rid, inc.id, inc.status.value, inc.title,
-                      inc.status in FINISHED_INCIDENTS)
+                      inc.status in FINISHED_INCIDENTS, dict(inc.titles or {}))
 
 
 ROUTES = [

@@ -135,7 +135,8 @@ def incident_summary(inc: Incident, now: float) -> dict:
     """What the screen and the queue need of a case, not its whole document."""
     a = inc.areas
     return {
-        "id": inc.id, "title": inc.title, "category": inc.category, "status": inc.status.value,
+        "id": inc.id, "title": inc.title, "titles": inc.titles or {},
+        "category": inc.category, "status": inc.status.value,
         "urgency": inc.urgency, "severity": inc.severity, "lat": inc.lat, "lon": inc.lon,
         "town": a.town if a else None, "village": a.village if a else None,
         "departments": inc.departments, "reported_at": inc.reported_at,
@@ -150,7 +151,8 @@ def incident_summary(inc: Incident, now: float) -> dict:
 
 def alert_summary(alert: Alert, device: bool) -> dict:
     a = alert.areas
-    return {"id": alert.id, "title": alert.title, "severity": alert.severity,
+    return {"id": alert.id, "title": alert.title, "titles": alert.titles or {},
+            "severity": alert.severity,
             "scenario": alert.scenario, "subject": alert.subject, "device": device,
             "lat": alert.lat, "lon": alert.lon, "town": a.town if a else None,
             "village": a.village if a else None, "first_seen": alert.first_seen,

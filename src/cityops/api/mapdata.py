@@ -8,8 +8,9 @@ feature carries a point inside it for its label, and its name in the pack's othe
 
 GET /api/v1/names: the rest of what a page names in the person's language: the city, and its
 departments and case categories, each with `name` and `names` ({"zh-CN": ...}; empty where the
-pack has no translation). None of it is scoped: a key sees every department's name as it sees
-the categories.
+pack has no translation). The categories are the city's and those the scenario packs raise that
+the city's table lacks, named as the pack names them (their cases are filed under those names).
+None of it is scoped: a key sees every department's name as it sees the categories.
 """
 
 from __future__ import annotations
@@ -97,11 +98,19 @@ class Names(msgspec.Struct):
     categories: list[Named]
 
 
+def _categories(node: Any) -> list[Named]:
+    out = {c.code: Named(c.code, c.name, dict(c.names)) for c in node.pack.categories}
+    for scenario in node.detect.scenarios if node.detect is not None else ():
+        c = scenario.category
+        out.setdefault(c.code, Named(c.code, c.name, dict(c.names)))
+    return list(out.values())
+
+
 async def names(call: Call[None, Any]) -> Reply:
     pack = call.node.pack
     return Reply(Names(CityName(pack.info.name, dict(pack.info.names)),
                        [Named(d.code, d.name, dict(d.names)) for d in pack.departments],
-                       [Named(c.code, c.name, dict(c.names)) for c in pack.categories]),
+                       _categories(call.node)),
                  headers={"Cache-Control": "private, max-age=300"})
 
 

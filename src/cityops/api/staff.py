@@ -74,6 +74,7 @@ class CaseBrief(msgspec.Struct):
     lat: float | None
     lon: float | None
     urgency: str
+    titles: dict[str, str] = {}  # the title in other languages (Incident.titles)
 
 
 class WorkOrderItem(WorkOrder, kw_only=True):
@@ -161,7 +162,7 @@ def _orders(call: Call[None, WorkOrderQuery]
         items = []
         for inc in cases:
             brief = CaseBrief(inc.id, mask_text(inc.title), inc.category, inc.status.value,
-                              inc.lat, inc.lon, inc.urgency)
+                              inc.lat, inc.lon, inc.urgency, dict(inc.titles or {}))
             for o in inc.live_orders():
                 if department and o.department != department:
                     continue

@@ -52,6 +52,9 @@ class Alert(msgspec.Struct, kw_only=True):
     # of the past, never active, never acted on. Left unset (and so out of the bytes) on
     # every live alert: the bus's wire format for alerts stays what running clusters expect.
     historical: bool | msgspec.UnsetType = msgspec.UNSET
+    # The title in other languages ({"zh-CN": ...}), from the rule's `titles` (the pack's for
+    # a rule without a title); unset when the pack has none, so such alerts cross as before.
+    titles: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class AlertEvent(msgspec.Struct, frozen=True):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from cityops.domain.city import WorkCalendar
+from cityops.domain.incidents.categories import CategoryTable
 from cityops.domain.incidents.model import Level, OrderStatus, Status
 from cityops.domain.incidents.workflow import (
     INCIDENT_ACTIONS,
@@ -15,6 +17,7 @@ from cityops.domain.incidents.workflow import (
     Refused,
     Rules,
 )
+from cityops.domain.workclock import WorkClock
 
 from .conftest import (
     CITIZEN,
@@ -36,7 +39,8 @@ GARBAGE = "event.sanitation.exposed_garbage"
 
 def collected(rules: Rules, category: str = GARBAGE, **kw):
     cat = rules.categories.resolve(category)
-    return rules.open_incident("inc-1", report(), cat, title="", actor=OPERATOR, areas=PLACE,
+    kw.setdefault("title", "")
+    return rules.open_incident("inc-1", report(), cat, actor=OPERATOR, areas=PLACE,
                                **kw).incident
 
 
@@ -293,3 +297,47 @@ def test_every_order_action_is_known() -> None:
     assert set(ORDER_ACTIONS) >= {"accept", "return", "request_park", "approve_park",
                                   "deny_park", "resume", "progress", "finish", "escalate",
                                   "assign", "acknowledge"}
+
+
+# -- titles in other languages ----------------------------------------------------------------
+
+FLOOD = "event.emergency.waterlogging"
+
+
+def test_a_case_opened_from_a_rule_carries_its_translated_title(rules: Rules) -> None:
+    inc = collected(rules, FLOOD, title="Water on the road deeper than a lane may hold",
+                    titles={"zh-CN": "路面积水深度超限"})
+    assert inc.title == "Water on the road deeper than a lane may hold"  # the stable text
+    assert inc.titles == {"zh-CN": "路面积水深度超限"}
+
+
+def test_a_case_titled_with_its_category_gets_the_categorys_names(rules: Rules) -> None:
+    inc = collected(rules)
+    assert (inc.title, inc.titles) == ("Exposed garbage", {"zh-CN": "暴露垃圾"})
+
+
+def test_a_scenario_category_the_city_lacks_is_named_as_its_pack_names_it() -> None:
+    calendar = WorkCalendar(timezone="Asia/Shanghai")
+    named = {"event.public_safety.crowding": ("Crowd gathering", {"zh-CN": "人群聚集"})}
+    rules = Rules(CategoryTable([], named=named), WorkClock(calendar), district="310115")
+    cat = rules.categories.resolve("event.public_safety.crowding", departments=["police"])
+    assert (cat.name, cat.names, cat.departments) == ("Crowd gathering", {"zh-CN": "人群聚集"},
+                                                      ["police"])
+    inc = rules.open_incident("inc-1", report(), cat, title="", actor=OPERATOR,
+                              areas=PLACE).incident
+    assert (inc.title, inc.titles) == ("Crowd gathering", {"zh-CN": "人群聚集"})
+    # A code no pack names stands in as itself, in no other language.
+    other = rules.categories.resolve("event.x.y")
+    assert (other.name, other.names) == ("event.x.y", {})
+
+
+def test_an_operators_title_drops_the_translations(rules: Rules) -> None:
+    inc = collected(rules, FLOOD, title="Water on the road deeper than a lane may hold",
+                    titles={"zh-CN": "路面积水深度超限"})
+    same = rules.act(inc, "register", OPERATOR, at(0.1), title=inc.title).incident
+    assert same.titles == {"zh-CN": "路面积水深度超限"}  # the form sent the title back as it was
+    renamed = rules.act(inc, "register", OPERATOR, at(0.1),
+                        title="Underpass at Yanggao Road flooded").incident
+    assert renamed.title == "Underpass at Yanggao Road flooded"
+    assert renamed.titles is msgspec.UNSET
+    assert b"titles" not in msgspec.json.encode(renamed)

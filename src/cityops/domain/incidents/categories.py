@@ -4,7 +4,7 @@ pack may carry its own table in `categories.yaml`; `packs/categories.yaml` is th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import msgspec
@@ -151,10 +151,16 @@ def with_related(categories: list[Category], groups: list[Related]) -> list[Cate
 
 class CategoryTable:
     """Lookup by code, with a stand-in for a code the table lacks (an alert of a newly
-    installed scenario pack must still become a case, routed as its pack says)."""
+    installed scenario pack must still become a case, routed as its pack says).
 
-    def __init__(self, categories: list[Category]) -> None:
+    `named` holds what the scenario packs call the categories they raise, as (name, names)
+    by code: a stand-in is named as its pack names it, in every language the pack has,
+    rather than by its code."""
+
+    def __init__(self, categories: list[Category], *,
+                 named: Mapping[str, tuple[str, Mapping[str, str]]] | None = None) -> None:
         self._by_code = {c.code: c for c in categories}
+        self._named = dict(named or {})
 
     def __contains__(self, code: object) -> bool:
         return code in self._by_code
@@ -185,9 +191,11 @@ class CategoryTable:
         parts = (code.split(".") + ["other", "other"])[:3]
         kind: Literal["component", "event"] = "component" if parts[0] == "component" else "event"
         level = urgency if urgency in URGENCIES else "normal"
+        name, names = self._named.get(code, (code, {}))
         return Category(
             code=code,
-            name=code,
+            name=name,
+            names=dict(names),
             kind=kind,
             major=parts[1],
             minor=parts[2],

@@ -167,6 +167,12 @@ class Incident(msgspec.Struct, kw_only=True):
     components: list[str] = []
     reason: str = ""  # last cancellation / reopening reason
     version: int = 0  # bumped on every save; a save with a stale version is refused
+    # `title` in other languages ({"zh-CN": ...}): the scenario rule's translations, or the
+    # category's names when its name is the title. `title` stays the API's stable text; a page
+    # shows these in the reader's language. Dropped when an operator retitles the case (they no
+    # longer translate what was written), and unset rather than empty so that a case without
+    # any encodes as before (stores, the bus's pinned wire format).
+    titles: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def is_open(self) -> bool:

@@ -186,6 +186,7 @@ class Rules:
         *,
         title: str,
         actor: Actor,
+        titles: Mapping[str, str] | None = None,
         areas: AreaCodes | None = None,
         cell: str | None = None,
         description: str = "",
@@ -193,14 +194,19 @@ class Rules:
         alert_id: str | None = None,
         group: str = "",
     ) -> Outcome:
-        """A new case of one report; with `group`, the case the group's later alerts join."""
+        """A new case of one report; with `group`, the case the group's later alerts join.
+        `titles` translates `title`; a case titled with its category's name gets the
+        category's names."""
         if actor.role not in CREATE and actor is not SYSTEM:
             raise NotAllowed(f"role {actor.role} may not report incidents")
+        if not title:
+            title, titles = category.name, category.names
         incident = Incident(
             id=incident_id,
             category=category.code,
             kind=category.kind,
-            title=title or category.name,
+            title=title,
+            titles=dict(titles) if titles else msgspec.UNSET,
             description=description or report.text,
             source=report.source,
             urgency=category.urgency,
@@ -280,7 +286,7 @@ class Rules:
                           "reports out instead (or cancel the case)")
         category = self.categories.resolve(report.category or incident.category)
         opened = self.open_incident(new_id, report, category, title=category.name,
-                                    actor=actor, areas=areas, cell=cell,
+                                    titles=category.names, actor=actor, areas=areas, cell=cell,
                                     alert_id=_alert_of(report))
         new = msgspec.structs.replace(opened.incident, updated_at=now)
         moved = {"report": report.key, "reports": incident.reports - 1}
@@ -337,8 +343,8 @@ class Rules:
                 raise Refused(f"unknown category '{category}'")
             changes.update(category=cat.code, kind=cat.kind, urgency=cat.urgency,
                            default_departments=list(cat.departments))
-        if title:
-            changes["title"] = title
+        if title and title != inc.title:
+            changes.update(title=title, titles=msgspec.UNSET)
         new = msgspec.structs.replace(inc, **changes)
         return Outcome(new, [_event(now, actor, "register", inc.status, new.status, reason,
                                     detail={"category": new.category})], [])

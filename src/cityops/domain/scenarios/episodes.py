@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from cityops.domain.alerts import Alert, AlertEvent, Evidence
 from cityops.domain.city import AreaCodes
 from cityops.domain.registry import DeviceRegistry
@@ -175,6 +177,7 @@ class Episodes:
             departments=list(pack.departments),
             subject=signal.subject,
             title=rule.title or pack.title,
+            titles=dict(rule.titles if rule.title else pack.titles) or msgspec.UNSET,
             detail=signal.detail,
             areas=areas,
             cell=cell,
