@@ -56,6 +56,7 @@ class MyReport(msgspec.Struct, kw_only=True):
     incident_status: str | None
     title: str
     finished: bool
+    titles: dict[str, str] = {}  # the title in other languages (Incident.titles)
 
 
 class MyReports(msgspec.Struct):

@@ -420,6 +420,7 @@ class _Reader:
         return {**await self.view(rec, doc, own=True), "incident_id": doc.incident_id,
                 "incident_status": inc.status.value if inc is not None else None,
                 "title": mask_text(inc.title) if inc is not None else "",
+                "titles": dict(inc.titles or {}) if inc is not None else {},
                 "finished": inc is not None and inc.status in FINISHED_INCIDENTS}
 
 

@@ -2,7 +2,7 @@
 // find a service and apply (a bundle through its one merged form), my licences, rate what was
 // finished, my cabinet pickups. Everything comes from the API with the citizen's own key.
 import { api, key, signIn, signOut, el, relative, span, toast, shrinkPhoto, showPhotos, loadNames, deptName,
-  categoryName } from "/static/common.js";
+  categoryName, caseTitle } from "/static/common.js";
 import { initI18n, t, languageSwitcher, onLanguageChange, language, fmtDateTime, mapLocale } from "/static/i18n.js";
 import * as maplibregl from "/static/vendor/maplibre-gl.mjs";
 import { baseStyle, bboxOf, credit, fallbackStyle, followLanguage, BASE_FIRST_LABEL, CJK_FONTS } from "/static/mapview.js";
@@ -462,7 +462,7 @@ async function loadRate() {
     for (const r of page.items) {
       if (!r.finished || cases.has(r.incident_id)) continue;
       cases.add(r.incident_id);
-      things.push({ kind: "incident", id: r.incident_id, title: r.title || t("citizen:rate.report", { id: r.service_request_id }), what: t("citizen:rate.myReport", { id: r.service_request_id }) });
+      things.push({ kind: "incident", id: r.incident_id, title: caseTitle(r) || t("citizen:rate.report", { id: r.service_request_id }), what: t("citizen:rate.myReport", { id: r.service_request_id }) });
     }
     cursor = page.next;
     if (!cursor) break;

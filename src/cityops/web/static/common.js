@@ -298,6 +298,11 @@ const named = (table, code) => {
 export const deptName = (code) => named(packNames.departments, code);
 export const categoryName = (code) => named(packNames.categories, code);
 
+// A case's title in the page's language: `titles` holds its translations (the scenario rule's,
+// or its category's names when that is the title), `title` the stored English; a title an
+// operator wrote has none and shows as written.
+export const caseTitle = (c) => localName({ name: c.title, names: c.titles }) || (c.category ? categoryName(c.category) : "");
+
 // A role, a status, an urgency ... in words: the common namespace's table of the API's words.
 export const roleName = (role) => t(`common:role.${role}`, { defaultValue: role });
 export const word = (group, value) =>

@@ -1,7 +1,7 @@
 // The operator console: the incident queue of the key's scope, one incident at a time, and
 // every move of the case workflow, with the server's refusals shown as the server gives them.
 import { api, signIn, LiveStream, el, fmt, relative, dateTime, toast, showPhotos, STATUS_LABEL,
-  STAFF_COLORS, loadNames, deptName, categoryName, roleName, word, span } from "/static/common.js";
+  STAFF_COLORS, loadNames, deptName, categoryName, caseTitle, roleName, word, span } from "/static/common.js";
 import { initI18n, t, languageSwitcher, onLanguageChange, localName } from "/static/i18n.js";
 import { CityMapView, PointsLayer, maplibregl } from "/static/mapview.js";
 
@@ -115,8 +115,8 @@ function rows() {
   if (state.filter === "open") list = list.filter((i) => OPEN.has(i.status));
   if (state.filter === "attention") list = list.filter((i) => NEEDS_CENTRE.has(i.status) || i.orders.some((o) => o.status === "park_requested"));
   if (state.filter === "overdue") list = list.filter((i) => OPEN.has(i.status) && (i.overdue || dueOf(i) < now));
-  if (text) list = list.filter((i) => `${i.id} ${i.title} ${i.category} ${categoryName(i.category)} ${areaName(i.village)} ${i.departments.join(" ")} ${depts(i.departments)}`.toLowerCase().includes(text));
-  const key = { due: dueOf, status: (i) => i.status, title: (i) => i.title, area: (i) => areaName(i.village),
+  if (text) list = list.filter((i) => `${i.id} ${i.title} ${caseTitle(i)} ${i.category} ${categoryName(i.category)} ${areaName(i.village)} ${i.departments.join(" ")} ${depts(i.departments)}`.toLowerCase().includes(text));
+  const key = { due: dueOf, status: (i) => i.status, title: (i) => caseTitle(i), area: (i) => areaName(i.village),
     departments: (i) => i.departments.join(","), reported: (i) => -i.reported_at }[state.sort.key];
   list.sort((a, b) => {
     const x = key(a), y = key(b);
@@ -148,7 +148,7 @@ function renderQueue() {
       onclick: () => open(i.id) },
       el("td", { class: `due ${late || i.overdue ? "late" : ""}`, text: Number.isFinite(due) ? (late ? t("console:overdueBy", { span: span(due - now) }) : relative(due, now)) : "–" }),
       el("td", {}, el("span", { class: `st ${i.status}`, text: STATUS_LABEL[i.status] })),
-      el("td", { class: "title" }, el("b", { text: i.title || categoryName(i.category), translate: i.title ? "no" : null }), el("small", { text: categoryName(i.category) })),
+      el("td", { class: "title" }, el("b", { text: caseTitle(i), translate: i.title ? "no" : null }), el("small", { text: categoryName(i.category) })),
       el("td", { text: areaName(i.village) }),
       el("td", { text: depts(i.departments) || "–" }),
       el("td", { class: "when", text: dateTime(i.reported_at, state.tz) }));
@@ -237,7 +237,7 @@ function renderDetail(inc, quiet) {
   const due = inc.next_due;
   box.replaceChildren(
     el("div", { class: "head" },
-      el("h1", { text: inc.title || categoryName(inc.category), translate: inc.title ? "no" : null }),
+      el("h1", { text: caseTitle(inc), translate: inc.title ? "no" : null }),
       el("span", { class: `st big ${inc.status}`, text: STATUS_LABEL[inc.status] }),
       el("span", { class: `urg ${inc.urgency}`, text: word("urgency", inc.urgency) }),
       inc.overdue ? el("span", { class: "urg urgent", text: t("console:overdue") }) : null),
@@ -322,7 +322,7 @@ async function run(what, call) {
 }
 
 function summaryOf(doc) {
-  return { id: doc.id, title: doc.title, category: doc.category, status: doc.status, urgency: doc.urgency,
+  return { id: doc.id, title: doc.title, titles: doc.titles, category: doc.category, status: doc.status, urgency: doc.urgency,
     village: doc.areas && doc.areas.village, town: doc.areas && doc.areas.town, departments: doc.departments,
     reported_at: doc.reported_at, updated_at: doc.updated_at, next_due: doc.next_due ?? doc.close_due,
     close_due: doc.close_due, dispatch_due: doc.dispatch_due, overdue: doc.overdue, orders: doc.orders, lat: doc.lat, lon: doc.lon };
