@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
 import pytest
 
 from cityops.domain.seniorcare import admission as adm
@@ -117,6 +118,35 @@ def test_one_open_entry_per_citizen_and_bad_input() -> None:
     assert h.entry("a3").since == T0 + 7
 
 
+def test_forgetting_a_citizen_moves_their_offer_and_bed_on_by_the_rules() -> None:
+    # Beds 1 and 2: a (level 6) admitted to bed 1, b (level 5) holds an offer of bed 2; c, d
+    # wait. Erasing b withdraws b's offer and offers bed 2 to the head of the line (d, level
+    # 4, before c who came first); erasing a frees bed 1 for c.
+    h = home_with(entry("a", level=6), entry("b", level=5), entry("c", level=2),
+                  entry("d", level=4), beds=2)
+    h, _ = adm.respond(h, "a", True, T0 + 500)
+    assert h.entry("b").status is EntryStatus.OFFERED and h.entry("b").bed == 2
+    h = msgspec.structs.replace(h, entries=[msgspec.structs.replace(e, note="calls 138")
+                                            if e.id == "b" else e for e in h.entries])
+    h, told, moved = adm.forget(h, "c-b", "[erased]", T0 + 600)
+    assert moved == {"entries_withdrawn": 0, "offers_withdrawn": 1, "beds_freed": 0,
+                     "entries": 1}
+    assert [(t.kind, t.citizen) for t in told] == [("care.offer", "c-d")]
+    assert h.entry("d").bed == 2 and h.entry("d").status is EntryStatus.OFFERED
+    gone = h.entry("b")
+    assert (gone.citizen, gone.status, gone.note) == ("[erased]", EntryStatus.WITHDRAWN,
+                                                      "[erased]")
+    assert (gone.care_level, gone.age) == (5, 75)  # the order the list was decided by
+    h, told, moved = adm.forget(h, "c-a", "[erased]", T0 + 700)
+    assert moved["beds_freed"] == 1 and [t.citizen for t in told] == ["c-c"]
+    assert "c-a" not in {r.citizen for r in h.residents} | {e.citizen for e in h.entries}
+    assert h.entry("c").bed == 1
+    adm.check(h)
+    # Nothing of theirs is left: forgetting again changes nothing.
+    again, told, moved = adm.forget(h, "c-a", "[erased]", T0 + 800)
+    assert again == h and told == [] and moved["entries"] == 0
+
+
 # -- caregivers -------------------------------------------------------------------------------
 
 MONDAY = dt.date(2026, 11, 23)
@@ -157,6 +187,28 @@ def test_booking_within_schedule_with_skills_and_no_overlap() -> None:
     day = cg.book(c, day, visit("b6", "09:00", "10:00"), MONDAY, SUNDAY_BEFORE, 0)
     with pytest.raises(CareRefused):
         cg.cancel(day, "b1", T0)
+
+
+def test_forgetting_a_citizen_cancels_visits_to_come_and_keeps_past_ones() -> None:
+    c = carer()
+    day = cg.Day(caregiver="cg-1", day=MONDAY.isoformat())
+    day = cg.book(c, day, visit("done", "08:00", "09:00"), MONDAY, SUNDAY_BEFORE, 0)
+    later = msgspec.structs.replace(visit("later", "14:00", "15:00"), address="8 Century Ave",
+                                    note="ring twice", by="k-own")
+    day = cg.book(c, day, later, MONDAY, SUNDAY_BEFORE, 0)
+    other = msgspec.structs.replace(visit("other", "15:00", "16:00"), citizen="c-2")
+    day = cg.book(c, day, other, MONDAY, SUNDAY_BEFORE, 0)
+    # Monday 10:00: the 08:00 visit happened, the 14:00 one is still to come.
+    day, cancelled, kept = cg.forget(day, "c-1", "[erased]", T0, MONDAY, 600,
+                                     frozenset({"k-own"}))
+    assert (cancelled, kept) == (1, 2)
+    done, gone, kept_other = (next(b for b in day.bookings if b.id == i)
+                              for i in ("done", "later", "other"))
+    assert done.status is cg.BookingStatus.BOOKED and done.citizen == "[erased]"
+    assert gone.status is cg.BookingStatus.CANCELLED
+    assert (gone.citizen, gone.address, gone.note, gone.by) == ("[erased]", "", "[erased]", "")
+    assert kept_other == other
+    assert cg.forget(day, "c-1", "[erased]", T0, MONDAY, 600) == (day, 0, 0)
 
 
 def test_booking_bad_input() -> None:

@@ -277,6 +277,38 @@ def withdraw(home: Home, entry_id: str, now: float) -> tuple[Home, list[Told]]:
     return allocate(_replace(home, gone, now), now)
 
 
+def forget(home: Home, citizen: str, marker: str, now: float
+           ) -> tuple[Home, list[Told], dict[str, int]]:
+    """The home once the citizen's data is erased: their open entries withdrawn and their bed
+    freed by the same moves as any other (so every offer and bed this lets go is offered to the
+    next in line at once, by priority), then every entry of theirs no longer naming them.
+    Returns the home, whom to tell of new offers (never the erased person), and counts of
+    what moved ("entries": how many of theirs the home keeps, anonymised).
+
+    The entries stay, anonymised, with their care level, age band and hardship class: they
+    are the ordering the list was decided by, which an appeal by someone passed over needs
+    to see. The note goes: it is free text about the person."""
+    moved = {"entries_withdrawn": 0, "offers_withdrawn": 0, "beds_freed": 0, "entries": 0}
+    told: list[Told] = []
+    # Open entries first: the bed a resident frees must not be offered back to their own
+    # waiting entry (none can exist today; this keeps it so if the rules ever allow one).
+    for e in [e for e in home.entries if e.citizen == citizen and e.status in OPEN]:
+        moved["offers_withdrawn" if e.status is EntryStatus.OFFERED
+              else "entries_withdrawn"] += 1
+        home, more = withdraw(home, e.id, now)
+        told += more
+    for r in [r for r in home.residents if r.citizen == citizen]:
+        moved["beds_freed"] += 1
+        home, more = free_bed(home, r.bed, now, "the resident's data was erased")
+        told += more
+    moved["entries"] = sum(e.citizen == citizen for e in home.entries)
+    if moved["entries"]:
+        entries = [msgspec.structs.replace(e, citizen=marker, note=marker if e.note else "")
+                   if e.citizen == citizen else e for e in home.entries]
+        home = msgspec.structs.replace(home, entries=entries, updated=now)
+    return home, [t for t in told if t.citizen != citizen], moved
+
+
 def check(home: Home) -> None:
     """The invariant every save keeps: a bed is held by one resident or one offer at most,
     and only beds the home has are held."""

@@ -187,6 +187,40 @@ def cancel(day: Day, booking_id: str, now: float, reason: str = "") -> Day:
                                                   for x in day.bookings])
 
 
+def forget(day: Day, citizen: str, marker: str, now: float, today: dt.date, now_min: int,
+           keys: frozenset[str] = frozenset()) -> tuple[Day, int, int]:
+    """The day once the citizen's data is erased: their visits still to come cancelled (the
+    caregiver's time goes back to others: nobody is left to visit at an address no longer
+    held), and every visit of theirs no longer naming them. `keys` are the person's own key
+    ids, cleared where they booked. Returns the day, visits cancelled, visits anonymised.
+
+    Past visits stay, booked as they were, with their times, skills and the village: they
+    are the caregiver's worked hours, which care-insurance claims and pay are settled on.
+    The address and notes go."""
+    date = dt.date.fromisoformat(day.day)
+    cancelled = 0
+    reason = "the citizen's data was erased"
+    for b in day.bookings:
+        if b.citizen != citizen or b.status is not BookingStatus.BOOKED:
+            continue
+        if date > today or (date == today and b.start > now_min):
+            day = cancel(day, b.id, now, reason)
+            cancelled += 1
+    mine = [b for b in day.bookings if b.citizen == citizen]
+    if not mine:
+        return day, cancelled, 0
+
+    def anonymised(b: Booking) -> Booking:
+        return msgspec.structs.replace(
+            b, citizen=marker, address="", note=marker if b.note else "",
+            by="" if b.by in keys else b.by,
+            # A reason given before is free text (maybe the person's own words).
+            cancel_reason=b.cancel_reason if b.cancel_reason in ("", reason) else marker)
+
+    bookings = [anonymised(b) if b.citizen == citizen else b for b in day.bookings]
+    return msgspec.structs.replace(day, bookings=bookings), cancelled, len(mine)
+
+
 def _kept(bookings: list[Booking]) -> list[Booking]:
     """Active bookings always; cancelled ones while room is left (a day cannot grow without
     end by booking and cancelling)."""

@@ -159,6 +159,21 @@ def _change_called(day: CounterDay, number: int, change) -> tuple[CounterDay, Ti
     return msgspec.structs.replace(day, tickets=tickets), changed
 
 
+def forget(day: CounterDay, citizen: str, marker: str) -> tuple[CounterDay, int]:
+    """The day with the citizen's numbers no longer naming them (their erasure), and how many.
+
+    Every ticket stays, with its number, times, window and outcome: the day's counts, waits
+    and no-shows still add up, later numbers keep their places, and a number still waiting
+    is called in its turn (the paper in the person's hand still works; nobody is named on
+    the board). Only who took it goes."""
+    hits = sum(t.citizen == citizen for t in day.tickets)
+    if not hits:
+        return day, 0
+    tickets = [msgspec.structs.replace(t, citizen=marker) if t.citizen == citizen else t
+               for t in day.tickets]
+    return msgspec.structs.replace(day, tickets=tickets), hits
+
+
 def average_wait(days: list[CounterDay]) -> float | None:
     """Mean time from taking a number to its call, over the most recent calls."""
     calls = sorted((t for d in days for t in d.tickets if t.called_at is not None),

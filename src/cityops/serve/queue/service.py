@@ -253,6 +253,46 @@ class QueueHall:
         return out
 
 
+# -- a citizen's data on request (serve/citizen_data.py) ----------------------------------------
+
+SCAN_PAGE = 200
+
+
+async def days_of(store: Store, citizen: str) -> list[CounterDay]:
+    """Every counter's day holding a number the citizen took, oldest first. The days are
+    keyed by counter, not by person, so this reads them all: an export or an erasure is
+    rare, and a second index by citizen would be one more copy of who queued where."""
+    out: list[CounterDay] = []
+    before: tuple[float, str] | None = None
+    while True:
+        recs = await store.find_records(KIND, limit=SCAN_PAGE, before=before)
+        for rec in recs:
+            day = _decode(rec.doc)
+            if any(t.citizen == citizen for t in day.tickets):
+                out.append(day)
+        if len(recs) < SCAN_PAGE:
+            return sorted(out, key=lambda d: (d.day, d.counter))
+        before = (recs[-1].created, recs[-1].id)
+
+
+async def forget(store: Store, day: CounterDay, citizen: str, marker: str,
+                 now: float) -> int:
+    """The citizen's numbers in one counter's day no longer naming them (`hall.forget`),
+    saved version-checked like every other move of the day; how many there were."""
+    rid = f"{day.counter}:{day.day}"
+
+    def step(rec: Record | None) -> RecordDecision[int]:
+        if rec is None:
+            return None, 0
+        changed, hits = hall.forget(_decode(rec.doc), citizen, marker)
+        if not hits:
+            return None, 0
+        return msgspec.structs.replace(rec, doc=msgspec.json.encode(changed),
+                                       updated=now), hits
+
+    return await update_record(store, KIND, rid, step, tries=12)
+
+
 def _pair(result: tuple[CounterDay, Ticket, Ticket | None]
           ) -> tuple[CounterDay, tuple[Ticket, Ticket | None]]:
     day, called, closed = result

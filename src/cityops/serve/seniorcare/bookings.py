@@ -180,6 +180,31 @@ class CaregiverService:
                               "changed_meanwhile") from None
 
 
+async def forget(store: Store, did: str, citizen: str, marker: str, now: float,
+                 zone: dt.tzinfo | None, keys: frozenset[str]) -> tuple[Day | None, int, int]:
+    """A citizen's data erased from one caregiver's day (`caregivers.forget`: visits to come
+    cancelled, every visit of theirs anonymised), saved version-checked. `zone` is the
+    city's (None: this machine's own), for what is still to come."""
+    def step(rec: Record | None) -> RecordDecision[tuple[Day | None, int, int]]:
+        if rec is None:
+            return None, (None, 0, 0)
+        local = dt.datetime.fromtimestamp(now, zone)
+        day, cancelled, kept = rules.forget(msgspec.json.decode(rec.doc, type=Day), citizen,
+                                            marker, now, local.date(),
+                                            local.hour * 60 + local.minute, keys)
+        if not kept:
+            return None, (day, 0, 0)
+        return msgspec.structs.replace(rec, doc=msgspec.json.encode(day), updated=now), \
+            (day, cancelled, kept)
+
+    return await update_record(store, DAY, did, step)
+
+
+async def day_of(store: Store, did: str) -> Day | None:
+    rec = await store.get_record(DAY, did)
+    return None if rec is None else msgspec.json.decode(rec.doc, type=Day)
+
+
 def _day_record(day: Day, area: str, rec: Record | None, now: float) -> Record:
     return Record(kind=DAY, id=day_id(day.caregiver, day.day), doc=msgspec.json.encode(day),
                   owner=area, status="open", created=rec.created if rec else now, updated=now)

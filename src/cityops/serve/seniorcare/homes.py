@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from cityops.domain.seniorcare import admission as rules
-from cityops.domain.seniorcare.admission import Entry, Hardship, Home, Told
+from cityops.domain.seniorcare.admission import Entry, Hardship, Home, Resident, Told
 from cityops.domain.seniorcare.errors import CareNotFound, CareRefused
 from cityops.packs.care import CarePoint
 from cityops.serve.seniorcare import mine
@@ -173,6 +173,34 @@ class HomeService:
     async def _tell(self, home: Home, told: list[Told]) -> None:
         self.stats["offers"] += sum(t.kind == "care.offer" for t in told)
         await self.teller.tell(told, self.now(), home=home.id)
+
+
+async def forget(store: Store, home_id: str, citizen: str, marker: str, now: float
+                 ) -> tuple[Home | None, list[Told], dict[str, int]]:
+    """A citizen's data erased from one home (`admission.forget`), saved as every move is:
+    lapsed offers expire first, the invariant is checked, the write is version-checked. The
+    caller tells the `Told` (new offers to the next in line). (None, [], {}) for a home never
+    stored."""
+    def step(rec: Record | None) -> RecordDecision[tuple[Home | None, list[Told],
+                                                         dict[str, int]]]:
+        if rec is None:
+            return None, (None, [], {})
+        home, lapsed = rules.expire(_decode(rec), now)
+        home, told, moved = rules.forget(home, citizen, marker, now)
+        rules.check(home)
+        return _record(home, rec.created, now), (home, lapsed + told, moved)
+
+    return await update_record(store, KIND, home_id, step)
+
+
+async def stored(store: Store, home_id: str) -> Home | None:
+    rec = await store.get_record(KIND, home_id)
+    return None if rec is None else _decode(rec)
+
+
+def entries_of(home: Home, citizen: str) -> tuple[list[Entry], list[Resident]]:
+    return ([e for e in home.entries if e.citizen == citizen],
+            [r for r in home.residents if r.citizen == citizen])
 
 
 def _blank(p: CarePoint) -> Home:
