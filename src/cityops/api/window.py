@@ -30,6 +30,7 @@ from cityops.api.serve_util import is_citizen
 from cityops.domain.access import Principal, Role
 from cityops.serve.onestop import onestop_of
 from cityops.serve.onestop.desk import FormProblems, NotFound
+from cityops.serve.window import calls
 from cityops.serve.window.forms import FormClosed, pushed_form, save_values
 from cityops.serve.window.hub import NoSuchCall, Party, WindowHub, WindowRefused
 from cityops.store.values import AuditEntry
@@ -53,6 +54,9 @@ def hub_of(node: Any) -> WindowHub:
                      "window.form": f"answers given: {reason}",
                      "window.call.end": f"ended ({reason}); talked "
                                         f"{view['duration_s'] or 0:.0f} s"}[action]
+            if action == "window.call.start" and call.citizen.citizen:
+                # Before the call's first entry: a citizen's export finds their calls by it.
+                await calls.note(node.store, call.citizen.citizen, call.id, node.clock())
             await node.store.append_audit([AuditEntry(
                 actor=by.key_id if by is not None else "system", action=action,
                 subject=f"window_call:{call.id}", before=None, after=after[:500],
