@@ -27,6 +27,7 @@ from cityops.domain.city import CityPack
 from cityops.looplag import LoopLag
 from cityops.ngsild.service import NgsiLd
 from cityops.reports.service import Reports
+from cityops.roster import Roster, RosterRules
 from cityops.scenarios.loader import load_scenarios
 from cityops.serve.side import ServeSide
 from cityops.services import DEVICES_VERSION, Clock, Services, compose_single
@@ -78,12 +79,15 @@ class Node:
             # states and the scenario list for the API, no rules evaluated.
             self.detect = DetectEngine(self, scenarios, tick_s=settings.detect_tick_s,
                                        clock=clock, evaluate=self.runs("detect"))
+        # Field staff as the pack has them, with administrators' changes from the store.
+        self.roster = Roster(pack.staff, RosterRules.of(pack, self._device_kind))
         self.act: ActSide | None = None
         if settings.act:
             # Every cluster node has the incident desk (moves made through its API); only act
             # nodes take alerts from the bus and run escalation.
             working = self.runs("act")
             self.act = ActSide(services, notifier=notifier, intake=working, scheduler=working,
+                               roster=self.roster,
                                scenarios=self.detect.scenarios if self.detect else ())
         self.serve = ServeSide(self, notifier=notifier if self.act is None else None)
         self.dead_letters: Any = None
@@ -104,6 +108,10 @@ class Node:
         # Grid-cell owners as the pack says, with administrators' changes from the store.
         self.cell_owners = CellOwners(self.city, pack.cell_owners)
 
+    def _device_kind(self, device_id: str) -> str | None:
+        device = self.registry.get(device_id)
+        return None if device is None else device.kind
+
     def bus_for(self, component: str) -> Any:
         """The bus as one component sees it (in cluster mode, through its consumer group)."""
         return self.services.views(component)
@@ -117,6 +125,7 @@ class Node:
         self.loop_lag.start(self.settings.loop_stall_ms)
         await self.store.open()
         await self.cell_owners.load(self.store)  # before any case is routed
+        await self.roster.load(self.store)  # before anyone is proposed or shown
         await self.wiring.register_pack_devices(self)
         snapshot = await self.store.load_latest()
         await asyncio.to_thread(self.history.open, snapshot)

@@ -23,6 +23,7 @@ from cityops.domain.incidents.workflow import Rules
 from cityops.domain.scenarios.spec import ScenarioPack
 from cityops.domain.workclock import WorkClock
 from cityops.notify import open_notifier
+from cityops.roster import Roster
 
 if TYPE_CHECKING:
     from cityops.services import Services
@@ -53,8 +54,10 @@ def rules_for(node: Placed, scenarios: Iterable[ScenarioPack] = ()) -> Rules:
 
 class ActSide:
     def __init__(self, services: Services, *, notifier: Any = None, intake: bool = True,
-                 scheduler: bool = True, scenarios: Iterable[ScenarioPack] = ()) -> None:
-        """`scenarios`: the packs whose categories the desk names (see `rules_for`)."""
+                 scheduler: bool = True, roster: Roster | None = None,
+                 scenarios: Iterable[ScenarioPack] = ()) -> None:
+        """`roster`: the node's field staff (the pack's alone when not given); `scenarios`:
+        the packs whose categories the desk names (see `rules_for`)."""
         settings = services.settings
         self.settings = settings
         self.runs_intake = intake
@@ -62,7 +65,8 @@ class ActSide:
         self.notifier = notifier or open_notifier(settings.notify_url)
         state = services.history.state
         self.staff = StaffBoard(
-            services.pack.staff, services.registry.index.get,
+            roster if roster is not None else Roster(services.pack.staff),
+            services.registry.index.get,
             lambda series: (state.latest_ts[series], state.latest_value[series]))
         self.rules = rules_for(services, scenarios)
         self.wiring = services.wiring

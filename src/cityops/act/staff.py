@@ -1,11 +1,15 @@
-"""Field staff as the act side sees them: who they are (the city pack), where they are (the
-latest fix of the GPS device each carries, read from the history's in-memory latest values,
-so no extra bus subscriber slows ingest), and their status (set from the field page).
+"""Field staff as the act side sees them: who they are (the roster: the city pack with the
+administrators' changes, cityops.roster), where they are (the latest fix of the GPS device each
+carries, read from the history's in-memory latest values, so no extra bus subscriber slows
+ingest), and their status (set from the field page). Only active people are proposed for
+work; a change to the roster (a new person, a move to another department) counts from the
+next proposal on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections import defaultdict
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -18,6 +22,7 @@ from cityops.domain.nearest import (
     StaffTable,
     nearest_candidates,
 )
+from cityops.roster import Roster
 
 NEVER_US = np.iinfo(np.int64).min
 
@@ -28,35 +33,42 @@ class StaffBoard:
 
     def __init__(
         self,
-        staff: list[Staff],
+        staff: Roster | Sequence[Staff],
         device_index: Callable[[str], int | None],
         latest: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
         *,
         max_age_s: float = MAX_POSITION_AGE_S,
         network=None,
     ) -> None:
-        self.staff = {s.id: s for s in staff}
-        self._ids = [s.id for s in staff]
+        self.roster = staff if isinstance(staff, Roster) else Roster(staff)
         self._device_index = device_index
         self._latest = latest
         self.max_age_s = max_age_s
         # A StreetNetwork (cityops.routing), when the city configured one: the nearest few by
         # air are then re-ranked by travel time on the streets.
         self.network = network
-        self.status: dict[str, StaffStatus] = {s.id: StaffStatus.AVAILABLE for s in staff}
+        # Everyone starts available, people added to the roster later too.
+        self.status: defaultdict[str, StaffStatus] = defaultdict(lambda: StaffStatus.AVAILABLE)
+
+    @property
+    def staff(self) -> Mapping[str, Staff]:
+        """The active people by id."""
+        return {s.id: s for s in self.roster.current()}
 
     def __contains__(self, staff_id: object) -> bool:
-        return staff_id in self.staff
+        return isinstance(staff_id, str) and self.roster.person(staff_id) is not None
 
     def set_status(self, staff_id: str, status: str) -> None:
-        if staff_id not in self.staff:
+        if staff_id not in self:
             raise KeyError(staff_id)
         self.status[staff_id] = StaffStatus(status)
 
     def table(self) -> StaffTable:
-        """Everyone's latest position (lat channel 0, lon channel 1 of their GPS device)."""
-        n = len(self._ids)
-        found = [self._device_index(self.staff[s].device_id) for s in self._ids]
+        """Every active person's latest position (lat channel 0, lon channel 1 of their GPS
+        device)."""
+        people = self.roster.current()
+        n = len(people)
+        found = [self._device_index(s.device_id) for s in people]
         index = np.array([-1 if i is None else i for i in found], dtype=np.int64)
         lat = np.full(n, np.nan)
         lon = np.full(n, np.nan)
@@ -71,10 +83,10 @@ class StaffBoard:
             lon[known] = np.where(fixed, v_lon, np.nan)
             at[known] = np.where(fixed, np.minimum(ts_lat, ts_lon) / 1e6, np.nan)
         return StaffTable(
-            self._ids, lat, lon, at,
-            [self.status[s].value for s in self._ids],
-            [self.staff[s].department for s in self._ids],
-            [self.staff[s].skills for s in self._ids],
+            [s.id for s in people], lat, lon, at,
+            [self.status[s.id].value for s in people],
+            [s.department for s in people],
+            [s.skills for s in people],
         )
 
     def candidates(self, lat: float, lon: float, department: str, now: float, *,
@@ -90,12 +102,12 @@ class StaffBoard:
 
     def positions(self) -> list[dict]:
         """For the screen: every person with a fix, and their status."""
+        people = self.roster.current()
         t = self.table()
         out = []
-        for i, sid in enumerate(self._ids):
+        for i, s in enumerate(people):
             if np.isfinite(t.lat[i]):
-                out.append({"id": sid, "name": self.staff[sid].name,
-                            "department": self.staff[sid].department,
-                            "status": self.status[sid].value, "lat": float(t.lat[i]),
+                out.append({"id": s.id, "name": s.name, "department": s.department,
+                            "status": self.status[s.id].value, "lat": float(t.lat[i]),
                             "lon": float(t.lon[i]), "at": float(t.at[i])})
         return out

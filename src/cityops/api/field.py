@@ -47,9 +47,10 @@ class PositionTaken(msgspec.Struct):
 
 def _person(call: Call[Any, Any]) -> Staff:
     who = call.principal
-    person: Staff | None = next((s for s in call.node.pack.staff if s.id == who.name), None)
-    if person is None:
-        raise ApiError(404, f"this key's name {who.name!r} is no field person of this city")
+    person: Staff | None = call.node.roster.person(who.name)
+    if person is None:  # retired people too: off the roster, their key no longer acts
+        raise ApiError(404, f"this key's name {who.name!r} is no field person of this city "
+                            "(or is retired)")
     return person
 
 

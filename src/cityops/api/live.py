@@ -17,6 +17,9 @@ counted off them: `counts` (open cases, overdue ones, open ones by status) come 
 store, asked at most every `counts_every_s` per scope, and go out in a delta when they change;
 `incidents_open` says how many open cases the list holds of how many (`capped`), and
 `alerts_capped` whether the alert list was cut at its limit.
+The people are the node's roster (cityops.roster), by its stable indices: when it changes (a
+person added, moved, retired) every viewer is sent a fresh snapshot; retired people are left
+out of everything sent from then on.
 The stream needs `Authorization: Bearer`; the pages read it with `fetch`, which can send that
 header (EventSource cannot), so a key never appears in a URL. A request that does not accept
 `text/event-stream` gets the snapshot alone, as JSON.
@@ -182,19 +185,17 @@ class LiveHub:
         self._pending_incidents: dict[str, Incident] = {}
         self._pending_alerts: dict[str, tuple[str, Alert]] = {}
         pack = node.pack
-        self.staff_ids = [s.id for s in pack.staff]
         self.vehicles = list(pack.vehicles)
-        self._staff_pos = _Positions(node, [s.device_id for s in pack.staff])
+        self._group_cache: dict[tuple, dict] = {}
+        self._roster_seen = -1
+        self._follow_roster()
         self._veh_pos = _Positions(node, [v.device_id for v in self.vehicles])
-        self._sent_staff = self._staff_pos.read() if self.staff_ids else None
         self._sent_veh = self._veh_pos.read() if self.vehicles else None
-        self._sent_status: list[str] = self._statuses()
         self._veh_village = np.full(len(self.vehicles), -1, np.int64)
         self._kpi: dict[str, Any] = {}
         self._kpi_at = 0.0
         self._history: collections.deque = collections.deque(maxlen=720)  # 1 h at 5 s
         self._history_at = 0.0
-        self._group_cache: dict[tuple, dict] = {}
         self._device_village: np.ndarray | None = None
         self.objects = ObjectsFeed([v.role for v in self.vehicles])
         self._veh_read_at = -math.inf
@@ -294,6 +295,29 @@ class LiveHub:
         with contextlib.suppress(asyncio.QueueFull):  # a full queue is read soon anyway
             viewer.queue.put_nowait(RESYNC)
 
+    # -- the roster ----------------------------------------------------------------------------
+
+    def _follow_roster(self) -> bool:
+        """Lay the people out again when the roster changed; whether it did. Indices stay
+        (the roster keeps them), so a viewer's snapshot and deltas agree on who is who."""
+        roster = self.node.roster
+        if roster.revision == self._roster_seen:
+            return False
+        self._roster_seen = roster.revision
+        self.people = list(roster.people)
+        self.on_roster = np.array(roster.active, bool)
+        self.staff_ids = [s.id for s in self.people]
+        self._staff_pos = _Positions(self.node, [s.device_id for s in self.people])
+        self._sent_staff = self._staff_pos.read() if self.staff_ids else None
+        self._sent_status: list[str] = self._statuses()
+        self._group_cache.clear()  # the scopes' masks name people by index
+        return True
+
+    def _roster_changed(self) -> None:
+        if self._follow_roster():
+            for viewer in list(self.viewers):
+                self._ask_resync(viewer)
+
     # -- scope -------------------------------------------------------------------------------
 
     def _group(self, who: Principal, key: tuple) -> dict:
@@ -309,8 +333,10 @@ class LiveHub:
             prefixes = tuple(node.department_areas.get(scope.department, []))
         else:
             prefixes = None
-        staff = np.ones(len(self.staff_ids), bool)
-        for i, s in enumerate(node.pack.staff):
+        staff = self.on_roster.copy()
+        for i, s in enumerate(self.people):
+            if not staff[i]:
+                continue
             if who.role is Role.FIELD:
                 staff[i] = s.id == who.name or (scope.area is not None
                                                 and s.home_area.startswith(scope.area))
@@ -364,6 +390,7 @@ class LiveHub:
         one-off snapshot must not move what the group's live viewers were last sent)."""
         node = self.node
         who = viewer.who
+        self._roster_changed()
         group = self._group(who, viewer.group)
         now = node.clock()
         cases: dict[str, Incident] = {}
@@ -385,7 +412,7 @@ class LiveHub:
         staff_lat, staff_lon = self._staff_pos.read() if self.staff_ids else (None, None)
         board = node.act.staff if node.act is not None else None
         staff = {"i": [], "id": [], "name": [], "dept": [], "status": [], "lat": [], "lon": []}
-        for i, s in enumerate(node.pack.staff):
+        for i, s in enumerate(self.people):
             if not group["staff"][i]:
                 continue
             staff["i"].append(i)
@@ -490,6 +517,7 @@ class LiveHub:
                     last_snapshot = time.monotonic()
                     for viewer in self.viewers:
                         self._ask_resync(viewer)
+                self._roster_changed()
                 await self.refresh_counts()
                 self._tick()
             except Exception:

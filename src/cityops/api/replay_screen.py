@@ -147,7 +147,7 @@ def _visible_staff(node: Any, who: Principal) -> list[int]:
     """The people the live screen shows this key (see LiveHub._group)."""
     scope = who.scope
     out = []
-    for i, s in enumerate(node.pack.staff):
+    for i, s in enumerate(node.roster.people):  # retired ones too: the past had them
         if who.role is Role.FIELD:
             ok = s.id == who.name or (scope.area is not None and s.home_area.startswith(scope.area))
         elif scope.department is not None:
@@ -228,7 +228,8 @@ def _frames(node: Any, who: Principal, start: int, step: int, steps: int
         raise ApiError(400, f"{steps} frames of {len(staff) + len(vehicles) + len(vital)} "
                             f"series are {points} values; at most {MAX_POINTS}: take a longer "
                             "step or a shorter window")
-    staff_pos = _sample_movers(node, [pack.staff[i].device_id for i in staff], start, step,
+    people = node.roster.people  # indices only ever appended to: the ones taken above hold
+    staff_pos = _sample_movers(node, [people[i].device_id for i in staff], start, step,
                                steps)
     veh_pos = _sample_movers(node, [v.device_id for v in pack.vehicles], start, step, steps)
     inside = _inside(node, who)
@@ -248,12 +249,12 @@ def _frames(node: Any, who: Principal, start: int, step: int, steps: int
         veh_pos = veh_pos[seen]
     s_lat, s_lon = _positions(staff_pos)
     v_lat, v_lon = _positions(veh_pos)
-    people = Movers(staff, [pack.staff[i].id for i in staff], [pack.staff[i].name for i in staff],
-                    [pack.staff[i].department for i in staff], s_lat, s_lon)
+    movers = Movers(staff, [people[i].id for i in staff], [people[i].name for i in staff],
+                    [people[i].department for i in staff], s_lat, s_lon)
     cars = Movers(vehicles, [pack.vehicles[i].id for i in vehicles],
                   [pack.vehicles[i].plate for i in vehicles],
                   [pack.vehicles[i].role for i in vehicles], v_lat, v_lon)
-    return people, cars, _vitals(node, vital, start, step, steps)
+    return movers, cars, _vitals(node, vital, start, step, steps)
 
 
 def _vitals(node: Any, devices: list[int], start: int, step: int, steps: int) -> list[Vital]:

@@ -4,8 +4,9 @@
     PUT /api/v1/staff/{staff_id}/status        available, en_route, on_site, off_duty
     GET /api/v1/work-orders?mine=&department=&status=   live work orders (a field key: its own)
 
-A person is seen, and their status set, only by keys whose scope covers them as the city's
-roster holds them: an area key the people whose home lies in its area, a department key its
+People are the roster's active ones (cityops.roster: the pack with the administrators'
+changes; api/roster.py changes it). A person is seen, and their status set, only by keys
+whose scope covers them as the city's roster holds them: an area key the people whose home lies in its area, a department key its
 department's people, a field key itself (and, to read, the people of its area). Anyone else is
 told there is no such person.
 """
@@ -112,9 +113,7 @@ def person_view(board: Any, person: Staff, where: dict[str, Any] | None) -> Pers
 
 
 async def load_person(call: Call[Any, Any]) -> Staff | None:
-    act = call.node.act
-    person: Staff | None = act.staff.staff.get(call.path["staff_id"]) if act else None
-    return person
+    return call.node.roster.person(call.path["staff_id"]) if call.node.act else None
 
 
 def sees_person(call: Call[Any, Any], person: Staff) -> bool:
@@ -128,8 +127,8 @@ async def list_staff(call: Call[None, NoQuery]) -> StaffPage:
     board = board_of(call)
     who = call.principal
     located = {p["id"]: p for p in board.positions()}
-    return StaffPage([person_view(board, s, located.get(s.id)) for s in call.node.pack.staff
-                      if sees(who, s)])
+    return StaffPage([person_view(board, s, located.get(s.id))
+                      for s in call.node.roster.current() if sees(who, s)])
 
 
 async def put_staff_status(call: Call[StatusBody, NoQuery]) -> StatusOut:
@@ -152,7 +151,7 @@ def _orders(call: Call[None, WorkOrderQuery]
     mine = who.role is Role.FIELD or bool(q.mine)
     department = q.department or None
     if who.role is Role.FIELD:
-        person = next((s for s in node.pack.staff if s.id == who.name), None)
+        person = node.roster.person(who.name)
         department = person.department if person is not None else department
         scope = {}
     else:

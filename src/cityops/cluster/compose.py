@@ -213,8 +213,9 @@ class ClusterWiring:
 
 
 async def _follow_store(node: Node) -> None:
-    """What other nodes change in the store and this one must see: operating states and
-    grid-cell owners (set through any web node) and newly registered devices."""
+    """What other nodes change in the store and this one must see: operating states,
+    grid-cell owners and the field staff roster (set through any web node) and newly
+    registered devices."""
     while True:
         await asyncio.sleep(min(node.settings.snapshot_every_s, 2.0))
         try:
@@ -224,6 +225,7 @@ async def _follow_store(node: Node) -> None:
                 await node.reload_devices()
             await node.services.silences.refresh_if_changed()
             await node.cell_owners.refresh(node.store)
+            await node.roster.refresh(node.store)
             if node.detect is not None:
                 states = await node.store.load_area_states()
                 for code, state in states.items():
