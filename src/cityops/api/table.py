@@ -40,6 +40,7 @@ from cityops.api import (
     replay_screen,
     reviews,
     rollups,
+    roster,
     seniorcare,
     services,
     silences,
@@ -59,7 +60,7 @@ from cityops.reports import routes as reports
 FEATURES = (ops, status, readings, history, areas, maps, mapdata, lifecycle, devices, cameras,
             states, alerts, detection, silences,
             incidents, storms, staff, field, photos, evaluation, live, replay_screen, pages, admin,
-            rollups, reports, community,
+            roster, rollups, reports, community,
             citizens, citizen_photos, citizen_reports, hotline, reviews, cabinets,
             services, applications, licences, kiosk, queue, seniorcare, window, benefits,
             open311, ngsild, openapi)

@@ -1,11 +1,12 @@
-"""Administration: each town's operator key (made by the unscoped admin), and a grid cell in
-each town given to that town's department."""
+"""Administration: each town's operator key (made by the unscoped admin), a grid cell in
+each town given to that town's department, and each town's field person as the roster holds
+them (renamed by the admin, so the store has a row for them)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.api.scope_kinds.base import DEPARTMENT, PLACE, TOWN_A, TOWN_B, World
+from tests.api.scope_kinds.base import DEPARTMENT, PLACE, STAFF, TOWN_A, TOWN_B, VILLAGE, World
 
 
 def _other(town: str) -> str:
@@ -45,4 +46,22 @@ class Cells:
         return None
 
 
-KINDS = {"api_key": ApiKeys(), "cell": Cells()}
+class Roster:
+    async def make(self, world: World, town: str) -> str:
+        person = STAFF[town]
+        async with world.client() as c:
+            r = await c.patch(f"/api/v1/roster/{person}",
+                              json={"version": 0, "name": f"field person of {town}"})
+            assert r.status_code == 200, r.text
+        return person
+
+    async def snapshot(self, world: World, rid: str) -> Any:
+        return world.node.roster.get(rid), await world.node.store.load_staff()
+
+    def move_body(self, world: World, rid: str, town: str) -> dict[str, Any] | None:
+        # Adding a person under the id town B's person holds, into the caller's town.
+        return {"id": rid, "name": "taken over", "department": DEPARTMENT[town],
+                "home_area": VILLAGE[town], "device_id": "gps-000000"}
+
+
+KINDS = {"api_key": ApiKeys(), "cell": Cells(), "roster": Roster()}
