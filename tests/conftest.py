@@ -43,6 +43,29 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def each_store_url(request, tmp_path):
+    """A node's `store_url` for each backend in turn: memory, SQLite in tmp_path, and a fresh
+    schema on the shared PostgreSQL server, dropped afterwards."""
+    if request.param == "memory":
+        yield "memory://"
+        return
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/store/state.db"
+        return
+    import uuid
+
+    import psycopg
+
+    from cityops.store.postgres import split_url
+
+    base = request.getfixturevalue("postgres_url")
+    schema = f"cityops_test_{uuid.uuid4().hex[:16]}"
+    yield f"{base}{'&' if '?' in base else '?'}schema={schema}"
+    with psycopg.connect(split_url(base)[0], autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @pytest.fixture
 def mqtt_url() -> str:
     require_service("Mosquitto (MQTT)", "127.0.0.1", 1883)

@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cityops.cli.config import cli_actor, with_store
@@ -103,8 +104,13 @@ def erase(
     summary = asyncio.run(_with_service(
         data, store, data_key, lambda svc: svc.erase(citizen_id, cli_actor(by), reason)))
     table = Table("what", "records", title=f"Erased citizen {citizen_id}")
-    for bucket in ("deleted", "anonymised"):
-        for section, count in summary[bucket].items():
-            table.add_row(f"{section} {bucket}", str(count))
+    for bucket in ("deleted", "anonymised", "kept", "moved"):
+        for section, count in summary.get(bucket, {}).items():
+            table.add_row(section if bucket == "moved" else f"{section} {bucket}", str(count))
     table.add_row("keys revoked", str(summary["keys_revoked"]))
     out.print(table)
+    # The command line has no SMS gateway: a bed the erasure let go was offered to the next
+    # in line, and the home's staff must tell them (the home's page shows the offer too).
+    for notice in summary.get("care_offers_untold", []):
+        out.print(f"[bold]Tell[/bold] citizen {escape(notice['citizen'])} (home "
+                  f"{escape(notice['home'])}): {escape(notice['text'])}", highlight=False)

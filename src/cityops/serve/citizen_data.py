@@ -14,8 +14,17 @@ What is held about a citizen, all as records of the store:
 | `benefit` | owner `<id>` | kept for the policy's accounts: citizen cleared, the facts the condition read dropped |
 | `cabinet_item` | owner (recipient) `<id>` | kept for the cabinet's log: recipient and phone cleared, texts scrubbed |
 | `citizen.photo` | owner `<id>` | filed with a case: kept as its evidence, unlinked; else deleted with its file |
+| `kiosk_code` | owner `<id>` | deleted (exported without the code's keyed hash, saying it is held and until when) |
+| `kiosk_sends` | owner `<id>` | deleted (its id, a keyed hash of the ID card's number, is not exported) |
+| `kiosk_session` | owner `<id>` | deleted; its key is revoked with the others |
+| `care_retrofit` | owner `<id>` | kept for the subsidy's accounts: citizen cleared, rooms and notes scrubbed |
 
-and the citizen's API keys (a citizen key's name is the citizen's id), revoked on erasure.
+and the citizen's part of records shared with other people (queue numbers in a counter's day,
+nursing-home entries and beds, caregiver visits, video calls), taken out by each feature's
+own moves: see `citizen_shared`. The citizen's API keys (a citizen key's name is the
+citizen's id; a kiosk's short-lived key is one of them) are exported with their expiry, never
+a hash, and revoked on erasure. A kiosk's printed receipt is not kept: it is drawn from the
+submission each time it is printed, so it goes with the submission's erasure.
 "Scrubbed" text has the person's name, phone, ID number and address as held replaced by a
 marker, and every other phone or ID number masked (`privacy.scrub_text`).
 
@@ -23,7 +32,10 @@ Not reached: the reports a citizen's Open311 requests filed with the incident de
 reporter's id, the masked phone and what the form's contact fields said (an e-mail, a name);
 cases and their reports are append-only in the store, and their erasure is the act side's to
 add. A hotline order or cabinet drop-off made for a phone number alone, with no citizen named,
-is not found by the citizen's id.
+is not found by the citizen's id. A video call still ringing or talking, and the last calls
+a node shows its clerks, are in that node's memory only (the application's id and the
+citizen's id, no name), gone at its restart; the erasure revokes the keys, which closes the
+citizen's window socket within seconds.
 
 Every step saves version-checked and re-reads on a concurrent change, so an erasure racing
 another move neither loses that move nor leaves the record unscrubbed.
@@ -31,6 +43,7 @@ another move neither loses that move nor leaves the record unscrubbed.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +56,9 @@ from cityops.domain.citizens import Citizen
 from cityops.domain.privacy import ERASED, scrub_text
 from cityops.serve import citizens as registry
 from cityops.serve import report_photos
+from cityops.serve.citizen_shared import POINTERS, Shared
+from cityops.serve.kiosk import signin as kiosk
+from cityops.serve.seniorcare import retrofits
 from cityops.store.base import AuditEntry, Record, Store
 from cityops.store.update import DELETE, RecordDecision, UpdateGaveUp, update_record
 
@@ -59,6 +75,10 @@ LICENCE = "licence"
 BENEFIT = "benefit"
 CABINET_ITEM = "cabinet_item"
 PHOTO = report_photos.KIND
+KIOSK_CODE = kiosk.CODE
+KIOSK_SENDS = kiosk.SENDS
+KIOSK_SESSION = kiosk.SESSION
+RETROFIT = retrofits.KIND
 CITIZEN_OWNER = "citizen:"  # Open311 requests' owner prefix (open311.service_requests)
 
 # (section of the export, kind, owner form)
@@ -71,11 +91,31 @@ OWNED = (
     ("benefits", BENEFIT, "{}"),
     ("cabinet_items", CABINET_ITEM, "{}"),
     ("photos", PHOTO, "{}"),
+    ("kiosk_codes", KIOSK_CODE, "{}"),
+    ("kiosk_card_sends", KIOSK_SENDS, "{}"),
+    ("kiosk_sessions", KIOSK_SESSION, "{}"),
+    ("retrofit_assessments", RETROFIT, "{}"),
 )
+# Deleted outright on erasure, never kept anonymised: a sign-in's traces are worth nothing
+# once the person cannot sign in (their registry entry goes, so their card is unknown at
+# every kiosk and no rate limit is left to keep), and nothing else refers to them.
+DELETED = frozenset({KIOSK_CODE, KIOSK_SENDS, KIOSK_SESSION})
 PAGE = 500
 RETRIES = 8
 # Secrets of CityOps's own in a citizen's records, which an export has no reason to carry.
-NOT_EXPORTED = {CABINET_ITEM: ("code_hash",)}
+NOT_EXPORTED = {CABINET_ITEM: ("code_hash",), KIOSK_CODE: ("code_hash",)}
+# What the export says instead of a secret it leaves out, and of a record id that is itself
+# a keyed hash (of the ID card's number).
+SECRET_NOTES = {
+    CABINET_ITEM: {"code": "the pick-up code is held only as a one-way hash (PBKDF2); the "
+                           "item waits until `expires`, then goes back to the sender"},
+    KIOSK_CODE: {"code": "the sign-in code is held only as a keyed hash; it cannot be used "
+                         "after `expires`, and the record is deleted some ten minutes after"},
+    KIOSK_SENDS: {"id_note": "this record's id is a keyed hash of the ID card's number; it "
+                             "counts the codes sent lately, for the kiosk's rate limit"},
+    KIOSK_SESSION: {"key": "the session's key is one of `keys` (this record's id); only a "
+                           "hash of its secret is held, and it expires at `expires_at`"},
+}
 
 _any = msgspec.json.Decoder()
 _json = msgspec.json.Encoder()
@@ -89,10 +129,17 @@ class CitizenData:
     """`await export(citizen_id)` and `await erase(citizen_id, by, reason)` on one store."""
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.time, *,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, zone: dt.tzinfo | None = None,
+                 teller: Any = None) -> None:
         self.store = store
         self.clock = clock
         self.data_dir = data_dir  # where uploaded photos lie (serve/report_photos.py)
+        # The city's zone (what counts as a visit still to come); None, on the command line
+        # without the city: this machine's own.
+        self.shared = Shared(store, clock, zone)
+        # Tells the next in line of a bed an erasure let go (seniorcare.tell.CitizenTeller);
+        # None on the command line, which then says whom the home's staff must tell.
+        self.teller = teller
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -105,6 +152,10 @@ class CitizenData:
             if len(page) < PAGE:
                 return out
             before = (page[-1].created, page[-1].id)
+
+    async def _pointers(self, citizen_id: str) -> list[Record]:
+        found = [await self.store.get_record(kind, citizen_id) for _, kind in POINTERS]
+        return [r for r in found if r is not None]
 
     async def _held(self, citizen_id: str) -> tuple[Record | None, dict[str, list[Record]]]:
         citizen = await self.store.get_record(registry.KIND, citizen_id)
@@ -131,22 +182,26 @@ class CitizenData:
         registry entry, each record with its kind, dates and document, and their keys (never
         a key's hash). Raises NotFound when nothing is held."""
         citizen, found = await self._held(citizen_id)
+        shared = await self.shared.find(citizen_id)
         keys = await self._keys(citizen_id)
         # A revoked key is the trail of an access that ended (an erasure revokes them all),
         # not something held about the person on its own.
-        if citizen is None and not any(found.values()) and all(k.revoked for k in keys):
+        if citizen is None and not any(found.values()) and not any(shared.values()) \
+                and all(k.revoked for k in keys):
             raise NotFound(f"nothing is held about citizen {citizen_id!r}")
         now = self.clock()
-        out = {
+        records = {section: [_record_view(r) for r in recs] for section, recs in found.items()}
+        records.update(shared)
+        out: dict[str, Any] = {
             "citizen_id": citizen_id,
             "exported_at": now,
             "citizen": _any.decode(citizen.doc) if citizen is not None else None,
-            "records": {section: [_record_view(r) for r in recs]
-                        for section, recs in found.items()},
+            "records": records,
+            # A key's secret is never stored; its hash is not the person's to need.
             "keys": [{"id": k.id, "role": k.role, "scope": k.scope, "created_at": k.created_at,
-                      "revoked": k.revoked} for k in keys],
+                      "expires_at": k.expires_at, "revoked": k.revoked} for k in keys],
         }
-        counts = {section: len(recs) for section, recs in found.items() if recs}
+        counts = {section: len(recs) for section, recs in records.items() if recs}
         await self._audit(by, "citizen.export", citizen_id, reason or "export on request",
                           {"records": counts, "registered": citizen is not None})
         return out
@@ -160,13 +215,30 @@ class CitizenData:
         if not reason.strip():
             raise ValueError("an erasure needs a reason (the request it answers)")
         citizen, found = await self._held(citizen_id)
-        keys = [k for k in await self._keys(citizen_id) if not k.revoked]
-        if citizen is None and not keys and not any(found.values()):
+        pointers = await self._pointers(citizen_id)
+        every_key = await self._keys(citizen_id)
+        keys = [k for k in every_key if not k.revoked]
+        shared_found = await self.shared.find(citizen_id)
+        if citizen is None and not keys and not any(found.values()) and not pointers \
+                and not any(shared_found.values()):
             raise NotFound(f"nothing is held about citizen {citizen_id!r}")
-        known = _known(citizen, found)
+        known = _known(citizen, found, shared_found)
         summary: dict[str, Any] = {"citizen_id": citizen_id, "anonymised": {}, "deleted": {},
-                                   "keys_revoked": 0}
+                                   "kept": {}, "moved": {}, "keys_revoked": 0}
         try:
+            # First the shared records: they are found through the pointers deleted below, so
+            # an erasure cut short is finished by the next one.
+            shared = await self.shared.erase(citizen_id, ERASED,
+                                             frozenset(k.id for k in every_key))
+            for bucket, counts in shared.buckets.items():
+                summary[bucket].update(counts)
+            untold = await self._tell(shared.told)
+            if untold:
+                summary["care_offers_untold"] = untold
+            sections = {kind: section for section, kind in POINTERS}
+            for rec in pointers:
+                if await self._delete(rec):
+                    summary["deleted"][sections[rec.kind]] = 1
             for section, recs in found.items():
                 for rec in recs:
                     what = await self._erase_record(rec, citizen_id, known)
@@ -187,6 +259,22 @@ class CitizenData:
         await self._audit(by, "citizen.erase", citizen_id, reason, summary)
         return summary
 
+    async def _tell(self, told: list) -> list[dict]:
+        """Sends the notices the erasure's moves owe others (a bed offered to the next in
+        line); without a teller, says whom the home's staff must tell instead."""
+        untold = []
+        for home, notices in told:
+            if self.teller is not None:
+                try:
+                    await self.teller.tell(notices, self.clock(), home=home)
+                    continue
+                except Exception as error:  # the offers stand: the erasure goes on, and says
+                    log.warning("bed offers of home %s after an erasure not sent: %s", home,
+                                error)
+            untold += [{"home": home, "citizen": t.citizen, "notice": t.kind, "text": t.text}
+                       for t in notices]
+        return untold
+
     async def _delete(self, rec: Record) -> bool:
         def step(held: Record | None) -> RecordDecision[bool]:
             return (None, False) if held is None else (DELETE, True)
@@ -203,7 +291,7 @@ class CitizenData:
             if held is None:
                 return None, None
             doc = _any.decode(held.doc)
-            if held.kind == PHOTO and not doc.get("incidents"):
+            if held.kind in DELETED or (held.kind == PHOTO and not doc.get("incidents")):
                 return DELETE, "deleted"
             changed = anonymise(held, doc, citizen_id, known)
             if changed is None:
@@ -215,7 +303,7 @@ class CitizenData:
         except UpdateGaveUp:
             raise RuntimeError(f"{rec.kind} {rec.id} kept changing while it was "
                                "erased") from None
-        if done == "deleted":
+        if done == "deleted" and rec.kind == PHOTO:
             self._remove_photo_file(rec.id)
         return done
 
@@ -237,9 +325,11 @@ class CitizenData:
 
 # -- what an erased record keeps ---------------------------------------------------------------
 
-def _known(citizen: Record | None, found: dict[str, list[Record]]) -> list[str]:
+def _known(citizen: Record | None, found: dict[str, list[Record]],
+           shared: dict[str, list[dict]] | None = None) -> list[str]:
     """The identifying strings held about the person, to scrub out of free text."""
-    known: list[str] = []
+    known: list[str] = [str(v["doc"].get("address", ""))
+                        for v in (shared or {}).get("caregiver_visits", [])]
     if citizen is not None:
         c = msgspec.json.decode(citizen.doc, type=Citizen)
         known += [c.name, c.phone, c.id_number, c.address]
@@ -342,6 +432,21 @@ def anonymise(rec: Record, doc: dict, citizen_id: str, known: list[str]) -> Reco
         owner = ""
     elif kind == PHOTO:
         owner = ""
+    elif kind == RETROFIT:
+        # Kept for the subsidy's accounts (money paid out is audited for years) and the
+        # works filed on it: who it was for goes, the findings' rooms and notes are scrubbed.
+        # The hardship class stays: the subsidy paid says it anyway (full or half), and the
+        # accounts are checked against the rule that read it.
+        clear("citizen")
+        scrub("note")
+        if isinstance(d.get("findings"), list):
+            d["findings"] = [{**f, "room": _scrub(f.get("room", ""), known),
+                              "note": _scrub(f.get("note", ""), known)}
+                             if isinstance(f, dict) else f for f in d["findings"]]
+        if isinstance(d.get("works"), list):
+            d["works"] = [{**w, "room": _scrub(w.get("room", ""), known)}
+                          if isinstance(w, dict) else w for w in d["works"]]
+        owner = ""
     else:
         raise ValueError(f"no erasure rule for records of kind {kind!r}")
     if d == doc and owner == rec.owner and unique == rec.unique:
@@ -354,5 +459,9 @@ def _record_view(rec: Record) -> dict:
     if isinstance(doc, dict):
         for name in NOT_EXPORTED.get(rec.kind, ()):
             doc.pop(name, None)
+        doc.update(SECRET_NOTES.get(rec.kind, {}))
+    if rec.kind == KIOSK_SENDS:
+        return {"kind": rec.kind, "id": "(a keyed hash)", "status": rec.status,
+                "created": rec.created, "updated": rec.updated, "doc": doc}
     return {"kind": rec.kind, "id": rec.id, "status": rec.status, "created": rec.created,
             "updated": rec.updated, "doc": doc}

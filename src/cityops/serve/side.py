@@ -24,6 +24,7 @@ from cityops.serve.pii import Pii, key_path, seal_at_rest
 from cityops.serve.reviews import ReviewService
 from cityops.serve.scheduler import ServeScheduler
 from cityops.serve.seniorcare import SeniorCare, seniorcare_of
+from cityops.serve.seniorcare.tell import CitizenTeller
 
 if TYPE_CHECKING:
     from cityops.node import Node
@@ -51,7 +52,9 @@ class ServeSide:
                                           getattr(settings, "data_key_file", None)))
         store.sealer = self.pii
         self.citizens = CitizenRegistry(store, self.pii, now)
-        self.citizen_data = CitizenData(store, now, data_dir=settings.data_dir)
+        self.citizen_data = CitizenData(store, now, data_dir=settings.data_dir,
+                                        zone=self.clock.zone,
+                                        teller=CitizenTeller(self.citizens, notifier))
         self.hotline = HotlineService(store, self.clock, now=now, notifier=notifier,
                                       desk=act.desk if act is not None else None,
                                       citizens=self.citizens, city=node.city,
