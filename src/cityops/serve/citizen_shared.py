@@ -16,9 +16,10 @@ every other move, so it cannot lose a move that raced it.
 | `caregiver_visits` | the days of their `care_mine` | visits to come cancelled; past visits kept as the caregiver's worked hours, anonymised |
 | `window_calls` | their `window_calls` | the audit trail's entries kept (it is append-only, and they hold key ids and an application id, no name or number) |
 
-A home or caregiver day the citizen never pointed at (a pointer is written before the entry it
-points at, so there is none such) is not read: reading every home's whole list for every
-export would cost more than it could find.
+Homes and caregiver days are found through the citizen's `care_mine` index, which is written
+before the entry it points at (so none of theirs is missing) and keeps their latest 200 homes
+and 200 days: reading every home's whole list for every export would cost more than the rare
+201st could find.
 """
 
 from __future__ import annotations
