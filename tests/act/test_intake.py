@@ -93,6 +93,8 @@ async def test_alerts_become_incidents(tmp_path, grid_pack, live_node):
         notifier = live.node.act.notifier
         assert sorted(n.recipient for n in notifier.sent if n.kind == "order.dispatched") == [
             "environment", "police"]
+        assert all(n.data["titles"] == {"zh-CN": "噪声超过80分贝"} for n in notifier.sent
+                   if n.kind == "order.dispatched")
         summary = live.node.act.intake.summary()
         assert summary["filed"] == 2 and summary["dispatch_latency_p99_ms"] is not None
 

@@ -74,6 +74,7 @@ class Filer:
         report = Report(f"alert:{self.n}", "sensor", at, text=f"alert {self.n}")
         return await self.desk.async_report(report, category, areas=areas, urgency=urgency,
                                             auto_register=True, title=f"bin {self.n} full",
+                                            titles={"zh-CN": f"{self.n}号垃圾桶已满"},
                                             alert_id=f"a-{self.n}")
 
 
@@ -209,6 +210,8 @@ async def test_release_files_the_held_reports_as_separate_cases(world):
     assert [r.status for r in released] == [Status.DISPATCHED] * 2
     assert [r.areas for r in released] == [TOWN_A, TOWN_A2]  # where each was reported
     assert [r.title for r in released] == ["bin 11 full", "bin 12 full"]
+    assert [r.titles for r in released] == [{"zh-CN": "11号垃圾桶已满"},
+                                            {"zh-CN": "12号垃圾桶已满"}]
     assert len(dispatched_notices(notifier)) == 12
     assert (await desk.get(storm_id)).status is Status.CANCELLED
     with pytest.raises(Refused):

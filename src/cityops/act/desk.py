@@ -504,7 +504,10 @@ class IncidentDesk:
                 subject=f"[{inc.category}] {inc.title}",
                 body=n.text or inc.title,
                 data={"incident": inc.id, "order": n.order_id, "status": inc.status.value,
-                      "areas": msgspec.to_builtins(inc.areas) if inc.areas else None},
+                      "areas": msgspec.to_builtins(inc.areas) if inc.areas else None,
+                      # The title in other languages, for a receiver that writes to people
+                      # in theirs (the subject and body stay English, as the API's text).
+                      **({"titles": dict(inc.titles)} if inc.titles else {})},
                 created=now,
                 urgency=NOTIFY_URGENCY.get(inc.urgency, "normal"),
             )
