@@ -1,6 +1,7 @@
 """The administration page in Debian's Chromium: a key made with its secret shown once and then
-revoked, a device registered, a grid cell given to another department on the map, and a
-change outside the key's scope refused with the server's reason on the page."""
+revoked, a device registered, a grid cell given to another department on the map, a field
+person added, edited and retired, and changes outside the key's scope (a cell, another
+department's person) refused with the server's reason on the page."""
 
 from __future__ import annotations
 
@@ -130,6 +131,86 @@ def test_a_change_outside_the_keys_scope_is_refused(browser, web_node) -> None:
         assert banner.get_attribute("data-status") == "403"
         assert "outside this key's scope 990001002" in banner.inner_text()
         assert web_node.node.city.owner_of_cell(cell) == before
+    finally:
+        context.close()
+
+
+def _staff_form(form, **values: str) -> None:
+    for name, value in values.items():
+        field = form.locator(f"[name={name}]")
+        if name == "department":
+            field.select_option(value)
+        else:
+            field.fill(value)
+
+
+def test_a_field_person_is_added_edited_and_retired(browser, web_node, artifacts) -> None:
+    with web_node.client("admin") as c:  # the new person's tracker, registered beforehand
+        r = c.post("/api/v1/devices", json={"id": "gps-new-1", "kind": "gps", "lat": HERE[0],
+                                            "lon": HERE[1]})
+        assert r.status_code in (200, 201), r.text
+    roster = web_node.node.roster
+    context, page = signed_in(browser, web_node.url, web_node.keys["admin"], "/admin")
+    try:
+        ready(page)
+        page.locator("[data-tab=staff]").click()
+        add = page.locator("#staff-add")
+        _staff_form(add, id="san-09", name="Qian Yu", department="sanitation",
+                    home_area=VILLAGE11, device_id="gps-new-1", skills="sweeping, drains",
+                    reason="new hire")
+        add.locator("button[type=submit]").click()
+        row = page.locator("tr[data-staff='san-09']")
+        row.wait_for()
+        assert "sweeping, drains" in row.inner_text()
+        assert roster.person("san-09").skills == ["sweeping", "drains"]
+
+        row.locator("button[data-action=edit]").click()
+        edit = page.locator("#staff-edit")
+        edit.wait_for(state="visible")
+        assert edit.locator("[name=name]").input_value() == "Qian Yu"
+        _staff_form(edit, name="Qian Yu (night)", department="city_management",
+                    reason="moved to the night shift")
+        edit.locator("button[type=submit]").click()
+        page.wait_for_selector("tr[data-staff='san-09']:has-text('Qian Yu (night)')")
+        assert roster.person("san-09").department == "city_management"
+        page.locator("#staff-filter").select_option("sanitation")  # filtered out of view
+        assert page.locator("tr[data-staff='san-09']").count() == 0
+        page.locator("#staff-filter").select_option("")
+        page.screenshot(path=str(artifacts / "admin-staff.png"))
+
+        page.once("dialog", lambda d: d.accept())
+        page.locator("tr[data-staff='san-09'] button[data-action=retire]").click()
+        page.wait_for_selector("tr[data-staff='san-09'].off")
+        assert roster.get("san-09").active is False and "san-09" not in web_node.node.act.staff
+        with web_node.client("admin") as c:
+            trail = c.get("/api/v1/audit", params={"subject": "staff:san-09"}).json()["items"]
+        assert [e["action"] for e in trail] == ["staff.retire", "staff.edit", "staff.add"]
+    finally:
+        context.close()
+
+
+def test_a_department_key_is_refused_another_departments_person(browser, web_node) -> None:
+    with web_node.client("admin") as c:
+        r = c.post("/api/v1/keys", json={"role": "department", "scope": "sanitation",
+                                         "name": "sanitation desk"})
+        secret = r.json()["secret"]
+    context, page = signed_in(browser, web_node.url, secret, "/admin")
+    try:
+        ready(page)
+        # Its own department's people only, on the one tab it has.
+        assert page.locator("[data-tab]").count() == 1
+        page.wait_for_selector("tr[data-staff='san-02']")
+        assert page.locator("tr[data-staff='cm-01']").count() == 0
+        before = web_node.node.roster.get("san-02")
+        page.locator("tr[data-staff='san-02'] button[data-action=edit]").click()
+        edit = page.locator("#staff-edit")
+        _staff_form(edit, department="city_management", reason="not mine to move")
+        edit.locator("button[type=submit]").click()
+        banner = page.locator("#refusal")
+        banner.wait_for(state="visible")
+        assert banner.get_attribute("data-status") == "403"
+        assert "outside this key's scope sanitation" in banner.inner_text()
+        assert web_node.node.roster.get("san-02") == before
     finally:
         context.close()
 

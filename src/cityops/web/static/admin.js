@@ -1,5 +1,6 @@
-// Administration: keys, devices (one, a CSV file, lifecycles, silences), field staff and grid
-// cells, all through the same API as the command line and scripts. The page decides nothing
+// Administration: keys, devices (one, a CSV file, lifecycles, silences), field staff (the
+// roster: added, edited, retired; their status) and grid cells, all through the same API as
+// the command line and scripts. The page decides nothing
 // about scope: it asks, and when the server refuses (403) it shows the server's reason in a
 // banner at the top, translated by its error code where a translation exists.
 import { api, signIn, el, toast, dateTime, roleName, deptName, loadNames, word } from "/static/common.js";
@@ -7,7 +8,7 @@ import { CityMapView } from "/static/mapview.js";
 import { initI18n, t, languageSwitcher, onLanguageChange, errorText } from "/static/i18n.js";
 
 const state = { me: null, keys: [], devices: [], devicesNext: null, silences: [], staff: [],
-  departments: [], cell: null, cells: [], areas: null };
+  status: {}, editing: null, areaNames: {}, departments: [], cell: null, cells: [], areas: null };
 window.cityops = { state };
 
 // -- shared -------------------------------------------------------------------------------------
@@ -192,21 +193,144 @@ function setupDevices() {
 }
 
 // -- staff --------------------------------------------------------------------------------------
+// The roster (people with the version an edit must name) beside the staff board's statuses.
+// Every change goes to the server with the version last read; a 409 means someone else was
+// first, so the list is read again before the person tries once more.
 
 const STATUSES = ["available", "en_route", "on_site", "off_duty"];
+const skillList = (v) => [...new Set((v || "").split(/[,，\s]+/).map((x) => x.trim()).filter(Boolean))];
 
 async function loadStaff() {
-  state.staff = (await api("/api/v1/staff")).items;
-  document.querySelector("#staff tbody").replaceChildren(...state.staff.map((p) => {
-    const select = el("select", { "aria-label": t("admin:staff.status"), onchange: async () => {
-      try {
-        await api(`/api/v1/staff/${encodeURIComponent(p.id)}/status`, { method: "PUT", body: { status: select.value } });
-        done(t("admin:staff.changed", { name: p.name, status: word("staff", select.value) }));
-      } catch (e) { select.value = p.status; refused(e); }
-    } }, ...STATUSES.map((s) => el("option", { value: s, selected: s === p.status, text: word("staff", s) })));
-    return el("tr", { "data-staff": p.id }, text("td", p.id, { class: "mono" }), text("td", p.name),
-      text("td", deptName(p.department)), text("td", p.home_area), el("td", {}, select));
+  const [roster, board] = await Promise.all([api("/api/v1/roster"),
+    api("/api/v1/staff").catch(() => ({ items: [] }))]);
+  state.staff = roster.items;
+  state.status = Object.fromEntries(board.items.map((p) => [p.id, p.status]));
+  renderStaff();
+}
+
+function statusCell(p) {
+  if (!p.active) return text("td", t("admin:staff.retired"), { class: "state" });
+  const select = el("select", { "aria-label": t("admin:staff.status"), onchange: async () => {
+    try {
+      await api(`/api/v1/staff/${encodeURIComponent(p.id)}/status`, { method: "PUT", body: { status: select.value } });
+      state.status[p.id] = select.value;
+      done(t("admin:staff.changed", { name: p.name, status: word("staff", select.value) }));
+    } catch (e) { select.value = state.status[p.id] || "available"; refused(e); }
+  } }, ...STATUSES.map((s) => el("option", { value: s, selected: s === (state.status[p.id] || "available"), text: word("staff", s) })));
+  return el("td", {}, select);
+}
+
+function renderStaff() {
+  const wanted = document.getElementById("staff-search").value.trim().toLowerCase();
+  const department = document.getElementById("staff-filter").value;
+  const shown = state.staff.filter((p) => (!department || p.department === department)
+    && (!wanted || p.id.toLowerCase().includes(wanted) || p.name.toLowerCase().includes(wanted)));
+  document.querySelector("#staff tbody").replaceChildren(...shown.map((p) => {
+    const actions = el("td", { class: "actions" });
+    if (p.active) {
+      actions.append(
+        el("button", { type: "button", "data-action": "edit", text: t("admin:staff.edit"), onclick: () => editStaff(p) }),
+        el("button", { type: "button", class: "danger", "data-action": "retire", text: t("admin:staff.retire"), onclick: () => retireStaff(p) }));
+    }
+    return el("tr", { "data-staff": p.id, class: p.active ? "" : "off" }, text("td", p.id, { class: "mono" }),
+      text("td", p.name), text("td", deptName(p.department)), text("td", areaLabel(p.home_area)),
+      text("td", p.device_id, { class: "mono" }), text("td", p.skills.join(", ")), statusCell(p), actions);
   }));
+}
+
+const areaLabel = (code) => (state.areaNames[code] ? `${state.areaNames[code]} (${code})` : code);
+
+function departmentOptions(select, withAll) {
+  // Every department, whatever the key: the server says what this key may do, not the page.
+  const keep = select.value;
+  select.replaceChildren(...(withAll ? [el("option", { value: "", text: t("admin:staff.all_departments") })] : []),
+    ...state.departments.map((d) => el("option", { value: d, text: deptName(d) })));
+  if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+}
+
+function editStaff(p) {
+  const form = document.getElementById("staff-edit");
+  state.editing = p;
+  document.getElementById("staff-edit-id").textContent = p.id;
+  form.name.value = p.name;
+  form.department.value = p.department;
+  form.home_area.value = p.home_area;
+  form.device_id.value = p.device_id;
+  form.skills.value = p.skills.join(", ");
+  form.reason.value = "";
+  form.hidden = false;
+  form.name.focus();
+}
+
+function closeEdit() {
+  state.editing = null;
+  document.getElementById("staff-edit").hidden = true;
+}
+
+// A refusal because someone else changed the person first: read the list again, so the next
+// try names the version now stored.
+async function staffRefused(e) {
+  refused(e);
+  if (e.status === 409) {
+    await loadStaff().catch(() => {});
+    const now = state.editing && state.staff.find((p) => p.id === state.editing.id);
+    if (now && now.active) state.editing = now;
+    else closeEdit();
+  }
+}
+
+async function retireStaff(p) {
+  if (!confirm(t("admin:staff.retire_confirm", { id: p.id, name: p.name }))) return;
+  try {
+    await api(`/api/v1/roster/${encodeURIComponent(p.id)}/retire`, { method: "POST", body: { version: p.version } });
+    if (state.editing && state.editing.id === p.id) closeEdit();
+    done(t("admin:staff.retired_done", { name: p.name }));
+    await loadStaff();
+  } catch (e) { await staffRefused(e); }
+}
+
+async function setupStaff() {
+  const [areas, devices] = await Promise.all([
+    api("/api/v1/areas").catch(() => ({ items: [] })),
+    api("/api/v1/devices?kind=gps&limit=1000").catch(() => ({ items: [] }))]);
+  const beats = areas.items.filter((a) => a.level === "town" || a.level === "village");
+  state.areaNames = Object.fromEntries(beats.map((a) => [a.code, a.name]));
+  document.getElementById("staff-areas").replaceChildren(...beats.map((a) => el("option", { value: a.code, label: a.name })));
+  document.getElementById("staff-devices").replaceChildren(...devices.items.map((d) => el("option", { value: d.id, label: d.name || d.id })));
+  departmentOptions(document.getElementById("staff-filter"), true);
+  for (const id of ["staff-add", "staff-edit"]) departmentOptions(document.getElementById(id).department, false);
+  document.getElementById("staff-search").addEventListener("input", renderStaff);
+  document.getElementById("staff-filter").addEventListener("change", renderStaff);
+  document.getElementById("staff-edit-cancel").addEventListener("click", closeEdit);
+  onSubmit("staff-add", async (form, v) => {
+    const body = { id: v.id.trim(), name: v.name.trim(), department: v.department, home_area: v.home_area.trim(),
+      device_id: v.device_id.trim(), skills: skillList(v.skills), reason: v.reason.trim() };
+    const made = await api("/api/v1/roster", { method: "POST", body });
+    form.reset();
+    departmentOptions(form.department, false);
+    done(t("admin:staff.added", { name: made.name, id: made.id }));
+    await loadStaff();
+  });
+  const edit = document.getElementById("staff-edit");
+  edit.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const p = state.editing;
+    const v = Object.fromEntries(new FormData(edit));
+    const button = edit.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const body = { version: p.version, name: v.name.trim(), department: v.department, home_area: v.home_area.trim(),
+        device_id: v.device_id.trim(), skills: skillList(v.skills), reason: v.reason.trim() };
+      const saved = await api(`/api/v1/roster/${encodeURIComponent(p.id)}`, { method: "PATCH", body });
+      closeEdit();
+      done(t("admin:staff.saved", { name: saved.name }));
+      await loadStaff();
+    } catch (e) {
+      await staffRefused(e);
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
 
 // -- grid cells ---------------------------------------------------------------------------------
@@ -312,16 +436,18 @@ function setupTabs() {
 async function main() {
   await initI18n(["admin"]);
   document.getElementById("lang").append(languageSwitcher());
-  const me = await signIn(t("admin:sign_in"), ["admin", "operator"]);
+  const me = await signIn(t("admin:sign_in"), ["admin", "operator", "department"]);
   state.me = me;
   document.getElementById("who").textContent = `${roleName(me.role)}${me.scope && me.scope !== "*" ? " · " + me.scope : ""}`;
-  // Keys are an admin's alone: an operator's page has the other three.
-  if (me.role !== "admin") {
-    document.querySelector('[data-tab="keys"]').remove();
-    document.getElementById("tab-keys").remove();
+  // Keys are an admin's alone: an operator's page has the other three, a department's its
+  // own field staff only.
+  const dropped = me.role === "admin" ? [] : me.role === "department" ? ["keys", "devices", "cells"] : ["keys"];
+  for (const name of dropped) {
+    document.querySelector(`[data-tab="${name}"]`).remove();
+    document.getElementById(`tab-${name}`).remove();
   }
   const show = setupTabs();
-  if (me.role !== "admin" && !location.hash) show("devices");
+  if (me.role !== "admin" && !location.hash) show(me.role === "department" ? "staff" : "devices");
   const [areas] = await Promise.all([api("/api/v1/areas.geojson"), loadNames()]);
   state.areas = areas;
   try {
@@ -329,14 +455,18 @@ async function main() {
     state.departments = names.departments.map((d) => d.code).sort();
   } catch { state.departments = []; }
   if (me.role === "admin") { setupKeys(); await loadKeys().catch(refused); }
-  setupDevices();
+  const devicesToo = me.role !== "department";
+  if (devicesToo) setupDevices();
+  await setupStaff();
   // One part that cannot load (no act side for the staff, say) leaves the others usable.
-  await Promise.all([loadDevices(), loadSilences(), loadStaff()].map((p) => p.catch(refused)));
-  await setupCells().catch(refused);
+  await Promise.all([...(devicesToo ? [loadDevices(), loadSilences()] : []), loadStaff()].map((p) => p.catch(refused)));
+  if (devicesToo) await setupCells().catch(refused);
   onLanguageChange(() => {
     if (me.role === "admin") renderKeys();
-    renderDevices();
-    loadStaff().catch(refused);
+    if (devicesToo) renderDevices();
+    departmentOptions(document.getElementById("staff-filter"), true);
+    for (const id of ["staff-add", "staff-edit"]) departmentOptions(document.getElementById(id).department, false);
+    renderStaff();
     if (state.cell) showCell(state.cell);
   });
   document.body.dataset.ready = "true";
