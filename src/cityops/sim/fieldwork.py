@@ -174,7 +174,9 @@ class Fieldwork:
         self._moves = 0
         kinds = {**BUILTIN_KINDS, **node.pack.kinds}
         devices = {d.id: d for d in node.pack.devices}
-        self.people: list[Staff] = [s for s in node.pack.staff
+        # The roster as the node holds it when the work starts (the pack's people with the
+        # stored changes, the retired left out); only trackers of the pack are driven here.
+        self.people: list[Staff] = [s for s in node.roster.current()
                                     if s.device_id in devices
                                     and kinds.get(devices[s.device_id].kind) is not None
                                     and kinds[devices[s.device_id].kind].mobile]
