@@ -145,6 +145,7 @@ async def test_joint_dispatch_beats_one_department_after_another(served):
 
     await _run_until(work, clock, closed)
     inc = await node.act.desk.get(case)
+    assert inc.titles == jointcase.TITLES  # the demo's screen shows it in Chinese too
     events = list(await node.store.incident_events(case))
     result = jointcase.compare(inc, events)
     assert sorted(leg.department for leg in result.legs) == sorted(jointcase.DEPARTMENTS)

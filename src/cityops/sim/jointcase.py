@@ -35,6 +35,8 @@ MARK = "joint_disposal"  # report.data["staged"]: how the screen finds the case
 WORK_MIN = {"police": (24.0, 30.0), "fire": (16.0, 22.0), "ambulance": (10.0, 15.0),
             "city_management": (18.0, 24.0)}
 TITLE = "Overturned truck on fire at the expressway entrance, inflammables spilled"
+# The demo's screen and console are shown in Chinese too: the centre's title, in both.
+TITLES = {"zh-CN": "高速入口货车侧翻起火，易燃物泄漏"}
 
 
 def site(node: Any, seed: int) -> tuple[float, float]:
@@ -64,7 +66,7 @@ async def stage(work: Fieldwork, *, key: str, where: tuple[float, float] | None 
                     lat=lat, lon=lon, reporter="village linkage station",
                     data={"staged": MARK, "departments": DEPARTMENTS, "relay_s": RELAY_S})
     result = await work.desk.async_report(report, CATEGORY, actor=CENTRE, title=TITLE,
-                                          auto_register=False)
+                                          titles=TITLES, auto_register=False)
     # The station's video call puts the centre onto it at once.
     work.staged[result.incident.id] = Staged(list(DEPARTMENTS), dict(WORK_MIN), (45.0, 90.0))
     return result.incident.id
