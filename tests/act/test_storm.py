@@ -99,6 +99,8 @@ async def test_above_the_rate_new_cases_wait_in_one_storm_case(world):
     case = await desk.get(storm_case.id)
     assert case.status is Status.COLLECTED and case.orders == [] and case.reports == 5
     assert case.title == "storm: 5 Exposed garbage cases in 310115001 held"
+    # In Chinese too, with the category's Chinese name (this desk has no map: the area's code).
+    assert case.titles == {"zh-CN": "310115001暴露垃圾案件激增，5件暂挂待研判"}
     assert case.areas == AreaCodes("310115", "310115001", "310115001")
     # No work order beyond the first ten, no department told again, one supervisor notice.
     assert sum(len(c.orders) for c in await cases(desk)) == 10

@@ -55,6 +55,7 @@ async def test_storms_are_listed_in_scope_and_decided_by_a_supervisor(tmp_path, 
         # The storm case is an incident the town's keys see, waiting for the centre's check.
         case = (await op_1.get(f"/api/v1/incidents/{one}")).json()
         assert case["status"] == "collected" and case["title"].startswith("storm: 1 ")
+        assert case["titles"] == {"zh-CN": "第1街镇暴露垃圾案件激增，1件暂挂待研判"}
         assert [r["key"] for r in case["reports_filed"]] == [f"alert:{TOWN_1}-3"]
         assert (await op_1.get(f"/api/v1/incidents/{two}")).status_code == 404
 

@@ -55,6 +55,9 @@ ACTIVE, ENDED = "active", "ended"
 Level = Literal["village", "town", "district"]
 LEVELS: tuple[Level, ...] = ("village", "town", "district")
 NEVER_HELD_MAJORS = frozenset({"emergency"})
+# The storm case's title in the languages the pages speak besides English, filled with the
+# category's and the area's names in that language (a case's `titles`).
+STORM_TITLES = {"zh-CN": "{area}{category}案件激增，{held}件暂挂待研判"}
 RESTORE_PAGE = 500
 
 
@@ -176,7 +179,8 @@ class StormGuard:
             # the storm goes on: the next ones wait in a new case.
             case_id = doc.id if not doc.cases else f"{doc.id}-{len(doc.cases) + 1}"
             out = desk.rules.open_incident(
-                case_id, report, category, title=self._title(doc, 1), actor=SYSTEM,
+                case_id, report, category, title=self._title(doc, 1),
+                titles=self._titles(doc, 1), actor=SYSTEM,
                 areas=self._areas(doc, incident.areas), description=self._why(doc))
             opened = msgspec.structs.replace(out.incident, lat=None, lon=None,
                                              severity=incident.severity)
@@ -190,8 +194,9 @@ class StormGuard:
             merged = False
         else:
             out = desk.rules.merge(case, report)
-            grown = msgspec.structs.replace(out.incident,
-                                            title=self._title(doc, out.incident.reports))
+            grown = msgspec.structs.replace(
+                out.incident, title=self._title(doc, out.incident.reports),
+                titles=self._titles(doc, out.incident.reports) or msgspec.UNSET)
             hold = Event(at=report.at, actor=SYSTEM.key_id, action="storm.hold",
                          before=case.status, after=case.status,
                          detail={**detail, "reports": grown.reports})
@@ -242,6 +247,23 @@ class StormGuard:
 
     def _title(self, doc: StormDoc, held: int) -> str:
         return f"storm: {held} {doc.category_name} cases in {doc.area_name} held"
+
+    def _titles(self, doc: StormDoc, held: int) -> dict[str, str]:
+        category = self.desk.rules.categories.resolve(doc.category)
+        area = None
+        if self.desk.city is not None:
+            try:
+                area = self.desk.city.area(doc.area)
+            except KeyError:
+                pass
+        out = {}
+        for language, template in STORM_TITLES.items():
+            # Without the category's name in that language the title would be half English.
+            if category.names.get(language):
+                place = (area.names.get(language) or area.name) if area else doc.area_name
+                out[language] = template.format(area=place, category=category.names[language],
+                                                held=held)
+        return out
 
     def _why(self, doc: StormDoc) -> str:
         return (f"Storm guard: more than {doc.threshold} {doc.category_name} cases in "
