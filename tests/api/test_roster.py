@@ -202,6 +202,30 @@ async def test_a_new_person_shows_on_the_live_screen(live) -> None:
         assert r.status_code == 200 and r.json()["name"] == "Li Na"
 
 
+async def test_a_watching_screen_is_sent_a_fresh_snapshot_when_the_roster_changes(live):
+    from cityops.api.live import RESYNC, LiveHub
+    from cityops.domain.access import Principal, Role, Scope
+
+    hub = LiveHub(live.node, tick_s=3600)
+    await hub.ensure_started()
+    try:
+        wall = hub.join(Principal("k_wall", Role.ADMIN, Scope()))
+        first = await hub.snapshot_body(wall, "first")
+        assert first["staff"]["id"] == ["san-01", "san-02"]
+        hub._tick()
+        assert not wall.resync
+        while not wall.queue.empty():  # that tick's deltas (the figures)
+            wall.queue.get_nowait()
+        async with live.client(live.admin) as c:
+            assert (await c.post("/api/v1/roster", json=NEW)).status_code == 201
+        hub._tick()
+        assert wall.resync and wall.queue.get_nowait() is RESYNC
+        again = await hub.snapshot_body(wall, "resync")
+        assert again["staff"]["id"] == ["san-01", "san-02", "env-07"]
+    finally:
+        await hub.stop()
+
+
 @pytest.fixture
 def postgres_schema_url(postgres_url):
     schema = f"cityops_test_{uuid.uuid4().hex[:16]}"

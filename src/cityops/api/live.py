@@ -517,7 +517,6 @@ class LiveHub:
                     last_snapshot = time.monotonic()
                     for viewer in self.viewers:
                         self._ask_resync(viewer)
-                self._roster_changed()
                 await self.refresh_counts()
                 self._tick()
             except Exception:
@@ -543,6 +542,7 @@ class LiveHub:
         return moved, lat, lon
 
     def _tick(self) -> None:
+        self._roster_changed()  # before any delta: a changed roster is sent as a snapshot
         node = self.node
         now = node.clock()
         incidents, self._pending_incidents = self._pending_incidents, {}
