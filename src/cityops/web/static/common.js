@@ -302,6 +302,9 @@ export const categoryName = (code) => named(packNames.categories, code);
 // or its category's names when that is the title), `title` the stored English; a title an
 // operator wrote has none and shows as written.
 export const caseTitle = (c) => localName({ name: c.title, names: c.titles }) || (c.category ? categoryName(c.category) : "");
+// Its `translate` mark: a title with translations is the page's own words (and the i18n test
+// checks it as such); one without is what someone wrote, shown as written.
+export const caseTitleMark = (c) => (c.title && !Object.keys(c.titles || {}).length ? "no" : null);
 
 // A role, a status, an urgency ... in words: the common namespace's table of the API's words.
 export const roleName = (role) => t(`common:role.${role}`, { defaultValue: role });

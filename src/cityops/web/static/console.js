@@ -1,7 +1,7 @@
 // The operator console: the incident queue of the key's scope, one incident at a time, and
 // every move of the case workflow, with the server's refusals shown as the server gives them.
 import { api, signIn, LiveStream, el, fmt, relative, dateTime, toast, showPhotos, STATUS_LABEL,
-  STAFF_COLORS, loadNames, deptName, categoryName, caseTitle, roleName, word, span } from "/static/common.js";
+  STAFF_COLORS, loadNames, deptName, categoryName, caseTitle, caseTitleMark, roleName, word, span } from "/static/common.js";
 import { initI18n, t, languageSwitcher, onLanguageChange, localName } from "/static/i18n.js";
 import { CityMapView, PointsLayer, maplibregl } from "/static/mapview.js";
 
@@ -148,7 +148,7 @@ function renderQueue() {
       onclick: () => open(i.id) },
       el("td", { class: `due ${late || i.overdue ? "late" : ""}`, text: Number.isFinite(due) ? (late ? t("console:overdueBy", { span: span(due - now) }) : relative(due, now)) : "–" }),
       el("td", {}, el("span", { class: `st ${i.status}`, text: STATUS_LABEL[i.status] })),
-      el("td", { class: "title" }, el("b", { text: caseTitle(i), translate: i.title ? "no" : null }), el("small", { text: categoryName(i.category) })),
+      el("td", { class: "title" }, el("b", { text: caseTitle(i), translate: caseTitleMark(i) }), el("small", { text: categoryName(i.category) })),
       el("td", { text: areaName(i.village) }),
       el("td", { text: depts(i.departments) || "–" }),
       el("td", { class: "when", text: dateTime(i.reported_at, state.tz) }));
@@ -237,7 +237,7 @@ function renderDetail(inc, quiet) {
   const due = inc.next_due;
   box.replaceChildren(
     el("div", { class: "head" },
-      el("h1", { text: caseTitle(inc), translate: inc.title ? "no" : null }),
+      el("h1", { text: caseTitle(inc), translate: caseTitleMark(inc) }),
       el("span", { class: `st big ${inc.status}`, text: STATUS_LABEL[inc.status] }),
       el("span", { class: `urg ${inc.urgency}`, text: word("urgency", inc.urgency) }),
       inc.overdue ? el("span", { class: "urg urgent", text: t("console:overdue") }) : null),

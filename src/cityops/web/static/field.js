@@ -1,6 +1,6 @@
 // The field page: my work orders on a phone, and where I am when I allow it.
 import { api, signIn, LiveStream, el, relative, toast, shrinkPhoto, STATUS_LABEL, loadNames, deptName,
-  categoryName, caseTitle, word } from "/static/common.js";
+  categoryName, caseTitle, caseTitleMark, word } from "/static/common.js";
 import { initI18n, t, languageSwitcher, onLanguageChange, applyI18n, fmtNumber, fmtTime } from "/static/i18n.js";
 
 // Open "done" forms by order: a refresh redraws the cards but must not lose what is typed.
@@ -72,7 +72,7 @@ function render() {
       el("div", { class: "top" }, el("span", { class: `urg ${inc.urgency}`, text: word("urgency", inc.urgency) }),
         el("span", { class: "st", text: offered(o) ? t("field:offered") : o.status === "done" ? t("field:doneWaiting")
           : o.progress ? word("progress", o.progress) : word("order", o.status) })),
-      el("h2", { text: caseTitle(inc), translate: inc.title ? "no" : null }),
+      el("h2", { text: caseTitle(inc), translate: caseTitleMark(inc) }),
       el("p", { class: "meta", text: `${categoryName(inc.category)} · ${deptName(o.department)}` }),
       el("p", { class: "meta", text: [due ? t("field:due", { when: relative(due, now) }) : null, distanceText(inc)].filter(Boolean).join(" · ") }),
       state.forms.get(o.id) || el("div", { class: "buttons" }, ...buttons(o)));

@@ -1,7 +1,7 @@
 // The big screen: the city on a wall, live.
 import uPlot from "/static/vendor/uPlot.esm.js";
 import { api, signIn, LiveStream, el, fmt, clockTime, relative, escapeHtml, STATUS_LABEL,
-  STATUS_ORDER, STAFF_COLORS, loadNames, deptName, caseTitle, roleName, word } from "/static/common.js";
+  STATUS_ORDER, STAFF_COLORS, loadNames, deptName, caseTitle, caseTitleMark, roleName, word } from "/static/common.js";
 import { initI18n, t, languageSwitcher, onLanguageChange, localName, fmtNumber } from "/static/i18n.js";
 import { CityMapView, PointsLayer } from "/static/mapview.js";
 import { BinsLayer, LiveObjects } from "/static/bins.js";
@@ -359,7 +359,7 @@ function drawFeed() {
   if (!list.length) { ol.replaceChildren(el("li", { class: "quiet", text: t("screen:nothingYet") })); return; }
   ol.replaceChildren(...list.map((i) => el("li", { class: `${i.urgency} ${i._new && Date.now() - i._new < 8000 ? "new" : ""}`, "data-id": i.id },
     el("span", { class: "dot", style: `background:${URGENCY_COLOR[i.urgency] || URGENCY_COLOR.normal}` }),
-    el("span", { class: "what" }, el("b", { text: caseTitle(i), translate: "no" }),
+    el("span", { class: "what" }, el("b", { text: caseTitle(i), translate: caseTitleMark(i) }),
       el("small", { text: `${view.name(i.village || i.town || "")} · ${(i.departments || []).map(deptName).join(t("common:listSep")) || word("source", i.source)}` })),
     el("span", { class: `st ${i.status}`, text: STATUS_LABEL[i.status] }),
     el("span", { class: "when", text: clockTime(i.updated_at, world.tz) }))));
