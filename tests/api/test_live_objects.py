@@ -206,6 +206,36 @@ def test_a_slow_client_gets_the_sum_of_what_it_missed() -> None:
     assert w.feed.stats["objects_coalesced"] == 4
 
 
+async def test_a_large_batch_is_looked_up_beside_the_loop_with_the_same_cells(monkeypatch) -> None:
+    # The loop must keep answering while thousands of H3 look-ups run: the look-up is held
+    # until a task on the loop has run, which can only happen if it runs elsewhere.
+    aside, sync = World(20_000), World(20_000)
+    everyone = np.arange(20_000)
+    ran_meanwhile = asyncio.Event()
+    looked_up = []
+
+    def lookup(lat, lon):
+        assert asyncio.run_coroutine_threadsafe(ran_meanwhile.wait(), loop).result(5) is True
+        looked_up.append(len(lat))
+        return real_lookup(lat, lon)
+
+    loop = asyncio.get_running_loop()
+    real_lookup = live_objects.lookup
+    monkeypatch.setattr(live_objects, "lookup", lookup)
+    for w in (aside, sync):
+        w.lat += 40  # 40 m north: most objects leave their slack
+    moving = asyncio.create_task(aside.feed.advance_aside(everyone, aside.lat, aside.lon))
+    await asyncio.sleep(0)
+    ran_meanwhile.set()
+    await moving
+    assert looked_up and looked_up[0] >= live_objects.LOOKUP_ASIDE_MIN
+    monkeypatch.setattr(live_objects, "lookup", real_lookup)
+    sync.feed.advance(everyone, sync.lat, sync.lon)
+    held = np.array(aside.feed.cells.base.ids, np.uint64)[aside.feed.cells.row]
+    assert (held == np.array(sync.feed.cells.base.ids, np.uint64)[sync.feed.cells.row]).all()
+    assert aside.feed.version == sync.feed.version
+
+
 async def test_the_stream_waits_for_moves_and_ends_when_the_key_goes() -> None:
     w = World(1_000)
     stream = ObjectsStream(ADMIN, ("admin",), None, 15.0)

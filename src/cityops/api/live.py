@@ -77,6 +77,9 @@ RECHECK_S = 5.0  # how stale a stream's key may get: revoked or expired, the str
 VEHICLE_LIST_MAX = 50_000  # past this many vehicles no event lists them: /live/objects does
 EVERY_TICK_MAX = 100_000  # vehicles read at every tick; a larger fleet once a second (they
 # report at 1 Hz, and reading a million positions four times a second would fill the loop)
+# Vehicles that moved (their numbers) and where the fleet is now; none read this tick.
+_Read = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+_NOT_READ: _Read = (np.empty(0, np.int64), None, None)
 RESYNC = object()  # queued to wake a viewer that must be sent a snapshot
 CLOSE = object()  # queued to end a viewer's stream (the server is shutting down)
 
@@ -510,7 +513,7 @@ class LiveHub:
                 if not self.viewers and not self.objects.streams:
                     self._pending_incidents.clear()
                     self._pending_alerts.clear()
-                    self._idle_objects()
+                    await self._move_vehicles(idle=True)
                     continue
                 periodic = time.monotonic() - last_snapshot > self.snapshot_every_s
                 if periodic:
@@ -518,21 +521,39 @@ class LiveHub:
                     for viewer in self.viewers:
                         self._ask_resync(viewer)
                 await self.refresh_counts()
-                self._tick()
+                self._tick(await self._move_vehicles())
             except Exception:
                 log.exception("live update failed; viewers will be resynced")
                 for viewer in list(self.viewers):
                     self._ask_resync(viewer)
 
-    def _idle_objects(self) -> None:
-        """With no viewer, the objects' cells are still kept current once a second: after
-        a minute away most of a million trucks would have left their cells, and the next
+    async def _move_vehicles(self, *, idle: bool = False) -> _Read:
+        """The vehicles that moved, when they are due to be read (at every tick for a small
+        fleet, once a second for a large one), with their objects' cells moved along.
+
+        With no viewer (`idle`) the cells are still kept current once a second: after a
+        minute away most of a million trucks would have left their cells, and the next
         screen to open would wait seconds for them all to be placed again."""
         mono = time.monotonic()
-        if self.vehicles and self.objects.ready.is_set() and mono - self._veh_read_at >= 1.0:
-            self._veh_read_at = mono
-            moved, _, _ = self._moved(self._veh_pos, self._sent_veh)
-            self.objects.advance(moved, *self._sent_veh)
+        due = mono - self._veh_read_at >= 1.0 or (
+            not idle and len(self.vehicles) <= EVERY_TICK_MAX)
+        if not self.vehicles or not due or (idle and not self.objects.ready.is_set()):
+            return _NOT_READ
+        self._veh_read_at = mono
+        moved, lat, lon = self._moved(self._veh_pos, self._sent_veh)
+        await self.objects.advance_aside(moved, *self._sent_veh)
+        return moved, lat, lon
+
+    def _read_vehicles(self) -> _Read:
+        """`_move_vehicles` without leaving the loop (a tick driven by hand, in the tests)."""
+        mono = time.monotonic()
+        if not self.vehicles or (len(self.vehicles) > EVERY_TICK_MAX
+                                 and mono - self._veh_read_at < 1.0):
+            return _NOT_READ
+        self._veh_read_at = mono
+        moved, lat, lon = self._moved(self._veh_pos, self._sent_veh)
+        self.objects.advance(moved, *self._sent_veh)
+        return moved, lat, lon
 
     def _moved(self, pos: _Positions, sent) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lat, lon = pos.read()
@@ -541,21 +562,20 @@ class LiveHub:
         sent[1][moved] = lon[moved]
         return moved, lat, lon
 
-    def _tick(self) -> None:
+    def _tick(self, vehicles: _Read | None = None) -> None:
+        """One round of deltas; `vehicles` as `_move_vehicles` answered (read here when
+        None)."""
         self._roster_changed()  # before any delta: a changed roster is sent as a snapshot
         node = self.node
         now = node.clock()
         incidents, self._pending_incidents = self._pending_incidents, {}
         alerts, self._pending_alerts = self._pending_alerts, {}
-        staff_moved = veh_moved = np.empty(0, np.int64)
-        staff_lat = staff_lon = veh_lat = veh_lon = None
+        staff_moved = np.empty(0, np.int64)
+        staff_lat = staff_lon = None
         if self.staff_ids:
             staff_moved, staff_lat, staff_lon = self._moved(self._staff_pos, self._sent_staff)
+        veh_moved, veh_lat, veh_lon = vehicles if vehicles is not None else self._read_vehicles()
         mono = time.monotonic()
-        if self.vehicles and (len(self.vehicles) <= EVERY_TICK_MAX
-                              or mono - self._veh_read_at >= 1.0):
-            self._veh_read_at = mono
-            veh_moved, veh_lat, veh_lon = self._moved(self._veh_pos, self._sent_veh)
         statuses = self._statuses()
         status_changed = [i for i, (a, b) in enumerate(zip(statuses, self._sent_status))
                           if a != b]
@@ -574,8 +594,6 @@ class LiveHub:
             or any(self._group(s.who, s.key)["prefixes"] is not None for s in self.objects.streams)
         if scoped and len(veh_moved):
             self._refresh_vehicle_places(veh_moved, veh_lat, veh_lon)
-        if self.vehicles:
-            self.objects.advance(veh_moved, *self._sent_veh)
         frames: dict[tuple, tuple[bytes, int] | None] = {}
         for viewer in list(self.viewers):
             if viewer.group not in frames:

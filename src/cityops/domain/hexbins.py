@@ -16,6 +16,9 @@ cell, so the counts at any resolution are two `bincount`s away.
 
 from __future__ import annotations
 
+from itertools import repeat
+from typing import NamedTuple
+
 import h3 as _h3
 import numpy as np
 
@@ -24,6 +27,21 @@ h3 = _h3.api.basic_int  # cells as 64-bit integers: numpy holds them, strings it
 BASE_RES = 9
 COARSEST_RES = 4
 EDGE_MARGIN = 1e-6  # degrees (about 10 cm): what a straight edge may differ from H3's arc
+
+
+class Moves(NamedTuple):
+    """Objects that left their slack: their numbers and where they are now (degrees)."""
+
+    who: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+
+
+def lookup(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """The base cell (uint64) of each point, one H3 call apiece."""
+    n = len(lat)
+    return np.fromiter(map(h3.latlng_to_cell, lat.tolist(), lon.tolist(), repeat(BASE_RES, n)),
+                       np.uint64, n)
 
 
 class _Cells:
@@ -114,8 +132,16 @@ class CellIndex:
 
     def update(self, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> int:
         """Objects `idx` are now at (lat, lon), in degrees. Answers how many changed cell."""
+        far = self.beyond_slack(idx, lat, lon)
+        return self.place(far, lookup(far.lat, far.lon)) if far is not None else 0
+
+    def beyond_slack(self, idx: np.ndarray, lat: np.ndarray,
+                     lon: np.ndarray) -> Moves | None:
+        """Of objects `idx` now at (lat, lon), those that moved further than their slack and
+        must be looked up again (None when none did). The look-up itself (`lookup`) holds
+        nothing of the index, so a caller may run it elsewhere and then `place` the answer."""
         if not len(idx):
-            return 0
+            return None
         if len(idx) == len(self.row):  # everyone moved (idx is then 0..n-1): no gathers
             dlat, dlon, slack2 = lat - self.anchor_lat, lon - self.anchor_lon, self.slack2
         else:
@@ -126,12 +152,16 @@ class CellIndex:
         dlat += dlon
         far = np.flatnonzero(dlat >= slack2)
         if not len(far):
-            return 0
-        who, la, lo = idx[far], lat[far], lon[far]
-        cells = [h3.latlng_to_cell(a, b, BASE_RES) for a, b in zip(la.tolist(), lo.tolist())]
+            return None
+        return Moves(idx[far], lat[far], lon[far])
+
+    def place(self, moves: Moves, cells: np.ndarray) -> int:
+        """Objects `moves` are in base cells `cells` (from `lookup`); answers how many
+        changed cell."""
+        who, la, lo = moves
         self.asked += len(cells)
         # Many objects share a cell: each distinct cell is looked up (or added) once.
-        distinct, inverse = np.unique(np.array(cells, np.uint64), return_inverse=True)
+        distinct, inverse = np.unique(cells, return_inverse=True)
         rows = self._add_base(distinct)[inverse]
         changed = int(np.count_nonzero(self.row[who] != rows))
         self.row[who] = rows
