@@ -33,11 +33,14 @@ async function main() {
   // The map's start-up (a WebGL context, its workers) is the slowest part of the first
   // render, so it begins before the sign-in, and the areas and the live snapshot are fetched
   // while it runs; the snapshot fills the point buffers, which join the map when it is ready.
+  // The translations are asked for first: making the map holds the page's thread for a few
+  // hundred milliseconds, and their requests should be on the wire by then.
+  const i18n = initI18n(["screen", "replay"]);
   const tiles = document.querySelector('meta[name="cityops-tiles"]').content;
   view = new CityMapView(document.getElementById("map"), { tiles, onFocus: focused,
     padding: { top: 30, right: 30, bottom: 30, left: 270 } });
   window.cityops.view = view;
-  await initI18n(["screen", "replay"]);
+  await i18n;
   document.querySelector("header .right").append(languageSwitcher());
   const me = await signIn(t("screen:signin"), ["admin", "operator", "department", "station", "field"]);
   world.me = me;
