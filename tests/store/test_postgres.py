@@ -100,8 +100,8 @@ async def test_schemas_are_separate(fresh_postgres_url: Callable[[], str]) -> No
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (a.schema,)
         ).fetchone()
     # 8 tables of the sense and detect sides, 4 of incidents (cases, departments, timeline,
-    # reports), 1 of records, 1 of grid-cell owners
-    assert tables == (14,)
+    # reports), 1 of records, 1 of grid-cell owners, 1 of the staff roster's changes
+    assert tables == (15,)
 
 
 async def test_nul_characters_are_written_out(store: PostgresStore) -> None:
