@@ -85,7 +85,7 @@ def test_create_with_an_expiry_as_a_duration_or_a_time_and_list_shows_it(tmp_pat
     keys = _keys(tmp_path)
     assert before + 30 * 86400 <= keys[in_30_days].expires_at <= time.time() + 30 * 86400
     assert keys[fixed].expires_at == 4102358400.0  # 2099-12-31T00:00:00Z
-    listed = runner.invoke(app, ["keys", "list", "--data", str(tmp_path)], env={"COLUMNS": "200"})
+    listed = runner.invoke(app, ["keys", "list", "--data", str(tmp_path)])
     assert "2099-12-31 00:00 UTC" in listed.output
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cityops import keyadmin
 from cityops.cli.config import cli_actor, with_store
@@ -105,7 +105,10 @@ def create(
 def list_keys(data: Path = DATA, store: str = STORE) -> None:
     records = asyncio.run(with_store(data, store, lambda s: s.list_keys()))
     now = time.time()
-    table = Table("id", "role", "scope", "name", "created", "expires", "revoked")
+    # An id or a date split over two lines cannot be copied or searched for: on a narrow
+    # terminal (80 columns, as in a pipe) the other columns wrap instead.
+    table = Table(Column("id", no_wrap=True), "role", "scope", "name",
+                  Column("created", no_wrap=True), Column("expires", no_wrap=True), "revoked")
     for r in records:
         created = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")
         expires = ""
