@@ -60,8 +60,11 @@ check: install
 	echo "lint-imports"; $(BIN)/lint-imports --no-logo || status=1; \
 	exit $$status
 
+# The tests run in one worker process per core (pytest-xdist), up to four: most of a test's
+# time is spent in other processes (servers, Chromium) or waiting on them, and every test makes
+# its own data folder, PostgreSQL schema, bus stream and port, so none shares state with another.
 test: install check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4
 
 bench: install
 	$(BIN)/cityops bench ingest --json
