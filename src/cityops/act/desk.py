@@ -24,7 +24,7 @@ from cityops.domain.city import AreaCodes
 from cityops.domain.geo import CityMap
 from cityops.domain.incidents.categories import URGENCIES, Category
 from cityops.domain.incidents.merge import merge_target, related_target, search_cells
-from cityops.domain.incidents.model import Incident, Report
+from cityops.domain.incidents.model import Incident, Report, WorkOrder
 from cityops.domain.incidents.workflow import (
     SYSTEM,
     Actor,
@@ -49,6 +49,21 @@ DEFAULT_GROUP_WITHIN_S = 600.0
 # component: they stand at it, so a street's width or two (or the group's within_m if wider).
 RELATED_SEARCH_M = 250.0
 NOTIFY_URGENCY = {"low": "low", "normal": "normal", "high": "high", "urgent": "critical"}
+
+
+def _facts(inc: Incident, n: Notice, order: WorkOrder | None) -> dict[str, object]:
+    facts: dict[str, object] = {"category": inc.category, "title": inc.title}
+    if order is not None:
+        facts["department"] = order.department
+        # The deadline the reader must meet: to acknowledge an offer, to accept a new order,
+        # else to finish.
+        due = (order.offer.ack_due if n.kind == "order.offered" and order.offer is not None
+               else order.accept_due if n.kind == "order.dispatched" else order.finish_due)
+        if due is not None:
+            facts["due"] = due
+    if n.text and n.kind not in ("order.dispatched", "order.offered"):
+        facts["reason"] = n.text
+    return facts
 
 
 class ReportResult(msgspec.Struct, frozen=True):
@@ -497,6 +512,7 @@ class IncidentDesk:
     async def _tell(self, inc: Incident, notices: Sequence[Notice]) -> None:
         now = self.clock()
         for n in notices:
+            order = next((o for o in inc.orders if o.id == n.order_id), None)
             note = Notification(
                 id=notification_id(n.kind, n.recipient, f"{inc.id}:{n.order_id}:{inc.version}"),
                 kind=n.kind,
@@ -507,7 +523,9 @@ class IncidentDesk:
                       "areas": msgspec.to_builtins(inc.areas) if inc.areas else None,
                       # The title in other languages, for a receiver that writes to people
                       # in theirs (the subject and body stay English, as the API's text).
-                      **({"titles": dict(inc.titles)} if inc.titles else {})},
+                      **({"titles": dict(inc.titles)} if inc.titles else {}),
+                      # The facts a person's text is written from (notify/texts.py).
+                      **_facts(inc, n, order)},
                 created=now,
                 urgency=NOTIFY_URGENCY.get(inc.urgency, "normal"),
             )

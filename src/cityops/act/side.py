@@ -23,6 +23,7 @@ from cityops.domain.incidents.workflow import Rules
 from cityops.domain.scenarios.spec import ScenarioPack
 from cityops.domain.workclock import WorkClock
 from cityops.notify import open_notifier
+from cityops.notify.texts import Voice, Voiced
 from cityops.roster import Roster
 
 if TYPE_CHECKING:
@@ -69,9 +70,13 @@ class ActSide:
             services.registry.index.get,
             lambda series: (state.latest_ts[series], state.latest_value[series]))
         self.rules = rules_for(services, scenarios)
+        # What the desk and the serve side send through: `notifier` with each notification's
+        # text written in the city's language (`notifier` is what is started and stopped).
+        self.voiced = Voiced(self.notifier, Voice.for_city(services.pack,
+                                                           categories=self.rules.categories))
         self.wiring = services.wiring
         store = self.wiring.desk_store(services.store, settings)
-        self.desk = IncidentDesk(store, self.rules, self.notifier, city=services.city,
+        self.desk = IncidentDesk(store, self.rules, self.voiced, city=services.city,
                                  bus=services.bus, staff=self.staff, clock=services.clock,
                                  ack_timeout_s=settings.ack_timeout_s)
         self.desk.storm = StormGuard(self.desk, cases=settings.storm_cases,

@@ -133,6 +133,9 @@ class CityInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     version: int = 1
     generator: dict[str, Any] = {}
     names: dict[str, str] = {}  # the city's name in other languages, as Area.names
+    # The language the node writes to people in (notifications, SMS), a BCP 47 tag the
+    # server has messages for ("en", "zh-CN"); a citizen's own language, when known, wins.
+    language: str = "en"
 
 
 class WorkPeriod(msgspec.Struct, frozen=True):

@@ -46,6 +46,11 @@ class Notification(msgspec.Struct, frozen=True):
     data: dict[str, Any] = {}
     created: float = 0.0  # epoch seconds
     urgency: str = "normal"  # one of URGENCIES
+    # What a person reads, in their language (`lang`, a BCP 47 tag): written from kind and
+    # data by `notify.texts.Voiced`; empty when no message is known for the kind. The SMS
+    # notifier sends it; subject and body stay the English, structured fields they were.
+    text: str = ""
+    lang: str = ""
 
     def __post_init__(self) -> None:
         if self.urgency not in URGENCIES:

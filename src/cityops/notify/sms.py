@@ -9,7 +9,8 @@ Texts are cut to `max_chars`, counted in UTF-16 code units as the SMS encoding c
 The default, 70, is one UCS-2 segment: any Chinese character forces UCS-2, where a segment
 holds 70 units (not GSM-7's 160), and a longer text is split into 67-unit parts, each billed,
 sometimes delivered out of order or only in part. A notification SMS is a pointer to the
-work order, so one segment is the safe default.
+work order, so one segment is the safe default; the catalogs' messages put what matters first
+(what, where, by when) so that a cut loses the least.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def trim_text(text: str, max_units: int) -> str:
 
 
 def sms_text(n: Notification, max_units: int, prefix: str = "") -> str:
-    """`prefix` is for the sender signature some carriers require (e.g. "【浦东城运】")."""
-    text = f"{n.subject}: {n.body}" if n.body else n.subject
+    """`prefix` is for the sender signature some carriers require (e.g. "【浦东城运】").
+    The localized `text` when the notification has one (`notify.texts`), else subject and
+    body as they are."""
+    text = n.text or (f"{n.subject}: {n.body}" if n.body else n.subject)
     return trim_text(prefix + " ".join(text.split()), max_units)
 
 

@@ -176,6 +176,7 @@ def _city_yaml_obj(info: CityInfo) -> dict[str, Any]:
         "generator": _plain(info.generator),
         # Only when there are some: packs without translations keep their bytes.
         **({"names": dict(info.names)} if info.names else {}),
+        **({"language": info.language} if info.language != "en" else {}),
     }
 
 

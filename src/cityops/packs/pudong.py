@@ -183,6 +183,7 @@ def generate(seed: int, progress: Progress | None = None) -> CityPack:
             version=FORMAT_VERSION,
             generator={"preset": "pudong", "seed": seed},
             names={ZH: "浦东新区（模拟）"},
+            language=ZH,
         ),
         areas=areas,
         departments=[

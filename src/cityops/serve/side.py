@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from cityops.domain.city import WorkCalendar
 from cityops.domain.workclock import WorkClock
 from cityops.notify import open_notifier
+from cityops.notify.texts import Voice, Voiced
 from cityops.serve.cabinets import CabinetService
 from cityops.serve.citizen_data import CitizenData
 from cityops.serve.citizens import CitizenRegistry
@@ -37,8 +38,10 @@ class ServeSide:
         act = node.act
         self._own_notifier = act is None  # else the act side starts and stops it
         if notifier is None:
-            notifier = act.notifier if act is not None else open_notifier(
+            notifier = act.voiced if act is not None else open_notifier(
                 node.settings.notify_url)
+        if not isinstance(notifier, Voiced):
+            notifier = Voiced(notifier, Voice.for_city(pack))
         self.notifier = notifier
         self.clock = WorkClock(pack.calendar or WorkCalendar(timezone=pack.info.timezone))
         departments = {d.code for d in pack.departments}

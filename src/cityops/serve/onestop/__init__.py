@@ -38,7 +38,7 @@ class OneStop:
         serve = getattr(node, "serve", None)
         act = getattr(node, "act", None)
         notifier = (serve.notifier if serve is not None
-                    else act.notifier if act is not None else None)
+                    else act.voiced if act is not None else None)
         self.clock = (serve.clock if serve is not None else
                       WorkClock(pack.calendar or WorkCalendar(timezone=pack.info.timezone)))
         citizens = serve.citizens if serve is not None else _Registry(node.store)
