@@ -249,3 +249,19 @@ async def test_apply_at_the_kiosk_with_both_exemptions_and_print_the_receipt(
         assert (await other.get(f"/api/v1/kiosk/receipts/{sub['id']}")).status_code == 404
         market = live.client(await live.key("department", "market_regulation"))
         assert (await market.get(f"/api/v1/kiosk/receipts/{sub['id']}")).status_code == 200
+
+
+async def test_the_code_sms_is_in_the_kiosk_pages_language(
+        tmp_path, kiosk_city, live_node) -> None:
+    async with live_node(kiosk_city, tmp_path / "data", clock=Clock(MONDAY_10),
+                         notify_url="memory:") as live:
+        await register(live)
+        r = await live.client().post("/api/v1/kiosk/card",
+                                      json={"card_number": LI_CARD, "lang": "zh-CN"})
+        assert r.status_code == 200, r.text
+        [code] = codes_sent(live, LI["phone"])
+        [sms] = [n for n in live.node.act.notifier.sent if n.kind == "kiosk.code"]
+        # The city writes in English; the citizen at the kiosk reads Chinese.
+        assert live.node.pack.info.language == "en"
+        assert (sms.lang, sms.text) == (
+            "zh-CN", f"自助终端登录验证码{code}，5分钟内有效，请勿告诉他人。")

@@ -178,3 +178,23 @@ async def test_numbers_taken_and_called_at_once_never_collide(
         assert (await other.take("c-0", "market_regulation", "kiosk")).label == "A001"
     finally:
         await store.close()
+
+
+async def test_a_call_in_a_zh_cn_city_is_a_chinese_sms(tmp_path, hall_city, live_node) -> None:
+    zh = {"police": "公安", "market_regulation": "市场监管", "civil_affairs": "民政"}
+    city = msgspec.structs.replace(
+        hall_city, info=msgspec.structs.replace(hall_city.info, language="zh-CN"),
+        departments=[msgspec.structs.replace(d, names={"zh-CN": zh[d.code]})
+                     for d in hall_city.departments])
+    async with live_node(city, tmp_path / "data", clock=Clock(MONDAY_10),
+                         notify_url="memory:") as live:
+        a, b = await citizens(live, 2)
+        market = live.client(await live.key("department", "market_regulation"))
+        for who in (a, b):
+            r = await who.post("/api/v1/queue/tickets", json={"counter": "market_regulation"})
+            assert r.status_code == 201, r.text
+        await market.post("/api/v1/queue/counters/market_regulation/call", json={"window": "3"})
+        await market.post("/api/v1/queue/counters/market_regulation/call", json={})
+        called = [n for n in live.node.act.notifier.sent if n.kind == "queue.called"]
+        assert [(n.lang, n.text) for n in called] == [  # window 1 when the clerk names none
+            ("zh-CN", "请B001号到市场监管3号窗口办理。"), ("zh-CN", "请B002号到市场监管1号窗口办理。")]

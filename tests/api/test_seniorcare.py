@@ -397,3 +397,23 @@ async def test_two_nodes_free_one_bed_once(tmp_path, care_city, live_node, backe
         told = [n for node in (a, b) for n in offers(node)]
         assert [n.data["home"] for n in told] == [HOME] * len(told)
         assert len({n.id for n in told}) == len(told)
+
+
+async def test_a_bed_offer_in_a_zh_cn_city_is_a_chinese_sms(tmp_path, care_city,
+                                                            live_node) -> None:
+    city = msgspec.structs.replace(
+        care_city, info=msgspec.structs.replace(care_city.info, language="zh-CN"))
+    async with live_node(city, tmp_path / "d", clock=Clock(MONDAY_10), **SETTINGS) as live:
+        await setup(live)
+        staff = live.client(await live.key("station", VILLAGE, name=HOME))
+        assert (await staff.put(f"{P}/homes/{HOME}/beds", json={"beds": 1})).status_code == 200
+        me = live.client(await live.key("citizen", name="c-low"))
+        r = await me.post(f"{P}/homes/{HOME}/waiting", json={})
+        assert r.status_code == 201 and r.json()["entry"]["status"] == "offered", r.text
+        [sms] = offers(live)
+        deadline = dt.datetime.fromtimestamp(MONDAY_10 + RESPONSE_S, SHANGHAI)
+        name = sms.data["home_name"]
+        assert sms.data["home"] == HOME  # the structured data as before
+        assert (sms.lang, sms.text) == (
+            "zh-CN", f"{name}为您预留1号床位，请于{deadline.month}月{deadline.day}日 "
+                     f"{deadline:%H:%M}前确认入住或放弃。")

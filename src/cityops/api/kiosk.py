@@ -63,6 +63,8 @@ RECEIPT_READERS = frozenset({Role.CITIZEN, Role.ADMIN, Role.OPERATOR, Role.DEPAR
 
 class CardIn(msgspec.Struct, forbid_unknown_fields=True):
     card_number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    # The page's language: the code's SMS is written in it (else in the city's).
+    lang: Annotated[str, msgspec.Meta(max_length=16)] = ""
 
 
 class CodeIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,7 +74,7 @@ class CodeIn(msgspec.Struct, forbid_unknown_fields=True):
 
 async def post_card(call: Call[CardIn, Any]) -> Started:
     serve_of(call.request)
-    return await signin_of(call.node).start(call.body.card_number)
+    return await signin_of(call.node).start(call.body.card_number, lang=call.body.lang)
 
 
 async def post_session(call: Call[CodeIn, Any]) -> Reply:

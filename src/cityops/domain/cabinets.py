@@ -243,13 +243,17 @@ def dropoff_tells(item: Item, cabinet: Cabinet, code: str) -> list[Tell]:
     """The code goes in the body (the log notifier logs subjects only)."""
     body = (f"Materials for you are in cabinet {cabinet.name} ({cabinet.centre}), "
             f"compartment {item.compartment}. Pickup code {code}; it opens once, within 7 days.")
+    # The code in the args too: the text in the reader's language is written from them.
+    args: dict[str, str | int | float] = {"cabinet_name": cabinet.name,
+                                          "compartment": item.compartment}
     tells = []
     if item.phone:
         tells.append(Tell("cabinet.dropoff", item.phone, "Pickup code", body, sms=True,
-                          ref=f"{item.id}:sms"))
+                          ref=f"{item.id}:sms", args={**args, "code": code}))
     if item.recipient_department:
         tells.append(Tell("cabinet.dropoff", item.recipient_department,
-                          f"Materials in cabinet {cabinet.name}", body, ref=f"{item.id}:dept"))
+                          f"Materials in cabinet {cabinet.name}", body, ref=f"{item.id}:dept",
+                          args={**args, "code": code}))
     return tells
 
 

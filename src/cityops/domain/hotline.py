@@ -302,7 +302,8 @@ def _answer(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
     if order.phone:
         tells.append(Tell("hotline.answered", order.phone, "12345",
                           f"Your order {order.number} has been answered", sms=True,
-                          ref=f"{order.number}:answered:{len(order.timeline)}"))
+                          ref=f"{order.number}:answered:{len(order.timeline)}",
+                          args={"number": order.number}))
     return Outcome(order, tells)
 
 

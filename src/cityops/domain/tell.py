@@ -14,3 +14,6 @@ class Tell(msgspec.Struct, frozen=True, omit_defaults=True):
     urgency: str = "normal"
     sms: bool = False  # to a citizen's phone: the recipient is the number itself
     ref: str = ""  # what makes this notice unique (order number and step ...)
+    # The facts a person's text is written from in their language (cityops/notify/texts.py
+    # and the catalogs' message for `kind`): they go into the notification's data.
+    args: dict[str, str | int | float] = {}

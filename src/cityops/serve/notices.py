@@ -26,7 +26,8 @@ async def tell_all(notifier: Notifier | None, tells: Iterable[Tell], now: float,
     for t in tells:
         if notifier is None:
             continue
-        extra = {k: v for k, v in data.items() if v not in (None, "")}
+        # The call's data win over a notice's args: they are the contract receivers read.
+        extra = {k: v for k, v in {**t.args, **data}.items() if v not in (None, "")}
         if t.sms:
             extra.update(channel="sms", phone=t.recipient)
         note = Notification(id=notification_id(t.kind, t.recipient, t.ref or t.subject),

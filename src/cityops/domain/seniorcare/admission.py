@@ -128,6 +128,8 @@ class Told(msgspec.Struct, frozen=True):
     citizen: str
     text: str
     ref: str  # what makes the notice unique: the entry and its step
+    # The facts the citizen's text is written from in their language (notify/texts.py).
+    args: dict[str, str | int | float] = {}
 
 
 def need_points(e: Entry) -> int:
@@ -212,7 +214,8 @@ def allocate(home: Home, now: float, response_s: float = RESPONSE_S
         home = _replace(home, offered, now)
         told.append(Told("care.offer", e.citizen,
                          f"{home.name}: bed {bed} is offered to you; please accept or decline "
-                         "before the deadline", f"{e.id}:offer:{bed}:{now:.0f}"))
+                         "before the deadline", f"{e.id}:offer:{bed}:{now:.0f}",
+                         {"home_name": home.name, "bed": bed, "deadline": now + response_s}))
     return home, told
 
 
@@ -248,7 +251,8 @@ def respond(home: Home, entry_id: str, accept: bool, now: float
         home = msgspec.structs.replace(_replace(home, taken, now),
                                        residents=[*home.residents, resident])
         return home, [Told("care.admitted", e.citizen,
-                           f"{home.name}: welcome; bed {e.bed} is yours", f"{e.id}:admitted")]
+                           f"{home.name}: welcome; bed {e.bed} is yours", f"{e.id}:admitted",
+                           {"home_name": home.name, "bed": e.bed})]
     gone = msgspec.structs.replace(e, status=EntryStatus.DECLINED, closed_at=now, deadline=None)
     return allocate(_replace(home, gone, now), now)
 
@@ -262,7 +266,8 @@ def expire(home: Home, now: float) -> tuple[Home, list[Told]]:
             home = _replace(home, gone, now)
             told.append(Told("care.expired", e.citizen,
                              f"{home.name}: the offer of bed {e.bed} has lapsed unanswered; "
-                             "apply again to rejoin the list", f"{e.id}:expired"))
+                             "apply again to rejoin the list", f"{e.id}:expired",
+                             {"home_name": home.name, "bed": e.bed or 0}))
     home, offered = allocate(home, now)
     return home, told + offered
 

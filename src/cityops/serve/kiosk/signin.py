@@ -149,9 +149,10 @@ class KioskSignIn:
     def _code_hash(self, challenge: str, code: str) -> str:
         return self.pii.lookup(f"kiosk-code:{challenge}:{code}")
 
-    async def start(self, card_number: str) -> Started:
+    async def start(self, card_number: str, lang: str = "") -> Started:
         """Check the card, find its citizen, send a code; BadCard, UnknownCard, NoPhone,
-        TooManyCodes or SmsUnavailable otherwise (and then nothing is left behind)."""
+        TooManyCodes or SmsUnavailable otherwise (and then nothing is left behind). `lang`:
+        the kiosk page's language, which the SMS is written in (else the city's)."""
         number = check_card(card_number, self.today())
         await self.sweep()
         citizen: Citizen | None = await self.citizens.by_id_number(number)
@@ -169,7 +170,7 @@ class KioskSignIn:
                         sent_at=sent_at, expires=sent_at + self.code_ttl_s)
         await self.store.put_record(self._record(challenge, doc))
         try:
-            await self._send(citizen.phone, challenge, code, sent_at)
+            await self._send(citizen.phone, challenge, code, sent_at, lang)
         except Exception:
             await self.store.delete_record(CODE, challenge)
             await self._uncount_send(card, sent_at)
@@ -195,14 +196,17 @@ class KioskSignIn:
                       created=created if created is not None else doc.sent_at,
                       updated=self.now())
 
-    async def _send(self, phone: str, challenge: str, code: str, now: float) -> None:
+    async def _send(self, phone: str, challenge: str, code: str, now: float,
+                    lang: str = "") -> None:
         minutes = max(1, round(self.code_ttl_s / 60))
         note = Notification(
             id=notification_id("kiosk.code", phone, challenge), kind="kiosk.code",
             recipient=phone, subject="Kiosk sign-in code 自助终端登录验证码",
             body=f"{code}, valid {minutes} min. Never tell it to anyone. "
                  f"{minutes}分钟内有效，请勿告诉他人。",
-            data={"channel": "sms", "phone": phone, "challenge": challenge}, created=now,
+            # The code again, for the SMS's text in the reader's language (notify/texts.py).
+            data={"channel": "sms", "phone": phone, "challenge": challenge, "code": code,
+                  "minutes": minutes, **({"lang": lang} if lang else {})}, created=now,
             urgency="high")
         if self.notifier is None:
             raise SmsUnavailable("this node sends no SMS; sign in at a service window")

@@ -149,6 +149,9 @@ class BenefitRunner:
 def _notice(policy: Policy, citizen: Citizen, grant: Grant) -> Tell:
     subject = f"{policy.name}: granted"
     body = policy.notice_text()
+    args: dict[str, str | int | float] = {"policy_name": policy.name}
     if citizen.phone:
-        return Tell("benefit.granted", citizen.phone, subject, body, sms=True, ref=grant.id)
-    return Tell("benefit.granted", f"citizen:{citizen.id}", subject, body, ref=grant.id)
+        return Tell("benefit.granted", citizen.phone, subject, body, sms=True, ref=grant.id,
+                    args=args)
+    return Tell("benefit.granted", f"citizen:{citizen.id}", subject, body, ref=grant.id,
+                args=args)

@@ -190,10 +190,14 @@ class ApplicationDesk:
         self.stats["submissions"] += 1
         depts = sorted({a.department for a in apps})
         tells = [Tell("application.submitted", a.department, f"[{a.item_name}] {a.id}",
-                      f"new application, due {self._when(a.due)}", ref=a.id) for a in apps]
+                      f"new application, due {self._when(a.due)}", ref=a.id,
+                      args={"item": a.item_name, "application": a.id,
+                            **({"due": a.due} if a.due is not None else {})})
+                 for a in apps]
         tells += self._to_citizen(citizen, "onestop.submitted", f"{title}: received",
                                   f"{len(apps)} application(s) to {', '.join(depts)}; "
-                                  f"reference {sub.id}", sub.id)
+                                  f"reference {sub.id}", sub.id,
+                                  args={"count": len(apps), "reference": sub.id})
         await tell_all(self.notifier, tells, now, submission=sub.id)
         return sub, apps, True
 
@@ -380,7 +384,10 @@ class ApplicationDesk:
         # The department only, once (the ref makes a repeat a duplicate to a receiver
         # that drops them): the delay is theirs to answer for, not the citizen's.
         tells = [Tell(n.kind, n.recipient, f"[{app.item_name}] {app.id} overdue", n.text,
-                      urgency="high", ref=f"{app.id}:overdue")
+                      urgency="high", ref=f"{app.id}:overdue",
+                      args={"item": app.item_name, "application": app.id,
+                            **({"due": out.application.overdue_since}
+                               if out.application.overdue_since else {})})
                  for n in out.notices]
         await tell_all(self.notifier, tells, now, application=app.id,
                        submission=app.submission)
@@ -549,7 +556,8 @@ class ApplicationDesk:
             parts.append(f"{a.item_name}: {outcome}{number}")
         citizen = await self.citizens.get(sub.applicant)
         tells = self._to_citizen(citizen, "onestop.result", f"{sub.title}: all done",
-                                 "; ".join(parts), sub.id, applicant=sub.applicant)
+                                 "; ".join(parts), sub.id, applicant=sub.applicant,
+                                 args={"reference": sub.id})
         self.stats["result_notices"] += 1
         await tell_all(self.notifier, tells, now, submission=sub.id)
 
@@ -558,26 +566,29 @@ class ApplicationDesk:
             return
         citizen = None
         tells = []
+        args: dict[str, str | int | float] = {"item": app.item_name, "application": app.id}
         for n in notices:
             ref = f"{app.id}:{len(app.timeline)}"
             if n.recipient.startswith("citizen:"):
                 citizen = citizen or await self.citizens.get(app.applicant)
                 tells += self._to_citizen(citizen, n.kind, f"[{app.item_name}] {app.id}",
-                                          n.text, ref, applicant=app.applicant)
+                                          n.text, ref, applicant=app.applicant, args=args)
             else:
                 tells.append(Tell(n.kind, n.recipient, f"[{app.item_name}] {app.id}", n.text,
-                                  ref=ref))
+                                  ref=ref, args=args))
         await tell_all(self.notifier, tells, now, application=app.id)
 
     @staticmethod
     def _to_citizen(citizen: Citizen | None, kind: str, subject: str, body: str, ref: str,
-                    applicant: str = "") -> list[Tell]:
+                    applicant: str = "", args: dict[str, str | int | float] | None = None
+                    ) -> list[Tell]:
         # To the phone when the registry has one (an SMS gateway routes it), else to the
         # account, where the citizen portal shows it.
+        args = args or {}
         if citizen is not None and citizen.phone:
-            return [Tell(kind, citizen.phone, subject, body, sms=True, ref=ref)]
+            return [Tell(kind, citizen.phone, subject, body, sms=True, ref=ref, args=args)]
         who = citizen.id if citizen is not None else applicant
-        return [Tell(kind, f"citizen:{who}", subject, body, ref=ref)] if who else []
+        return [Tell(kind, f"citizen:{who}", subject, body, ref=ref, args=args)] if who else []
 
     def _when(self, ts: float | None) -> str:
         if ts is None:

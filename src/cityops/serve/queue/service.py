@@ -220,10 +220,17 @@ class QueueHall:
             return
         name = self.counters[counter][0]
         where = f" window {t.window} 号窗口" if t.window else ""
+        # The counter is a department's: its name in the reader's language comes from it.
+        args: dict[str, str | int | float] = {"label": t.label, "department": counter}
+        if t.window:
+            args["window"] = t.window
+        else:
+            args["message"] = "queue.called.counter"
         await tell_all(self.notifier, [Tell(
             "queue.called", citizen.phone, f"{t.label} 请到{name}{where}",
             f"Number {t.label} is called at {name}{where}", sms=True,
-            ref=f"{counter}:{t.label}:{t.called_at}:{t.recalls}")], now, counter=counter)
+            ref=f"{counter}:{t.label}:{t.called_at}:{t.recalls}", args=args)], now,
+            counter=counter)
 
     # -- evaluation ----------------------------------------------------------------------------
 

@@ -134,7 +134,10 @@ class CaregiverService:
         await self.teller.tell([Told("care.booked", citizen_id,
                                      f"{c.name} visits on {booking.day} "
                                      f"{rules.hhmm(start)}-{rules.hhmm(end)}",
-                                     f"{booking.id}:booked")], self.now(), booking=booking.id)
+                                     f"{booking.id}:booked",
+                                     {"caregiver": c.name, "day": str(booking.day),
+                                      "start": rules.hhmm(start), "end": rules.hhmm(end)})],
+                               self.now(), booking=booking.id)
         return booking
 
     async def find(self, booking_id: str) -> Booking | None:
@@ -160,7 +163,10 @@ class CaregiverService:
                                      f"the visit of {c.name} on {gone.day} "
                                      f"{rules.hhmm(gone.start)} is cancelled"
                                      + (f": {reason}" if reason else ""),
-                                     f"{gone.id}:cancelled")], self.now(), booking=gone.id)
+                                     f"{gone.id}:cancelled",
+                                     {"caregiver": c.name, "day": str(gone.day),
+                                      "start": rules.hhmm(gone.start)})],
+                               self.now(), booking=gone.id)
         return gone
 
     async def of_citizen(self, citizen_id: str) -> list[Booking]:

@@ -29,7 +29,7 @@ class CitizenTeller:
         for t in told:
             c = await self.citizens.get(t.citizen)
             if c is not None and c.phone:
-                tells.append(Tell(t.kind, c.phone, t.text, sms=True, ref=t.ref))
+                tells.append(Tell(t.kind, c.phone, t.text, sms=True, ref=t.ref, args=t.args))
             else:
-                tells.append(Tell(t.kind, f"citizen:{t.citizen}", t.text, ref=t.ref))
+                tells.append(Tell(t.kind, f"citizen:{t.citizen}", t.text, ref=t.ref, args=t.args))
         return await tell_all(self.notifier, tells, now, **data)

@@ -117,7 +117,7 @@ async function readCard(number) {
   say("");
   if (!number) { say(t("kiosk:welcome.empty")); return; }
   try {
-    const started = await call("/api/v1/kiosk/card", { method: "POST", body: { card_number: number } });
+    const started = await call("/api/v1/kiosk/card", { method: "POST", body: { card_number: number, lang: language() } });
     state.challenge = started;
     cardHeld = number;
     $("code-lead").textContent = t("kiosk:code.sent", { phone: started.phone });
