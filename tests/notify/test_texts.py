@@ -137,3 +137,21 @@ def test_times_are_the_citys_clock_in_the_language(language) -> None:
     assert voice.when(later, language, T0).replace(" ", "\u202f") == expected
     assert voice.when(later + 86400, language, T0).startswith(
         {"en": "Nov 24", "zh-CN": "11月24日"}[language])
+
+
+async def test_a_variant_of_a_kinds_message_and_a_due_time_in_the_city() -> None:
+    memory = MemoryNotifier()
+    voiced = Voiced(memory, Voice.for_city(zh_city()))
+    await voiced.async_send(make_notification(
+        "r-1", kind="review.task_overdue", created=T0,
+        data={"subject": "20261123-K7Q2MX4P", "message": "review.task_overdue.callback"}))
+    await voiced.async_send(make_notification(
+        "h-1", kind="hotline.assigned", created=T0,
+        data={"number": "20261123-K7Q2MX4P", "title": "楼上噪音", "due": T0 + 3 * 3600}))
+    # A variant must be the kind's own: another kind's message is never borrowed.
+    await voiced.async_send(make_notification(
+        "x-1", kind="review.bad", data={"subject": "s", "message": "kiosk.code"}))
+    assert [n.text for n in memory.sent] == [
+        "差评回访超时：20261123-K7Q2MX4P，请尽快回访市民。",
+        "12345派单20261123-K7Q2MX4P，请于13:00前答复。楼上噪音",
+        "差评提醒：s，请1个工作日内回访市民、15日内整改。"]

@@ -275,7 +275,8 @@ def flag_uncollected(item: Item, now: float) -> tuple[Item, list[Tell]] | None:
     flagged = msgspec.structs.replace(item, status=ItemStatus.RETURN_DUE, flagged_at=now)
     tells = [Tell("cabinet.return_due", item.recipient_department or "service_centre",
                   f"Cabinet {item.cabinet_id} compartment {item.compartment}: uncollected "
-                  "after 7 days, return it", ref=f"{item.id}:return_due")]
+                  "after 7 days, return it", ref=f"{item.id}:return_due",
+                  args={"compartment": item.compartment})]
     if item.phone:
         tells.append(Tell("cabinet.expired", item.phone, "Pickup expired",
                           "Your materials were not collected within 7 days and are being "

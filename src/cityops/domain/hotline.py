@@ -255,8 +255,16 @@ def _assign(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
                   f"12345 order {order.number}: {order.title}",
                   f"{order.type.value}; answer due by the {order.limit} limit",
                   urgency="high" if order.warning else "normal",
-                  ref=f"{order.number}:assign:{len(order.timeline)}")]
+                  ref=f"{order.number}:assign:{len(order.timeline)}", args=_args(order))]
     return Outcome(order, tells)
+
+
+def _args(order: HotlineOrder) -> dict[str, str | int | float]:
+    """The facts a notice about `order` is written from in the reader's language."""
+    args: dict[str, str | int | float] = {"number": order.number, "title": order.title}
+    if order.answer_due is not None:
+        args["due"] = order.answer_due
+    return args
 
 
 def _contact(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
@@ -298,7 +306,8 @@ def _answer(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
     order.extension_requested = False
     _move(order, actor, now, "answer", before, text)
     tells = [Tell("hotline.revisit_due", CENTRE_INBOX, f"12345 order {order.number} answered",
-                  "revisit the citizen", ref=f"{order.number}:answer:{len(order.timeline)}")]
+                  "revisit the citizen", ref=f"{order.number}:answer:{len(order.timeline)}",
+                  args=_args(order))]
     if order.phone:
         tells.append(Tell("hotline.answered", order.phone, "12345",
                           f"Your order {order.number} has been answered", sms=True,
@@ -334,7 +343,8 @@ def _revisit(order: HotlineOrder, actor: Actor, now: float, clock: WorkClock,
     tells = [Tell("hotline.warning", order.department or CENTRE_INBOX,
                   f"12345 WARNING order {order.number}: {order.title}",
                   f"the citizen is not satisfied; answer within {order.limit}",
-                  urgency="high", ref=f"{order.number}:reopen:{order.reopened}")]
+                  urgency="high", ref=f"{order.number}:reopen:{order.reopened}",
+                  args=_args(order))]
     return Outcome(order, tells)
 
 
@@ -358,7 +368,8 @@ def _request_extension(order: HotlineOrder, actor: Actor, now: float, clock: Wor
     _move(order, actor, now, "request_extension", order.status, why)
     tells = [Tell("hotline.extension_requested", CENTRE_INBOX,
                   f"12345 order {order.number}: extension requested", why,
-                  ref=f"{order.number}:extension:{len(order.timeline)}")]
+                  ref=f"{order.number}:extension:{len(order.timeline)}",
+                  args={**_args(order), "reason": why})]
     return Outcome(order, tells)
 
 
@@ -383,7 +394,7 @@ def _decide_extension(approve: bool) -> MoveFn:
                       f"12345 order {order.number}: extension "
                       f"{'approved' if approve else 'denied'}",
                       f"answer limit {order.limit}",
-                      ref=f"{order.number}:{action}:{len(order.timeline)}")]
+                      ref=f"{order.number}:{action}:{len(order.timeline)}", args=_args(order))]
         return Outcome(order, tells)
     return decide
 
@@ -464,5 +475,6 @@ def flag_overdue(order: HotlineOrder, now: float) -> Outcome | None:
             tells.append(Tell("hotline.overdue", recipient,
                               f"12345 order {order.number} overdue: {', '.join(new)}",
                               order.title, urgency="high",
-                              ref=f"{order.number}:overdue:{order.reopened}:{','.join(new)}"))
+                              ref=f"{order.number}:overdue:{order.reopened}:{','.join(new)}",
+                              args=_args(order)))
     return Outcome(order, tells)

@@ -186,7 +186,8 @@ def rate(held: Review | None, subject: Subject, citizen_id: str, grade: Grade | 
                 "review.bad", department,
                 f"Bad review ({grade.value}) of {subject.kind} {subject.id}",
                 "call the citizen back within 1 working day; rectify within 15 days",
-                urgency="high", ref=f"{review.id}:{len(review.ratings)}:{department}"))
+                urgency="high", ref=f"{review.id}:{len(review.ratings)}:{department}",
+                args={"subject": subject.id}))
         review.tasks = [*review.tasks, *(t.id for t in tasks)]
     return Rated(review, tasks, tells, created=held is None)
 
@@ -212,7 +213,9 @@ def flag_overdue(task: Task, now: float) -> tuple[Task, Tell] | None:
     flagged = msgspec.structs.replace(task, overdue=True)
     return flagged, Tell("review.task_overdue", task.department,
                          f"Review {task.kind.value} overdue: {task.subject_kind} "
-                         f"{task.subject_id}", urgency="high", ref=f"{task.id}:overdue")
+                         f"{task.subject_id}", urgency="high", ref=f"{task.id}:overdue",
+                         args={"subject": task.subject_id,
+                               "message": f"review.task_overdue.{task.kind.value}"})
 
 
 # -- figures ---------------------------------------------------------------------------------

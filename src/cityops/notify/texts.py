@@ -208,7 +208,8 @@ class Voice:
         language = language_of(str(n.data.get("lang", ""))) or self.language
         # `message` picks a variant of the kind's message (a queue call with no window).
         message = n.data.get("message")
-        key = message if isinstance(message, str) and message.startswith(n.kind) else n.kind
+        key = (message if isinstance(message, str) and message.startswith(n.kind + ".")
+               else n.kind)
         written = say(language, key, **self.fields(n, language))
         return (written, language) if written else None
 
