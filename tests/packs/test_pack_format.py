@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import h3
+import msgspec
 import pytest
 import shapely
 import yaml
@@ -87,6 +88,17 @@ def test_saving_twice_gives_the_same_bytes(folder: Path, tmp_path: Path) -> None
     save_pack(load_pack(folder), tmp_path / "again")
     for path in sorted(folder.iterdir()):
         assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_the_citys_language_is_written_only_when_it_is_not_english(tmp_path: Path) -> None:
+    english = small_pack()
+    save_pack(english, tmp_path / "en")
+    assert "language" not in yaml.safe_load((tmp_path / "en" / "city.yaml").read_text())
+    chinese = msgspec.structs.replace(
+        english, info=msgspec.structs.replace(english.info, language="zh-CN"))
+    save_pack(chinese, tmp_path / "zh")
+    assert yaml.safe_load((tmp_path / "zh" / "city.yaml").read_text())["language"] == "zh-CN"
+    assert load_pack(tmp_path / "zh").info.language == "zh-CN"
 
 
 def test_only_kinds_beyond_the_builtins_are_written(folder: Path) -> None:

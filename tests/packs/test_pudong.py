@@ -203,6 +203,7 @@ def test_the_working_calendar(pudong: CityPack) -> None:
 
 def test_the_saved_pack_loads_back_equal(pudong: CityPack, pudong_dir: Path) -> None:
     assert load_pack(pudong_dir) == pudong
+    assert pudong.info.language == "zh-CN"  # its SMS and notifications are Chinese
 
 
 def test_same_seed_gives_the_same_bytes(pudong: CityPack, pudong_dir: Path,

@@ -17,6 +17,12 @@ from cityops.cli.errors import fail
 out = Console()
 
 
+def _city_yaml(pack_dir: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((pack_dir / "city.yaml").read_text(encoding="utf-8")) or {}
+
+
 def _ensure_pack(pack_dir: Path, seed: int):
     from cityops.packs.format import load_pack, save_pack
     from cityops.packs.pudong import generate
@@ -145,6 +151,10 @@ def demo(
     if outages and not any("gateway" in d.meta for d in city.devices):
         out.print(f"[yellow]{pack} has no gateways (generated before they were): an outage "
                   "takes a whole village down; delete the folder to generate it again.[/]")
+    if city.info.generator.get("preset") == "pudong" and "language" not in _city_yaml(pack):
+        out.print(f"[yellow]{pack} was generated before packs had a language: its SMS and "
+                  "notifications are in English; add `language: zh-CN` to its city.yaml (or "
+                  "delete the folder to generate it again).[/]")
     url = store_url_for(data, None)
     remember(data, url)
     _past_vital_signs(city, data)
