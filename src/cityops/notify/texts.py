@@ -5,9 +5,10 @@ The catalogs are `cityops/locales/<locale>/LC_MESSAGES/cityops.po`, one message 
 notification kind: the msgid is the kind ("order.dispatched"), the msgstr the text with
 `{placeholders}` filled from the notification's data. Keyed by kind rather than by English
 sentence, as the pages' i18next files are keyed, so that the English wording can be edited
-in its own catalog without orphaning every translation. Babel compiles them in memory at the
-first use (`pofile.read_po` then `mofile.write_mo`); nothing compiled is shipped or cached
-on disk, so an edited .po takes effect on the next start.
+in its own catalog without orphaning every translation. Babel compiles them in memory when a
+node makes its `Voice`, at start (`pofile.read_po` then `mofile.write_mo`), so a broken
+catalog stops the start rather than a message; nothing compiled is shipped or cached on disk,
+so an edited .po takes effect on the next start.
 
 `Voiced` sits in front of the node's notifier: the code that composes a notification keeps
 writing its English `subject`/`body` (the webhook and API contract) and puts the facts in
@@ -113,6 +114,7 @@ class Voice:
         if language not in LANGUAGES:
             raise ValueError(f"language {language!r} is not one of {', '.join(LANGUAGES)}")
         self.language = language
+        translations(language)  # compiled now: a broken catalog fails the start, not a send
         self.zone = ZoneInfo(timezone)
         self._areas = areas or {}
         self._departments = departments or {}
