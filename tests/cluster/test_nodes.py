@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 
@@ -234,20 +235,34 @@ async def test_ingest_answers_503_with_retry_after_while_jetstream_does_not_ack(
         node = Node(cluster.pack, settings)
         await node.start()
         try:
-            rows = msgspec.json.encode([{"device_id": "noise-000001", "ts": time.time() - 60,
-                                         "value": 50.0}])
+            start = time.time() - 60
+            sent = itertools.count()
+
+            def rows() -> bytes:
+                # A new reading each time: one already stored is answered as a duplicate
+                # without the bus, which is not what this test asks about.
+                return msgspec.json.encode([{"device_id": "noise-000001",
+                                             "ts": start + next(sent), "value": 50.0}])
+
             async with asgi(node, cluster.device_key) as c:
-                assert (await c.post("/api/v1/readings", content=rows)).status_code == 202
+                assert (await c.post("/api/v1/readings", content=rows())).status_code == 202
                 server.send_signal(signal.SIGSTOP)  # up, but answering nothing
-                r = await c.post("/api/v1/readings", content=rows)
-                assert r.status_code == 503 and r.headers["Retry-After"]
+
+                async def refused():
+                    # A batch posted while the bus's last answer still stands is taken;
+                    # once JetStream has failed to ack, the intake refuses.
+                    r = await c.post("/api/v1/readings", content=rows())
+                    return r if r.status_code == 503 else None
+
+                r = await until(refused, 30, "ingest to refuse what the bus cannot take")
+                assert r.headers["Retry-After"]
                 ready = await c.get("/readyz")
                 assert ready.status_code == 503
                 assert ready.json()["checks"]["bus"]["ok"] is False
                 server.send_signal(signal.SIGCONT)
 
                 async def taken():
-                    r = await c.post("/api/v1/readings", content=rows)
+                    r = await c.post("/api/v1/readings", content=rows())
                     return r.status_code == 202
 
                 await until(taken, 30, "ingest to take readings again")
