@@ -151,6 +151,7 @@ def test_the_citizen_joins_a_list_accepts_a_bed_and_is_refused_a_taken_slot(
                               viewport=(900, 1200))
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.wait_for_selector("body.ready", timeout=20_000)  # the tabs answer clicks from then
     page.click("#tabs button[data-tab=care]")
     tab = page.locator("#tab-care")
     join = tab.locator(f"button[data-join='{home}']")

@@ -182,6 +182,7 @@ async function setup() {
     dialog.showModal();
     act(async () => { await loadHomes(); await loadBookings(); });
   });
+  button.disabled = false;  // the page starts it disabled: a click before now did nothing
 }
 
 setup();
