@@ -53,16 +53,21 @@ def each_store_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/store/state.db"
         return
+    yield request.getfixturevalue("postgres_schema_url")
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url):
+    """A `store_url` of a fresh schema on the shared PostgreSQL server, dropped afterwards."""
     import uuid
 
     import psycopg
 
     from cityops.store.postgres import split_url
 
-    base = request.getfixturevalue("postgres_url")
     schema = f"cityops_test_{uuid.uuid4().hex[:16]}"
-    yield f"{base}{'&' if '?' in base else '?'}schema={schema}"
-    with psycopg.connect(split_url(base)[0], autocommit=True) as conn:
+    yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"
+    with psycopg.connect(split_url(postgres_url)[0], autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 

@@ -35,3 +35,11 @@ def city(grid_pack):
         categories=default_categories([d.code for d in departments]))
 
 
+@pytest.fixture
+def care_city(city):
+    """The city with the departments senior care works with: civil affairs (homes, waiting
+    lists, caregivers) and housing (the aging-friendly retrofit)."""
+    departments = [*city.departments,
+                   Department("civil_affairs", "Civil affairs", None, ["990001"]),
+                   Department("housing_construction", "Housing", None, ["990001"])]
+    return msgspec.structs.replace(city, departments=departments)

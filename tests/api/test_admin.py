@@ -6,12 +6,9 @@ every out-of-scope change is refused with 403 and nothing stored."""
 from __future__ import annotations
 
 import time
-import uuid
 
-import psycopg
 import pytest
 
-from cityops.store.postgres import split_url
 
 TOWN_A, TOWN_B = "990001001", "990001002"
 VILLAGE_A = "990001001001"
@@ -203,23 +200,9 @@ async def test_a_cell_given_to_a_department_takes_new_cases(node) -> None:
         ("cell.owner", admin_id, f"station:{VILLAGE_A}", "sanitation")]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store_url(request, tmp_path):
-    if request.param == "memory":
-        yield "memory://"
-        return
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/kept/state.db"
-        return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"cityops_test_{uuid.uuid4().hex[:16]}"
-    yield f"{base}{'&' if '?' in base else '?'}schema={schema}"
-    with psycopg.connect(split_url(base)[0], autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 async def test_a_cells_owner_is_kept_in_each_store(tmp_path, city, live_node,
-                                                   store_url) -> None:
+                                                   each_store_url) -> None:
+    store_url = each_store_url
     async with live_node(city, tmp_path / "d", store_url=store_url) as live:
         cell = live.node.city.cell_of(HERE["lat"], HERE["lon"])
         async with live.client(await live.key("admin")) as c:

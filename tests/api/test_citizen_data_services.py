@@ -11,12 +11,10 @@ import datetime as dt
 import json
 import re
 
-import msgspec
 import pytest
 
 from cityops.api.window import hub_of
 from cityops.domain.access import Role, Scope
-from cityops.domain.city import Department
 from cityops.domain.citizens import Citizen
 from cityops.domain.onestop.applications import Actor
 from cityops.domain.seniorcare import admission
@@ -50,14 +48,6 @@ COUNTER = "civil_affairs"
 CIVIL = Actor("k-civil", Role.DEPARTMENT, Scope(department=COUNTER), "Assessor Qian")
 SETTINGS = {"notify_url": "memory:", "escalate_tick_s": 3600.0}
 HOUR = 3600.0
-
-
-@pytest.fixture
-def care_city(city):
-    departments = [*city.departments,
-                   Department("civil_affairs", "Civil affairs", None, ["990001"]),
-                   Department("housing_construction", "Housing", None, ["990001"])]
-    return msgspec.structs.replace(city, departments=departments)
 
 
 def sms(live, kind: str, phone: str) -> list[str]:

@@ -5,12 +5,9 @@ roster outlives a restart in each store."""
 
 from __future__ import annotations
 
-import uuid
 
-import psycopg
 import pytest
 
-from cityops.store.postgres import split_url
 
 from .conftest import HERE, MONDAY_10, VILLAGE, Clock
 
@@ -224,14 +221,6 @@ async def test_a_watching_screen_is_sent_a_fresh_snapshot_when_the_roster_change
         assert again["staff"]["id"] == ["san-01", "san-02", "env-07"]
     finally:
         await hub.stop()
-
-
-@pytest.fixture
-def postgres_schema_url(postgres_url):
-    schema = f"cityops_test_{uuid.uuid4().hex[:16]}"
-    yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"
-    with psycopg.connect(split_url(postgres_url)[0], autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 async def test_two_nodes_on_one_postgresql_share_the_roster(tmp_path, city, live_node,

@@ -13,7 +13,6 @@ import msgspec
 import pytest
 
 from cityops.domain.access import Role
-from cityops.domain.city import Department
 from cityops.domain.seniorcare.admission import RESPONSE_S
 
 from .conftest import MONDAY_10, SHANGHAI, VILLAGE, Clock
@@ -23,14 +22,6 @@ OTHER_TOWN_HOME = "care-990001002001"
 P = "/api/v1/seniorcare"
 TUESDAY = (dt.datetime.fromtimestamp(MONDAY_10, SHANGHAI).date() + dt.timedelta(days=1))
 SETTINGS = {"notify_url": "memory:", "escalate_tick_s": 3600.0}
-
-
-@pytest.fixture
-def care_city(city):
-    departments = [*city.departments,
-                   Department("civil_affairs", "Civil affairs", None, ["990001"]),
-                   Department("housing_construction", "Housing", None, ["990001"])]
-    return msgspec.structs.replace(city, departments=departments)
 
 
 def elder(cid: str, *, born: int = 1946, area: str = VILLAGE, phone: str = "",
