@@ -290,7 +290,16 @@ def payloads(ids: list[str], seconds: int, t0: float, loud: np.ndarray) -> list[
 # -- 1. live ----------------------------------------------------------------------------------
 
 
-async def _post_all(url: str, key: str, bodies: list[bytes], concurrency: int, on_sent) -> dict:
+GIVE_UP_S = 120.0  # one batch refused (or unanswered) this long: the node is not coming back
+
+
+class Refused(RuntimeError):
+    """A batch the node kept refusing past `GIVE_UP_S`: the benchmark stops with the reason
+    rather than retrying for ever at a node that died."""
+
+
+async def _post_all(url: str, key: str, bodies: list[bytes], concurrency: int, on_sent,
+                    give_up_s: float = GIVE_UP_S) -> dict:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(len(bodies)):
         queue.put_nowait(i)
@@ -304,15 +313,18 @@ async def _post_all(url: str, key: str, bodies: list[bytes], concurrency: int, o
             nonlocal refused
             while not queue.empty():
                 i = queue.get_nowait()
+                deadline = time.monotonic() + give_up_s
                 while True:
                     try:
                         r = await client.post("/api/v1/readings", content=bodies[i])
-                    except httpx.HTTPError:
+                    except httpx.HTTPError as error:
                         refused += 1
+                        _give_up_after(deadline, i, f"{type(error).__name__}: {error}")
                         await asyncio.sleep(0.5)
                         continue
                     if r.status_code in (429, 503):
                         refused += 1
+                        _give_up_after(deadline, i, f"HTTP {r.status_code}")
                         await asyncio.sleep(min(1.0, float(r.headers.get("Retry-After", 1))))
                         continue
                     r.raise_for_status()
@@ -321,6 +333,13 @@ async def _post_all(url: str, key: str, bodies: list[bytes], concurrency: int, o
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return {"refused": refused}
+
+
+def _give_up_after(deadline: float, batch: int, last: str) -> None:
+    """Raises `Refused` once `deadline` (monotonic) has passed for `batch`."""
+    if time.monotonic() > deadline:
+        raise Refused(f"batch {batch} still refused at its deadline (last: {last}); "
+                      "is the ingest node still up? Its log is in the work folder")
 
 
 async def _alerts_and_cases(store_url: str) -> tuple[list, int, int]:
@@ -744,10 +763,12 @@ async def _post_in_order(node, key: str, bodies: list[bytes], settle) -> None:
     transport = httpx.ASGITransport(app=create_app(node, manage_node=False))
     async with httpx.AsyncClient(transport=transport, base_url="http://cityops.bench",
                                  headers={"Authorization": f"Bearer {key}"}) as c:
-        for body in bodies:
+        for i, body in enumerate(bodies):
+            deadline = time.monotonic() + GIVE_UP_S
             while True:
                 r = await c.post("/api/v1/readings", content=body)
                 if r.status_code in (429, 503):
+                    _give_up_after(deadline, i, f"HTTP {r.status_code}")
                     await asyncio.sleep(0.1)
                     continue
                 r.raise_for_status()
