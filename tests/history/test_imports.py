@@ -239,3 +239,126 @@ def test_files_that_cannot_be_imported_are_refused_plainly(tmp_path, backfill):
     broken.write_bytes(b"PAR1 not really")
     with pytest.raises(ImportRefused, match="cannot be read as parquet"):
         import_file(broken, backfill, _options())
+
+
+def _rejects(path) -> list[tuple[int, str, str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [(int(r["line"]), r["column"], r["value"], r["reason"])
+                for r in csv.DictReader(f)]
+
+
+def test_a_ragged_line_is_rejected_and_the_import_goes_on(tmp_path, city, backfill):
+    noise = _ids(city, "noise")
+    source = tmp_path / "ragged.csv"
+    long_line = f"{noise[0]},{'x,' * 3000}61"
+    source.write_text(
+        "device_id,place,ts,value\n"
+        f"{noise[0]},Main St,1559390000,61.5\n"  # line 2: good
+        f"{noise[0]},Main St, north, corner,1559390060,62\n"  # line 3: 6 fields
+        f"{noise[1]},Park,1559390000,48\n"  # line 4: good
+        f"{noise[1]},Park,1559390060,loud\n"  # line 5: a bad cell after the ragged line
+        f"{long_line}\n"  # line 6: 3,002 fields
+        f"{noise[2]},\"Quay\nside\",1559390000,50\n"  # lines 7-8: one row (counted as one line)
+        f"{noise[2]},Quay,1559390060,51\n"  # a good row after a quoted newline
+        f"{noise[3]},Dock,15593"  # cut off: 3 fields, no newline
+    )
+    summary = import_file(source, backfill, _options())
+    assert (summary.rows, summary.stored, summary.rejected) == (8, 4, 4)
+    refused = _rejects(summary.rejects_path)
+    assert [(line, column, reason) for line, column, _, reason in refused] == [
+        (3, "", "expected 4 fields, found 6"),
+        (5, "value", "value 'loud' is not a number"),
+        (6, "", "expected 4 fields, found 3002"),
+        # A quoted line break is one line to the reader: later lines count one short, as for
+        # every reject (see _Csv.first_line).
+        (9, "", "expected 4 fields, found 3"),
+    ]
+    assert refused[0][2] == f"{noise[0]},Main St, north, corner,1559390060,62"
+    assert refused[2][2].startswith(long_line[:100]) and len(refused[2][2]) <= 201
+    assert refused[3][2] == f"{noise[3]},Dock,15593"
+    assert [r.line for r in summary.first_rejects] == [3, 5, 6, 9]
+    assert _stored(backfill) == sorted([
+        (noise[0], "laeq", 1559390000 * US, 61.5), (noise[1], "laeq", 1559390000 * US, 48.0),
+        (noise[2], "laeq", 1559390000 * US, 50.0), (noise[2], "laeq", 1559390060 * US, 51.0),
+    ])
+
+
+def test_ragged_lines_are_rejected_once_when_an_import_resumes(tmp_path, city):
+    noise = _ids(city, "noise")
+    rows, chunk = 5_000, 1_000
+    # Ragged lines at the start, inside chunks, on both sides of a chunk's edge, and last
+    # (after exactly five chunks of good rows: no chunk of its own follows them).
+    ragged_before = {0, 999, 1000, 2500, 2501, 4999, 5000}
+    lines = ["device_id,ts,value"]
+    expected = []
+    for i in range(rows + 1):
+        if i in ragged_before:
+            expected.append(len(lines) + 1)
+            lines.append(f"{noise[0]},{i},1,2" if i % 2 else f"{noise[0]}")
+        if i < rows:
+            lines.append(f"{noise[i % 4]},{1_400_000_000 + 30 * i},{30 + i % 50}")
+    source = tmp_path / "ragged.csv"
+    source.write_text("\n".join(lines) + "\n")
+
+    def registry_backfill(name):
+        registry = DeviceRegistry(city.kinds)
+        registry.add(city.devices)
+        return Backfill(tmp_path / name, registry)
+
+    whole = import_file(source, registry_backfill("whole"), _options(chunk_rows=chunk),
+                        rejects_path=tmp_path / "whole.csv")
+    assert (whole.rows, whole.stored, whole.rejected) == (rows + 7, rows, 7)
+    assert [line for line, *_ in _rejects(whole.rejects_path)] == expected
+
+    backfill = registry_backfill("resumed")
+    stopped = import_file(source, backfill, _options(chunk_rows=chunk),
+                          rejects_path=tmp_path / "resumed.csv", stop_after_chunks=2)
+    assert stopped.rejected == 3  # the lines before rows 0, 999 and 1000
+    resumed = import_file(source, backfill, _options(chunk_rows=chunk),
+                          rejects_path=tmp_path / "resumed.csv")
+    assert resumed.resumed_at_chunk == 2
+    assert (resumed.stored, resumed.rejected, resumed.duplicates) == (rows, 7, 0)
+    assert _rejects(resumed.rejects_path) == _rejects(whole.rejects_path)
+
+
+def test_a_header_that_does_not_fit_the_rows_is_refused_plainly(tmp_path, city, backfill):
+    noise = _ids(city, "noise")
+    short = tmp_path / "short.csv"
+    short.write_text("device_id,ts\n" + "".join(
+        f"{noise[0]},{1_400_000_000 + i},50\n" for i in range(3)))
+    with pytest.raises(ImportRefused, match=r"header names 2 columns \(device_id, ts\) but "
+                                            r"no line has 2 fields \(line 2 has 3\)"):
+        import_file(short, backfill, _options())
+    many = tmp_path / "many.csv"  # refused before the whole file is read
+    many.write_text("device_id,ts\n" + "".join(
+        f"{noise[0]},{1_400_000_000 + i},50\n" for i in range(200_000)))
+    with pytest.raises(ImportRefused, match="no line has 2 fields"):
+        import_file(many, backfill, _options())
+
+
+def test_ndjson_lines_that_are_not_objects_are_rejected(tmp_path, city, backfill):
+    noise = _ids(city, "noise")
+    source = tmp_path / "mixed.ndjson"
+    source.write_text(
+        json.dumps({"device_id": noise[0], "ts": 1559390000, "value": 50}) + "\n"  # line 1
+        "{\"device_id\": \"" + noise[0] + "\", \"ts\": 15593\n"  # line 2: cut off
+        "[1, 2]\n"  # line 3: an array
+        "\n"  # line 4: blank, skipped
+        + json.dumps({"device_id": noise[1], "ts": 1559390000, "value": "loud"}) + "\n"  # 5
+        + json.dumps({"device_id": noise[1], "ts": 1559390060, "value": 51}) + "\n"  # line 6
+        + "7\n"  # line 7: a number
+    )
+    summary = import_file(source, backfill, _options())
+    assert (summary.stored, summary.rejected) == (2, 4)
+    assert [(line, column, reason) for line, column, _, reason in
+            _rejects(summary.rejects_path)] == [
+        (2, "", "not JSON"),
+        (3, "", "not a JSON object"),
+        (5, "value", "value 'loud' is not a number"),
+        (7, "", "not a JSON object"),
+    ]
+    garbage = tmp_path / "garbage.ndjson"
+    garbage.write_text("not json\n" * 5_000)
+    with pytest.raises(ImportRefused, match=r"no line could be read \(line 1: not JSON\)"):
+        import_file(garbage, backfill, _options())
+

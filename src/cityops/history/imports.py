@@ -8,6 +8,13 @@ physical range). A bad cell or row goes to the rejects file with its line and th
 good rows of the same line are kept. Any age is accepted (this is the past, not a late
 delivery); only the future is refused.
 
+A line the reader cannot make a row of (a CSV line with more or fewer fields than the header,
+an NDJSON line that is not a JSON object) is a reject too, with its text: a several-GB export
+with one stray delimiter is imported, not refused. Arrow's CSV reader skips such lines itself
+(`invalid_row_handler`), so where they are is kept as "after how many good rows", which places
+each in the chunk of the row before it (resumption rejects it once) and numbers the rows after
+it. Only a file where no line fits (a header short of a name) is refused.
+
 Layouts, after `--map OLD=NEW` renamed columns:
 - long: `device_id`, `ts`, and `value` (the device's primary channel, or the one a `channel`
   column names) and/or one column per channel named as the channel (`lat`, `lon`, `laeq` ...);
@@ -47,6 +54,10 @@ NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 ZONED = r"([Zz]|[+-]\d\d:?\d\d)\s*$"
 REJECT_COLUMNS = ("line", "column", "value", "reason")
 MAX_FUTURE_S = 300.0
+RAW_LIMIT = 200  # characters of a rejected line's text kept in the rejects file
+# This many lines from the first that make no row: the header (or the format) is wrong, and the
+# file is refused before it is read on.
+MISFIT_LIMIT = 1000
 
 
 class ImportRefused(Exception):
@@ -148,8 +159,11 @@ def import_file(path: Path, backfill: Backfill, options: Options, *,
         backfill.save(journal)
 
     try:
-        for index, table in _chunked(reader.batches(), options.chunk_rows):
-            summary.rows += table.num_rows
+        for index, table, last in _chunked(reader.batches(), options.chunk_rows):
+            # The lines no row was made of, up to this chunk's last row or, when another
+            # follows, up to its first: each chunk's share, the same in every run.
+            misfits = reader.misfits(None if last else (index + 1) * options.chunk_rows)
+            summary.rows += table.num_rows + len(misfits)
             if progress is not None:
                 progress(reader.position(), size)
             if index < done:
@@ -157,9 +171,11 @@ def import_file(path: Path, backfill: Backfill, options: Options, *,
             if layout is None:
                 layout = _Layout.of(table.schema.names, options.mapping, backfill.registry)
                 journal.ignored_columns = layout.ignored
-            first_line = reader.first_line + index * options.chunk_rows
-            batch, bad = normalise(table, layout, backfill.registry, options.timezone,
-                                   first_line, now_us)
+            lines = reader.lines(index * options.chunk_rows, table.num_rows)
+            batch, bad = normalise(table, layout, backfill.registry, options.timezone, lines,
+                                   now_us)
+            if misfits:
+                bad = sorted(bad + misfits, key=lambda r: (r.line, r.column))
             # The chunk is written in the writer thread (Parquet encoding and fsync release
             # the GIL) while this one reads and checks the next; the journal records chunks
             # in order, each once its file is durable.
@@ -188,6 +204,8 @@ def import_file(path: Path, backfill: Backfill, options: Options, *,
                 pass
         writer.shutdown()
         rejects.close()
+    if reader.misfits(None):  # lines, none of which made a row
+        raise ImportRefused(f"{path}: {reader.nothing_fits()}")
     if layout is None:  # an empty file: nothing to learn its columns from
         layout = _Layout.of(reader.names(), options.mapping, backfill.registry)
         journal.ignored_columns = layout.ignored
@@ -237,6 +255,12 @@ def _short(error: BaseException) -> str:
 class _Reader:
     first_line = 1  # the source line (Parquet: the row number) of the first data row
 
+    def __init__(self) -> None:
+        # Per line no row was made of (a misfit, or a blank NDJSON line), how many rows came
+        # before it, ascending: what numbers the rows after it.
+        self._gaps: list[int] = []
+        self._misfits: list[tuple[int, Reject]] = []  # (rows before, reject), not yet taken
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         raise NotImplementedError
 
@@ -246,11 +270,47 @@ class _Reader:
     def names(self) -> list[str]:
         return []
 
+    def lines(self, start: int, n: int) -> np.ndarray:
+        """The source lines of rows start .. start + n - 1 (all of them read)."""
+        rows = np.arange(start, start + n, dtype=np.int64)
+        if not self._gaps:
+            return rows + self.first_line
+        return rows + self.first_line + np.searchsorted(np.asarray(self._gaps, np.int64), rows,
+                                                        side="right")
+
+    def misfits(self, through: int | None) -> list[Reject]:
+        """Takes the rejected lines that lie before row `through` (counted from 0 over the
+        file; None: all met so far)."""
+        pending = self._misfits
+        if not pending:
+            return []
+        if through is None:
+            cut = len(pending)
+        else:
+            cut = 0
+            while cut < len(pending) and pending[cut][0] <= through:
+                cut += 1
+        taken = [reject for _, reject in pending[:cut]]
+        del pending[:cut]
+        return taken
+
+    def nothing_fits(self) -> str:
+        first = self._misfits[0][1] if self._misfits else None
+        return "no line could be read" + (f" (line {first.line}: {first.reason})" if first
+                                          else "")
+
+    def _misfit(self, rows_before: int, line: int, text: str, reason: str) -> None:
+        if len(text) > RAW_LIMIT:
+            text = text[:RAW_LIMIT] + "\u2026"
+        self._gaps.append(rows_before)
+        self._misfits.append((rows_before, Reject(line, "", text, reason)))
+
 
 class _Csv(_Reader):
     first_line = 2  # after the header; a quoted field spanning lines shifts later numbers
 
     def __init__(self, path: Path, delimiter: str | None) -> None:
+        super().__init__()
         self.path = path
         with open(path, encoding="utf-8-sig", errors="replace") as f:
             header = f.readline()
@@ -261,12 +321,39 @@ class _Csv(_Reader):
         self._names = next(csv.reader([header], delimiter=delimiter), [])
         self._file: io.BufferedReader | None = None
         self._pos = 0  # bytes Arrow has read so far (it reads ahead of the batches)
+        self._met = 0  # the last misfit's line: a second read (as text) meets them again
+        self._first_misfit: tuple[int, int] | None = None  # (line, fields)
 
     def names(self) -> list[str]:
         return self._names
 
     def position(self) -> int:
         return self._pos
+
+    def nothing_fits(self) -> str:
+        line, fields = self._first_misfit or (self.first_line, 0)
+        n = len(self._names)
+        return (f"the header names {n} columns ({', '.join(self._names)}) but no "
+                f"line has {n} fields (line {line} has {fields}); a header missing a name, or "
+                "separated by another delimiter than the rows?")
+
+    def _on_invalid(self, row: pacsv.InvalidRow) -> str:
+        # Arrow numbers the rows it parses (the header is 1) when it reads in one thread;
+        # a quoted line break counts as none, as in first_line.
+        number = row.number
+        if number is None:
+            return "error"
+        if number <= self._met:
+            return "skip"
+        self._met = number
+        rows_before = number - self.first_line - len(self._gaps)
+        if self._first_misfit is None:
+            self._first_misfit = (number, row.actual_columns)
+        self._misfit(rows_before, number, row.text,
+                     f"expected {row.expected_columns} fields, found {row.actual_columns}")
+        if rows_before == 0 and len(self._gaps) >= MISFIT_LIMIT:
+            return "error"  # nothing fits the header: refused before reading on (see _read)
+        return "skip"
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         try:
@@ -291,11 +378,14 @@ class _Csv(_Reader):
             # and the rejects file says so rather than calling it empty.
             null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
         try:
+            # One thread: only then does Arrow tell the invalid row handler the row's number
+            # (the streaming reader parses one block at a time either way: no slower).
             reader = pacsv.open_csv(
                 self._file,
                 read_options=pacsv.ReadOptions(block_size=8 << 20, column_names=names,
-                                               skip_rows=1),
-                parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
+                                               skip_rows=1, use_threads=False),
+                parse_options=pacsv.ParseOptions(delimiter=self.delimiter,
+                                                 invalid_row_handler=self._on_invalid),
                 convert_options=convert)
             rows = 0
             while True:
@@ -311,6 +401,10 @@ class _Csv(_Reader):
                 rows += batch.num_rows
                 self._pos = self._file.tell()
                 yield batch
+        except pa.ArrowInvalid:
+            if len(self._gaps) >= MISFIT_LIMIT and self._gaps[-1] == 0:
+                raise ImportRefused(f"{self.path}: {self.nothing_fits()}") from None
+            raise
         finally:
             self._file.close()
 
@@ -323,6 +417,7 @@ class _Retype(Exception):
 
 class _Ndjson(_Reader):
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
         self._file: io.BufferedReader | None = None
         self._pos = 0
@@ -332,7 +427,9 @@ class _Ndjson(_Reader):
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         # Arrow's JSON reader fixes each field's type from the first block; a file whose
-        # later lines disagree (a number written as text) is read with msgspec instead.
+        # later lines disagree (a number written as text), or with a line that is not a JSON
+        # object, is read with msgspec instead. (Arrow skips blank lines unseen: until then
+        # they are not counted in the lines of the rows after them.)
         try:
             yield from self._arrow()
         except _Retype as retry:
@@ -366,15 +463,29 @@ class _Ndjson(_Reader):
         self._file = open(self.path, "rb")  # noqa: SIM115 - closed below
         try:
             rows: list[dict] = []
+            count = 0  # rows made, Arrow's included
             for number, line in enumerate(self._file, start=1):
-                if number <= skip:
+                if not line.strip():
+                    if count >= skip:
+                        self._gaps.append(count)
+                    continue
+                if count < skip:  # Arrow read these lines (all of them objects) already
+                    count += 1
                     continue
                 try:
                     value = decoder.decode(line)
                 except msgspec.DecodeError:
-                    value = {"__bad__": f"line {number} is not JSON"}
+                    value = None
+                    reason = "not JSON"
+                else:
+                    reason = "not a JSON object"
                 if not isinstance(value, dict):
-                    value = {"__bad__": f"line {number} is not a JSON object"}
+                    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+                    self._misfit(count, number, text, reason)
+                    if count == 0 and len(self._misfits) >= MISFIT_LIMIT:
+                        raise ImportRefused(f"{self.path}: {self.nothing_fits()}")
+                    continue
+                count += 1
                 rows.append({k: None if v is None else str(v) for k, v in value.items()})
                 if len(rows) >= 65536:
                     self._pos = self._file.tell()
@@ -388,6 +499,7 @@ class _Ndjson(_Reader):
 
 class _Parquet(_Reader):
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.file = pq.ParquetFile(path)
         self.size = path.stat().st_size
         self._rows = 0
@@ -416,23 +528,32 @@ def _reader(path: Path, fmt: str, options: Options) -> _Reader:
         raise ImportRefused(f"{path}: cannot be read as {fmt}: {_short(error)}") from None
 
 
-def _chunked(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[tuple[int, pa.Table]]:
-    """Tables of exactly `rows` source rows (the last may be shorter), numbered from 0."""
+def _chunked(batches: Iterator[pa.RecordBatch], rows: int
+             ) -> Iterator[tuple[int, pa.Table, bool]]:
+    """Tables of exactly `rows` source rows (the last may be shorter), numbered from 0, and
+    whether each is the last. A full table is given once the row after it is read (or the
+    file ended), so that every line before that row has been parsed."""
     held: list[pa.RecordBatch] = []
+    full: pa.Table | None = None
     count = 0
     index = 0
     for batch in batches:
         while batch.num_rows:
+            if full is not None:
+                yield index, full, False
+                index += 1
+                full = None
             take = min(rows - count, batch.num_rows)
             held.append(batch.slice(0, take))
             count += take
             batch = batch.slice(take)
             if count == rows:
-                yield index, pa.Table.from_batches(held)
-                index += 1
+                full = pa.Table.from_batches(held)
                 held, count = [], 0
-    if count:
-        yield index, pa.Table.from_batches(held)
+    if full is not None:
+        yield index, full, True
+    elif count:
+        yield index, pa.Table.from_batches(held), True
 
 
 class _RejectsFile:
@@ -521,11 +642,10 @@ class _Layout:
 
 
 def normalise(table: pa.Table, layout: _Layout, registry: DeviceRegistry, timezone: str,
-              first_line: int, now_us: int) -> tuple[ReadingBatch, list[Reject]]:
-    """One chunk of source rows as readings, and what was refused in it. A reject's line is
-    the source line of a text file, the row number (from 1) of a Parquet file."""
+              lines: np.ndarray, now_us: int) -> tuple[ReadingBatch, list[Reject]]:
+    """One chunk of source rows as readings, and what was refused in it. `lines` gives each
+    row's source line in a text file, its row number (from 1) in a Parquet file."""
     n = table.num_rows
-    lines = np.arange(first_line, first_line + n, dtype=np.int64)
     rejects: list[Reject] = []
     ts_col = table.column(layout.ts)
     ts, ts_ok, ts_why = _timestamps(ts_col, timezone)
