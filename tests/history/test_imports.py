@@ -362,3 +362,28 @@ def test_ndjson_lines_that_are_not_objects_are_rejected(tmp_path, city, backfill
     with pytest.raises(ImportRefused, match=r"no line could be read \(line 1: not JSON\)"):
         import_file(garbage, backfill, _options())
 
+
+
+def test_ragged_lines_met_again_when_a_file_is_read_again_as_text(tmp_path, city, backfill):
+    """A word in a number column past Arrow's first 8 MB block makes the file be read again
+    with every column as text, inside the first chunk (whose typed rows become text too): the
+    ragged lines met by both reads are one reject each."""
+    noise = _ids(city, "noise")
+    source = tmp_path / "big.csv"
+    rows = 400_000
+    with open(source, "w") as f:
+        f.write("device_id,ts,value\n")
+        for i in range(rows):
+            if i in (10, 390_000):
+                f.write(f"{noise[0]},1,2,3\n")
+            value = "n/a" if i == 395_000 else 30 + i % 50
+            f.write(f"{noise[i % 4]},{1_300_000_000 + 15 * i},{value}\n")
+    summary = import_file(source, backfill, _options())
+    assert (summary.stored, summary.rejected) == (rows - 1, 3)
+    assert [(line, reason) for line, _, _, reason in _rejects(summary.rejects_path)] == [
+        (12, "expected 3 fields, found 4"), (390_003, "expected 3 fields, found 4"),
+        (395_004, "value 'n/a' is not a number")]
+    stored = _stored(backfill)
+    # Rows of the typed first block and of the rest, read as text, stored alike.
+    assert (noise[0], "laeq", 1_300_000_000 * US, 30.0) in stored
+    assert (noise[3], "laeq", (1_300_000_000 + 15 * 399_999) * US, 79.0) in stored

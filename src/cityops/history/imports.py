@@ -548,12 +548,20 @@ def _chunked(batches: Iterator[pa.RecordBatch], rows: int
             count += take
             batch = batch.slice(take)
             if count == rows:
-                full = pa.Table.from_batches(held)
+                full = _table(held)
                 held, count = [], 0
     if full is not None:
         yield index, full, True
     elif count:
-        yield index, pa.Table.from_batches(held), True
+        yield index, _table(held), True
+
+
+def _table(batches: list[pa.RecordBatch]) -> pa.Table:
+    # A CSV read again as text after a later block did not fit the types guessed from the
+    # first (see _Csv.batches) can change its batches' types inside a chunk: the typed ones
+    # become text too, which every check reads as it would have read the source.
+    schema = batches[-1].schema
+    return pa.Table.from_batches([b if b.schema == schema else b.cast(schema) for b in batches])
 
 
 class _RejectsFile:
