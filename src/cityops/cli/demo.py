@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -209,5 +210,10 @@ def demo(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 sim.wait(10)
 
+    # uvicorn answers SIGTERM (a service manager's stop, `kill`) with a graceful shutdown and
+    # then raises the signal again, whose default action ended the process before `main`'s
+    # `finally` could stop the simulator, which went on posting to nothing. Raised as Ctrl-C
+    # instead, it unwinds through `finally` as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
