@@ -260,3 +260,21 @@ async def test_the_roster_outlives_a_restart(tmp_path, city, live_node) -> None:
         assert [m.person.id for m in roster_.members()] == ["san-01", "san-02", "env-07"]
         assert [m.active for m in roster_.members()] == [False, True, True]
         assert "san-01" not in again.node.act.staff
+
+
+async def test_detection_knows_a_tracker_as_staff_while_its_person_is_on_the_roster(live):
+    # A city's own rules may look at field staff's trackers only (`where: {role: staff}`).
+    engine = live.node.detect
+    row = live.node.registry.index[FREE_GPS]
+
+    def role() -> str:
+        engine._grow()  # what each batch and tick does first
+        return engine.ctx.places.roles[row]
+
+    assert role() == ""
+    async with live.client(live.admin) as c:
+        assert (await c.post("/api/v1/roster", json=NEW)).status_code == 201
+        assert role() == "staff"
+        r = await c.post("/api/v1/roster/env-07/retire", json={"version": 1})
+        assert r.status_code == 200
+    assert role() == ""

@@ -109,6 +109,7 @@ class DetectEngine:
         self.episodes: Episodes | None = None
         self._devices_seen = 0
         self._lifecycle_seen = -1  # the registry's lifecycle_version the masks were made at
+        self._roster_seen = -1  # the roster's revision the roles were taken at
         self._busy = False
         # Batches and ticks take turns: rules yield the loop between them (see `_yield`),
         # and one must not see the clock or the memory of the other half-way.
@@ -145,7 +146,7 @@ class DetectEngine:
         if not self.evaluating:
             return
         clock = LocalClock(node.pack.info.timezone, node.pack.calendar)
-        self.ctx = Context(node.registry, Places.build(node.registry, node.pack), clock,
+        self.ctx = Context(node.registry, self._places(), clock,
                            now_us=int(self.clock() * US), zones=list(node.pack.zones))
         self._devices_seen = len(node.registry)
         self._refresh_state()
@@ -257,14 +258,26 @@ class DetectEngine:
             p.active &= ctx.registry.evaluated(p.active.shape[0])
         self._lifecycle_seen = ctx.registry.lifecycle_version
 
+    def _places(self) -> Places:
+        """Where each device is, and its role; a field person's tracker is "staff" while the
+        person is on the roster (administrators add and retire people)."""
+        roster = self.node.roster
+        self._roster_seen = roster.revision
+        active = [m.person for m in roster.members() if m.active]
+        return Places.build(self.node.registry, self.node.pack, staff=active)
+
     def _grow(self) -> None:
-        """Devices registered since the context was built get places and states."""
+        """Devices registered since the context was built get places and states; a roster
+        change, the roles."""
         if len(self.node.registry) != self._devices_seen:
-            self.ctx.places = Places.build(self.node.registry, self.node.pack)
+            self.ctx.places = self._places()
             self._devices_seen = len(self.node.registry)
             self._refresh_state()
             self.share.grow(self._devices_seen)
-        elif self.node.registry.lifecycle_version != self._lifecycle_seen:
+            return
+        if self.node.roster.revision != self._roster_seen:
+            self.ctx.places = self._places()
+        if self.node.registry.lifecycle_version != self._lifecycle_seen:
             self._refresh_state()  # a device went into or out of maintenance
 
     # -- evaluation -------------------------------------------------------------------------

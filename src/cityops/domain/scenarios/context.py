@@ -3,12 +3,13 @@ state applies to it, the city's local clock and zones. Arrays are indexed by dev
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cityops.domain.calendar import LocalClock
-from cityops.domain.city import CityPack, Zone
+from cityops.domain.city import CityPack, Staff, Zone
 from cityops.domain.registry import DeviceRegistry
 
 STATE_CODES = {"daily": 0, "special": 1, "emergency": 2}
@@ -36,7 +37,10 @@ class Places:
     gateways: list[str] = field(default_factory=list)
 
     @classmethod
-    def build(cls, registry: DeviceRegistry, pack: CityPack | None = None) -> Places:
+    def build(cls, registry: DeviceRegistry, pack: CityPack | None = None,
+              staff: Iterable[Staff] | None = None) -> Places:
+        """`staff`: the people whose trackers are the "staff" role (the pack's when None; a
+        node passes its roster's active people, which administrators change)."""
         devices = registry.devices
         n = len(devices)
         tables: dict[str, dict[str, int]] = {"cell": {}, "village": {}, "town": {}, "district": {},
@@ -65,7 +69,7 @@ class Places:
             for vehicle in pack.vehicles:
                 if vehicle.device_id in index:
                     roles[index[vehicle.device_id]] = vehicle.role
-            for person in pack.staff:
+            for person in pack.staff if staff is None else staff:
                 if person.device_id in index:
                     roles[index[person.device_id]] = "staff"
         return cls(lat, lon, cell, village, town, district,
