@@ -4,7 +4,7 @@ import msgspec
 import pytest
 
 from cityops.notify import NotifierFull, RetryPolicy
-from cityops.notify.sms import SmsGatewayNotifier, sms_text, trim_text
+from cityops.notify.sms import SmsGatewayNotifier, gsm_septets, sms_text, trim_text
 
 PHONES = {"310115-cg": ["13800000001", "13800000002"], "staff-17": "13900000017"}
 FAST = RetryPolicy(attempts=3, base=0.001, max_delay=0.01)
@@ -82,6 +82,35 @@ def test_texts_fit_one_ucs2_segment(note):
     assert trim_text("🚧" * 40, 9) == "🚧" * 4 + "…"
     assert trim_text("exactly ten", 11) == "exactly ten"
     assert sms_text(note(subject="a\n b", body="c\t\td"), 70) == "a b: c d"
+
+
+def test_a_text_the_gsm_alphabet_carries_gets_its_160_septets(note):
+    english = note(subject="Manhole cover missing",
+                   body="Zhangjiang Rd 88: cover missing, make safe and reply. " * 5)
+    text = sms_text(english, 70, gsm_max=160)
+    assert len(text) == 160 and text.endswith("...") and gsm_septets(text) == 160
+    # An extension character takes two septets (an escape and itself).
+    assert gsm_septets("Fine: 50€ [paid]") == 19
+    assert trim_text("€" * 100, 70, 160) == "€" * 78 + "..."  # 78 x 2 + 3 = 159 septets
+    # One character outside the alphabet (a curly quote, Chinese) makes the whole text UCS-2,
+    # cut to 70 units with the single-character mark.
+    quoted = note(subject="Cover “missing”", body="x" * 200)
+    assert gsm_septets("“") is None
+    assert len(sms_text(quoted, 70, gsm_max=160)) == 70
+    chinese = note(subject="井盖缺失", body="张江路88号" * 30)
+    assert sms_text(chinese, 70, gsm_max=160).endswith("…")
+    assert len(sms_text(chinese, 70, gsm_max=160)) == 70
+
+
+async def test_the_gateway_sends_an_english_text_in_one_gsm_segment(hooks, note):
+    notifier = gateway(hooks.url("sms"))
+    await notifier.async_start()
+    await notifier.async_send(note(subject="Road flooded",
+                                   body="Underpass at Century Ave, water 40 cm deep. " * 6))
+    got = await hooks.wait_for("sms", 2)
+    await notifier.async_stop()
+    text = got[0].json()["text"]
+    assert gsm_septets(text) == 160 and text.startswith("Road flooded: Underpass")
 
 
 def test_bad_gateway_settings():

@@ -28,7 +28,7 @@ _OPTIONS = {
     "log": {"keep", "logger"},
     "memory": {"fail", "error"},
     "webhook": {"secret", "routes"} | _DELIVERY,
-    "sms": {"phones", "token", "max_chars", "prefix"} | _DELIVERY,
+    "sms": {"phones", "token", "max_chars", "gsm_chars", "prefix"} | _DELIVERY,
 }
 _FORMS = "log:, memory:, webhook+https://HOST/PATH, webhook+http://..., sms+https://..."
 
@@ -45,7 +45,8 @@ def open_notifier(
                                     for loopback or a TLS-terminating proxy); needs `secret`;
                                     `routes` maps recipients to other URLs
       `sms+https://HOST/PATH`       SmsGatewayNotifier posting to that gateway URL (or
-                                    `sms+http://`); options: phones, token, max_chars, prefix
+                                    `sms+http://`); options: phones, token, max_chars, gsm_chars,
+                                    prefix
     Webhook and SMS also take the delivery options: queue_size, workers (per endpoint), retry
     (a RetryPolicy or a mapping of its fields), timeout, dead_max.
 
