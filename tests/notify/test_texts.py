@@ -155,3 +155,12 @@ async def test_a_variant_of_a_kinds_message_and_a_due_time_in_the_city() -> None
         "差评回访超时：20261123-K7Q2MX4P，请尽快回访市民。",
         "12345派单20261123-K7Q2MX4P，请于13:00前答复。楼上噪音",
         "差评提醒：s，请1个工作日内回访市民、15日内整改。"]
+
+
+def test_the_english_messages_keep_to_the_gsm_alphabet():
+    # One curly quote or long dash would send every English SMS as UCS-2: 70 units, not 160.
+    from cityops.notify.sms import gsm_septets
+
+    outside = [(m.id, m.string) for m in read_catalog("en")
+               if m.id and gsm_septets(m.string) is None]
+    assert outside == []
