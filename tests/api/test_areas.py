@@ -11,6 +11,8 @@ async def test_the_hierarchy_and_one_area(live):
     assert one["ancestors"] == ["990001"] and len(one["children"]) == 2
     assert one["geometry"]["type"] == "Polygon"
     assert missing.status_code == 404 and bad.status_code == 400
+    # Each with its name in the pack's other languages (the admin page's beats, in Chinese).
+    assert towns[0]["names"] == {"zh-CN": "第1街镇"} and one["names"] == {"zh-CN": "第1街镇"}
 
 
 async def test_a_village_key_sees_its_branch_only(live):

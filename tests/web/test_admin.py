@@ -220,6 +220,10 @@ def test_the_page_reads_in_chinese(browser, web_node, artifacts) -> None:
     try:
         ready(page)
         assert page.locator("[data-tab=cells]").inner_text() == "网格"
+        # A field person's beat is offered and shown by its Chinese name.
+        beat = page.locator("#staff-areas option[value='990001001001']")
+        assert beat.get_attribute("label") == "第1街镇第1居村"
+        assert "第1街镇第1居村" in page.locator("tr[data-staff='san-01']").inner_text()
         # Every marked-up label and hint, shown or in another tab, is translated.
         english = page.evaluate("""() => {
             const out = [];

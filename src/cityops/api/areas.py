@@ -27,6 +27,7 @@ class AreaSummary(msgspec.Struct):
     level: Level
     parent: str | None
     children: list[str]
+    names: dict[str, str] = {}  # the name in other languages ({"zh-CN": ...}), as the pack has
 
 
 class AreaList(msgspec.Struct):
@@ -42,6 +43,7 @@ class AreaView(msgspec.Struct):
     children: list[str]
     ancestors: list[str]
     geometry: dict[str, Any]
+    names: dict[str, str] = {}  # the name in other languages, as AreaSummary.names
 
 
 class AreaQuery(msgspec.Struct, forbid_unknown_fields=False):
@@ -73,7 +75,7 @@ async def list_areas(call: Call[None, AreaQuery]) -> AreaList:
         if not can_see_area(who, area.code):
             continue
         items.append(AreaSummary(area.code, area.name, area.level.value, area.parent,
-                                 children_seen(node, who, area.code)))
+                                 children_seen(node, who, area.code), dict(area.names)))
     return AreaList(items, None)
 
 
@@ -83,7 +85,7 @@ async def get_area(call: Call[None, Any]) -> AreaView:
     area = node.city.area(code)
     return AreaView(area.code, area.name, area.level.value, area.parent,
                 children_seen(node, who, code), [a.code for a in node.city.ancestors(code)],
-                area.geometry)
+                area.geometry, dict(area.names))
 
 
 ROUTES = [

@@ -5,10 +5,10 @@
 // banner at the top, translated by its error code where a translation exists.
 import { api, signIn, el, toast, dateTime, roleName, deptName, loadNames, word } from "/static/common.js";
 import { CityMapView } from "/static/mapview.js";
-import { initI18n, t, languageSwitcher, onLanguageChange, errorText } from "/static/i18n.js";
+import { initI18n, t, languageSwitcher, onLanguageChange, errorText, localName } from "/static/i18n.js";
 
 const state = { me: null, keys: [], devices: [], devicesNext: null, silences: [], staff: [],
-  status: {}, editing: null, areaNames: {}, departments: [], cell: null, cells: [], areas: null };
+  status: {}, editing: null, areaNames: {}, beats: [], departments: [], cell: null, cells: [], areas: null };
 window.cityops = { state };
 
 // -- shared -------------------------------------------------------------------------------------
@@ -289,13 +289,20 @@ async function retireStaff(p) {
   } catch (e) { await staffRefused(e); }
 }
 
+// The beats' names in the page's language: the table's column and the home-area choices.
+function beatNames() {
+  state.areaNames = Object.fromEntries(state.beats.map((a) => [a.code, localName(a)]));
+  document.getElementById("staff-areas").replaceChildren(...state.beats.map((a) =>
+    el("option", { value: a.code, label: state.areaNames[a.code] })));
+}
+
 async function setupStaff() {
   const [areas, devices] = await Promise.all([
     api("/api/v1/areas").catch(() => ({ items: [] })),
     api("/api/v1/devices?kind=gps&limit=1000").catch(() => ({ items: [] }))]);
   const beats = areas.items.filter((a) => a.level === "town" || a.level === "village");
-  state.areaNames = Object.fromEntries(beats.map((a) => [a.code, a.name]));
-  document.getElementById("staff-areas").replaceChildren(...beats.map((a) => el("option", { value: a.code, label: a.name })));
+  state.beats = beats;
+  beatNames();
   document.getElementById("staff-devices").replaceChildren(...devices.items.map((d) => el("option", { value: d.id, label: d.name || d.id })));
   departmentOptions(document.getElementById("staff-filter"), true);
   for (const id of ["staff-add", "staff-edit"]) departmentOptions(document.getElementById(id).department, false);
@@ -466,6 +473,7 @@ async function main() {
     if (devicesToo) renderDevices();
     departmentOptions(document.getElementById("staff-filter"), true);
     for (const id of ["staff-add", "staff-edit"]) departmentOptions(document.getElementById(id).department, false);
+    beatNames();
     renderStaff();
     if (state.cell) showCell(state.cell);
   });
