@@ -303,3 +303,22 @@ def test_unplaced_objects_are_never_drawn() -> None:
     stream = ObjectsStream(ADMIN, ("admin",), None, 15.0)
     header, a = w.frame(stream)
     assert 3 not in a["i"].tolist() and header["total"] == 9
+
+
+def test_a_large_fleet_is_read_once_a_second_though_ticks_come_late() -> None:
+    # Simulated time: the hub's loop sleeps 0.25 s, then a tick that reads a million trucks
+    # takes 0.3 s of work, one that does not 0.05 s.
+    from cityops.api.live import next_fleet_read
+
+    now, due, reads = 0.0, -float("inf"), []
+    while now < 30.0:
+        now += 0.25
+        if now >= due:
+            due = next_fleet_read(due, now)
+            reads.append(now)
+            now += 0.3
+        else:
+            now += 0.05
+    assert len(reads) in (29, 30)  # one a second, however late each tick comes
+    # A read a whole period late starts again from then rather than catching up in a burst.
+    assert next_fleet_read(10.0, 12.5) == 13.5 and next_fleet_read(10.0, 10.4) == 11.0

@@ -80,6 +80,19 @@ EVERY_TICK_MAX = 100_000  # vehicles read at every tick; a larger fleet once a s
 # Vehicles that moved (their numbers) and where the fleet is now; none read this tick.
 _Read = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 _NOT_READ: _Read = (np.empty(0, np.int64), None, None)
+FLEET_READ_S = 1.0  # a large fleet is read once a second: its trackers report at 1 Hz
+
+
+def next_fleet_read(due: float, now: float, period: float = FLEET_READ_S) -> float:
+    """When a large fleet is next read, after the read that was due at `due` happened at
+    `now`: a period after `due`, so the reads keep to the trackers' 1 Hz though each happens
+    at the first tick after it is due. (Reading "a second after the last read" drifted by
+    each tick's lateness, 0.25 s plus the tick's own work: 25 frames in 30 s at a million
+    trucks.) A read a whole period late starts the cadence again from `now`."""
+    following = due + period
+    return following if following > now else now + period
+
+
 RESYNC = object()  # queued to wake a viewer that must be sent a snapshot
 CLOSE = object()  # queued to end a viewer's stream (the server is shutting down)
 
@@ -201,7 +214,7 @@ class LiveHub:
         self._history_at = 0.0
         self._device_village: np.ndarray | None = None
         self.objects = ObjectsFeed([v.role for v in self.vehicles])
-        self._veh_read_at = -math.inf
+        self._veh_due = -math.inf  # when the fleet is next read (monotonic; a large fleet)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -535,11 +548,10 @@ class LiveHub:
         minute away most of a million trucks would have left their cells, and the next
         screen to open would wait seconds for them all to be placed again."""
         mono = time.monotonic()
-        due = mono - self._veh_read_at >= 1.0 or (
-            not idle and len(self.vehicles) <= EVERY_TICK_MAX)
+        due = mono >= self._veh_due or (not idle and len(self.vehicles) <= EVERY_TICK_MAX)
         if not self.vehicles or not due or (idle and not self.objects.ready.is_set()):
             return _NOT_READ
-        self._veh_read_at = mono
+        self._veh_due = next_fleet_read(self._veh_due, mono)
         moved, lat, lon = self._moved(self._veh_pos, self._sent_veh)
         await self.objects.advance_aside(moved, *self._sent_veh)
         return moved, lat, lon
@@ -547,10 +559,9 @@ class LiveHub:
     def _read_vehicles(self) -> _Read:
         """`_move_vehicles` without leaving the loop (a tick driven by hand, in the tests)."""
         mono = time.monotonic()
-        if not self.vehicles or (len(self.vehicles) > EVERY_TICK_MAX
-                                 and mono - self._veh_read_at < 1.0):
+        if not self.vehicles or (len(self.vehicles) > EVERY_TICK_MAX and mono < self._veh_due):
             return _NOT_READ
-        self._veh_read_at = mono
+        self._veh_due = next_fleet_read(self._veh_due, mono)
         moved, lat, lon = self._moved(self._veh_pos, self._sent_veh)
         self.objects.advance(moved, *self._sent_veh)
         return moved, lat, lon
