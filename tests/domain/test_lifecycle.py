@@ -53,6 +53,22 @@ def test_parse_and_windows():
     assert life.counts_silence_from(lifecycle_at=500.0, last_reading=100.0) == 500.0
 
 
+@pytest.mark.parametrize(("stored", "stored_at", "mine", "settles"), [
+    (L.COMMISSIONING, 0.0, L.ACTIVE, True),  # a first reading
+    (L.COMMISSIONING, 50.0, L.ACTIVE, True),  # a first reading after a stamp saved
+    (L.COMMISSIONING, 0.0, L.COMMISSIONING, True),  # a stamp
+    (L.ACTIVE, 0.0, L.ACTIVE, True),  # a stamp of a device heard before lifecycles existed
+    (L.COMMISSIONING, 50.0, L.COMMISSIONING, False),  # stamped elsewhere meanwhile
+    (L.MAINTENANCE, 50.0, L.ACTIVE, False),  # moved by a person meanwhile
+    (L.DECOMMISSIONED, 50.0, L.ACTIVE, False),
+    (L.ACTIVE, 50.0, L.ACTIVE, False),  # heard first on another node: its time stays
+    (L.MAINTENANCE, 50.0, L.MAINTENANCE, False),
+])
+def test_a_change_of_the_nodes_own_settles_only_while_nobody_moved_the_device(
+        stored, stored_at, mine, settles):
+    assert life.may_settle(stored, stored_at, mine) is settles
+
+
 def test_a_stored_doc_without_lifecycle_decodes_as_commissioning():
     doc = b'{"id":"n1","kind":"noise","lat":31.2,"lon":121.5}'
     device = msgspec.json.decode(doc, type=Device)

@@ -15,6 +15,7 @@ import pytest
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import AreaCodes, Device
+from cityops.domain.lifecycle import Lifecycle
 from cityops.store.base import AuditEntry, DeadLetter, DuplicateKey, LatestRows, Record, Store
 from cityops.store.postgres import split_url
 from cityops.store.schema import SCHEMA_VERSION
@@ -265,6 +266,51 @@ async def test_load_devices_returns_device_structs(store: Store) -> None:
     await store.upsert_devices([device])
     (loaded,) = await store.load_devices()
     assert type(loaded) is Device and loaded == device
+
+
+async def test_settle_devices_takes_own_changes_only_of_devices_nobody_moved(
+        store: Store) -> None:
+    a, b, c, d, e, f, g = samples.devices(7)
+    life = msgspec.structs.replace
+    stamped_b = life(b, lifecycle_at=5.0)
+    moved_c = life(c, lifecycle=Lifecycle.MAINTENANCE, lifecycle_at=7.0)
+    stamped_e = life(e, lifecycle_at=8.0)
+    retired_f = life(f, lifecycle=Lifecycle.DECOMMISSIONED, lifecycle_at=9.0)
+    renamed_a = life(a, name="pole 12, moved")  # changed elsewhere, not in lifecycle
+    await store.upsert_devices([renamed_a, stamped_b, moved_c, d, stamped_e, retired_f])
+
+    active = Lifecycle.ACTIVE
+    mine = [
+        life(a, lifecycle=active, lifecycle_at=10.0),  # first reading
+        life(b, lifecycle=active, lifecycle_at=11.0),  # first reading after a stamp
+        life(c, lifecycle=active, lifecycle_at=12.0),  # moved meanwhile
+        life(d, lifecycle_at=20.0),  # a stamp
+        life(e, lifecycle_at=20.0),  # stamped elsewhere meanwhile
+        life(f, lifecycle=active, lifecycle_at=13.0),  # decommissioned meanwhile
+        life(g, lifecycle=active, lifecycle_at=14.0),  # never registered
+    ]
+    assert await store.settle_devices(mine) == [a.id, b.id, d.id]
+    assert await store.load_devices() == [
+        life(renamed_a, lifecycle=Lifecycle.ACTIVE, lifecycle_at=10.0),
+        life(b, lifecycle=Lifecycle.ACTIVE, lifecycle_at=11.0),
+        moved_c,
+        life(d, lifecycle_at=20.0),
+        stamped_e,
+        retired_f,
+    ]
+    # Once settled, the same changes again are a move of their own no longer: nothing.
+    assert await store.settle_devices(mine) == []
+    assert await store.settle_devices([]) == []
+
+
+async def test_settle_devices_in_bulk(store: Store) -> None:
+    # More ids than SQLite binds in one statement by default (999).
+    devices = samples.devices(2_500)
+    await store.upsert_devices(devices)
+    heard = [msgspec.structs.replace(d, lifecycle=Lifecycle.ACTIVE, lifecycle_at=100.0 + i)
+             for i, d in enumerate(devices)]
+    assert await store.settle_devices(heard[::-1]) == [d.id for d in heard[::-1]]
+    assert await store.load_devices() == heard
 
 
 # -- alerts

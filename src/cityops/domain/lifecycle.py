@@ -92,3 +92,15 @@ def never_reported(lifecycle: Lifecycle, lifecycle_at: float, now: float,
     """A device commissioned more than `window_s` ago and still never heard: a list for the
     installers, not an incident."""
     return lifecycle is Lifecycle.COMMISSIONING and now - lifecycle_at >= window_s
+
+
+def may_settle(stored: Lifecycle, stored_at: float, mine: Lifecycle) -> bool:
+    """Whether a change a node made by itself (a first reading: commissioning -> active; a
+    first lifecycle time, a stamp) may still go into a device as the store holds it now, in
+    state `stored` since `stored_at` (0: never stamped). Only while nobody moved it meanwhile:
+    a move made elsewhere (by a person, through any node or the CLI) left it in another state
+    or with a time, and wins. A device commissioned again meanwhile is commissioning once
+    more, and a reading heard may make it active, as its next one would."""
+    if mine is Lifecycle.ACTIVE and stored is Lifecycle.COMMISSIONING:
+        return True
+    return stored is mine and stored_at == 0

@@ -14,6 +14,7 @@ import msgspec
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
+from cityops.domain.lifecycle import may_settle
 from cityops.store.base import ApiKeyRecord, AuditEntry, DeadLetter, DuplicateKey, LatestRows
 from cityops.store.memory_incidents import MemoryIncidents
 from cityops.store.memory_records import MemoryRecords
@@ -73,6 +74,17 @@ class MemoryStore(MemoryIncidents, MemoryRecords, MemoryStaff):
 
     async def load_devices(self) -> list[Device]:
         return list(self._devices.values())
+
+    async def settle_devices(self, devices: Sequence[Device]) -> list[str]:
+        settled = []
+        for device in {d.id: d for d in devices}.values():
+            stored = self._devices.get(device.id)
+            if stored is not None and may_settle(stored.lifecycle, stored.lifecycle_at,
+                                                 device.lifecycle):
+                self._devices[device.id] = msgspec.structs.replace(
+                    stored, lifecycle=device.lifecycle, lifecycle_at=device.lifecycle_at)
+                settled.append(device.id)
+        return settled
 
     async def add_key(self, record: ApiKeyRecord) -> None:
         if record.id in self._keys or record.hash in self._key_ids_by_hash:

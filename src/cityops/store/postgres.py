@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
+from cityops.domain.lifecycle import may_settle
 from cityops.store.alert_query import alerts_query as shared_alerts_query
 from cityops.store.base import (
     ApiKeyRecord,
@@ -40,6 +41,7 @@ DEFAULT_SCHEMA = "cityops"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 _device_encoder = msgspec.json.Encoder()
+_device_decoder = msgspec.json.Decoder(Device)
 _devices_decoder = msgspec.json.Decoder(list[Device])
 _alert_encoder = msgspec.json.Encoder()
 _alert_decoder = msgspec.json.Decoder(Alert)
@@ -231,6 +233,34 @@ class PostgresStore(PostgresIncidents, PostgresRecords, PostgresStaff):
                             )
                         )
                 await cursor.execute(self._sql["merge_devices"])
+
+    async def settle_devices(self, devices: Sequence[Device]) -> list[str]:
+        unique = {d.id: d for d in devices}
+        if not unique:
+            return []
+        async with self._connection(write=True) as conn:
+            # The lock `upsert_devices` takes, held to the commit: no other node or CLI can
+            # move one of these devices between the read below and the update.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cityops.devices:{self.schema}",)
+            )
+            cursor = await conn.execute(self._sql["devices_by_id"], (list(unique),))
+            stored = dict(await cursor.fetchall())
+            ids: list[str] = []
+            docs: list[str] = []
+            for device_id, mine in unique.items():
+                doc = stored.get(device_id)
+                if doc is None:
+                    continue
+                held = _device_decoder.decode(doc)
+                if may_settle(held.lifecycle, held.lifecycle_at, mine.lifecycle):
+                    settled = msgspec.structs.replace(
+                        held, lifecycle=mine.lifecycle, lifecycle_at=mine.lifecycle_at)
+                    ids.append(device_id)
+                    docs.append(_device_encoder.encode(settled).decode())
+            if ids:
+                await conn.execute(self._sql["set_device_docs"], (ids, docs))
+        return ids
 
     async def load_devices(self) -> list[Device]:
         async with self._connection() as conn:
@@ -511,6 +541,10 @@ def _statements(s: str) -> dict[str, str]:
             ON CONFLICT (id) DO UPDATE
             SET kind = excluded.kind, village = excluded.village, doc = excluded.doc""",
         "load_devices": f"SELECT doc::text FROM {s}.devices ORDER BY seq",
+        "devices_by_id": f"SELECT id, doc::text FROM {s}.devices WHERE id = ANY(%s)",
+        "set_device_docs": f"""
+            UPDATE {s}.devices AS d SET doc = v.doc::json
+            FROM unnest(%s::text[], %s::text[]) AS v(id, doc) WHERE d.id = v.id""",
         "insert_key": f"""
             INSERT INTO {s}.api_keys ({key_columns})
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",

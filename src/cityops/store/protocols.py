@@ -28,6 +28,14 @@ class DeviceStore(Protocol):
 
     async def load_devices(self) -> list[Device]: ...
 
+    # A node's own lifecycle changes (first readings, stamps: `domain.lifecycle.may_settle`)
+    # written in one atomic step, so a move made elsewhere after the node last read the
+    # devices is never written over: of each device given, only its lifecycle and
+    # lifecycle_at are taken, and only while the stored device may still settle. Returns the
+    # ids changed, in the order given; the others (moved meanwhile, or unknown) stay as
+    # stored.
+    async def settle_devices(self, devices: Sequence[Device]) -> list[str]: ...
+
 
 class KeyStore(Protocol):
     # API keys. Ids and hashes are unique: `add_key` raises `DuplicateKey` on a clash.

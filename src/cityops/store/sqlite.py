@@ -27,6 +27,7 @@ import msgspec
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
+from cityops.domain.lifecycle import may_settle
 from cityops.store.alert_query import alerts_query as shared_alerts_query
 from cityops.store.base import (
     ApiKeyRecord,
@@ -89,6 +90,7 @@ AUDIT_COLUMNS = "actor, action, subject, before_value, after_value, reason, at, 
 # whole district, town or village code matches its own column exactly: an index equality.
 
 _device_encoder = msgspec.json.Encoder()
+_device_decoder = msgspec.json.Decoder(Device)
 _devices_decoder = msgspec.json.Decoder(list[Device])
 _alert_encoder = msgspec.json.Encoder()
 _alert_decoder = msgspec.json.Decoder(Alert)
@@ -406,6 +408,35 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords, SQLiteStaff):
             )
 
         await self._write(apply)
+
+    async def settle_devices(self, devices: Sequence[Device]) -> list[str]:
+        unique = {d.id: d for d in devices}
+        if not unique:
+            return []
+
+        def apply(conn: sqlite3.Connection) -> list[str]:
+            # Read and rewritten inside the writer's transaction (BEGIN IMMEDIATE): no other
+            # process can move a device in between. The ids go in as one JSON array, so a
+            # first start stamping 40,000 devices stays one statement, under SQLite's limit
+            # on bound parameters.
+            stored = dict(conn.execute(
+                "SELECT id, doc FROM devices WHERE id IN (SELECT value FROM json_each(?))",
+                (_device_encoder.encode(list(unique)).decode(),),
+            ).fetchall())
+            changed: list[tuple[str, str]] = []
+            for device_id, mine in unique.items():
+                doc = stored.get(device_id)
+                if doc is None:
+                    continue
+                held = _device_decoder.decode(doc)
+                if may_settle(held.lifecycle, held.lifecycle_at, mine.lifecycle):
+                    settled = msgspec.structs.replace(
+                        held, lifecycle=mine.lifecycle, lifecycle_at=mine.lifecycle_at)
+                    changed.append((_device_encoder.encode(settled).decode(), device_id))
+            conn.executemany("UPDATE devices SET doc = ? WHERE id = ?", changed)
+            return [device_id for _, device_id in changed]
+
+        return await self._write(apply)
 
     async def load_devices(self) -> list[Device]:
         def query(conn: sqlite3.Connection) -> list[str]:
