@@ -143,8 +143,11 @@ def _wrote(node: Node, version: str) -> None:
 
 async def save_unsaved(node: Node) -> int:
     """Write the devices whose lifecycle changed on this node (first readings, stamps) in one
-    store write. The store's devices are read first when another process changed them, so a
-    move made there (into maintenance, say) wins over a first reading here."""
+    store write; returns how many the store took. A move made by another process (into
+    maintenance, say) wins over a first reading here: the store's devices are read first
+    when another process changed them, and the write itself takes only devices nobody moved
+    meanwhile (`Store.settle_devices`), for a move can land between that read and the write.
+    The store's state of the others is taken here at once."""
     registry = node.registry
     if not registry.unsaved:
         return 0
@@ -154,13 +157,20 @@ async def save_unsaved(node: Node) -> int:
         return 0
     version = uuid.uuid4().hex
     try:
-        await node.store.upsert_devices(devices)
+        settled = await node.store.settle_devices(devices)
+        # Even when the store took none: after a failed announcement the retry finds them
+        # settled already, and the other nodes must still be told.
         await node.store.set_meta(DEVICES_VERSION, version)
     except BaseException:
         registry.restore_unsaved(devices)
         raise
-    _wrote(node, version)
-    return len(devices)
+    if len(settled) < len(devices):
+        # No longer unsaved, so following the store replaces what this node made of them.
+        # The version is not taken as read: the next follow looks at the store once more.
+        await node.reload_devices()
+    else:
+        _wrote(node, version)
+    return len(settled)
 
 
 async def keep_saved(node: Node, every_s: float) -> None:
