@@ -74,6 +74,61 @@ def open_tab(portal) -> None:
     portal.click("#tabs button[data-tab=window]")
 
 
+# The clerk's camera starts only when the test says so: what a slow camera does to the order
+# in which the two sides get ready.
+HELD_CAMERA = """(() => {
+  const start = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  let release;
+  window.releaseCamera = new Promise((ok) => { release = ok; });
+  window.releaseCamera.go = () => release();
+  navigator.mediaDevices.getUserMedia = async (c) => { await window.releaseCamera; return start(c); };
+  // ... and counts the other side's signalling as it arrives on the page's socket.
+  window.signalsSeen = 0;
+  const Socket = window.WebSocket;
+  window.WebSocket = class extends Socket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (e) => {
+        try { if (JSON.parse(e.data).type === "signal") window.signalsSeen += 1; } catch {}
+      });
+    }
+  };
+})()"""
+
+
+def test_an_offer_that_comes_before_the_clerks_camera_is_on_is_kept(web_node, browser) -> None:
+    with web_node.client("li") as li:
+        r = li.post("/api/v1/applications", json=SIGN)
+        assert r.status_code == 201, r.text
+        app_id = r.json()["applications"][0]["id"]
+    clerk_ctx, console = signed_in(browser, web_node.url, web_node.keys["clerk"], "/console",
+                                   viewport=(1400, 1000))
+    console.add_init_script(HELD_CAMERA)
+    console.reload()
+    citizen_ctx, portal = signed_in(browser, web_node.url, web_node.keys["li"], "/citizen",
+                                    viewport=(1200, 1000))
+    try:
+        console.click("#window-button")
+        console.check("#window-online")
+        console.wait_for_function("() => window.cityopsWindow.online === true")
+        open_tab(portal)
+        card = portal.locator(f".window-app[data-application='{app_id}']")
+        card.locator("[data-action=call]").click()
+        console.locator("#window-dialog [data-action=accept]").click()
+        # The citizen's offer reaches the clerk while the clerk's camera is still starting.
+        console.wait_for_function("() => window.signalsSeen > 0")
+        console.evaluate("() => window.releaseCamera.go()")
+        portal.wait_for_function(RECEIVING, polling=250, timeout=60_000)
+        console.wait_for_function(RECEIVING, polling=250, timeout=60_000)
+        for page in (portal, console):
+            page.wait_for_function(PICTURE, timeout=60_000)
+        portal.locator(".window-call [data-action=hangup]").click()
+        console.wait_for_function("() => window.cityopsWindow.ended === 'hangup'")
+    finally:
+        citizen_ctx.close()
+        clerk_ctx.close()
+
+
 def test_a_video_call_with_media_both_ways_and_a_form_filled(web_node, browser,
                                                               artifacts) -> None:
     with web_node.client("li") as li:

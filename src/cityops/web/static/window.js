@@ -17,7 +17,7 @@ import { t, useNamespaces, onLanguageChange, language, errorText } from "/static
 const RECONNECT_MS = 3000;
 // What the tests read: the open call, its peer connection, the last form and answers.
 const state = { role: null, socket: null, call: null, pc: null, local: null, online: false,
-  form: null, saved: 0, application: null, ended: null, getKey: storedKey };
+  form: null, saved: 0, application: null, ended: null, getKey: storedKey, waiting: [] };
 window.cityopsWindow = state;
 
 const w = (k, options) => t(`window:${k}`, options);
@@ -104,6 +104,7 @@ async function startMedia(box, makeOffer) {
       else pending.push(data.candidate);
     }
   };
+  for (const data of state.waiting.splice(0)) state.onSignal(data).catch((e) => status(box, String(e)));
   if (makeOffer) {
     await pc.setLocalDescription(await pc.createOffer());
     signal({ type: pc.localDescription.type, sdp: pc.localDescription.sdp });
@@ -116,6 +117,16 @@ function stopMedia() {
   state.pc = null;
   state.local = null;
   state.onSignal = null;
+  state.waiting = [];
+}
+
+// The other side's signalling, in the order it came. What arrives while this side is still
+// starting its camera (before it can take a description) waits for it: the other side may
+// be quicker (the citizen offers as soon as its own camera is on, while the clerk's may still
+// be starting), and an offer dropped then is a call without media.
+function received(box, data) {
+  if (state.onSignal) state.onSignal(data).catch((e) => status(box, String(e)));
+  else if (state.call) state.waiting.push(data);
 }
 
 function signal(data) {
@@ -176,8 +187,8 @@ function onCitizenMessage(m) {
   if (m.type === "accepted") {
     status(box, w("call.connecting"));
     startMedia(box, true).catch((e) => status(box, String(e)));
-  } else if (m.type === "signal" && state.onSignal) {
-    state.onSignal(m.data).catch((e) => status(box, String(e)));
+  } else if (m.type === "signal") {
+    received(box, m.data);
   } else if (m.type === "form") {
     state.form = m.form;
     drawForm(box, m.form);
@@ -376,8 +387,8 @@ function onClerkMessage(m) {
     actions(box, button("push-form", "console.pushForm", () => socket.send({ type: "push_form", call: state.call })),
       button("hangup", "call.hangup", hangup, "danger"));
     startMedia(box, false).catch((e) => status(box, String(e)));
-  } else if (m.type === "signal" && state.onSignal) {
-    state.onSignal(m.data).catch((e) => status(box, String(e)));
+  } else if (m.type === "signal") {
+    received(box, m.data);
   } else if (m.type === "form_pushed") {
     toast(w("console.formPushed"), "ok");
   } else if (m.type === "form_saved") {
