@@ -68,6 +68,33 @@ def browser():
             b.close()
 
 
+def apply_for_signage(web_node) -> str:
+    with web_node.client("li") as li:
+        r = li.post("/api/v1/applications", json=SIGN)
+        assert r.status_code == 201, r.text
+        return r.json()["applications"][0]["id"]
+
+
+def clerk_online_and_citizen(web_node, browser, app_id: str, console_script: str | None = None):
+    """The clerk's console online for calls (with `console_script` run before the page's own)
+    and the citizen's portal on the window tab showing the application; answers both contexts
+    and pages, and the application's card."""
+    clerk_ctx, console = signed_in(browser, web_node.url, web_node.keys["clerk"], "/console",
+                                   viewport=(1400, 1000))
+    if console_script:
+        console.add_init_script(console_script)
+        console.reload()
+    citizen_ctx, portal = signed_in(browser, web_node.url, web_node.keys["li"], "/citizen",
+                                    viewport=(1200, 1000))
+    console.click("#window-button")
+    console.check("#window-online")
+    console.wait_for_function("() => window.cityopsWindow.online === true")
+    open_tab(portal)
+    card = portal.locator(f".window-app[data-application='{app_id}']")
+    card.wait_for()
+    return clerk_ctx, console, citizen_ctx, portal, card
+
+
 def open_tab(portal) -> None:
     # The portal wires its tabs in the same step that shows the person's name.
     portal.locator("#me-name", has_text=LI["name"]).wait_for()
@@ -97,22 +124,10 @@ HELD_CAMERA = """(() => {
 
 
 def test_an_offer_that_comes_before_the_clerks_camera_is_on_is_kept(web_node, browser) -> None:
-    with web_node.client("li") as li:
-        r = li.post("/api/v1/applications", json=SIGN)
-        assert r.status_code == 201, r.text
-        app_id = r.json()["applications"][0]["id"]
-    clerk_ctx, console = signed_in(browser, web_node.url, web_node.keys["clerk"], "/console",
-                                   viewport=(1400, 1000))
-    console.add_init_script(HELD_CAMERA)
-    console.reload()
-    citizen_ctx, portal = signed_in(browser, web_node.url, web_node.keys["li"], "/citizen",
-                                    viewport=(1200, 1000))
+    app_id = apply_for_signage(web_node)
+    clerk_ctx, console, citizen_ctx, portal, card = clerk_online_and_citizen(
+        web_node, browser, app_id, console_script=HELD_CAMERA)
     try:
-        console.click("#window-button")
-        console.check("#window-online")
-        console.wait_for_function("() => window.cityopsWindow.online === true")
-        open_tab(portal)
-        card = portal.locator(f".window-app[data-application='{app_id}']")
         card.locator("[data-action=call]").click()
         console.locator("#window-dialog [data-action=accept]").click()
         # The citizen's offer reaches the clerk while the clerk's camera is still starting.
@@ -131,23 +146,10 @@ def test_an_offer_that_comes_before_the_clerks_camera_is_on_is_kept(web_node, br
 
 def test_a_video_call_with_media_both_ways_and_a_form_filled(web_node, browser,
                                                               artifacts) -> None:
-    with web_node.client("li") as li:
-        r = li.post("/api/v1/applications", json=SIGN)
-        assert r.status_code == 201, r.text
-        app_id = r.json()["applications"][0]["id"]
-
-    clerk_ctx, console = signed_in(browser, web_node.url, web_node.keys["clerk"], "/console",
-                                   viewport=(1400, 1000))
-    citizen_ctx, portal = signed_in(browser, web_node.url, web_node.keys["li"], "/citizen",
-                                    viewport=(1200, 1000))
+    app_id = apply_for_signage(web_node)
+    clerk_ctx, console, citizen_ctx, portal, card = clerk_online_and_citizen(
+        web_node, browser, app_id)
     try:
-        console.click("#window-button")
-        console.check("#window-online")
-        console.wait_for_function("() => window.cityopsWindow.online === true")
-
-        open_tab(portal)
-        card = portal.locator(f".window-app[data-application='{app_id}']")
-        card.wait_for()
         assert "1" in card.inner_text()  # one clerk free
         card.locator("[data-action=call]").click()
 

@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
-from cityops.domain.lifecycle import may_settle
+from cityops.store.device_docs import settled_docs
 from cityops.store.alert_query import alerts_query as shared_alerts_query
 from cityops.store.base import (
     ApiKeyRecord,
@@ -246,18 +246,9 @@ class PostgresStore(PostgresIncidents, PostgresRecords, PostgresStaff):
             )
             cursor = await conn.execute(self._sql["devices_by_id"], (list(unique),))
             stored = dict(await cursor.fetchall())
-            ids: list[str] = []
-            docs: list[str] = []
-            for device_id, mine in unique.items():
-                doc = stored.get(device_id)
-                if doc is None:
-                    continue
-                held = _device_decoder.decode(doc)
-                if may_settle(held.lifecycle, held.lifecycle_at, mine.lifecycle):
-                    settled = msgspec.structs.replace(
-                        held, lifecycle=mine.lifecycle, lifecycle_at=mine.lifecycle_at)
-                    ids.append(device_id)
-                    docs.append(_device_encoder.encode(settled).decode())
+            settled = settled_docs(unique, stored)
+            ids = [device_id for device_id, _ in settled]
+            docs = [doc for _, doc in settled]
             if ids:
                 await conn.execute(self._sql["set_device_docs"], (ids, docs))
         return ids

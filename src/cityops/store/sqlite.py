@@ -27,7 +27,7 @@ import msgspec
 
 from cityops.domain.alerts import Alert
 from cityops.domain.city import Device
-from cityops.domain.lifecycle import may_settle
+from cityops.store.device_docs import settled_docs
 from cityops.store.alert_query import alerts_query as shared_alerts_query
 from cityops.store.base import (
     ApiKeyRecord,
@@ -423,18 +423,10 @@ class SQLiteStore(SQLiteIncidents, SQLiteRecords, SQLiteStaff):
                 "SELECT id, doc FROM devices WHERE id IN (SELECT value FROM json_each(?))",
                 (_device_encoder.encode(list(unique)).decode(),),
             ).fetchall())
-            changed: list[tuple[str, str]] = []
-            for device_id, mine in unique.items():
-                doc = stored.get(device_id)
-                if doc is None:
-                    continue
-                held = _device_decoder.decode(doc)
-                if may_settle(held.lifecycle, held.lifecycle_at, mine.lifecycle):
-                    settled = msgspec.structs.replace(
-                        held, lifecycle=mine.lifecycle, lifecycle_at=mine.lifecycle_at)
-                    changed.append((_device_encoder.encode(settled).decode(), device_id))
-            conn.executemany("UPDATE devices SET doc = ? WHERE id = ?", changed)
-            return [device_id for _, device_id in changed]
+            changed = settled_docs(unique, stored)
+            conn.executemany("UPDATE devices SET doc = ? WHERE id = ?",
+                             [(doc, device_id) for device_id, doc in changed])
+            return [device_id for device_id, _ in changed]
 
         return await self._write(apply)
 
