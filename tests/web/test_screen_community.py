@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+from playwright.sync_api import expect
+
 from .conftest import TOWN1, TOWN2, signed_in
 
 POLLED = "window.cityopsCommunity && window.cityopsCommunity.polls >= 1"
@@ -49,10 +51,19 @@ def test_sorting_panel_and_care_gaps_layer(web_node, browser, artifacts):
     other.close()
 
     # In Chinese the communities go by the pack's Chinese names, as on the map.
-    zh, page = signed_in(browser, web_node.url, web_node.keys["operator"], "/screen",
-                         locale="zh-CN")
+    # The map's areas (where the Chinese names come from) are held back until the panel has
+    # been drawn: a ranking that comes first is drawn again once the map has them.
+    zh = browser.new_context(viewport={"width": 1920, "height": 1080}, bypass_csp=True,
+                             locale="zh-CN")
+    page = zh.new_page()
+    held = []
+    page.route("**/api/v1/areas.geojson", lambda route: held.append(route))
+    page.goto(f"{web_node.url}/screen#key={web_node.keys['operator']}")
     page.wait_for_function(POLLED, timeout=20_000)
     page.locator("#sorting .bar").first.wait_for(state="visible", timeout=10_000)
-    assert "第1街镇第2居村" in page.locator("#sorting .bar").first.inner_text()
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#sorting .bar").first).to_contain_text("第1街镇第2居村",
+                                                                 timeout=10_000)
     assert "Village" not in page.locator("#sorting").inner_text()
     zh.close()

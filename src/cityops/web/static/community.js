@@ -103,6 +103,9 @@ async function start() {
     setInterval(() => loadRanking(panel), RANKING_MS);
   }
   whenMapReady((view) => {
+    // The map knows the communities' names in the page's language; a ranking drawn before it
+    // was ready fell back to the names the ranking carries, so it is drawn again now.
+    if (panel && last) drawRanking(panel, last);
     // under the incidents, so a case at a gap stays clickable and in sight
     view.addGeoJSON("care-gaps", [{ id: "care-gaps", type: "circle", paint: {
       "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 1.5, 14, 5],
