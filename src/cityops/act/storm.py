@@ -42,7 +42,7 @@ from typing import Literal
 import msgspec
 
 from cityops.act.desk import IncidentDesk, NotFound, ReportResult, incident_id_for
-from cityops.domain.city import AreaCodes
+from cityops.domain.city import AreaCodes, name_in
 from cityops.domain.incidents.categories import Category
 from cityops.domain.incidents.model import Event, Incident, Report, Status
 from cityops.domain.incidents.workflow import SYSTEM, Actor, Notice, Outcome, Refused
@@ -260,7 +260,7 @@ class StormGuard:
         for language, template in STORM_TITLES.items():
             # Without the category's name in that language the title would be half English.
             if category.names.get(language):
-                place = (area.names.get(language) or area.name) if area else doc.area_name
+                place = name_in(area, language) if area else doc.area_name
                 out[language] = template.format(area=place, category=category.names[language],
                                                 held=held)
         return out

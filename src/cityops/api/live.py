@@ -540,9 +540,9 @@ class LiveHub:
                 for viewer in list(self.viewers):
                     self._ask_resync(viewer)
 
-    async def _move_vehicles(self, *, idle: bool = False) -> _Read:
+    def _take_fleet(self, *, idle: bool = False) -> _Read | None:
         """The vehicles that moved, when they are due to be read (at every tick for a small
-        fleet, once a second for a large one), with their objects' cells moved along.
+        fleet, once a second for a large one); None when they are not.
 
         With no viewer (`idle`) the cells are still kept current once a second: after a
         minute away most of a million trucks would have left their cells, and the next
@@ -550,21 +550,26 @@ class LiveHub:
         mono = time.monotonic()
         due = mono >= self._veh_due or (not idle and len(self.vehicles) <= EVERY_TICK_MAX)
         if not self.vehicles or not due or (idle and not self.objects.ready.is_set()):
-            return _NOT_READ
+            return None
         self._veh_due = next_fleet_read(self._veh_due, mono)
-        moved, lat, lon = self._moved(self._veh_pos, self._sent_veh)
-        await self.objects.advance_aside(moved, *self._sent_veh)
-        return moved, lat, lon
+        return self._moved(self._veh_pos, self._sent_veh)
+
+    async def _move_vehicles(self, *, idle: bool = False) -> _Read:
+        """`_take_fleet`, with the objects' cells moved along (large batches beside the
+        loop)."""
+        read = self._take_fleet(idle=idle)
+        if read is None:
+            return _NOT_READ
+        await self.objects.advance_aside(read[0], *self._sent_veh)
+        return read
 
     def _read_vehicles(self) -> _Read:
         """`_move_vehicles` without leaving the loop (a tick driven by hand, in the tests)."""
-        mono = time.monotonic()
-        if not self.vehicles or (len(self.vehicles) > EVERY_TICK_MAX and mono < self._veh_due):
+        read = self._take_fleet()
+        if read is None:
             return _NOT_READ
-        self._veh_due = next_fleet_read(self._veh_due, mono)
-        moved, lat, lon = self._moved(self._veh_pos, self._sent_veh)
-        self.objects.advance(moved, *self._sent_veh)
-        return moved, lat, lon
+        self.objects.advance(read[0], *self._sent_veh)
+        return read
 
     def _moved(self, pos: _Positions, sent) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lat, lon = pos.read()

@@ -26,6 +26,14 @@ LEVELS: tuple[Level, ...] = (Level.DISTRICT, Level.TOWN, Level.VILLAGE)
 CODE_LENGTH = {Level.DISTRICT: 6, Level.TOWN: 9, Level.VILLAGE: 12}
 
 
+def name_in(thing: Any, language: str) -> str:
+    """A pack thing's name (area, department, category, city) in `language`: its `names`
+    entry, else its own `name`; "" for None."""
+    if thing is None:
+        return ""
+    return str((thing.names or {}).get(language) or thing.name)
+
+
 def level_of_code(code: str) -> Level:
     for level, length in CODE_LENGTH.items():
         if len(code) == length and code.isdigit():

@@ -34,6 +34,7 @@ from babel.dates import format_skeleton, format_time
 from babel.messages import mofile, pofile
 from babel.support import Translations
 
+from cityops.domain.city import name_in
 from cityops.notify.base import Notification, Notifier
 
 log = logging.getLogger(__name__)
@@ -135,13 +136,8 @@ class Voice:
         return cls(language_of(pack.info.language) or DEFAULT_LANGUAGE, pack.info.timezone,
                    areas=areas, departments=departments, category=lookup)
 
-    def name(self, thing: Any, language: str) -> str:
-        if thing is None:
-            return ""
-        return (thing.names or {}).get(language) or thing.name
-
     def area(self, code: str, language: str) -> str:
-        return self.name(self._areas.get(code), language) if code else ""
+        return name_in(self._areas.get(code), language) if code else ""
 
     def place(self, areas: Mapping[str, Any] | None, language: str) -> str:
         """Town and village: "周浦镇沈梅村", "Shenmei Village, Zhoupu Town"."""
@@ -156,14 +152,14 @@ class Voice:
         return ", ".join(p for p in (village, town) if p)
 
     def department(self, code: str, language: str) -> str:
-        return self.name(self._departments.get(code), language) or code
+        return name_in(self._departments.get(code), language) or code
 
     def category(self, code: str, language: str) -> str:
         found = self._category(code) if code else None
         if found is None:
             # Never the code itself: "event.emergency.waterlogging" means nothing to a reader.
             return ""
-        return self.name(found, language)
+        return name_in(found, language)
 
     def when(self, epoch: float, language: str, now: float | None = None) -> str:
         """A clock time in the city ("14:35", "2:35 PM"), with the day in front when it is
